@@ -21,6 +21,7 @@ pattern), which is what an MES does as results arrive one by one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ def limits_from_points(values: Sequence[float]) -> ControlLimits:
     if len(values) < MIN_BASELINE_POINTS:
         raise SpcError(f"need at least {MIN_BASELINE_POINTS} points to estimate limits")
     centre = math.fsum(values) / len(values)
-    moving_ranges = [abs(b - a) for a, b in zip(values, values[1:], strict=False)]
+    moving_ranges = [abs(b - a) for a, b in itertools.pairwise(values)]
     mr_bar = math.fsum(moving_ranges) / len(moving_ranges)
     if mr_bar == 0:
         raise SpcError("all baseline points are equal: sigma cannot be estimated")
@@ -197,7 +198,7 @@ def _steps(history: Sequence[float], run: int) -> list[float] | None:
     if len(history) < run:
         return None
     tail = history[-run:]
-    return [b - a for a, b in zip(tail, tail[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(tail)]
 
 
 def _trending(history: Sequence[float], run: int) -> bool:
@@ -211,4 +212,4 @@ def _alternating(history: Sequence[float], run: int) -> bool:
     steps = _steps(history, run)
     if steps is None or any(s == 0 for s in steps):
         return False
-    return all((a > 0) != (b > 0) for a, b in zip(steps, steps[1:], strict=False))
+    return all((a > 0) != (b > 0) for a, b in itertools.pairwise(steps))

@@ -119,7 +119,7 @@ def test_spec_limits_are_inclusive_and_either_side_may_be_open() -> None:
 
 
 def test_spec_limits_refuse_lsl_above_usl() -> None:
-    with pytest.raises(SpcError, match="LSL 2.0 is above USL 1.0"):
+    with pytest.raises(SpcError, match=r"LSL 2\.0 is above USL 1\.0"):
         SpecLimits(lsl=2.0, usl=1.0)
 
 
