@@ -1,0 +1,453 @@
+"""Scenario definitions: what a validation run does to the plant and the MES, and what it expects.
+
+A scenario (YAML, see ``plant_models/scenarios/``) names a plant model, a simulated
+duration, a seed and a speed; the ERP order stream; the simulated people and how they
+behave; a timeline of injected faults (equipment, network, process) and deviations (things
+the MES must refuse or catch); and the expectations checked at the end.
+
+Times and durations are seconds of *simulated* time, written as a number or as a string of
+units: ``"90s"``, ``"15m"``, ``"8h"``, ``"1h30m"``, ``"2d"``.
+
+Load with :func:`load_scenario`; every error names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from plant_models.durations import parse_duration
+from plant_models.scenario_yaml import DocumentError, FieldProblem, load_document
+
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- ERP order stream -------------------------------------------------------------------
+
+
+class OrderSpec(_Strict):
+    """One job order the simulated ERP sends (B2MML ProcessOperationsSchedule / REST)."""
+
+    id: Name
+    product: Name
+    quantity: Annotated[int, Field(gt=0)]
+    release_at: Seconds = 0.0
+    due: Seconds | None = None
+    priority: Annotated[int, Field(ge=0, le=1000)] = 500
+
+
+class OrderGenerator(_Strict):
+    """A repeating order: ``count`` orders of ``product`` every ``every``, from ``start``."""
+
+    prefix: Name = "JO"
+    product: Name
+    quantity: Annotated[int, Field(gt=0)]
+    every: PositiveSeconds
+    start: Seconds = 0.0
+    count: Annotated[int, Field(gt=0, le=100_000)]
+
+
+class ErpSpec(_Strict):
+    """The order stream: explicit orders and/or generated ones."""
+
+    orders: list[OrderSpec] = []
+    generate: list[OrderGenerator] = []
+
+    def expand(self) -> list[OrderSpec]:
+        """Every order of the stream, sorted by release time (then id)."""
+        out = list(self.orders)
+        for gen in self.generate:
+            for i in range(gen.count):
+                out.append(
+                    OrderSpec(
+                        id=f"{gen.prefix}-{i + 1:04d}",
+                        product=gen.product,
+                        quantity=gen.quantity,
+                        release_at=gen.start + i * gen.every,
+                    )
+                )
+        return sorted(out, key=lambda o: (o.release_at, o.id))
+
+
+# --- people -----------------------------------------------------------------------------
+
+
+class PersonBehaviour(_Strict):
+    """How a simulated person acts: reaction delays in simulated seconds."""
+
+    reaction: Seconds = 30.0
+    """Delay between a job becoming actionable and the person acting on it."""
+    qa_disposition: Literal["release", "rework", "scrap"] = "release"
+    """What QA decides for a lot on hold (only QA signs, with a reason)."""
+
+
+class PersonSpec(_Strict):
+    """A simulated person: ``id`` is their personnel id in the MES master data."""
+
+    id: Name
+    role: Literal["operator", "supervisor", "qa"]
+    password: Annotated[str, Field(min_length=1)] = "mestwin"
+    behaviour: PersonBehaviour = PersonBehaviour()
+
+
+# --- timeline: faults ---------------------------------------------------------------------
+
+
+class Breakdown(_Strict):
+    """A work unit breaks down at ``at`` for ``duration`` (ISO 22400 unplanned downtime)."""
+
+    type: Literal["breakdown"]
+    at: Seconds
+    work_unit: Name
+    duration: PositiveSeconds
+    reason: str = "injected breakdown"
+
+
+class RandomBreakdowns(_Strict):
+    """Breakdowns drawn from exponential distributions (seeded): mean time between failures
+    ``mtbf`` and mean time to repair ``mttr``, between ``start`` and ``end``."""
+
+    type: Literal["random_breakdowns"]
+    work_unit: Name
+    mtbf: PositiveSeconds
+    mttr: PositiveSeconds
+    start: Seconds = 0.0
+    end: Seconds | None = None
+
+
+class OpcUaDrop(_Strict):
+    """The OPC UA link between connector and server is cut for ``duration``."""
+
+    type: Literal["opcua_drop"]
+    at: Seconds
+    duration: PositiveSeconds
+
+
+class OpcUaServerRestart(_Strict):
+    """The twin's OPC UA server stops and starts again after ``downtime``."""
+
+    type: Literal["opcua_server_restart"]
+    at: Seconds
+    downtime: Seconds = 5.0
+
+
+class MesRestart(_Strict):
+    """The MES process is killed (SIGKILL) and started again on the same database."""
+
+    type: Literal["mes_restart"]
+    at: Seconds
+    downtime: Seconds = 0.0
+
+
+class DatabaseUnreachable(_Strict):
+    """The MES's database connection is cut for ``duration`` (PostgreSQL: a TCP proxy)."""
+
+    type: Literal["database_unreachable"]
+    at: Seconds
+    duration: PositiveSeconds
+
+
+# --- timeline: deviations (the MES must refuse or catch them) ---------------------------
+
+
+class _Deviation(_Strict):
+    name: Name
+    """The deviation's name, referred to by ``deviation_refused`` expectations."""
+    at: Seconds
+    order: Name | None = None
+    """The job order it targets (default: the first running order)."""
+
+
+class WrongLot(_Deviation):
+    """An operator offers a lot of a material that is not on the operation's BOM (rule 2)."""
+
+    type: Literal["wrong_lot"]
+    lot: Name
+    quantity: Annotated[float, Field(gt=0)] = 1.0
+
+
+class ExpiredLot(_Deviation):
+    """An operator offers an expired lot for consumption (rule 2)."""
+
+    type: Literal["expired_lot"]
+    lot: Name
+    quantity: Annotated[float, Field(gt=0)] = 1.0
+
+
+class UncertifiedOperator(_Deviation):
+    """A person without a valid certification tries to start an operation or sign (rule 3)."""
+
+    type: Literal["uncertified_operator"]
+    person: Name
+    action: Literal["start", "sign"] = "start"
+
+
+class OutOfSequenceStart(_Deviation):
+    """An operation is started before its predecessors are complete (rule 1)."""
+
+    type: Literal["out_of_sequence_start"]
+    operation: Name
+    """Operation segment id (or 1-based sequence number) to start too early."""
+
+
+class ProcessDrift(_Deviation):
+    """A process value drifts out of spec: the lot and job order must go on hold (rule 5)."""
+
+    type: Literal["process_drift"]
+    work_unit: Name
+    value: Name
+    """Process value / inspection characteristic that drifts."""
+    rate: float
+    """Drift in engineering units per simulated hour (signed)."""
+    duration: PositiveSeconds = 3600.0
+
+
+class OutOfCalibration(_Deviation):
+    """A work unit's calibration lapses; work must not start on it (rule 4)."""
+
+    type: Literal["out_of_calibration"]
+    work_unit: Name
+
+
+Fault = (
+    Breakdown | RandomBreakdowns | OpcUaDrop | OpcUaServerRestart | MesRestart | DatabaseUnreachable
+)
+Deviation = (
+    WrongLot
+    | ExpiredLot
+    | UncertifiedOperator
+    | OutOfSequenceStart
+    | ProcessDrift
+    | OutOfCalibration
+)
+TimelineEntry = Annotated[Fault | Deviation, Field(discriminator="type")]
+DEVIATION_TYPES = (
+    WrongLot,
+    ExpiredLot,
+    UncertifiedOperator,
+    OutOfSequenceStart,
+    ProcessDrift,
+    OutOfCalibration,
+)
+
+
+# --- expectations ---------------------------------------------------------------------------
+
+
+class _Expectation(_Strict):
+    name: Name | None = None
+    """Shown in the report and as the JUnit test case name (default: derived)."""
+
+
+class AllOrdersCompleted(_Expectation):
+    """Every job order of the stream reached completed (or closed)."""
+
+    type: Literal["all_orders_completed"]
+
+
+class OrderInState(_Expectation):
+    """A job order ends in ``state`` (planned, released, dispatched, running, completed,
+    closed, held, aborted)."""
+
+    type: Literal["order_state"]
+    order: Name
+    state: Name
+
+
+class LotInState(_Expectation):
+    """A material lot ends in ``state`` (available, quarantine, on_hold, consumed, released,
+    rejected)."""
+
+    type: Literal["lot_state"]
+    lot: Name
+    state: Name
+
+
+class DeviationRefused(_Expectation):
+    """The named deviation was refused (or caught) by the MES naming ``rule``
+    (substring match on the rule the MES names)."""
+
+    type: Literal["deviation_refused"]
+    deviation: Name
+    rule: Name | None = None
+
+
+class _Bounds(_Expectation):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> _Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is greater than max")
+        return self
+
+
+class OeeWithin(_Bounds):
+    """OEE (ISO 22400-2, 0..1) of ``line`` (or of one ``work_unit``) within bounds."""
+
+    type: Literal["oee"]
+    line: Name | None = None
+    work_unit: Name | None = None
+
+
+class ThroughputWithin(_Bounds):
+    """Throughput of ``line`` in good units per simulated hour within bounds."""
+
+    type: Literal["throughput"]
+    line: Name
+
+
+class ReconciliationExact(_Expectation):
+    """Every reconciliation row matches (counts exactly, durations within tolerance)."""
+
+    type: Literal["reconciliation_exact"]
+
+
+class EventsLossWithin(_Expectation):
+    """At most ``max_lost`` events lost and ``max_duplicated`` counted twice."""
+
+    type: Literal["events"]
+    max_lost: Annotated[int, Field(ge=0)] = 0
+    max_duplicated: Annotated[int, Field(ge=0)] = 0
+
+
+class ApiLatencyWithin(_Expectation):
+    """The MES API's latency seen by the bench's people and ERP (milliseconds)."""
+
+    type: Literal["api_latency"]
+    p50_ms: Annotated[float, Field(gt=0)] | None = None
+    p95_ms: Annotated[float, Field(gt=0)] | None = None
+    p99_ms: Annotated[float, Field(gt=0)] | None = None
+
+
+Expectation = Annotated[
+    AllOrdersCompleted
+    | OrderInState
+    | LotInState
+    | DeviationRefused
+    | OeeWithin
+    | ThroughputWithin
+    | ReconciliationExact
+    | EventsLossWithin
+    | ApiLatencyWithin,
+    Field(discriminator="type"),
+]
+
+
+class ReconciliationSettings(_Strict):
+    """Tolerances of the reconciliation. Counts are always compared exactly; state
+    durations allow ``duration_tolerance`` seconds per work unit and state, since timestamps
+    travel with millisecond resolution and the last state is cut at the end of the run."""
+
+    duration_tolerance: Seconds = 1.0
+    compare_state_durations: bool = True
+
+
+class Scenario(_Strict):
+    """A validation scenario (see the module docstring)."""
+
+    name: Name
+    description: str = ""
+    plant: Name
+    """Plant model: a path relative to this file, or the name of a shipped model."""
+    duration: PositiveSeconds
+    seed: int = 0
+    speed: float | Literal["max"] = "max"
+    """Simulated seconds per wall second, or ``max`` (as fast as possible)."""
+    drain: Seconds = 0.0
+    """Extra simulated time after ``duration`` in which no new orders are released, so
+    running orders can finish before the expectations are checked."""
+    erp: ErpSpec = ErpSpec()
+    people: list[PersonSpec] = []
+    timeline: list[TimelineEntry] = []
+    expectations: list[Expectation] = []
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if isinstance(self.speed, float | int) and self.speed <= 0:
+            raise ValueError("speed must be > 0 or 'max'")
+        ids = [o.id for o in self.erp.expand()]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"order ids repeat: {', '.join(dup)}")
+        names = [e.name for e in self.timeline if isinstance(e, DEVIATION_TYPES)]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"deviation names repeat: {', '.join(dup)}")
+        for exp in self.expectations:
+            if isinstance(exp, DeviationRefused) and exp.deviation not in names:
+                raise ValueError(
+                    f"expectation refers to deviation {exp.deviation!r}, which the timeline "
+                    "does not inject"
+                )
+        end = self.duration + self.drain
+        for entry in self.timeline:
+            at = getattr(entry, "at", None)
+            if at is not None and at > end:
+                raise ValueError(f"timeline entry {entry.type} at {at:g}s is after the end")
+        return self
+
+    @property
+    def deviations(self) -> list[Deviation]:
+        """The deviations of the timeline, in file order."""
+        return [e for e in self.timeline if isinstance(e, DEVIATION_TYPES)]
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The faults of the timeline, in file order."""
+        return [e for e in self.timeline if not isinstance(e, DEVIATION_TYPES)]
+
+
+SCENARIOS_DIR = Path(__file__).parent / "scenarios"
+
+
+def shipped_scenarios() -> list[Path]:
+    """The scenario files shipped with the bench."""
+    return sorted(SCENARIOS_DIR.glob("*.yaml"))
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Load and validate a scenario file; raises ``DocumentError`` naming file/line/field."""
+    return load_document(Path(path), Scenario)
+
+
+def resolve_plant(scenario: Scenario, scenario_path: Path) -> Path:
+    """The plant model file a scenario names: relative to the scenario, else shipped."""
+    candidates = [
+        (scenario_path.parent / scenario.plant),
+        (scenario_path.parent / f"{scenario.plant}.yaml"),
+        Path(__file__).parent / scenario.plant,
+        Path(__file__).parent / f"{scenario.plant}.yaml",
+    ]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise DocumentError(
+        [
+            FieldProblem(
+                str(scenario_path),
+                _plant_line(scenario_path),
+                "plant",
+                f"no plant model {scenario.plant!r} next to the scenario or shipped",
+            )
+        ]
+    )
+
+
+def _plant_line(path: Path) -> int:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith("plant:"):
+            return i
+    return 1

@@ -1,0 +1,66 @@
+"""Reconciliation on plain data: each difference becomes a row and a named mismatch."""
+
+from __future__ import annotations
+
+from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
+
+
+def _truth() -> Records:
+    return Records(
+        work_units={
+            "FILLER": UnitRecord(good=98, scrap=2, state_seconds={"running": 3000.0, "down": 600.0})
+        },
+        job_orders={
+            "JO-1": OrderRecord(
+                good=98, scrap=2, lots_consumed={"PREFORM-1": 100.0}, lots_produced={"FG-1": 98.0}
+            )
+        },
+        genealogy={("PREFORM-1", "FG-1")},
+    )
+
+
+def test_identical_records_reconcile_exactly() -> None:
+    rec = reconcile(_truth(), _truth())
+    assert rec.exact
+    assert rec.mismatches == []
+    assert all(r.matches and r.difference == 0 for r in rec.rows)
+    quantities = {(r.id, r.quantity) for r in rec.rows}
+    assert ("FILLER", "seconds down") in quantities
+    assert ("JO-1", "lot PREFORM-1 consumed") in quantities
+    assert ("PREFORM-1 -> FG-1", "edge") in quantities
+
+
+def test_count_difference_is_named_with_both_values() -> None:
+    mes = _truth()
+    mes.work_units["FILLER"].good = 97
+    rec = reconcile(_truth(), mes)
+    assert not rec.exact
+    assert rec.mismatches == ["work_unit FILLER: good: plant 98, MES 97, difference -1"]
+    row = next(r for r in rec.rows if r.id == "FILLER" and r.quantity == "good")
+    assert (row.twin, row.mes, row.difference, row.matches) == (98, 97, -1, False)
+
+
+def test_state_durations_match_within_tolerance_only() -> None:
+    mes = _truth()
+    mes.work_units["FILLER"].state_seconds = {"running": 3000.4, "down": 602.0}
+    rec = reconcile(_truth(), mes, duration_tolerance=1.0)
+    assert rec.mismatches == [
+        "work_unit FILLER: seconds down: plant 600, MES 602, difference +2 (tolerance 1)"
+    ]
+
+
+def test_missing_job_order_lot_and_edge_are_each_named() -> None:
+    mes = Records(work_units=_truth().work_units)
+    mes.job_orders["JO-2"] = OrderRecord(good=5)
+    rec = reconcile(_truth(), mes)
+    assert "job_order JO-1: good: plant 98, MES has no record" in rec.mismatches
+    assert "job_order JO-1: lot PREFORM-1 consumed: plant 100, MES has no record" in rec.mismatches
+    assert "job_order JO-2: good: MES recorded 5 but the plant has no such record" in rec.mismatches
+    assert "genealogy PREFORM-1 -> FG-1: edge: plant 1, MES has no record" in rec.mismatches
+
+
+def test_state_durations_can_be_left_out() -> None:
+    mes = _truth()
+    mes.work_units["FILLER"].state_seconds = {}
+    assert reconcile(_truth(), mes, compare_state_durations=False).exact
+    assert not reconcile(_truth(), mes).exact

@@ -1,0 +1,106 @@
+"""The scenario schema and loader: valid files load, broken ones name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plant_models.scenario import (
+    DeviationRefused,
+    OpcUaDrop,
+    Scenario,
+    WrongLot,
+    load_scenario,
+    shipped_scenarios,
+)
+from plant_models.scenario_yaml import DocumentError, load_text
+
+GOOD = """\
+name: tiny
+plant: bottling
+duration: 2h
+seed: 7
+speed: max
+erp:
+  orders:
+    - {id: JO-1, product: WATER-500, quantity: 100}
+  generate:
+    - {prefix: GEN, product: WATER-500, quantity: 50, every: 30m, count: 3}
+people:
+  - {id: OP-1, role: operator}
+timeline:
+  - {type: opcua_drop, at: 30m, duration: 60s}
+  - {type: wrong_lot, name: wrong-lot, at: 1h, lot: LOT-X}
+expectations:
+  - {type: all_orders_completed}
+  - {type: deviation_refused, deviation: wrong-lot, rule: BOM}
+  - {type: oee, line: L1, min: 0.5}
+"""
+
+
+def test_scenario_loads_durations_and_expands_the_order_stream() -> None:
+    sc = load_text(GOOD, Scenario)
+    assert sc.duration == 7200.0
+    assert [o.id for o in sc.erp.expand()] == ["GEN-0001", "JO-1", "GEN-0002", "GEN-0003"]
+    assert [o.release_at for o in sc.erp.expand()] == [0.0, 0.0, 1800.0, 3600.0]
+    assert isinstance(sc.timeline[0], OpcUaDrop) and sc.timeline[0].duration == 60.0
+    assert isinstance(sc.deviations[0], WrongLot)
+    assert isinstance(sc.expectations[1], DeviationRefused)
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(DocumentError) as info:
+        load_text(text, Scenario, name="sc.yaml")
+    return [str(p) for p in info.value.problems]
+
+
+def test_broken_scenario_error_names_file_line_and_field() -> None:
+    text = GOOD.replace("duration: 60s", "duration: soon")
+    problems = _problems(text)
+    assert problems == [
+        "sc.yaml:14: timeline.0.opcua_drop.duration: Value error, expected a duration such as "
+        "90s, 30m, 8h, 1d or a number of seconds, got 'soon'"
+    ]
+
+
+def test_unknown_timeline_type_is_named_with_its_line() -> None:
+    problems = _problems(GOOD.replace("type: wrong_lot", "type: wrong_lots"))
+    assert len(problems) == 1
+    assert problems[0].startswith("sc.yaml:15: timeline.1: ")
+    assert "wrong_lots" in problems[0]
+
+
+def test_missing_required_field_points_at_its_mapping() -> None:
+    problems = _problems(GOOD.replace("plant: bottling\n", ""))
+    assert problems == ["sc.yaml:1: plant: Field required"]
+
+
+def test_expectation_on_a_deviation_never_injected_is_refused() -> None:
+    problems = _problems(GOOD.replace("deviation: wrong-lot", "deviation: nope"))
+    assert "deviation 'nope'" in problems[0]
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    problems = _problems(GOOD.replace("seed: 7", "seed: [7"))
+    assert problems[0].startswith("sc.yaml:")
+    assert "(yaml)" in problems[0]
+
+
+def test_bounds_need_min_or_max() -> None:
+    problems = _problems(GOOD.replace("line: L1, min: 0.5", "line: L1"))
+    assert "give min, max or both" in problems[0]
+    assert problems[0].startswith("sc.yaml:19: expectations.2")
+
+
+def test_every_shipped_scenario_loads() -> None:
+    files = shipped_scenarios()
+    assert files, "no scenarios shipped under plant_models/scenarios/"
+    for path in files:
+        sc = load_scenario(path)
+        assert sc.expectations, f"{path} checks nothing"
+
+
+def test_missing_file_is_a_document_error(tmp_path: Path) -> None:
+    with pytest.raises(DocumentError, match=r"nope\.yaml"):
+        load_scenario(tmp_path / "nope.yaml")

@@ -1,0 +1,49 @@
+"""``junit.xml``: one test case per expectation, so any CI system shows the run's verdict."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from twin.scenario.report import Report
+
+
+def junit_xml(report: Report) -> bytes:
+    """The JUnit XML document of ``report`` (one ``testsuite``, one case per expectation)."""
+    failures = sum(1 for e in report.expectations if not e.passed)
+    suite = ET.Element(
+        "testsuite",
+        name=f"mestwin.scenario.{report.scenario.name}",
+        tests=str(len(report.expectations)),
+        failures=str(failures),
+        errors="0",
+        skipped="0",
+        time=f"{report.wall_time_s:.3f}",
+        timestamp=report.started_at,
+    )
+    props = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("scenario", report.scenario.file),
+        ("seed", str(report.seed)),
+        ("sim_time_s", f"{report.sim_time_s:g}"),
+        ("system_under_test", report.system_under_test),
+    ):
+        ET.SubElement(props, "property", name=key, value=value)
+    for exp in report.expectations:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"scenario.{report.scenario.name}", name=exp.name
+        )
+        if not exp.passed:
+            fail = ET.SubElement(case, "failure", message=exp.detail, type=exp.type)
+            fail.text = exp.detail
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = exp.detail
+    suites = ET.Element("testsuites", tests=suite.get("tests", "0"), failures=str(failures))
+    suites.append(suite)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit(report: Report, path: Path) -> None:
+    path.write_bytes(junit_xml(report))

@@ -1,0 +1,203 @@
+"""The run report: one pydantic model, written as ``report.json``.
+
+Its JSON Schema is shipped beside this module as ``report.schema.json`` (generated from
+these models by :func:`json_schema`; a test keeps the file and the models in step), so a
+validation team can check and consume reports without Python. ``report.html`` and
+``junit.xml`` are rendered from the same model (``twin.scenario.html``,
+``twin.scenario.junit``).
+
+KPIs follow ISO 22400-2:2014: availability = APT / PBT, effectiveness (performance) =
+PRU x PQ / APT, quality ratio = GQ / PQ, OEE = their product.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpectationResult(_Model):
+    """One expectation of the scenario, checked at the end of the run."""
+
+    name: str = Field(description="Name of the expectation (the JUnit test case name).")
+    type: str = Field(description="Expectation type as written in the scenario.")
+    passed: bool
+    detail: str = Field(description="Why it passed or failed, with the values compared.")
+
+
+class ReconciliationRow(_Model):
+    """One quantity of one entity, as the twin's ledger and the MES saw it."""
+
+    entity: Literal["work_unit", "job_order", "genealogy"]
+    id: str = Field(description="Work unit code, job order id or genealogy edge 'in -> out'.")
+    quantity: str = Field(description="good, scrap, 'seconds <state>', 'lot <id> consumed'...")
+    twin: float | None = Field(description="Ground truth; null when the plant has no record.")
+    mes: float | None = Field(description="What the MES recorded; null when it has none.")
+    difference: float | None = Field(description="mes - twin; null when one side is missing.")
+    tolerance: float = Field(0.0, description="Allowed absolute difference (0 for counts).")
+    matches: bool
+
+
+class ReconciliationReport(_Model):
+    """MES records against the twin's ledger; ``mismatches`` names each difference."""
+
+    exact: bool = Field(description="True when every row matches.")
+    rows: list[ReconciliationRow]
+    mismatches: list[str] = Field(description="One sentence per row that does not match.")
+
+
+class KpiRecord(_Model):
+    """ISO 22400-2 KPIs of one line or work unit, over the run."""
+
+    scope: Literal["line", "work_unit"]
+    id: str
+    source: Literal["mes", "twin"] = Field(
+        description="Who computed the figures: the MES's KPI endpoint or the twin's ledger."
+    )
+    availability: float | None = None
+    performance: float | None = None
+    quality: float | None = None
+    oee: float | None = None
+    throughput_per_hour: float | None = Field(None, description="Good units per simulated hour.")
+    good: float | None = None
+    scrap: float | None = None
+    scrap_ratio: float | None = None
+    time_elements: dict[str, float] = Field(
+        default_factory=dict, description="PBT, APT, ADOT... in seconds, as given by the source."
+    )
+
+
+class EventCounts(_Model):
+    """Plant events between twin and MES (ingestion is idempotent on source+sequence)."""
+
+    sent: int = Field(description="Events the connector derived and posted (incl. replays).")
+    ingested: int = Field(description="Distinct events the MES accepted.")
+    lost: int = Field(description="Events the plant produced that never reached the MES.")
+    duplicated: int = Field(description="Events counted more than once by the MES.")
+    replayed: int = Field(0, description="Events re-sent after a fault (refused as duplicates).")
+    detail: str = ""
+
+
+class DeviationOutcome(_Model):
+    """An injected deviation and how the MES answered it."""
+
+    name: str
+    type: str
+    at: float = Field(description="Simulated second it was injected.")
+    target: str = Field(description="Order, lot, person or work unit it aimed at.")
+    outcome: Literal["refused", "caught", "accepted", "not_injected"] = Field(
+        description="refused: the action was rejected; caught: the MES reacted (hold); "
+        "accepted: the MES let it through; not_injected: the bench could not inject it."
+    )
+    rule: str | None = Field(None, description="The rule the MES named.")
+    message: str = Field("", description="The MES's answer, or why it was not injected.")
+
+
+class FaultRecord(_Model):
+    """An injected fault: when, what, and what happened."""
+
+    type: str
+    at: float
+    until: float | None = None
+    target: str = ""
+    detail: str = ""
+
+
+class StateInterval(_Model):
+    """A work unit spent [start, end) simulated seconds in ``state`` (twin ground truth)."""
+
+    work_unit: str
+    state: str
+    start: float
+    end: float
+
+
+class OrderProgress(_Model):
+    """A job order through the run."""
+
+    id: str
+    product: str
+    quantity: int
+    released_at: float | None = None
+    completed_at: float | None = None
+    state: str | None = Field(None, description="Final state in the MES.")
+    good: float | None = None
+    scrap: float | None = None
+
+
+class LatencySummary(_Model):
+    """Latency of the MES API calls the bench made (milliseconds)."""
+
+    count: int
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+
+class ScenarioInfo(_Model):
+    name: str
+    file: str
+    description: str = ""
+    plant: str
+    duration_s: float
+    speed: float | Literal["max"]
+
+
+class Report(_Model):
+    """The report of one scenario run (``report.json``)."""
+
+    schema_version: str = SCHEMA_VERSION
+    scenario: ScenarioInfo
+    seed: int
+    versions: dict[str, str] = Field(description="mestwin, python, system under test...")
+    system_under_test: str = Field(description="Adapter name and where the MES was reached.")
+    database: str = Field(description="Database the MES ran on (password removed).")
+    started_at: str = Field(description="Wall-clock start, ISO 8601 UTC.")
+    wall_time_s: float
+    sim_time_s: float
+    passed: bool = Field(description="True only if every expectation holds.")
+    expectations: list[ExpectationResult]
+    reconciliation: ReconciliationReport
+    kpis: list[KpiRecord]
+    events: EventCounts
+    deviations: list[DeviationOutcome]
+    faults: list[FaultRecord]
+    orders: list[OrderProgress]
+    states: list[StateInterval] = Field(description="Ground-truth equipment state timeline.")
+    api_latency: LatencySummary
+    notes: list[str] = Field(
+        default_factory=list, description="What the run could not do, and why."
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``report.json`` (draft 2020-12)."""
+    schema = Report.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "urn:mestwin:report:" + SCHEMA_VERSION
+    return schema
+
+
+def load_schema() -> dict[str, Any]:
+    """The shipped ``report.schema.json``."""
+    data: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def write_json(report: Report, path: Path) -> None:
+    path.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":  # regenerate the shipped schema: python -m twin.scenario.report
+    SCHEMA_PATH.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
