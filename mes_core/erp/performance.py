@@ -1,0 +1,177 @@
+"""MES -> ERP: a B2MML V0701 ``ProcessOperationsPerformance`` for completed job orders.
+
+ISA-95 Part 2 (IEC 62264-2), clause 7 "Operations performance": one
+``OperationsResponse`` per job order (its ``OperationsRequestID`` is the ERP's order
+number), one ``SegmentResponse`` per executed operation with its actual start and end,
+the equipment and people that did it, and the material actuals: lots consumed and lots
+produced with their quantities. The document is validated against the XSD before it
+leaves the MES; an invalid one is a bug and raises ``B2MMLError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from mes_core.erp.b2mml import B2MML_NS, PERFORMANCE_XSD, validate
+
+RELEASE_ID = "V0701"
+
+
+@dataclass(frozen=True)
+class MaterialActual:
+    """A material lot consumed or produced by an operation (ISA-95 material actual)."""
+
+    material_definition: str
+    quantity: float
+    unit: str
+    use: str  # "Consumed" or "Produced" (B2MML MaterialUse)
+    lot: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentActual:
+    """What one operation of the job order actually did."""
+
+    segment_id: str
+    start: datetime | None
+    end: datetime | None
+    state: str = "Completed"
+    equipment: Sequence[str] = ()
+    personnel: Sequence[str] = ()
+    materials: Sequence[MaterialActual] = ()
+
+
+@dataclass(frozen=True)
+class JobOrderActual:
+    """A job order's performance: its operations' actuals."""
+
+    number: str
+    operations_definition: str
+    start: datetime | None
+    end: datetime | None
+    state: str = "Completed"
+    segments: Sequence[SegmentActual] = field(default_factory=tuple)
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def _quantity(value: float) -> str:
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.ns = B2MML_NS
+
+    def el(self, parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+        child = etree.SubElement(parent, f"{{{self.ns}}}{name}")
+        if text is not None:
+            child.text = text
+        return child
+
+
+def build_performance(
+    orders: Sequence[JobOrderActual],
+    *,
+    performance_id: str,
+    sender: str = "mestwin-mes",
+    created_at: datetime | None = None,
+) -> bytes:
+    """The ``ProcessOperationsPerformance`` document for ``orders`` (UTF-8 bytes).
+
+    ``orders`` must not be empty: B2MML requires at least one OperationsResponse and each
+    response at least one SegmentResponse; an order with no recorded operation gets one
+    segment response covering the whole order.
+    """
+    if not orders:
+        raise ValueError("no completed job orders to export")
+    now = created_at or datetime.now(UTC)
+    b = _Builder()
+    root = etree.Element(
+        f"{{{B2MML_NS}}}ProcessOperationsPerformance",
+        nsmap={None: B2MML_NS},
+        releaseID=RELEASE_ID,
+    )
+    area = b.el(root, "ApplicationArea")
+    b.el(b.el(area, "Sender"), "LogicalID", sender)
+    b.el(area, "CreationDateTime", _iso(now))
+    b.el(area, "BODID", performance_id)
+    data = b.el(root, "DataArea")
+    b.el(data, "Process")
+    perf = b.el(data, "OperationsPerformance")
+    b.el(perf, "ID", performance_id)
+    b.el(perf, "PublishedDate", _iso(now))
+    b.el(perf, "OperationsType", "Production")
+    b.el(perf, "PerformanceState", "Completed")
+    for order in orders:
+        _response(b, perf, order)
+    validate(root, PERFORMANCE_XSD)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+def _response(b: _Builder, perf: etree._Element, order: JobOrderActual) -> None:
+    response = b.el(perf, "OperationsResponse")
+    b.el(response, "ID", f"{order.number}-response")
+    if order.start is not None:
+        b.el(response, "StartTime", _iso(order.start))
+    if order.end is not None:
+        b.el(response, "EndTime", _iso(order.end))
+    b.el(response, "OperationsType", "Production")
+    b.el(response, "OperationsRequestID", order.number)
+    if order.operations_definition:
+        b.el(response, "OperationsDefinitionID", order.operations_definition)
+    b.el(response, "ResponseState", order.state)
+    segments = list(order.segments) or [
+        SegmentActual(segment_id=order.number, start=order.start, end=order.end, state=order.state)
+    ]
+    for index, segment in enumerate(segments, start=1):
+        _segment(b, response, order, segment, index)
+
+
+def _segment(
+    b: _Builder,
+    response: etree._Element,
+    order: JobOrderActual,
+    segment: SegmentActual,
+    index: int,
+) -> None:
+    sr = b.el(response, "SegmentResponse")
+    b.el(sr, "ID", f"{order.number}-{index:03d}")
+    if segment.start is not None:
+        b.el(sr, "ActualStartTime", _iso(segment.start))
+    if segment.end is not None:
+        b.el(sr, "ActualEndTime", _iso(segment.end))
+    b.el(sr, "OperationsType", "Production")
+    b.el(sr, "OperationsRequestID", order.number)
+    if order.operations_definition:
+        b.el(sr, "OperationsDefinitionID", order.operations_definition)
+    b.el(sr, "OperationsSegmentID", segment.segment_id)
+    b.el(sr, "SegmentState", segment.state)
+    for n, person in enumerate(segment.personnel, start=1):
+        pa = b.el(sr, "PersonnelActual")
+        b.el(pa, "ID", f"P{n}")
+        b.el(pa, "PersonID", person)
+    for n, unit in enumerate(segment.equipment, start=1):
+        ea = b.el(sr, "EquipmentActual")
+        b.el(ea, "ID", f"E{n}")
+        b.el(ea, "EquipmentID", unit)
+    for n, material in enumerate(segment.materials, start=1):
+        ma = b.el(sr, "MaterialActual")
+        b.el(ma, "ID", f"M{n}")
+        b.el(ma, "MaterialDefinitionID", material.material_definition)
+        if material.lot:
+            b.el(ma, "MaterialLotID", material.lot)
+        b.el(ma, "MaterialUse", material.use)
+        quantity = b.el(ma, "Quantity")
+        b.el(quantity, "QuantityString", _quantity(material.quantity))
+        b.el(quantity, "DataType", "decimal")
+        if material.unit:
+            b.el(quantity, "UnitOfMeasure", material.unit)
