@@ -56,8 +56,10 @@ class OrderGenerator(_Strict):
 
 
 class ErpSpec(_Strict):
-    """The order stream: explicit orders and/or generated ones."""
+    """The order stream: the plant model's own job orders (``plant_orders``, the default),
+    plus explicit and generated ones."""
 
+    plant_orders: bool = True
     orders: list[OrderSpec] = []
     generate: list[OrderGenerator] = []
 
@@ -164,6 +166,8 @@ class _Deviation(_Strict):
     at: Seconds
     order: Name | None = None
     """The job order it targets (default: the first running order)."""
+    operation: Name | None = None
+    """The operation segment it targets (default: the order's first one)."""
 
 
 class WrongLot(_Deviation):
@@ -194,8 +198,6 @@ class OutOfSequenceStart(_Deviation):
     """An operation is started before its predecessors are complete (rule 1)."""
 
     type: Literal["out_of_sequence_start"]
-    operation: Name
-    """Operation segment id (or 1-based sequence number) to start too early."""
 
 
 class ProcessDrift(_Deviation):
