@@ -1,0 +1,242 @@
+"""The raw ceiling: a bare asyncua server writing to a bare asyncua client subscription.
+
+This is the narrowest pipe of the data flow (PERFORMANCE-NOTES.md), measured with nothing
+of mestwin in it, so that the product figure (twin -> server -> connector -> MES) can be
+put beside it as a ratio. The server writes ``N`` Double nodes with
+``Server.write_attribute_value`` and prebuilt ``DataValue`` objects (the known fast path);
+the client runs in another process (as any real client would), makes one
+``subscribe_data_change`` over all nodes with queue size 0 (the server's maximum queue) and
+a handler that only counts. Each step asks for a higher rate; a step is *clean* when every
+value written arrived (``received == written``); a step is *saturated* when the server could
+not write at the asked rate (its event loop is full). The ceiling is the highest rate
+delivered without loss; the run stops after the first lossy or saturated step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+PUBLISHING_INTERVAL_MS = 100.0
+WRITE_TICK_S = 0.01
+KEEP_PACE = 0.95
+"""A step whose writer achieved less than this share of the asked rate is saturated."""
+
+
+def quiet_asyncua() -> None:
+    """asyncua logs whole publish results at INFO: keep it at WARNING (PERFORMANCE-NOTES)."""
+    for name in ("asyncua", "asyncua.server", "asyncua.client", "asyncua.common"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (tests and benchmarks never use fixed ones)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class RawStep:
+    """One rate step of the ceiling run."""
+
+    asked_per_s: float
+    written: int
+    received: int
+    write_seconds: float
+    drain_seconds: float
+
+    @property
+    def achieved_per_s(self) -> float:
+        """Values the server wrote per second of writing."""
+        return self.written / self.write_seconds if self.write_seconds > 0 else 0.0
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.written - self.received)
+
+    @property
+    def clean(self) -> bool:
+        """Every value written was delivered."""
+        return self.lost == 0
+
+    @property
+    def saturated(self) -> bool:
+        """The writer could not keep the asked pace."""
+        return self.achieved_per_s < KEEP_PACE * self.asked_per_s
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """All steps of one ceiling run; ``ceiling_per_s`` is the best rate delivered without loss."""
+
+    nodes: int
+    steps: tuple[RawStep, ...]
+
+    @property
+    def ceiling_per_s(self) -> float:
+        clean = [s.achieved_per_s for s in self.steps if s.clean]
+        return max(clean) if clean else 0.0
+
+
+class _CountingHandler:
+    """Subscription handler that only counts (no I/O, PERFORMANCE-NOTES)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        self.count += 1
+
+
+async def _client_main(url: str, ns_uri: str, nodes: int, conn: Any) -> None:
+    from asyncua import Client, ua
+
+    quiet_asyncua()
+    client = Client(url, timeout=30)
+    async with client:
+        ns = await client.get_namespace_index(ns_uri)
+        handler = _CountingHandler()
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=PUBLISHING_INTERVAL_MS,
+            RequestedLifetimeCount=10_000,
+            RequestedMaxKeepAliveCount=100,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
+        )
+        sub = await client.create_subscription(params, handler)
+        targets = [client.get_node(ua.NodeId(ua.Int32(i + 1), ua.Int16(ns))) for i in range(nodes)]
+        await sub.subscribe_data_change(targets, queuesize=0, sampling_interval=ua.Double(0.0))
+        # The initial value of every node arrives once on subscribing: let it, then zero.
+        await _settle(handler)
+        handler.count = 0
+        conn.send("ready")
+        while True:
+            # Commands from the parent: "count" (report after the flow settles) or "stop".
+            while not conn.poll():
+                await asyncio.sleep(0.02)
+            cmd = conn.recv()
+            if cmd == "stop":
+                break
+            started = time.perf_counter()
+            await _settle(handler)
+            conn.send((handler.count, time.perf_counter() - started))
+            handler.count = 0
+
+
+async def _settle(handler: _CountingHandler, quiet_s: float = 0.6, limit_s: float = 30.0) -> None:
+    """Wait until no notification arrived for ``quiet_s`` (or ``limit_s`` passed)."""
+    deadline = time.perf_counter() + limit_s
+    last = -1
+    while time.perf_counter() < deadline:
+        if handler.count == last:
+            return
+        last = handler.count
+        await asyncio.sleep(quiet_s)
+
+
+def _client_process(url: str, ns_uri: str, nodes: int, conn: Any) -> None:
+    asyncio.run(_client_main(url, ns_uri, nodes, conn))
+
+
+async def run_raw_ceiling(
+    nodes: int = 2000,
+    rates: tuple[float, ...] = (5_000, 10_000, 20_000, 40_000, 80_000),
+    seconds: float = 3.0,
+    stop_early: bool = True,
+) -> RawResult:
+    """Run the ceiling: a bare server here, a bare client in another process, rising rates."""
+    from asyncua import Server, ua
+
+    quiet_asyncua()
+    ns_uri = "urn:mestwin:bench:raw"
+    port = free_port()
+    url = f"opc.tcp://127.0.0.1:{port}"
+    server = Server()
+    await server.init()
+    server.set_endpoint(url)
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    ns = await server.register_namespace(ns_uri)
+    folder = await server.nodes.objects.add_folder(
+        ua.NodeId(ua.String("Raw"), ua.Int16(ns)), ua.QualifiedName("Raw", ns)
+    )
+    node_ids = []
+    for i in range(nodes):
+        nid = ua.NodeId(ua.Int32(i + 1), ua.Int16(ns))
+        await folder.add_variable(nid, ua.QualifiedName(f"V{i}", ns), 0.0, ua.VariantType.Double)
+        node_ids.append(nid)
+    steps: list[RawStep] = []
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    async with server:
+        proc = ctx.Process(target=_client_process, args=(url, ns_uri, nodes, child), daemon=True)
+        proc.start()
+        try:
+            await _wait_for(parent, "ready", 60.0)
+            value = 0.0
+            for rate in rates:
+                written = 0
+                per_tick = rate * WRITE_TICK_S
+                owed = 0.0
+                started = time.perf_counter()
+                next_tick = started
+                end = started + seconds
+                i = 0
+                while True:
+                    now = time.perf_counter()
+                    if now >= end:
+                        break
+                    owed += per_tick
+                    k = int(owed)
+                    owed -= k
+                    for _ in range(k):
+                        value += 1.0
+                        dv = ua.DataValue(ua.Variant(value, ua.VariantType.Double))
+                        await server.write_attribute_value(node_ids[i], dv)
+                        i = (i + 1) % nodes
+                    written += k
+                    next_tick += WRITE_TICK_S
+                    delay = next_tick - time.perf_counter()
+                    # A writer that falls behind does not catch up in a burst: the
+                    # achieved rate then shows it could not keep the pace.
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    else:
+                        next_tick = time.perf_counter()
+                        await asyncio.sleep(0)
+                write_s = time.perf_counter() - started
+                parent.send("count")
+                received, drain = await _recv(parent, 60.0)
+                step = RawStep(rate, written, int(received), write_s, float(drain))
+                steps.append(step)
+                if stop_early and (step.saturated or not step.clean):
+                    break
+        finally:
+            parent.send("stop")
+            await asyncio.to_thread(proc.join, 10)
+            if proc.is_alive():
+                proc.terminate()
+    return RawResult(nodes, tuple(steps))
+
+
+async def _recv(conn: multiprocessing.connection.Connection, timeout: float) -> Any:
+    deadline = time.perf_counter() + timeout
+    while not conn.poll():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the benchmark client process did not answer")
+        await asyncio.sleep(0.02)
+    return conn.recv()
+
+
+async def _wait_for(conn: multiprocessing.connection.Connection, what: str, timeout: float) -> None:
+    got = await _recv(conn, timeout)
+    if got != what:
+        raise RuntimeError(f"benchmark client said {got!r}, expected {what!r}")
