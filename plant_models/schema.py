@@ -1,0 +1,609 @@
+"""The plant model: what a YAML file in ``plant_models/`` may say, as pydantic v2 models.
+
+Names follow ISA-95 (IEC 62264) so that the mapping to the MES master data is obvious:
+
+- equipment hierarchy (IEC 62264-1, 5.3 "Role-based equipment hierarchy"): the plant is the
+  site, ``lines`` are production lines, ``work_units`` are work units with an
+  ``equipment_class``; buffers and conveyors sit between consecutive work units of a line;
+- material model (IEC 62264-1, 5.6): ``materials`` are material definitions and
+  ``material_lots`` their lots (some deliberately wrong, expired or short);
+- product definition and operations definition (IEC 62264-2, 5.x "operations definition
+  model"): each product names its line and its ordered ``segments`` (operation segments)
+  with equipment class, standard run time per unit (ISO 22400-2 PRU), skill, bill of
+  material and inspection characteristics;
+- personnel model (IEC 62264-1, 5.5): ``operators`` with skills, certifications (with
+  expiry) and a shift calendar;
+- ``order_stream``: the job orders that ERP sends (IEC 62264-1 production schedule).
+
+Unknown keys are errors (``extra="forbid"``). Cross references (a product's line, a
+segment's equipment class, an operator's calendar...) are checked by
+``reference_problems``; ``plant_models.loader.load_plant_model`` reports every problem with
+file, line, column and field path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime, time
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+
+from plant_models.distributions import Distribution, is_nonnegative
+from plant_models.durations import Duration
+
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+"""An identifier: letters, digits, ``_``, ``.``, ``-``; also the OPC UA browse name."""
+
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+Loc = tuple[str | int, ...]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Equipment: lines, work units, buffers
+# ---------------------------------------------------------------------------------------
+
+
+class FailureMode(_Model):
+    """A way a work unit breaks down.
+
+    ``basis`` ``clock``: time to failure runs on the calendar, whatever the work unit is
+    doing (time-dependent failures). ``operating``: it runs only while the work unit is
+    running (operation-dependent failures), as in the classic serial-line results.
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    basis: Literal["clock", "operating"] = "operating"
+    time_to_failure: Distribution
+    time_to_repair: Distribution
+    severity: Annotated[int, Field(ge=1, le=1000)] = 800
+    reason: str = ""
+
+
+class Setup(_Model):
+    """Setup / changeover when the job order at the work unit changes.
+
+    ``changeover`` applies when the product changes (and before the first job);
+    ``per_product`` overrides it for changeovers *into* a product; ``same_product``, when
+    given, applies when only the job order changes.
+    """
+
+    changeover: Distribution
+    per_product: dict[str, Distribution] = Field(default_factory=dict)
+    same_product: Distribution | None = None
+
+
+class ProcessValue(_Model):
+    """A process value the work unit exposes (temperature, fill weight...).
+
+    Sampled every ``update_period`` seconds from ``distribution`` plus
+    ``drift_per_hour`` x hours since start. ``characteristic`` ties it to an inspection
+    characteristic of the operation segment run on this work unit; ``deadband`` suppresses
+    publishing changes smaller than it (write only what changed).
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    unit: str = ""
+    distribution: Distribution
+    drift_per_hour: float = 0.0
+    update_period: Annotated[Duration, Field(gt=0)] = 1.0
+    eu_range: tuple[float, float] | None = None
+    deadband: Annotated[float, Field(ge=0)] = 0.0
+    characteristic: str | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> ProcessValue:
+        if self.eu_range is not None and self.eu_range[0] >= self.eu_range[1]:
+            raise ValueError("eu_range must be [low, high] with low < high")
+        return self
+
+
+class WorkUnit(_Model):
+    """A machine: ISA-95 work unit of an equipment class."""
+
+    code: Code
+    name: str = ""
+    equipment_class: Annotated[str, Field(min_length=1, max_length=100)]
+    cycle_time: Distribution
+    setup: Setup | None = None
+    failures: list[FailureMode] = Field(default_factory=list)
+    scrap_probability: Probability = 0.0
+    process_values: list[ProcessValue] = Field(default_factory=list)
+    operator_skill: str | None = None
+    """When set, the work unit runs only while an operator with this skill is on shift."""
+
+
+class Buffer(_Model):
+    """A buffer (or conveyor, when ``transfer_time`` is given) between two work units.
+
+    ``capacity`` counts the units it holds, those in transit on a conveyor included.
+    Between consecutive work units without a buffer the hand-off is direct (capacity 0):
+    the upstream unit is blocked after service until the downstream one takes the unit.
+    """
+
+    code: Code
+    upstream: Code
+    downstream: Code
+    capacity: Annotated[int, Field(ge=1, le=1_000_000)]
+    transfer_time: Distribution | None = None
+
+
+class Arrivals(_Model):
+    """Units arriving at the line from outside (an open line), e.g. Poisson for M/M/1.
+
+    Without ``arrivals`` the first work unit is never short of raw units (a saturated
+    line); units still need a job order (or ``continuous_product``) to start.
+    """
+
+    interarrival: Distribution
+    capacity: Annotated[int, Field(ge=1)] | None = None
+
+
+class Line(_Model):
+    """A production line: work units in flow order, buffers between them."""
+
+    code: Code
+    name: str = ""
+    work_units: Annotated[list[WorkUnit], Field(min_length=1)]
+    buffers: list[Buffer] = Field(default_factory=list)
+    arrivals: Arrivals | None = None
+    continuous_product: str | None = None
+    """When set, the line runs this product without job orders (for studies and tests)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Material, products and operations definitions
+# ---------------------------------------------------------------------------------------
+
+
+class MaterialDefinition(_Model):
+    """ISA-95 material definition."""
+
+    id: Code
+    name: str = ""
+    unit: str = "ea"
+    unlimited_supply: bool = False
+    """When true the twin draws it from a bulk lot ``<id>-BULK`` that never runs out."""
+
+
+LotStatus = Literal["available", "quarantine", "on_hold", "consumed", "released", "rejected"]
+
+
+class MaterialLot(_Model):
+    """ISA-95 material lot. ``deviation`` marks lots placed on purpose for a scenario."""
+
+    id: Code
+    material: Code
+    quantity: Annotated[float, Field(ge=0)]
+    status: LotStatus = "available"
+    expiry: date | None = None
+    deviation: Literal["none", "wrong_material", "expired", "short"] = "none"
+    note: str = ""
+    line: Code | None = None
+    """The line where the lot is staged (None: any line)."""
+
+
+class MaterialRequirement(_Model):
+    """A bill-of-material item of an operation segment (ISA-95 material specification)."""
+
+    material: Code
+    quantity_per_unit: Annotated[float, Field(gt=0)]
+
+
+class Sampling(_Model):
+    """How often a characteristic is measured: every ``every_units`` units or
+    ``every_seconds`` seconds (one of the two)."""
+
+    every_units: Annotated[int, Field(ge=1)] | None = None
+    every_seconds: Annotated[Duration, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Sampling:
+        if (self.every_units is None) == (self.every_seconds is None):
+            raise ValueError("give exactly one of every_units or every_seconds")
+        return self
+
+
+class InspectionCharacteristic(_Model):
+    """A quality characteristic with spec limits (ISA-95 quality test specification)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    lsl: float | None = None
+    target: float
+    usl: float | None = None
+    unit: str = ""
+    sampling: Sampling
+
+    @model_validator(mode="after")
+    def _limits(self) -> InspectionCharacteristic:
+        if self.lsl is not None and self.lsl > self.target:
+            raise ValueError("expected lsl <= target")
+        if self.usl is not None and self.usl < self.target:
+            raise ValueError("expected target <= usl")
+        return self
+
+
+class OperationSegment(_Model):
+    """ISA-95 operation segment of a product's operations definition (its routing)."""
+
+    id: Code
+    name: str = ""
+    equipment_class: Annotated[str, Field(min_length=1)]
+    standard_run_time: Annotated[Duration, Field(gt=0)]
+    """Planned run time per unit in seconds (ISO 22400-2 PRU)."""
+    skill: str | None = None
+    materials: list[MaterialRequirement] = Field(default_factory=list)
+    inspections: list[InspectionCharacteristic] = Field(default_factory=list)
+    partial_start: bool = False
+    """May start while the predecessor is still running (partial quantities)."""
+
+
+class Product(_Model):
+    """A product (ISA-95 product definition) with its operations definition."""
+
+    id: Code
+    name: str = ""
+    material: Code
+    """The material definition the finished lots are of."""
+    line: Code
+    segments: Annotated[list[OperationSegment], Field(min_length=1)]
+
+
+# ---------------------------------------------------------------------------------------
+# Personnel
+# ---------------------------------------------------------------------------------------
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Break(_Model):
+    """A break within a shift, as wall-clock times of day."""
+
+    start: time
+    end: time
+
+
+class Shift(_Model):
+    """A shift: ``start`` to ``end`` (crossing midnight when end <= start) on ``days``."""
+
+    name: Annotated[str, Field(min_length=1)]
+    start: time
+    end: time
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS))
+    breaks: list[Break] = Field(default_factory=list)
+
+
+class ShiftCalendar(_Model):
+    """A named set of shifts (e.g. three-shift operation)."""
+
+    id: Code
+    shifts: Annotated[list[Shift], Field(min_length=1)]
+
+
+class Certification(_Model):
+    """A certification for a skill, valid until ``expires`` (inclusive)."""
+
+    skill: Annotated[str, Field(min_length=1)]
+    expires: date
+
+
+class Operator(_Model):
+    """ISA-95 person with skills (qualifications) and certifications."""
+
+    id: Code
+    name: str = ""
+    skills: list[str] = Field(default_factory=list)
+    certifications: list[Certification] = Field(default_factory=list)
+    calendar: Code
+    shift: str | None = None
+    """Which shift of the calendar the person works (None: all of them)."""
+    lines: list[Code] = Field(default_factory=list)
+    """Lines the person may staff (empty: every line)."""
+    roles: list[str] = Field(default_factory=lambda: ["operator"])
+
+
+# ---------------------------------------------------------------------------------------
+# ERP order stream
+# ---------------------------------------------------------------------------------------
+
+
+class JobOrder(_Model):
+    """A job order as ERP releases it (IEC 62264 production request)."""
+
+    id: Code
+    product: Code
+    quantity: Annotated[int, Field(ge=1, le=100_000_000)]
+    release: Annotated[Duration, Field(ge=0)] = 0.0
+    """Seconds after the model's start when ERP releases it."""
+    due: Annotated[Duration, Field(gt=0)]
+    """Seconds after the model's start when it is due."""
+    priority: int = 0
+
+    @model_validator(mode="after")
+    def _due_after_release(self) -> JobOrder:
+        if self.due <= self.release:
+            raise ValueError("due must be after release")
+        return self
+
+
+class OrderGenerator(_Model):
+    """Generates job orders for a long run: ``count`` orders, interarrival and quantity
+    drawn from distributions, products chosen by ``product_mix`` weights."""
+
+    prefix: Code
+    count: Annotated[int, Field(ge=1, le=1_000_000)]
+    product_mix: Annotated[dict[str, Annotated[float, Field(gt=0)]], Field(min_length=1)]
+    interarrival: Distribution
+    quantity: Distribution
+    due_after: Annotated[Duration, Field(gt=0)]
+    first_release: Annotated[Duration, Field(ge=0)] = 0.0
+
+
+class OrderStream(_Model):
+    """What ERP sends: explicit job orders and/or generators."""
+
+    job_orders: list[JobOrder] = Field(default_factory=list)
+    generators: list[OrderGenerator] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------
+# The plant
+# ---------------------------------------------------------------------------------------
+
+
+class PlantInfo(_Model):
+    code: Code
+    name: str = ""
+    description: str = ""
+    start: AwareDatetime = datetime.fromisoformat("2026-01-05T06:00:00+00:00")
+    """The wall-clock instant the simulation clock's 0 stands for (shifts, expiry, due)."""
+
+
+class PlantModel(_Model):
+    """A whole plant model (one YAML file)."""
+
+    schema_version: Literal[1] = 1
+    plant: PlantInfo
+    lines: Annotated[list[Line], Field(min_length=1)]
+    materials: list[MaterialDefinition] = Field(default_factory=list)
+    material_lots: list[MaterialLot] = Field(default_factory=list)
+    products: list[Product] = Field(default_factory=list)
+    shift_calendars: list[ShiftCalendar] = Field(default_factory=list)
+    operators: list[Operator] = Field(default_factory=list)
+    order_stream: OrderStream = Field(default_factory=OrderStream)
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> PlantModel:
+        if info.context and info.context.get("defer_references"):
+            return self
+        problems = reference_problems(self)
+        if problems:
+            raise ValueError(
+                "; ".join(f"{format_loc(loc)}: {message}" for loc, message in problems)
+            )
+        return self
+
+    # Convenience lookups (cheap; models are small).
+    def work_unit(self, code: str) -> WorkUnit:
+        """The work unit ``code``; ``KeyError`` naming it when there is none."""
+        for line in self.lines:
+            for wu in line.work_units:
+                if wu.code == code:
+                    return wu
+        raise KeyError(f"no work unit {code!r} in plant {self.plant.code}")
+
+    def line_of(self, work_unit: str) -> Line:
+        """The line holding ``work_unit``."""
+        for line in self.lines:
+            if any(wu.code == work_unit for wu in line.work_units):
+                return line
+        raise KeyError(f"no work unit {work_unit!r} in plant {self.plant.code}")
+
+    def product(self, product_id: str) -> Product:
+        for product in self.products:
+            if product.id == product_id:
+                return product
+        raise KeyError(f"no product {product_id!r} in plant {self.plant.code}")
+
+    def all_work_units(self) -> list[WorkUnit]:
+        return [wu for line in self.lines for wu in line.work_units]
+
+
+def format_loc(loc: Loc) -> str:
+    """``("lines", 0, "code")`` -> ``lines[0].code``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(document)"
+
+
+def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
+    """Every cross-reference problem of ``model`` as (field path, message)."""
+    problems: list[tuple[Loc, str]] = []
+
+    def bad(loc: Loc, message: str) -> None:
+        problems.append((loc, message))
+
+    def dupes(items: list[tuple[Loc, str]], what: str) -> None:
+        seen: dict[str, Loc] = {}
+        for loc, key in items:
+            if key in seen:
+                bad(loc, f"duplicate {what} {key!r} (first at {format_loc(seen[key])})")
+            else:
+                seen[key] = loc
+
+    codes: list[tuple[Loc, str]] = []
+    for li, line in enumerate(model.lines):
+        codes.append((("lines", li, "code"), line.code))
+        codes += [
+            (("lines", li, "work_units", i, "code"), w.code) for i, w in enumerate(line.work_units)
+        ]
+        codes += [(("lines", li, "buffers", i, "code"), b.code) for i, b in enumerate(line.buffers)]
+    dupes(codes, "equipment code")
+    dupes([(("materials", i, "id"), m.id) for i, m in enumerate(model.materials)], "material")
+    dupes([(("material_lots", i, "id"), m.id) for i, m in enumerate(model.material_lots)], "lot")
+    dupes([(("products", i, "id"), p.id) for i, p in enumerate(model.products)], "product")
+    dupes([(("operators", i, "id"), o.id) for i, o in enumerate(model.operators)], "operator")
+    cals = model.shift_calendars
+    dupes([(("shift_calendars", i, "id"), c.id) for i, c in enumerate(cals)], "shift calendar")
+    jobs = model.order_stream.job_orders
+    dupes(
+        [(("order_stream", "job_orders", i, "id"), j.id) for i, j in enumerate(jobs)], "job order"
+    )
+
+    lines = {line.code: line for line in model.lines}
+    materials = {m.id for m in model.materials}
+    products = {p.id: p for p in model.products}
+    skills_known = {s for o in model.operators for s in o.skills}
+    calendars = {c.id: c for c in model.shift_calendars}
+
+    for li, line in enumerate(model.lines):
+        order = [wu.code for wu in line.work_units]
+        pairs: set[tuple[str, str]] = set()
+        for bi, buf in enumerate(line.buffers):
+            loc: Loc = ("lines", li, "buffers", bi)
+            if buf.upstream not in order:
+                bad((*loc, "upstream"), f"no work unit {buf.upstream!r} on line {line.code}")
+                continue
+            if buf.downstream not in order:
+                bad((*loc, "downstream"), f"no work unit {buf.downstream!r} on line {line.code}")
+                continue
+            after = order.index(buf.upstream) + 1
+            if order.index(buf.downstream) != after:
+                expected = order[after] if after < len(order) else "none: it is the last"
+                bad(
+                    (*loc, "downstream"),
+                    f"expected the work unit after {buf.upstream} ({expected}), "
+                    f"got {buf.downstream!r}",
+                )
+            if (buf.upstream, buf.downstream) in pairs:
+                bad(loc, f"a second buffer between {buf.upstream} and {buf.downstream}")
+            pairs.add((buf.upstream, buf.downstream))
+            if buf.transfer_time is not None and not is_nonnegative(buf.transfer_time):
+                bad((*loc, "transfer_time"), "a duration cannot be negative")
+        if line.continuous_product is not None and line.continuous_product not in products:
+            bad(("lines", li, "continuous_product"), f"no product {line.continuous_product!r}")
+        for wi, wu in enumerate(line.work_units):
+            wloc: Loc = ("lines", li, "work_units", wi)
+            if not is_nonnegative(wu.cycle_time):
+                bad((*wloc, "cycle_time"), "a duration cannot be negative (give min: 0)")
+            if wu.setup is not None:
+                for p in wu.setup.per_product:
+                    if p not in products:
+                        bad((*wloc, "setup", "per_product", p), f"no product {p!r}")
+            if wu.operator_skill is not None and wu.operator_skill not in skills_known:
+                bad((*wloc, "operator_skill"), f"no operator has skill {wu.operator_skill!r}")
+            names = Counter(pv.name for pv in wu.process_values)
+            for pi, pv in enumerate(wu.process_values):
+                if names[pv.name] > 1:
+                    bad((*wloc, "process_values", pi, "name"), f"duplicate value {pv.name!r}")
+
+    start_day = model.plant.start.date()
+    for i, lot in enumerate(model.material_lots):
+        if lot.material not in materials:
+            bad(("material_lots", i, "material"), f"no material {lot.material!r}")
+        if lot.line is not None and lot.line not in lines:
+            bad(("material_lots", i, "line"), f"no line {lot.line!r}")
+        if lot.deviation == "expired" and (lot.expiry is None or lot.expiry >= start_day):
+            bad(
+                ("material_lots", i, "expiry"),
+                f"a lot marked expired needs an expiry before the plant start {start_day}",
+            )
+
+    for pi, product in enumerate(model.products):
+        ploc: Loc = ("products", pi)
+        if product.material not in materials:
+            bad((*ploc, "material"), f"no material {product.material!r}")
+        pline = lines.get(product.line)
+        if pline is None:
+            bad((*ploc, "line"), f"no line {product.line!r}")
+            continue
+        classes = [wu.equipment_class for wu in pline.work_units]
+        cursor = 0
+        seg_ids = Counter(s.id for s in product.segments)
+        for si, seg in enumerate(product.segments):
+            sloc: Loc = (*ploc, "segments", si)
+            if seg_ids[seg.id] > 1:
+                bad((*sloc, "id"), f"duplicate segment {seg.id!r}")
+            if seg.equipment_class in classes[cursor:]:
+                cursor = classes.index(seg.equipment_class, cursor) + 1
+            else:
+                bad(
+                    (*sloc, "equipment_class"),
+                    f"line {pline.code} has no work unit of class {seg.equipment_class!r} "
+                    "after the previous segment's (segments follow the line's flow)",
+                )
+            for mi, req in enumerate(seg.materials):
+                if req.material not in materials:
+                    bad((*sloc, "materials", mi, "material"), f"no material {req.material!r}")
+            if seg.skill is not None and seg.skill not in skills_known:
+                bad((*sloc, "skill"), f"no operator has skill {seg.skill!r}")
+
+    for oi, op in enumerate(model.operators):
+        cal = calendars.get(op.calendar)
+        if cal is None:
+            bad(("operators", oi, "calendar"), f"no shift calendar {op.calendar!r}")
+        elif op.shift is not None and op.shift not in {s.name for s in cal.shifts}:
+            bad(("operators", oi, "shift"), f"calendar {cal.id} has no shift {op.shift!r}")
+        for i, code in enumerate(op.lines):
+            if code not in lines:
+                bad(("operators", oi, "lines", i), f"no line {code!r}")
+        for ci, cert in enumerate(op.certifications):
+            if cert.skill not in op.skills:
+                bad(
+                    ("operators", oi, "certifications", ci, "skill"),
+                    f"certification for {cert.skill!r}, a skill the operator lacks",
+                )
+
+    for ji, job in enumerate(jobs):
+        if job.product not in products:
+            bad(("order_stream", "job_orders", ji, "product"), f"no product {job.product!r}")
+    for gi, gen in enumerate(model.order_stream.generators):
+        for p in gen.product_mix:
+            if p not in products:
+                bad(("order_stream", "generators", gi, "product_mix", p), f"no product {p!r}")
+
+    for ci, cal in enumerate(cals):
+        for si, shift in enumerate(cal.shifts):
+            sh: Loc = ("shift_calendars", ci, "shifts", si)
+            if shift.start == shift.end:
+                bad((*sh, "end"), "a shift cannot end when it starts")
+            for bi, brk in enumerate(shift.breaks):
+                if not _within(shift.start, shift.end, brk.start, brk.end):
+                    bad(
+                        (*sh, "breaks", bi),
+                        f"break {brk.start}-{brk.end} is outside shift {shift.start}-{shift.end}",
+                    )
+    return problems
+
+
+def _minutes(t: time) -> int:
+    return t.hour * 60 + t.minute
+
+
+def _within(s_start: time, s_end: time, b_start: time, b_end: time) -> bool:
+    """True when the break lies inside the shift (both may cross midnight)."""
+    ss, se, bs, be = _minutes(s_start), _minutes(s_end), _minutes(b_start), _minutes(b_end)
+    if se <= ss:
+        se += 24 * 60
+    if bs < ss:
+        bs += 24 * 60
+    if be <= bs:
+        be += 24 * 60
+    return ss <= bs < be <= se

@@ -1,0 +1,222 @@
+"""The plant model format: shipped models load; every error names file, line, field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Import from the modules, not the package: under pytest ``tests/plant_models`` is found
+# first on sys.path and shadows the package's ``__init__``.
+from plant_models.distributions import Exponential, Lognormal, Triangular
+from plant_models.durations import parse_duration
+from plant_models.loader import SHIPPED_MODELS, PlantModelError, load_plant_model, parse_plant_model
+
+MINIMAL = """\
+plant:
+  code: P
+lines:
+  - code: L1
+    work_units:
+      - code: L1-A
+        equipment_class: Filler
+        cycle_time: {kind: exponential, mean: 2.0}
+      - code: L1-B
+        equipment_class: Capper
+        cycle_time: 1.5
+    buffers:
+      - {code: L1-B1, upstream: L1-A, downstream: L1-B, capacity: 5}
+"""
+
+
+def _error(text: str) -> PlantModelError:
+    with pytest.raises(PlantModelError) as info:
+        parse_plant_model(text, name="plant.yaml")
+    return info.value
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_shipped_models_load(name: str) -> None:
+    model = load_plant_model(name)
+    assert model.lines and all(line.work_units for line in model.lines)
+
+
+def test_reference_plant_has_ten_lines_of_twenty_work_units() -> None:
+    model = load_plant_model("reference_plant")
+    assert [len(line.work_units) for line in model.lines] == [20] * 10
+    codes = [wu.code for wu in model.all_work_units()]
+    assert len(set(codes)) == 200
+
+
+def test_bottling_line_has_filler_capper_labeler_case_packer_with_buffers() -> None:
+    model = load_plant_model("bottling_line")
+    line = model.lines[0]
+    assert [wu.equipment_class for wu in line.work_units] == [
+        "Filler",
+        "Capper",
+        "Labeler",
+        "CasePacker",
+    ]
+    assert len(line.buffers) == 3
+
+
+def test_tablet_line_has_in_process_checks_on_its_segments() -> None:
+    model = load_plant_model("tablet_line")
+    classes = [wu.equipment_class for wu in model.lines[0].work_units]
+    assert classes == ["DispensingBooth", "Granulator", "TabletPress", "Coater", "BlisterPacker"]
+    inspections = [i.name for p in model.products for s in p.segments for i in s.inspections]
+    assert {"tablet_weight", "loss_on_drying", "weight_gain"} <= set(inspections)
+    deviations = {lot.deviation for lot in model.material_lots}
+    assert {"expired", "short", "wrong_material"} <= deviations
+
+
+def test_a_bare_number_or_duration_is_a_deterministic_distribution() -> None:
+    model = parse_plant_model(MINIMAL)
+    assert model.lines[0].work_units[1].cycle_time.mean() == 1.5
+    assert isinstance(model.lines[0].work_units[0].cycle_time, Exponential)
+
+
+def test_distribution_means_are_exact() -> None:
+    assert Triangular(kind="triangular", low=1, mode=2, high=6).mean() == 3
+    assert Lognormal.model_validate({"kind": "lognormal", "mean": 5, "sd": 2}).mean() == 5
+
+
+def test_error_names_file_line_column_and_field_path() -> None:
+    text = MINIMAL.replace("mean: 2.0", "mean: -2.0")
+    err = _error(text)
+    assert str(err) == (
+        "plant.yaml:8:47: lines[0].work_units[0].cycle_time.mean: Input should be greater than 0"
+    )
+
+
+def test_unknown_key_is_an_error_at_the_key() -> None:
+    text = MINIMAL.replace(
+        "        equipment_class: Capper\n", "        equipment_class: Capper\n        speeed: 3\n"
+    )
+    err = _error(text)
+    assert len(err.problems) == 1
+    problem = err.problems[0]
+    assert (problem.line, problem.column) == (11, 9)
+    assert problem.path == "lines[0].work_units[1].speeed"
+    assert "unknown field" in problem.message
+
+
+def test_missing_field_is_named_and_points_at_its_parent() -> None:
+    text = MINIMAL.replace("        equipment_class: Filler\n", "")
+    err = _error(text)
+    assert [p.path for p in err.problems] == ["lines[0].work_units[0].equipment_class"]
+    assert err.problems[0].line == 6
+    assert err.problems[0].message == "field required"
+
+
+def test_unknown_distribution_kind_lists_the_accepted_kinds() -> None:
+    err = _error(MINIMAL.replace("kind: exponential", "kind: weibull"))
+    message = str(err)
+    assert "plant.yaml:8:" in message
+    assert "lines[0].work_units[0].cycle_time" in message
+    assert "deterministic" in message and "empirical" in message
+
+
+def test_every_problem_is_reported_one_line_each() -> None:
+    text = MINIMAL.replace("mean: 2.0", "mean: 0").replace("capacity: 5", "capacity: -1")
+    err = _error(text)
+    lines = str(err).splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("plant.yaml:8:")
+    assert lines[1].startswith("plant.yaml:13:") and "buffers[0].capacity" in lines[1]
+
+
+def test_buffer_between_non_consecutive_work_units_is_refused() -> None:
+    text = MINIMAL.replace(
+        "      - code: L1-B\n",
+        "      - code: L1-X\n        equipment_class: X\n        cycle_time: 1\n"
+        "      - code: L1-B\n",
+    )
+    err = _error(text)
+    assert len(err.problems) == 1
+    problem = err.problems[0]
+    assert problem.path == "lines[0].buffers[0].downstream"
+    assert "expected the work unit after L1-A (L1-X)" in problem.message
+    assert problem.line == 16
+
+
+def test_duplicate_codes_are_refused_with_the_first_occurrence() -> None:
+    err = _error(MINIMAL.replace("code: L1-B\n", "code: L1-A\n"))
+    assert "duplicate equipment code 'L1-A' (first at lines[0].work_units[0].code)" in str(err)
+
+
+def test_product_segment_must_find_its_equipment_class_on_the_line() -> None:
+    text = (
+        MINIMAL
+        + """\
+materials: [{id: FG, unit: ea}]
+products:
+  - id: P1
+    material: FG
+    line: L1
+    segments:
+      - {id: S1, equipment_class: Capper, standard_run_time: 1}
+      - {id: S2, equipment_class: Filler, standard_run_time: 1}
+"""
+    )
+    err = _error(text)
+    assert len(err.problems) == 1
+    assert err.problems[0].path == "products[0].segments[1].equipment_class"
+    assert err.problems[0].line == 21
+
+
+def test_cross_reference_errors_name_what_is_missing() -> None:
+    text = (
+        MINIMAL
+        + """\
+order_stream:
+  job_orders:
+    - {id: J1, product: NOPE, quantity: 5, due: 1h}
+"""
+    )
+    err = _error(text)
+    assert str(err) == "plant.yaml:16:25: order_stream.job_orders[0].product: no product 'NOPE'"
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    err = _error("plant:\n  code: [unclosed\nlines: []\n")
+    assert err.problems[0].line >= 2 and "not valid YAML" in err.problems[0].message
+
+
+def test_missing_file_is_a_plant_model_error(tmp_path: Path) -> None:
+    with pytest.raises(PlantModelError, match="cannot read"):
+        load_plant_model(tmp_path / "nope.yaml")
+
+
+def test_expired_deviation_lot_must_really_be_expired() -> None:
+    text = (
+        MINIMAL
+        + """\
+materials: [{id: M, unit: kg}]
+material_lots:
+  - {id: LOT1, material: M, quantity: 5, expiry: 2030-01-01, deviation: expired}
+"""
+    )
+    err = _error(text)
+    assert err.problems[0].path == "material_lots[0].expiry"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("8h", 28800.0),
+        ("1d", 86400.0),
+        ("1h30m", 5400.0),
+        (12, 12.0),
+    ],
+)
+def test_durations_are_parsed(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["8x", "h", "", "1h 2", True])
+def test_bad_durations_are_refused(text: str | bool) -> None:
+    with pytest.raises(ValueError, match="expected a duration"):
+        parse_duration(text)
