@@ -1,0 +1,93 @@
+"""Expectations are judged on plain observations, and each result says why."""
+
+from __future__ import annotations
+
+from plant_models.scenario import Scenario
+from plant_models.scenario_yaml import load_text
+from twin.scenario.expectations import Observed, check_all
+from twin.scenario.reconcile import Records, UnitRecord, reconcile
+from twin.scenario.report import DeviationOutcome, EventCounts, KpiRecord, LatencySummary
+
+SCENARIO = """\
+name: x
+plant: bottling_line
+duration: 1h
+timeline:
+  - {type: wrong_lot, name: wl, at: 10m, lot: LOT-X}
+  - {type: expired_lot, name: ex, at: 10m, lot: LOT-E}
+expectations:
+  - {type: all_orders_completed}
+  - {type: order_state, order: JO-2, state: held}
+  - {type: deviation_refused, deviation: wl, rule: MATERIAL_NOT_ON_BOM}
+  - {type: deviation_refused, deviation: ex, rule: LOT_EXPIRED}
+  - {type: oee, line: BTL1, min: 0.6}
+  - {type: reconciliation_exact}
+  - {type: events, max_lost: 0}
+  - {type: api_latency, p95_ms: 100}
+"""
+
+
+def _observed() -> Observed:
+    rec = reconcile(
+        Records(work_units={"F": UnitRecord(good=5)}), Records(work_units={"F": UnitRecord(good=5)})
+    )
+    return Observed(
+        order_ids=["JO-1", "JO-2"],
+        order_states={"JO-1": "completed", "JO-2": "held"},
+        lot_states={},
+        deviations=[
+            DeviationOutcome(
+                name="wl",
+                type="wrong_lot",
+                at=600,
+                target="LOT-X",
+                outcome="refused",
+                rule="MATERIAL_NOT_ON_BOM",
+                message="not on BOM",
+            ),
+            DeviationOutcome(
+                name="ex",
+                type="expired_lot",
+                at=600,
+                target="LOT-E",
+                outcome="accepted",
+                message="consumed 1",
+            ),
+        ],
+        kpis=[KpiRecord(scope="line", id="BTL1", source="mes", oee=0.55)],
+        reconciliation=rec,
+        events=EventCounts(sent=10, ingested=10, lost=0, duplicated=0),
+        latency=LatencySummary(count=4, p50_ms=5, p95_ms=40, p99_ms=60),
+    )
+
+
+def test_each_expectation_passes_or_fails_with_its_reason() -> None:
+    sc = load_text(SCENARIO, Scenario)
+    results = {r.name: r for r in check_all(sc.expectations, _observed())}
+    verdicts = {name: r.passed for name, r in results.items()}
+    assert verdicts == {
+        "all orders completed": False,
+        "order JO-2 is held": True,
+        "deviation wl refused (MATERIAL_NOT_ON_BOM)": True,
+        "deviation ex refused (LOT_EXPIRED)": False,
+        "OEE of BTL1 within bounds": False,
+        "reconciliation exact": True,
+        "events": True,
+        "api latency": True,
+    }
+    assert results["all orders completed"].detail == "1 of 2 completed; not completed: JO-2 (held)"
+    assert (
+        results["deviation ex refused (LOT_EXPIRED)"].detail == "deviation ex: accepted: consumed 1"
+    )
+    assert "OEE of line BTL1 = 0.55, expected within [0.6, inf]" in (
+        results["OEE of BTL1 within bounds"].detail
+    )
+
+
+def test_run_problems_become_failing_results() -> None:
+    obs = _observed()
+    obs.problems.append("the MES did not come back after its restart")
+    results = check_all([], obs)
+    assert [(r.passed, r.detail) for r in results] == [
+        (False, "the MES did not come back after its restart")
+    ]

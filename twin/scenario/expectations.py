@@ -1,0 +1,181 @@
+"""Checking a scenario's expectations against what the run observed (plain data, no I/O).
+
+Each expectation yields one :class:`ExpectationResult` whose ``detail`` says what was
+compared with what, so a failed CI job explains itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from plant_models.scenario import (
+    AllOrdersCompleted,
+    ApiLatencyWithin,
+    DeviationRefused,
+    EventsLossWithin,
+    Expectation,
+    LotInState,
+    OeeWithin,
+    OrderInState,
+    ReconciliationExact,
+    ThroughputWithin,
+)
+from twin.scenario.report import (
+    DeviationOutcome,
+    EventCounts,
+    ExpectationResult,
+    KpiRecord,
+    LatencySummary,
+    ReconciliationReport,
+)
+
+DONE_STATES = frozenset({"completed", "closed"})
+
+
+@dataclass
+class Observed:
+    """Everything the expectations may look at, gathered by the runner at the end."""
+
+    order_ids: list[str]
+    order_states: dict[str, str]
+    lot_states: dict[str, str | None]
+    deviations: list[DeviationOutcome]
+    kpis: list[KpiRecord]
+    reconciliation: ReconciliationReport
+    events: EventCounts
+    latency: LatencySummary
+    problems: list[str] = field(default_factory=list)
+
+
+def default_name(exp: Expectation) -> str:
+    """A readable name for an expectation the scenario did not name."""
+    if isinstance(exp, OrderInState):
+        return f"order {exp.order} is {exp.state}"
+    if isinstance(exp, LotInState):
+        return f"lot {exp.lot} is {exp.state}"
+    if isinstance(exp, DeviationRefused):
+        return f"deviation {exp.deviation} refused" + (f" ({exp.rule})" if exp.rule else "")
+    if isinstance(exp, OeeWithin):
+        return f"OEE of {exp.line or exp.work_unit} within bounds"
+    if isinstance(exp, ThroughputWithin):
+        return f"throughput of {exp.line} within bounds"
+    return exp.type.replace("_", " ")
+
+
+def _bounds(value: float | None, lo: float | None, hi: float | None, what: str) -> tuple[bool, str]:
+    if value is None:
+        return False, f"{what}: no value (the MES gave none)"
+    ok = (lo is None or value >= lo) and (hi is None or value <= hi)
+    rng = f"[{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+    return ok, f"{what} = {value:.4g}, expected within {rng}"
+
+
+def _kpi(obs: Observed, scope: str, ident: str) -> KpiRecord | None:
+    # The MES's own KPI is what is under test; the twin's figure is only a fallback
+    # when the MES gives none, and the detail then says so.
+    found = [k for k in obs.kpis if k.scope == scope and k.id == ident]
+    for source in ("mes", "twin"):
+        for k in found:
+            if k.source == source:
+                return k
+    return None
+
+
+def check(exp: Expectation, obs: Observed) -> ExpectationResult:
+    """Evaluate one expectation."""
+    name = exp.name or default_name(exp)
+    passed, detail = _evaluate(exp, obs)
+    return ExpectationResult(name=name, type=exp.type, passed=passed, detail=detail)
+
+
+def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:
+    if isinstance(exp, AllOrdersCompleted):
+        missing = [o for o in obs.order_ids if obs.order_states.get(o) not in DONE_STATES]
+        done = len(obs.order_ids) - len(missing)
+        if not obs.order_ids:
+            return False, "the scenario released no orders"
+        if not missing:
+            return True, f"{done} of {len(obs.order_ids)} job orders completed"
+        shown = ", ".join(f"{o} ({obs.order_states.get(o, 'unknown to the MES')})" for o in missing)
+        return False, f"{done} of {len(obs.order_ids)} completed; not completed: {shown}"
+    if isinstance(exp, OrderInState):
+        state = obs.order_states.get(exp.order)
+        return state == exp.state, f"job order {exp.order} is {state or 'unknown to the MES'}, " + (
+            f"expected {exp.state}"
+        )
+    if isinstance(exp, LotInState):
+        lot_state = obs.lot_states.get(exp.lot)
+        return lot_state == exp.state, (
+            f"lot {exp.lot} is {lot_state or 'unknown to the MES'}, expected {exp.state}"
+        )
+    if isinstance(exp, DeviationRefused):
+        dev = next((d for d in obs.deviations if d.name == exp.deviation), None)
+        if dev is None:
+            return False, f"deviation {exp.deviation} was never injected"
+        if dev.outcome not in ("refused", "caught"):
+            return False, f"deviation {exp.deviation}: {dev.outcome}: {dev.message}"
+        if exp.rule and (dev.rule is None or exp.rule not in dev.rule):
+            return False, (
+                f"deviation {exp.deviation} {dev.outcome} with rule {dev.rule}, "
+                f"expected {exp.rule}: {dev.message}"
+            )
+        return True, f"deviation {exp.deviation} {dev.outcome} with rule {dev.rule}: {dev.message}"
+    if isinstance(exp, OeeWithin):
+        scope, ident = ("line", exp.line) if exp.line else ("work_unit", exp.work_unit or "")
+        k = _kpi(obs, scope, ident)
+        ok, detail = _bounds(k.oee if k else None, exp.min, exp.max, f"OEE of {scope} {ident}")
+        return ok, detail + (f" (computed by the {k.source})" if k else "")
+    if isinstance(exp, ThroughputWithin):
+        k = _kpi(obs, "line", exp.line)
+        ok, detail = _bounds(
+            k.throughput_per_hour if k else None, exp.min, exp.max, f"good units/h of {exp.line}"
+        )
+        return ok, detail + (f" (computed by the {k.source})" if k else "")
+    if isinstance(exp, ReconciliationExact):
+        rec = obs.reconciliation
+        if not rec.rows:
+            return False, "nothing to reconcile: neither side recorded anything"
+        if rec.exact:
+            return True, f"all {len(rec.rows)} rows match"
+        head = "; ".join(rec.mismatches[:5])
+        more = f" (and {len(rec.mismatches) - 5} more)" if len(rec.mismatches) > 5 else ""
+        return False, f"{len(rec.mismatches)} of {len(rec.rows)} rows differ: {head}{more}"
+    if isinstance(exp, EventsLossWithin):
+        ev = obs.events
+        ok = ev.lost <= exp.max_lost and ev.duplicated <= exp.max_duplicated
+        return ok, (
+            f"{ev.lost} lost (max {exp.max_lost}), {ev.duplicated} duplicated "
+            f"(max {exp.max_duplicated}); {ev.sent} sent, {ev.ingested} ingested"
+            + (f"; {ev.detail}" if ev.detail else "")
+        )
+    if isinstance(exp, ApiLatencyWithin):
+        lat = obs.latency
+        if lat.count == 0:
+            return False, "no API call was measured"
+        parts = []
+        ok = True
+        for label, limit, value in (
+            ("p50", exp.p50_ms, lat.p50_ms),
+            ("p95", exp.p95_ms, lat.p95_ms),
+            ("p99", exp.p99_ms, lat.p99_ms),
+        ):
+            if limit is None:
+                continue
+            good = value is not None and value <= limit
+            ok = ok and good
+            parts.append(f"{label} {value:.1f} ms (max {limit:g})" if value is not None else label)
+        return ok, f"{', '.join(parts) or 'no bound given'} over {lat.count} calls"
+    raise AssertionError(f"unhandled expectation type {exp.type}")  # pragma: no cover
+
+
+def check_all(expectations: list[Expectation], obs: Observed) -> list[ExpectationResult]:
+    """Evaluate every expectation, in scenario order; run problems fail nothing by
+    themselves but are added as a failing result so they cannot be overlooked."""
+    results = [check(e, obs) for e in expectations]
+    for problem in obs.problems:
+        results.append(
+            ExpectationResult(
+                name="run completed cleanly", type="run", passed=False, detail=problem
+            )
+        )
+    return results
