@@ -1,0 +1,172 @@
+"""A benchmark's result, how it prints, and the ``docs/BENCHMARKS.md`` writer."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A measured figure: ``value`` in ``unit`` (higher is better unless ``lower_better``)."""
+
+    label: str
+    value: float
+    unit: str
+    lower_better: bool = False
+
+    def text(self) -> str:
+        if self.value >= 100:
+            return f"{self.value:,.0f} {self.unit}"
+        return f"{self.value:.3g} {self.unit}"
+
+
+@dataclass
+class BenchResult:
+    """One benchmark: the product's figure beside its ceiling measured in the same run."""
+
+    name: str
+    command: str
+    product: Figure | None
+    ceiling: Figure | None
+    target: str = ""
+    target_met: bool | None = None
+    details: list[tuple[str, str]] = field(default_factory=list)
+    output: str = ""  # what a benchmark of another part printed (bench sim, bench opcua)
+    error: str = ""  # why it could not run, if it could not
+
+    @property
+    def ratio(self) -> float | None:
+        if self.product is None or self.ceiling is None or not self.ceiling.value:
+            return None
+        if self.product.lower_better:
+            # For latencies the ratio is ceiling / product, so that 1.0 is "as good as bare"
+            # and smaller is worse, like for throughputs.
+            return self.ceiling.value / self.product.value if self.product.value else None
+        return self.product.value / self.ceiling.value
+
+    def print(self, console: Console) -> None:
+        console.rule(self.name)
+        if self.error:
+            console.print(f"[red]not run:[/red] {self.error}")
+            return
+        if self.output:
+            console.print(self.output.rstrip(), markup=False, highlight=False)
+        for key, value in self.details:
+            console.print(f"{key}: {value}", markup=False, highlight=False)
+        if self.product is not None:
+            console.print(f"product: {self.product.label}: {self.product.text()}", markup=False)
+        if self.ceiling is not None:
+            console.print(f"ceiling: {self.ceiling.label}: {self.ceiling.text()}", markup=False)
+        if self.target:
+            met = {True: "met", False: "MISSED", None: "not judged"}[self.target_met]
+            console.print(f"target: {self.target} ({met})", markup=False)
+        if self.ratio is not None:
+            console.print(f"ratio: {self.ratio:.2f}")
+
+
+_RATIO = re.compile(r"^\s*ratio:\s*([0-9.]+)", re.MULTILINE)
+
+
+def ratio_in(output: str) -> float | None:
+    """The ``ratio: X`` a benchmark printed (the last one, if several)."""
+    found = _RATIO.findall(output)
+    return float(found[-1]) if found else None
+
+
+def machine_description() -> list[tuple[str, str]]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except (OSError, ValueError):
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    rows = [
+        ("machine", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("cpu", f"{cpu}, {usable} cores usable"),
+        ("memory", memory or "unknown"),
+        ("python", platform.python_version()),
+    ]
+    try:
+        pg = subprocess.run(
+            ["psql", "--version"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+        if pg:
+            rows.append(("postgresql client", pg))
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return rows
+
+
+def write_benchmarks_md(path: Path, results: Sequence[BenchResult], *, elapsed_s: float) -> None:
+    """Rewrite ``docs/BENCHMARKS.md`` wholly from ``results`` (every benchmark's section,
+    those of other parts included, is regenerated from this run's output)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`mestwin bench all --write docs/BENCHMARKS.md`); rerun it",
+        "rather than editing by hand. Each benchmark measures the product's figure and, in the",
+        "same run on the same machine, the ceiling it should be compared with (a bare library",
+        "doing the same work), and their ratio. The machine is shared and noisy: compare",
+        "ratios, and rerun before relying on a figure.",
+        "",
+        f"Run: {now}, {elapsed_s / 60:.1f} min in all.",
+        "",
+    ]
+    lines += [f"- {key}: {value}" for key, value in machine_description()]
+    lines += [
+        "",
+        "| benchmark | product | ceiling | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    for result in results:
+        ratio = result.ratio if result.ratio is not None else ratio_in(result.output)
+        product = result.product.text() if result.product else ""
+        ceiling = result.ceiling.text() if result.ceiling else ""
+        if result.error:
+            product, ceiling = "not run", ""
+        met = {True: " (met)", False: " (MISSED)", None: ""}[result.target_met]
+        lines.append(
+            f"| {result.name} | {product} | {ceiling} | "
+            f"{'' if ratio is None else f'{ratio:.2f}'} | {result.target}{met} |"
+        )
+    for result in results:
+        lines += ["", f"## {result.name}", "", f"Rerun: `{result.command}`", ""]
+        if result.error:
+            lines += [f"Not run: {result.error}"]
+            continue
+        if result.product is not None:
+            lines.append(f"- product: {result.product.label}: **{result.product.text()}**")
+        if result.ceiling is not None:
+            lines.append(f"- ceiling: {result.ceiling.label}: {result.ceiling.text()}")
+        if result.ratio is not None:
+            lines.append(f"- ratio: {result.ratio:.2f}")
+        if result.target:
+            met = {True: "met", False: "**missed**", None: "not judged"}[result.target_met]
+            lines.append(f"- target: {result.target} — {met}")
+        lines += [f"- {key}: {value}" for key, value in result.details]
+        if result.output:
+            lines += ["", "```", result.output.rstrip(), "```"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
