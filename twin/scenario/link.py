@@ -1,0 +1,250 @@
+"""How equipment traffic reaches the MES during a run: the equipment link seam.
+
+The intended link is the standard one: twin engine -> twin OPC UA server -> (fault proxy)
+-> ``mes_core.connectors.opcua`` -> MES ingest. Where those parts are not available the
+runner uses :class:`DirectCollector`, a stand-in for the connector that turns the engine's
+observer calls into the same wire-contract plant events (``mes_core.schemas.plant_events``)
+with the connector's semantics: deltas from the cumulative PackML counters, a strictly
+growing sequence per source, store-and-forward while the MES is unreachable (nothing is
+dropped, everything is replayed), idempotent on (source, sequence). The report says which
+link carried the run.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from mes_core.schemas.plant_events import (
+    AlarmEvent,
+    CountEvent,
+    EquipmentState,
+    IngestResult,
+    MeasurementEvent,
+    PlantEvent,
+    StateChangeEvent,
+)
+from twin.hooks import PackMLState
+
+Poster = Callable[[list[PlantEvent]], IngestResult]
+
+
+@dataclass
+class LinkStats:
+    """Counts of one link: events produced, posts made, accepted, duplicates, replays."""
+
+    produced: int = 0
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    replayed: int = 0
+    failures: int = 0
+
+
+class EquipmentLink(Protocol):
+    """What the runner needs of whatever carries plant traffic to the MES."""
+
+    name: str
+    stats: LinkStats
+
+    def pump(self) -> None:
+        """Move what is pending towards the MES (non-blocking best effort)."""
+
+    def drain(self, timeout: float) -> bool:
+        """Deliver everything pending; True when nothing is left."""
+
+    def pending(self) -> int:
+        """Events produced but not yet acknowledged by the MES."""
+
+
+class DirectCollector:
+    """Observer -> plant events -> MES, with store-and-forward (see the module docstring).
+
+    ``characteristics`` maps (work unit, process value) to the inspection characteristic a
+    value measures; only those values are sent (as measurements), as a connector would be
+    configured to. ``start`` is the wall-clock instant of simulated time 0.
+    """
+
+    name = "direct collector (stand-in for OPC UA + connector)"
+
+    def __init__(
+        self,
+        post: Poster,
+        *,
+        source: str,
+        start: datetime,
+        characteristics: dict[tuple[str, str], str],
+        batch_size: int = 2000,
+    ) -> None:
+        self._post = post
+        self.source = source
+        self.start = start
+        self.characteristics = characteristics
+        self.batch_size = batch_size
+        self._seq = 0
+        self._spool: deque[PlantEvent] = deque()
+        self._counters: dict[str, tuple[int, int]] = {}
+        self._job: dict[str, tuple[str, str]] = {}
+        self._attempted: set[int] = set()
+        self.stats = LinkStats()
+        self.last_error = ""
+
+    def _ts(self, t: float) -> datetime:
+        # Millisecond resolution, as OPC UA source timestamps travel (100 ns ticks, but
+        # the MES stores ms): the reconciliation's duration tolerance covers this.
+        return self.start + timedelta(milliseconds=round(t * 1000))
+
+    def _next(self) -> int:
+        self._seq += 1
+        self.stats.produced += 1
+        return self._seq
+
+    # -- PlantObserver --------------------------------------------------------------------
+
+    def on_state(
+        self,
+        t: float,
+        work_unit: str,
+        state: str,
+        packml_state: PackMLState,
+        reason: str,
+        wall: float | None,
+    ) -> None:
+        self._spool.append(
+            StateChangeEvent(
+                source=self.source,
+                sequence=self._next(),
+                work_unit=work_unit,
+                timestamp=self._ts(t),
+                state=EquipmentState(state),
+                reason=reason[:200],
+                packml_state=int(packml_state),
+            )
+        )
+
+    def on_counters(
+        self,
+        t: float,
+        work_unit: str,
+        processed: int,
+        defective: int,
+        consumed: int,
+        wall: float | None,
+    ) -> None:
+        p0, d0 = self._counters.get(work_unit, (0, 0))
+        dp, dd = processed - p0, defective - d0
+        self._counters[work_unit] = (processed, defective)
+        if dp <= 0 and dd <= 0:
+            return
+        job, lot = self._job.get(work_unit, ("", ""))
+        self._spool.append(
+            CountEvent(
+                source=self.source,
+                sequence=self._next(),
+                work_unit=work_unit,
+                timestamp=self._ts(t),
+                good=max(dp - dd, 0),
+                scrap=max(dd, 0),
+                job_order=job or None,
+                material_lot=lot or None,
+            )
+        )
+
+    def on_value(
+        self, t: float, work_unit: str, name: str, value: float, wall: float | None
+    ) -> None:
+        characteristic = self.characteristics.get((work_unit, name))
+        if characteristic is None:
+            return
+        job, lot = self._job.get(work_unit, ("", ""))
+        self._spool.append(
+            MeasurementEvent(
+                source=self.source,
+                sequence=self._next(),
+                work_unit=work_unit,
+                timestamp=self._ts(t),
+                characteristic=characteristic,
+                value=value,
+                job_order=job or None,
+                material_lot=lot or None,
+            )
+        )
+
+    def on_job(
+        self,
+        t: float,
+        work_unit: str,
+        job_order: str,
+        product: str,
+        material_lot: str,
+        wall: float | None,
+    ) -> None:
+        self._job[work_unit] = (job_order, material_lot)
+
+    def on_alarm(
+        self,
+        t: float,
+        work_unit: str,
+        alarm: str,
+        severity: int,
+        message: str,
+        active: bool,
+        wall: float | None,
+    ) -> None:
+        self._spool.append(
+            AlarmEvent(
+                source=self.source,
+                sequence=self._next(),
+                work_unit=work_unit,
+                timestamp=self._ts(t),
+                alarm=alarm[:100],
+                severity=max(1, min(severity, 1000)),
+                message=message[:500],
+                active=active,
+            )
+        )
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        return len(self._spool)
+
+    def pump(self) -> None:
+        """Post full batches; on failure keep them spooled for the next pump."""
+        while len(self._spool) >= self.batch_size:
+            if not self._send_one():
+                return
+
+    def drain(self, timeout: float) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self._spool:
+            if not self._send_one():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.5)
+        return True
+
+    def _send_one(self) -> bool:
+        batch = [self._spool[i] for i in range(min(self.batch_size, len(self._spool)))]
+        replay = sum(1 for e in batch if e.sequence in self._attempted)
+        self._attempted.update(e.sequence for e in batch)
+        self.stats.sent += len(batch)
+        self.stats.replayed += replay
+        try:
+            result = self._post(batch)
+        except Exception as exc:  # noqa: BLE001 - any transport failure means "spool and retry"
+            self.stats.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self.stats.accepted += result.accepted
+        self.stats.duplicates += result.duplicates
+        for _ in batch:
+            self._spool.popleft()
+        # Acknowledged sequences need no replay bookkeeping any more.
+        self._attempted.difference_update(e.sequence for e in batch)
+        return True
