@@ -1,0 +1,748 @@
+"""Quality services: measurement results, SPC, nonconformances, holds, signed dispositions.
+
+Keyword-only functions over a session; they flush but never commit (the caller's
+transaction decides) and append an audit entry for every change. The decisions are the
+pure rules of :mod:`mes_core.quality.spc`, :mod:`~mes_core.quality.inspection`,
+:mod:`~mes_core.quality.disposition` and :mod:`~mes_core.quality.signature`.
+
+Enforcement rule 5 (PRODUCT.md): a result out of specification or violating an SPC rule
+opens a nonconformance and holds the affected lot(s) and the job order; the execution
+core refuses to move anything held; only QA disposes it, with an electronic signature.
+While a nonconformance on the same characteristic and job order is open, further deviating
+results join it (and hold any new lot) instead of opening one nonconformance per sample.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mes_core.domain import rules
+from mes_core.domain.errors import (
+    Forbidden,
+    InvalidInput,
+    MesError,
+    NotAuthenticated,
+    NotFound,
+    RuleViolation,
+)
+from mes_core.domain.states import JobOrderState, LotStatus, Role
+from mes_core.persistence import audit
+from mes_core.persistence.base import utcnow
+from mes_core.persistence.execution import (
+    get_job_order,
+    hold_job_order,
+    hold_lot,
+    release_job_order_hold,
+    release_lot,
+    running_operation_at,
+)
+from mes_core.persistence.masterdata import get_lot, get_person
+from mes_core.persistence.models import (
+    Equipment,
+    InspectionCharacteristic,
+    JobOperation,
+    JobOrder,
+    MaterialLot,
+    OperationsSegment,
+)
+from mes_core.persistence.security import Actor, verify_password
+from mes_core.quality import disposition as dz
+from mes_core.quality.inspection import Verdict, judge
+from mes_core.quality.models import (
+    ElectronicSignature,
+    MeasurementResult,
+    Nonconformance,
+    QualityHold,
+    SpcLimits,
+)
+from mes_core.quality.signature import (
+    SignatureError,
+    SignatureManifest,
+    check_request,
+    record_hash,
+)
+from mes_core.quality.spc import (
+    RUN_LENGTH,
+    ControlLimits,
+    SpcError,
+    SpecLimits,
+    limits_from_first_in_control,
+)
+
+#: Without a configured baseline, limits come from the first N in-control points.
+DEFAULT_BASELINE_N = 20
+
+#: The skill a signer needs a valid certification for to dispose a nonconformance
+#: (rule 3 applied at signing).
+DISPOSITION_SKILL = "quality-disposition"
+
+#: Job order states from which a hold may be placed (the life cycle of the execution core).
+_HOLDABLE = frozenset(
+    {
+        JobOrderState.PLANNED,
+        JobOrderState.RELEASED,
+        JobOrderState.DISPATCHED,
+        JobOrderState.RUNNING,
+        JobOrderState.COMPLETED,
+    }
+)
+_HISTORY = max(RUN_LENGTH.values()) - 1
+
+
+class SignatureRefused(MesError):
+    """The signature could not be applied (wrong password, missing certification...)."""
+
+    status_code = 403
+    code = "SIGNATURE_REFUSED"
+
+
+# ------------------------------------------------------------------ characteristics
+
+
+def get_characteristic(session: Session, characteristic_id: int) -> InspectionCharacteristic:
+    row = session.get(InspectionCharacteristic, characteristic_id)
+    if row is None:
+        raise NotFound("inspection characteristic", str(characteristic_id))
+    return row
+
+
+def resolve_characteristic(
+    session: Session,
+    name: str,
+    *,
+    job_order: JobOrder | None,
+    sequence: int | None = None,
+    work_unit: Equipment | None = None,
+) -> tuple[InspectionCharacteristic, JobOrder | None, JobOperation | None]:
+    """Find the characteristic ``name`` measured in an operation.
+
+    With a job order and an operation sequence, that operation's segment; with a job order
+    and a work unit, the job order's operation on that unit; with only a work unit, the
+    operation running there now.
+    """
+    operation: JobOperation | None = None
+    if job_order is not None and sequence is not None:
+        operation = next((o for o in job_order.operations if o.sequence == sequence), None)
+        if operation is None:
+            raise NotFound("operation", f"{job_order.code}/{sequence}")
+    elif job_order is not None and work_unit is not None:
+        candidates = [o for o in job_order.operations if o.work_unit_id == work_unit.id]
+        running = [o for o in candidates if o.state == "running"]
+        chosen = running or candidates
+        operation = chosen[0] if chosen else None
+    elif work_unit is not None:
+        operation = running_operation_at(session, work_unit.id)
+        if operation is not None:
+            job_order = operation.job_order
+    if operation is not None:
+        segments: Sequence[OperationsSegment] = [operation.segment]
+    elif job_order is not None:
+        segments = job_order.definition.segments
+    else:
+        segments = []
+    found = [c for s in segments for c in s.characteristics if c.name == name]
+    if not found:
+        where = f"job order {job_order.code}" if job_order is not None else "no job order running"
+        if work_unit is not None:
+            where += f" at work unit {work_unit.code}"
+        raise NotFound("inspection characteristic", f"{name} ({where})")
+    if len(found) > 1 and operation is None:
+        raise InvalidInput(
+            f"characteristic {name!r} exists in several operations of job order "
+            f"{job_order.code if job_order else '-'}; name the operation",
+            object_ref=f"characteristic:{name}",
+        )
+    return found[0], job_order, operation
+
+
+# ------------------------------------------------------------------ SPC limits
+
+
+@dataclass(frozen=True)
+class LimitsView:
+    """Control limits of a characteristic as the API shows them."""
+
+    characteristic_id: int
+    method: str
+    baseline_n: int
+    centre: float | None
+    sigma: float | None
+    ucl: float | None
+    lcl: float | None
+    established_at: datetime | None
+
+
+def _limits_row(session: Session, characteristic_id: int) -> SpcLimits | None:
+    return session.execute(
+        select(SpcLimits).where(SpcLimits.characteristic_id == characteristic_id)
+    ).scalar_one_or_none()
+
+
+def limits_view(session: Session, characteristic: InspectionCharacteristic) -> LimitsView:
+    row = _limits_row(session, characteristic.id)
+    if row is None:
+        return LimitsView(characteristic.id, "first_n", DEFAULT_BASELINE_N, *(None,) * 5)
+    ucl = lcl = None
+    if row.centre is not None and row.sigma is not None:
+        limits = ControlLimits(row.centre, row.sigma)
+        ucl, lcl = limits.ucl, limits.lcl
+    return LimitsView(
+        characteristic.id,
+        row.method,
+        row.baseline_n,
+        row.centre,
+        row.sigma,
+        ucl,
+        lcl,
+        row.established_at,
+    )
+
+
+def set_limits(
+    session: Session,
+    characteristic: InspectionCharacteristic,
+    *,
+    method: str,
+    centre: float | None = None,
+    sigma: float | None = None,
+    baseline_n: int = DEFAULT_BASELINE_N,
+    actor: Actor,
+) -> LimitsView:
+    """Set a characteristic's control limits: ``baseline`` (user-set centre and sigma) or
+    ``first_n`` (estimated from the next ``baseline_n`` in-control results)."""
+    if method == "baseline":
+        if centre is None or sigma is None:
+            raise InvalidInput("a baseline needs centre and sigma", object_ref="spc_limits")
+        try:
+            ControlLimits(centre, sigma)
+        except SpcError as exc:
+            raise InvalidInput(str(exc), object_ref="spc_limits") from exc
+    elif method == "first_n":
+        if baseline_n < 2:
+            raise InvalidInput("baseline_n must be at least 2", object_ref="spc_limits")
+        centre = sigma = None
+    else:
+        raise InvalidInput(f"unknown method {method!r}", object_ref="spc_limits")
+    row = _limits_row(session, characteristic.id) or SpcLimits(characteristic_id=characteristic.id)
+    row.method, row.baseline_n, row.centre, row.sigma = method, baseline_n, centre, sigma
+    row.established_at = utcnow() if method == "baseline" else None
+    row.set_by, row.set_at = actor.name, utcnow()
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="quality.spc_limits_set",
+        object_ref=f"characteristic:{characteristic.id}",
+        detail={"method": method, "centre": centre, "sigma": sigma, "baseline_n": baseline_n},
+    )
+    return limits_view(session, characteristic)
+
+
+def _current_limits(
+    session: Session, characteristic: InspectionCharacteristic, spec: SpecLimits, value: float
+) -> tuple[ControlLimits | None, bool]:
+    """The limits to judge ``value`` by, and whether they were established just now (then
+    ``value`` belongs to the baseline and is not judged by the run rules)."""
+    row = _limits_row(session, characteristic.id)
+    if row is not None and row.centre is not None and row.sigma is not None:
+        return ControlLimits(row.centre, row.sigma), False
+    n = row.baseline_n if row is not None else DEFAULT_BASELINE_N
+    earlier = (
+        session.execute(
+            select(MeasurementResult.value)
+            .where(MeasurementResult.characteristic_id == characteristic.id)
+            .order_by(MeasurementResult.id)
+            .limit(5 * n)
+        )
+        .scalars()
+        .all()
+    )
+    limits = limits_from_first_in_control([*earlier, value], n, spec)
+    if limits is None:
+        return None, False
+    if row is None:
+        row = SpcLimits(characteristic_id=characteristic.id, method="first_n", baseline_n=n)
+        session.add(row)
+    row.centre, row.sigma, row.established_at = limits.centre, limits.sigma, utcnow()
+    session.flush()
+    audit.append(
+        session,
+        actor="system",
+        action="quality.spc_limits_established",
+        object_ref=f"characteristic:{characteristic.id}",
+        detail={"centre": limits.centre, "sigma": limits.sigma, "points": n},
+    )
+    return limits, True
+
+
+# ------------------------------------------------------------------ measurements
+
+
+@dataclass(frozen=True)
+class MeasurementOutcome:
+    result: MeasurementResult
+    verdict: Verdict
+    nonconformance: Nonconformance | None
+
+
+def record_measurement(
+    session: Session,
+    *,
+    characteristic: InspectionCharacteristic,
+    value: float,
+    measured_at: datetime,
+    job_order: JobOrder | None,
+    operation: JobOperation | None,
+    lot: MaterialLot | None,
+    work_unit: Equipment | None,
+    unit: str = "",
+    source: str,
+    actor: Actor,
+) -> MeasurementOutcome:
+    """Record one result, judge it (spec, then SPC) and apply rule 5 if it deviates."""
+    spec = SpecLimits(lsl=characteristic.lsl, usl=characteristic.usl)
+    limits, just_established = _current_limits(session, characteristic, spec, value)
+    history = list(
+        reversed(
+            session.execute(
+                select(MeasurementResult.value)
+                .where(MeasurementResult.characteristic_id == characteristic.id)
+                .order_by(MeasurementResult.id.desc())
+                .limit(_HISTORY)
+            )
+            .scalars()
+            .all()
+        )
+    )
+    verdict = judge(value, spec, history, None if just_established else limits)
+    result = MeasurementResult(
+        characteristic_id=characteristic.id,
+        job_order_id=job_order.id if job_order else None,
+        job_operation_id=operation.id if operation else None,
+        lot_id=lot.id if lot else None,
+        work_unit_id=work_unit.id if work_unit else (operation.work_unit_id if operation else None),
+        value=value,
+        unit=unit or characteristic.unit,
+        measured_at=measured_at,
+        recorded_at=utcnow(),
+        source=source,
+        actor=actor.name,
+        in_spec=verdict.out_of_spec is None,
+        spc_rules=",".join(str(r.value) for r in verdict.rules),
+    )
+    session.add(result)
+    session.flush()
+    nc = None
+    if verdict.deviation:
+        nc = _open_or_join(
+            session,
+            characteristic=characteristic,
+            verdict=verdict,
+            result=result,
+            job_order=job_order,
+            operation=operation,
+            lot=lot,
+            actor=actor,
+        )
+        result.nonconformance_id = nc.id
+    session.flush()
+    return MeasurementOutcome(result, verdict, nc)
+
+
+def _affected_lots(
+    session: Session, operation: JobOperation | None, lot: MaterialLot | None
+) -> list[MaterialLot]:
+    """The lot measured, else every lot the operation has produced so far."""
+    if lot is not None:
+        return [lot]
+    if operation is None:
+        return []
+    return list(
+        session.execute(
+            select(MaterialLot).where(MaterialLot.produced_by_operation_id == operation.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _open_or_join(
+    session: Session,
+    *,
+    characteristic: InspectionCharacteristic,
+    verdict: Verdict,
+    result: MeasurementResult,
+    job_order: JobOrder | None,
+    operation: JobOperation | None,
+    lot: MaterialLot | None,
+    actor: Actor,
+) -> Nonconformance:
+    source = (
+        dz.NonconformanceSource.OUT_OF_SPEC if verdict.out_of_spec else dz.NonconformanceSource.SPC
+    )
+    description = verdict.describe(characteristic.name)
+    existing = session.execute(
+        select(Nonconformance).where(
+            Nonconformance.state == dz.NonconformanceState.OPEN.value,
+            Nonconformance.characteristic_id == characteristic.id,
+            Nonconformance.job_order_id == (job_order.id if job_order else None),
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        nc = existing
+        audit.append(
+            session,
+            actor=actor.name,
+            action="nonconformance.result_added",
+            object_ref=f"nonconformance:{nc.number}",
+            detail={"measurement": result.id, "value": result.value, "why": description},
+        )
+    else:
+        nc = Nonconformance(
+            number=f"tmp-{uuid.uuid4().hex[:20]}",
+            state=dz.NonconformanceState.OPEN.value,
+            source=source.value,
+            description=description,
+            characteristic_id=characteristic.id,
+            job_order_id=job_order.id if job_order else None,
+            opened_at=utcnow(),
+            opened_by=actor.name,
+        )
+        session.add(nc)
+        session.flush()
+        nc.number = f"NC-{nc.id:06d}"
+        audit.append(
+            session,
+            actor=actor.name,
+            action="nonconformance.opened",
+            object_ref=f"nonconformance:{nc.number}",
+            detail={
+                "source": source.value,
+                "why": description,
+                "measurement": result.id,
+                "value": result.value,
+                "job_order": job_order.code if job_order else None,
+            },
+        )
+    reason = f"{nc.number}: {description}"
+    for affected in _affected_lots(session, operation, lot):
+        _hold(session, nc, "lot", affected.id)
+        if affected.status not in (LotStatus.REJECTED.value, LotStatus.CONSUMED.value):
+            hold_lot(session, affected.code, reason, actor=actor)
+    if job_order is not None:
+        _hold(session, nc, "job_order", job_order.id)
+        if JobOrderState(job_order.state) in _HOLDABLE:
+            hold_job_order(session, job_order.code, reason, actor=actor)
+    return nc
+
+
+def _hold(session: Session, nc: Nonconformance, kind: str, object_id: int) -> None:
+    exists = session.execute(
+        select(QualityHold.id).where(
+            QualityHold.nonconformance_id == nc.id,
+            QualityHold.object_kind == kind,
+            QualityHold.object_id == object_id,
+        )
+    ).first()
+    if exists is None:
+        session.add(
+            QualityHold(
+                nonconformance_id=nc.id, object_kind=kind, object_id=object_id, placed_at=utcnow()
+            )
+        )
+        session.flush()
+
+
+# ------------------------------------------------------------------ nonconformances
+
+
+def get_nonconformance(session: Session, number: str) -> Nonconformance:
+    row = session.execute(
+        select(Nonconformance).where(Nonconformance.number == number)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("nonconformance", number)
+    return row
+
+
+def list_nonconformances(
+    session: Session, *, state: str | None = None, job_order: str | None = None, limit: int = 100
+) -> Sequence[Nonconformance]:
+    q = select(Nonconformance).order_by(Nonconformance.id.desc()).limit(limit)
+    if state:
+        q = q.where(Nonconformance.state == state)
+    if job_order:
+        q = q.where(Nonconformance.job_order_id == get_job_order(session, job_order).id)
+    return session.execute(q).scalars().all()
+
+
+def holds_of(session: Session, nc: Nonconformance) -> list[QualityHold]:
+    return list(
+        session.execute(
+            select(QualityHold)
+            .where(QualityHold.nonconformance_id == nc.id)
+            .order_by(QualityHold.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def held_objects(session: Session, nc: Nonconformance) -> dict[str, list[str]]:
+    """Codes of the lots and job orders the nonconformance holds (or held)."""
+    out: dict[str, list[str]] = {"lots": [], "job_orders": []}
+    for hold in holds_of(session, nc):
+        if hold.object_kind == "lot":
+            out["lots"].append(session.get_one(MaterialLot, hold.object_id).code)
+        else:
+            out["job_orders"].append(session.get_one(JobOrder, hold.object_id).code)
+    return out
+
+
+def open_manual_nonconformance(
+    session: Session,
+    *,
+    description: str,
+    job_order: str | None,
+    lots: Sequence[str],
+    actor: Actor,
+) -> Nonconformance:
+    """A nonconformance raised by a person (e.g. a visual defect), holding what it names."""
+    if not job_order and not lots:
+        raise InvalidInput(
+            "a nonconformance must name a job order or at least one lot", object_ref="-"
+        )
+    job = get_job_order(session, job_order) if job_order else None
+    nc = Nonconformance(
+        number=f"tmp-{uuid.uuid4().hex[:20]}",
+        state=dz.NonconformanceState.OPEN.value,
+        source=dz.NonconformanceSource.MANUAL.value,
+        description=description,
+        job_order_id=job.id if job else None,
+        opened_at=utcnow(),
+        opened_by=actor.name,
+    )
+    session.add(nc)
+    session.flush()
+    nc.number = f"NC-{nc.id:06d}"
+    audit.append(
+        session,
+        actor=actor.name,
+        action="nonconformance.opened",
+        object_ref=f"nonconformance:{nc.number}",
+        detail={"source": "manual", "why": description, "job_order": job_order, "lots": list(lots)},
+    )
+    reason = f"{nc.number}: {description}"
+    for code in lots:
+        lot = get_lot(session, code)
+        _hold(session, nc, "lot", lot.id)
+        hold_lot(session, code, reason, actor=actor)
+    if job is not None:
+        _hold(session, nc, "job_order", job.id)
+        if JobOrderState(job.state) in _HOLDABLE:
+            hold_job_order(session, job.code, reason, actor=actor)
+    return nc
+
+
+def _record_of(
+    session: Session, nc: Nonconformance, disposition: str, quantity: float | None
+) -> dict[str, Any]:
+    """The content the signature binds: the nonconformance and what the disposition does."""
+    held = held_objects(session, nc)
+    return {
+        "nonconformance": nc.number,
+        "description": nc.description,
+        "source": nc.source,
+        "opened_at": nc.opened_at.isoformat(),
+        "opened_by": nc.opened_by,
+        "disposition": disposition,
+        "quantity": quantity,
+        "lots": held["lots"],
+        "job_orders": held["job_orders"],
+        "measurements": [
+            m
+            for m in session.execute(
+                select(MeasurementResult.id)
+                .where(MeasurementResult.nonconformance_id == nc.id)
+                .order_by(MeasurementResult.id)
+            )
+            .scalars()
+            .all()
+        ],
+    }
+
+
+def dispose(
+    session: Session,
+    number: str,
+    *,
+    disposition: str,
+    password: str,
+    meaning: str,
+    reason: str,
+    quantity: float | None = None,
+    actor: Actor,
+) -> tuple[Nonconformance, ElectronicSignature]:
+    """Dispose a nonconformance (release, rework, scrap) under an electronic signature.
+
+    Only the quality role; the signer re-enters the password (21 CFR 11.200(a)(1)(i)) and
+    must hold a valid certification for ``DISPOSITION_SKILL`` (rule 3 at signing). Every
+    refusal is recorded in the audit trail.
+    """
+    nc = get_nonconformance(session, number)
+    ref = f"nonconformance:{number}"
+    try:
+        kind = dz.Disposition(disposition)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"disposition {disposition!r} is not one of release, rework, scrap", object_ref=ref
+        ) from exc
+    if Role.QUALITY.value not in actor.roles or actor.person_code is None:
+        _refuse(session, actor, ref, "only a person with the quality role may dispose")
+        raise Forbidden("only a person with the quality role may dispose", object_ref=ref)
+    try:
+        parsed_meaning = check_request(meaning, reason)
+        dz.check_can_dispose(nc.state, number)
+    except (SignatureError, dz.DispositionError) as exc:
+        raise InvalidInput(str(exc), object_ref=ref) from exc
+    try:
+        signer = verify_password(session, person=actor.person_code, password=password)
+    except NotAuthenticated as exc:
+        _refuse(session, actor, ref, "signature refused: wrong password")
+        raise SignatureRefused("signature refused: wrong password", object_ref=ref) from exc
+    person = get_person(session, signer.code)
+    try:
+        rules.check_certification(
+            person.code,
+            DISPOSITION_SKILL,
+            [rules.CertificationFacts(c.skill, c.valid_until) for c in person.certifications],
+            today=utcnow().date(),
+            action="sign a disposition",
+        )
+    except RuleViolation as exc:
+        _refuse(session, actor, ref, exc.message)
+        raise SignatureRefused(exc.message, object_ref=f"person:{person.code}") from exc
+
+    record = _record_of(session, nc, kind.value, quantity)
+    manifest = SignatureManifest(
+        signer=person.code,
+        printed_name=person.name or person.code,
+        signed_at=utcnow(),
+        meaning=parsed_meaning,
+        reason=reason.strip(),
+        record_ref=ref,
+        record_hash=record_hash(record),
+    )
+    signature = ElectronicSignature(
+        signer_id=person.id,
+        signer=manifest.signer,
+        printed_name=manifest.printed_name,
+        signed_at=manifest.signed_at,
+        meaning=manifest.meaning.value,
+        reason=manifest.reason,
+        record_ref=ref,
+        record_hash=manifest.record_hash,
+        record_json=json.dumps(record, sort_keys=True),
+        binding_hash=manifest.binding_hash(),
+    )
+    session.add(signature)
+    session.flush()
+    nc.state = dz.NonconformanceState.DISPOSED.value
+    nc.disposition = kind.value
+    nc.quantity = quantity
+    nc.disposed_at = manifest.signed_at
+    nc.signature_id = signature.id
+    _release_holds(session, nc, kind, actor=actor)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="nonconformance.disposed",
+        object_ref=ref,
+        detail={
+            "disposition": kind.value,
+            "quantity": quantity,
+            "signature": manifest.display(),
+            "meaning": manifest.meaning.value,
+            "reason": manifest.reason,
+            "record_hash": manifest.record_hash,
+            "binding_hash": signature.binding_hash,
+        },
+    )
+    session.flush()
+    return nc, signature
+
+
+def _refuse(session: Session, actor: Actor, ref: str, message: str) -> None:
+    """Record a refused disposition in its own committed transaction (it must survive the
+    rollback of the refused request)."""
+    session.rollback()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="refused",
+        object_ref=ref,
+        detail={"rule": "SIGNATURE", "message": message, "attempted": "dispose"},
+    )
+    session.commit()
+
+
+def _release_holds(
+    session: Session, nc: Nonconformance, kind: dz.Disposition, *, actor: Actor
+) -> None:
+    now = utcnow()
+    reason = f"{nc.number} disposed: {kind.value}"
+    for hold in holds_of(session, nc):
+        hold.released_at = now
+    session.flush()
+    for hold in holds_of(session, nc):
+        others = session.execute(
+            select(QualityHold.id).where(
+                QualityHold.object_kind == hold.object_kind,
+                QualityHold.object_id == hold.object_id,
+                QualityHold.released_at.is_(None),
+            )
+        ).all()
+        if hold.object_kind == "lot":
+            lot = session.get_one(MaterialLot, hold.object_id)
+            if lot.status == LotStatus.CONSUMED.value or (
+                lot.status != LotStatus.ON_HOLD.value and kind != dz.Disposition.SCRAP
+            ):
+                continue
+            target = dz.lot_status_after(kind, lot.status_before_hold, dz.still_held(others))
+            if target != LotStatus.ON_HOLD:
+                release_lot(session, lot.code, reason, actor=actor, status=target)
+        else:
+            job = session.get_one(JobOrder, hold.object_id)
+            if not others and job.state == JobOrderState.HELD.value:
+                release_job_order_hold(session, job.code, reason, actor=actor)
+
+
+def signature_of(session: Session, nc: Nonconformance) -> ElectronicSignature | None:
+    if nc.signature_id is None:
+        return None
+    return session.get(ElectronicSignature, nc.signature_id)
+
+
+def measurements(
+    session: Session, characteristic: InspectionCharacteristic, *, limit: int = 200
+) -> list[MeasurementResult]:
+    rows = (
+        session.execute(
+            select(MeasurementResult)
+            .where(MeasurementResult.characteristic_id == characteristic.id)
+            .order_by(MeasurementResult.id.desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    return list(reversed(rows))
