@@ -1,0 +1,80 @@
+"""Ground truth from the observer stream, and the direct collector's store-and-forward."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from mes_core.schemas.plant_events import CountEvent, IngestResult, PlantEvent, StateChangeEvent
+from twin.hooks import PackMLState
+from twin.scenario.link import DirectCollector
+from twin.scenario.truth import TruthRecorder
+
+START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
+
+
+def _feed(obs: TruthRecorder | DirectCollector) -> None:
+    obs.on_state(0.0, "F", "idle", PackMLState.IDLE, "", None)
+    obs.on_job(5.0, "F", "JO-1", "W", "LOT-1", None)
+    obs.on_state(10.0, "F", "running", PackMLState.EXECUTE, "", None)
+    obs.on_counters(20.0, "F", 10, 1, 10, None)
+    obs.on_value(21.0, "F", "FillWeight", 502.1, None)
+    obs.on_state(30.0, "F", "down", PackMLState.HELD, "valve jam", None)
+    obs.on_counters(30.0, "F", 15, 2, 15, None)
+
+
+def test_truth_recorder_keeps_counts_and_state_seconds_per_work_unit_and_order() -> None:
+    truth = TruthRecorder()
+    _feed(truth)
+    truth.close(60.0)
+    rec = truth.records()
+    unit = rec.work_units["F"]
+    assert (unit.good, unit.scrap) == (13, 2)
+    assert unit.state_seconds == {"idle": 10.0, "running": 20.0, "down": 30.0}
+    assert (rec.job_orders["JO-1"].good, rec.job_orders["JO-1"].scrap) == (13, 2)
+    assert [(i.state, i.start, i.end) for i in truth.intervals] == [
+        ("idle", 0.0, 10.0),
+        ("running", 10.0, 30.0),
+        ("down", 30.0, 60.0),
+    ]
+
+
+class _FlakyMes:
+    def __init__(self) -> None:
+        self.up = False
+        self.seen: set[tuple[str, int]] = set()
+        self.events: list[PlantEvent] = []
+
+    def post(self, batch: list[PlantEvent]) -> IngestResult:
+        if not self.up:
+            raise ConnectionError("MES down")
+        new = [e for e in batch if (e.source, e.sequence) not in self.seen]
+        self.seen.update((e.source, e.sequence) for e in new)
+        self.events.extend(new)
+        return IngestResult(accepted=len(new), duplicates=len(batch) - len(new), received_at=START)
+
+
+def test_direct_collector_sends_deltas_and_replays_after_the_mes_comes_back() -> None:
+    mes = _FlakyMes()
+    link = DirectCollector(
+        mes.post,
+        source="twin:test",
+        start=START,
+        characteristics={("F", "FillWeight"): "fw"},
+        batch_size=2,
+    )
+    _feed(link)
+    link.pump()  # MES down: everything stays spooled
+    assert link.pending() == 6 and link.stats.failures == 1
+    mes.up = True
+    assert link.drain(timeout=5)
+    assert link.pending() == 0
+    assert link.stats.produced == 6 and link.stats.accepted == 6
+    assert link.stats.replayed == 2  # the batch tried while the MES was down
+    counts = [e for e in mes.events if isinstance(e, CountEvent)]
+    assert [(c.good, c.scrap, c.job_order, c.material_lot) for c in counts] == [
+        (9, 1, "JO-1", "LOT-1"),
+        (4, 1, "JO-1", "LOT-1"),
+    ]
+    states = [e for e in mes.events if isinstance(e, StateChangeEvent)]
+    assert states[-1].timestamp == datetime(2026, 1, 5, 6, 0, 30, tzinfo=UTC)
+    assert [e.sequence for e in mes.events] == [1, 2, 3, 4, 5, 6]
