@@ -106,8 +106,15 @@ class PlantEventBatch(BaseModel):
 
 
 class IngestResult(BaseModel):
-    """What the MES did with a batch: ``accepted`` new events, ``duplicates`` ignored."""
+    """What the MES did with a batch: ``accepted`` new events, ``duplicates`` ignored.
+
+    ``unknown_work_units`` (added later, optional) lists codes stored but not applied.
+    """
 
     accepted: int
     duplicates: int
     received_at: datetime
+    unknown_work_units: list[str] = Field(
+        default_factory=list,
+        description="work unit codes the MES does not know: stored, not applied",
+    )

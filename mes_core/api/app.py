@@ -1,0 +1,122 @@
+"""The FastAPI application factory of the MES.
+
+Routers are mounted from one visible list, :data:`ROUTERS`; other parts of mes_core
+(quality, KPI, labour, ERP) append their router's dotted path there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mes_core.api import errors
+from mes_core.api.limits import BodySizeLimit
+from mes_core.domain.states import Role
+from mes_core.persistence.db import is_sqlite, make_engine, make_session_factory
+from mes_core.persistence.models import Person
+from mes_core.persistence.security import SYSTEM, hash_password
+from mes_core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: Routers of the API, as "module:attribute". Append yours; order is the OpenAPI order.
+ROUTERS: list[str] = [
+    "mes_core.api.routes.auth:router",
+    "mes_core.api.routes.masterdata:router",
+    "mes_core.api.routes.equipment:router",
+    "mes_core.api.routes.materials:router",
+    "mes_core.api.routes.routings:router",
+    "mes_core.api.routes.personnel:router",
+    "mes_core.api.routes.job_orders:router",
+    "mes_core.api.routes.plant_events:router",
+    "mes_core.api.routes.genealogy:router",
+    "mes_core.api.routes.audit:router",
+]
+
+#: The embedded demo's admin password (SQLite only; see README "MES core").
+DEMO_ADMIN_PASSWORD = "admin"
+
+
+class AdminPasswordRequired(RuntimeError):
+    """PostgreSQL without an admin yet and without ``MESTWIN_ADMIN_PASSWORD``."""
+
+
+def ensure_admin(factory: sessionmaker[Session], settings: Settings) -> None:
+    """Create the ``admin`` person on a database that has none.
+
+    The default password ``admin`` is for the embedded SQLite demo only; on PostgreSQL
+    ``MESTWIN_ADMIN_PASSWORD`` must be set, or the service refuses to start.
+    """
+    with factory() as session:
+        if session.execute(select(Person.id).where(Person.code == "admin")).first():
+            return
+        if settings.admin_password is not None:
+            password = settings.admin_password.get_secret_value()
+        elif is_sqlite(settings.database_url):
+            password = DEMO_ADMIN_PASSWORD
+        else:
+            raise AdminPasswordRequired(
+                "the default admin credential is for the embedded SQLite demo only: set "
+                "MESTWIN_ADMIN_PASSWORD to create the admin user on this database"
+            )
+        from mes_core.persistence import audit
+
+        session.add(
+            Person(
+                code="admin",
+                name="Administrator",
+                roles=Role.ADMIN.value,
+                password_hash=hash_password(password),
+                active=True,
+            )
+        )
+        audit.append(session, actor=SYSTEM.name, action="person.created", object_ref="person:admin")
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another worker created it between our check and our insert: that is fine.
+            session.rollback()
+
+
+def load_router(path: str) -> APIRouter:
+    module, _, attr = path.partition(":")
+    router = getattr(importlib.import_module(module), attr)
+    assert isinstance(router, APIRouter), path
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+    ensure_admin(factory, settings)
+    app = FastAPI(
+        title="mestwin MES core",
+        version="0.1.0",
+        description="A strict MES: equipment, material, routings, personnel, job orders, "
+        "plant event ingest, genealogy, audit trail (ISA-95 names).",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = factory
+    errors.install(app)
+    for path in ROUTERS:
+        app.include_router(load_router(path))
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory`` (each worker reads the environment)."""
+    return create_app()

@@ -1,0 +1,96 @@
+"""FastAPI dependencies: the database session and the acting user with their roles.
+
+``SessionDep`` gives one session per request (the route commits); ``allow(...)`` names the
+roles an endpoint admits (admin is always admitted) and yields the acting :class:`Actor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from mes_core.domain.errors import Forbidden, NotAuthenticated
+from mes_core.domain.states import Role
+from mes_core.persistence import security
+from mes_core.persistence.security import Actor
+from mes_core.settings import Settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with factory() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def _secret(
+    authorization: str | None,
+    x_api_key: str | None,
+    access_token: str | None,
+) -> str:
+    if x_api_key:
+        return x_api_key
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise NotAuthenticated("Authorization header must be 'Bearer <token>'")
+        return value.strip()
+    if access_token:
+        return access_token
+    raise NotAuthenticated("authentication required: a bearer token or an X-API-Key header")
+
+
+def current_actor(
+    request: Request,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+    access_token: Annotated[
+        str | None, Query(description="token for clients that cannot set headers (SSE)")
+    ] = None,
+) -> Actor:
+    actor = security.resolve(session, _secret(authorization, x_api_key, access_token))
+    request.state.actor = actor
+    return actor
+
+
+def allow(*roles: Role) -> Callable[..., Actor]:
+    """A dependency admitting only ``roles`` (and admin); 401 without credentials, 403 for
+    another role."""
+    admitted = frozenset(r.value for r in (*roles, Role.ADMIN))
+
+    def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+        if not actor.has_any(admitted):
+            raise Forbidden(
+                f"{actor.name} (roles {', '.join(sorted(actor.roles)) or '-'}) may not do "
+                f"this; it needs one of {', '.join(sorted(admitted))}",
+                object_ref=f"actor:{actor.name}",
+            )
+        return actor
+
+    dependency.__doc__ = f"Admits roles: {', '.join(sorted(admitted))}."
+    return dependency
+
+
+ALL_ROLES = tuple(Role)
+AnyUser = Annotated[Actor, Depends(allow(*ALL_ROLES))]
+Supervisor = Annotated[Actor, Depends(allow(Role.SUPERVISOR))]
+Planner = Annotated[Actor, Depends(allow(Role.SUPERVISOR, Role.INTEGRATION))]
+ShopFloor = Annotated[Actor, Depends(allow(Role.OPERATOR, Role.SUPERVISOR))]
+Quality = Annotated[Actor, Depends(allow(Role.SUPERVISOR, Role.QUALITY))]
+Auditor = Annotated[Actor, Depends(allow(Role.SUPERVISOR, Role.QUALITY))]
+Integration = Annotated[Actor, Depends(allow(Role.INTEGRATION))]
+Admin = Annotated[Actor, Depends(allow())]

@@ -1,0 +1,1 @@
+"""API routers, one module per part of the domain (thin: the services decide)."""

@@ -1,0 +1,140 @@
+"""``/api/v1/job-orders``: job orders and their operations; the enforcement rules apply."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from mes_core.api import views
+from mes_core.api.deps import AnyUser, Planner, Quality, SessionDep, ShopFloor, Supervisor
+from mes_core.domain.states import JobOrderState
+from mes_core.persistence import execution
+from mes_core.schemas.execution import (
+    CompleteRequest,
+    ConsumeRequest,
+    DispatchRequest,
+    JobOrderCreate,
+    JobOrderOut,
+    ReportRequest,
+    StartRequest,
+)
+from mes_core.schemas.masterdata import HoldRequest
+
+router = APIRouter(prefix="/api/v1/job-orders", tags=["job orders"])
+Seq = Annotated[int, Path(ge=1, le=10_000)]
+
+
+@router.post("", response_model=JobOrderOut, status_code=201)
+def create(body: JobOrderCreate, session: SessionDep, actor: Planner) -> JobOrderOut:
+    """Create a planned job order (supervisor, integration: the ERP)."""
+    row = execution.create_job_order(session, body, actor=actor)
+    session.commit()
+    return views.job_order_out(execution.get_job_order(session, row.code))
+
+
+@router.get("", response_model=list[JobOrderOut])
+def list_all(
+    session: SessionDep,
+    _: AnyUser,
+    state: JobOrderState | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[JobOrderOut]:
+    rows = execution.list_job_orders(
+        session, state=state.value if state else None, limit=limit, offset=offset
+    )
+    return [views.job_order_out(r) for r in rows]
+
+
+@router.get("/{code}", response_model=JobOrderOut)
+def get(code: str, session: SessionDep, _: AnyUser) -> JobOrderOut:
+    return views.job_order_out(execution.get_job_order(session, code))
+
+
+def _done(session: SessionDep, code: str) -> JobOrderOut:
+    session.commit()
+    session.expire_all()
+    return views.job_order_out(execution.get_job_order(session, code))
+
+
+@router.post("/{code}/release", response_model=JobOrderOut)
+def release(code: str, session: SessionDep, actor: Planner) -> JobOrderOut:
+    execution.release_job_order(session, code, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/dispatch", response_model=JobOrderOut)
+def dispatch(
+    code: str, session: SessionDep, actor: Planner, body: DispatchRequest | None = None
+) -> JobOrderOut:
+    execution.dispatch_job_order(session, code, body or DispatchRequest(), actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/hold", response_model=JobOrderOut)
+def hold(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> JobOrderOut:
+    execution.hold_job_order(session, code, body.reason, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/release-hold", response_model=JobOrderOut)
+def release_hold(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> JobOrderOut:
+    execution.release_job_order_hold(session, code, body.reason, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/abort", response_model=JobOrderOut)
+def abort(code: str, body: HoldRequest, session: SessionDep, actor: Supervisor) -> JobOrderOut:
+    execution.abort_job_order(session, code, body.reason, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/close", response_model=JobOrderOut)
+def close(code: str, session: SessionDep, actor: Supervisor) -> JobOrderOut:
+    execution.close_job_order(session, code, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/operations/{sequence}/start", response_model=JobOrderOut)
+def start(
+    code: str,
+    sequence: Seq,
+    session: SessionDep,
+    actor: ShopFloor,
+    body: StartRequest | None = None,
+) -> JobOrderOut:
+    """Start an operation (rules 1, 3, 4, 5)."""
+    execution.start_operation(session, code, sequence, body or StartRequest(), actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/operations/{sequence}/consume", response_model=JobOrderOut)
+def consume(
+    code: str, sequence: Seq, body: ConsumeRequest, session: SessionDep, actor: ShopFloor
+) -> JobOrderOut:
+    """Consume a quantity of a material lot (rules 2, 5)."""
+    execution.consume_lot(session, code, sequence, body, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/operations/{sequence}/report", response_model=JobOrderOut)
+def report(
+    code: str, sequence: Seq, body: ReportRequest, session: SessionDep, actor: ShopFloor
+) -> JobOrderOut:
+    """Report good and scrap quantities of a running operation."""
+    execution.report_quantities(session, code, sequence, body, actor=actor)
+    return _done(session, code)
+
+
+@router.post("/{code}/operations/{sequence}/complete", response_model=JobOrderOut)
+def complete(
+    code: str,
+    sequence: Seq,
+    session: SessionDep,
+    actor: ShopFloor,
+    body: CompleteRequest | None = None,
+) -> JobOrderOut:
+    """Complete an operation; the last completes the job order and makes its output lot."""
+    execution.complete_operation(session, code, sequence, body or CompleteRequest(), actor=actor)
+    return _done(session, code)

@@ -1,0 +1,531 @@
+"""Execution services: job orders and their operations, with the enforcement rules.
+
+Every function that moves something loads the facts, asks the pure rules in
+:mod:`mes_core.domain.rules`, then changes rows and appends to the audit trail. Rule
+refusals are recorded by :func:`~mes_core.persistence.refusals.enforced`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from mes_core.domain import rules
+from mes_core.domain.errors import Conflict, InvalidInput, NotFound
+from mes_core.domain.states import (
+    EquipmentState,
+    JobOrderState,
+    LotStatus,
+    OperationState,
+    Role,
+)
+from mes_core.persistence import audit
+from mes_core.persistence.base import utcnow
+from mes_core.persistence.masterdata import (
+    create_lot,
+    get_lot,
+    get_material,
+    get_person,
+    get_routing,
+    get_work_unit,
+)
+from mes_core.persistence.models import (
+    Equipment,
+    JobOperation,
+    JobOperationOperator,
+    JobOrder,
+    LotGenealogy,
+    MaterialConsumption,
+    MaterialLot,
+    OperationsDefinition,
+    OperationsSegment,
+    Person,
+)
+from mes_core.persistence.refusals import enforced
+from mes_core.persistence.security import Actor
+from mes_core.schemas import execution as ex
+from mes_core.schemas.masterdata import LotCreate
+
+# ------------------------------------------------------------------ lookups
+
+
+def get_job_order(session: Session, code: str, *, for_update: bool = False) -> JobOrder:
+    q = (
+        select(JobOrder)
+        .where(JobOrder.code == code)
+        .options(
+            selectinload(JobOrder.operations).selectinload(JobOperation.operators),
+            selectinload(JobOrder.operations).selectinload(JobOperation.consumptions),
+            selectinload(JobOrder.operations)
+            .selectinload(JobOperation.segment)
+            .selectinload(OperationsSegment.materials),
+        )
+    )
+    if for_update:
+        q = q.with_for_update(of=JobOrder)
+    row = session.execute(q).scalar_one_or_none()
+    if row is None:
+        raise NotFound("job order", code)
+    return row
+
+
+def list_job_orders(
+    session: Session, *, state: str | None = None, limit: int = 200, offset: int = 0
+) -> Sequence[JobOrder]:
+    q = (
+        select(JobOrder)
+        .options(
+            selectinload(JobOrder.operations).selectinload(JobOperation.operators),
+            selectinload(JobOrder.operations).selectinload(JobOperation.consumptions),
+            selectinload(JobOrder.operations).selectinload(JobOperation.segment),
+        )
+        .order_by(JobOrder.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if state:
+        q = q.where(JobOrder.state == state)
+    return session.execute(q).scalars().all()
+
+
+def _operation(job: JobOrder, sequence: int) -> JobOperation:
+    for op in job.operations:
+        if op.sequence == sequence:
+            return op
+    raise NotFound("operation", f"{job.code}/{sequence}")
+
+
+def _facts(op: JobOperation) -> rules.OperationFacts:
+    return rules.OperationFacts(
+        sequence=op.sequence,
+        name=op.segment.name,
+        state=OperationState(op.state),
+        good=op.good,
+    )
+
+
+def _state(job: JobOrder) -> JobOrderState:
+    return JobOrderState(job.state)
+
+
+def _audit(session: Session, actor: Actor, action: str, ref: str, **detail: object) -> None:
+    audit.append(session, actor=actor.name, action=action, object_ref=ref, detail=detail)
+
+
+# ------------------------------------------------------------------ job order life cycle
+
+
+def create_job_order(session: Session, data: ex.JobOrderCreate, *, actor: Actor) -> JobOrder:
+    """A planned job order with one pending operation per segment of its routing."""
+    if session.execute(select(JobOrder.id).where(JobOrder.code == data.code)).first():
+        raise Conflict(f"job order {data.code!r} already exists", object_ref=data.code)
+    product = get_material(session, data.product)
+    if data.routing:
+        routing = get_routing(session, data.routing)
+        if routing.product_id != product.id:
+            raise InvalidInput(
+                f"routing {data.routing} makes {routing.product.code}, not {data.product}",
+                object_ref=f"routing:{data.routing}",
+            )
+    else:
+        found = (
+            session.execute(
+                select(OperationsDefinition).where(OperationsDefinition.product_id == product.id)
+            )
+            .scalars()
+            .all()
+        )
+        if len(found) != 1:
+            raise InvalidInput(
+                f"product {data.product} has {len(found)} routings; name one in 'routing'",
+                object_ref=f"material:{data.product}",
+            )
+        routing = get_routing(session, found[0].code)
+    job = JobOrder(
+        code=data.code,
+        product_id=product.id,
+        definition_id=routing.id,
+        quantity=data.quantity,
+        due_at=data.due_at.astimezone(UTC) if data.due_at else None,
+        state=JobOrderState.PLANNED.value,
+        created_at=utcnow(),
+    )
+    for seg in routing.segments:
+        job.operations.append(
+            JobOperation(segment_id=seg.id, sequence=seg.sequence, state="pending")
+        )
+    session.add(job)
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "job_order.created",
+        f"job_order:{data.code}",
+        product=data.product,
+        routing=routing.code,
+        quantity=data.quantity,
+    )
+    return job
+
+
+def _transition(
+    session: Session, code: str, action: str, actor: Actor, **detail: object
+) -> JobOrder:
+    job = get_job_order(session, code, for_update=True)
+    before = _state(job)
+    after = rules.next_job_order_state(code, before, action)
+    job.state = after.value
+    _audit(
+        session,
+        actor,
+        f"job_order.{action}",
+        f"job_order:{code}",
+        state=after.value,
+        previous=before.value,
+        **detail,
+    )
+    return job
+
+
+@enforced
+def release_job_order(session: Session, code: str, *, actor: Actor) -> JobOrder:
+    """planned -> released (ISA-95 Part 3: the order may now be dispatched)."""
+    return _transition(session, code, "release", actor)
+
+
+@enforced
+def dispatch_job_order(
+    session: Session, code: str, data: ex.DispatchRequest, *, actor: Actor
+) -> JobOrder:
+    """released -> dispatched, optionally assigning work units to operations."""
+    job = get_job_order(session, code, for_update=True)
+    rules.check_job_order_not_held(code, _state(job))
+    for seq, unit_code in data.work_units.items():
+        op = _operation(job, seq)
+        unit = get_work_unit(session, unit_code)
+        # Only an assignment here: the equipment rules are checked at start, when the
+        # work unit's state and calibration are those of the moment of the action.
+        op.planned_work_unit_id = unit.id
+    return _transition(
+        session,
+        code,
+        "dispatch",
+        actor,
+        work_units={str(k): v for k, v in data.work_units.items()},
+    )
+
+
+@enforced
+def close_job_order(session: Session, code: str, *, actor: Actor) -> JobOrder:
+    return _transition(session, code, "close", actor)
+
+
+@enforced
+def abort_job_order(session: Session, code: str, reason: str, *, actor: Actor) -> JobOrder:
+    job = _transition(session, code, "abort", actor, reason=reason)
+    now = utcnow()
+    for op in job.operations:
+        if op.state in (OperationState.PENDING, OperationState.RUNNING):
+            op.state = OperationState.ABORTED.value
+            op.ended_at = op.ended_at or now
+    job.ended_at = now
+    return job
+
+
+@enforced
+def hold_job_order(session: Session, code: str, reason: str, *, actor: Actor) -> JobOrder:
+    """Put a job order on hold (rule 5): nothing of it moves until released."""
+    job = get_job_order(session, code, for_update=True)
+    before = _state(job)
+    rules.next_job_order_state(code, before, "hold")
+    job.state_before_hold = before.value
+    job.state = JobOrderState.HELD.value
+    _audit(
+        session, actor, "job_order.hold", f"job_order:{code}", reason=reason, previous=before.value
+    )
+    return job
+
+
+@enforced
+def release_job_order_hold(session: Session, code: str, reason: str, *, actor: Actor) -> JobOrder:
+    """Release a hold: the job order returns to the state it had before."""
+    job = get_job_order(session, code, for_update=True)
+    rules.next_job_order_state(code, _state(job), "release_hold")
+    job.state = job.state_before_hold or JobOrderState.PLANNED.value
+    job.state_before_hold = None
+    _audit(
+        session,
+        actor,
+        "job_order.hold_released",
+        f"job_order:{code}",
+        reason=reason,
+        state=job.state,
+    )
+    return job
+
+
+# ------------------------------------------------------------------ lots: hold / release
+
+
+def hold_lot(session: Session, code: str, reason: str, *, actor: Actor) -> MaterialLot:
+    """Put a material lot on hold (rule 5): it cannot be consumed until released."""
+    lot = get_lot(session, code, for_update=True)
+    if lot.status != LotStatus.ON_HOLD:
+        lot.status_before_hold = lot.status
+        lot.status = LotStatus.ON_HOLD.value
+    _audit(session, actor, "lot.hold", f"material_lot:{code}", reason=reason)
+    return lot
+
+
+def release_lot(
+    session: Session, code: str, reason: str, *, actor: Actor, status: LotStatus | None = None
+) -> MaterialLot:
+    """Release a lot from hold to ``status`` (default: the status it had before the hold)."""
+    lot = get_lot(session, code, for_update=True)
+    if lot.status != LotStatus.ON_HOLD and status is None:
+        raise InvalidInput(f"lot {code} is {lot.status}, not on hold", object_ref=code)
+    lot.status = (status.value if status else None) or lot.status_before_hold or "available"
+    lot.status_before_hold = None
+    _audit(
+        session,
+        actor,
+        "lot.hold_released",
+        f"material_lot:{code}",
+        reason=reason,
+        status=lot.status,
+    )
+    return lot
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _unit_facts(unit: Equipment) -> rules.WorkUnitFacts:
+    return rules.WorkUnitFacts(
+        code=unit.code,
+        equipment_class=unit.equipment_class,
+        state=EquipmentState(unit.state),
+        qualified=unit.qualified,
+        qualification_due=unit.qualification_due,
+        calibration_due=unit.calibration_due,
+    )
+
+
+def _cert_facts(person: Person) -> list[rules.CertificationFacts]:
+    return [rules.CertificationFacts(c.skill, c.valid_until) for c in person.certifications]
+
+
+def _moving(job: JobOrder, op: JobOperation, action: str) -> None:
+    """Common checks before anything of a running operation moves (rule 5 first)."""
+    rules.check_job_order_not_held(job.code, _state(job))
+    rules.check_operation_state(job.code, _facts(op), OperationState.RUNNING, action)
+
+
+@enforced
+def start_operation(
+    session: Session, code: str, sequence: int, data: ex.StartRequest, *, actor: Actor
+) -> JobOrder:
+    """Start an operation on a work unit with its operators, enforcing rules 1, 3, 4, 5."""
+    job = get_job_order(session, code, for_update=True)
+    rules.check_job_order_not_held(code, _state(job))
+    op = _operation(job, sequence)
+    rules.next_job_order_state(code, _state(job), "start")
+    rules.check_operation_state(code, _facts(op), OperationState.PENDING, "start")
+    # Rule 1: the routing's order.
+    predecessors = [_facts(o) for o in job.operations if o.sequence < sequence]
+    rules.check_predecessors(
+        _facts(op), predecessors, allow_partial=op.segment.allow_partial, job_order=code
+    )
+    # Rule 4: the right, qualified, calibrated, running work unit.
+    if data.work_unit:
+        unit = get_work_unit(session, data.work_unit)
+    elif op.planned_work_unit_id is not None:
+        unit = session.get_one(Equipment, op.planned_work_unit_id)
+    else:
+        raise InvalidInput(
+            f"operation {sequence} of job order {code}: name a work_unit (none was dispatched)",
+            object_ref=f"job_order:{code}/operation:{sequence}",
+        )
+    today = utcnow().date()
+    rules.check_work_unit(_unit_facts(unit), required_class=op.segment.equipment_class, today=today)
+    # Rule 3: every operator certified for the segment's skill.
+    names = data.operators
+    if names is None:
+        names = (
+            [actor.person_code] if actor.person_code and Role.OPERATOR.value in actor.roles else []
+        )
+    operators = {name: get_person(session, name) for name in names}
+    rules.check_operators_named(op.segment.skill, operators)
+    for name, person in operators.items():
+        rules.check_certification(name, op.segment.skill, _cert_facts(person), today=today)
+
+    now = utcnow()
+    job.state = rules.next_job_order_state(code, _state(job), "start").value
+    job.started_at = job.started_at or now
+    op.state = OperationState.RUNNING.value
+    op.work_unit_id = unit.id
+    op.started_at = now
+    for person in operators.values():
+        op.operators.append(JobOperationOperator(person_id=person.id, started_at=now))
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "operation.started",
+        f"job_order:{code}/operation:{sequence}",
+        work_unit=unit.code,
+        operators=sorted(operators),
+    )
+    return job
+
+
+@enforced
+def consume_lot(
+    session: Session, code: str, sequence: int, data: ex.ConsumeRequest, *, actor: Actor
+) -> JobOrder:
+    """Consume a quantity of a lot in a running operation, enforcing rule 2 (and 5)."""
+    job = get_job_order(session, code, for_update=True)
+    op = _operation(job, sequence)
+    _moving(job, op, "consume")
+    lot = get_lot(session, data.lot, for_update=True)
+    bom = {m.material.code for m in op.segment.materials}
+    rules.check_lot_consumable(
+        rules.LotFacts(
+            code=lot.code,
+            material=lot.material.code,
+            status=LotStatus(lot.status),
+            quantity=lot.quantity,
+            expires_at=lot.expires_at,
+        ),
+        bom_materials=bom,
+        quantity=data.quantity,
+        now=utcnow(),
+        operation_ref=f"operation {sequence} ({op.segment.name}) of job order {code}",
+    )
+    lot.quantity = lot.quantity - data.quantity
+    if lot.quantity <= 1e-9:
+        lot.quantity = 0.0
+        lot.status = LotStatus.CONSUMED.value
+    op.consumptions.append(
+        MaterialConsumption(lot_id=lot.id, quantity=data.quantity, at=utcnow(), actor=actor.name)
+    )
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "lot.consumed",
+        f"job_order:{code}/operation:{sequence}",
+        lot=lot.code,
+        quantity=data.quantity,
+        remaining=lot.quantity,
+    )
+    return job
+
+
+@enforced
+def report_quantities(
+    session: Session, code: str, sequence: int, data: ex.ReportRequest, *, actor: Actor
+) -> JobOrder:
+    """Report good and scrap units of a running operation (adds to its actuals)."""
+    job = get_job_order(session, code, for_update=True)
+    op = _operation(job, sequence)
+    _moving(job, op, "report")
+    op.good += data.good
+    op.scrap += data.scrap
+    _audit(
+        session,
+        actor,
+        "operation.reported",
+        f"job_order:{code}/operation:{sequence}",
+        good=data.good,
+        scrap=data.scrap,
+    )
+    return job
+
+
+@enforced
+def complete_operation(
+    session: Session, code: str, sequence: int, data: ex.CompleteRequest, *, actor: Actor
+) -> JobOrder:
+    """Complete a running operation; the last one completes the job order.
+
+    An output lot (given, or ``<job order>-OUT`` for the last operation when it made good
+    units) is created and linked in the genealogy to every lot the job order consumed.
+    """
+    job = get_job_order(session, code, for_update=True)
+    op = _operation(job, sequence)
+    _moving(job, op, "complete")
+    earlier = [_facts(o) for o in job.operations if o.sequence < sequence]
+    rules.check_predecessors(_facts(op), earlier, allow_partial=False, job_order=code)
+    now = utcnow()
+    op.state = OperationState.COMPLETED.value
+    op.ended_at = now
+    last = all(o.state == OperationState.COMPLETED for o in job.operations)
+    output = data.output_lot
+    if output is None and last and op.good > 0:
+        output = ex.OutputLot(code=f"{code}-OUT")
+    lot_code = None
+    if output is not None:
+        lot_code = _produce_lot(session, job, op, output, actor=actor).code
+    if last:
+        job.state = rules.next_job_order_state(code, _state(job), "complete").value
+        job.ended_at = now
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "operation.completed",
+        f"job_order:{code}/operation:{sequence}",
+        good=op.good,
+        scrap=op.scrap,
+        output_lot=lot_code,
+        job_order_state=job.state,
+    )
+    return job
+
+
+def _produce_lot(
+    session: Session, job: JobOrder, op: JobOperation, output: ex.OutputLot, *, actor: Actor
+) -> MaterialLot:
+    quantity = output.quantity if output.quantity is not None else op.good
+    if quantity <= 0:
+        raise InvalidInput(
+            f"output lot {output.code}: operation {op.sequence} made no good units; "
+            "give a quantity",
+            object_ref=f"material_lot:{output.code}",
+        )
+    lot = create_lot(
+        session,
+        LotCreate(
+            code=output.code,
+            material=output.material or job.product.code,
+            quantity=quantity,
+        ),
+        actor=actor,
+    )
+    lot.produced_by_operation_id = op.id
+    consumed: dict[int, float] = defaultdict(float)
+    for o in job.operations:
+        for c in o.consumptions:
+            consumed[c.lot_id] += c.quantity
+    for parent_id, qty in consumed.items():
+        session.add(
+            LotGenealogy(
+                parent_lot_id=parent_id, child_lot_id=lot.id, job_operation_id=op.id, quantity=qty
+            )
+        )
+    return lot
+
+
+def running_operation_at(session: Session, work_unit_id: int) -> JobOperation | None:
+    """The operation running at a work unit now (the most recently started one)."""
+    return session.execute(
+        select(JobOperation)
+        .where(JobOperation.work_unit_id == work_unit_id, JobOperation.state == "running")
+        .order_by(JobOperation.started_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()

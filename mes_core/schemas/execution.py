@@ -1,0 +1,83 @@
+"""Job orders and their operations (ISA-95 Part 3 job orders, job responses)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from mes_core.schemas.common import Code, Count, Out, Quantity, Strict
+
+
+class JobOrderCreate(Strict):
+    code: Code
+    product: Code
+    routing: Code | None = Field(
+        default=None, description="operations definition; default: the product's only one"
+    )
+    quantity: Quantity
+    due_at: AwareDatetime | None = None
+
+
+class DispatchRequest(Strict):
+    """Optionally assign work units to operations (by operation sequence)."""
+
+    work_units: dict[int, Code] = {}
+
+
+class StartRequest(Strict):
+    work_unit: Code | None = Field(
+        default=None, description="default: the work unit assigned at dispatch"
+    )
+    operators: Annotated[list[Code], Field(max_length=50)] | None = Field(
+        default=None, description="default: the calling person, if an operator"
+    )
+
+
+class ConsumeRequest(Strict):
+    lot: Code
+    quantity: Quantity
+
+
+class ReportRequest(Strict):
+    good: Count = 0
+    scrap: Count = 0
+
+
+class OutputLot(Strict):
+    code: Code
+    quantity: Quantity | None = Field(default=None, description="default: good quantity")
+    material: Code | None = Field(default=None, description="default: the job's product")
+
+
+class CompleteRequest(Strict):
+    output_lot: OutputLot | None = None
+
+
+class JobOperationOut(Out):
+    sequence: int
+    name: str
+    equipment_class: str
+    state: str
+    work_unit: str | None
+    planned_work_unit: str | None
+    good: float
+    scrap: float
+    started_at: datetime | None
+    ended_at: datetime | None
+    operators: list[str]
+    consumed: list[dict[str, object]]
+
+
+class JobOrderOut(Out):
+    code: str
+    product: str
+    routing: str
+    quantity: float
+    due_at: datetime | None
+    state: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    operations: list[JobOperationOut]
