@@ -6,18 +6,143 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import logging
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
+    from plant_models.schema import PlantModel
+    from twin.opcua.security import SecurityConfig
+
+
+def _load_model(model: str) -> PlantModel:
+    """A plant model by path or shipped name; a bad file ends the command with its problems."""
+    from plant_models.loader import PlantModelError, load_plant_model
+
+    try:
+        return load_plant_model(model)
+    except (PlantModelError, FileNotFoundError, OSError) as exc:
+        typer.echo(f"error: plant model {model}: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _security(mode: str, users: list[str], pki_dir: Path) -> SecurityConfig:
+    from twin.opcua.security import SecurityConfig
+
+    pairs: dict[str, str] = {}
+    for entry in users:
+        name, sep, password = entry.partition(":")
+        if not sep or not name or not password:
+            typer.echo(f"error: --user {entry!r}: expected NAME:PASSWORD", err=True)
+            raise typer.Exit(2)
+        pairs[name] = password
+    if mode not in ("none", "sign-encrypt"):
+        typer.echo(f"error: --security {mode!r}: expected none or sign-encrypt", err=True)
+        raise typer.Exit(2)
+    try:
+        return SecurityConfig(mode=mode, users=pairs, pki_dir=pki_dir)  # type: ignore[arg-type]
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def serve(
+    model: Annotated[str, typer.Argument(help="plant model YAML (path or shipped name)")],
+    endpoint: Annotated[str, typer.Option(help="OPC UA endpoint")] = "opc.tcp://127.0.0.1:4840",
+    speed: Annotated[
+        float, typer.Option(help="simulated seconds per wall second (0: as fast as possible)")
+    ] = 1.0,
+    per_line: Annotated[
+        bool, typer.Option("--per-line", help="one server per line, consecutive ports")
+    ] = False,
+    security: Annotated[str, typer.Option(help="none | sign-encrypt")] = "none",
+    user: Annotated[
+        list[str] | None, typer.Option(help="NAME:PASSWORD allowed in (sign-encrypt)")
+    ] = None,
+    pki_dir: Annotated[Path, typer.Option(help="where the self-signed certificate is kept")] = Path(
+        "mestwin-data/pki"
+    ),
+    seed: Annotated[int, typer.Option(help="random seed of the run")] = 0,
+    dispatch: Annotated[
+        str, typer.Option(help="model: the model's own order stream; mes: only StoreAndStart")
+    ] = "model",
+    duration: Annotated[
+        float, typer.Option(help="stop after this many simulated seconds (0: run until Ctrl-C)")
+    ] = 0.0,
+) -> None:
+    """Run the plant model and serve it over OPC UA (WorkUnitType instances)."""
+    from twin.opcua.runtime import ServedPlant, ServeOptions
+    from twin.opcua.server import quiet_asyncua
+
+    if speed < 0:
+        typer.echo("error: --speed must be >= 0", err=True)
+        raise typer.Exit(2)
+    if dispatch not in ("model", "mes"):
+        typer.echo(f"error: --dispatch {dispatch!r}: expected model or mes", err=True)
+        raise typer.Exit(2)
+    plant_model = _load_model(model)
+    options = ServeOptions(
+        endpoint=endpoint,
+        speed=speed or None,
+        per_line=per_line,
+        security=_security(security, user or [], pki_dir),
+        seed=seed,
+        auto_dispatch=dispatch == "model",
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    quiet_asyncua()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with ServedPlant(plant_model, options) as plant:
+            for ep in plant.endpoints:
+                typer.echo(f"serving {plant_model.plant.code} at {ep}")
+            while not stop.is_set() and plant.error is None:
+                if duration and plant.engine.now >= duration:
+                    break
+                try:
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                except TimeoutError:
+                    continue
+        if plant.error is not None:
+            typer.echo(f"error: the twin engine stopped: {plant.error}", err=True)
+            raise typer.Exit(1)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        typer.echo(f"error: cannot serve at {endpoint}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def nodeset(
+    model: Annotated[str, typer.Argument(help="plant model YAML (path or shipped name)")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="NodeSet2 XML file to write")
+    ] = Path("plant.xml"),
+) -> None:
+    """Write the plant's OPC UA information model as a NodeSet2 XML file."""
+    from twin.opcua.nodeset import export_nodeset
+    from twin.opcua.server import quiet_asyncua
+
+    plant_model = _load_model(model)
+    quiet_asyncua()
+    logging.getLogger("asyncua.common.xmlexporter").setLevel(logging.ERROR)
+    count = asyncio.run(export_nodeset(plant_model, output))
+    typer.echo(f"wrote {count} nodes of {plant_model.plant.code} to {output}")
 
 
 def bench_opcua(
-    nodes: int = typer.Option(2000, help="Double nodes the bare server writes."),
-    seconds: float = typer.Option(3.0, help="Seconds per rate step."),
-    raw_only: bool = typer.Option(False, "--raw-only", help="Only the bare ceiling."),
+    nodes: Annotated[int, typer.Option(help="Double nodes the bare server writes")] = 2000,
+    seconds: Annotated[float, typer.Option(help="seconds per rate step")] = 3.0,
+    raw_only: Annotated[bool, typer.Option("--raw-only", help="only the bare ceiling")] = False,
 ) -> None:
     """Measure the raw OPC UA ceiling and the product (twin -> server -> connector -> MES)."""
     from twin.opcua.bench_raw import run_raw_ceiling
@@ -35,4 +160,6 @@ def bench_opcua(
 
 def register(groups: CommandGroups) -> None:
     """Add this part's commands to the ``mestwin`` app."""
+    groups.twin.command("serve")(serve)
+    groups.twin.command("nodeset")(nodeset)
     groups.bench.command("opcua")(bench_opcua)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -66,6 +66,7 @@ class PlantServer:
         *,
         lines: Iterable[str] | None = None,
         control: PlantControl | None = None,
+        submit: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
         security: SecurityConfig | None = None,
         name: str | None = None,
     ) -> None:
@@ -73,6 +74,7 @@ class PlantServer:
         self.endpoint = endpoint
         self.lines = list(lines) if lines is not None else [line.code for line in model.lines]
         self.control = control
+        self._submit = submit or _call_inline
         self.security = security or SecurityConfig()
         self.name = name or f"mestwin twin {model.plant.code}"
         self.server: Server | None = None
@@ -174,21 +176,22 @@ class PlantServer:
             if parent != obj:
                 result.StatusCode = StatusCode(ua.StatusCodes.BadMethodInvalid)
                 return result
-            status = self._dispatch(code, name, args)
+            status = await self._dispatch(code, name, args)
             result.StatusCode = StatusCode(status)
             result.InputArgumentResults = [ua.StatusCode() for _ in args]
             return result
 
         return call
 
-    def _dispatch(self, code: str, name: str, args: Sequence[ua.Variant]) -> int:
+    async def _dispatch(self, code: str, name: str, args: Sequence[ua.Variant]) -> int:
         """Check the arguments and call ``PlantControl``; the OPC UA status to answer."""
         expected = 3 if name == "StoreAndStart" else 0
         if len(args) < expected:
             return ua.StatusCodes.BadArgumentsMissing
         if len(args) > expected:
             return ua.StatusCodes.BadTooManyArguments
-        if self.control is None:
+        control = self.control
+        if control is None:
             log.warning("OPC UA: %s.%s called but no engine is attached", code, name)
             return ua.StatusCodes.BadNotSupported
         try:
@@ -200,19 +203,26 @@ class PlantServer:
                     return ua.StatusCodes.BadTypeMismatch
                 if not job or not product or quantity <= 0:
                     return ua.StatusCodes.BadOutOfRange
-                self.control.store_and_start(code, job, product, quantity)
+                await self._submit(lambda: control.store_and_start(code, job, product, quantity))
                 log.info("OPC UA: %s.StoreAndStart(%s, %s, %d)", code, job, product, quantity)
             elif name == "Stop":
-                self.control.stop(code)
+                await self._submit(lambda: control.stop(code))
                 log.info("OPC UA: %s.Stop()", code)
             else:
-                self.control.reset(code)
+                await self._submit(lambda: control.reset(code))
                 log.info("OPC UA: %s.Reset()", code)
+        except TimeoutError:
+            log.warning("OPC UA: %s.%s: the engine did not answer in time", code, name)
+            return ua.StatusCodes.BadTimeout
         except (ValueError, KeyError) as exc:
             # The engine refuses (unknown product, wrong state...): say so, keep serving.
             log.warning("OPC UA: %s.%s refused by the engine: %s", code, name, exc)
             return ua.StatusCodes.BadInvalidArgument
         return ua.StatusCodes.Good
+
+
+async def _call_inline(command: Callable[[], None]) -> None:
+    command()
 
 
 class OpcUaPublisher:

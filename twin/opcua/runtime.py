@@ -1,0 +1,199 @@
+"""A served plant: the engine in its own thread, the OPC UA servers in the asyncio loop.
+
+The SimPy engine is synchronous (a paced run sleeps between events), so it runs in a
+thread of its own and the OPC UA servers keep the event loop. The two meet in two places:
+
+- the engine calls the ``OpcUaPublisher`` (a ``PlantObserver``) inline; it only appends to
+  a deque, which the pump task drains in the loop;
+- OPC UA method calls (``StoreAndStart``, ``Stop``, ``Reset``) are handed to the engine
+  with ``Engine.submit`` (applied between events, at most ~0.1 s of wall time later in a
+  paced run) and the caller awaits the outcome, so a refusal from the engine reaches the
+  OPC UA client as a status code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from plant_models.schema import PlantModel
+from twin.opcua.security import SecurityConfig
+from twin.opcua.server import OpcUaPublisher, PlantServer, endpoints_per_line
+
+log = logging.getLogger(__name__)
+
+ENGINE_CHUNK_S = 0.5
+"""Simulated seconds per ``run_until`` call in an unpaced run (commands apply in between)."""
+CALL_TIMEOUT_S = 10.0
+
+
+class EngineControl:
+    """``PlantControl`` that runs each command in the engine's thread and waits for it.
+
+    Used by ``PlantServer`` through ``call``: it returns when the engine has applied the
+    command, raising what the engine raised (``ControlError`` is a ``ValueError``).
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    async def call(self, command: Callable[[], None]) -> None:
+        done: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                command()
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        self.engine.submit(run)
+        await asyncio.wait_for(asyncio.wrap_future(done), CALL_TIMEOUT_S)
+
+    def store_and_start(self, work_unit: str, job_order: str, product: str, quantity: int) -> None:
+        self.engine.store_and_start(work_unit, job_order, product, quantity)
+
+    def stop(self, work_unit: str) -> None:
+        self.engine.stop(work_unit)
+
+    def reset(self, work_unit: str) -> None:
+        self.engine.reset(work_unit)
+
+
+@dataclass
+class ServeOptions:
+    """How to serve a plant (``mestwin twin serve``)."""
+
+    endpoint: str = "opc.tcp://127.0.0.1:4840"
+    speed: float | None = 1.0
+    per_line: bool = False
+    security: SecurityConfig | None = None
+    seed: int = 0
+    auto_dispatch: bool = True
+    strict_pace: bool = False
+
+
+class ServedPlant:
+    """Engine + OPC UA server(s) + publisher, started and stopped together.
+
+    ``async with ServedPlant(model, options) as plant:`` builds the servers, starts the
+    engine thread and the pump; ``plant.run_for(seconds)`` or ``plant.run_until(t)`` drive
+    simulated time from the caller's side when ``autorun`` is False (tests, benchmarks).
+    """
+
+    def __init__(
+        self,
+        model: PlantModel,
+        options: ServeOptions | None = None,
+        *,
+        autorun: bool = True,
+        engine_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.options = options or ServeOptions()
+        self.autorun = autorun
+        self._engine_factory = engine_factory
+        self.engine: Any = None
+        self.servers: list[PlantServer] = []
+        self.publisher: OpcUaPublisher | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
+        self.error: BaseException | None = None
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [s.endpoint for s in self.servers]
+
+    def _make_engine(self) -> Any:
+        if self._engine_factory is not None:
+            return self._engine_factory(self.model, self.options)
+        from twin.engine import Engine
+
+        return Engine(
+            self.model,
+            self.options.seed,
+            speed=self.options.speed,
+            strict=self.options.strict_pace,
+            auto_dispatch=self.options.auto_dispatch,
+        )
+
+    async def start(self) -> None:
+        opts = self.options
+        self.engine = self._make_engine()
+        control = EngineControl(self.engine)
+        lines = [line.code for line in self.model.lines]
+        if opts.per_line:
+            groups: Sequence[tuple[str, list[str]]] = list(
+                zip(endpoints_per_line(opts.endpoint, lines), [[c] for c in lines], strict=True)
+            )
+        else:
+            groups = [(opts.endpoint, lines)]
+        for endpoint, group in groups:
+            server = PlantServer(
+                self.model,
+                endpoint,
+                lines=group,
+                control=control,
+                submit=control.call,
+                security=opts.security,
+            )
+            await server.build()
+            self.servers.append(server)
+        for server in self.servers:
+            await server.start()
+        self.publisher = OpcUaPublisher(self.servers, self.model.plant.start)
+        # The engine sends the current state of every work unit on registering.
+        self.engine.add_observer(self.publisher)
+        await self.publisher.flush()
+        self._pump = asyncio.create_task(self.publisher.run(), name="opcua-pump")
+        if self.autorun:
+            self._thread = threading.Thread(
+                target=self._engine_loop, name="twin-engine", daemon=True
+            )
+            self._thread.start()
+
+    def _engine_loop(self) -> None:
+        engine = self.engine
+        step = ENGINE_CHUNK_S if self.options.speed is None else 0.1 * self.options.speed
+        try:
+            while not self._halt.is_set():
+                engine.run_until(engine.now + step)
+        except Exception as exc:
+            log.exception("twin engine stopped on an error")
+            self.error = exc
+
+    def run_until(self, t: float) -> None:
+        """Advance simulated time to ``t`` from the caller's thread (``autorun`` False)."""
+        if self.autorun:
+            raise RuntimeError("the engine runs in its own thread (autorun); cannot drive it")
+        self.engine.run_until(t)
+
+    async def drain(self) -> None:
+        """Wait until every queued change has been written to the servers."""
+        assert self.publisher is not None
+        await self.publisher.flush()
+
+    async def stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+        if self.publisher is not None:
+            self.publisher.stop()
+        if self._pump is not None:
+            await self._pump
+        for server in self.servers:
+            await server.stop()
+
+    async def __aenter__(self) -> ServedPlant:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
