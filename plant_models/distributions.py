@@ -167,20 +167,21 @@ Distribution = Annotated[
 ]
 """Any distribution of a plant model; a bare number means ``deterministic``."""
 
-NonNegativeDistribution = Distribution
-"""Alias used for durations: the engine clips samples below zero to zero."""
+AnyDistribution = (
+    Deterministic | Exponential | Normal | Lognormal | Triangular | Uniform | Empirical
+)
+"""The plain union, for type hints of code that receives a validated distribution."""
 
 
-def is_nonnegative(
-    dist: Deterministic | Exponential | Normal | Lognormal | Triangular | Uniform | Empirical,
-) -> bool:
-    """True when every sample of ``dist`` is >= 0 (so it can be a duration as written)."""
+def is_nonnegative(dist: AnyDistribution) -> bool:
+    """True when ``dist`` makes sense as a duration: no sample below zero, except a normal
+    without ``min``, which the engine clips at zero."""
     if isinstance(dist, Deterministic):
         return dist.value >= 0
     if isinstance(dist, Exponential | Lognormal):
         return True
     if isinstance(dist, Normal):
-        return dist.min is not None and dist.min >= 0
+        return dist.min is None or dist.min >= 0
     if isinstance(dist, Triangular | Uniform):
         return dist.low >= 0
     return min(dist.values) >= 0

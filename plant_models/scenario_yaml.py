@@ -107,3 +107,12 @@ def load_text(text: str, model: type[M], *, name: str = "<string>") -> M:
             field = ".".join(str(p) for p in loc) or "(document)"
             problems.append(FieldProblem(name, _line_of(root, loc), field, err["msg"]))
         raise DocumentError(problems) from exc
+
+
+def locate(path: Path, loc: tuple[int | str, ...]) -> int:
+    """The line of field ``loc`` in the YAML file ``path`` (1 when it cannot be found)."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return 1
+    return _line_of(root, loc)

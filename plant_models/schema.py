@@ -502,7 +502,7 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
         for wi, wu in enumerate(line.work_units):
             wloc: Loc = ("lines", li, "work_units", wi)
             if not is_nonnegative(wu.cycle_time):
-                bad((*wloc, "cycle_time"), "a duration cannot be negative (give min: 0)")
+                bad((*wloc, "cycle_time"), "a duration cannot be negative")
             if wu.setup is not None:
                 for p in wu.setup.per_product:
                     if p not in products:

@@ -107,3 +107,53 @@ class PlantControl(Protocol):
 
     def reset(self, work_unit: str) -> None:
         """Reset a stopped or aborted work unit to Idle (PackML Resetting -> Idle)."""
+
+
+# ---------------------------------------------------------------------------------------
+# The state vocabulary and its PackML mapping (what ``on_state`` sends, what OPC UA shows).
+# ---------------------------------------------------------------------------------------
+
+RUNNING = "running"
+IDLE = "idle"
+DOWN = "down"
+SETUP = "setup"
+BLOCKED = "blocked"
+STARVED = "starved"
+MAINTENANCE = "maintenance"
+OFFLINE = "offline"
+
+MES_STATES: tuple[str, ...] = (RUNNING, IDLE, DOWN, SETUP, BLOCKED, STARVED, MAINTENANCE, OFFLINE)
+"""The MES words for work unit states (``mes_core.schemas.plant_events.EquipmentState``)."""
+
+PACKML_FOR_STATE: dict[str, PackMLState] = {
+    RUNNING: PackMLState.EXECUTE,  # producing (ISA-TR88.00.02 6.2: Execute)
+    IDLE: PackMLState.IDLE,  # reset, waiting for a job order or an operator
+    # Starved and blocked are external conditions (upstream empty, downstream full):
+    # PackML's Suspended is exactly that; StopReason tells which.
+    STARVED: PackMLState.SUSPENDED,
+    BLOCKED: PackMLState.SUSPENDED,
+    # A breakdown (jam, web break...) is an internal equipment condition that an operator
+    # clears: PackML Held; Aborted is kept for emergency stops, which the twin has not.
+    DOWN: PackMLState.HELD,
+    # Changeover: Held with StopReason "setup: ..." (the PackML way without a separate
+    # Changeover unit mode on the wire).
+    SETUP: PackMLState.HELD,
+    MAINTENANCE: PackMLState.STOPPED,  # UnitMode Maintenance
+    OFFLINE: PackMLState.STOPPED,  # stopped by command (Stop) until Reset
+}
+"""MES state word -> PackML state number published in the ``State`` tag.
+
+Several MES states share a PackML state; the OPC UA ``StopReason`` tag (the observer's
+``reason``) always starts with the MES word for those (``starved: ...``, ``blocked: ...``,
+``setup: ...``, ``down: ...``) so a collector can map back without ambiguity.
+"""
+
+UNIT_MODE_FOR_STATE: dict[str, str] = {s: "Production" for s in MES_STATES} | {
+    MAINTENANCE: "Maintenance"
+}
+"""MES state -> PackML ``UnitMode``."""
+
+ALARM_BREAKDOWN = "breakdown"
+ALARM_BLOCKED = "blocked"
+ALARM_STARVED = "starved"
+"""Alarm names sent through ``on_alarm`` (blocked/starved only after a delay, see engine)."""

@@ -1,0 +1,290 @@
+"""The ground-truth ledger: what really happened in the simulated plant.
+
+The engine writes into it directly (cheaply: counters are kept on the work units and
+flushed here when a job order changes or the run ends), so it costs next to nothing per
+unit. It answers, at the end (``summary()``, JSON-serialisable) and while running
+(``subscribe(callback)`` streams records as they are made):
+
+- units started, made (good), scrapped, per work unit and per job order;
+- state intervals with reasons, per work unit (ISO 22400-2 time elements are sums of them);
+- job orders: release, start, end, quantities;
+- material lots consumed (job order, work unit, lot, quantity), lots produced, and the
+  genealogy (lot in -> lot out), as the MES should have recorded them (ISA-95 Part 2,
+  material "lot genealogy").
+
+It is what a reconciliation holds against the MES's records.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.hooks import MES_STATES
+
+LedgerRecord = dict[str, Any]
+"""A streamed record: ``{"kind": "state" | "job" | "lot_consumed" | "lot_produced" |
+"failure", "t": ..., ...}``."""
+
+
+@dataclass
+class JobWorkUnitActuals:
+    """What one work unit did for one job order."""
+
+    started: int = 0
+    made: int = 0
+    scrapped: int = 0
+    first_start: float | None = None
+    last_end: float | None = None
+
+
+@dataclass
+class JobRecord:
+    """A job order's life in the plant."""
+
+    id: str
+    product: str
+    line: str
+    quantity: int
+    dispatched_at: float
+    source: str
+    started_at: float | None = None
+    ended_at: float | None = None
+    released: int = 0
+    made: int = 0
+    scrapped: int = 0
+    output_lot: str = ""
+    work_units: dict[str, JobWorkUnitActuals] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.ended_at is not None:
+            return "completed"
+        if self.started_at is not None:
+            return "running"
+        return "dispatched"
+
+
+class Ledger:
+    """Ground truth of one run. The engine is its only writer."""
+
+    def __init__(self, plant: str, seed: Any, *, record_intervals: bool = True) -> None:
+        self.plant = plant
+        self.seed = seed
+        self.record_intervals = record_intervals
+        self.intervals: list[tuple[str, float, float, str, str]] = []
+        self.state_seconds: dict[str, dict[str, float]] = {}
+        self.jobs: dict[str, JobRecord] = {}
+        self.consumed: dict[tuple[str, str, str, str], float] = defaultdict(float)
+        self.produced: dict[str, dict[str, Any]] = {}
+        self.failures: list[dict[str, Any]] = []
+        self.listeners: list[Callable[[LedgerRecord], None]] = []
+        self.end_time = 0.0
+        self._sources: Callable[[], dict[str, Any]] | None = None
+
+    # -- streaming ----------------------------------------------------------------------
+    def subscribe(self, callback: Callable[[LedgerRecord], None]) -> None:
+        """Call ``callback(record)`` for every record from now on (inline, must not block)."""
+        self.listeners.append(callback)
+
+    def _emit(self, record: LedgerRecord) -> None:
+        for callback in self.listeners:
+            callback(record)
+
+    # -- writers (engine) ---------------------------------------------------------------
+    def add_work_unit(self, code: str) -> dict[str, float]:
+        """Register ``code``; returns its state-seconds accumulator (the engine adds into it)."""
+        acc = {state: 0.0 for state in MES_STATES}
+        self.state_seconds[code] = acc
+        return acc
+
+    def state_interval(  # the engine appends to ``intervals`` itself; this streams
+        self, work_unit: str, start: float, end: float, state: str, reason: str
+    ) -> None:
+        if self.listeners:
+            self._emit(
+                {
+                    "kind": "state",
+                    "t": end,
+                    "work_unit": work_unit,
+                    "start": start,
+                    "end": end,
+                    "state": state,
+                    "reason": reason,
+                }
+            )
+
+    def job_dispatched(
+        self, t: float, job: str, product: str, line: str, quantity: int, source: str
+    ) -> None:
+        self.jobs[job] = JobRecord(job, product, line, quantity, t, source, output_lot=f"LOT-{job}")
+        if self.listeners:
+            self._emit({"kind": "job", "t": t, "job_order": job, "event": "dispatched"})
+
+    def job_started(self, t: float, job: str) -> None:
+        self.jobs[job].started_at = t
+        if self.listeners:
+            self._emit({"kind": "job", "t": t, "job_order": job, "event": "started"})
+
+    def job_ended(self, t: float, job: str, released: int, made: int, scrapped: int) -> None:
+        rec = self.jobs[job]
+        rec.ended_at, rec.released, rec.made, rec.scrapped = t, released, made, scrapped
+        rec_lot = self.produced.setdefault(
+            rec.output_lot,
+            {
+                "lot": rec.output_lot,
+                "job_order": job,
+                "product": rec.product,
+                "quantity": 0,
+                "t": t,
+            },
+        )
+        rec_lot["quantity"] = made
+        if self.listeners:
+            self._emit(
+                {
+                    "kind": "job",
+                    "t": t,
+                    "job_order": job,
+                    "event": "completed",
+                    "made": made,
+                    "scrapped": scrapped,
+                }
+            )
+            self._emit(
+                {
+                    "kind": "lot_produced",
+                    "t": t,
+                    "job_order": job,
+                    "lot": rec.output_lot,
+                    "quantity": made,
+                }
+            )
+
+    def job_work_unit(self, job: str, work_unit: str, actuals: JobWorkUnitActuals) -> None:
+        rec = self.jobs.get(job)
+        if rec is None:
+            return  # continuous running (no job order): nothing to book it on
+        have = rec.work_units.get(work_unit)
+        if have is None:
+            rec.work_units[work_unit] = actuals
+            return
+        have.started += actuals.started
+        have.made += actuals.made
+        have.scrapped += actuals.scrapped
+        if have.first_start is None:
+            have.first_start = actuals.first_start
+        if actuals.last_end is not None:
+            have.last_end = actuals.last_end
+
+    def lot_consumed(
+        self, t: float, job: str, work_unit: str, material: str, lot: str, qty: float
+    ) -> None:
+        self.consumed[(job, work_unit, material, lot)] += qty
+        if self.listeners:
+            self._emit(
+                {
+                    "kind": "lot_consumed",
+                    "t": t,
+                    "job_order": job,
+                    "work_unit": work_unit,
+                    "material": material,
+                    "lot": lot,
+                    "quantity": qty,
+                }
+            )
+
+    def failure(self, t: float, work_unit: str, mode: str, basis: str, repair: float) -> None:
+        rec = {"t": t, "work_unit": work_unit, "mode": mode, "basis": basis, "repair": repair}
+        self.failures.append(rec)
+        if self.listeners:
+            self._emit({"kind": "failure", **rec})
+
+    def set_sources(self, sources: Callable[[], dict[str, Any]]) -> None:
+        """The engine's live figures (counters, buffers, lines) for ``summary``."""
+        self._sources = sources
+
+    # -- readers ------------------------------------------------------------------------
+    def state_intervals(self, work_unit: str | None = None) -> list[dict[str, Any]]:
+        """Closed state intervals (all, or of one work unit), in order of their end."""
+        return [
+            {"work_unit": w, "start": s, "end": e, "state": st, "reason": r}
+            for (w, s, e, st, r) in self.intervals
+            if work_unit is None or w == work_unit
+        ]
+
+    def genealogy(self) -> list[dict[str, Any]]:
+        """Edges lot in -> lot out, with the quantity of the input lot used."""
+        edges: dict[tuple[str, str], float] = defaultdict(float)
+        for (job, _wu, _mat, lot), qty in self.consumed.items():
+            rec = self.jobs.get(job)
+            if rec is not None:
+                edges[(lot, rec.output_lot)] += qty
+        return [{"from_lot": a, "to_lot": b, "quantity": q} for (a, b), q in sorted(edges.items())]
+
+    def summary(self, *, include_intervals: bool = False) -> dict[str, Any]:
+        """Everything, as plain JSON-serialisable data (see the module docstring)."""
+        live = self._sources() if self._sources is not None else {}
+        total = self.end_time
+        work_units = {}
+        for code, figures in live.get("work_units", {}).items():
+            secs = self.state_seconds.get(code, {})
+            work_units[code] = {
+                **figures,
+                "state_seconds": dict(secs),
+                "state_share": {k: (v / total if total > 0 else 0.0) for k, v in secs.items()},
+            }
+        jobs = {}
+        live_jobs = live.get("jobs", {})
+        for job_id, rec in self.jobs.items():
+            counts = live_jobs.get(job_id) or {
+                "released": rec.released,
+                "made": rec.made,
+                "scrapped": rec.scrapped,
+            }
+            jobs[job_id] = {
+                "product": rec.product,
+                "line": rec.line,
+                "quantity": rec.quantity,
+                "source": rec.source,
+                "status": rec.status,
+                "dispatched_at": rec.dispatched_at,
+                "started_at": rec.started_at,
+                "ended_at": rec.ended_at,
+                **counts,
+                "output_lot": rec.output_lot,
+                "work_units": {
+                    wu: {
+                        "started": a.started,
+                        "made": a.made,
+                        "scrapped": a.scrapped,
+                        "first_start": a.first_start,
+                        "last_end": a.last_end,
+                    }
+                    for wu, a in rec.work_units.items()
+                },
+            }
+        out: dict[str, Any] = {
+            "plant": self.plant,
+            "seed": self.seed,
+            "until": total,
+            "work_units": work_units,
+            "lines": live.get("lines", {}),
+            "buffers": live.get("buffers", {}),
+            "job_orders": jobs,
+            "lots": {
+                "consumed": [
+                    {"job_order": j, "work_unit": w, "material": m, "lot": lot, "quantity": q}
+                    for (j, w, m, lot), q in self.consumed.items()
+                ],
+                "produced": list(self.produced.values()),
+                "genealogy": self.genealogy(),
+            },
+            "failures": len(self.failures),
+            "state_intervals": len(self.intervals),
+        }
+        if include_intervals:
+            out["state_interval_list"] = self.state_intervals()
+        return out
