@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from mes_core.api import errors
 from mes_core.api.limits import BodySizeLimit
 from mes_core.domain.states import Role
+from mes_core.observability import install as install_observability
+from mes_core.observability import open_holds_from
 from mes_core.persistence.db import is_sqlite, make_engine, make_session_factory
 from mes_core.persistence.models import Person
 from mes_core.persistence.security import SYSTEM, hash_password
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # /metrics, and latency by route outermost so that body-limit refusals count (issue 8).
+    install_observability(app, open_holds=open_holds_from(engine))
     return app
 
 

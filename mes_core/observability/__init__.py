@@ -7,6 +7,7 @@ The app factory calls :func:`install` once; collectors report their spool depth 
 """
 
 from mes_core.observability.exposition import install, render_metrics
+from mes_core.observability.holds import open_holds_from
 from mes_core.observability.metrics import (
     COLLECTOR_HEADER,
     SPOOL_DEPTH_HEADER,
@@ -21,6 +22,7 @@ __all__ = [
     "SPOOL_DEPTH_HEADER",
     "MetricsMiddleware",
     "install",
+    "open_holds_from",
     "record_ingest",
     "record_request",
     "record_spool_depth",
