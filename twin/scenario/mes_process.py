@@ -35,8 +35,11 @@ def mestwin_command() -> list[str]:
 class MesProcess:
     """``mestwin serve`` on ``127.0.0.1:<port>`` against ``database_url``."""
 
-    def __init__(self, database_url: str, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, admin_password: str, port: int | None = None
+    ) -> None:
         self.database_url = database_url
+        self.admin_password = admin_password
         self.port = port or free_port()
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -49,6 +52,7 @@ class MesProcess:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["MESTWIN_DATABASE_URL"] = self.database_url
+        env["MESTWIN_ADMIN_PASSWORD"] = self.admin_password
         return env
 
     def migrate(self) -> None:

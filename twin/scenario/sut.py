@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from plant_models.schema import PlantModel
 from twin.scenario.reconcile import Records
 
@@ -185,6 +186,12 @@ class SystemUnderTest(Protocol):
 
     def kpis(self, scope: str, ident: str, start: float, end: float) -> Kpis | None:
         """KPIs of a line or work unit (``scope`` ``line`` / ``work_unit``)."""
+        ...
+
+    def post_events(self, events: list[PlantEvent]) -> IngestResult:
+        """Post plant events to the MES's collector endpoint. Used only by the direct
+        collector that stands in for OPC UA + connector; raise ``SutUnavailable`` when the
+        MES cannot be reached."""
         ...
 
     def ingest_stats(self) -> IngestStats:

@@ -1,0 +1,490 @@
+"""The system-under-test adapter for mes_core, over its REST API through ``mes_core.client``.
+
+Clock mapping: the MES judges expiry, certification and calibration by its own calendar
+(today), while the plant model's dates are written relative to the plant's start date. The
+adapter shifts every date it loads by ``today - plant start date`` so that what is expired
+(or valid) at the plant's start is expired (or valid) for the MES today. Plant events carry
+plant timestamps (``plant.start + t``); reading state history back uses the same anchor.
+
+Each simulated person logs in with their own password, so the MES judges the actor as it
+would on the shop floor (roles, certifications); the bench's admin loads master data and
+plays ERP (planner) and supervisor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from mes_core.client import MesClient, MesClientError
+from mes_core.schemas.execution import JobOrderCreate, JobOrderOut
+from mes_core.schemas.masterdata import MasterData
+from mes_core.schemas.plant_events import IngestResult, PlantEvent
+from plant_models.schema import PlantModel
+from twin.scenario.reconcile import OrderRecord, Records, UnitRecord
+from twin.scenario.sut import (
+    Answer,
+    IngestStats,
+    Kpis,
+    OperationView,
+    OrderRequest,
+    OrderView,
+    Refusal,
+    SutUnavailable,
+)
+
+ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
+DEFAULT_PASSWORD = "mestwin"
+
+
+class MesCoreSut:
+    """``SystemUnderTest`` for mes_core (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        plant_start: datetime,
+        admin_user: str = "admin",
+        admin_password: str = "admin",
+        passwords: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.plant_start = plant_start
+        self.shift = datetime.now(UTC).date() - plant_start.date()
+        self.admin_user = admin_user
+        self.admin_password = admin_password
+        self.passwords = passwords or {}
+        self.timeout = timeout
+        self._admin: MesClient | None = None
+        self._collector: MesClient | None = None
+        self._people: dict[str, MesClient] = {}
+        self._latencies: list[float] = []
+        self._segments: dict[str, dict[str, int]] = {}  # product id -> segment id -> sequence
+        self._order_product: dict[str, str] = {}
+        self._product_material: dict[str, str] = {}
+        self._produced: dict[str, str] = {}  # job order -> output lot
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise SutUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except MesClientError as exc:
+            if exc.status >= 500:
+                raise SutUnavailable(f"HTTP {exc.status}: {exc.message}") from exc
+            raise
+        finally:
+            self._latencies.append((time.perf_counter() - t0) * 1000.0)
+
+    def _answer(self, fn: Any, *args: Any, **kwargs: Any) -> Answer:
+        try:
+            self._timed(fn, *args, **kwargs)
+        except MesClientError as exc:
+            return Answer(False, exc.rule, exc.message, exc.status)
+        return Answer(True)
+
+    def _admin_client(self) -> MesClient:
+        if self._admin is None:
+            client = MesClient(self.url, timeout=self.timeout)
+            self._timed(client.login, self.admin_user, self.admin_password)
+            self._admin = client
+        return self._admin
+
+    def _person(self, person: str) -> MesClient:
+        client = self._people.get(person)
+        if client is None:
+            client = MesClient(self.url, timeout=self.timeout)
+            self._timed(client.login, person, self.passwords.get(person, DEFAULT_PASSWORD))
+            self._people[person] = client
+        return client
+
+    def _as(self, person: str) -> MesClient | Answer:
+        try:
+            return self._person(person)
+        except MesClientError as exc:
+            return Answer(False, exc.rule, f"{person} cannot log in: {exc.message}", exc.status)
+
+    def _date(self, d: date) -> date:
+        return d + self.shift
+
+    def _plant_date(self, t: float) -> date:
+        return (self.plant_start + timedelta(seconds=t)).date() + self.shift
+
+    def _seq(self, order: str, segment: str) -> int:
+        product = self._order_product.get(order, "")
+        seq = self._segments.get(product, {}).get(segment)
+        if seq is None:
+            raise KeyError(f"job order {order}: no operation {segment!r} in its routing")
+        return seq
+
+    # -- SystemUnderTest ----------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"mes_core REST API at {self.url} (adapter twin.scenario.sut_mes_core)"
+
+    def version(self) -> str:
+        try:
+            health = self._timed(MesClient(self.url, timeout=5).health)
+        except (SutUnavailable, MesClientError):
+            return "unknown"
+        return str(health.get("version", "mes_core"))
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with MesClient(self.url, timeout=2) as probe:
+                    probe.health()
+                # A restarted MES forgets nothing but our sessions may be stale: log in anew.
+                self._admin = None
+                self._collector = None
+                self._people.clear()
+                return
+            except (httpx.TransportError, httpx.TimeoutException, MesClientError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                time.sleep(0.2)
+        raise SutUnavailable(f"no answer from {self.url} within {timeout:g} s ({last})")
+
+    def master_data(self, plant: PlantModel) -> MasterData:
+        """The plant model as mes_core master data (dates shifted, see module docstring)."""
+        far = self._date(plant.plant.start.date()) + timedelta(days=3650)
+        equipment: list[dict[str, Any]] = [
+            {"code": plant.plant.code, "name": plant.plant.name, "level": "site"}
+        ]
+        for line in plant.lines:
+            equipment.append(
+                {"code": line.code, "name": line.name, "level": "line", "parent": plant.plant.code}
+            )
+            for wu in line.work_units:
+                equipment.append(
+                    {
+                        "code": wu.code,
+                        "name": wu.name,
+                        "level": "work_unit",
+                        "parent": line.code,
+                        "equipment_class": wu.equipment_class,
+                        "calibration_due": far.isoformat(),
+                    }
+                )
+        materials = [{"code": m.id, "name": m.name, "unit": m.unit} for m in plant.materials]
+        routings = []
+        for product in plant.products:
+            self._product_material[product.id] = product.material
+            self._segments[product.id] = {s.id: i + 1 for i, s in enumerate(product.segments)}
+            routings.append(
+                {
+                    "code": product.id,
+                    "name": product.name,
+                    "product": product.material,
+                    "segments": [
+                        {
+                            "sequence": i + 1,
+                            "name": seg.id,
+                            "equipment_class": seg.equipment_class,
+                            "pru_seconds": seg.standard_run_time,
+                            "skill": seg.skill,
+                            # Every line of the twin is a flow line: units move on one by
+                            # one, so each operation runs alongside its predecessor once
+                            # that has made good units (ISA-95 "start after previous
+                            # segment starts"); rule 1 still refuses a start before that.
+                            "allow_partial": True,
+                            "materials": [
+                                {"material": r.material, "quantity_per_unit": r.quantity_per_unit}
+                                for r in seg.materials
+                            ],
+                            "characteristics": [
+                                {
+                                    "name": c.name,
+                                    "lsl": c.lsl,
+                                    "target": c.target,
+                                    "usl": c.usl,
+                                    "unit": c.unit,
+                                    "sampling_frequency": c.sampling.every_units or 1,
+                                }
+                                for c in seg.inspections
+                            ],
+                        }
+                        for i, seg in enumerate(product.segments)
+                    ],
+                }
+            )
+        persons = []
+        for op in plant.operators:
+            roles = sorted({ROLE_MAP.get(r, "operator") for r in op.roles})
+            persons.append(
+                {
+                    "code": op.id,
+                    "name": op.name,
+                    "roles": roles,
+                    "password": self.passwords.get(op.id, DEFAULT_PASSWORD),
+                    "certifications": [
+                        {"skill": c.skill, "valid_until": self._date(c.expires).isoformat()}
+                        for c in op.certifications
+                    ],
+                }
+            )
+        lots = []
+        for lot in plant.material_lots:
+            item: dict[str, Any] = {
+                "code": lot.id,
+                "material": lot.material,
+                "quantity": lot.quantity,
+                "status": lot.status,
+            }
+            if lot.expiry is not None:
+                end = self._date(lot.expiry) + timedelta(days=1)  # valid through its date
+                item["expires_at"] = datetime(end.year, end.month, end.day, tzinfo=UTC).isoformat()
+            lots.append(item)
+        for m in plant.materials:
+            if m.unlimited_supply:
+                lots.append({"code": f"{m.id}-BULK", "material": m.id, "quantity": 1e12})
+        return MasterData.model_validate(
+            {
+                "equipment": equipment,
+                "materials": materials,
+                "routings": routings,
+                "persons": persons,
+                "lots": lots,
+            }
+        )
+
+    def load_master_data(self, plant: PlantModel) -> None:
+        data = self.master_data(plant)
+        admin = self._admin_client()
+        try:
+            self._timed(admin.load_master_data, data)
+        except MesClientError as exc:
+            if exc.status != 409:  # already loaded (a restarted run on the same database)
+                raise
+
+    def send_order(self, order: OrderRequest) -> Answer:
+        self._order_product[order.id] = order.product
+        admin = self._admin_client()
+        due = self.plant_start + timedelta(seconds=order.due) if order.due else None
+        create = JobOrderCreate(
+            code=order.id,
+            product=self._product_material.get(order.product, order.product),
+            routing=order.product,
+            quantity=order.quantity,
+            due_at=due,
+        )
+        for step in (
+            lambda: admin.create_job_order(create),
+            lambda: admin.release_job_order(order.id),
+        ):
+            answer = self._answer(step)
+            if not answer.accepted:
+                return answer
+        return Answer(True)
+
+    def dispatch_order(self, order: str, work_units: dict[str, str]) -> Answer:
+        """Supervisor dispatches ``order``, assigning work units per segment id."""
+        mapping = {self._seq(order, seg): wu for seg, wu in work_units.items()}
+        return self._answer(self._admin_client().dispatch_job_order, order, mapping)
+
+    def start_operation(
+        self, order: str, segment: str, person: str, work_unit: str, at: float
+    ) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        try:
+            seq = self._seq(order, segment)
+        except KeyError as exc:
+            return Answer(False, "NOT_FOUND", str(exc), 404)
+        return self._answer(
+            client.start_operation, order, seq, work_unit=work_unit or None, operators=[person]
+        )
+
+    def complete_operation(self, order: str, segment: str, person: str, at: float) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        seq = self._seq(order, segment)
+        return self._answer(client.complete_operation, order, seq)
+
+    def consume_lot(
+        self, order: str, segment: str, lot: str, quantity: float, person: str, at: float
+    ) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        try:
+            seq = self._seq(order, segment)
+        except KeyError as exc:
+            return Answer(False, "NOT_FOUND", str(exc), 404)
+        return self._answer(client.consume_lot, order, seq, lot, quantity)
+
+    def dispose(
+        self, target: str, person: str, password: str, decision: str, reason: str
+    ) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        fn = getattr(client, "dispose", None)
+        if fn is None:
+            return Answer(False, "NOT_OFFERED", "mes_core.client offers no disposition yet", 0)
+        return self._answer(fn, target, decision=decision, reason=reason, password=password)
+
+    def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:
+        from mes_core.schemas.masterdata import EquipmentUpdate
+
+        update = EquipmentUpdate(calibration_due=self._plant_date(due_at))
+        return self._answer(self._admin_client().update_equipment, work_unit, update)
+
+    def orders(self) -> list[OrderView]:
+        admin = self._admin_client()
+        out: list[OrderView] = []
+        offset = 0
+        while True:
+            page: list[JobOrderOut] = self._timed(admin.list_job_orders, limit=200, offset=offset)
+            for jo in page:
+                ops = [
+                    OperationView(o.name, o.state, o.good, o.scrap, o.work_unit)
+                    for o in sorted(jo.operations, key=lambda o: o.sequence)
+                ]
+                last = ops[-1] if ops else None
+                out.append(
+                    OrderView(
+                        id=jo.code,
+                        product=jo.product,
+                        quantity=int(jo.quantity),
+                        state=jo.state,
+                        good=last.good if last else 0.0,
+                        scrap=sum(o.scrap for o in ops),
+                        operations=ops,
+                    )
+                )
+            if len(page) < 200:
+                return out
+            offset += 200
+
+    def lot_state(self, lot: str) -> str | None:
+        try:
+            return str(self._timed(self._admin_client().get_lot, lot).status)
+        except MesClientError:
+            return None
+
+    def held(self) -> list[str]:
+        admin = self._admin_client()
+        lots = self._timed(admin.list_lots, status="on_hold")
+        orders = self._timed(admin.list_job_orders, state="held")
+        return [f"job_order:{o.code}" for o in orders] + [f"lot:{lot.code}" for lot in lots]
+
+    def refusals(self) -> list[Refusal]:
+        admin = self._admin_client()
+        out: list[Refusal] = []
+        after = 0
+        while True:
+            page = self._timed(admin.audit_entries, after_id=after, limit=500, action="refused")
+            for e in page:
+                out.append(
+                    Refusal(
+                        str(e.detail.get("rule", "")),
+                        e.object,
+                        str(e.detail.get("message", "")),
+                        e.at.isoformat(),
+                    )
+                )
+            if len(page) < 500:
+                return out
+            after = page[-1].id
+
+    def records(self, plant: PlantModel, until: float) -> Records:
+        out = Records()
+        end = self.plant_start + timedelta(seconds=until)
+        admin = self._admin_client()
+        unit_counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for view in self.orders():
+            consumed: dict[str, float] = defaultdict(float)
+            jo = self._timed(admin.get_job_order, view.id)
+            for op in jo.operations:
+                if op.work_unit:
+                    unit_counts[op.work_unit][0] += op.good
+                    unit_counts[op.work_unit][1] += op.scrap
+                for c in op.consumed:
+                    consumed[str(c.get("lot"))] += float(c.get("quantity", 0.0))
+            produced: dict[str, float] = {}
+            out_lot = f"{view.id}-OUT"
+            if view.state in ("completed", "closed"):
+                try:
+                    lot = self._timed(admin.get_lot, out_lot)
+                    produced[lot.code] = lot.initial_quantity
+                    for parent in consumed:
+                        out.genealogy.add((parent, lot.code))
+                except MesClientError:
+                    pass
+            out.job_orders[view.id] = OrderRecord(
+                good=int(view.good),
+                scrap=int(view.scrap),
+                lots_consumed=dict(consumed),
+                lots_produced=produced,
+            )
+        for wu in plant.all_work_units():
+            history = self._timed(admin.state_history, wu.code, limit=100_000)
+            rows = sorted(history, key=lambda h: h.started_at)
+            seconds: dict[str, float] = defaultdict(float)
+            for i, h in enumerate(rows):
+                stop = rows[i + 1].started_at if i + 1 < len(rows) else end
+                stop = min(stop, end)
+                if stop > h.started_at:
+                    seconds[h.state] += (stop - h.started_at).total_seconds()
+            good, scrap = unit_counts.get(wu.code, [0.0, 0.0])
+            out.work_units[wu.code] = UnitRecord(
+                good=int(good),
+                scrap=int(scrap),
+                state_seconds={k: round(v, 3) for k, v in seconds.items() if v > 0},
+            )
+        return out
+
+    def kpis(self, scope: str, ident: str, start: float, end: float) -> Kpis | None:
+        fn = getattr(self._admin_client(), "kpis", None)
+        if fn is None:
+            return None
+        t0 = self.plant_start + timedelta(seconds=start)
+        t1 = self.plant_start + timedelta(seconds=end)
+        try:
+            k = self._timed(fn, scope, ident, start=t0, end=t1)
+        except MesClientError:
+            return None
+        return Kpis(
+            availability=getattr(k, "availability", None),
+            performance=getattr(k, "effectiveness", getattr(k, "performance", None)),
+            quality=getattr(k, "quality_ratio", getattr(k, "quality", None)),
+            oee=getattr(k, "oee", None),
+            throughput_per_hour=getattr(k, "throughput_per_hour", None),
+            good=getattr(k, "good_quantity", getattr(k, "good", None)),
+            scrap=getattr(k, "scrap_quantity", getattr(k, "scrap", None)),
+            scrap_ratio=getattr(k, "scrap_ratio", None),
+        )
+
+    def post_events(self, events: list[PlantEvent]) -> IngestResult:
+        if self._collector is None:
+            admin = self._admin_client()
+            key = self._timed(admin.create_api_key, f"mestwin-collector-{time.time_ns()}")
+            self._collector = MesClient(self.url, api_key=key.api_key, timeout=self.timeout)
+        result: IngestResult = self._timed(self._collector.ingest, events)
+        self._ingested = getattr(self, "_ingested", 0) + result.accepted
+        self._duplicates = getattr(self, "_duplicates", 0) + result.duplicates
+        return result
+
+    def ingest_stats(self) -> IngestStats:
+        return IngestStats(getattr(self, "_ingested", 0), getattr(self, "_duplicates", 0))
+
+    def latencies_ms(self) -> list[float]:
+        return list(self._latencies)
+
+    def close(self) -> None:
+        for client in (self._admin, self._collector, *self._people.values()):
+            if client is not None:
+                client.close()
