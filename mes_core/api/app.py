@@ -38,6 +38,10 @@ ROUTERS: list[str] = [
     "mes_core.api.routes.plant_events:router",
     "mes_core.api.routes.genealogy:router",
     "mes_core.api.routes.audit:router",
+    "mes_core.quality.api:router",
+    "mes_core.kpi.api:router",
+    "mes_core.labour.api:router",
+    "mes_core.erp.api:router",
 ]
 
 #: The embedded demo's admin password (SQLite only; see README "MES core").

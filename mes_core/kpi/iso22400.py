@@ -201,13 +201,22 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
-def compute_kpis(time: TimeElements, quantities: Iterable[ProducedQuantity]) -> Kpis:
-    """Every KPI of the module docstring from the time elements and produced quantities."""
+def compute_kpis(
+    time: TimeElements, quantities: Iterable[ProducedQuantity], *, rework: float = 0.0
+) -> Kpis:
+    """Every KPI of the module docstring from the time elements and produced quantities.
+
+    ``rework`` is rework quantity not attributed to one product (e.g. from dispositions).
+    Rework of units made before the window can exceed the window's good units; first pass
+    yield then bottoms out at 0 rather than going negative.
+    """
+    if rework < 0:
+        raise KpiError(f"rework must be >= 0, got {rework}")
     items = list(quantities)
     pq = sum(q.produced for q in items)
     gq = sum(q.good for q in items)
     sq = sum(q.scrap for q in items)
-    rq = sum(q.rework for q in items)
+    rq = sum(q.rework for q in items) + rework
     planned_run = sum(q.pru_seconds * q.produced for q in items)
     availability = _ratio(time.apt, time.pbt)
     effectiveness = _ratio(planned_run, time.apt)
@@ -231,5 +240,5 @@ def compute_kpis(time: TimeElements, quantities: Iterable[ProducedQuantity]) -> 
         oee=oee,
         throughput_per_hour=throughput,
         scrap_ratio=_ratio(sq, pq),
-        first_pass_yield=_ratio(pq - sq - rq, pq),
+        first_pass_yield=_ratio(max(0.0, pq - sq - rq), pq),
     )

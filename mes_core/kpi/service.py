@@ -1,0 +1,499 @@
+"""KPI services: shift calendars, work unit state history over a window, ISO 22400-2 KPIs.
+
+The formulas are the pure functions of :mod:`mes_core.kpi.iso22400`; this module loads
+their inputs from the MES:
+
+- planned time (POT, PDOT, PBT) from the shift calendar the MES holds for the work unit,
+  else for its line (or area, site); equipment with no calendar anywhere up its hierarchy
+  is planned round the clock, and the report says so (``calendar`` = "24/7 (default)");
+- actual times from the work unit's state history (``equipment_state_history``);
+- quantities from the plant's count events (``quantity_source`` = "plant", the default:
+  the machine's own counters, as OEE is usually measured) or from the operations' reported
+  actuals (``"operations"``: each operation overlapping the window counts whole);
+- PRU from the routing: the operations segment the counted job order ran on that unit;
+- rework quantity from nonconformances disposed "rework" whose results came from the unit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mes_core.domain.errors import InvalidInput, NotFound
+from mes_core.domain.states import EquipmentLevel
+from mes_core.kpi.calendar import ROUND_THE_CLOCK, CalendarError, Shift, ShiftCalendar
+from mes_core.kpi.iso22400 import (
+    ZERO_TIME,
+    Kpis,
+    ProducedQuantity,
+    StateChange,
+    StateInterval,
+    TimeElements,
+    compute_kpis,
+    state_intervals,
+    time_elements,
+)
+from mes_core.kpi.models import EquipmentCalendar, ShiftCalendarRow
+from mes_core.kpi.schemas import (
+    CalendarIn,
+    CalendarOut,
+    KpiReport,
+    StateIntervalOut,
+    StateReport,
+    TimeElementsOut,
+)
+from mes_core.persistence import audit
+from mes_core.persistence.base import utcnow
+from mes_core.persistence.masterdata import get_equipment
+from mes_core.persistence.models import (
+    Equipment,
+    EquipmentStateHistory,
+    JobOperation,
+    JobOrder,
+    OperationsSegment,
+    PlantEventRow,
+)
+from mes_core.persistence.security import Actor
+from mes_core.quality.models import MeasurementResult, Nonconformance
+from mes_core.schemas.plant_events import EquipmentState
+
+DEFAULT_CALENDAR_NAME = "24/7 (default)"
+QUANTITY_SOURCES = ("plant", "operations")
+
+
+# ------------------------------------------------------------------ calendars
+
+
+def to_domain(code: str, data: CalendarIn) -> ShiftCalendar:
+    """The domain calendar of ``data``; ``InvalidInput`` names what is wrong."""
+    try:
+        return ShiftCalendar(
+            name=code,
+            timezone=data.timezone,
+            shifts=tuple(
+                Shift(
+                    name=s.name,
+                    start=s.start,
+                    end=s.end,
+                    weekdays=frozenset(s.weekdays),
+                    breaks=tuple((b.start, b.end) for b in s.breaks),
+                )
+                for s in data.shifts
+            ),
+            holidays=frozenset(data.holidays),
+        )
+    except CalendarError as exc:
+        raise InvalidInput(str(exc), object_ref=f"calendar:{code}") from exc
+
+
+def _calendar_row(session: Session, code: str) -> ShiftCalendarRow:
+    row = session.execute(
+        select(ShiftCalendarRow).where(ShiftCalendarRow.code == code)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("shift calendar", code)
+    return row
+
+
+def put_calendar(session: Session, code: str, data: CalendarIn, *, actor: Actor) -> CalendarOut:
+    """Create or replace the shift calendar ``code``."""
+    to_domain(code, data)
+    row = session.execute(
+        select(ShiftCalendarRow).where(ShiftCalendarRow.code == code)
+    ).scalar_one_or_none()
+    created = row is None
+    if row is None:
+        row = ShiftCalendarRow(code=code)
+        session.add(row)
+    row.definition = data.model_dump_json()
+    row.updated_at = utcnow()
+    session.flush()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="calendar.created" if created else "calendar.changed",
+        object_ref=f"calendar:{code}",
+        detail=json.loads(row.definition),
+    )
+    return get_calendar(session, code)
+
+
+def get_calendar(session: Session, code: str) -> CalendarOut:
+    row = _calendar_row(session, code)
+    equipment = (
+        session.execute(
+            select(Equipment.code)
+            .join(EquipmentCalendar, EquipmentCalendar.equipment_id == Equipment.id)
+            .where(EquipmentCalendar.calendar_id == row.id)
+            .order_by(Equipment.code)
+        )
+        .scalars()
+        .all()
+    )
+    data = CalendarIn.model_validate_json(row.definition)
+    return CalendarOut(code=row.code, equipment=list(equipment), **data.model_dump())
+
+
+def list_calendars(session: Session) -> list[CalendarOut]:
+    codes = session.execute(select(ShiftCalendarRow.code).order_by(ShiftCalendarRow.code))
+    return [get_calendar(session, c) for c in codes.scalars().all()]
+
+
+def assign_calendar(
+    session: Session, equipment: str, calendar: str, *, actor: Actor
+) -> CalendarOut:
+    """Make ``equipment`` (a line, work unit...) follow the calendar ``calendar``."""
+    unit = get_equipment(session, equipment)
+    row = _calendar_row(session, calendar)
+    link = session.get(EquipmentCalendar, unit.id)
+    if link is None:
+        session.add(EquipmentCalendar(equipment_id=unit.id, calendar_id=row.id))
+    else:
+        link.calendar_id = row.id
+    session.flush()
+    audit.append(
+        session,
+        actor=actor.name,
+        action="calendar.assigned",
+        object_ref=f"equipment:{equipment}",
+        detail={"calendar": calendar},
+    )
+    return get_calendar(session, calendar)
+
+
+def calendar_for(session: Session, equipment: Equipment) -> tuple[str, ShiftCalendar]:
+    """The calendar of ``equipment`` or of its nearest ancestor that has one."""
+    node: Equipment | None = equipment
+    while node is not None:
+        link = session.get(EquipmentCalendar, node.id)
+        if link is not None:
+            row = session.get_one(ShiftCalendarRow, link.calendar_id)
+            return row.code, to_domain(row.code, CalendarIn.model_validate_json(row.definition))
+        node = node.parent
+    return DEFAULT_CALENDAR_NAME, ROUND_THE_CLOCK
+
+
+# ------------------------------------------------------------------ state history
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput("start and end must carry a time zone offset", object_ref="window")
+    if end <= start:
+        raise InvalidInput("end must be after start", object_ref="window")
+    if (end - start).days > 366:
+        raise InvalidInput("a window may span at most 366 days", object_ref="window")
+
+
+def _changes(session: Session, unit_id: int, start: datetime, end: datetime) -> list[StateChange]:
+    """The state in force at ``start`` and every change until ``end``."""
+    before = session.execute(
+        select(EquipmentStateHistory)
+        .where(
+            EquipmentStateHistory.equipment_id == unit_id, EquipmentStateHistory.started_at <= start
+        )
+        .order_by(EquipmentStateHistory.started_at.desc(), EquipmentStateHistory.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    during = (
+        session.execute(
+            select(EquipmentStateHistory)
+            .where(
+                EquipmentStateHistory.equipment_id == unit_id,
+                EquipmentStateHistory.started_at > start,
+                EquipmentStateHistory.started_at < end,
+            )
+            .order_by(EquipmentStateHistory.started_at, EquipmentStateHistory.id)
+        )
+        .scalars()
+        .all()
+    )
+    out = []
+    if before is not None:
+        out.append(StateChange(EquipmentState(before.state), start, before.reason))
+    out.extend(StateChange(EquipmentState(r.state), r.started_at, r.reason) for r in during)
+    return out
+
+
+def _intervals(
+    session: Session, unit: Equipment, start: datetime, end: datetime
+) -> list[StateInterval]:
+    return state_intervals(
+        _changes(session, unit.id, start, end), until=min(end, max(start, utcnow()))
+    )
+
+
+def state_report(session: Session, code: str, start: datetime, end: datetime) -> StateReport:
+    """The work unit's state intervals (with reason codes) clipped to ``[start, end)``.
+
+    Time before the first known state is not reported (the unit's state is unknown); the
+    last interval ends at ``end`` or now, whichever is earlier.
+    """
+    _check_window(start, end)
+    unit = _work_unit(session, code)
+    intervals = _intervals(session, unit, start, end)
+    totals: dict[str, float] = defaultdict(float)
+    rows = []
+    for iv in intervals:
+        seconds = (iv.end - iv.start).total_seconds()
+        totals[iv.state.value] += seconds
+        rows.append(
+            StateIntervalOut(
+                state=iv.state.value, reason=iv.reason, start=iv.start, end=iv.end, seconds=seconds
+            )
+        )
+    return StateReport(
+        work_unit=code, start=start, end=end, intervals=rows, seconds_by_state=dict(totals)
+    )
+
+
+def _work_unit(session: Session, code: str) -> Equipment:
+    unit = get_equipment(session, code)
+    if unit.level != EquipmentLevel.WORK_UNIT:
+        raise InvalidInput(f"equipment {code} is a {unit.level}, not a work unit", object_ref=code)
+    return unit
+
+
+# ------------------------------------------------------------------ quantities
+
+
+@dataclass
+class _Quantities:
+    items: list[ProducedQuantity]
+    without_pru: float
+    rework: float
+
+
+def _pru_by_job(session: Session, unit_id: int) -> dict[str, float]:
+    rows = session.execute(
+        select(JobOrder.code, OperationsSegment.pru_seconds)
+        .join(JobOperation, JobOperation.job_order_id == JobOrder.id)
+        .join(OperationsSegment, OperationsSegment.id == JobOperation.segment_id)
+        .where(JobOperation.work_unit_id == unit_id)
+    ).all()
+    return {code: pru for code, pru in rows}
+
+
+def _plant_quantities(
+    session: Session, unit: Equipment, start: datetime, end: datetime
+) -> dict[str | None, list[float]]:
+    in_window = (
+        PlantEventRow.work_unit == unit.code,
+        PlantEventRow.kind == "count",
+        PlantEventRow.ts >= start,
+        PlantEventRow.ts < end,
+    )
+    sums: dict[str | None, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for job, good, scrap in session.execute(
+        select(PlantEventRow.job_order, func.sum(PlantEventRow.good), func.sum(PlantEventRow.scrap))
+        .where(*in_window, PlantEventRow.job_order.is_not(None))
+        .group_by(PlantEventRow.job_order)
+    ):
+        sums[job][0] += good or 0
+        sums[job][1] += scrap or 0
+    # Counts that name no job order belong to the operation running on the unit then.
+    ops = session.execute(
+        select(JobOrder.code, JobOperation.started_at, JobOperation.ended_at)
+        .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
+        .where(JobOperation.work_unit_id == unit.id, JobOperation.started_at.is_not(None))
+        .where(JobOperation.started_at < end)
+        .order_by(JobOperation.started_at)
+    ).all()
+    for ts, good, scrap in session.execute(
+        select(PlantEventRow.ts, PlantEventRow.good, PlantEventRow.scrap).where(
+            *in_window, PlantEventRow.job_order.is_(None)
+        )
+    ):
+        job = next(
+            (
+                code
+                for code, s, e in reversed(ops)
+                if s is not None and s <= ts and (e is None or ts <= e)
+            ),
+            None,
+        )
+        sums[job][0] += good or 0
+        sums[job][1] += scrap or 0
+    return sums
+
+
+def _operation_quantities(
+    session: Session, unit: Equipment, start: datetime, end: datetime
+) -> dict[str | None, list[float]]:
+    sums: dict[str | None, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for job, good, scrap in session.execute(
+        select(JobOrder.code, JobOperation.good, JobOperation.scrap)
+        .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
+        .where(
+            JobOperation.work_unit_id == unit.id,
+            JobOperation.started_at < end,
+            (JobOperation.ended_at.is_(None)) | (JobOperation.ended_at >= start),
+        )
+    ):
+        sums[job][0] += good
+        sums[job][1] += scrap
+    return sums
+
+
+def _rework(session: Session, unit: Equipment, start: datetime, end: datetime) -> float:
+    ncs = (
+        select(Nonconformance.id, Nonconformance.quantity)
+        .join(MeasurementResult, MeasurementResult.nonconformance_id == Nonconformance.id)
+        .where(
+            MeasurementResult.work_unit_id == unit.id,
+            Nonconformance.disposition == "rework",
+            Nonconformance.opened_at >= start,
+            Nonconformance.opened_at < end,
+        )
+        .distinct()
+    )
+    return float(sum(q or 0 for _, q in session.execute(ncs)))
+
+
+def _quantities(
+    session: Session, unit: Equipment, start: datetime, end: datetime, source: str
+) -> _Quantities:
+    if source == "plant":
+        sums = _plant_quantities(session, unit, start, end)
+    elif source == "operations":
+        sums = _operation_quantities(session, unit, start, end)
+    else:
+        raise InvalidInput(
+            f"quantity_source {source!r} is not one of {', '.join(QUANTITY_SOURCES)}",
+            object_ref="quantity_source",
+        )
+    pru = _pru_by_job(session, unit.id)
+    items: list[ProducedQuantity] = []
+    without = 0.0
+    for job, (good, scrap) in sums.items():
+        if job is not None and job in pru:
+            items.append(ProducedQuantity(good=good, scrap=scrap, pru_seconds=pru[job]))
+        else:
+            # Counted, but no routing says how long a unit should take: quality ratio and
+            # throughput include these units, effectiveness cannot.
+            items.append(ProducedQuantity(good=good, scrap=scrap, pru_seconds=0.0))
+            without += good + scrap
+    return _Quantities(items, without, _rework(session, unit, start, end))
+
+
+# ------------------------------------------------------------------ KPIs
+
+
+def _unit_parts(
+    session: Session, unit: Equipment, start: datetime, end: datetime, source: str
+) -> tuple[str, TimeElements, _Quantities]:
+    name, calendar = calendar_for(session, unit)
+    elements = time_elements(
+        planned_operation=calendar.planned_operation(start, end),
+        planned_downtime=calendar.planned_downtime(start, end),
+        states=_intervals(session, unit, start, end),
+    )
+    return name, elements, _quantities(session, unit, start, end, source)
+
+
+def _report(
+    equipment: Equipment,
+    start: datetime,
+    end: datetime,
+    calendar: str,
+    source: str,
+    kpis: Kpis,
+    without_pru: float,
+    units: Sequence[str] = (),
+) -> KpiReport:
+    t = kpis.time
+    return KpiReport(
+        equipment=equipment.code,
+        level=equipment.level,
+        start=start,
+        end=end,
+        calendar=calendar,
+        quantity_source=source,
+        time=TimeElementsOut(
+            pot=t.pot,
+            pdot=t.pdot,
+            pbt=t.pbt,
+            apt=t.apt,
+            aust=t.aust,
+            adet=t.adet,
+            adot=t.adot,
+            aubt=t.aubt,
+        ),
+        produced_quantity=kpis.produced_quantity,
+        good_quantity=kpis.good_quantity,
+        scrap_quantity=kpis.scrap_quantity,
+        rework_quantity=kpis.rework_quantity,
+        planned_run_time=kpis.planned_run_time,
+        quantity_without_pru=without_pru,
+        availability=kpis.availability,
+        effectiveness=kpis.effectiveness,
+        quality_ratio=kpis.quality_ratio,
+        oee=kpis.oee,
+        throughput_per_hour=kpis.throughput_per_hour,
+        scrap_ratio=kpis.scrap_ratio,
+        first_pass_yield=kpis.first_pass_yield,
+        work_units=list(units),
+    )
+
+
+def work_unit_kpis(
+    session: Session, code: str, start: datetime, end: datetime, *, quantity_source: str = "plant"
+) -> KpiReport:
+    """ISO 22400-2 KPIs of one work unit over ``[start, end)``."""
+    _check_window(start, end)
+    unit = _work_unit(session, code)
+    name, elements, q = _unit_parts(session, unit, start, end, quantity_source)
+    kpis = compute_kpis(elements, q.items, rework=q.rework)
+    return _report(unit, start, end, name, quantity_source, kpis, q.without_pru)
+
+
+def _work_units_below(session: Session, root: Equipment) -> list[Equipment]:
+    children: dict[int | None, list[Equipment]] = defaultdict(list)
+    for row in session.execute(select(Equipment)).scalars():
+        children[row.parent_id].append(row)
+    out: list[Equipment] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.level == EquipmentLevel.WORK_UNIT:
+            out.append(node)
+        stack.extend(children.get(node.id, []))
+    return sorted(out, key=lambda e: e.code)
+
+
+def line_kpis(
+    session: Session, code: str, start: datetime, end: datetime, *, quantity_source: str = "plant"
+) -> KpiReport:
+    """KPIs of a line (or any node) over its work units: time elements and quantities are
+    summed over the units, so each ratio is the units' time-weighted aggregate."""
+    _check_window(start, end)
+    node = get_equipment(session, code)
+    units = _work_units_below(session, node)
+    total = ZERO_TIME
+    items: list[ProducedQuantity] = []
+    without = rework = 0.0
+    calendars: set[str] = set()
+    for unit in units:
+        name, elements, q = _unit_parts(session, unit, start, end, quantity_source)
+        calendars.add(name)
+        total = total + elements
+        items.extend(q.items)
+        without += q.without_pru
+        rework += q.rework
+    kpis = compute_kpis(total, items, rework=rework)
+    return _report(
+        node,
+        start,
+        end,
+        ", ".join(sorted(calendars)) or "-",
+        quantity_source,
+        kpis,
+        without,
+        [u.code for u in units],
+    )
