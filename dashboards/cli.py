@@ -1,12 +1,71 @@
-"""Console commands of this part (registered by ``mestwin.cli``)."""
+"""Console commands of this part (registered by ``mestwin.cli``): ``mestwin dashboard``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
 
 
+def dashboard(
+    mes_url: Annotated[
+        str, typer.Option("--mes-url", envvar="MESTWIN_MES_URL", help="Base URL of the MES API.")
+    ],
+    port: Annotated[int, typer.Option(help="Port to serve on (0: any free port).")] = 8050,
+    host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
+    user: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MESTWIN_DASHBOARD_USER",
+            help="MES user new browser sessions log in as (else each logs in at /login).",
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="MESTWIN_DASHBOARD_PASSWORD", help="Password of --user."),
+    ] = None,
+    report: Annotated[
+        list[Path] | None,
+        typer.Option(help="A report.json to offer on the Scenario report page (repeatable)."),
+    ] = None,
+) -> None:
+    """Serve the live dashboards of the MES at --mes-url (Plant, Line, Job orders, Quality,
+    Genealogy, Scenario report) until Ctrl-C."""
+    from dashboards.app import serve
+    from dashboards.session import Credentials
+
+    if user is not None and password is None:
+        typer.echo("--user needs --password (or MESTWIN_DASHBOARD_PASSWORD)", err=True)
+        raise typer.Exit(2)
+    if not mes_url.startswith(("http://", "https://")):
+        typer.echo(f"--mes-url must be an http(s) URL, got {mes_url!r}", err=True)
+        raise typer.Exit(2)
+    credentials = Credentials(user, password) if user is not None and password else None
+    try:
+        handle = serve(
+            mes_url.rstrip("/"),
+            port,
+            host=host,
+            credentials=credentials,
+            reports=report or [],
+            block=False,
+        )
+    except OSError as exc:
+        typer.echo(f"cannot serve on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"dashboards at {handle.url} (MES {mes_url}); Ctrl-C to stop")
+    try:
+        handle.thread.join()
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        handle.stop()
+
+
 def register(groups: CommandGroups) -> None:
-    """Add this part's commands to the ``mestwin`` app (none yet)."""
+    """Add ``mestwin dashboard`` to the app."""
+    groups.root.command("dashboard")(dashboard)

@@ -1,0 +1,62 @@
+"""What every page module shares: the app's context, and reading through the session."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dash import html
+
+from dashboards.live import banner_error
+from dashboards.session import SessionRegistry
+from dashboards.source import DashboardSource, MesAuthError, MesUnavailable, SourceError
+
+T = TypeVar("T")
+
+log = logging.getLogger("dashboards")
+
+
+@dataclass
+class PageContext:
+    """Everything a page's callbacks need, bound to one app instance."""
+
+    sessions: SessionRegistry
+    mes_url: str
+    period_ms: int = 1000
+    #: report.json files offered on the Scenario report page (given at start-up).
+    reports: list[Path] = field(default_factory=list)
+    #: Clock of the pages (a test may pin it).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def read(self, what: Callable[[DashboardSource], T]) -> T:
+        """Run ``what`` against the calling browser's session.
+
+        A refused token drops the session (the next tick logs in again with the default
+        credentials) and is re-raised, like every other ``SourceError``, for the banner.
+        """
+        try:
+            return what(self.sessions.current().source)
+        except MesAuthError:
+            self.sessions.expire_current()
+            raise
+
+
+def failure_banner(exc: SourceError) -> tuple[Any, str]:
+    """Banner children and class for a failed read."""
+    if isinstance(exc, MesAuthError):
+        return banner_error(str(exc), login=True)
+    if isinstance(exc, MesUnavailable):
+        return banner_error(str(exc))
+    children: list[Any] = [html.B("Cannot show this: "), str(exc)]
+    return children, "banner error"
+
+
+def query_value(query: dict[str, list[str]], key: str) -> str | None:
+    """The first value of ``key`` in a parsed query string, if any and not blank."""
+    values = query.get(key) or []
+    value = values[0].strip() if values else ""
+    return value or None

@@ -1,0 +1,140 @@
+"""One MES connection per browser session, logged in as one user.
+
+The dashboards start read-only, but operator terminal pages (start an operation, scan a
+lot, sign) will live in the same app: so every browser session holds its *own* client and
+token, never a shared global one, and a later page acts as whoever logged in there. When
+the app is started with default credentials (``mestwin dashboard --user``), a new session
+logs in with them by itself so a trainer's screen needs no typing; ``/login`` switches user.
+
+Sessions are keyed by a random id in Flask's signed session cookie; the client and token
+stay on the server. The registry is bounded (least recently used sessions are closed).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import flask
+
+from dashboards.source import DashboardSource, MesAuthError
+
+#: Flask session key holding the browser session's id.
+SESSION_KEY = "mestwin_sid"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user of the MES (ISA-95 personnel with a role)."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+class MesSession(Protocol):
+    """What a page gets for its browser session: who is logged in, and the data source."""
+
+    @property
+    def user(self) -> str | None: ...
+
+    @property
+    def roles(self) -> tuple[str, ...]: ...
+
+    @property
+    def source(self) -> DashboardSource: ...
+
+    def close(self) -> None: ...
+
+
+#: Opens a session: ``None`` means anonymous (the MES decides what that may read).
+Connector = Callable[[Credentials | None], MesSession]
+
+
+class SessionRegistry:
+    """Browser sessions -> their MES sessions (thread-safe, bounded, least recently used
+    evicted first)."""
+
+    def __init__(
+        self,
+        connect: Connector,
+        *,
+        default_credentials: Credentials | None = None,
+        max_sessions: int = 256,
+    ) -> None:
+        self._connect = connect
+        self._default = default_credentials
+        self._max = max_sessions
+        self._sessions: OrderedDict[str, MesSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _sid() -> str:
+        sid = flask.session.get(SESSION_KEY)
+        if not isinstance(sid, str):
+            sid = secrets.token_urlsafe(24)
+            flask.session[SESSION_KEY] = sid
+            flask.session.permanent = True
+        return sid
+
+    def current(self) -> MesSession:
+        """The calling browser's MES session, opened with the default credentials if new.
+
+        Raises ``MesUnavailable`` when the MES does not answer (nothing is cached then, so
+        the next refresh tries again) and ``MesAuthError`` when it refuses the credentials.
+        """
+        sid = self._sid()
+        with self._lock:
+            found = self._sessions.get(sid)
+            if found is not None:
+                self._sessions.move_to_end(sid)
+                return found
+        opened = self._connect(self._default)
+        return self._store(sid, opened)
+
+    def login(self, credentials: Credentials) -> MesSession:
+        """Log the calling browser in as ``credentials`` (raises ``MesAuthError`` if refused)."""
+        opened = self._connect(credentials)
+        return self._store(self._sid(), opened)
+
+    def logout(self) -> None:
+        """Forget the calling browser's session; the next page opens a default one."""
+        sid = self._sid()
+        with self._lock:
+            old = self._sessions.pop(sid, None)
+        if old is not None:
+            old.close()
+
+    def expire_current(self) -> None:
+        """Drop the calling browser's session after the MES refused its token (expired or
+        revoked), so the next refresh logs in again with the default credentials."""
+        self.logout()
+
+    def _store(self, sid: str, opened: MesSession) -> MesSession:
+        evicted: list[MesSession] = []
+        with self._lock:
+            old = self._sessions.pop(sid, None)
+            if old is not None:
+                evicted.append(old)
+            self._sessions[sid] = opened
+            while len(self._sessions) > self._max:
+                evicted.append(self._sessions.popitem(last=False)[1])
+        for session in evicted:
+            session.close()
+        return opened
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+__all__ = ["Connector", "Credentials", "MesAuthError", "MesSession", "SessionRegistry"]

@@ -1,0 +1,187 @@
+"""A small plant for the dashboard tests, loaded and driven through the MES client only.
+
+Two lines (bottling with three work units, packing with two), a two-step routing with an
+inspection characteristic, lots, an operator; one job order running on the filler with
+lots consumed, another completed with an output lot (so genealogy has both directions),
+and plant events (states, counts) posted through the ingest endpoint like a connector.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from mes_core.client import MesClient
+from mes_core.schemas.execution import JobOrderCreate, OutputLot
+from mes_core.schemas.masterdata import MasterData
+from mes_core.schemas.plant_events import CountEvent, EquipmentState, StateChangeEvent
+
+ADMIN_PASSWORD = "admin-dash-password"
+SOURCE = "test:dashboards"
+_sequence = itertools.count(1)
+
+
+def master_data() -> MasterData:
+    year = (datetime.now(UTC) + timedelta(days=365)).date().isoformat()
+    return MasterData.model_validate(
+        {
+            "equipment": [
+                {"code": "SITE", "name": "Test site", "level": "site"},
+                {"code": "AREA", "level": "area", "parent": "SITE"},
+                {"code": "BTL1", "name": "Bottling line 1", "level": "line", "parent": "AREA"},
+                {"code": "PCK1", "name": "Packing line 1", "level": "line", "parent": "AREA"},
+                *[
+                    {
+                        "code": code,
+                        "name": name,
+                        "level": "work_unit",
+                        "parent": line,
+                        "equipment_class": cls,
+                        "calibration_due": year,
+                    }
+                    for code, name, line, cls in (
+                        ("BTL1-FILLER", "Filler", "BTL1", "Filler"),
+                        ("BTL1-CAPPER", "Capper", "BTL1", "Capper"),
+                        ("BTL1-LABELLER", "Labeller", "BTL1", "Labeller"),
+                        ("PCK1-CASER", "Case packer", "PCK1", "Caser"),
+                        ("PCK1-PALLET", "Palletiser", "PCK1", "Palletiser"),
+                    )
+                ],
+            ],
+            "materials": [
+                {"code": "PREFORM", "name": "PET bottle"},
+                {"code": "CAP", "name": "Screw cap"},
+                {"code": "JUICE-1L", "name": "Orange juice 1 l"},
+            ],
+            "routings": [
+                {
+                    "code": "R-JUICE-1L",
+                    "product": "JUICE-1L",
+                    "segments": [
+                        {
+                            "sequence": 1,
+                            "name": "Fill",
+                            "equipment_class": "Filler",
+                            "pru_seconds": 0.5,
+                            "skill": "filling",
+                            "materials": [{"material": "PREFORM"}],
+                            "characteristics": [
+                                {
+                                    "name": "fill_volume",
+                                    "lsl": 995,
+                                    "target": 1000,
+                                    "usl": 1010,
+                                    "unit": "ml",
+                                }
+                            ],
+                        },
+                        {
+                            "sequence": 2,
+                            "name": "Cap",
+                            "equipment_class": "Capper",
+                            "pru_seconds": 0.4,
+                            "skill": "capping",
+                            "materials": [{"material": "CAP"}],
+                        },
+                    ],
+                }
+            ],
+            "persons": [
+                {
+                    "code": "alice",
+                    "name": "Alice (operator)",
+                    "roles": ["operator"],
+                    "password": "alice",
+                    "certifications": [
+                        {"skill": "filling", "valid_until": year},
+                        {"skill": "capping", "valid_until": year},
+                    ],
+                }
+            ],
+            "lots": [
+                {"code": "PRE-0001", "material": "PREFORM", "quantity": 100000},
+                {"code": "CAP-0001", "material": "CAP", "quantity": 100000},
+                {"code": "PRE-0002", "material": "PREFORM", "quantity": 100000},
+            ],
+        }
+    )
+
+
+def state(work_unit: str, new: EquipmentState, at: datetime, reason: str = "") -> StateChangeEvent:
+    return StateChangeEvent(
+        source=SOURCE,
+        sequence=next(_sequence),
+        work_unit=work_unit,
+        timestamp=at,
+        state=new,
+        reason=reason,
+    )
+
+
+def count(work_unit: str, good: int, scrap: int, at: datetime, job_order: str) -> CountEvent:
+    return CountEvent(
+        source=SOURCE,
+        sequence=next(_sequence),
+        work_unit=work_unit,
+        timestamp=at,
+        good=good,
+        scrap=scrap,
+        job_order=job_order,
+    )
+
+
+def fill(url: str) -> None:
+    """Load the plant and drive it into a state with something on every page."""
+    with MesClient(url).login("admin", ADMIN_PASSWORD) as admin:
+        admin.load_master_data(master_data())
+        key = admin.create_api_key("dashboard-tests").api_key
+        due = datetime.now(UTC) + timedelta(hours=4)
+        # JO-DONE: both operations walked through, an output lot produced.
+        admin.create_job_order(JobOrderCreate(code="JO-DONE", product="JUICE-1L", quantity=50))
+        admin.release_job_order("JO-DONE")
+        admin.dispatch_job_order("JO-DONE", {1: "BTL1-FILLER", 2: "BTL1-CAPPER"})
+        with MesClient(url).login("alice", "alice") as alice:
+            alice.start_operation("JO-DONE", 1)
+            alice.consume_lot("JO-DONE", 1, "PRE-0001", 50)
+            alice.report_quantities("JO-DONE", 1, good=50)
+            alice.complete_operation("JO-DONE", 1)
+            alice.start_operation("JO-DONE", 2)
+            alice.consume_lot("JO-DONE", 2, "CAP-0001", 50)
+            alice.report_quantities("JO-DONE", 2, good=48, scrap=2)
+            alice.complete_operation("JO-DONE", 2, output_lot=OutputLot(code="FG-0001"))
+            # JO-RUN: filling now, counts come from the plant.
+            admin.create_job_order(
+                JobOrderCreate(code="JO-RUN", product="JUICE-1L", quantity=1000, due_at=due)
+            )
+            admin.release_job_order("JO-RUN")
+            admin.dispatch_job_order("JO-RUN", {1: "BTL1-FILLER", 2: "BTL1-CAPPER"})
+            alice.start_operation("JO-RUN", 1)
+            alice.consume_lot("JO-RUN", 1, "PRE-0002", 500)
+        admin.create_job_order(
+            JobOrderCreate(
+                code="JO-LATE",
+                product="JUICE-1L",
+                quantity=10,
+                due_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+    # Plant events happen after the master data exists (the MES keeps the newest state).
+    now = datetime.now(UTC)
+    with MesClient(url, api_key=key) as connector:
+        connector.ingest(
+            [
+                state("BTL1-FILLER", EquipmentState.SETUP, now, "changeover"),
+                state("BTL1-FILLER", EquipmentState.RUNNING, now + timedelta(seconds=1)),
+                state("BTL1-CAPPER", EquipmentState.RUNNING, now),
+                state("BTL1-LABELLER", EquipmentState.STARVED, now),
+                state("PCK1-CASER", EquipmentState.DOWN, now, "jam"),
+                state("PCK1-PALLET", EquipmentState.IDLE, now),
+                count("BTL1-FILLER", 120, 3, now + timedelta(seconds=1), "JO-RUN"),
+            ]
+        )
+
+
+def api_key(url: str) -> str:
+    """A fresh integration key (to post plant events like a connector)."""
+    with MesClient(url).login("admin", ADMIN_PASSWORD) as admin:
+        return admin.create_api_key(f"dashboard-tests-{next(_sequence)}").api_key
