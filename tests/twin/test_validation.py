@@ -1,0 +1,166 @@
+"""The engine against exact results of queueing and production-line theory.
+
+Each check runs enough seeded replications that a 99 % Student-t confidence interval
+decides (and is required to be tight, so the check has teeth); the seeds are fixed, so a
+run is reproducible and a failure is a real regression, not bad luck on the day.
+References: Buzacott & Shanthikumar, *Stochastic Models of Manufacturing Systems* (1993),
+ch. 2-4 (availability, two-stage lines, operation-dependent failures); Kleinrock,
+*Queueing Systems* vol. 1 (1975), 3.2 (M/M/1); Little (1961).
+"""
+
+from __future__ import annotations
+
+import pytest
+from plants import exponential, plant, work_unit
+
+from twin.engine import Engine
+from twin.replicate import replicate, snapshot, window_kpis
+
+CONFIDENCE = 0.99
+
+
+def _decides(est: object, exact: float, max_rel_half_width: float) -> None:
+    from twin.replicate import Estimate
+
+    assert isinstance(est, Estimate)
+    assert est.half_width <= max_rel_half_width * abs(exact), (
+        f"interval too wide to decide: {est.mean:.5g} +- {est.half_width:.3g}"
+    )
+    assert est.contains(exact), (
+        f"exact {exact:.6g} outside the {CONFIDENCE:.0%} interval "
+        f"[{est.low:.6g}, {est.high:.6g}] (mean {est.mean:.6g}, n={est.n})"
+    )
+
+
+def test_throughput_of_a_single_work_unit_with_clock_failures_is_availability_over_cycle_time() -> (
+    None
+):
+    """Deterministic cycle t, time-dependent failures (exp. MTTF on the clock), MTTR:
+    throughput = A / t with A = MTTF / (MTTF + MTTR) (preemptive resume: no work lost)."""
+    t, mttf, mttr = 2.0, 300.0, 60.0
+    model = plant(
+        [
+            work_unit(
+                "L1-M1",
+                t,
+                failures=[
+                    {
+                        "name": "f",
+                        "basis": "clock",
+                        "time_to_failure": exponential(mttf),
+                        "time_to_repair": exponential(mttr),
+                    }
+                ],
+            )
+        ]
+    )
+    result = replicate(model, 12, 60_000.0, seed=11, confidence=CONFIDENCE)
+    availability = mttf / (mttf + mttr)
+    _decides(result["line.L1.throughput_per_hour"], availability / t * 3600.0, 0.02)
+    _decides(result["wu.L1-M1.down_share"], 1 - availability, 0.1)
+
+
+def test_mm1_station_matches_utilisation_number_in_system_and_time_in_system() -> None:
+    """M/M/1 with lambda = 0.5, mu = 1: rho = 0.5, L = rho/(1-rho) = 1, W = 1/(mu-lambda) = 2."""
+    lam, mu = 0.5, 1.0
+    model = plant(
+        [work_unit("L1-M1", exponential(1 / mu))],
+        arrivals={"interarrival": exponential(1 / lam)},
+    )
+    result = replicate(model, 12, 60_000.0, seed=5, warmup=2_000.0, confidence=CONFIDENCE)
+    rho = lam / mu
+    _decides(result["wu.L1-M1.running_share"], rho, 0.03)
+    _decides(result["line.L1.mean_wip"], rho / (1 - rho), 0.06)
+    _decides(result["line.L1.mean_flow_time"], 1 / (mu - lam), 0.06)
+
+
+@pytest.mark.parametrize(
+    ("mu1", "mu2", "capacity"),
+    [(1.0, 1.0, 2), (1.0, 1.25, 3), (1.2, 0.9, 1)],
+)
+def test_two_exponential_work_units_with_a_buffer_match_the_blocking_formula(
+    mu1: float, mu2: float, capacity: int
+) -> None:
+    """Two reliable exponential stations, buffer C, blocking after service:
+    TH = mu1 (1 - r^N) / (1 - r^(N+1)), r = mu1/mu2, N = C + 2 (mu1 = mu2: mu N/(N+1))."""
+    model = plant(
+        [work_unit("L1-M1", exponential(1 / mu1)), work_unit("L1-M2", exponential(1 / mu2))],
+        [("L1-M1", "L1-M2", capacity)],
+    )
+    n = capacity + 2
+    if mu1 == mu2:
+        exact = mu1 * n / (n + 1)
+    else:
+        r = mu1 / mu2
+        exact = mu1 * (1 - r**n) / (1 - r ** (n + 1))
+    result = replicate(model, 10, 40_000.0, seed=7, warmup=500.0, confidence=CONFIDENCE)
+    _decides(result["line.L1.throughput_per_hour"], exact * 3600.0, 0.02)
+
+
+def test_littles_law_holds_on_every_buffer_and_on_the_line() -> None:
+    """L = lambda W on each buffer and on the line (sample-path identity up to the units
+    still inside at the end), here on an unreliable four-station line with a conveyor."""
+    model = plant(
+        [
+            work_unit("L1-A", exponential(1.0)),
+            work_unit(
+                "L1-B",
+                {"kind": "triangular", "low": 0.5, "mode": 1.0, "high": 1.6},
+                failures=[
+                    {
+                        "name": "jam",
+                        "time_to_failure": exponential(200.0),
+                        "time_to_repair": exponential(20.0),
+                    }
+                ],
+            ),
+            work_unit(
+                "L1-C", {"kind": "lognormal", "mean": 0.9, "sd": 0.5}, scrap_probability=0.02
+            ),
+            work_unit("L1-D", {"kind": "uniform", "low": 0.6, "high": 1.4}),
+        ],
+        [("L1-A", "L1-B", 5), ("L1-B", "L1-C", 10), ("L1-C", "L1-D", 3)],
+        arrivals={"interarrival": exponential(1.3)},
+    )
+    engine = Engine(model, seed=3, record_intervals=False)
+    start = snapshot(engine)
+    engine.run_until(100_000.0)
+    kpis = window_kpis(start, snapshot(engine))
+    names = ["line.L1", "buffer.L1-ARRIVALS", "buffer.B1", "buffer.B2", "buffer.B3"]
+    for name in names:
+        level = kpis[f"{name}.mean_level" if name.startswith("buffer") else f"{name}.mean_wip"]
+        rate = kpis[f"{name}.arrival_rate"]
+        wait = kpis[
+            f"{name}.mean_sojourn" if name.startswith("buffer") else f"{name}.mean_flow_time"
+        ]
+        assert level > 0.05, name
+        assert rate * wait == pytest.approx(level, rel=0.01), name
+
+
+def test_serial_line_without_buffers_with_operation_dependent_failures_has_efficiency_formula() -> (
+    None
+):
+    """Equal deterministic cycle times, no buffers, operation-dependent failures:
+    E = 1 / (1 + sum(MTTR_i / MTBF_i)) (Buzacott 1968); throughput = E / t."""
+    t = 1.0
+    stations = [(250.0, 25.0), (400.0, 20.0), (500.0, 50.0)]  # (MTBF operating, MTTR)
+    model = plant(
+        [
+            work_unit(
+                f"L1-M{i + 1}",
+                t,
+                failures=[
+                    {
+                        "name": "f",
+                        "basis": "operating",
+                        "time_to_failure": exponential(mtbf),
+                        "time_to_repair": exponential(mttr),
+                    }
+                ],
+            )
+            for i, (mtbf, mttr) in enumerate(stations)
+        ]
+    )
+    efficiency = 1 / (1 + sum(mttr / mtbf for mtbf, mttr in stations))
+    result = replicate(model, 12, 60_000.0, seed=13, confidence=CONFIDENCE)
+    _decides(result["line.L1.throughput_per_hour"], efficiency / t * 3600.0, 0.02)
