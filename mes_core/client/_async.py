@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from mes_core.client._common import body_of as _body
 from mes_core.client._common import parse_sse_line
 from mes_core.client.errors import raise_for_response
+from mes_core.quality.client import AsyncQualityClientMixin
 from mes_core.schemas.audit import AuditEntryOut, AuditVerifyOut, ChangeEvent, GenealogyTrace
 from mes_core.schemas.auth import ApiKeyOut, TokenOut, WhoAmI
 from mes_core.schemas.execution import (
@@ -45,7 +46,7 @@ from mes_core.schemas.masterdata import (
 from mes_core.schemas.plant_events import IngestResult, PlantEvent, PlantEventBatch
 
 
-class AsyncMesClient:
+class AsyncMesClient(AsyncQualityClientMixin):
     """Typed asynchronous client of the MES API.
 
     ``AsyncMesClient(url, token=...)`` or ``AsyncMesClient(url, api_key=...)``; or log in:

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 from mes_core.client._common import body_of as _body
 from mes_core.client._common import parse_sse_line
 from mes_core.client.errors import raise_for_response
+from mes_core.quality.client import QualityClientMixin
 from mes_core.schemas.audit import AuditEntryOut, AuditVerifyOut, ChangeEvent, GenealogyTrace
 from mes_core.schemas.auth import ApiKeyOut, TokenOut, WhoAmI
 from mes_core.schemas.execution import (
@@ -44,7 +45,7 @@ from mes_core.schemas.masterdata import (
 from mes_core.schemas.plant_events import IngestResult, PlantEvent, PlantEventBatch
 
 
-class MesClient:
+class MesClient(QualityClientMixin):
     """Typed synchronous client of the MES API.
 
     ``MesClient(url, token=...)`` or ``MesClient(url, api_key=...)``; or log in:

@@ -11,8 +11,9 @@ HERE = Path(__file__).resolve().parent
 
 def generate(sync_source: str) -> str:
     s = sync_source
-    head, body = s.split("class MesClient:", 1)
-    body = "class AsyncMesClient:" + body
+    head, body = s.split("class MesClient(QualityClientMixin):", 1)
+    body = "class AsyncMesClient(AsyncQualityClientMixin):" + body
+    head = head.replace("import QualityClientMixin", "import AsyncQualityClientMixin")
     body = body.split("    def stream_events(", 1)[0]
     head = head.replace(
         '"""The synchronous MES client (generated twin: ``_async.py``; keep both in step)."""',

@@ -7,19 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from mes_core.api.deps import Planner, SessionDep
 from mes_core.erp import service
+from mes_core.erp.schemas import ImportOut
 
 router = APIRouter(prefix="/api/v1/erp", tags=["ERP (B2MML)"])
 XML = "application/xml"
-
-
-class ImportOut(BaseModel):
-    schedule_id: str
-    job_orders: list[str]
-    sha256: str
 
 
 @router.post("/schedules", response_model=ImportOut, status_code=201)
