@@ -1,12 +1,135 @@
-"""Console commands of this part (registered by ``mestwin.cli``)."""
+"""Console commands of the twin engine: ``mestwin twin simulate`` and ``mestwin bench sim``.
+
+Registered by ``mestwin.cli``; heavy imports happen inside the commands.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
 
 
+def _seconds(value: str, option: str) -> float:
+    from plant_models.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    if seconds < 0:
+        raise typer.BadParameter(f"must not be negative, got {value!r}", param_hint=option)
+    return seconds
+
+
+def simulate_command(
+    model: Annotated[
+        str, typer.Argument(help="Plant model YAML, or a shipped one: bottling_line, ...")
+    ],
+    until: Annotated[str, typer.Option(help="Simulated time: 90s, 30m, 8h, 1d.")] = "8h",
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 1,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the ground-truth summary here.")
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="Pace to the wall clock: 1 = real time, 60 = a minute a second."),
+    ] = None,
+    replications: Annotated[
+        int, typer.Option(min=1, help="Independent replications (KPIs with 95 % CIs).")
+    ] = 1,
+    warmup: Annotated[str, typer.Option(help="Warm-up cut from replication KPIs.")] = "0s",
+    intervals: Annotated[
+        bool, typer.Option(help="Include every state interval in the JSON.")
+    ] = False,
+) -> None:
+    """Run a plant model alone, as fast as possible (or paced), and print its KPIs."""
+    from rich.console import Console
+
+    from plant_models.loader import PlantModelError, load_plant_model
+    from twin.engine import CannotKeepPace
+    from twin.simulate import (
+        print_replications,
+        print_summary,
+        replicate_with_progress,
+        simulate,
+        write_json,
+    )
+
+    horizon = _seconds(until, "--until")
+    cut = _seconds(warmup, "--warmup")
+    if horizon <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--until")
+    if speed is not None and speed <= 0:
+        raise typer.BadParameter(f"must be > 0, got {speed}", param_hint="--speed")
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        plant = load_plant_model(model)
+    except PlantModelError as exc:
+        err.print(f"[red]invalid plant model[/red]\n{exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    if replications > 1:
+        if cut >= horizon:
+            raise typer.BadParameter("must be shorter than --until", param_hint="--warmup")
+        result = replicate_with_progress(plant, replications, horizon, seed, cut, err)
+        print_replications(result, console)
+        if json_out is not None:
+            write_json(
+                json_out,
+                {
+                    "plant": plant.plant.code,
+                    "seed": seed,
+                    "until": horizon,
+                    "replications": replications,
+                    "kpis": result.as_dict(),
+                },
+            )
+        return
+    try:
+        summary = simulate(
+            plant, horizon, seed, speed=speed, include_intervals=intervals, console=err
+        )
+    except CannotKeepPace as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(3) from None
+    print_summary(summary, console)
+    if json_out is not None:
+        write_json(json_out, summary)
+        err.print(f"ground truth written to {json_out}")
+
+
+def bench_sim_command(
+    until: Annotated[str, typer.Option(help="Simulated time of the reference plant.")] = "1d",
+    seed: Annotated[int, typer.Option()] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs of each; medians reported.")] = 3,
+    write: Annotated[
+        Path | None, typer.Option(help="Update this benchmark's section of this Markdown file.")
+    ] = None,
+) -> None:
+    """Engine event rate on the reference plant beside a bare SimPy loop; ends `ratio: X`."""
+    from twin.bench import bench_sim, markdown, write_section
+
+    result = bench_sim(_seconds(until, "--until"), seed, repeats)
+    typer.echo(
+        f"model: {result.model_events} events in {result.model_seconds:.2f} s = "
+        f"{result.model_rate:,.0f} events/s (reference_plant, {until}, publishing off)"
+    )
+    typer.echo(
+        f"bare:  {result.bare_events} events in {result.bare_seconds:.2f} s = "
+        f"{result.bare_rate:,.0f} events/s (200 SimPy processes, exponential timeouts)"
+    )
+    if write is not None:
+        write_section(write, markdown(result))
+        typer.echo(f"written to {write}")
+    typer.echo(f"ratio: {result.ratio:.3f}")
+
+
 def register(groups: CommandGroups) -> None:
-    """Add this part's commands to the ``mestwin`` app (none yet)."""
+    """Add ``twin simulate`` and ``bench sim`` to the ``mestwin`` app."""
+    groups.twin.command("simulate")(simulate_command)
+    groups.bench.command("sim")(bench_sim_command)

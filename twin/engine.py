@@ -571,6 +571,7 @@ class WorkUnitSim:
         """Spend ``duration`` in ``state``, interrupted by failures (then resumed)."""
         env = self.env
         remaining = duration
+        self.enter(state, reason)
         while remaining > 1e-12:
             while self.broken:
                 self.enter(state, reason)

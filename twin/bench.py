@@ -1,0 +1,140 @@
+"""``mestwin bench sim``: the engine's event rate beside a bare SimPy loop's.
+
+The model run is ``reference_plant.yaml`` (10 lines x 20 work units) for one simulated day,
+as fast as possible, with publishing off (no observer registered) and the ground-truth
+ledger on, state intervals included. The bare loop then schedules the same number of
+events: 200 processes, each yielding timeouts drawn from an exponential distribution (in
+numpy blocks, as the engine draws). The figure is events per second of each and their
+ratio ``model / bare``; the target is >= 0.33 (the model costs at most 3x per event).
+
+Events are counted as SimPy numbers them (``Environment._eid``: every event scheduled,
+timeouts, process resumptions and hand-overs alike), for both runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+from plant_models.loader import load_plant_model
+from twin.engine import Engine
+
+MARK_BEGIN = "<!-- bench:sim begin -->"
+MARK_END = "<!-- bench:sim end -->"
+
+
+def events_scheduled(env: simpy.Environment) -> int:
+    """How many events ``env`` has scheduled so far (SimPy numbers each one)."""
+    return int(next(env._eid))  # SimPy has no public counter; _eid is its event sequence
+
+
+@dataclass(frozen=True)
+class SimBench:
+    model_events: int
+    model_seconds: float
+    bare_events: int
+    bare_seconds: float
+    until: float
+    repeats: int
+
+    @property
+    def model_rate(self) -> float:
+        return self.model_events / self.model_seconds
+
+    @property
+    def bare_rate(self) -> float:
+        return self.bare_events / self.bare_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.model_rate / self.bare_rate
+
+
+def run_model(until: float, seed: int) -> tuple[int, float]:
+    model = load_plant_model("reference_plant")
+    engine = Engine(model, seed)
+    t0 = time.perf_counter()
+    engine.run_until(until)
+    seconds = time.perf_counter() - t0
+    return events_scheduled(engine.env), seconds
+
+
+def run_bare(events: int, seed: int, processes: int = 200) -> tuple[int, float]:
+    env = simpy.Environment()
+    rng = np.random.default_rng(seed)
+    per_process = max(1, events // processes - 1)
+
+    def proc() -> Any:
+        timeout = env.timeout
+        left = per_process
+        while left > 0:
+            block = rng.exponential(10.0, min(512, left)).tolist()
+            left -= len(block)
+            for delay in block:
+                yield timeout(delay)
+
+    for _ in range(processes):
+        env.process(proc())
+    t0 = time.perf_counter()
+    env.run()
+    seconds = time.perf_counter() - t0
+    return events_scheduled(env), seconds
+
+
+def bench_sim(until: float = 86_400.0, seed: int = 1, repeats: int = 3) -> SimBench:
+    """Median over ``repeats`` of the model run and of the bare loop (same event count)."""
+    model_runs = [run_model(until, seed) for _ in range(repeats)]
+    events = model_runs[0][0]
+    bare_runs = [run_bare(events, seed) for _ in range(repeats)]
+    return SimBench(
+        model_events=events,
+        model_seconds=statistics.median(s for _, s in model_runs),
+        bare_events=bare_runs[0][0],
+        bare_seconds=statistics.median(s for _, s in bare_runs),
+        until=until,
+        repeats=repeats,
+    )
+
+
+def markdown(result: SimBench) -> str:
+    hours = result.until / 3600
+    return "\n".join(
+        [
+            MARK_BEGIN,
+            "## Twin engine (`mestwin bench sim`)",
+            "",
+            f"`reference_plant.yaml` (10 lines x 20 work units) for {hours:g} simulated h, "
+            "as fast as possible, publishing off, ground-truth ledger on; beside a bare "
+            "SimPy loop (200 processes of exponential timeouts) scheduling the same number "
+            f"of events. Median of {result.repeats} runs each.",
+            "",
+            "| what | events | seconds | events/s |",
+            "|---|---:|---:|---:|",
+            f"| twin engine, reference plant | {result.model_events:,} | "
+            f"{result.model_seconds:.2f} | {result.model_rate:,.0f} |",
+            f"| bare SimPy loop (ceiling) | {result.bare_events:,} | "
+            f"{result.bare_seconds:.2f} | {result.bare_rate:,.0f} |",
+            "",
+            f"ratio (model / bare): **{result.ratio:.2f}** (target >= 0.33). "
+            "Rerun: `mestwin bench sim --write docs/BENCHMARKS.md`.",
+            MARK_END,
+        ]
+    )
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this benchmark's section in ``path`` (or append it), keeping the others."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        _, tail = rest.split(MARK_END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
