@@ -37,7 +37,8 @@ def layer_of_lots(view: GenealogyView) -> dict[str, int]:
                     queue.append(nxt)
     # Lots linked only sideways (e.g. a sibling input of a downstream lot) go one column
     # before the lot they fed, so every arrow still points rightwards.
-    pending = [n.code for n in view.nodes if n.code not in layer]
+    known = [n.code for n in view.nodes] + [c for ln in view.links for c in (ln.parent, ln.child)]
+    pending = [c for c in dict.fromkeys(known) if c not in layer]
     for _ in range(len(pending) + 1):
         if not pending:
             break

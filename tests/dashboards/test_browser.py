@@ -1,0 +1,324 @@
+"""The dashboards in a real browser (headless Chromium) against a real MES.
+
+Each page loads without a browser console error and shows what the MES knows; pages update
+when the MES changes, without a reload; a MES that stops answering is announced on the
+page, which recovers by itself when the MES is back. Screenshots go to
+``$MESTWIN_SCREENSHOT_DIR`` (``docs/images`` when regenerating the README's pictures) or
+to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import plantdata
+import pytest
+from conftest import Mes
+from selenium.common.exceptions import WebDriverException
+
+from dashboards.app import DashboardServer, context_of
+from mes_core.client import MesClient
+from mes_core.schemas.plant_events import EquipmentState
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+T = TypeVar("T")
+
+#: Longest a change may take to show (the product asks for two seconds; slack for CI).
+LIVE_TIMEOUT_S = 6.0
+
+
+def wait_for(what: Callable[[], T | None], timeout: float = 10.0, message: str = "") -> T:
+    """Poll ``what`` until it returns something truthy (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = what()
+            if value:
+                return value
+        except (WebDriverException, IndexError, AttributeError, ValueError) as exc:
+            last = exc  # the page is still rendering (element gone or not there yet): retry
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s: {message} (last error: {last})")
+
+
+def console_errors(driver: Any) -> list[dict[str, Any]]:
+    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = os.environ.get("MESTWIN_SCREENSHOT_DIR")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def open_page(driver: Any, dashboard: DashboardServer, path: str) -> None:
+    driver.get_log("browser")  # drop what earlier pages logged
+    driver.get(dashboard.url + path)
+
+
+def css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def text_of(driver: Any, selector: str) -> str:
+    found = css(driver, selector)
+    return str(found[0].text) if found else ""
+
+
+def mes_good_on(url: str, work_unit: str) -> float:
+    """The good count the MES holds for the running operation on ``work_unit``."""
+    with MesClient(url).login("admin", plantdata.ADMIN_PASSWORD) as admin:
+        for order in admin.list_job_orders(state="running"):
+            for op in order.operations:
+                if op.state == "running" and op.work_unit == work_unit:
+                    return op.good
+    raise AssertionError(f"nothing runs on {work_unit}")
+
+
+def test_plant_page_shows_every_work_unit_with_the_mes_counts(
+    browser: Any, dashboard: DashboardServer, mes: Mes, shots: Path
+) -> None:
+    open_page(browser, dashboard, "/")
+    wait_for(lambda: len(css(browser, ".tile")) == 5, message="5 work unit tiles")
+    filler = css(browser, '[data-code="BTL1-FILLER"]')[0]
+    expected = mes_good_on(mes.url, "BTL1-FILLER")
+    assert float(filler.get_attribute("data-good").replace(",", "")) == expected
+    assert "JO-RUN" in filler.text
+    caser = css(browser, '[data-code="PCK1-CASER"]')[0]
+    assert caser.get_attribute("data-state") == "down"
+    assert "jam" in caser.text and "alarm" in caser.get_attribute("class")
+    assert css(browser, "#plant-alarm-chip"), "an active stop stands out in the summary"
+    browser.save_screenshot(str(shots / "plant.png"))
+    assert console_errors(browser) == []
+
+
+def test_plant_page_updates_within_seconds_when_the_mes_changes(
+    browser: Any, dashboard: DashboardServer, mes: Mes
+) -> None:
+    """A plant event posted to the MES shows on the open page without a reload."""
+    open_page(browser, dashboard, "/")
+    wait_for(lambda: css(browser, '[data-code="BTL1-FILLER"]'), message="filler tile")
+    before = mes_good_on(mes.url, "BTL1-FILLER")
+    marker = browser.execute_script("window.__not_reloaded = true; return true;")
+    assert marker
+    now = datetime.now(UTC)
+    with MesClient(mes.url, api_key=plantdata.api_key(mes.url)) as connector:
+        connector.ingest(
+            [
+                plantdata.count("BTL1-FILLER", 7, 0, now, "JO-RUN"),
+                plantdata.state("BTL1-LABELLER", EquipmentState.BLOCKED, now, "outfeed full"),
+            ]
+        )
+    posted = time.monotonic()
+    wait_for(
+        lambda: (
+            css(browser, '[data-code="BTL1-FILLER"]')[0].get_attribute("data-good")
+            == f"{int(before + 7):,}"
+        ),
+        timeout=LIVE_TIMEOUT_S,
+        message="filler count +7",
+    )
+    wait_for(
+        lambda: (
+            css(browser, '[data-code="BTL1-LABELLER"]')[0].get_attribute("data-state") == "blocked"
+        ),
+        timeout=LIVE_TIMEOUT_S,
+        message="labeller blocked",
+    )
+    print(f"plant page showed the change {time.monotonic() - posted:.2f} s after posting")
+    assert browser.execute_script("return window.__not_reloaded === true;"), "page reloaded"
+    assert console_errors(browser) == []
+
+
+def test_job_orders_page_lists_progress_and_one_orders_detail(
+    browser: Any, dashboard: DashboardServer, shots: Path
+) -> None:
+    open_page(browser, dashboard, "/orders")
+    wait_for(lambda: "JO-RUN" in text_of(browser, "#orders-list"), message="order list")
+    listing = text_of(browser, "#orders-list")
+    assert "48 / 50" in listing  # JO-DONE: good of its last operation against the quantity
+    assert "late by" in listing  # JO-LATE is past its due date
+    browser.save_screenshot(str(shots / "orders.png"))
+    open_page(browser, dashboard, "/orders?order=JO-DONE")
+    wait_for(lambda: "FG-0001" in text_of(browser, "#order-detail"), message="order detail")
+    detail = text_of(browser, "#order-detail")
+    assert "PRE-0001" in detail and "CAP-0001" in detail and "alice" in detail
+    assert console_errors(browser) == []
+
+
+def test_genealogy_page_traces_a_lot_backward_and_forward(
+    browser: Any, dashboard: DashboardServer, shots: Path
+) -> None:
+    open_page(browser, dashboard, "/genealogy?lot=FG-0001")
+    wait_for(lambda: "2 related lots" in text_of(browser, "#genealogy-summary"), message="trace")
+    table = text_of(browser, "#genealogy-table")
+    assert "PRE-0001" in table and "CAP-0001" in table and "JO-DONE" in table
+    browser.save_screenshot(str(shots / "genealogy.png"))
+    assert console_errors(browser) == []
+
+
+def sample_report() -> dict[str, Any]:
+    return {
+        "schema_version": "1.0",
+        "scenario": {
+            "name": "bottling-clean-day",
+            "file": "bottling_clean_day.yaml",
+            "description": "A clean day on the bottling line.",
+            "plant": "bottling",
+            "duration_s": 3600,
+            "speed": "max",
+        },
+        "seed": 7,
+        "versions": {"mestwin": "0.1.0"},
+        "system_under_test": "mes_core",
+        "database": "sqlite",
+        "started_at": "2026-01-05T06:00:00+00:00",
+        "wall_time_s": 42.0,
+        "sim_time_s": 3600.0,
+        "passed": False,
+        "expectations": [
+            {
+                "name": "all orders complete",
+                "type": "orders_complete",
+                "passed": True,
+                "detail": "3 of 3",
+            },
+            {"name": "no lost events", "type": "events", "passed": False, "detail": "2 lost"},
+        ],
+        "reconciliation": {
+            "exact": False,
+            "rows": [
+                {
+                    "entity": "work_unit",
+                    "id": "BTL1-FILLER",
+                    "quantity": "good",
+                    "twin": 100,
+                    "mes": 98,
+                    "difference": -2,
+                    "tolerance": 0,
+                    "matches": False,
+                }
+            ],
+            "mismatches": ["BTL1-FILLER good: twin 100, MES 98"],
+        },
+        "kpis": [
+            {
+                "scope": "line",
+                "id": "BTL1",
+                "source": "mes",
+                "availability": 0.9,
+                "performance": 0.8,
+                "quality": 0.99,
+                "oee": 0.7128,
+            }
+        ],
+        "events": {"sent": 1000, "ingested": 998, "lost": 2, "duplicated": 0},
+        "deviations": [
+            {
+                "name": "wrong lot",
+                "type": "wrong_lot",
+                "at": 600,
+                "target": "JO-1",
+                "outcome": "refused",
+                "rule": "MATERIAL_NOT_ON_BOM",
+            }
+        ],
+        "faults": [{"type": "opcua_drop", "at": 900, "until": 960}],
+        "orders": [
+            {
+                "id": "JO-1",
+                "product": "JUICE-1L",
+                "quantity": 100,
+                "good": 98,
+                "scrap": 2,
+                "state": "completed",
+            }
+        ],
+        "states": [
+            {"work_unit": "BTL1-FILLER", "state": "running", "start": 0, "end": 3000},
+            {"work_unit": "BTL1-FILLER", "state": "down", "start": 3000, "end": 3600},
+        ],
+        "api_latency": {"count": 120, "p50_ms": 4.0, "p95_ms": 9.0, "p99_ms": 15.0, "max_ms": 30.0},
+        "notes": [],
+    }
+
+
+def test_report_page_shows_a_report_as_soon_as_the_run_writes_it(
+    browser: Any, dashboard: DashboardServer, shots: Path
+) -> None:
+    """The file given at start-up does not exist yet; when written, the page shows it."""
+    path = context_of(dashboard.app).reports[0]
+    path.unlink(missing_ok=True)
+    open_page(browser, dashboard, "/report")
+    wait_for(lambda: "does not exist yet" in text_of(browser, "#report-body"), message="waiting")
+    path.write_text(json.dumps(sample_report()), encoding="utf-8")
+    wait_for(
+        lambda: "FAILED" in text_of(browser, "#report-summary"),
+        timeout=LIVE_TIMEOUT_S,
+        message="report shown",
+    )
+    assert "no lost events" in text_of(browser, "#report-expectations")
+    assert "BTL1-FILLER good: twin 100, MES 98" in text_of(browser, "#report-reconciliation")
+    browser.save_screenshot(str(shots / "report.png"))
+    path.write_text('{"scenario": 1}', encoding="utf-8")
+    wait_for(
+        lambda: "not a scenario report" in text_of(browser, "#report-banner"),
+        timeout=LIVE_TIMEOUT_S,
+        message="clear error for a broken report",
+    )
+    assert console_errors(browser) == []
+
+
+def test_page_says_when_the_mes_is_unreachable_and_recovers_by_itself(
+    browser: Any, dashboard: DashboardServer, mes: Mes
+) -> None:
+    open_page(browser, dashboard, "/")
+    wait_for(lambda: css(browser, ".tile"), message="tiles")
+    mes.stop()
+    try:
+        wait_for(
+            lambda: "MES unreachable" in text_of(browser, "#plant-banner"),
+            timeout=15,
+            message="banner while the MES is down",
+        )
+        assert css(browser, ".tile"), "the last known board stays on screen"
+    finally:
+        mes.start()
+    wait_for(
+        lambda: "hidden" in (css(browser, "#plant-banner")[0].get_attribute("class") or ""),
+        timeout=15,
+        message="banner gone once the MES answers again",
+    )
+    assert [e for e in console_errors(browser) if "_dash-update-component" in e["message"]] == []
+
+
+def test_no_session_is_shared_between_browsers(dashboard: DashboardServer) -> None:
+    """Every browser session has its own client: two cookie jars, two sessions."""
+    import httpx
+
+    registry = context_of(dashboard.app).sessions
+    before = len(registry)
+    body = {
+        "output": "whoami.children",
+        "outputs": {"id": "whoami", "property": "children"},
+        "inputs": [{"id": "url", "property": "pathname", "value": "/"}],
+        "changedPropIds": ["url.pathname"],
+    }
+    for _ in range(2):
+        with httpx.Client(base_url=dashboard.url) as jar:
+            answer = jar.post("/_dash-update-component", json=body)
+            assert answer.status_code == 200, answer.text
+            assert "admin" in answer.text
+    assert len(registry) == before + 2
