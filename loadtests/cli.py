@@ -1,12 +1,93 @@
-"""Console commands of this part (registered by ``mestwin.cli``)."""
+"""Console commands of this part (registered by ``mestwin.cli``): ``mestwin loadtest`` and
+``mestwin bench ingest|api|e2e|all``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
 
 
+def _default_out(kind: str) -> Path:
+    from datetime import UTC, datetime
+
+    return Path(f"{kind}-results") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def loadtest(
+    users: Annotated[int, typer.Option(min=1, help="simulated users (people and systems)")] = 34,
+    spawn_rate: Annotated[float, typer.Option(min=0.1, help="users started per second")] = 10.0,
+    duration: Annotated[str, typer.Option(help="run time: 90s, 2m, 1h")] = "2m",
+    mes_url: Annotated[
+        str | None, typer.Option(help="a running MES; default: start one here")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="database of the MES started here (default: embedded SQLite)"),
+    ] = None,
+    mes_workers: Annotated[
+        int, typer.Option(min=1, help="uvicorn workers of the MES started here")
+    ] = 2,
+    workers: Annotated[
+        int, typer.Option(min=0, help="local Locust worker processes (0: one process)")
+    ] = 0,
+    profile: Annotated[
+        Path | None, typer.Option(help="load profile YAML (mix, pace, SLOs)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for CSV, HTML and report")] = None,
+    admin_user: Annotated[str, typer.Option(help="MES administrator who seeds")] = "admin",
+    seed_file: Annotated[
+        Path | None, typer.Option(help="reuse a seed manifest instead of seeding again")
+    ] = None,
+) -> None:
+    """Load-test the MES API with Locust (headless) and judge the SLOs: exit 1 if one fails.
+
+    The administrator's password comes from MESTWIN_ADMIN_PASSWORD (default ``admin``, the
+    embedded demo's)."""
+    from rich.console import Console
+
+    from loadtests.config import DEFAULT_PROFILE, ProfileError
+    from loadtests.loadtest import LoadTestOptions, parse_duration, run_loadtest
+    from loadtests.runner import LocustError
+    from loadtests.servers import ServerError
+    from loadtests.slo import StatsError
+    from mes_core.client import MesClientError
+
+    console = Console()
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--duration") from exc
+    options = LoadTestOptions(
+        users=users,
+        spawn_rate=spawn_rate,
+        duration_s=seconds,
+        out_dir=out or _default_out("loadtest"),
+        mes_url=mes_url,
+        database_url=database_url,
+        mes_workers=mes_workers,
+        locust_workers=workers,
+        profile=profile or DEFAULT_PROFILE,
+        admin_user=admin_user,
+        admin_password=os.environ.get("MESTWIN_ADMIN_PASSWORD", "admin"),
+        seed_file=seed_file,
+    )
+    try:
+        passed = run_loadtest(options, console)
+    except (ProfileError, LocustError, ServerError, StatsError, MesClientError) as exc:
+        console.print(f"[red]load test did not run:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not passed:
+        console.print("[red bold]SLO failed[/red bold]")
+        raise typer.Exit(1)
+    console.print("[green]all SLOs held[/green]")
+
+
 def register(groups: CommandGroups) -> None:
-    """Add this part's commands to the ``mestwin`` app (none yet)."""
+    """Add this part's commands to the ``mestwin`` app."""
+    groups.root.command("loadtest")(loadtest)

@@ -69,11 +69,14 @@ def run_locust(
     workers: int = 0,
     user_classes: Sequence[str] = (),
     name: str = "locust",
+    reset_stats: bool = False,
 ) -> LocustRun:
     """Run Locust headless for ``run_time_s`` seconds and read its statistics.
 
     With ``workers`` > 0 a master and that many worker processes run on the loopback; the
     master waits for all of them before it spawns users, and its CSV aggregates them all.
+    ``reset_stats`` drops what was measured while users were still spawning (their log-ins,
+    mostly), so that the figures are those of the steady state.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_prefix = out_dir / name
@@ -81,7 +84,12 @@ def run_locust(
     log = out_dir / f"{name}.log"
     run_time = f"{max(1, round(run_time_s))}s"
     child_env = {**os.environ, **(env or {})}
-    common = ["-f", str(locustfile.resolve()), *user_classes]
+    common = [
+        "-f",
+        str(locustfile.resolve()),
+        *user_classes,
+        *(["--reset-stats"] if reset_stats else []),
+    ]
     master = [
         *_locust(),
         *common,

@@ -1,0 +1,43 @@
+"""Start the MES under test: migrate its database, serve it with uvicorn workers.
+
+With more than one worker, ``PROMETHEUS_MULTIPROC_DIR`` is pointed at a fresh folder so
+that ``/metrics`` aggregates every worker (prometheus-client's multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from loadtests.servers import uvicorn_server
+from mes_core.persistence.migrate import upgrade_if_empty
+
+MES_APP = "mes_core.api.app:app_factory"
+
+
+@contextmanager
+def running_mes(
+    database_url: str, *, admin_password: str, workers: int = 1, log_dir: Path
+) -> Iterator[str]:
+    """Serve the MES on ``database_url`` on a free loopback port; yields its base URL."""
+    upgrade_if_empty(database_url)
+    env = {"MESTWIN_DATABASE_URL": database_url, "MESTWIN_ADMIN_PASSWORD": admin_password}
+    multiproc = tempfile.mkdtemp(prefix="mestwin-prom-") if workers > 1 else None
+    if multiproc:
+        env["PROMETHEUS_MULTIPROC_DIR"] = multiproc
+    try:
+        with uvicorn_server(
+            MES_APP,
+            env=env,
+            workers=workers,
+            factory=True,
+            health_path="/health",
+            log_path=log_dir / "mes.log",
+        ) as url:
+            yield url
+    finally:
+        if multiproc:
+            shutil.rmtree(multiproc, ignore_errors=True)
