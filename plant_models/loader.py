@@ -160,9 +160,9 @@ def load_plant_model(path: str | Path) -> PlantModel:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PlantModelError(
-            [Problem(str(path), 0, 0, "(file)", f"cannot read: {exc.strerror}")]
-        ) from None
+        shipped = ", ".join(SHIPPED_MODELS)
+        message = f"cannot read: {exc.strerror} (shipped models: {shipped})"
+        raise PlantModelError([Problem(str(path), 0, 0, "", message)]) from None
     return parse_plant_model(text, name=p.name)
 
 
