@@ -34,6 +34,14 @@ SCHEDULE_XSD = "B2MML-OperationsSchedule.xsd"
 PERFORMANCE_XSD = "B2MML-OperationsPerformance.xsd"
 
 
+_FORBIDDEN = {
+    "DTDForbidden": "a document type declaration (<!DOCTYPE ...>)",
+    "EntitiesForbidden": "an entity declaration (<!ENTITY ...>)",
+    "ExternalReferenceForbidden": "an external reference",
+    "NotSupportedError": "an XML feature that is not supported",
+}
+
+
 class B2MMLError(ValueError):
     """A B2MML document refused; ``code`` names the check (for API error bodies)."""
 
@@ -78,10 +86,11 @@ def parse_untrusted(data: bytes, *, expected_root: str, xsd: str) -> etree._Elem
     try:
         DefusedET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
+        found = _FORBIDDEN.get(type(exc).__name__, type(exc).__name__)
         raise B2MMLError(
             "forbidden-xml",
-            f"refused: {type(exc).__name__} ({exc}); DTDs, entity declarations and "
-            "external references are not allowed in B2MML",
+            f"the document contains {found}; DTDs, entity declarations and external "
+            "references are refused (protection against XXE and entity expansion bombs)",
         ) from exc
     except DefusedET.ParseError as exc:
         raise B2MMLError("malformed", f"not well-formed XML: {exc}") from exc
@@ -111,5 +120,6 @@ def validate(root: etree._Element, xsd: str) -> None:
     first = compiled.error_log[0]
     raise B2MMLError(
         "schema-invalid",
-        f"not valid against {xsd} (line {first.line}): {first.message}",
+        f"not valid against {xsd} (line {first.line}): "
+        + first.message.replace(f"{{{B2MML_NS}}}", ""),
     )

@@ -43,6 +43,7 @@ class SegmentActual:
     equipment: Sequence[str] = ()
     personnel: Sequence[str] = ()
     materials: Sequence[MaterialActual] = ()
+    process_segment: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ def _segment(
     if segment.end is not None:
         b.el(sr, "ActualEndTime", _iso(segment.end))
     b.el(sr, "OperationsType", "Production")
+    if segment.process_segment:
+        b.el(sr, "ProcessSegmentID", segment.process_segment)
     b.el(sr, "OperationsRequestID", order.number)
     if order.operations_definition:
         b.el(sr, "OperationsDefinitionID", order.operations_definition)

@@ -50,7 +50,7 @@ class B2MMLRefused(MesError):
     status_code = 422
 
     def __init__(self, exc: B2MMLError) -> None:
-        super().__init__(f"B2MML document refused: {exc.message}", object_ref="b2mml")
+        super().__init__(exc.message, object_ref="b2mml")
         self.code = "B2MML_" + exc.code.upper().replace("-", "_")
         if exc.code == "too-large":
             self.status_code = 413
@@ -148,6 +148,7 @@ def _actual(session: Session, job: JobOrder) -> JobOrderActual:
         segments.append(
             SegmentActual(
                 segment_id=str(op.sequence),
+                process_segment=op.segment.name,
                 start=op.started_at,
                 end=op.ended_at,
                 state=_SEGMENT_STATE.get(op.state, "Other"),

@@ -81,8 +81,8 @@ from mes_core.quality.spc import (
 DEFAULT_BASELINE_N = 20
 
 #: The skill a signer needs a valid certification for to dispose a nonconformance
-#: (rule 3 applied at signing).
-DISPOSITION_SKILL = "quality-disposition"
+#: (rule 3 applied at signing); the shipped plant models certify QA people for it.
+DISPOSITION_SKILL = "qa_release"
 
 #: Job order states from which a hold may be placed (the life cycle of the execution core).
 _HOLDABLE = frozenset(

@@ -38,22 +38,22 @@ def test_schedule_import_maps_operations_requests_to_job_orders() -> None:
     assert schedule.schedule_id == "SCHED-BTL-20260302"
     first, second = schedule.job_orders
     assert first.number == "PO-4711"
-    assert first.product == "WATER-500"
+    assert first.product == "FG-WATER-500"
     assert first.quantity == 12000
     assert first.unit == "ea"
-    assert first.operations_definition == "RT-WATER-500"
+    assert first.operations_definition == "WATER-500"
     assert first.planned_start == datetime(2026, 3, 2, 6, tzinfo=UTC)
     assert first.due == datetime(2026, 3, 2, 14, tzinfo=UTC)
     assert first.priority == 1
-    assert second.product == "COLA-500"
+    assert second.product == "FG-JUICE-500"
 
 
 def test_schedule_import_finds_the_produced_material_in_a_later_segment() -> None:
     (order,) = parse_schedule((SAMPLES / "tablet_schedule.xml").read_bytes()).job_orders
     assert (order.number, order.product, order.quantity) == (
-        "BATCH-PARA-0042",
-        "PARA-500-TAB",
-        200000,
+        "B-26-0142",
+        "FG-PCM500",
+        8,
     )
     assert order.due == datetime(2026, 3, 3, 18, tzinfo=UTC)
 
@@ -62,7 +62,7 @@ def test_schedule_import_finds_the_produced_material_in_a_later_segment() -> Non
     ("name", "code", "words"),
     [
         ("external_entity.xml", "forbidden-xml", "DTDs, entity declarations"),
-        ("entity_bomb.xml", "forbidden-xml", "DTDForbidden"),
+        ("entity_bomb.xml", "forbidden-xml", "document type declaration"),
         ("wrong_namespace.xml", "wrong-namespace", "http://www.wbf.org/xml/B2MML-V0401"),
         ("schema_invalid.xml", "schema-invalid", "Colour"),
         ("maintenance_schedule.xml", "not-production", "OperationsType is 'Maintenance'"),
@@ -101,7 +101,9 @@ def test_schedule_refuses_duplicate_orders_and_non_positive_quantities() -> None
     text = (SAMPLES / "bottling_schedule.xml").read_text()
     with pytest.raises(B2MMLError, match="repeated"):
         parse_schedule(text.replace("PO-4712</ID>", "PO-4711</ID>").encode())
-    with pytest.raises(B2MMLError, match="quantity '-5' of 'COLA-500' is not a positive number"):
+    with pytest.raises(
+        B2MMLError, match="quantity '-5' of 'FG-JUICE-500' is not a positive number"
+    ):
         parse_schedule(text.replace(">8000<", ">-5<").encode())
 
 
@@ -110,12 +112,13 @@ def _order() -> JobOrderActual:
     t1 = datetime(2026, 3, 2, 13, 40, tzinfo=UTC)
     return JobOrderActual(
         number="PO-4711",
-        operations_definition="RT-WATER-500",
+        operations_definition="WATER-500",
         start=t0,
         end=t1,
         segments=[
             SegmentActual(
-                segment_id="10",
+                segment_id="1",
+                process_segment="FILL",
                 start=t0,
                 end=t1,
                 equipment=["BTL1-FILLER"],
