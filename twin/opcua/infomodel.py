@@ -20,6 +20,8 @@ What a client finds (PRODUCT.md, "OPC UA information model of the twin"), namesp
           ProductID            String   product (ISA-95 product definition) being made
           ProcessValues        (FolderType) one AnalogItemType Double per process value,
                                          with EURange and EngineeringUnits (OPC 10000-8, 5.3.2)
+                                         and, when it measures one, the inspection
+                                         ``Characteristic`` (String property)
           StoreAndStart(jobOrderId String, productId String, quantity Int32)
           Stop()
           Reset()                         (ISA-95 Part 5 job control, in method form)
@@ -437,6 +439,18 @@ def _build_work_unit(
             eu_information(pv.unit),
             datatype=NodeId(ua.ObjectIds.EUInformation),
         )
+        if pv.characteristic:
+            # Which inspection characteristic the value measures (the MES judges it).
+            items.var(
+                node,
+                _nid(f"{pv_id}.Characteristic", ns),
+                "Characteristic",
+                ua.VariantType.String,
+                pv.characteristic,
+                "Inspection characteristic this value measures",
+                typedef=ua.ObjectIds.PropertyType,
+                reftype=ua.ObjectIds.HasProperty,
+            )
         process_values[pv.name] = node
     methods = {
         name: items.method(obj, _nid(f"{base}.{name}", ns), name, inputs)

@@ -1,0 +1,513 @@
+"""The OPC UA connector: production data collection and job dispatch for the MES.
+
+ISA-95 Part 3 production data collection (clause 6.6) and job dispatching (6.4), done the
+way a plant does it: an OPC UA client per server (one per PLC, or per line of the twin).
+
+Per server (``EndpointLink``): connect, discover the work units (browse for
+``WorkUnitType`` instances, or a YAML tag mapping), one subscription with one
+``subscribe_data_change`` over all their tags and process values and a handler that only
+appends to a list, plus an event monitored item on the ``Server`` object for alarms.
+When the server goes away (the client's watchdog notices), reconnect with exponential
+backoff, browse again and subscribe again; the new subscription delivers the current
+value of every tag, and because the PackML counters are cumulative that resynchronises
+the counts exactly.
+
+Every ``flush_interval`` the buffered notifications become plant events
+(``events.EventBuilder``), written to the spool (``spool.Spool``) in one transaction with
+the state they were derived from, then sent to the MES's batch ingest endpoint through
+``mes_core.client`` in batches, oldest first. When the MES cannot be reached, events stay
+in the spool and are replayed in order when it is back; keys ``(source, sequence)`` make
+replays harmless. Released job orders are dispatched to the machine with
+``StoreAndStart``. Every fault ridden out is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from asyncua import Client, ua
+from asyncua.ua.uaerrors import UaError
+
+from mes_core.client import AsyncMesClient
+from mes_core.client.errors import MesClientError, MesValidationError
+from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
+from mes_core.connectors.opcua.events import EventBuilder, Notification
+from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
+from mes_core.connectors.opcua.spool import Spool
+from mes_core.schemas.plant_events import MAX_BATCH_EVENTS, PlantEvent
+
+log = logging.getLogger("mes_core.connectors.opcua")
+
+
+def quiet_asyncua() -> None:
+    """asyncua logs whole publish results at INFO: keep it at WARNING (PERFORMANCE-NOTES)."""
+    for name in ("asyncua", "asyncua.client", "asyncua.common", "asyncua.uaprotocol"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@dataclass
+class ConnectorOptions:
+    """Tuning and policy of a connector (defaults suit the twin on one machine)."""
+
+    publishing_interval_ms: float = 100.0
+    flush_interval_s: float = 0.1
+    batch_size: int = 2000
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    dispatch_interval_s: float = 2.0
+    """How often released job orders are looked for (0: never dispatch)."""
+    initial_counts: str = "count"
+    """First sight of a counter: ``count`` what it holds (the twin starts at 0) or ``skip``."""
+    username: str | None = None
+    password: str | None = None
+    security: str = "none"
+    """``none`` or ``sign-encrypt`` (Basic256Sha256 SignAndEncrypt)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_EVENTS:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}, got {self.batch_size}")
+        if self.security not in ("none", "sign-encrypt"):
+            raise ValueError(f"security: expected none or sign-encrypt, got {self.security!r}")
+
+
+class _Handler:
+    """Subscription handler: only appends (no I/O; the connector processes in batches)."""
+
+    def __init__(self) -> None:
+        self.items: list[Notification] = []
+        self.alarms: list[Any] = []
+        self.status: list[Any] = []
+
+    def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+        dv = data.monitored_item.Value
+        self.items.append((node.nodeid, val, dv.SourceTimestamp or dv.ServerTimestamp))
+
+    def event_notification(self, event: Any) -> None:
+        self.alarms.append(event)
+
+    def status_change_notification(self, status: Any) -> None:
+        self.status.append(status)
+
+
+class EndpointLink:
+    """One OPC UA server: session, discovery, subscription, reconnect with backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        options: ConnectorOptions,
+        builder: EventBuilder,
+        mapping: list[WorkUnitBinding] | None = None,
+    ) -> None:
+        self.url = url
+        self.options = options
+        self.builder = builder
+        self.mapping = mapping
+        self.handler = _Handler()
+        self.bindings: dict[str, WorkUnitBinding] = {}
+        self.client: Client | None = None
+        self.connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self.connects = 0
+        self.faults = 0
+
+    def take(self) -> tuple[list[Notification], list[Any]]:
+        """The notifications buffered since the last call."""
+        handler = self.handler
+        items, handler.items = handler.items, []
+        alarms, handler.alarms = handler.alarms, []
+        return items, alarms
+
+    async def _connection_lost(self, exc: Exception) -> None:
+        self._lost.set()
+
+    async def _connect(self) -> Client:
+        client = Client(self.url, timeout=10, watchdog_intervall=1.0)
+        if self.options.username:
+            client.set_user(self.options.username)
+            client.set_password(self.options.password or "")
+        if self.options.security == "sign-encrypt":
+            await client.set_security_string("Basic256Sha256,SignAndEncrypt,,")
+        client.connection_lost_callback = self._connection_lost
+        await client.connect()
+        return client
+
+    async def _subscribe(self, client: Client) -> None:
+        bindings = self.mapping if self.mapping is not None else await discover(client)
+        if not bindings:
+            raise LookupError(f"no work units found at {self.url}")
+        new = {b.code: b for b in bindings}
+        if set(new) != set(self.bindings):
+            for b in bindings:
+                log.info(
+                    "bound %s (line %s): %d tags, %d process values, methods %s",
+                    b.code,
+                    b.line or "-",
+                    len(b.tags),
+                    len(b.process_values),
+                    ",".join(sorted(b.methods)) or "-",
+                )
+        self.bindings = new
+        nodes = self.builder.bind(bindings)
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=self.options.publishing_interval_ms,
+            RequestedLifetimeCount=ua.UInt32(600),
+            RequestedMaxKeepAliveCount=ua.UInt32(20),
+            MaxNotificationsPerPublish=ua.UInt32(0),
+            PublishingEnabled=True,
+            Priority=ua.Byte(0),
+        )
+        sub = await client.create_subscription(params, self.handler)
+        # One CreateMonitoredItems over every node; queue size 0 asks for the server's
+        # largest queue, so no intermediate value of a tag is dropped between publishes.
+        results = await sub.subscribe_data_change(
+            [client.get_node(n) for n in nodes], queuesize=0, sampling_interval=ua.Double(0.0)
+        )
+        bad = [r for r in results if isinstance(r, ua.StatusCode)]
+        if bad:
+            log.warning("%s: %d monitored items refused (%s)", self.url, len(bad), bad[0].name)
+        if self.mapping is None:
+            try:
+                ns = await client.get_namespace_index(NAMESPACE_URI)
+                etype = client.get_node(ua.NodeId(ua.String(ALARM_EVENT_TYPE), ua.Int16(ns)))
+                await sub.subscribe_events(client.nodes.server, etype, queuesize=0)
+            except UaError as exc:
+                log.warning("%s: alarm events not available (%s)", self.url, exc)
+        log.info(
+            "subscribed to %d tags of %d work units at %s", len(nodes), len(bindings), self.url
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until ``stop``; ride out every fault with backoff."""
+        delay = self.options.backoff_initial_s
+        while not stop.is_set():
+            client: Client | None = None
+            self._lost.clear()
+            try:
+                client = await self._connect()
+                await self._subscribe(client)
+                self.client = client
+                self.connects += 1
+                if self.connects > 1:
+                    log.info("reconnected to %s; resynchronising from current values", self.url)
+                self.connected.set()
+                delay = self.options.backoff_initial_s
+                stopped = asyncio.ensure_future(stop.wait())
+                lost = asyncio.ensure_future(self._lost.wait())
+                await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                lost.cancel()
+                if self._lost.is_set() and not stop.is_set():
+                    self.faults += 1
+                    log.warning("lost the OPC UA server %s; reconnecting", self.url)
+            except (OSError, TimeoutError, UaError, LookupError, ConnectionError) as exc:
+                self.faults += 1
+                log.warning(
+                    "OPC UA server %s unreachable (%s: %s); retrying in %.1f s",
+                    self.url,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+            finally:
+                self.connected.clear()
+                self.client = None
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        # The session may be half dead: closing it may fail, that is fine.
+                        await asyncio.wait_for(client.disconnect(), 2.0)
+            if stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, self.options.backoff_max_s)
+
+
+class Connector:
+    """OPC UA servers -> plant events -> spool -> MES; job orders -> StoreAndStart."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        mes: AsyncMesClient,
+        spool: Spool,
+        options: ConnectorOptions | None = None,
+        mapping: list[WorkUnitBinding] | None = None,
+    ) -> None:
+        if not urls:
+            raise ValueError("at least one OPC UA server URL is needed")
+        self.options = options or ConnectorOptions()
+        self.mes = mes
+        self.spool = spool
+        state = spool.state()
+        self.links: list[EndpointLink] = []
+        for url in urls:
+            builder = EventBuilder(f"opcua:{url}", initial_counts=self.options.initial_counts)
+            builder.restore(state)
+            self.links.append(EndpointLink(url, self.options, builder, mapping))
+        self.outbox: deque[tuple[int, PlantEvent]] = deque()
+        pending = spool.pending()
+        if pending:
+            from pydantic import TypeAdapter
+
+            adapter: TypeAdapter[PlantEvent] = TypeAdapter(PlantEvent)
+            for row_id, body in pending:
+                self.outbox.append((row_id, adapter.validate_json(body)))
+            log.info("spool: %d unsent events from the last run will be sent first", len(pending))
+        self._wake = asyncio.Event()
+        self.sent = 0
+        self.produced = 0
+        self.mes_faults = 0
+        self.dispatched: set[str] = set(state.get("dispatched", []))
+        self.refused: set[str] = set()
+        self._mes_down_since: float | None = None
+
+    # --- collect -----------------------------------------------------------------------
+
+    def collect(self) -> int:
+        """Turn buffered notifications into spooled events; how many were made."""
+        made = 0
+        for link in self.links:
+            items, alarms = link.take()
+            if not items and not alarms:
+                continue
+            outcome = link.builder.process(items, alarms)
+            bodies = [e.model_dump_json() for e in outcome.events]
+            ids = self.spool.append(bodies, outcome.state)
+            self.outbox.extend(zip(ids, outcome.events, strict=True))
+            made += len(ids)
+        if made:
+            self.produced += made
+            self._wake.set()
+        return made
+
+    async def _collect_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.collect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.options.flush_interval_s)
+        self.collect()
+
+    # --- forward -----------------------------------------------------------------------
+
+    async def send_once(self) -> int:
+        """Send the oldest batch; how many events the MES took (0 when it was down)."""
+        if not self.outbox:
+            return 0
+        batch = [self.outbox[i] for i in range(min(self.options.batch_size, len(self.outbox)))]
+        try:
+            result = await self.mes.ingest([e for _, e in batch])
+        except MesValidationError as exc:
+            # The MES says the batch is malformed: resending will not help. Keep it aside.
+            ids = [i for i, _ in batch]
+            self.spool.dead_letter(ids, str(exc))
+            for _ in batch:
+                self.outbox.popleft()
+            log.error("MES refused %d events as invalid (kept in dead_letter): %s", len(ids), exc)
+            return 0
+        except (httpx.HTTPError, MesClientError, OSError) as exc:
+            self.mes_faults += 1
+            if self._mes_down_since is None:
+                self._mes_down_since = time.monotonic()
+                log.warning(
+                    "MES unreachable (%s: %s); spooling, %d events waiting",
+                    type(exc).__name__,
+                    exc,
+                    len(self.outbox),
+                )
+            return 0
+        if self._mes_down_since is not None:
+            log.info(
+                "MES reachable again after %.1f s; replaying %d spooled events in order",
+                time.monotonic() - self._mes_down_since,
+                len(self.outbox),
+            )
+            self._mes_down_since = None
+        if result.unknown_work_units:
+            log.debug("MES does not know work units %s", result.unknown_work_units)
+        self.spool.ack(batch[-1][0])
+        for _ in batch:
+            self.outbox.popleft()
+        self.sent += len(batch)
+        return len(batch)
+
+    async def _send_loop(self, stop: asyncio.Event) -> None:
+        delay = self.options.backoff_initial_s
+        while True:
+            if not self.outbox:
+                if stop.is_set():
+                    return
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                continue
+            took = await self.send_once()
+            if took:
+                delay = self.options.backoff_initial_s
+                continue
+            if stop.is_set() and self._mes_down_since is not None:
+                return  # stopping while the MES is down: the spool keeps the rest
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.options.backoff_max_s)
+
+    # --- dispatch ----------------------------------------------------------------------
+
+    async def _bind_to_mes(self) -> None:
+        """Log which discovered work units the MES knows (by code)."""
+        try:
+            known = {e.code for e in await self.mes.list_equipment()}
+        except (httpx.HTTPError, MesClientError, OSError):
+            return
+        for link in self.links:
+            for code, b in link.bindings.items():
+                if code not in known:
+                    log.warning(
+                        "%s (line %s) has no MES work unit of that code: its events are "
+                        "stored by the MES but not applied",
+                        code,
+                        b.line or "-",
+                    )
+
+    async def dispatch_once(self) -> int:
+        """Send released (and dispatched, unsent) job orders to their machines."""
+        try:
+            jobs = [
+                *await self.mes.list_job_orders(state="released"),
+                *await self.mes.list_job_orders(state="dispatched"),
+            ]
+            if not jobs:
+                return 0
+            equipment = {e.code: e for e in await self.mes.list_equipment()}
+        except (httpx.HTTPError, MesClientError, OSError):
+            return 0
+        sent = 0
+        for job in jobs:
+            if job.code in self.dispatched or job.code in self.refused:
+                continue
+            plan = self._plan(job, equipment)
+            if plan is None:
+                continue
+            link, target, work_units = plan
+            try:
+                if job.state == "released":
+                    await self.mes.dispatch_job_order(job.code, work_units)
+                await self._store_and_start(link, target, job.code, job.product, job.quantity)
+            except (httpx.HTTPError, MesClientError, OSError) as exc:
+                log.warning("dispatch of job order %s: MES said %s", job.code, exc)
+                continue
+            except (UaError, TimeoutError) as exc:
+                self.refused.add(job.code)
+                log.warning("job order %s: %s.StoreAndStart refused: %s", job.code, target, exc)
+                continue
+            self.dispatched.add(job.code)
+            self.spool.append([], {"dispatched": sorted(self.dispatched)})
+            log.info(
+                "job order %s (%s x %g) dispatched to %s",
+                job.code,
+                job.product,
+                job.quantity,
+                target,
+            )
+            sent += 1
+        return sent
+
+    def _plan(
+        self, job: Any, equipment: dict[str, Any]
+    ) -> tuple[EndpointLink, str, dict[int, str]] | None:
+        """Which work unit runs each operation: the planned ones, else a line that fits."""
+        ops = sorted(job.operations, key=lambda o: o.sequence)
+        bound = {
+            code: link for link in self.links if link.connected.is_set() for code in link.bindings
+        }
+        planned = {o.sequence: o.planned_work_unit for o in ops if o.planned_work_unit}
+        if len(planned) == len(ops) and ops:
+            first = planned[ops[0].sequence]
+            return (bound[first], first, {}) if first in bound else None
+        lines: dict[str, list[str]] = {}
+        for code in bound:
+            eq = equipment.get(code)
+            if eq is not None:
+                lines.setdefault(eq.parent or "", []).append(code)
+        for codes in lines.values():
+            assignment: dict[int, str] = {}
+            cursor = 0
+            for op in ops:
+                for i in range(cursor, len(codes)):
+                    if equipment[codes[i]].equipment_class == op.equipment_class:
+                        assignment[op.sequence] = codes[i]
+                        cursor = i + 1
+                        break
+                else:
+                    break
+            if ops and len(assignment) == len(ops):
+                first = assignment[ops[0].sequence]
+                return bound[first], first, assignment
+        return None
+
+    async def _store_and_start(
+        self, link: EndpointLink, code: str, job: str, product: str, quantity: float
+    ) -> None:
+        binding = link.bindings[code]
+        client = link.client
+        method = binding.methods.get("StoreAndStart")
+        if client is None or binding.object is None or method is None:
+            raise UaError(f"{code} has no StoreAndStart method or is not connected")
+        await asyncio.wait_for(
+            client.get_node(binding.object).call_method(
+                method,
+                ua.Variant(job, ua.VariantType.String),
+                ua.Variant(product, ua.VariantType.String),
+                ua.Variant(int(quantity), ua.VariantType.Int32),
+            ),
+            10.0,
+        )
+
+    async def _dispatch_loop(self, stop: asyncio.Event) -> None:
+        interval = self.options.dispatch_interval_s
+        bound_logged = False
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval or 1.0)
+            if stop.is_set():
+                return
+            if not bound_logged and all(link.connected.is_set() for link in self.links):
+                await self._bind_to_mes()
+                bound_logged = True
+            if interval:
+                await self.dispatch_once()
+
+    # --- running -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then flush what was collected (or keep it spooled)."""
+        inner = asyncio.Event()
+        tasks = [
+            asyncio.create_task(link.run(inner), name=f"opcua {link.url}") for link in self.links
+        ]
+        collect = asyncio.create_task(self._collect_loop(inner), name="collect")
+        send = asyncio.create_task(self._send_loop(inner), name="send")
+        dispatch = asyncio.create_task(self._dispatch_loop(inner), name="dispatch")
+        await stop.wait()
+        inner.set()
+        await asyncio.gather(*tasks, collect, dispatch)
+        await send
+        log.info(
+            "connector stopped: %d events made, %d sent, %d in the spool",
+            self.produced,
+            self.sent,
+            len(self.outbox),
+        )
+
+    async def wait_connected(self, timeout: float = 30.0) -> None:
+        """Wait until every server is connected and subscribed."""
+        await asyncio.wait_for(
+            asyncio.gather(*(link.connected.wait() for link in self.links)), timeout
+        )

@@ -1,0 +1,344 @@
+"""Turning buffered OPC UA notifications of one server into plant events (no I/O).
+
+The subscription handler only appends ``(NodeId, value, source time)`` to a list; every
+``flush`` interval the connector hands that list to ``EventBuilder.process``, which:
+
+- sorts each work unit's notifications by source timestamp (a publish response groups
+  notifications by monitored item, not by time) and treats the changes that share one
+  source timestamp as one moment, so ``State`` and ``StopReason`` written together map to
+  one MES state;
+- emits a ``StateChangeEvent`` when the MES state or reason changes (``mapping.mes_state``);
+- accumulates the cumulative counters into one ``CountEvent`` per work unit and batch,
+  cut where the job order changes so every unit is booked to the job it was made for;
+- emits one ``MeasurementEvent`` per process value change, with the job order and lot of
+  that moment, skipping a value whose source timestamp was already sent (the initial
+  value a new subscription delivers after a reconnect);
+- numbers every event with the source's next sequence number.
+
+It also returns the state to persist with the events (``Spool.append``), so that a restart
+continues the sequence and the counters exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from asyncua import ua
+
+from mes_core.connectors.opcua.discovery import ProcessValueBinding, WorkUnitBinding
+from mes_core.connectors.opcua.mapping import (
+    COUNTER_TAGS,
+    JOB_ORDER,
+    JOB_TAGS,
+    MATERIAL_LOT,
+    MAX_REASON,
+    PRODUCT,
+    STATE,
+    STATE_TAGS,
+    STOP_REASON,
+    UNIT_MODE,
+    CounterTracker,
+    mes_state,
+)
+from mes_core.schemas.plant_events import (
+    AlarmEvent,
+    CountEvent,
+    EquipmentState,
+    MeasurementEvent,
+    PlantEvent,
+    StateChangeEvent,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_COUNT = 1_000_000
+"""Largest good/scrap of one CountEvent (the wire contract); larger deltas are split."""
+
+Notification = tuple[ua.NodeId, Any, datetime | None]
+
+
+@dataclass
+class WorkUnitImage:
+    """What the connector knows of one work unit (its tags' last values)."""
+
+    code: str
+    state: int | None = None
+    reason: str = ""
+    mode: str = ""
+    job_order: str = ""
+    material_lot: str = ""
+    product: str = ""
+    counters: CounterTracker = field(default_factory=CounterTracker)
+    sent_state: tuple[str, str] | None = None
+    pv_sent: dict[str, float] = field(default_factory=dict)
+    fresh: bool = True
+    """No persisted state: the first counter values set the baseline (``skip``) or count."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "counters": self.counters.to_json(),
+            "sent_state": list(self.sent_state) if self.sent_state else None,
+            "pv_sent": self.pv_sent,
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.counters = CounterTracker.from_json(data.get("counters") or {})
+        sent = data.get("sent_state")
+        self.sent_state = (sent[0], sent[1]) if sent else None
+        self.pv_sent = dict(data.get("pv_sent") or {})
+        self.fresh = False
+
+
+@dataclass
+class BatchOutcome:
+    events: list[PlantEvent]
+    state: dict[str, Any]
+
+
+class EventBuilder:
+    """Plant events of one OPC UA server (one ``source``); see the module doc."""
+
+    def __init__(self, source: str, *, initial_counts: str = "count") -> None:
+        if initial_counts not in ("count", "skip"):
+            raise ValueError(f"initial_counts: expected count or skip, got {initial_counts!r}")
+        self.source = source
+        self.initial_counts = initial_counts
+        self.next_sequence = 1
+        self.images: dict[str, WorkUnitImage] = {}
+        self._tags: dict[ua.NodeId, tuple[WorkUnitImage, str]] = {}
+        self._pvs: dict[ua.NodeId, tuple[WorkUnitImage, ProcessValueBinding]] = {}
+        self.skipped_values = 0
+
+    # --- state -------------------------------------------------------------------------
+
+    @property
+    def seq_key(self) -> str:
+        return f"seq:{self.source}"
+
+    def image_key(self, code: str) -> str:
+        return f"wu:{self.source}:{code}"
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from persisted state (sequence, counters, last state sent)."""
+        self.next_sequence = int(state.get(self.seq_key, 1))
+        prefix = f"wu:{self.source}:"
+        for key, value in state.items():
+            if key.startswith(prefix):
+                code = key[len(prefix) :]
+                self.images.setdefault(code, WorkUnitImage(code)).restore(value)
+
+    def bind(self, bindings: Iterable[WorkUnitBinding]) -> list[ua.NodeId]:
+        """Use these work units' NodeIds from now on; the nodes to subscribe to."""
+        self._tags.clear()
+        self._pvs.clear()
+        nodes: list[ua.NodeId] = []
+        for b in bindings:
+            image = self.images.setdefault(b.code, WorkUnitImage(b.code))
+            for tag, nodeid in b.tags.items():
+                self._tags[nodeid] = (image, tag)
+                nodes.append(nodeid)
+            for nodeid, pv in b.process_values.items():
+                self._pvs[nodeid] = (image, pv)
+                nodes.append(nodeid)
+        return nodes
+
+    # --- building ----------------------------------------------------------------------
+
+    def _seq(self) -> int:
+        seq = self.next_sequence
+        self.next_sequence += 1
+        return seq
+
+    def process(self, items: Sequence[Notification], alarms: Sequence[Any] = ()) -> BatchOutcome:
+        """Events for a batch of notifications (arrival order) and alarm events."""
+        per_unit: dict[str, list[tuple[float, int, str, Any, Any]]] = {}
+        now = datetime.now(UTC)
+        for idx, (nodeid, value, ts) in enumerate(items):
+            when = ts or now
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            tag = self._tags.get(nodeid)
+            if tag is not None:
+                image, name = tag
+                per_unit.setdefault(image.code, []).append(
+                    (when.timestamp(), idx, name, value, when)
+                )
+                continue
+            pv = self._pvs.get(nodeid)
+            if pv is not None:
+                image, binding = pv
+                per_unit.setdefault(image.code, []).append(
+                    (when.timestamp(), idx, "", (binding, value), when)
+                )
+        events: list[PlantEvent] = []
+        touched: list[WorkUnitImage] = []
+        for code, entries in per_unit.items():
+            image = self.images[code]
+            entries.sort(key=lambda e: (e[0], e[1]))
+            self._unit(image, entries, events)
+            touched.append(image)
+        for alarm in alarms:
+            event = self._alarm(alarm, now)
+            if event is not None:
+                events.append(event)
+        state: dict[str, Any] = {self.image_key(i.code): i.to_json() for i in touched}
+        state[self.seq_key] = self.next_sequence
+        return BatchOutcome(events, state)
+
+    def _unit(
+        self,
+        image: WorkUnitImage,
+        entries: list[tuple[float, int, str, Any, Any]],
+        out: list[PlantEvent],
+    ) -> None:
+        i = 0
+        count_ts: datetime | None = None
+        while i < len(entries):
+            moment = entries[i][0]
+            when = entries[i][4]
+            state_dirty = False
+            jobs: dict[str, str] = {}
+            while i < len(entries) and entries[i][0] == moment:
+                _, _, name, value, _ = entries[i]
+                i += 1
+                if not name:
+                    binding, raw = value
+                    self._measurement(image, binding, raw, moment, when, out)
+                elif name in STATE_TAGS:
+                    if name == STATE:
+                        image.state = int(value) if value is not None else None
+                    elif name == STOP_REASON:
+                        image.reason = str(value or "")
+                    elif name == UNIT_MODE:
+                        image.mode = str(value or "")
+                    state_dirty = True
+                elif name in COUNTER_TAGS:
+                    if value is None:
+                        continue
+                    if image.counters.observe(name, int(value)):
+                        log.warning(
+                            "%s: counter %s went back to %s (reset at the source); "
+                            "counting again from there",
+                            image.code,
+                            name,
+                            value,
+                        )
+                    count_ts = when
+                elif name in JOB_TAGS:
+                    jobs[name] = str(value or "")
+            if state_dirty and image.state is not None:
+                st = mes_state(image.state, image.reason, image.mode)
+                reason = "" if st == EquipmentState.RUNNING else image.reason[:MAX_REASON]
+                if (st.value, reason) != image.sent_state:
+                    image.sent_state = (st.value, reason)
+                    out.append(
+                        StateChangeEvent(
+                            source=self.source,
+                            sequence=self._seq(),
+                            work_unit=image.code,
+                            timestamp=when,
+                            state=st,
+                            reason=reason,
+                            packml_state=image.state if 0 <= image.state <= 17 else None,
+                        )
+                    )
+            if jobs:
+                # Units counted so far were made for the job order before the change.
+                if count_ts is not None:
+                    self._counts(image, count_ts, out)
+                    count_ts = None
+                image.job_order = jobs.get(JOB_ORDER, image.job_order)
+                image.material_lot = jobs.get(MATERIAL_LOT, image.material_lot)
+                image.product = jobs.get(PRODUCT, image.product)
+        if count_ts is not None:
+            self._counts(image, count_ts, out)
+
+    def _counts(self, image: WorkUnitImage, when: datetime, out: list[PlantEvent]) -> None:
+        tracker = image.counters
+        if image.fresh:
+            image.fresh = False
+            if self.initial_counts == "skip":
+                # Start from what the counters say now (a PLC that counted before us).
+                tracker.take()
+                return
+        good, scrap = tracker.take()
+        while good > 0 or scrap > 0:
+            g, s = min(good, MAX_COUNT), min(scrap, MAX_COUNT)
+            good -= g
+            scrap -= s
+            out.append(
+                CountEvent(
+                    source=self.source,
+                    sequence=self._seq(),
+                    work_unit=image.code,
+                    timestamp=when,
+                    good=g,
+                    scrap=s,
+                    job_order=image.job_order or None,
+                    material_lot=image.material_lot or None,
+                )
+            )
+
+    def _measurement(
+        self,
+        image: WorkUnitImage,
+        binding: ProcessValueBinding,
+        raw: Any,
+        moment: float,
+        when: datetime,
+        out: list[PlantEvent],
+    ) -> None:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            self.skipped_values += 1
+            return
+        value = float(raw)
+        if not math.isfinite(value):
+            self.skipped_values += 1
+            return
+        last = image.pv_sent.get(binding.name)
+        if last is not None and moment <= last:
+            return  # already sent (initial value of a new subscription)
+        image.pv_sent[binding.name] = moment
+        out.append(
+            MeasurementEvent(
+                source=self.source,
+                sequence=self._seq(),
+                work_unit=image.code,
+                timestamp=when,
+                characteristic=binding.characteristic[:100],
+                value=value,
+                unit=binding.unit[:30],
+                job_order=image.job_order or None,
+                material_lot=image.material_lot or None,
+            )
+        )
+
+    def _alarm(self, event: Any, now: datetime) -> AlarmEvent | None:
+        fields = getattr(event, "get_event_props_as_fields_dict", None)
+        data: dict[str, Any] = {}
+        if fields is not None:
+            data = {k: v.Value for k, v in fields().items()}
+        code = data.get("WorkUnit") or data.get("SourceName")
+        if not code or code not in self.images:
+            log.warning("alarm event from unknown source %r ignored", code)
+            return None
+        message = data.get("Message")
+        text = getattr(message, "Text", None) or ""
+        when = data.get("Time") or now
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return AlarmEvent(
+            source=self.source,
+            sequence=self._seq(),
+            work_unit=str(code),
+            timestamp=when,
+            alarm=str(data.get("AlarmName") or "alarm")[:100],
+            severity=max(1, min(1000, int(data.get("Severity") or 500))),
+            message=str(text)[:500],
+            active=bool(data.get("Active", True)),
+        )
