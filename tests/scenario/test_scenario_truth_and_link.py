@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from mes_core.schemas.plant_events import CountEvent, IngestResult, PlantEvent, StateChangeEvent
 from twin.hooks import PackMLState
-from twin.scenario.link import DirectCollector
+from twin.scenario.link import DirectCollector, Sampling
 from twin.scenario.truth import TruthRecorder
 
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
@@ -59,7 +59,7 @@ def test_direct_collector_sends_deltas_and_replays_after_the_mes_comes_back() ->
         mes.post,
         source="twin:test",
         start=START,
-        characteristics={("F", "FillWeight"): "fw"},
+        characteristics={("F", "FillWeight"): Sampling("fw")},
         batch_size=2,
     )
     _feed(link)

@@ -1,12 +1,106 @@
-"""Console commands of this part (registered by ``mestwin.cli``)."""
+"""``mestwin run`` (a scenario run) and ``mestwin demo`` (the clean bottling scenario)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
 
 
+def _speed(value: str | None) -> float | str | None:
+    if value is None or value == "max":
+        return value
+    try:
+        speed = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give a number > 0 or 'max'") from None
+    if speed <= 0:
+        raise typer.BadParameter(f"{value!r}: give a number > 0 or 'max'")
+    return speed
+
+
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    report_dir: Annotated[
+        Path | None, typer.Option(help="folder for report.json/.html and junit.xml")
+    ] = None,
+    mes_url: Annotated[
+        str | None, typer.Option(help="use this running MES instead of starting one")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="database of the MES the run starts (default: SQLite)")
+    ] = None,
+    speed: Annotated[
+        str | None, typer.Option(help="simulated seconds per wall second, or 'max'")
+    ] = None,
+    duration: Annotated[
+        str | None, typer.Option(help="override the scenario's duration, e.g. 2h")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
+) -> None:
+    """Run a scenario against the MES; exit 0 when every expectation holds, 1 when one
+    fails, 2 when the scenario file is broken."""
+    code = run_command(scenario, report_dir, mes_url, database_url, speed, duration, progress)
+    raise typer.Exit(code)
+
+
+def run_command(
+    scenario: Path,
+    report_dir: Path | None,
+    mes_url: str | None,
+    database_url: str | None,
+    speed: str | None,
+    duration: str | None,
+    progress: bool,
+) -> int:
+    """The body of ``mestwin run``; returns the exit code."""
+    from rich.console import Console
+
+    from plant_models.durations import parse_duration
+    from twin.scenario.runner import RunOptions, ScenarioError, run_scenario
+
+    console = Console(stderr=True)
+    folder = report_dir or Path("reports") / scenario.stem
+    try:
+        options = RunOptions(
+            scenario=scenario,
+            report_dir=folder,
+            mes_url=mes_url,
+            database_url=database_url,
+            speed=_speed(speed),  # type: ignore[arg-type]
+            duration=parse_duration(duration) if duration else None,
+            progress=progress,
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    try:
+        result = run_scenario(options)
+    except ScenarioError as exc:
+        console.print(f"[red]scenario {scenario} cannot run:[/]")
+        for problem in exc.problems:
+            console.print(f"  {problem}", markup=False, highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: the MES and the twin were stopped[/]")
+        return 130
+    report = result.report
+    for exp in report.expectations:
+        mark = "[green]PASS[/]" if exp.passed else "[red]FAIL[/]"
+        console.print(f"{mark} {exp.name}: {exp.detail}", highlight=False)
+    verdict = "[green]PASSED[/]" if report.passed else "[red]FAILED[/]"
+    console.print(
+        f"scenario {report.scenario.name}: {verdict} in {report.wall_time_s:.1f} s "
+        f"({report.sim_time_s / 3600:.2f} h simulated)"
+    )
+    console.print(f"report: {(result.report_dir / 'report.html').resolve()}")
+    return result.exit_code
+
+
 def register(groups: CommandGroups) -> None:
-    """Add this part's commands to the ``mestwin`` app (none yet)."""
+    """Add ``mestwin run`` to the ``mestwin`` app."""
+    groups.root.command("run")(run)

@@ -32,6 +32,15 @@ from twin.hooks import PackMLState
 Poster = Callable[[list[PlantEvent]], IngestResult]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Which inspection characteristic a process value measures, and how often."""
+
+    characteristic: str
+    every_seconds: float | None = None
+    every_units: int | None = None
+
+
 @dataclass
 class LinkStats:
     """Counts of one link: events produced, posts made, accepted, duplicates, replays."""
@@ -64,8 +73,9 @@ class DirectCollector:
     """Observer -> plant events -> MES, with store-and-forward (see the module docstring).
 
     ``characteristics`` maps (work unit, process value) to the inspection characteristic a
-    value measures; only those values are sent (as measurements), as a connector would be
-    configured to. ``start`` is the wall-clock instant of simulated time 0.
+    value measures and its sampling plan (every N seconds or every N units); only those
+    samples are sent (as measurements), as a connector is configured to take in-process
+    checks, not every PLC scan. ``start`` is the wall-clock instant of simulated time 0.
     """
 
     name = "direct collector (stand-in for OPC UA + connector)"
@@ -76,7 +86,7 @@ class DirectCollector:
         *,
         source: str,
         start: datetime,
-        characteristics: dict[tuple[str, str], str],
+        characteristics: dict[tuple[str, str], Sampling],
         batch_size: int = 2000,
     ) -> None:
         self._post = post
@@ -89,6 +99,7 @@ class DirectCollector:
         self._counters: dict[str, tuple[int, int]] = {}
         self._job: dict[str, tuple[str, str]] = {}
         self._attempted: set[int] = set()
+        self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
         self.stats = LinkStats()
         self.last_error = ""
 
@@ -156,9 +167,20 @@ class DirectCollector:
     def on_value(
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
     ) -> None:
-        characteristic = self.characteristics.get((work_unit, name))
-        if characteristic is None:
+        plan = self.characteristics.get((work_unit, name))
+        if plan is None:
             return
+        processed = self._counters.get(work_unit, (0, 0))[0]
+        last = self._last_sample.get((work_unit, name))
+        if last is not None:
+            if plan.every_seconds is not None and t - last[0] < plan.every_seconds - 1e-9:
+                return
+            if plan.every_units is not None and processed - last[1] < plan.every_units:
+                return
+        elif plan.every_units is not None and processed < 1:
+            return  # nothing made yet: nothing to inspect
+        self._last_sample[(work_unit, name)] = (t, processed)
+        characteristic = plan.characteristic
         job, lot = self._job.get(work_unit, ("", ""))
         self._spool.append(
             MeasurementEvent(

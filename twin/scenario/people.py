@@ -1,15 +1,18 @@
-"""Simulated ERP, operators, supervisor and QA: the people in the loop of a scenario run.
+"""Simulated ERP, supervisor, operators and QA: the people in the loop of a scenario run.
 
-They act on the MES only through the system-under-test adapter, the way people act on an
-MES: ERP sends job orders at their release times; the supervisor dispatches a released
-order to its line; when a work unit picks up a job order, a certified operator of that line
-starts the matching operation in the MES (after their reaction delay, and only once the
-routing allows it: predecessors complete, or partial start), scans the right lots for the
-operation's bill of material, and completes the operation when the work unit is done with
-the job; QA disposes whatever is on hold, with a signature.
+They act on the MES only through the system-under-test adapter, as people do:
 
-Everything here is driven by the runner's clock (simulated seconds), so it is as
-reproducible as the engine.
+- ERP sends each job order at its release time; the supervisor dispatches it (work unit
+  per operation) and the MES's dispatch reaches the plant (``StoreAndStart`` on the line).
+- When a work unit takes the first unit of a job order, a certified operator of the line
+  starts that operation at the terminal (at once: the machine waits for nobody, and counts
+  the MES receives before the start would belong to no operation). A refused start is
+  retried every tick.
+- Lots the machine actually draws (the plant's ledger says which) are scanned against the
+  running operation every tick (ISA-95 material consumption actuals).
+- When the plant has finished a job order, the operator completes its operations in
+  routing order after their reaction delay, the last one naming the output lot.
+- QA disposes whatever is on hold after their reaction delay, with a signature.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from plant_models.scenario import Scenario
-from plant_models.schema import MaterialLot, OperationSegment, Operator, PlantModel, Product
+from plant_models.schema import OperationSegment, Operator, PlantModel, Product
 from twin.scenario.sut import Answer, OrderRequest, SystemUnderTest
 
-DispatchFn = Callable[[OrderRequest], None]
+DispatchFn = Callable[[OrderRequest], str]
 
 
 @dataclass
@@ -32,14 +35,12 @@ class _Op:
 
     order: str
     segment: OperationSegment
-    index: int
+    sequence: int
     work_unit: str
-    ready_at: float | None = None  # when the work unit picked the job up (+ reaction)
+    taken: bool = False  # the work unit has taken the job's first unit
     started: bool = False
-    done_at: float | None = None  # when the work unit finished the job
     completed: bool = False
     attempts: int = 0
-    last_answer: Answer | None = None
 
 
 @dataclass
@@ -49,6 +50,11 @@ class PeopleLog:
     actions: int = 0
     refused: list[tuple[float, str, Answer]] = field(default_factory=list)
     unavailable: int = 0
+
+
+def certified(person: Operator, skill: str, on: date) -> bool:
+    """Has ``person`` a certification for ``skill`` valid on ``on`` (expiry inclusive)?"""
+    return any(c.skill == skill and c.expires >= on for c in person.certifications)
 
 
 class People:
@@ -67,11 +73,9 @@ class People:
         self.sut = sut
         self.dispatch = dispatch
         self.pending_orders = sorted(orders, key=lambda o: (o.release_at, o.id))
-        self.order_quantity = {o.id: o.quantity for o in orders}
+        self.order_req = {o.id: o for o in orders}
         self.sent: dict[str, float] = {}
-        self.dispatched: dict[str, float] = {}
         self.products = {p.id: p for p in plant.products}
-        self.order_product: dict[str, Product] = {}
         self.ops: dict[tuple[str, str], _Op] = {}
         self.log = PeopleLog()
         self.specs = {p.id: p for p in scenario.people}
@@ -79,144 +83,154 @@ class People:
             o for o in plant.operators if o.id in self.specs and self.specs[o.id].role == "operator"
         ]
         self.qa = [p for p in scenario.people if p.role == "qa"]
-        self.lot_left: dict[str, float] = {
-            lot.id: lot.quantity for lot in plant.material_lots if lot.status == "available"
-        }
-        self.disposed: dict[str, float] = {}
         self.wu_line = {wu.code: line.code for line in plant.lines for wu in line.work_units}
+        self.line_units = {line.code: [wu.code for wu in line.work_units] for line in plant.lines}
         self.wu_class = {
             wu.code: wu.equipment_class for line in plant.lines for wu in line.work_units
         }
-        self.work_units_of_order: dict[str, set[str]] = defaultdict(set)
+        # (order, work unit, lot) -> quantity drawn by the machine, not yet booked in the MES
+        self.unbooked: dict[tuple[str, str, str], float] = defaultdict(float)
+        self.finished: dict[str, tuple[float, str]] = {}  # order -> (t, output lot)
+        self.disposed_seen: dict[str, float] = {}
 
-    # -- plant happenings (fed by the runner's observer) --------------------------------
+    # -- what the plant tells ---------------------------------------------------------
 
-    def job_at_work_unit(self, t: float, work_unit: str, job: str, previous: str) -> None:
-        """Work unit ``work_unit`` switched from ``previous`` to ``job`` at ``t``."""
-        if previous:
-            op = self._op_for(previous, work_unit)
-            if op is not None and op.done_at is None:
-                op.done_at = t
-        if job:
-            self.work_units_of_order[job].add(work_unit)
-            op = self._op_for(job, work_unit)
-            if op is not None and op.ready_at is None:
-                op.ready_at = t
+    def product_of(self, order: str) -> Product | None:
+        req = self.order_req.get(order)
+        return self.products.get(req.product) if req else None
 
-    def job_finished(self, t: float, job: str) -> None:
-        """The plant finished ``job`` everywhere (every work unit is done with it)."""
-        for (order, _seg), op in self.ops.items():
-            if order == job and op.done_at is None:
-                op.done_at = t
-
-    def _op_for(self, order: str, work_unit: str) -> _Op | None:
-        product = self.order_product.get(order)
+    def op_for(self, order: str, work_unit: str) -> _Op | None:
+        """The operation of ``order`` that runs on ``work_unit`` (by equipment class, in
+        flow order, as the engine assigns segments)."""
+        product = self.product_of(order)
         if product is None:
             return None
-        cls = self.wu_class.get(work_unit)
+        line = self.line_units.get(product.line, [])
+        if work_unit not in line:
+            return None
+        cursor = 0
         for index, seg in enumerate(product.segments):
-            if seg.equipment_class == cls:
-                key = (order, seg.id)
-                if key not in self.ops:
-                    self.ops[key] = _Op(order, seg, index, work_unit)
-                return self.ops[key]
+            for i in range(cursor, len(line)):
+                if self.wu_class[line[i]] == seg.equipment_class:
+                    cursor = i + 1
+                    if line[i] == work_unit:
+                        key = (order, seg.id)
+                        if key not in self.ops:
+                            self.ops[key] = _Op(order, seg, index + 1, work_unit)
+                        return self.ops[key]
+                    break
         return None
 
-    # -- acting ----------------------------------------------------------------------------
+    def work_units_for(self, order: str) -> dict[str, str]:
+        """Segment id -> work unit for ``order`` (the supervisor's dispatch)."""
+        product = self.product_of(order)
+        if product is None:
+            return {}
+        out: dict[str, str] = {}
+        for wu in self.line_units.get(product.line, []):
+            op = self.op_for(order, wu)
+            if op is not None:
+                out[op.segment.id] = wu
+        return out
+
+    def job_taken(self, t: float, work_unit: str, order: str) -> None:
+        """``work_unit`` took the first unit of ``order``: start the operation now."""
+        op = self.op_for(order, work_unit)
+        if op is not None and not op.started:
+            op.taken = True
+            self._start(t, op)
+
+    def lot_drawn(self, order: str, work_unit: str, lot: str, quantity: float) -> None:
+        self.unbooked[(order, work_unit, lot)] += quantity
+
+    def job_finished(self, t: float, order: str, output_lot: str) -> None:
+        self.finished[order] = (t, output_lot)
+
+    # -- acting --------------------------------------------------------------------------
 
     def act(self, t: float) -> None:
-        """Do everything due at simulated time ``t``. Raises ``SutUnavailable`` when the MES
-        is down; the runner simply calls again later (people wait for a dead terminal)."""
+        """Everything due at ``t``. ``SutUnavailable`` propagates: the runner retries."""
         self._erp(t)
-        self._operators(t)
+        for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
+            if op.taken and not op.started and not op.completed:
+                self._start(t, op)
+        self._book_lots(t)
+        self._complete(t)
         self._qa(t)
 
     def _erp(self, t: float) -> None:
         while self.pending_orders and self.pending_orders[0].release_at <= t:
             order = self.pending_orders[0]
             if order.id not in self.sent:
-                answer = self.sut.send_order(order)
-                self._count(t, f"ERP sends {order.id}", answer)
+                self._count(t, f"ERP sends {order.id}", self.sut.send_order(order))
                 self.sent[order.id] = t
-                product = self.products.get(order.product)
-                if product is not None:
-                    self.order_product[order.id] = product
-            if order.id not in self.dispatched:
-                # The supervisor dispatches the released order to its line (ISA-95 job
-                # dispatching); the line picks it up when free.
-                self.dispatch(order)
-                self.dispatched[order.id] = t
+                answer = self.sut.dispatch_order(order.id, self.work_units_for(order.id))
+                self._count(t, f"supervisor dispatches {order.id}", answer)
+                why = self.dispatch(order)
+                if why:
+                    self._count(t, f"plant takes {order.id}", Answer(False, "PLANT", why, 0))
             self.pending_orders.pop(0)
 
     def _reaction(self, person: str) -> float:
         spec = self.specs.get(person)
         return spec.behaviour.reaction if spec else 30.0
 
-    def _operators(self, t: float) -> None:
-        for op in sorted(self.ops.values(), key=lambda o: (o.order, o.index)):
-            if op.completed:
-                continue
-            person = self.operator_for(op.segment, op.work_unit, t)
-            if person is None:
-                continue
-            reaction = self._reaction(person.id)
-            if not op.started and op.ready_at is not None and t >= op.ready_at + reaction:
-                if not self._predecessors_done(op):
-                    continue
-                self._start(t, op, person)
-            if op.started and op.done_at is not None and t >= op.done_at + reaction:
-                if not self._predecessors_done(op, for_completion=True):
-                    continue
-                answer = self.sut.complete_operation(op.order, op.segment.id, person.id, t)
-                self._count(t, f"{person.id} completes {op.order}/{op.segment.id}", answer)
-                op.completed = answer.accepted or op.attempts > 50
-                op.attempts += 1
-
-    def _predecessors_done(self, op: _Op, for_completion: bool = False) -> bool:
-        if op.segment.partial_start and not for_completion:
-            return all(
-                self.ops.get((op.order, s.id)) is not None and self.ops[(op.order, s.id)].started
-                for s in self.order_product[op.order].segments[: op.index]
-            )
-        for seg in self.order_product[op.order].segments[: op.index]:
-            prev = self.ops.get((op.order, seg.id))
-            if prev is None or not prev.completed:
-                return False
-        return True
-
-    def _start(self, t: float, op: _Op, person: Operator) -> None:
-        answer = self.sut.start_operation(op.order, op.segment.id, person.id, op.work_unit, t)
-        self._count(t, f"{person.id} starts {op.order}/{op.segment.id}", answer)
-        op.attempts += 1
-        op.last_answer = answer
-        if not answer.accepted and op.attempts < 50:
+    def _start(self, t: float, op: _Op) -> None:
+        person = self.operator_for(op.segment, op.work_unit, t)
+        if person is None:
             return
-        op.started = True
-        quantity = self.order_quantity.get(op.order, 0)
-        for req in op.segment.materials:
-            need = req.quantity_per_unit * quantity
-            lot = self.pick_lot(req.material, need)
-            if lot is None:
-                continue
-            answer = self.sut.consume_lot(op.order, op.segment.id, lot.id, need, person.id, t)
-            self._count(t, f"{person.id} scans {lot.id} for {op.order}", answer)
-            if answer.accepted:
-                self.lot_left[lot.id] -= need
+        answer = self.sut.start_operation(op.order, op.segment.id, person.id, op.work_unit, t)
+        op.attempts += 1
+        self._count(t, f"{person.id} starts {op.order}/{op.segment.id}", answer)
+        if answer.accepted or (answer.rule == "INVALID_TRANSITION" and op.attempts > 1):
+            op.started = True
 
-    def pick_lot(self, material: str, need: float) -> MaterialLot | None:
-        """A right lot: of the material, available, unexpired, enough left (first fit)."""
-        start = self.plant.plant.start.date()
-        for lot in self.plant.material_lots:
-            if lot.material != material or lot.deviation != "none":
+    def _book_lots(self, t: float) -> None:
+        for key in sorted(self.unbooked):
+            order, work_unit, lot = key
+            op = self.op_for(order, work_unit)
+            qty = self.unbooked[key]
+            if op is None or not op.started or op.completed or qty <= 0:
                 continue
-            if lot.expiry is not None and lot.expiry < start:
+            person = self.operator_for(op.segment, work_unit, t)
+            who = person.id if person else (self.operators[0].id if self.operators else "")
+            answer = self.sut.consume_lot(order, op.segment.id, lot, qty, who, t)
+            self._count(t, f"{who} books {qty:g} of {lot} on {order}/{op.segment.id}", answer)
+            if answer.accepted:
+                del self.unbooked[key]
+
+    def _complete(self, t: float) -> None:
+        for order, (t_done, output_lot) in sorted(self.finished.items()):
+            product = self.product_of(order)
+            if product is None:
                 continue
-            if self.lot_left.get(lot.id, 0.0) + 1e-9 >= need:
-                return lot
-        return None
+            ops = [self.ops.get((order, s.id)) for s in product.segments]
+            if any(op is None or not op.started for op in ops):
+                continue  # a start is still outstanding (retried each tick)
+            if any(
+                k[0] == order and v > 0 for k, v in self.unbooked.items()
+            ):  # lots first, while the operations still run
+                continue
+            for op in ops:
+                assert op is not None
+                if op.completed:
+                    continue
+                person = self.operator_for(op.segment, op.work_unit, t)
+                if person is None or t < t_done + self._reaction(person.id):
+                    break
+                last = op.sequence == len(product.segments)
+                answer = self.sut.complete_operation(
+                    order, op.segment.id, person.id, t, output_lot if last else None
+                )
+                self._count(t, f"{person.id} completes {order}/{op.segment.id}", answer)
+                if not answer.accepted:
+                    break
+                op.completed = True
+            if all(op is not None and op.completed for op in ops):
+                del self.finished[order]
 
     def operator_for(self, segment: OperationSegment, work_unit: str, t: float) -> Operator | None:
-        """A simulated operator of the line, certified for the segment's skill today."""
+        """A simulated operator allowed on the line and certified for the segment today."""
         line = self.wu_line.get(work_unit)
         today = (self.plant.plant.start + timedelta(seconds=t)).date()
         for op in self.operators:
@@ -230,9 +244,8 @@ class People:
         if not self.qa:
             return
         qa = self.qa[0]
-        held = self.sut.held()
-        for target in held:
-            first = self.disposed.setdefault(target, t)
+        for target in self.sut.held():
+            first = self.disposed_seen.setdefault(target, t)
             if t < first + qa.behaviour.reaction:
                 continue
             answer = self.sut.dispose(
@@ -240,18 +253,13 @@ class People:
                 qa.id,
                 qa.password,
                 qa.behaviour.qa_disposition,
-                "scenario QA: investigated and dispositioned",
+                "scenario QA: investigated, disposition per the scenario",
             )
             self._count(t, f"{qa.id} disposes {target}", answer)
             if answer.accepted:
-                self.disposed.pop(target, None)
+                self.disposed_seen.pop(target, None)
 
     def _count(self, t: float, what: str, answer: Answer) -> None:
         self.log.actions += 1
         if not answer.accepted:
             self.log.refused.append((t, what, answer))
-
-
-def certified(person: Operator, skill: str, on: date) -> bool:
-    """Has ``person`` a certification for ``skill`` valid on ``on`` (expiry inclusive)?"""
-    return any(c.skill == skill and c.expires >= on for c in person.certifications)

@@ -46,6 +46,10 @@ class Records:
     job_orders: dict[str, OrderRecord] = field(default_factory=dict)
     genealogy: set[tuple[str, str]] = field(default_factory=set)
     """Edges ``(lot in, lot out)``."""
+    state_window: dict[str, float] = field(default_factory=dict)
+    """Per work unit, the simulated second from which ``state_seconds`` are counted when
+    that side could not give the whole run (e.g. an API that returns the newest N state
+    changes only); the other side is then clipped to the same window."""
 
 
 _EPS = 1e-9

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -62,10 +62,10 @@ from twin.hooks import PackMLState
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.html import write_html
 from twin.scenario.junit import write_junit
-from twin.scenario.link import DirectCollector, EquipmentLink, Poster
+from twin.scenario.link import DirectCollector, EquipmentLink, Poster, Sampling
 from twin.scenario.mes_process import MesProcess
 from twin.scenario.people import People, certified
-from twin.scenario.plant import PlantSim, build_plant
+from twin.scenario.plant import EnginePlant
 from twin.scenario.proxy import TcpProxy
 from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
 from twin.scenario.report import (
@@ -83,6 +83,7 @@ from twin.scenario.sut import Answer, OrderRequest, SutUnavailable, SystemUnderT
 from twin.scenario.truth import TruthRecorder
 
 Speed = float | Literal["max"]
+MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
 
 
 class ScenarioError(Exception):
@@ -244,9 +245,10 @@ class Runner:
         self.mes: MesProcess | None = None
         self.db_proxy: TcpProxy | None = None
         self.sut: SystemUnderTest | None = None
-        self.sim: PlantSim | None = None
+        self.sim: EnginePlant | None = None
         self.link: EquipmentLink | None = None
         self.link_down_until = -1.0
+        self._drift_ends: list[tuple[float, ProcessDrift]] = []
         self.truth = TruthRecorder()
         self.orders = [
             o for o in scenario_orders(self.scenario, self.plant) if o.release_at <= self.duration
@@ -303,11 +305,19 @@ class Runner:
             raise RuntimeError(f"the MES did not come up at {url}: {exc}\n{tail}") from exc
         return sut
 
-    def _build_link(self, sut: SystemUnderTest, sim: PlantSim) -> EquipmentLink:
+    def _build_link(self, sut: SystemUnderTest, sim: EnginePlant) -> EquipmentLink:
         # The OPC UA path (twin server -> proxy -> connector) plugs in here once the
         # connector can run in-process; until then the direct collector stands in.
+        plans: dict[str, Sampling] = {}
+        for product in self.plant.products:
+            for seg in product.segments:
+                for c in seg.inspections:
+                    plans.setdefault(
+                        c.name,
+                        Sampling(c.name, c.sampling.every_seconds, c.sampling.every_units),
+                    )
         characteristics = {
-            (wu.code, pv.name): pv.characteristic
+            (wu.code, pv.name): plans.get(pv.characteristic, Sampling(pv.characteristic))
             for wu in self.plant.all_work_units()
             for pv in wu.process_values
             if pv.characteristic
@@ -470,6 +480,13 @@ class Runner:
 
     _db_restore_at: float | None = None
 
+    def _maybe_end_drifts(self, t: float) -> None:
+        assert self.sim is not None
+        for end, e in list(self._drift_ends):
+            if t >= end:
+                self.sim.end_drift(e.work_unit, e.value, e.rate, e.duration)
+                self._drift_ends.remove((end, e))
+
     def _maybe_restore_db(self, t: float) -> None:
         if self._db_restore_at is not None and t >= self._db_restore_at and self.db_proxy:
             self.db_proxy.restore()
@@ -569,7 +586,8 @@ class Runner:
                     self.sut.set_calibration_due(e.work_unit, t + 365 * 86400.0)
             elif isinstance(e, ProcessDrift):
                 outcome.target = f"{e.work_unit}.{e.value} drifts {e.rate:+g}/h"
-                why = self.sim.drift(e.work_unit, e.value, e.rate, e.duration)
+                why = self.sim.drift(e.work_unit, e.value, e.rate)
+                self._drift_ends.append((t + e.duration, e))
                 if why:
                     outcome.message = why
                 else:
@@ -590,7 +608,7 @@ class Runner:
         held = set(self.sut.held())
         for e, outcome in list(self.state.watch_holds):
             order = self._target_order(e)
-            hits = sorted(h for h in held if order in h or h.startswith("LOT-"))
+            hits = sorted(h for h in held if h == f"job_order:{order}" or h.startswith("lot:"))
             if hits:
                 outcome.outcome = "caught"
                 outcome.rule = "HELD"
@@ -608,10 +626,12 @@ class Runner:
             url = self._start_mes()
             self.sut = self._connect_sut(url)
             self.sut.load_master_data(self.plant)
-            self.sim = build_plant(self.plant, self.scenario.seed)
+            self.sim = EnginePlant(self.plant, self.scenario.seed)
             self.sim.add_observer(self.truth)
-            self.sim.add_observer(_JobWatcher(self))
             self.link = self._build_link(self.sut, self.sim)
+            # After the link: a job's first unit flushes the link before the start.
+            self.sim.add_observer(_JobWatcher(self))
+            self.sim.subscribe(self._ledger_record)
             self.people = People(self.scenario, self.plant, self.sut, self.orders, self._dispatch)
             self._loop(wall0)
             self.sim.finish()
@@ -628,11 +648,37 @@ class Runner:
         write_junit(report, opts.report_dir / "junit.xml")
         return RunResult(0 if report.passed else 1, report, opts.report_dir)
 
-    def _dispatch(self, order: OrderRequest) -> None:
+    def _dispatch(self, order: OrderRequest) -> str:
+        """The MES's dispatch reaches the machine (``StoreAndStart`` on the line)."""
         assert self.sim is not None
         product = self.plant.product(order.product)
-        line = next(line for line in self.plant.lines if line.code == product.line)
-        self.sim.dispatch(line.work_units[0].code, order.id, order.product, order.quantity)
+        return self.sim.dispatch(product.line, order.id, order.product, order.quantity)
+
+    def _ledger_record(self, record: dict[str, Any]) -> None:
+        people = self.people
+        if people is None:
+            return
+        kind = record["kind"]
+        if kind == "lot_consumed":
+            people.lot_drawn(
+                record["job_order"], record["work_unit"], record["lot"], record["quantity"]
+            )
+        elif kind == "job" and record.get("event") == "completed":
+            assert self.sim is not None
+            job = self.sim.ledger.jobs[record["job_order"]]
+            people.job_finished(record["t"], job.id, job.output_lot)
+
+    def _job_taken(self, t: float, work_unit: str, order: str) -> None:
+        """A work unit took the first unit of ``order``: deliver what the plant has said so
+        far (the predecessor's good units, for rule 1) and let the operator start."""
+        if self.people is None or self.link is None or self.state.mes_down:
+            return
+        if t >= self.link_down_until:
+            self.link.drain(timeout=0)
+        try:
+            self.people.job_taken(t, work_unit, order)
+        except SutUnavailable:
+            self.people.log.unavailable += 1
 
     def _loop(self, wall0: float) -> None:
         assert self.sim is not None and self.link is not None and self.people is not None
@@ -649,11 +695,12 @@ class Runner:
                     self._call(act, act.at)
                 self.sim.run_until(t)
                 self._maybe_restore_db(t)
+                self._maybe_end_drifts(t)
                 self._maybe_restart_mes(t)
-                self._tick_people(t)
-                self._watch_holds_safe(t)
                 if t >= self.link_down_until:
                     self._pump()
+                self._tick_people(t)
+                self._watch_holds_safe(t)
                 self._pace(t, wall0)
                 progress.update(t, self._counts())
         finally:
@@ -710,19 +757,34 @@ class Runner:
 
     # -- the report -----------------------------------------------------------------------
 
-    def _twin_records(self) -> Records:
+    def _line_order(self, line: str) -> list[str]:
+        return [wu.code for ln in self.plant.lines if ln.code == line for wu in ln.work_units]
+
+    def _clipped_seconds(self, work_unit: str, since: float) -> dict[str, float]:
+        """Seconds per state of ``work_unit`` from ``since`` to the end (ground truth)."""
+        out: dict[str, float] = {}
+        for iv in self.truth.intervals:
+            if iv.work_unit != work_unit or iv.end <= since:
+                continue
+            out[iv.state] = out.get(iv.state, 0.0) + iv.end - max(iv.start, since)
+        return {k: round(v, 3) for k, v in out.items() if v > 0}
+
+    def _twin_records(self, window: dict[str, float]) -> Records:
         assert self.sim is not None
         ledger = self.sim.ledger
         truth = self.truth.records()
         out = Records(work_units={})
         for wu, rec in truth.work_units.items():
             secs = ledger.state_seconds.get(wu)
-            out.work_units[wu] = UnitRecord(
-                good=rec.good,
-                scrap=rec.scrap,
-                state_seconds={k: round(v, 3) for k, v in secs.items() if v > 0}
+            state_seconds = (
+                {k: round(v, 3) for k, v in secs.items() if v > 0}
                 if secs is not None
-                else rec.state_seconds,
+                else rec.state_seconds
+            )
+            if wu in window:
+                state_seconds = self._clipped_seconds(wu, window[wu])
+            out.work_units[wu] = UnitRecord(
+                good=rec.good, scrap=rec.scrap, state_seconds=state_seconds
             )
         for jid, job in ledger.jobs.items():
             consumed: dict[str, float] = {}
@@ -730,8 +792,14 @@ class Runner:
                 if j == jid:
                     consumed[lot] = consumed.get(lot, 0.0) + qty
             produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
+            # As the MES counts an order: good = finished units (the line's last work unit
+            # that worked on it), scrap = scrap at every work unit.
+            units = self._line_order(job.line)
+            done = [wu for wu in units if wu in job.work_units]
+            good = job.work_units[done[-1]].made if done else 0
+            scrap = sum(a.scrapped for a in job.work_units.values())
             out.job_orders[jid] = OrderRecord(
-                good=job.made, scrap=job.scrapped, lots_consumed=consumed, lots_produced=produced
+                good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced
             )
         out.genealogy = {(g["from_lot"], g["to_lot"]) for g in ledger.genealogy()}
         return out
@@ -739,8 +807,13 @@ class Runner:
     def _report(self, started: datetime, wall0: float) -> Report:
         assert self.sut is not None and self.sim is not None and self.link is not None
         sim_end = self.sim.now()
-        twin = self._twin_records()
         mes = self.sut.records(self.plant, sim_end)
+        twin = self._twin_records(mes.state_window)
+        for wu, since in sorted(mes.state_window.items()):
+            self.state.notes.append(
+                f"State durations of {wu} reconciled from {since:.0f} s on: the MES API "
+                "returns the newest state changes only."
+            )
         settings = self.scenario.reconciliation
         rec = reconcile(
             twin,
@@ -753,11 +826,11 @@ class Runner:
             k = self.sut.kpis("line", line.code, 0.0, sim_end)
             if k is not None:
                 kpis.append(KpiRecord(scope="line", id=line.code, source="mes", **_kpi_fields(k)))
-            for wu in line.work_units:
-                k = self.sut.kpis("work_unit", wu.code, 0.0, sim_end)
+            for unit in line.work_units:
+                k = self.sut.kpis("work_unit", unit.code, 0.0, sim_end)
                 if k is not None:
                     kpis.append(
-                        KpiRecord(scope="work_unit", id=wu.code, source="mes", **_kpi_fields(k))
+                        KpiRecord(scope="work_unit", id=unit.code, source="mes", **_kpi_fields(k))
                     )
         views = {o.id: o for o in self.sut.orders()}
         order_states = {oid: v.state for oid, v in views.items()}
@@ -799,6 +872,20 @@ class Runner:
             problems=self.state.problems,
         )
         results = check_all(self.scenario.expectations, observed)
+        if self.people is not None:
+            log = self.people.log
+            self.state.notes.append(
+                f"The simulated people made {log.actions} MES calls; {len(log.refused)} were "
+                f"refused; {log.unavailable} times the MES was unreachable and they waited."
+            )
+            seen: dict[str, int] = {}
+            for t, what, answer in log.refused:
+                kind = f"{what.split()[1]} {answer.rule}"
+                seen[kind] = seen.get(kind, 0) + 1
+                if seen[kind] <= 3 and len(seen) <= MAX_LISTED:
+                    self.state.notes.append(
+                        f"refused at {t:.0f} s: {what}: {answer.rule}: {answer.message}"
+                    )
         for name in {d.name for d in self.scenario.deviations} - {
             d.name for d in self.state.deviations
         }:
@@ -877,8 +964,8 @@ class _JobWatcher:
         if prev == job_order:
             return
         self.current[work_unit] = job_order
-        if self.runner.people is not None:
-            self.runner.people.job_at_work_unit(t, work_unit, job_order, prev)
+        if job_order:
+            self.runner._job_taken(t, work_unit, job_order)
 
     def on_state(
         self,

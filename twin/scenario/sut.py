@@ -142,8 +142,16 @@ class SystemUnderTest(Protocol):
         """An operator starts an operation of a job order on a work unit (rules 1, 3, 4)."""
         ...
 
-    def complete_operation(self, order: str, segment: str, person: str, at: float) -> Answer:
-        """An operator completes an operation (quantities come from the plant events)."""
+    def dispatch_order(self, order: str, work_units: dict[str, str]) -> Answer:
+        """The supervisor dispatches a released order, naming the work unit per operation
+        segment (ISA-95 job dispatching)."""
+        ...
+
+    def complete_operation(
+        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+    ) -> Answer:
+        """An operator completes an operation (quantities come from the plant events); the
+        last operation names the ``output_lot`` it produced."""
         ...
 
     def consume_lot(

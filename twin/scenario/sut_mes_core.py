@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from mes_core.client import MesClient, MesClientError
-from mes_core.schemas.execution import JobOrderCreate, JobOrderOut
+from mes_core.schemas.execution import JobOrderCreate, JobOrderOut, OutputLot
 from mes_core.schemas.masterdata import MasterData
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from plant_models.schema import PlantModel
@@ -39,6 +39,7 @@ from twin.scenario.sut import (
 
 ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
 DEFAULT_PASSWORD = "mestwin"
+STATE_HISTORY_LIMIT = 10_000  # the most GET /equipment/{code}/state-history returns
 
 
 class MesCoreSut:
@@ -247,7 +248,7 @@ class MesCoreSut:
             lots.append(item)
         for m in plant.materials:
             if m.unlimited_supply:
-                lots.append({"code": f"{m.id}-BULK", "material": m.id, "quantity": 1e12})
+                lots.append({"code": f"{m.id}-BULK", "material": m.id, "quantity": 1e9})
         return MasterData.model_validate(
             {
                 "equipment": equipment,
@@ -306,12 +307,17 @@ class MesCoreSut:
             client.start_operation, order, seq, work_unit=work_unit or None, operators=[person]
         )
 
-    def complete_operation(self, order: str, segment: str, person: str, at: float) -> Answer:
+    def complete_operation(
+        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+    ) -> Answer:
         client = self._as(person)
         if isinstance(client, Answer):
             return client
         seq = self._seq(order, segment)
-        return self._answer(client.complete_operation, order, seq)
+        lot = OutputLot(code=output_lot) if output_lot else None
+        if output_lot:
+            self._produced[order] = output_lot
+        return self._answer(client.complete_operation, order, seq, output_lot=lot)
 
     def consume_lot(
         self, order: str, segment: str, lot: str, quantity: float, person: str, at: float
@@ -415,13 +421,14 @@ class MesCoreSut:
                 for c in op.consumed:
                     consumed[str(c.get("lot"))] += float(c.get("quantity", 0.0))
             produced: dict[str, float] = {}
-            out_lot = f"{view.id}-OUT"
+            out_lot = self._produced.get(view.id, f"{view.id}-OUT")
             if view.state in ("completed", "closed"):
                 try:
                     lot = self._timed(admin.get_lot, out_lot)
                     produced[lot.code] = lot.initial_quantity
-                    for parent in consumed:
-                        out.genealogy.add((parent, lot.code))
+                    trace = self._timed(admin.genealogy, lot.code, "backward", 1)
+                    for edge in trace.edges:
+                        out.genealogy.add((edge.parent, edge.child))
                 except MesClientError:
                     pass
             out.job_orders[view.id] = OrderRecord(
@@ -431,14 +438,18 @@ class MesCoreSut:
                 lots_produced=produced,
             )
         for wu in plant.all_work_units():
-            history = self._timed(admin.state_history, wu.code, limit=100_000)
-            rows = sorted(history, key=lambda h: h.started_at)
+            history = self._timed(admin.state_history, wu.code, limit=STATE_HISTORY_LIMIT)
+            # Newest first from the API; equal timestamps keep their recorded order.
+            rows = sorted(reversed(history), key=lambda h: h.started_at)
             seconds: dict[str, float] = defaultdict(float)
             for i, h in enumerate(rows):
                 stop = rows[i + 1].started_at if i + 1 < len(rows) else end
                 stop = min(stop, end)
                 if stop > h.started_at:
                     seconds[h.state] += (stop - h.started_at).total_seconds()
+            if len(rows) >= STATE_HISTORY_LIMIT:
+                # The API gives the newest entries only: count from the oldest one we have.
+                out.state_window[wu.code] = (rows[0].started_at - self.plant_start).total_seconds()
             good, scrap = unit_counts.get(wu.code, [0.0, 0.0])
             out.work_units[wu.code] = UnitRecord(
                 good=int(good),
