@@ -1,4 +1,5 @@
-"""Fixtures of the quality/KPI/labour/ERP tests: a migrated database per backend.
+"""Fixtures of the quality/KPI/labour/ERP tests: a migrated database per backend, and a
+running MES API on it.
 
 SQLite always; PostgreSQL where ``MESTWIN_TEST_POSTGRES_URL`` is set (always in CI). The
 PostgreSQL variant runs in a throwaway database created for this test session and dropped
@@ -7,35 +8,21 @@ at its end, never in the shared ``test`` database itself. Tests isolate by uniqu
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from support import postgres_url, require
+from support import postgres_url, require, throwaway_postgres
 
+from mes_core.client import MesClient
+from mes_core.demo import ServerThread
 from mes_core.persistence.db import make_engine, make_session_factory
 from mes_core.persistence.migrate import upgrade
+from mes_core.settings import Settings
 
-
-def _throwaway_postgres(base_url: str) -> tuple[str, str]:
-    url = make_url(base_url)
-    name = f"mestwin_quality_{uuid.uuid4().hex[:10]}"
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_postgres(base_url: str, name: str) -> None:
-    url = make_url(base_url)
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+ADMIN_PASSWORD = "admin-quality-tests"
 
 
 @pytest.fixture(
@@ -51,15 +38,10 @@ def database_url(
         upgrade(url)
         yield url
         return
-    base = postgres_url()
-    require(base is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
-    assert base is not None
-    url, name = _throwaway_postgres(base)
-    try:
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    with throwaway_postgres("mestwin_quality") as url:
         upgrade(url)
         yield url
-    finally:
-        _drop_postgres(base, name)
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +60,17 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     with session_factory() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def mes_url(database_url: str) -> Iterator[str]:
+    """A running MES API (uvicorn in a thread) on the session's database."""
+    settings = Settings(database_url=database_url, admin_password=ADMIN_PASSWORD)
+    with ServerThread(settings) as server:
+        yield server.url
+
+
+@pytest.fixture
+def admin(mes_url: str) -> Iterator[MesClient]:
+    with MesClient(mes_url).login("admin", ADMIN_PASSWORD) as client:
+        yield client
