@@ -7,7 +7,10 @@ want of one fails instead. On a developer's machine such tests skip with the rea
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,3 +29,27 @@ def require(condition: bool, what: str) -> None:
 def postgres_url() -> str | None:
     """The PostgreSQL URL the PostgreSQL variants of tests run against, if any."""
     return os.environ.get("MESTWIN_TEST_POSTGRES_URL") or None
+
+
+@contextlib.contextmanager
+def throwaway_postgres(prefix: str = "mestwin_test") -> Iterator[str]:
+    """A fresh PostgreSQL database (SQLAlchemy URL) on MESTWIN_TEST_POSTGRES_URL's server,
+    dropped on exit. Tests never create tables in the shared database itself."""
+    base = postgres_url()
+    if base is None:
+        raise RuntimeError("MESTWIN_TEST_POSTGRES_URL is not set")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
