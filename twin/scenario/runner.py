@@ -558,15 +558,21 @@ class Runner:
                     wu = self._work_unit_for(order, seg)
                     answer = self.sut.start_operation(order, seg, e.person, wu, t)
                 else:
-                    outcome.target = f"{e.person} signs the disposition of {order}"
-                    spec = next((p for p in self.scenario.people if p.id == e.person), None)
-                    answer = self.sut.dispose(
-                        order,
-                        e.person,
-                        spec.password if spec else "mestwin",
-                        "release",
-                        "signed by the bench",
-                    )
+                    held = self.sut.held()
+                    mine = [nc for nc in held if f"job_order:{order}" in self._holds_of(nc)]
+                    target = (mine or held or [""])[0]
+                    if not target:
+                        outcome.message = "nothing awaited a disposition at that moment"
+                    else:
+                        outcome.target = f"{e.person} signs the disposition of {target}"
+                        spec = next((p for p in self.scenario.people if p.id == e.person), None)
+                        answer = self.sut.dispose(
+                            target,
+                            e.person,
+                            spec.password if spec else "mestwin",
+                            "release",
+                            "signed by the bench to test rule 3",
+                        )
             elif isinstance(e, OutOfSequenceStart):
                 outcome.target = f"start {order}/{seg} before its predecessors"
                 wu = self._work_unit_for(order, seg)
@@ -605,15 +611,24 @@ class Runner:
     def _watch_holds(self, t: float) -> None:
         if not self.state.watch_holds or self.sut is None:
             return
-        held = set(self.sut.held())
+        held = self.sut.held()
         for e, outcome in list(self.state.watch_holds):
             order = self._target_order(e)
-            hits = sorted(h for h in held if h == f"job_order:{order}" or h.startswith("lot:"))
+            holds = {nc: self._holds_of(nc) for nc in held}
+            hits = sorted(nc for nc, what in holds.items() if f"job_order:{order}" in what)
             if hits:
                 outcome.outcome = "caught"
                 outcome.rule = "HELD"
-                outcome.message = f"put on hold: {', '.join(hits)} (at {t:g} s)"
+                what = sorted({w for nc in hits for w in holds[nc]})
+                outcome.message = (
+                    f"nonconformance {', '.join(h.removeprefix('nc:') for h in hits)} holds "
+                    f"{', '.join(what)} (seen at {t:g} s)"
+                )
                 self.state.watch_holds.remove((e, outcome))
+
+    def _holds_of(self, nc: str) -> list[str]:
+        assert self.sut is not None
+        return self.sut.holds_of(nc)
 
     # -- main loop ------------------------------------------------------------------------
 
@@ -728,8 +743,10 @@ class Runner:
             self._watch_holds(t)
 
     def _pump(self) -> None:
+        # Everything the plant said so far reaches the MES before people act on it (a
+        # completed operation's good count is final at the moment it is completed).
         assert self.link is not None
-        self.link.pump()
+        self.link.drain(timeout=0)
 
     def _pace(self, t: float, wall0: float) -> None:
         if self.speed == "max":
@@ -792,16 +809,20 @@ class Runner:
                 if j == jid:
                     consumed[lot] = consumed.get(lot, 0.0) + qty
             produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
-            # As the MES counts an order: good = finished units (the line's last work unit
-            # that worked on it), scrap = scrap at every work unit.
+            # As the MES counts an order: good = finished units (made by the line's last
+            # work unit, its last operation), scrap = scrap at every work unit.
             units = self._line_order(job.line)
-            done = [wu for wu in units if wu in job.work_units]
-            good = job.work_units[done[-1]].made if done else 0
+            last = units[-1] if units else ""
+            good = job.work_units[last].made if last in job.work_units else 0
             scrap = sum(a.scrapped for a in job.work_units.values())
             out.job_orders[jid] = OrderRecord(
                 good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced
             )
-        out.genealogy = {(g["from_lot"], g["to_lot"]) for g in ledger.genealogy()}
+        # Only finished orders have produced their lot (in the plant and in the MES).
+        finished = {j.output_lot for j in ledger.jobs.values() if j.ended_at is not None}
+        out.genealogy = {
+            (g["from_lot"], g["to_lot"]) for g in ledger.genealogy() if g["to_lot"] in finished
+        }
         return out
 
     def _report(self, started: datetime, wall0: float) -> Report:

@@ -163,7 +163,7 @@ class SystemUnderTest(Protocol):
     def dispose(
         self, target: str, person: str, password: str, decision: str, reason: str
     ) -> Answer:
-        """QA disposes a held lot or job order with an electronic signature (rule 5)."""
+        """QA disposes what ``held`` listed, under an electronic signature (rule 5)."""
         ...
 
     def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:
@@ -179,7 +179,11 @@ class SystemUnderTest(Protocol):
         ...
 
     def held(self) -> list[str]:
-        """Lots and job orders currently on hold (ids)."""
+        """What awaits QA's disposition now (ids the adapter understands in ``dispose``)."""
+        ...
+
+    def holds_of(self, target: str) -> list[str]:
+        """What ``target`` (from ``held``) keeps on hold: ``job_order:<id>``, ``lot:<id>``."""
         ...
 
     def refusals(self) -> list[Refusal]:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from mes_core.client import MesClient, MesClientError
+from mes_core.kpi.schemas import CalendarIn
 from mes_core.schemas.execution import JobOrderCreate, JobOrderOut, OutputLot
 from mes_core.schemas.masterdata import MasterData
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
@@ -39,7 +40,6 @@ from twin.scenario.sut import (
 
 ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
 DEFAULT_PASSWORD = "mestwin"
-STATE_HISTORY_LIMIT = 10_000  # the most GET /equipment/{code}/state-history returns
 
 
 class MesCoreSut:
@@ -267,6 +267,37 @@ class MesCoreSut:
         except MesClientError as exc:
             if exc.status != 409:  # already loaded (a restarted run on the same database)
                 raise
+        self._load_calendars(plant)
+
+    def _load_calendars(self, plant: PlantModel) -> None:
+        """Each line follows the shift calendar of the people who staff it (planned busy
+        time, ISO 22400-2 PBT, comes from the MES's calendar, never from the machine)."""
+        admin = self._admin_client()
+        days = {d: i for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+        for cal in plant.shift_calendars:
+            body = CalendarIn.model_validate(
+                {
+                    "timezone": "UTC",
+                    "shifts": [
+                        {
+                            "name": sh.name,
+                            "start": sh.start.isoformat(),
+                            "end": sh.end.isoformat(),
+                            "weekdays": sorted(days[d] for d in sh.days),
+                            "breaks": [
+                                {"start": b.start.isoformat(), "end": b.end.isoformat()}
+                                for b in sh.breaks
+                            ],
+                        }
+                        for sh in cal.shifts
+                    ],
+                }
+            )
+            self._timed(admin.put_calendar, cal.id, body)
+        for line in plant.lines:
+            staff = [o for o in plant.operators if not o.lines or line.code in o.lines]
+            if staff:
+                self._timed(admin.assign_calendar, line.code, staff[0].calendar)
 
     def send_order(self, order: OrderRequest) -> Answer:
         self._order_product[order.id] = order.product
@@ -337,10 +368,15 @@ class MesCoreSut:
         client = self._as(person)
         if isinstance(client, Answer):
             return client
-        fn = getattr(client, "dispose", None)
-        if fn is None:
-            return Answer(False, "NOT_OFFERED", "mes_core.client offers no disposition yet", 0)
-        return self._answer(fn, target, decision=decision, reason=reason, password=password)
+        number = target.removeprefix("nc:")
+        return self._answer(
+            client.dispose_nonconformance,
+            number,
+            decision,
+            password=password,
+            meaning="approval",
+            reason=reason,
+        )
 
     def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:
         from mes_core.schemas.masterdata import EquipmentUpdate
@@ -382,10 +418,20 @@ class MesCoreSut:
             return None
 
     def held(self) -> list[str]:
-        admin = self._admin_client()
-        lots = self._timed(admin.list_lots, status="on_hold")
-        orders = self._timed(admin.list_job_orders, state="held")
-        return [f"job_order:{o.code}" for o in orders] + [f"lot:{lot.code}" for lot in lots]
+        """Open nonconformances (each holds lots and/or job orders until disposed)."""
+        ncs = self._timed(self._admin_client().nonconformances, state="open")
+        return [f"nc:{nc.number}" for nc in ncs]
+
+    def holds_of(self, target: str) -> list[str]:
+        """What an open nonconformance holds (job orders and lots), for the report."""
+        number = target.removeprefix("nc:")
+        try:
+            nc = self._timed(self._admin_client().get_nonconformance, number)
+        except MesClientError:
+            return []
+        return [f"job_order:{j}" for j in nc.held_job_orders] + [
+            f"lot:{lot}" for lot in nc.held_lots
+        ]
 
     def refusals(self) -> list[Refusal]:
         admin = self._admin_client()
@@ -437,46 +483,36 @@ class MesCoreSut:
                 lots_consumed=dict(consumed),
                 lots_produced=produced,
             )
+        start = self.plant_start
         for wu in plant.all_work_units():
-            history = self._timed(admin.state_history, wu.code, limit=STATE_HISTORY_LIMIT)
-            # Newest first from the API; equal timestamps keep their recorded order.
-            rows = sorted(reversed(history), key=lambda h: h.started_at)
-            seconds: dict[str, float] = defaultdict(float)
-            for i, h in enumerate(rows):
-                stop = rows[i + 1].started_at if i + 1 < len(rows) else end
-                stop = min(stop, end)
-                if stop > h.started_at:
-                    seconds[h.state] += (stop - h.started_at).total_seconds()
-            if len(rows) >= STATE_HISTORY_LIMIT:
-                # The API gives the newest entries only: count from the oldest one we have.
-                out.state_window[wu.code] = (rows[0].started_at - self.plant_start).total_seconds()
+            report = self._timed(admin.work_unit_states, wu.code, start, end)
             good, scrap = unit_counts.get(wu.code, [0.0, 0.0])
             out.work_units[wu.code] = UnitRecord(
                 good=int(good),
                 scrap=int(scrap),
-                state_seconds={k: round(v, 3) for k, v in seconds.items() if v > 0},
+                state_seconds={k: round(v, 3) for k, v in report.seconds_by_state.items() if v > 0},
             )
         return out
 
     def kpis(self, scope: str, ident: str, start: float, end: float) -> Kpis | None:
-        fn = getattr(self._admin_client(), "kpis", None)
-        if fn is None:
-            return None
+        admin = self._admin_client()
         t0 = self.plant_start + timedelta(seconds=start)
         t1 = self.plant_start + timedelta(seconds=end)
+        fn = admin.line_kpis if scope == "line" else admin.work_unit_kpis
         try:
-            k = self._timed(fn, scope, ident, start=t0, end=t1)
+            k = self._timed(fn, ident, t0, t1)
         except MesClientError:
             return None
         return Kpis(
-            availability=getattr(k, "availability", None),
-            performance=getattr(k, "effectiveness", getattr(k, "performance", None)),
-            quality=getattr(k, "quality_ratio", getattr(k, "quality", None)),
-            oee=getattr(k, "oee", None),
-            throughput_per_hour=getattr(k, "throughput_per_hour", None),
-            good=getattr(k, "good_quantity", getattr(k, "good", None)),
-            scrap=getattr(k, "scrap_quantity", getattr(k, "scrap", None)),
-            scrap_ratio=getattr(k, "scrap_ratio", None),
+            availability=k.availability,
+            performance=k.effectiveness,
+            quality=k.quality_ratio,
+            oee=k.oee,
+            throughput_per_hour=k.throughput_per_hour,
+            good=k.good_quantity,
+            scrap=k.scrap_quantity,
+            scrap_ratio=k.scrap_ratio,
+            time_elements=k.time.model_dump(),
         )
 
     def post_events(self, events: list[PlantEvent]) -> IngestResult:
