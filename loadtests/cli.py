@@ -88,6 +88,30 @@ def loadtest(
     console.print("[green]all SLOs held[/green]")
 
 
+def bench_ingest(
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(help="postgresql and/or sqlite (default: both)"),
+    ] = None,
+    events: Annotated[int, typer.Option(min=1000, help="events to ingest")] = 100_000,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="events per batch")] = 2000,
+    profile: Annotated[
+        int, typer.Option(min=0, help="print this many hottest functions of the ingest")
+    ] = 0,
+) -> None:
+    """Plant events/s of the MES batch ingest vs a bare multi-row insert of the same rows."""
+    from rich.console import Console
+
+    from loadtests.bench.ingest import bench_ingest as run
+
+    console = Console()
+    for name in backend or ["postgresql", "sqlite"]:
+        if name not in ("postgresql", "sqlite"):
+            raise typer.BadParameter(f"{name!r}: postgresql or sqlite", param_hint="--backend")
+        run(name, events=events, batch=batch, profile_top=profile).print(console)
+
+
 def register(groups: CommandGroups) -> None:
     """Add this part's commands to the ``mestwin`` app."""
     groups.root.command("loadtest")(loadtest)
+    groups.bench.command("ingest")(bench_ingest)
