@@ -80,9 +80,10 @@ class StateChange:
 def state_intervals(changes: Sequence[StateChange], until: datetime) -> list[StateInterval]:
     """Turn a state history (changes in time order) into intervals; the last state lasts
     until ``until``. Changes after ``until`` are ignored."""
-    ordered = sorted(changes, key=lambda c: c.at)
+    ordered: list[StateChange] = sorted(changes, key=lambda c: c.at)
     out: list[StateInterval] = []
-    for current, following in zip(ordered, [*ordered[1:], None], strict=True):
+    followers: list[StateChange | None] = [*ordered[1:], None]
+    for current, following in zip(ordered, followers[: len(ordered)], strict=True):
         if current.at >= until:
             break
         end = until if following is None else min(following.at, until)

@@ -203,3 +203,7 @@ def test_state_history_last_state_lasts_until_window_end() -> None:
     intervals = state_intervals(HISTORY, until=at(9, 15))
     assert [(i.state, i.start, i.end) for i in intervals][-1] == (S.DOWN, at(9), at(9, 15))
     assert len(intervals) == 4
+
+
+def test_state_history_without_any_change_has_no_intervals() -> None:
+    assert state_intervals([], until=at(12)) == []

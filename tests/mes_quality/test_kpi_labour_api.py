@@ -1,0 +1,188 @@
+"""ISO 22400-2 KPIs, state history windows and labour over HTTP (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+import pytest
+from factories import build_cell, running_job
+from sqlalchemy.orm import Session
+
+from mes_core.client import MesClient, MesRuleViolation
+from mes_core.client.errors import MesClientError
+from mes_core.kpi.schemas import BreakIn, CalendarIn, ShiftIn
+from mes_core.schemas.plant_events import CountEvent, EquipmentState, StateChangeEvent
+
+HOUR = 3600.0
+DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
+DAY_END = datetime(2026, 3, 3, tzinfo=UTC)
+
+
+def at(h: int, m: int = 0) -> datetime:
+    return datetime(2026, 3, 2, h, m, tzinfo=UTC)
+
+
+def _shift_day(admin: MesClient, code: str, line: str) -> None:
+    calendar = CalendarIn(
+        shifts=[
+            ShiftIn(
+                name="early",
+                start=time(6),
+                end=time(14),
+                breaks=[BreakIn(start=time(10), end=time(10, 30))],
+            )
+        ]
+    )
+    admin.put_calendar(code, calendar)
+    admin.assign_calendar(line, code)
+
+
+def _plant_day(admin: MesClient, cell_filler: str, job: str, tag: str) -> None:
+    """The worked example of test_kpi.py, sent as plant events: 30 min setup, a 30 min
+    breakdown, 18 720 units counted (936 scrap) on the filler."""
+    key = admin.create_api_key(f"collector-{tag}").api_key
+    source = f"opcua:kpi-test/{tag}"
+    states = [
+        (at(6), EquipmentState.SETUP, "changeover"),
+        (at(6, 30), EquipmentState.RUNNING, ""),
+        (at(9), EquipmentState.DOWN, "jam at infeed"),
+        (at(9, 30), EquipmentState.RUNNING, ""),
+        (at(14), EquipmentState.IDLE, "end of shift"),
+    ]
+    events: list[StateChangeEvent | CountEvent] = [
+        StateChangeEvent(
+            source=source, sequence=i + 1, work_unit=cell_filler, timestamp=t, state=s, reason=r
+        )
+        for i, (t, s, r) in enumerate(states)
+    ]
+    events.append(
+        CountEvent(
+            source=source,
+            sequence=10,
+            work_unit=cell_filler,
+            timestamp=at(8),
+            good=17784,
+            scrap=936,
+            job_order=job,
+        )
+    )
+    with MesClient(str(admin._http.base_url), api_key=key) as collector:
+        collector.ingest(events)
+
+
+def test_iso22400_work_unit_kpis_over_the_api_match_the_hand_worked_example(
+    session: Session, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    _shift_day(admin, f"CAL-{cell.tag}", cell.line)
+    _plant_day(admin, cell.filler, job.code, cell.tag)
+    k = admin.work_unit_kpis(cell.filler, DAY_START, DAY_END)
+    assert k.calendar == f"CAL-{cell.tag}"
+    assert (k.time.pot, k.time.pdot, k.time.pbt) == (8 * HOUR, 0.5 * HOUR, 7.5 * HOUR)
+    assert (k.time.apt, k.time.aust, k.time.adet) == (6.5 * HOUR, 0.5 * HOUR, 0.5 * HOUR)
+    assert k.produced_quantity == 18720
+    assert k.availability == pytest.approx(6.5 / 7.5)
+    # PRU of the fill segment is 0.5 s: 18 720 x 0.5 s = 2.6 h planned in 6.5 h of APT.
+    assert k.effectiveness == pytest.approx(0.4)
+    assert k.quality_ratio == pytest.approx(0.95)
+    assert k.oee == pytest.approx(6.5 / 7.5 * 0.4 * 0.95)
+    assert k.scrap_ratio == pytest.approx(0.05)
+    assert k.quantity_without_pru == 0
+
+
+def test_iso22400_line_kpis_sum_time_elements_over_the_work_units(
+    session: Session, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    _shift_day(admin, f"CAL-{cell.tag}", cell.line)
+    _plant_day(admin, cell.filler, job.code, cell.tag)
+    k = admin.line_kpis(cell.line, DAY_START, DAY_END)
+    assert k.work_units == sorted([cell.capper, cell.filler])
+    assert k.time.pbt == 2 * 7.5 * HOUR
+    # The capper reported no state: its planned busy time counts as down time (ADOT).
+    assert k.time.adot == 7.5 * HOUR
+    assert k.availability == pytest.approx(6.5 / 15)
+
+
+def test_iso22400_no_calendar_means_round_the_clock_and_no_production_leaves_ratios_undefined(
+    session: Session, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    k = admin.work_unit_kpis(cell.capper, DAY_START, DAY_END)
+    assert k.calendar == "24/7 (default)"
+    assert k.time.pbt == 24 * HOUR
+    assert k.availability == 0.0
+    assert k.quality_ratio is None and k.oee is None and k.first_pass_yield is None
+
+
+def test_state_history_window_lists_intervals_with_reasons(
+    session: Session, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    _plant_day(admin, cell.filler, job.code, cell.tag)
+    report = admin.work_unit_states(cell.filler, at(8), at(12))
+    assert [(i.state, i.reason, i.seconds) for i in report.intervals] == [
+        ("running", "", 1 * HOUR),
+        ("down", "jam at infeed", 0.5 * HOUR),
+        ("running", "", 2.5 * HOUR),
+    ]
+    assert report.seconds_by_state == {"running": 3.5 * HOUR, "down": 0.5 * HOUR}
+
+
+def test_kpi_window_and_calendar_input_errors_are_4xx(session: Session, admin: MesClient) -> None:
+    cell = build_cell(session)
+    with pytest.raises(MesClientError) as backwards:
+        admin.work_unit_kpis(cell.filler, DAY_END, DAY_START)
+    assert backwards.value.status == 422
+    with pytest.raises(MesClientError) as zone:
+        admin.put_calendar(f"BAD-{cell.tag}", CalendarIn(timezone="Mars/Olympus"))
+    assert zone.value.status == 422 and "Mars/Olympus" in zone.value.message
+    with pytest.raises(MesClientError) as line_unit:
+        admin.work_unit_kpis(cell.line, DAY_START, DAY_END)
+    assert line_unit.value.status == 422
+    with pytest.raises(MesClientError) as unknown:
+        admin.line_kpis("NO-SUCH-LINE", DAY_START, DAY_END)
+    assert unknown.value.status == 404
+
+
+def test_labour_clock_in_book_and_hours_per_operation(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    with MesClient(mes_url).login(cell.operator, "op-secret-1") as op:
+        with pytest.raises(MesClientError) as not_in:
+            op.start_labour(job.code, 10)
+        assert not_in.value.status == 409 and "must clock in" in not_in.value.message
+        op.clock_in()
+        booking = op.start_labour(job.code, 10)
+        assert booking.ended_at is None
+        labour = op.job_order_labour(job.code)
+        assert [o.sequence for o in labour.operations] == [10, 20]
+        assert cell.operator in labour.operations[0].hours_by_person
+        op.clock_out()
+        person = op.person_labour(cell.operator)
+        assert not person.clocked_in
+        assert person.bookings[0].ended_at is not None  # clocking out closed the booking
+
+
+def test_labour_booking_needs_a_certified_person_rule3(session: Session, admin: MesClient) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    admin.clock_in(cell.qa)
+    with pytest.raises(MesRuleViolation) as refused:
+        admin.start_labour(job.code, 10, cell.qa)
+    assert refused.value.rule == "CERTIFICATION"
+
+
+def test_operators_book_labour_only_for_themselves(session: Session, mes_url: str) -> None:
+    cell = build_cell(session)
+    with (
+        MesClient(mes_url).login(cell.operator, "op-secret-1") as op,
+        pytest.raises(MesClientError) as other,
+    ):
+        op.clock_in(cell.qa)
+    assert other.value.status == 403
