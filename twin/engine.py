@@ -44,6 +44,7 @@ from plant_models.schema import (
     Buffer,
     FailureMode,
     Line,
+    MaterialRequirement,
     OperationSegment,
     PlantModel,
     ProcessValue,
@@ -415,6 +416,7 @@ class WorkUnitSim:
         # job bookkeeping
         self.job: Job | None = None
         self.segment: OperationSegment | None = None
+        self.bill_of_material: tuple[MaterialRequirement, ...] = ()
         self._snap = (0, 0, 0)  # counters when the current job order began here
         self.job_first: float | None = None
         self.job_last: float | None = None
@@ -505,23 +507,26 @@ class WorkUnitSim:
         engine = self.engine
         only_operating_failures = not self.clock_modes
         while True:
-            if self.stop_requested:
-                yield from self._stopped()
-            while self.broken:
-                yield self.repair_done()
+            if self.broken or self.stop_requested:  # rare: one test on the hot path
+                if self.stop_requested:
+                    yield from self._stopped()
+                while self.broken:
+                    yield self.repair_done()
             # 1. take a unit
             if first:
                 unit = line.try_release()
                 if unit is None:
                     unit = yield from line.release_wait(self)
+                    while self.broken:  # broke down while waiting: the unit waits
+                        yield self.repair_done()
             else:
                 assert up is not None
                 unit = up.try_get()
                 if unit is None:
                     self.enter(STARVED, "starved: upstream empty")
                     unit = yield up.get_wait()
-            while self.broken:  # broke down while waiting: the unit waits on the machine
-                yield self.repair_done()
+                    while self.broken:  # broke down while waiting: the unit waits
+                        yield self.repair_done()
             job = unit[0]
             # 2. job order change -> setup
             if job is not self.job:
@@ -533,16 +538,15 @@ class WorkUnitSim:
                 while not crew.available:
                     yield crew.wait()
             # 4. material
-            seg = self.segment
-            if seg is not None and seg.materials:
-                yield from self._consume(job, seg)
-            # 5. process (``enter(RUNNING)`` inlined)
+            if self.bill_of_material:
+                yield from self._consume(job, self.bill_of_material)
+            # 5. process (``enter(RUNNING)`` inlined: when the visible state is running
+            # the work unit is not broken and its base state is running already)
             if self.job_first is None:
                 self.job_first = env._now
             self.consumed += 1
-            self.base = _RUNNING
-            if self.state != RUNNING and not self.broken:
-                self._record(RUNNING, "")
+            if self.state != RUNNING:
+                self.enter(RUNNING)
             ct = cycle()
             op_clock = self.op_clock + ct
             if only_operating_failures and op_clock < self.op_next_min:
@@ -641,6 +645,7 @@ class WorkUnitSim:
         self.flush_job()
         self.job = job
         self.segment = job.segments[self.index]
+        self.bill_of_material = tuple(self.segment.materials) if self.segment else ()
         self.current_lots = {}
         if self.obs:
             self.engine.notify_job(self)
@@ -687,10 +692,10 @@ class WorkUnitSim:
         self.job_first = None
         self.job_last = None
 
-    def _consume(self, job: Job, seg: OperationSegment) -> SimGen:
+    def _consume(self, job: Job, bill: tuple[MaterialRequirement, ...]) -> SimGen:
         store = self.engine.materials
         ledger = self.engine.ledger
-        for req in seg.materials:
+        for req in bill:
             need = req.quantity_per_unit
             while need > 1e-12:
                 lot = self.current_lots.get(req.material)
@@ -1190,6 +1195,9 @@ class Engine:
 
     def run_until(self, t: float, *, chunk: float | None = None) -> None:
         """Advance simulated time to ``t`` (seconds since start), applying queued commands.
+
+        As with ``simpy.Environment.run(until=t)``, events due exactly at ``t`` are left for
+        the next call.
 
         Paced runs advance in chunks of about 0.1 s of wall time so that commands from
         other threads take effect promptly and the lag is measured; ``CannotKeepPace`` is
