@@ -1,0 +1,188 @@
+"""ERP exchange over HTTP and from the command line: import a B2MML schedule, export the
+performance of completed job orders; every document validated against the XSDs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from factories import build_cell
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from mes_core.client import MesClient
+from mes_core.client.errors import MesClientError
+from mes_core.erp.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, schema
+from mes_core.persistence.models import AuditEntry
+from mes_core.schemas.execution import OutputLot
+from mestwin.cli import build_app
+
+SAMPLES = Path(__file__).resolve().parents[2] / "plant_models" / "erp"
+NS = {"b": "http://www.mesa.org/xml/B2MML"}
+
+
+def _schedule_for(cell_routing: str, cell_product: str, tag: str) -> bytes:
+    """The shipped bottling sample, pointed at this test's routing and product."""
+    text = (SAMPLES / "bottling_schedule.xml").read_text()
+    text = text.replace("WATER-500", cell_routing).replace("JUICE-500", cell_routing)
+    text = text.replace(f"FG-{cell_routing}", cell_product)
+    text = text.replace("PO-4711", f"PO-{tag}-1").replace("PO-4712", f"PO-{tag}-2")
+    data = text.encode()
+    schema(SCHEDULE_XSD).assertValid(etree.fromstring(data))
+    return data
+
+
+def _integration(admin: MesClient, mes_url: str, tag: str) -> MesClient:
+    return MesClient(mes_url, api_key=admin.create_api_key(f"erp-{tag}").api_key)
+
+
+def test_erp_import_creates_planned_job_orders(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    with _integration(admin, mes_url, cell.tag) as erp:
+        out = erp.import_schedule(_schedule_for(cell.routing, cell.product, cell.tag))
+    assert out.schedule_id == "SCHED-BTL-20260302"
+    assert out.job_orders == [f"PO-{cell.tag}-1", f"PO-{cell.tag}-2"]
+    first = admin.get_job_order(f"PO-{cell.tag}-1")
+    assert (first.state, first.quantity) == ("planned", 12000)
+
+
+def test_erp_import_is_all_or_nothing_and_a_repeat_is_refused(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    data = _schedule_for(cell.routing, cell.product, cell.tag)
+    with _integration(admin, mes_url, cell.tag) as erp:
+        erp.import_schedule(data)
+        with pytest.raises(MesClientError) as again:
+            erp.import_schedule(data)
+    assert again.value.status == 409
+    broken = data.replace(cell.product.encode(), b"NO-SUCH-PRODUCT", 1)
+    broken = broken.replace(f"PO-{cell.tag}-".encode(), f"PO-{cell.tag}-X".encode())
+    with _integration(admin, mes_url, cell.tag) as erp, pytest.raises(MesClientError) as bad:
+        erp.import_schedule(broken)
+    assert bad.value.status == 404
+    with pytest.raises(MesClientError):
+        admin.get_job_order(f"PO-{cell.tag}-X2")  # the valid second order was not kept
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("external_entity.xml", "B2MML_FORBIDDEN_XML"),
+        ("entity_bomb.xml", "B2MML_FORBIDDEN_XML"),
+        ("wrong_namespace.xml", "B2MML_WRONG_NAMESPACE"),
+        ("schema_invalid.xml", "B2MML_SCHEMA_INVALID"),
+        ("maintenance_schedule.xml", "B2MML_NOT_PRODUCTION"),
+    ],
+)
+def test_hostile_or_invalid_b2mml_is_refused_with_a_4xx_and_recorded(
+    mes_url: str, admin: MesClient, session: Session, name: str, rule: str
+) -> None:
+    assert admin.token is not None
+    response = httpx.post(
+        mes_url + "/api/v1/erp/schedules",
+        content=(SAMPLES / "hostile" / name).read_bytes(),
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/xml"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["rule"] == rule
+    last = session.execute(
+        select(AuditEntry)
+        .where(AuditEntry.object_ref == "erp:schedule")
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    ).scalar_one()
+    assert json.loads(last.detail)["rule"] == rule
+
+
+def test_erp_import_needs_the_integration_or_supervisor_role(
+    session: Session, mes_url: str
+) -> None:
+    cell = build_cell(session)
+    data = _schedule_for(cell.routing, cell.product, cell.tag)
+    with (
+        MesClient(mes_url).login(cell.operator, "op-secret-1") as op,
+        pytest.raises(MesClientError) as refused,
+    ):
+        op.import_schedule(data)
+    assert refused.value.status == 403
+
+
+def test_erp_export_of_a_completed_job_order_is_valid_b2mml_with_lots(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    with _integration(admin, mes_url, cell.tag) as erp:
+        erp.import_schedule(_schedule_for(cell.routing, cell.product, cell.tag))
+    job = f"PO-{cell.tag}-1"
+    admin.release_job_order(job)
+    admin.dispatch_job_order(job, {10: cell.filler, 20: cell.capper})
+    admin.start_operation(job, 10, operators=[cell.operator])
+    admin.consume_lot(job, 10, cell.preform_lot, 120)
+    admin.report_quantities(job, 10, good=118, scrap=2)
+    admin.complete_operation(job, 10)
+    admin.start_operation(job, 20, operators=[])
+    admin.report_quantities(job, 20, good=118)
+    admin.complete_operation(job, 20, output_lot=OutputLot(code=f"FG-{cell.tag}", quantity=118))
+    with pytest.raises(MesClientError) as not_done:
+        admin.export_performance([f"PO-{cell.tag}-2"])
+    assert not_done.value.status == 422
+    document = admin.export_performance([job])
+    root = etree.fromstring(document)
+    schema(PERFORMANCE_XSD).assertValid(root)
+    assert root.xpath("//b:OperationsResponse/b:OperationsRequestID/text()", namespaces=NS) == [job]
+    actuals = root.xpath("//b:MaterialActual", namespaces=NS)
+    found = {
+        (
+            a.findtext("b:MaterialUse", namespaces=NS),
+            a.findtext("b:MaterialLotID", namespaces=NS),
+            a.findtext("b:Quantity/b:QuantityString", namespaces=NS),
+        )
+        for a in actuals
+    }
+    assert found == {("Consumed", cell.preform_lot, "120"), ("Produced", f"FG-{cell.tag}", "118")}
+    assert root.xpath("//b:PersonnelActual/b:PersonID/text()", namespaces=NS) == [cell.operator]
+
+
+def test_cli_erp_import_against_a_running_mes(
+    session: Session, mes_url: str, admin: MesClient, tmp_path: Path
+) -> None:
+    cell = build_cell(session)
+    good = tmp_path / "schedule.xml"
+    good.write_bytes(_schedule_for(cell.routing, cell.product, cell.tag))
+    key = admin.create_api_key(f"cli-{cell.tag}").api_key
+    runner = CliRunner()
+    app = build_app()
+    ok = runner.invoke(app, ["erp", "import", str(good), "--mes-url", mes_url, "--api-key", key])
+    assert ok.exit_code == 0, ok.output
+    assert f"PO-{cell.tag}-1" in ok.output
+    bomb = runner.invoke(
+        app,
+        ["erp", "import", str(SAMPLES / "hostile" / "entity_bomb.xml"), "--mes-url", mes_url],
+        env={"MESTWIN_API_KEY": key},
+    )
+    assert bomb.exit_code == 1
+    assert "B2MML_FORBIDDEN_XML" in bomb.output
+    assert "Traceback" not in bomb.output
+    assert len(bomb.output.strip().splitlines()) == 1
+
+
+def test_cli_erp_import_refuses_without_credentials_or_file(tmp_path: Path) -> None:
+    runner = CliRunner()
+    app = build_app()
+    missing = runner.invoke(app, ["erp", "import", str(tmp_path / "nope.xml")])
+    assert missing.exit_code == 1
+    assert "No such file" in missing.output
+    no_key = runner.invoke(
+        app,
+        ["erp", "import", str(SAMPLES / "bottling_schedule.xml"), "--mes-url", "http://x"],
+        env={"MESTWIN_API_KEY": ""},
+    )
+    assert no_key.exit_code == 1
+    assert "--api-key" in no_key.output
