@@ -7,10 +7,13 @@ client's pydantic answers into the pages' views and the client's errors into the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 import httpx
@@ -25,27 +28,44 @@ from dashboards.source import (
 )
 from dashboards.views import (
     GenealogyView,
+    HoldView,
     JobOrderView,
     LineTiles,
     LineView,
     LotLink,
     LotNode,
+    NonconformanceView,
+    OeeView,
     OperationView,
     PlantView,
     QualityView,
+    SpcChartData,
+    SpcPoint,
+    StateBar,
+    ThroughputPoint,
     WorkUnitTile,
 )
 from mes_core import client as mes
+from mes_core.kpi.schemas import KpiReport, StateIntervalOut
+from mes_core.quality.schemas import CharacteristicOut, MeasurementOut, NonconformanceOut
 from mes_core.schemas.execution import JobOrderOut
-from mes_core.schemas.masterdata import EquipmentOut
+from mes_core.schemas.masterdata import EquipmentOut, LotOut
 
 T = TypeVar("T")
+
+log = logging.getLogger("dashboards")
 
 #: Seconds to wait for the MES: a live page would rather say "unreachable" than hang.
 TIMEOUT_S = 5.0
 
 #: Most job orders / lots read for a list (the API's own cap is 10 000).
 LIST_LIMIT = 2000
+
+#: Newest measurement results drawn per SPC chart.
+MAX_SPC_POINTS = 500
+
+#: Throughput is sampled on these buckets (finished buckets are read once and kept).
+THROUGHPUT_BUCKET = timedelta(hours=1)
 
 #: Severity given to a work unit that is down (the Andon's stop call), on OPC UA's scale.
 DOWN_SEVERITY = 800
@@ -117,7 +137,7 @@ def plant_view(
     latest started, should there be several). A work unit that is down is the Andon's
     stop call and carries its reason as the alarm text.
     """
-    on_unit: dict[str, tuple[datetime, str, float, float]] = {}
+    on_unit: dict[str, tuple[datetime, str, float, float, str]] = {}
     for order in running:
         for op in order.operations:
             if op.state != "running" or not op.work_unit:
@@ -125,7 +145,7 @@ def plant_view(
             started = _aware(op.started_at) or now
             seen = on_unit.get(op.work_unit)
             if seen is None or started > seen[0]:
-                on_unit[op.work_unit] = (started, order.code, op.good, op.scrap)
+                on_unit[op.work_unit] = (started, order.code, op.good, op.scrap, order.state)
     lines = [e for e in equipment if e.level == "line"]
     units: dict[str | None, list[EquipmentOut]] = {}
     for e in equipment:
@@ -153,6 +173,7 @@ def plant_view(
                     state_reason=unit.state_reason,
                     equipment_class=unit.equipment_class,
                     job_order=job[1] if job else None,
+                    job_order_held=bool(job and job[4] == "held"),
                     good=job[2] if job else 0.0,
                     scrap=job[3] if job else 0.0,
                     alarm=(unit.state_reason or "stopped") if down else None,
@@ -163,14 +184,151 @@ def plant_view(
     return PlantView(at=now, lines=tuple(groups))
 
 
+def oee_view(report: KpiReport) -> OeeView:
+    """A KPI report of the MES (ISO 22400-2) as the Line page shows it."""
+    return OeeView(
+        scope=report.equipment,
+        start=_aware(report.start) or report.start,
+        end=_aware(report.end) or report.end,
+        pbt=report.time.pbt,
+        apt=report.time.apt,
+        aust=report.time.aust,
+        adet=report.time.adet,
+        adot=report.time.adot,
+        availability=report.availability,
+        effectiveness=report.effectiveness,
+        quality_ratio=report.quality_ratio,
+        oee=report.oee,
+        good=report.good_quantity,
+        scrap=report.scrap_quantity,
+    )
+
+
+def standard_seconds_per_unit(report: KpiReport) -> float | None:
+    """The window's mean PRU (planned run time per unit, from the routing): sum(PRU x PQ)
+    over the quantity that had a PRU; ``None`` without production or routing data."""
+    with_pru = report.produced_quantity - report.quantity_without_pru
+    if with_pru <= 0 or report.planned_run_time <= 0:
+        return None
+    return report.planned_run_time / with_pru
+
+
+def throughput_points(
+    start: datetime, buckets: list[KpiReport | None], window: KpiReport, now: datetime
+) -> list[ThroughputPoint]:
+    """Cumulative good quantity at each bucket boundary and now, against the plan.
+
+    The plan is the standard rate (the routing's PRU) over the planned busy time elapsed
+    (ISO 22400-2 PBT): what the line makes when it runs at standard speed whenever it is
+    planned to, so actual over plan reads like the OEE index.
+    """
+    pru = standard_seconds_per_unit(window)
+    points = [ThroughputPoint(start, 0.0, 0.0 if pru else None)]
+    good = pbt = 0.0
+    for bucket in buckets:
+        if bucket is None:
+            continue  # the MES could not report this bucket: a gap, said under the chart
+        good += bucket.good_quantity
+        pbt += bucket.time.pbt
+        points.append(
+            ThroughputPoint(_aware(bucket.end) or bucket.end, good, pbt / pru if pru else None)
+        )
+    points.append(
+        ThroughputPoint(now, window.good_quantity, window.time.pbt / pru if pru else None)
+    )
+    return points
+
+
+def characteristic_label(c: CharacteristicOut) -> str:
+    """Unique name of an inspection characteristic: ``fill_volume (R-JUICE op 1)``."""
+    return f"{c.name} ({c.routing} op {c.segment})"
+
+
+def spc_chart(c: CharacteristicOut, results: list[MeasurementOut]) -> SpcChartData:
+    """An I chart of ``c``: results oldest first, with the rules the MES found."""
+    return SpcChartData(
+        characteristic=characteristic_label(c),
+        unit=c.unit,
+        lsl=c.lsl,
+        target=c.target,
+        usl=c.usl,
+        centre=c.limits.centre,
+        ucl=c.limits.ucl,
+        lcl=c.limits.lcl,
+        points=tuple(
+            SpcPoint(
+                at=_aware(r.measured_at) or r.measured_at,
+                value=r.value,
+                rules=tuple(r.spc_rules),
+                out_of_spec=not r.in_spec,
+            )
+            for r in sorted(results, key=lambda r: (r.measured_at, r.id))
+        ),
+    )
+
+
+def holds_view(
+    lots: list[LotOut], orders: list[JobOrderOut], ncs: list[NonconformanceOut]
+) -> tuple[HoldView, ...]:
+    """Lots and job orders on hold, each with the open nonconformance that holds it."""
+    why: dict[tuple[str, str], NonconformanceOut] = {}
+    for nc in ncs:
+        if nc.state != "open":
+            continue
+        for lot in nc.held_lots:
+            why.setdefault(("lot", lot), nc)
+        for jo in nc.held_job_orders:
+            why.setdefault(("job_order", jo), nc)
+    out: list[HoldView] = []
+    for kind, code in [("lot", lot.code) for lot in lots] + [("job_order", o.code) for o in orders]:
+        holder = why.get((kind, code))
+        out.append(
+            HoldView(
+                kind=kind,
+                code=code,
+                reason=f"{holder.number}: {holder.description}" if holder else "on hold",
+                since=_aware(holder.opened_at) if holder else None,
+            )
+        )
+    return tuple(out)
+
+
+def nonconformance_view(nc: NonconformanceOut, names: dict[int, str]) -> NonconformanceView:
+    return NonconformanceView(
+        code=nc.number,
+        status=nc.state + (f" ({nc.disposition})" if nc.disposition else ""),
+        description=nc.description,
+        characteristic=names.get(nc.characteristic_id) if nc.characteristic_id else None,
+        lot=", ".join(nc.held_lots) or None,
+        job_order=nc.job_order,
+        raised_at=_aware(nc.opened_at),
+    )
+
+
+@dataclass
+class _UnitStates:
+    """A work unit's intervals in a window, read while its state had ``since``."""
+
+    start: datetime
+    since: datetime | None
+    intervals: list[StateIntervalOut]
+
+
 class MesSource:
-    """``DashboardSource`` over one logged-in ``MesClient``."""
+    """``DashboardSource`` over one logged-in ``MesClient``.
+
+    Keeps what cannot change any more, per session: state intervals of a work unit whose
+    state has not changed since they were read (only the running one grows, to "now"),
+    and KPI buckets that are over.
+    """
 
     def __init__(self, client: mes.MesClient, url: str, clock: Callable[[], datetime]) -> None:
         self._client = client
         self._url = url
         self._clock = clock
         self._lock = threading.Lock()
+        self._states: dict[str, _UnitStates] = {}
+        self._buckets: dict[tuple[str, datetime], KpiReport | None] = {}
 
     def _call(self, fn: Callable[[], T]) -> T:
         with translated(self._url):
@@ -181,14 +339,89 @@ class MesSource:
         running = self._call(
             lambda: self._client.list_job_orders(state="running", limit=LIST_LIMIT)
         )
-        return plant_view(equipment, running, self._clock())
+        # A held order still occupies its work unit: its tile says so.
+        held = self._call(lambda: self._client.list_job_orders(state="held", limit=LIST_LIMIT))
+        return plant_view(equipment, running + held, self._clock())
 
     def lines(self) -> list[tuple[str, str]]:
         lines = self._call(lambda: self._client.list_equipment(level="line"))
         return [(ln.code, ln.name) for ln in lines]
 
     def line(self, code: str, start: datetime, end: datetime) -> LineView:
-        raise SourceError("the MES's KPI endpoints are not available yet")
+        window = self._call(lambda: self._client.line_kpis(code, start, end))
+        equipment = {e.code: e for e in self._call(self._client.list_equipment)}
+        line = equipment.get(code)
+        bars: list[StateBar] = []
+        for unit in window.work_units:
+            since = _aware(equipment[unit].state_since) if unit in equipment else None
+            with self._lock:
+                cached = self._states.get(unit)
+            if cached is None or cached.start != start or cached.since != since:
+                report = self._call(partial(self._client.work_unit_states, unit, start, end))
+                cached = _UnitStates(start, since, report.intervals)
+                with self._lock:
+                    self._states[unit] = cached
+            for i, iv in enumerate(cached.intervals):
+                last = i == len(cached.intervals) - 1
+                bars.append(
+                    StateBar(
+                        work_unit=unit,
+                        state=iv.state,
+                        start=_aware(iv.start) or iv.start,
+                        # The running state lasts until now, not until it was read.
+                        end=max(end, _aware(iv.end) or iv.end)
+                        if last
+                        else _aware(iv.end) or iv.end,
+                        reason=iv.reason,
+                        open=last,
+                    )
+                )
+        buckets = self._finished_buckets(code, start, end)
+        missing = sum(1 for b in buckets if b is None)
+        return LineView(
+            code=code,
+            name=line.name if line else code,
+            oee=oee_view(window),
+            states=tuple(bars),
+            work_units=tuple(window.work_units),
+            throughput=tuple(throughput_points(start, buckets, window, end)),
+            notes=(
+                (f"The MES could not report {missing} of the hourly throughput buckets.",)
+                if missing
+                else ()
+            ),
+        )
+
+    def _finished_buckets(
+        self, code: str, start: datetime, end: datetime
+    ) -> list[KpiReport | None]:
+        """KPI reports of the finished hours of the window, each read once per session.
+
+        A bucket the MES fails to report (it answered the whole window, so it is up) is
+        kept as ``None``, a gap in the curve, rather than failing the whole page.
+        """
+        out: list[KpiReport | None] = []
+        at = start
+        while at + THROUGHPUT_BUCKET <= end:
+            key = (code, at)
+            with self._lock:
+                known = key in self._buckets
+                found = self._buckets.get(key)
+            if not known:
+                read = partial(self._client.line_kpis, code, at, at + THROUGHPUT_BUCKET)
+                try:
+                    found = self._call(read)
+                except MesUnavailable as exc:
+                    log.warning("MES did not report %s over %s+1h: %s", code, at, exc)
+                    found = None
+                with self._lock:
+                    self._buckets[key] = found
+            out.append(found)
+            at += THROUGHPUT_BUCKET
+        with self._lock:
+            for key in [k for k in self._buckets if k[0] == code and k[1] < start]:
+                del self._buckets[key]
+        return out
 
     def job_orders(self) -> list[JobOrderView]:
         orders = self._call(lambda: self._client.list_job_orders(limit=LIST_LIMIT))
@@ -203,7 +436,27 @@ class MesSource:
         return job_order_view(order, produced)
 
     def quality(self, characteristic: str | None) -> QualityView:
-        raise SourceError("the MES's quality endpoints are not available yet")
+        chars = self._call(self._client.characteristics)
+        names = {c.id: characteristic_label(c) for c in chars}
+        shown = [c for c in chars if characteristic is None or names[c.id] == characteristic]
+        charts = [
+            spc_chart(c, self._call(partial(self._client.measurements, c.id, limit=MAX_SPC_POINTS)))
+            for c in shown
+        ]
+        if characteristic is None:
+            # Over all characteristics, only those with results: an empty chart says nothing.
+            charts = [chart for chart in charts if chart.points]
+        ncs = self._call(lambda: self._client.nonconformances())
+        held_lots = self._call(lambda: self._client.list_lots(status="on_hold"))
+        held_orders = self._call(
+            lambda: self._client.list_job_orders(state="held", limit=LIST_LIMIT)
+        )
+        ordered = sorted(ncs, key=lambda nc: (nc.state != "open", -nc.opened_at.timestamp()))
+        return QualityView(
+            charts=tuple(charts),
+            holds=holds_view(held_lots, held_orders, ncs),
+            nonconformances=tuple(nonconformance_view(nc, names) for nc in ordered),
+        )
 
     def lots(self) -> list[str]:
         return [lot.code for lot in reversed(self._call(lambda: self._client.list_lots()))]

@@ -24,6 +24,8 @@ class WorkUnitTile:
     state_reason: str = ""
     equipment_class: str | None = None
     job_order: str | None = None
+    #: The job order is on hold (rule 5): nothing moves until QA disposes it.
+    job_order_held: bool = False
     good: float = 0.0
     scrap: float = 0.0
     #: Text of the most severe active alarm, if any.
@@ -109,6 +111,8 @@ class LineView:
     states: tuple[StateBar, ...]
     work_units: tuple[str, ...]
     throughput: tuple[ThroughputPoint, ...] = ()
+    #: What the page should say about gaps in the data.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

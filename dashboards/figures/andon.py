@@ -28,6 +28,7 @@ def tile_signature(tile: WorkUnitTile, now: datetime) -> str:
             tile.state_reason,
             _in_state_text(tile, now),
             tile.job_order or "",
+            str(tile.job_order_held),
             number(tile.good),
             number(tile.scrap),
             tile.alarm or "",
@@ -61,7 +62,11 @@ def work_unit_tile(tile: WorkUnitTile, now: datetime) -> html.Div:
         ),
         html.Div(tile.name or tile.equipment_class or "", className="tile-name"),
         html.Div(
-            ["Job ", html.B(tile.job_order)] if tile.job_order else "no job order",
+            ["Job ", html.B(tile.job_order), html.Span(" ON HOLD", className="held")]
+            if tile.job_order and tile.job_order_held
+            else ["Job ", html.B(tile.job_order)]
+            if tile.job_order
+            else "no job order",
             className="tile-job",
         ),
         html.Div(

@@ -44,7 +44,12 @@ def oee_factors_figure(oee: OeeView) -> Figure:
         ],
         "layout": figure_layout(
             title={"text": f"OEE {percent(oee.oee)} (ISO 22400-2)", "x": 0.02},
-            yaxis={"title": {"text": "%"}, "range": [0, 115], "fixedrange": True},
+            # Effectiveness above 100 % (faster than the routing's PRU) is shown, not clipped.
+            yaxis={
+                "title": {"text": "%"},
+                "range": [0, max([115.0] + [v * 100 + 15 for v in values if v is not None])],
+                "fixedrange": True,
+            },
             xaxis={"fixedrange": True},
             showlegend=False,
             annotations=[

@@ -71,7 +71,7 @@ def gantt_figure(
     """State intervals of ``work_units`` (rows, top to bottom in the given order)."""
     states = gantt_states(bars)
     segments = gantt_segments(bars, states)
-    present = {b.state for b in bars}
+    finished = {b.state for b in bars if not b.open}
     data: list[dict[str, Any]] = []
     for is_open in (False, True):
         for state in states:
@@ -82,7 +82,10 @@ def gantt_figure(
                     "mode": "lines",
                     "name": state,
                     "legendgroup": state,
-                    "showlegend": not is_open and state in present,
+                    # One legend entry per state shown: on its finished trace if it has
+                    # one, else on its running one (an empty trace has no legend entry).
+                    "showlegend": bool(segments[idx]["x"])
+                    and (not is_open or state not in finished),
                     **segments[idx],
                     "hoverinfo": "text",
                     "line": {"color": state_colour(state), "width": ROW_HEIGHT * 0.7},

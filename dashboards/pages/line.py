@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, dcc, html, no_update
 
 from dashboards.figures.common import format_duration, iso, number, percent
 from dashboards.figures.oee import loss_waterfall_figure, oee_factors_figure
@@ -58,6 +58,8 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
     return html.Div(
         [
             *live_components(PAGE, ctx.period_ms),
+            # Fires once when the page appears: fills the line picker.
+            dcc.Store(id="line-init", data=line),
             html.H2(["Line", html.Span(id="line-asof", className="asof")]),
             html.Div(
                 [
@@ -86,7 +88,13 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
                 ],
                 className="row",
             ),
-            html.Div(dcc.Graph(id="line-throughput", config=GRAPH_CONFIG), className="card"),
+            html.Div(
+                [
+                    dcc.Graph(id="line-throughput", config=GRAPH_CONFIG),
+                    html.Div(id="line-notes", className="muted"),
+                ],
+                className="card",
+            ),
             html.Div(dcc.Graph(id="line-gantt", config=GRAPH_CONFIG), className="card"),
         ],
         className="page",
@@ -117,10 +125,9 @@ def register(app: Dash, ctx: PageContext) -> None:
     @app.callback(
         Output("line-pick", "options"),
         Output("line-pick", "value"),
-        Input("line-pick", "id"),
-        State("line-pick", "value"),
+        Input("line-init", "data"),
     )
-    def fill_lines(_id: str, current: str | None) -> tuple[Any, Any]:
+    def fill_lines(current: str | None) -> tuple[Any, Any]:
         try:
             lines = ctx.read(lambda source: source.lines())
         except SourceError:
@@ -136,6 +143,7 @@ def register(app: Dash, ctx: PageContext) -> None:
         Output("line-factors", "figure"),
         Output("line-waterfall", "figure"),
         Output("line-throughput", "figure"),
+        Output("line-notes", "children"),
         Output("line-gantt", "figure"),
         Output("line-asof", "children"),
         *banner_outputs(PAGE),
@@ -150,13 +158,13 @@ def register(app: Dash, ctx: PageContext) -> None:
         _tick: int, line: str | None, window: str, cursor: dict[str, Any] | None
     ) -> tuple[Any, ...]:
         if not line:
-            return (no_update,) * 6 + banner_ok() + (no_update,)
+            return (no_update,) * 7 + banner_ok() + (no_update,)
         now = ctx.clock()
         start, end = window_bounds(window, now)
         try:
             view = ctx.read(lambda source: source.line(line, start, end))
         except SourceError as exc:
-            return (no_update,) * 6 + failure_banner(exc) + (no_update,)
+            return (no_update,) * 7 + failure_banner(exc) + (no_update,)
         states = gantt_states(view.states)
         key = f"{line}|{iso(start)}|{','.join(states)}|{','.join(view.work_units)}"
         closed: dict[str, list[StateBar]] = {}
@@ -172,6 +180,7 @@ def register(app: Dash, ctx: PageContext) -> None:
             loss_waterfall_figure(view.oee),
             # A few dozen points: cheaper to send whole than to diff.
             throughput_figure(view.throughput),
+            " ".join(view.notes),
         )
         sent: dict[str, int] = (cursor or {}).get("closed", {})
         if (

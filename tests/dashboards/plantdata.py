@@ -52,6 +52,8 @@ def master_data() -> MasterData:
                 {"code": "PREFORM", "name": "PET bottle"},
                 {"code": "CAP", "name": "Screw cap"},
                 {"code": "JUICE-1L", "name": "Orange juice 1 l"},
+                {"code": "CARTON", "name": "Carton"},
+                {"code": "CASE-12", "name": "Case of 12"},
             ],
             "routings": [
                 {
@@ -84,9 +86,38 @@ def master_data() -> MasterData:
                             "materials": [{"material": "CAP"}],
                         },
                     ],
-                }
+                },
+                {
+                    "code": "R-CASE-12",
+                    "product": "CASE-12",
+                    "segments": [
+                        {
+                            "sequence": 1,
+                            "name": "Pack",
+                            "equipment_class": "Caser",
+                            "pru_seconds": 2,
+                            "materials": [{"material": "CARTON"}],
+                            "characteristics": [
+                                {
+                                    "name": "case_weight",
+                                    "lsl": 11.5,
+                                    "target": 12.0,
+                                    "usl": 12.5,
+                                    "unit": "kg",
+                                }
+                            ],
+                        }
+                    ],
+                },
             ],
             "persons": [
+                {
+                    "code": "quinn",
+                    "name": "Quinn (QA)",
+                    "roles": ["quality"],
+                    "password": "quinn",
+                    "certifications": [{"skill": "inspection", "valid_until": year}],
+                },
                 {
                     "code": "alice",
                     "name": "Alice (operator)",
@@ -96,15 +127,24 @@ def master_data() -> MasterData:
                         {"skill": "filling", "valid_until": year},
                         {"skill": "capping", "valid_until": year},
                     ],
-                }
+                },
             ],
             "lots": [
                 {"code": "PRE-0001", "material": "PREFORM", "quantity": 100000},
                 {"code": "CAP-0001", "material": "CAP", "quantity": 100000},
                 {"code": "PRE-0002", "material": "PREFORM", "quantity": 100000},
+                {"code": "CARTON-0001", "material": "CARTON", "quantity": 100000},
             ],
         }
     )
+
+
+#: Case weights (kg): in control around 12.0, then one above USL 12.5.
+CASE_WEIGHTS = [
+    12.02, 11.97, 12.05, 11.95, 12.01, 12.03, 11.98, 12.00, 11.96, 12.04,
+    12.02, 11.99, 12.01, 11.97, 12.03, 12.00, 11.98, 12.02, 11.99, 12.01,
+    12.00, 12.03, 12.8,
+]  # fmt: skip
 
 
 def state(work_unit: str, new: EquipmentState, at: datetime, reason: str = "") -> StateChangeEvent:
@@ -157,6 +197,23 @@ def fill(url: str) -> None:
             admin.dispatch_job_order("JO-RUN", {1: "BTL1-FILLER", 2: "BTL1-CAPPER"})
             alice.start_operation("JO-RUN", 1)
             alice.consume_lot("JO-RUN", 1, "PRE-0002", 500)
+        # JO-QA: packing with case weights measured; the last one is out of specification,
+        # so the MES opens a nonconformance and holds the order and its lot (rule 5).
+        admin.create_job_order(JobOrderCreate(code="JO-QA", product="CASE-12", quantity=100))
+        admin.release_job_order("JO-QA")
+        admin.dispatch_job_order("JO-QA", {1: "PCK1-CASER"})
+        admin.start_operation("JO-QA", 1)
+        admin.consume_lot("JO-QA", 1, "CARTON-0001", 10)
+        start = datetime.now(UTC) - timedelta(minutes=30)
+        for i, value in enumerate(CASE_WEIGHTS):
+            admin.record_measurement(
+                "JO-QA",
+                1,
+                "case_weight",
+                value,
+                lot="CARTON-0001",
+                measured_at=start + timedelta(minutes=i),
+            )
         admin.create_job_order(
             JobOrderCreate(
                 code="JO-LATE",
