@@ -159,6 +159,35 @@ class ServedPlant:
             )
             self._thread.start()
 
+    async def restart_servers(self, downtime: float = 1.0) -> None:
+        """Stop the OPC UA servers, wait ``downtime`` seconds, start them again (the
+        engine keeps running; its changes queue up meanwhile). A fault to ride out."""
+        assert self.publisher is not None
+        self.publisher.paused = True
+        old = self.servers
+        for server in old:
+            await server.stop()
+        log.warning("OPC UA servers stopped for %.1f s (injected fault)", downtime)
+        await asyncio.sleep(downtime)
+        fresh = []
+        for server in old:
+            new = PlantServer(
+                self.model,
+                server.endpoint,
+                lines=server.lines,
+                control=server.control,
+                submit=server.submit,
+                security=server.security,
+            )
+            await new.build()
+            fresh.append(new)
+        # Retained values go in before the servers listen: a client never reads zeros.
+        await self.publisher.replace_servers(fresh)
+        for new in fresh:
+            await new.start()
+        self.servers = fresh
+        self.publisher.paused = False
+
     def _engine_loop(self) -> None:
         engine = self.engine
         step = ENGINE_CHUNK_S if self.options.speed is None else 0.1 * self.options.speed
@@ -168,6 +197,13 @@ class ServedPlant:
         except Exception as exc:
             log.exception("twin engine stopped on an error")
             self.error = exc
+
+    async def halt(self) -> None:
+        """Stop the engine (the servers keep serving) and write out what it queued."""
+        self._halt.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+        await self.drain()
 
     def run_until(self, t: float) -> None:
         """Advance simulated time to ``t`` from the caller's thread (``autorun`` False)."""

@@ -74,7 +74,7 @@ class PlantServer:
         self.endpoint = endpoint
         self.lines = list(lines) if lines is not None else [line.code for line in model.lines]
         self.control = control
-        self._submit = submit or _call_inline
+        self.submit = submit or _call_inline
         self.security = security or SecurityConfig()
         self.name = name or f"mestwin twin {model.plant.code}"
         self.server: Server | None = None
@@ -203,13 +203,13 @@ class PlantServer:
                     return ua.StatusCodes.BadTypeMismatch
                 if not job or not product or quantity <= 0:
                     return ua.StatusCodes.BadOutOfRange
-                await self._submit(lambda: control.store_and_start(code, job, product, quantity))
+                await self.submit(lambda: control.store_and_start(code, job, product, quantity))
                 log.info("OPC UA: %s.StoreAndStart(%s, %s, %d)", code, job, product, quantity)
             elif name == "Stop":
-                await self._submit(lambda: control.stop(code))
+                await self.submit(lambda: control.stop(code))
                 log.info("OPC UA: %s.Stop()", code)
             else:
-                await self._submit(lambda: control.reset(code))
+                await self.submit(lambda: control.reset(code))
                 log.info("OPC UA: %s.Reset()", code)
         except TimeoutError:
             log.warning("OPC UA: %s.%s: the engine did not answer in time", code, name)
@@ -253,6 +253,8 @@ class OpcUaPublisher:
             for code, wu in server.nodes.work_units.items():
                 self._route[code] = (server, wu, queue)
         self._stopping = asyncio.Event()
+        self.paused = False
+        """While True the pump writes nothing (servers being restarted); changes queue up."""
 
     def _ts(self, t: float, wall: float | None) -> float:
         """Source time as epoch seconds: the wall clock in paced runs, else start + t."""
@@ -261,9 +263,10 @@ class OpcUaPublisher:
     def _put(
         self, queue: deque[tuple[Any, ...]], nodeid: ua.NodeId, value: Any, variant: Any, ts: float
     ) -> None:
-        if self._last.get(nodeid) == value:
+        last = self._last.get(nodeid)
+        if last is not None and last[0] == value:
             return
-        self._last[nodeid] = value
+        self._last[nodeid] = (value, variant, ts)
         queue.append((nodeid, variant, ts))
 
     # --- PlantObserver -----------------------------------------------------------------
@@ -372,6 +375,9 @@ class OpcUaPublisher:
     async def run(self) -> None:
         """Drain the queues into the servers until ``stop``; one task serves them all."""
         while not self._stopping.is_set():
+            if self.paused:
+                await asyncio.sleep(PUMP_IDLE_S)
+                continue
             busy = False
             for server in self._servers:
                 queue = self._queues[id(server)]
@@ -386,6 +392,35 @@ class OpcUaPublisher:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def replace_servers(self, servers: Sequence[PlantServer]) -> None:
+        """Publish to freshly built ``servers`` (same plant, same NodeIds) from now on.
+
+        The new servers first get the last value written of every tag, with its source
+        timestamp, so a client that reconnects reads the plant as it is (what a PLC
+        restarting with retained values does).
+        """
+        queues = {id(old): self._queues[id(old)] for old in self._servers}
+        self._servers = list(servers)
+        self._queues = {}
+        for old_id, new in zip(queues, self._servers, strict=True):
+            self._queues[id(new)] = queues[old_id]
+            assert new.nodes is not None
+            for code, wu in new.nodes.work_units.items():
+                self._route[code] = (new, wu, self._queues[id(new)])
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        now = datetime.now(UTC)
+        for nodeid, (_, variant, ts) in self._last.items():
+            for server in self._servers:
+                assert server.server is not None
+                await server.server.write_attribute_value(
+                    nodeid,
+                    _DataValue(
+                        Value=variant,
+                        SourceTimestamp=epoch + timedelta(seconds=ts),
+                        ServerTimestamp=now,
+                    ),
+                )
 
     async def _drain(
         self, server: PlantServer, queue: deque[tuple[Any, ...]], limit: int | None = None

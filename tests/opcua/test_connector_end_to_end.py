@@ -1,0 +1,146 @@
+"""End to end: twin -> OPC UA server -> connector -> MES, on SQLite and PostgreSQL.
+
+The MES runs as a child process (``mestwin serve``) so it can be killed and started again;
+the twin (engine thread + OPC UA server) and the connector run in the test's event loop.
+The MES's recorded counts (good and scrap per work unit, from the count events of this
+run's source) must equal the twin's ground-truth ledger exactly: in a clean run, with the
+OPC UA server restarted mid-run, and with the MES killed and restarted mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e_support import (
+    integration_key,
+    mes_counts,
+    mes_event_count,
+    start_mes,
+    wait_ready,
+)
+from support import postgres_url, require, throwaway_postgres
+
+from mes_core.client import AsyncMesClient
+from mes_core.connectors.opcua.connector import Connector, ConnectorOptions
+from mes_core.connectors.opcua.spool import Spool
+from plant_models.loader import load_plant_model
+from plant_models.schema import PlantModel
+from twin.opcua.bench_raw import free_port
+from twin.opcua.runtime import ServedPlant, ServeOptions
+from twin.scenario.mes_process import MesProcess
+
+MINI = Path(__file__).with_name("mini_plant.yaml")
+SPEED = 20.0
+SETTLE_S = 30.0
+
+
+@dataclass
+class Mes:
+    process: MesProcess
+    database_url: str
+    api_key: str
+
+
+@pytest.fixture(scope="module")
+def mini() -> PlantModel:
+    return load_plant_model(MINI)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def mes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mini: PlantModel
+) -> Iterator[Mes]:
+    """One MES process per database backend for the module."""
+    tmp = tmp_path_factory.mktemp(f"mes-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'mes.db'}"
+        process = start_mes(url, tmp)
+        try:
+            yield Mes(process, url, integration_key(process.url, mini))
+        finally:
+            process.stop()
+        return
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    with throwaway_postgres("mestwin_opcua") as url:
+        process = start_mes(url, tmp)
+        try:
+            yield Mes(process, url, integration_key(process.url, mini))
+        finally:
+            process.stop()
+
+
+async def _run(
+    mes: Mes, model: PlantModel, spool_path: Path, fault: str
+) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], Connector]:
+    url = f"opc.tcp://127.0.0.1:{free_port()}"
+    options = ServeOptions(endpoint=url, speed=SPEED, auto_dispatch=False)
+    stop = asyncio.Event()
+    async with ServedPlant(model, options) as plant:
+        spool = Spool(spool_path)
+        async with AsyncMesClient(mes.process.url, api_key=mes.api_key) as client:
+            connector = Connector(
+                [url], client, spool, ConnectorOptions(backoff_max_s=1.0, dispatch_interval_s=0)
+            )
+            task = asyncio.create_task(connector.run(stop))
+            await connector.wait_connected()
+            await asyncio.sleep(1.5)
+            if fault == "opcua":
+                await plant.restart_servers(downtime=1.5)
+            elif fault == "mes":
+                mes.process.kill()
+                await asyncio.sleep(2.0)
+                mes.process.start()
+                await asyncio.to_thread(wait_ready, mes.process.url)
+            await asyncio.sleep(1.5)
+            await plant.halt()
+            summary = plant.engine.ledger.summary()
+            expected = {
+                code: (wu["good"], wu["scrap"]) for code, wu in summary["work_units"].items()
+            }
+            expected = {code: gs for code, gs in expected.items() if gs != (0, 0)}
+            source = f"opcua:{url}"
+            deadline = time.monotonic() + SETTLE_S
+            got: dict[str, tuple[int, int]] = {}
+            while time.monotonic() < deadline:
+                got = await asyncio.to_thread(mes_counts, mes.database_url, source)
+                if got == expected and not connector.outbox:
+                    break
+                await asyncio.sleep(0.5)
+            stop.set()
+            await task
+        spool.close()
+    return got, expected, connector
+
+
+def test_mes_counts_equal_the_twin_ledger_exactly(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    got, expected, connector = asyncio.run(_run(mes, mini, tmp_path / "spool.sqlite", "none"))
+    assert expected, "the twin made nothing: the test plant is broken"
+    assert got == expected
+    assert connector.sent == connector.produced
+    source = connector.links[0].builder.source
+    # Every event made was stored once (state changes, counts, measurements, alarms).
+    assert mes_event_count(mes.database_url, source) == connector.produced
+
+
+def test_counts_stay_exact_when_the_opcua_server_restarts_mid_run(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    got, expected, connector = asyncio.run(_run(mes, mini, tmp_path / "spool.sqlite", "opcua"))
+    assert connector.links[0].faults >= 1, "the connector never noticed the server going away"
+    assert connector.links[0].connects >= 2
+    assert got == expected
+
+
+def test_counts_stay_exact_when_the_mes_is_killed_and_restarted_mid_run(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    got, expected, connector = asyncio.run(_run(mes, mini, tmp_path / "spool.sqlite", "mes"))
+    assert connector.mes_faults >= 1, "the connector never noticed the MES going away"
+    assert got == expected
