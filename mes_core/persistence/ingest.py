@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -90,21 +89,55 @@ def _row(event: PlantEvent, received_at: Any) -> dict[str, Any]:
     return row
 
 
+_COLUMNS = (
+    "source",
+    "sequence",
+    "kind",
+    "work_unit",
+    "ts",
+    "received_at",
+    *_EMPTY.keys(),
+)
+
+
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
     """Insert, ignoring keys already stored; return the keys that were new."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return _insert_new_postgres(session, rows)
     table = PlantEventRow.__table__
     assert isinstance(table, Table)
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = pg_insert(table).on_conflict_do_nothing(index_elements=["source", "sequence"])
-    elif dialect == "sqlite":
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=["source", "sequence"])
-    else:  # pragma: no cover - only the two supported databases
+    if dialect != "sqlite":  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database {dialect}")
-    stmt = stmt.returning(table.c.source, table.c.sequence)
+    stmt = (
+        sqlite_insert(table)
+        .on_conflict_do_nothing(index_elements=["source", "sequence"])
+        .returning(table.c.source, table.c.sequence)
+    )
     result = session.execute(stmt, rows)
     return {(r[0], r[1]) for r in result.all()}
+
+
+def _insert_new_postgres(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    # psycopg's own executemany (pipelined, one small statement parsed once) with
+    # RETURNING: SQLAlchemy's multi-VALUES form makes psycopg re-parse a statement with
+    # tens of thousands of placeholders per page, which capped ingest near 2k events/s.
+    placeholders = ", ".join(["%s"] * len(_COLUMNS))
+    sql = (
+        f"INSERT INTO plant_event ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+        "ON CONFLICT (source, sequence) DO NOTHING RETURNING source, sequence"
+    )
+    params = [tuple(row[c] for c in _COLUMNS) for row in rows]
+    raw = session.connection().connection.driver_connection
+    new: set[tuple[str, int]] = set()
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.executemany(sql, params, returning=True)
+        while True:
+            for source, sequence in cursor.fetchall():
+                new.add((source, sequence))
+            if not cursor.nextset():
+                break
+    return new
 
 
 @dataclass
