@@ -186,3 +186,21 @@ def test_cli_erp_import_refuses_without_credentials_or_file(tmp_path: Path) -> N
     )
     assert no_key.exit_code == 1
     assert "--api-key" in no_key.output
+
+
+def test_cli_erp_import_and_export_on_the_database_directly(
+    session: Session, database_url: str, tmp_path: Path
+) -> None:
+    cell = build_cell(session)
+    schedule = tmp_path / "schedule.xml"
+    schedule.write_bytes(_schedule_for(cell.routing, cell.product, cell.tag))
+    runner = CliRunner()
+    app = build_app()
+    env = {"MESTWIN_DATABASE_URL": database_url}
+    ok = runner.invoke(app, ["erp", "import", str(schedule)], env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "2 job orders" in ok.output
+    planned = runner.invoke(app, ["erp", "export", "--job-order", f"PO-{cell.tag}-1"], env=env)
+    assert planned.exit_code == 1
+    assert "only completed or closed" in planned.output
+    assert "Traceback" not in planned.output
