@@ -134,8 +134,10 @@ def register(app: Dash, ctx: PageContext) -> None:
             # The refresh callback shows the banner; the picker stays empty until then.
             return [], no_update
         options = [{"label": f"{name or code} ({code})", "value": code} for code, name in lines]
+        # Always set the value with the options: a dropdown drops a value it has no
+        # option for, which the line from the address would be until now.
         if current in {code for code, _ in lines}:
-            return options, no_update
+            return options, current
         return options, (lines[0][0] if lines else None)
 
     @app.callback(

@@ -92,6 +92,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
+        # WebGL (scattergl traces) in software, without the deprecation warning.
+        "--enable-unsafe-swiftshader",
         "--disable-dev-shm-usage",
         "--disable-background-networking",
         "--disable-component-update",

@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -139,6 +139,68 @@ def test_plant_page_updates_within_seconds_when_the_mes_changes(
     )
     print(f"plant page showed the change {time.monotonic() - posted:.2f} s after posting")
     assert browser.execute_script("return window.__not_reloaded === true;"), "page reloaded"
+    assert console_errors(browser) == []
+
+
+def test_line_page_shows_the_mes_kpis_states_and_throughput(
+    browser: Any, dashboard: DashboardServer, mes: Mes, shots: Path
+) -> None:
+    open_page(browser, dashboard, "/line?line=BTL1")
+    wait_for(lambda: text_of(browser, "#kpi-good"), message="KPI cards")
+    now = datetime.now(UTC)
+    with MesClient(mes.url).login("admin", plantdata.ADMIN_PASSWORD) as admin:
+        report = admin.line_kpis("BTL1", now - timedelta(hours=1), now)
+    assert text_of(browser, "#kpi-good") == f"{int(report.good_quantity):,}"
+    wait_for(
+        lambda: browser.execute_script(
+            "const g = document.querySelector('#line-gantt .js-plotly-plot');"
+            "return g && g.data.filter(t => t.x.length).map(t => t.name);"
+        ),
+        message="Gantt traces with intervals",
+    )
+    gantt_rows = browser.execute_script(
+        "return document.querySelector('#line-gantt .js-plotly-plot').layout.yaxis.categoryarray;"
+    )
+    assert sorted(gantt_rows) == ["BTL1-CAPPER", "BTL1-FILLER", "BTL1-LABELLER"]
+    assert "Loss waterfall" in text_of(browser, "#line-waterfall")
+    browser.save_screenshot(str(shots / "line.png"))
+    assert console_errors(browser) == []
+
+
+def test_quality_page_marks_violations_lists_holds_and_extends_charts(
+    browser: Any, dashboard: DashboardServer, mes: Mes, shots: Path
+) -> None:
+    open_page(browser, dashboard, "/quality")
+    wait_for(lambda: "JO-QA" in text_of(browser, "#holds-table"), message="holds")
+    holds = text_of(browser, "#holds-table")
+    assert "CARTON-0001" in holds and "out of specification" in holds
+    assert "NC-" in text_of(browser, "#nc-table")
+    wait_for(lambda: "case_weight" in text_of(browser, "#quality-charts"), message="SPC chart")
+    assert "23 results" in text_of(browser, "#quality-charts")
+    marked = browser.execute_script(
+        "const g = document.querySelector('#quality-charts .js-plotly-plot');"
+        "return g.data.filter(t => t.name.startsWith('Rule') || t.name === 'out of spec')"
+        ".map(t => [t.name, t.y.length]);"
+    )
+    assert ["out of spec", 1] in marked and ["Rule 1: beyond 3σ", 1] in marked
+    browser.save_screenshot(str(shots / "quality.png"))
+    with MesClient(mes.url).login("admin", plantdata.ADMIN_PASSWORD) as admin:
+        admin.record_measurement("JO-RUN", 1, "fill_volume", 1000.5)
+        wait_for(
+            lambda: "fill_volume" in text_of(browser, "#quality-charts"),
+            timeout=LIVE_TIMEOUT_S,
+            message="a new characteristic's chart appears",
+        )
+        browser.execute_script("window.__not_reloaded = true;")
+        admin.record_measurement("JO-RUN", 1, "fill_volume", 999.5)
+    wait_for(
+        lambda: (
+            "fill_volume (R-JUICE-1L op 1) (ml): 2 results" in text_of(browser, "#quality-charts")
+        ),
+        timeout=LIVE_TIMEOUT_S,
+        message="the chart extended by the new result",
+    )
+    assert browser.execute_script("return window.__not_reloaded === true;")
     assert console_errors(browser) == []
 
 
