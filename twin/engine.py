@@ -200,6 +200,12 @@ class BufferSim:
             return True
         if len(items) >= self.capacity:
             return False
+        if self._transfer is None and getter is None:  # the common case, inlined
+            self.area += len(items) * (now - self._last)
+            self._last = now
+            items.append((now, now, unit))
+            self.entered += 1
+            return True
         self._append(unit, now)
         if getter is not None and len(items) == 1:
             self._deliver_later(items[0][0] - now)
@@ -711,6 +717,8 @@ class WorkUnitSim:
                         yield store.arrived
                         continue
                     self.current_lots[req.material] = lot
+                    if self.obs:  # MaterialLotID changes
+                        self.engine.notify_job(self)
                 take = min(need, lot.remaining)
                 lot.remaining -= take
                 need -= take
@@ -888,19 +896,31 @@ class LineSim:
 
     def try_release(self) -> tuple[Job, float] | None:
         """A new unit for the first work unit, if a job order has work and a unit arrived."""
-        job = self._job_with_work()
-        if job is None:
-            return None
+        job = self.current
+        if job is None or job.released >= job.quantity:
+            job = self._job_with_work()
+            if job is None:
+                return None
         if self.arrivals is not None:
             t_in = self.arrivals.try_get()
             if t_in is None:
                 return None
         else:
-            t_in = self.env.now
+            t_in = now = self.env._now
             self.entered += 1
-            self._wip_changes(+1)
-        self._released(job)
+            self.wip_area += self.wip * (now - self._wip_last)  # WIP integral, inlined
+            self._wip_last = now
+            self.wip += 1
+        job.released += 1
+        job.outstanding += 1
+        if not job.started:
+            self._started(job)
         return (job, t_in)
+
+    def _started(self, job: Job) -> None:
+        job.started = True
+        if job.id:
+            self.engine.ledger.job_started(self.env.now, job.id)
 
     def _released(self, job: Job) -> None:
         job.released += 1
@@ -936,8 +956,10 @@ class LineSim:
 
     def unit_left(self, unit: tuple[Job, float], *, scrapped: bool) -> None:
         job, t_in = unit
-        now = self.env.now
-        self._wip_changes(-1)
+        now = self.env._now
+        self.wip_area += self.wip * (now - self._wip_last)  # WIP integral, inlined
+        self._wip_last = now
+        self.wip -= 1
         self.left += 1
         self.flow_time += now - t_in
         if scrapped:
