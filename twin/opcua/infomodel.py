@@ -396,7 +396,6 @@ def _build_work_unit(
         description=f"{wu.name or wu.code} ({wu.equipment_class})",
         notifier=True,
     )
-    items.reference(parent, ua.ObjectIds.HasNotifier, obj)
     cycle = wu.cycle_time.mean()
     mach_speed = 60.0 / cycle if cycle > 0 else 0.0
     variables: dict[str, ua.NodeId] = {}
@@ -507,7 +506,6 @@ async def build_address_space(
             description=line.name or line.code,
             notifier=True,
         )
-        items.reference(plant, ua.ObjectIds.HasNotifier, line_node)
         for wu in line.work_units:
             nodes.work_units[wu.code] = _build_work_unit(items, line, wu, line_node, wut)
     await items.commit(server)

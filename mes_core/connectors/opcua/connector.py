@@ -30,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,12 +71,37 @@ class ConnectorOptions:
     password: str | None = None
     security: str = "none"
     """``none`` or ``sign-encrypt`` (Basic256Sha256 SignAndEncrypt)."""
+    pki_dir: Path = Path("mestwin-data/pki-connector")
+    """Where the connector's self-signed client certificate is kept (sign-encrypt)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}, got {self.batch_size}")
         if self.security not in ("none", "sign-encrypt"):
             raise ValueError(f"security: expected none or sign-encrypt, got {self.security!r}")
+
+
+CLIENT_APPLICATION_URI = "urn:mestwin:connector"
+
+
+async def client_certificate(pki_dir: Path) -> tuple[Path, Path]:
+    """The connector's application certificate and key, self-signed on first use."""
+    import socket
+
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    cert, key = pki_dir / "connector-cert.der", pki_dir / "connector-key.pem"
+    await setup_self_signed_certificate(
+        key,
+        cert,
+        CLIENT_APPLICATION_URI,
+        socket.gethostname(),
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
+        {"organizationName": "mestwin", "commonName": "mestwin OPC UA connector"},
+    )
+    return cert, key
 
 
 class _Handler:
@@ -135,7 +161,16 @@ class EndpointLink:
             client.set_user(self.options.username)
             client.set_password(self.options.password or "")
         if self.options.security == "sign-encrypt":
-            await client.set_security_string("Basic256Sha256,SignAndEncrypt,,")
+            from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+
+            cert, key = await client_certificate(self.options.pki_dir)
+            client.application_uri = CLIENT_APPLICATION_URI
+            await client.set_security(
+                SecurityPolicyBasic256Sha256,
+                str(cert),
+                str(key),
+                mode=ua.MessageSecurityMode.SignAndEncrypt,
+            )
         client.connection_lost_callback = self._connection_lost
         await client.connect()
         return client
