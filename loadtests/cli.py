@@ -111,7 +111,21 @@ def bench_ingest(
         run(name, events=events, batch=batch, profile_top=profile).print(console)
 
 
+def bench_api(
+    rate: Annotated[float, typer.Option(min=1, help="offered transactions per second")] = 200,
+    users: Annotated[int, typer.Option(min=1, help="Locust users offering them")] = 20,
+    seconds: Annotated[float, typer.Option(min=5, help="measured seconds per side")] = 30,
+) -> None:
+    """Operator transactions with Locust: MES (PostgreSQL, 2 workers) vs a bare endpoint."""
+    from rich.console import Console
+
+    from loadtests.bench.api import bench_api as run
+
+    run(rate=rate, users=users, seconds=seconds).print(Console())
+
+
 def register(groups: CommandGroups) -> None:
     """Add this part's commands to the ``mestwin`` app."""
     groups.root.command("loadtest")(loadtest)
     groups.bench.command("ingest")(bench_ingest)
+    groups.bench.command("api")(bench_api)

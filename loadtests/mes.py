@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from loadtests.servers import uvicorn_server
-from mes_core.persistence.migrate import upgrade_if_empty
+from mes_core.persistence.migrate import upgrade
 
 MES_APP = "mes_core.api.app:app_factory"
 
@@ -23,7 +23,7 @@ def running_mes(
     database_url: str, *, admin_password: str, workers: int = 1, log_dir: Path
 ) -> Iterator[str]:
     """Serve the MES on ``database_url`` on a free loopback port; yields its base URL."""
-    upgrade_if_empty(database_url)
+    upgrade(database_url)  # idempotent: applies what is missing, if anything
     env = {"MESTWIN_DATABASE_URL": database_url, "MESTWIN_ADMIN_PASSWORD": admin_password}
     multiproc = tempfile.mkdtemp(prefix="mestwin-prom-") if workers > 1 else None
     if multiproc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from fastapi import FastAPI
 from pydantic import BaseModel
@@ -18,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Engine,
     Integer,
     MetaData,
     String,
@@ -47,14 +49,17 @@ class OperationReport(BaseModel):
 
 
 app = FastAPI()
-_engine = create_engine(
-    os.environ.get(DATABASE_URL_ENV, "sqlite://"), pool_size=10, max_overflow=20
-)
+
+
+@lru_cache
+def engine() -> Engine:
+    """The worker's engine, made on first use (importing this module connects nothing)."""
+    return create_engine(os.environ[DATABASE_URL_ENV], pool_size=10, max_overflow=20)
 
 
 @app.post("/bare/report")
 def report(body: OperationReport) -> dict[str, int]:
-    with _engine.begin() as connection:
+    with engine().begin() as connection:
         row = connection.execute(
             insert(bare_operation)
             .values(**body.model_dump(), at=datetime.now(UTC))

@@ -1,0 +1,109 @@
+"""``mestwin bench api``: operator transactions/s and p50/p99 latency with Locust.
+
+Product: the MES on PostgreSQL with two uvicorn workers, Locust offering a fixed rate of
+operator transactions (count reports and lot consumptions on running operations, each a
+real MES transaction: authentication, rule checks, row locks, audit-trail append, commit).
+Ceiling: a bare FastAPI endpoint doing one insert (``bare_api``), same database server,
+same two workers, same Locust at the same offered rate, measured in the same run. Target
+(issue 8): p99 under 50 ms at 200 transactions per second. Locust runs on the same cores as
+the servers, as on the project's machines; its own latency is part of both figures.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import create_engine
+
+from loadtests.bench import bare_api
+from loadtests.bench.databases import throwaway_postgres
+from loadtests.bench.result import BenchResult, Figure
+from loadtests.config import Seed
+from loadtests.mes import running_mes
+from loadtests.runner import run_locust
+from loadtests.seed import SEED_ENV, seed_mes
+from loadtests.servers import uvicorn_server
+from loadtests.slo import RequestStats
+
+LOCUSTFILE = Path(__file__).with_name("api_locustfile.py")
+TRANSACTION = "operator transaction"
+TARGET_P99_MS = 50.0
+ADMIN_PASSWORD = "bench-admin"
+
+
+def _locust(host: str, cls: str, rate: float, users: int, seconds: float, out: Path,
+            env: dict[str, str]) -> RequestStats:  # fmt: skip
+    run = run_locust(
+        host=host,
+        users=users,
+        spawn_rate=users,
+        run_time_s=seconds,
+        out_dir=out,
+        locustfile=LOCUSTFILE,
+        env={**env, "MESTWIN_BENCH_RATE_PER_USER": str(rate / users)},
+        user_classes=[cls],
+        name=cls.lower(),
+        reset_stats=True,
+    )
+    row = run.stats.get(TRANSACTION)
+    if row is None or row.requests == 0:
+        raise RuntimeError(f"{cls}: no '{TRANSACTION}' was made; see {run.log}")
+    return row
+
+
+def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> BenchResult:
+    """Run the API benchmark at ``rate`` transactions/s offered by ``users`` users."""
+    with tempfile.TemporaryDirectory(prefix="mestwin-bench-api-") as tmp:
+        folder = Path(tmp)
+        with throwaway_postgres() as url:
+            engine = create_engine(url)
+            bare_api.metadata.create_all(engine)
+            engine.dispose()
+            with uvicorn_server(
+                "loadtests.bench.bare_api:app",
+                env={bare_api.DATABASE_URL_ENV: url},
+                workers=2,
+                health_path="/bare/health",
+                log_path=folder / "bare.log",
+            ) as bare_url:
+                bare = _locust(bare_url, "BareReport", rate, users, seconds, folder, {})
+            with running_mes(
+                url, admin_password=ADMIN_PASSWORD, workers=2, log_dir=folder
+            ) as mes_url:
+                manifest = seed_mes(
+                    mes_url,
+                    Seed(work_units_per_class=users, operators=users),
+                    admin_user="admin",
+                    admin_password=ADMIN_PASSWORD,
+                )
+                seed_path = folder / "seed.json"
+                manifest.write(seed_path)
+                mes = _locust(
+                    mes_url, "MesOperator", rate, users, seconds, folder,
+                    {SEED_ENV: str(seed_path)},
+                )  # fmt: skip
+    met = mes.p99_ms < TARGET_P99_MS and mes.rps >= 0.95 * rate and mes.failures == 0
+    return BenchResult(
+        name="bench api (PostgreSQL, 2 uvicorn workers)",
+        command=f"mestwin bench api --rate {rate:g} --users {users} --seconds {seconds:g}",
+        product=Figure("MES operator transaction p99", mes.p99_ms, "ms", lower_better=True),
+        ceiling=Figure("bare FastAPI one-insert endpoint p99", bare.p99_ms, "ms", True),
+        target=f"p99 < {TARGET_P99_MS:g} ms at {rate:g} tx/s",
+        target_met=met,
+        details=[
+            ("offered", f"{rate:g} tx/s by {users} Locust users for {seconds:g} s"),
+            (
+                "MES",
+                f"{mes.rps:.1f} tx/s achieved, p50 {mes.p50_ms:.0f} ms, p95 {mes.p95_ms:.0f} ms, "
+                f"p99 {mes.p99_ms:.0f} ms, {mes.failures} failures of {mes.requests}",
+            ),
+            (
+                "bare",
+                f"{bare.rps:.1f} tx/s achieved, p50 {bare.p50_ms:.0f} ms, "
+                f"p95 {bare.p95_ms:.0f} ms, p99 {bare.p99_ms:.0f} ms, "
+                f"{bare.failures} failures of {bare.requests}",
+            ),
+            ("ratio", "bare p99 / MES p99 (1.0: as fast as the bare endpoint)"),
+        ],
+    )

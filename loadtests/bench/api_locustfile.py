@@ -1,0 +1,78 @@
+"""Locust users of ``mestwin bench api``: operator transactions at a fixed offered rate.
+
+``MesOperator``: each user gets a job order of its own set up once (create, release,
+dispatch, start; requests named ``setup``), then reports counts and consumes lots on its
+running operation — the operator transactions of a shift — named ``operator transaction``.
+``BareReport``: the same rate of one-insert requests to the bare FastAPI app.
+Each user offers ``MESTWIN_BENCH_RATE_PER_USER`` transactions a second
+(``constant_throughput``), so users x rate is the offered load whatever the latency.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import uuid
+from pathlib import Path
+
+from locust import FastHttpUser, constant_throughput, task
+
+from loadtests.seed import SEED_ENV, SeedManifest
+
+RATE_PER_USER = float(os.environ.get("MESTWIN_BENCH_RATE_PER_USER", "10"))
+API = "/api/v1"
+_numbers = itertools.count()
+
+
+class MesOperator(FastHttpUser):
+    wait_time = constant_throughput(RATE_PER_USER)
+
+    def on_start(self) -> None:
+        self.seed = SeedManifest.read(Path(os.environ[SEED_ENV]))
+        s = self.seed
+        number = next(_numbers)
+        person = s.operators[number % len(s.operators)]
+        self.op = {"Authorization": f"Bearer {s.tokens[person]}"}
+        sup = {"Authorization": f"Bearer {s.tokens[s.supervisor]}"}
+        self.code = f"{s.prefix}-BJ-{uuid.uuid4().hex[:10]}"
+        jo = f"{API}/job-orders/{self.code}"
+        mixer = s.mixers[number % len(s.mixers)]
+        for url, body, headers in (
+            (f"{API}/job-orders", {"code": self.code, "product": s.product, "quantity": 1e6},
+             sup),
+            (f"{jo}/release", {}, sup),
+            (f"{jo}/dispatch", {"work_units": {"1": mixer}}, sup),
+            (f"{jo}/operations/1/start", {}, self.op),
+        ):  # fmt: skip
+            self.client.post(url, json=body, headers=headers, name="setup")
+
+    @task(4)
+    def report_counts(self) -> None:
+        self.client.post(
+            f"{API}/job-orders/{self.code}/operations/1/report",
+            json={"good": random.randint(1, 10)},
+            headers=self.op,
+            name="operator transaction",
+        )
+
+    @task(1)
+    def consume_lot(self) -> None:
+        self.client.post(
+            f"{API}/job-orders/{self.code}/operations/1/consume",
+            json={"lot": random.choice(self.seed.lots), "quantity": 1},
+            headers=self.op,
+            name="operator transaction",
+        )
+
+
+class BareReport(FastHttpUser):
+    wait_time = constant_throughput(RATE_PER_USER)
+
+    @task
+    def report(self) -> None:
+        self.client.post(
+            "/bare/report",
+            json={"job_order": "JO-1", "work_unit": "WU-1", "good": random.randint(1, 10)},
+            name="operator transaction",
+        )
