@@ -40,11 +40,16 @@ def run(
     duration: Annotated[
         str | None, typer.Option(help="override the scenario's duration, e.g. 2h")
     ] = None,
+    order_scale: Annotated[
+        float, typer.Option(min=0.0001, help="multiply every order quantity (short runs)")
+    ] = 1.0,
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
 ) -> None:
     """Run a scenario against the MES; exit 0 when every expectation holds, 1 when one
     fails, 2 when the scenario file is broken."""
-    code = run_command(scenario, report_dir, mes_url, database_url, speed, duration, progress)
+    code = run_command(
+        scenario, report_dir, mes_url, database_url, speed, duration, progress, order_scale
+    )
     raise typer.Exit(code)
 
 
@@ -56,6 +61,7 @@ def run_command(
     speed: str | None,
     duration: str | None,
     progress: bool,
+    order_scale: float = 1.0,
 ) -> int:
     """The body of ``mestwin run``; returns the exit code."""
     from rich.console import Console
@@ -74,6 +80,7 @@ def run_command(
             speed=_speed(speed),  # type: ignore[arg-type]
             duration=parse_duration(duration) if duration else None,
             progress=progress,
+            order_scale=order_scale,
         )
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -100,6 +100,7 @@ class DirectCollector:
         self._job: dict[str, tuple[str, str]] = {}
         self._attempted: set[int] = set()
         self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
+        self._state: dict[str, str] = {}
         self.stats = LinkStats()
         self.last_error = ""
 
@@ -124,6 +125,7 @@ class DirectCollector:
         reason: str,
         wall: float | None,
     ) -> None:
+        self._state[work_unit] = state
         self._spool.append(
             StateChangeEvent(
                 source=self.source,
@@ -168,7 +170,9 @@ class DirectCollector:
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
     ) -> None:
         plan = self.characteristics.get((work_unit, name))
-        if plan is None:
+        if plan is None or self._state.get(work_unit) != "running":
+            # An in-process check samples the product being made: a value read while the
+            # machine stands (idle, down, starved...) is not a quality result.
             return
         processed = self._counters.get(work_unit, (0, 0))[0]
         last = self._last_sample.get((work_unit, name))

@@ -27,6 +27,9 @@ from plant_models.schema import OperationSegment, Operator, PlantModel, Product
 from twin.scenario.sut import Answer, OrderRequest, SystemUnderTest
 
 DispatchFn = Callable[[OrderRequest], str]
+BOOKING_INTERVAL = 900.0
+"""Operators book the lots a machine drew every 15 simulated minutes (and before they
+complete an operation), not after every unit: one call per lot and period."""
 
 
 @dataclass
@@ -92,6 +95,7 @@ class People:
         self.unbooked: dict[tuple[str, str, str], float] = defaultdict(float)
         self.finished: dict[str, tuple[float, str]] = {}  # order -> (t, output lot)
         self.disposed_seen: dict[str, float] = {}
+        self.last_booking = -BOOKING_INTERVAL
 
     # -- what the plant tells ---------------------------------------------------------
 
@@ -186,7 +190,15 @@ class People:
             op.started = True
 
     def _book_lots(self, t: float) -> None:
+        due = t - self.last_booking >= BOOKING_INTERVAL
+        finishing = {order for order in self.finished}
+        if not due and not finishing:
+            return
+        if due:
+            self.last_booking = t
         for key in sorted(self.unbooked):
+            if not due and key[0] not in finishing:
+                continue
             order, work_unit, lot = key
             op = self.op_for(order, work_unit)
             qty = self.unbooked[key]

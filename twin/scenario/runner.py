@@ -25,7 +25,7 @@ import platform
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -105,6 +105,9 @@ class RunOptions:
     speed: Speed | None = None
     duration: float | None = None
     """Override of the scenario's duration (tests shorten shipped scenarios)."""
+    order_scale: float = 1.0
+    """Multiply every order quantity (rounded, at least 1): tests and demos shorten a
+    scenario's day with ``duration`` and this together."""
     progress: bool = True
     tick: float = 60.0
     """Simulated seconds between two runner ticks (faults and people act on ticks)."""
@@ -251,7 +254,9 @@ class Runner:
         self._drift_ends: list[tuple[float, ProcessDrift]] = []
         self.truth = TruthRecorder()
         self.orders = [
-            o for o in scenario_orders(self.scenario, self.plant) if o.release_at <= self.duration
+            replace(o, quantity=max(1, round(o.quantity * options.order_scale)))
+            for o in scenario_orders(self.scenario, self.plant)
+            if o.release_at <= self.duration
         ]
         self.people: People | None = None
         self.database = ""
@@ -275,7 +280,6 @@ class Runner:
             url = self._proxied_postgres(url)
         self.database = _redact(opts.database_url or url)
         self.mes = MesProcess(url, opts.report_dir / "mes.log", self.admin_password)
-        self.mes.migrate()
         self.mes.start()
         return self.mes.url
 
@@ -349,6 +353,16 @@ class Runner:
     # -- the timeline ---------------------------------------------------------------------
 
     def _actions(self) -> list[_Action]:
+        acts = [a for a in self._all_actions() if a.at <= self.end]
+        for e in self.scenario.timeline:
+            at = getattr(e, "at", None)
+            if at is not None and at > self.end:
+                self.state.notes.append(
+                    f"{e.type} at {at:g} s not injected: the run was shortened to {self.end:g} s"
+                )
+        return acts
+
+    def _all_actions(self) -> list[_Action]:
         acts: list[_Action] = []
         rng = np.random.default_rng(self.scenario.seed + 7919)
         for n, e in enumerate(self.scenario.timeline):
