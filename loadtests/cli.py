@@ -124,8 +124,44 @@ def bench_api(
     run(rate=rate, users=users, seconds=seconds).print(Console())
 
 
+def bench_e2e(
+    wall_seconds: Annotated[float, typer.Option(min=5, help="wall seconds per speed")] = 15,
+    speeds: Annotated[
+        str, typer.Option(help="speed factors to climb, comma-separated")
+    ] = "30,60,120,240,480,960",
+) -> None:
+    """The reference plant at rising speed factors: highest speed held with nothing lost."""
+    from rich.console import Console
+
+    from loadtests.bench.e2e import bench_e2e as run
+
+    try:
+        factors = [float(s) for s in speeds.split(",") if s.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{speeds!r}: numbers, e.g. 30,60,120", param_hint="--speeds"
+        ) from exc
+    run(speeds=factors, wall_s=wall_seconds).print(Console())
+
+
+def bench_all(
+    write: Annotated[
+        Path | None, typer.Option(help="rewrite this Markdown file (docs/BENCHMARKS.md)")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="smaller sizes: a smoke run")] = False,
+) -> None:
+    """Every benchmark (sim, opcua, dashboards, ingest, api, e2e), then BENCHMARKS.md."""
+    from rich.console import Console
+
+    from loadtests.bench.all import bench_all as run
+
+    run(Console(), write, quick=quick)
+
+
 def register(groups: CommandGroups) -> None:
     """Add this part's commands to the ``mestwin`` app."""
     groups.root.command("loadtest")(loadtest)
     groups.bench.command("ingest")(bench_ingest)
     groups.bench.command("api")(bench_api)
+    groups.bench.command("e2e")(bench_e2e)
+    groups.bench.command("all")(bench_all)

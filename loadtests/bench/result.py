@@ -42,6 +42,7 @@ class BenchResult:
     details: list[tuple[str, str]] = field(default_factory=list)
     output: str = ""  # what a benchmark of another part printed (bench sim, bench opcua)
     error: str = ""  # why it could not run, if it could not
+    markdown: str = ""  # a section another part's benchmark wrote itself, kept verbatim
 
     @property
     def ratio(self) -> float | None:
@@ -152,9 +153,12 @@ def write_benchmarks_md(path: Path, results: Sequence[BenchResult], *, elapsed_s
             f"{'' if ratio is None else f'{ratio:.2f}'} | {result.target}{met} |"
         )
     for result in results:
+        if result.markdown and not result.error:
+            lines += ["", result.markdown.strip()]
+            continue
         lines += ["", f"## {result.name}", "", f"Rerun: `{result.command}`", ""]
         if result.error:
-            lines += [f"Not run: {result.error}"]
+            lines += ["Not run:", "", "```", result.error.strip(), "```"]
             continue
         if result.product is not None:
             lines.append(f"- product: {result.product.label}: **{result.product.text()}**")

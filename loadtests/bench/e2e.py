@@ -1,0 +1,136 @@
+"""``mestwin bench e2e``: the reference plant at rising speed factors until the MES falls
+behind; the highest speed held with nothing lost.
+
+Each step is a scenario run (``mestwin run plant_models/scenarios/reference_plant_load.yaml
+--speed S``) on a fresh PostgreSQL database: the twin paced at ``S`` simulated seconds per
+wall second, its equipment traffic through the scenario runner's equipment link into the
+MES, the simulated ERP feeding orders; then the runner's own checks: no plant event lost
+or doubled, the MES's records reconciled exactly with the twin's ground truth. A step is
+held when every check passes; the first step that fails ends the climb.
+
+Ceiling: the twin engine alone on the same plant (``twin.bench.run_model``, no publishing,
+no MES), as fast as it goes, in simulated seconds per wall second: the speed the plant
+model itself allows on this machine. Ratio: highest speed held / that ceiling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtests.bench.databases import throwaway_postgres
+from loadtests.bench.result import BenchResult, Figure
+
+SCENARIO = Path(__file__).resolve().parents[2] / "plant_models/scenarios/reference_plant_load.yaml"
+ADMIN_PASSWORD = "bench-admin"
+DEFAULT_SPEEDS = (30.0, 60.0, 120.0, 240.0, 480.0, 960.0)
+
+
+@dataclass(frozen=True)
+class Step:
+    speed: float
+    held: bool
+    wall_s: float
+    events: int
+    lost: int
+    detail: str
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def run_step(speed: float, wall_s: float, folder: Path, timeout_s: float) -> Step:
+    """One scenario run at ``speed`` for ``wall_s`` seconds of plant time at that pace."""
+    report_dir = folder / f"speed-{speed:g}"
+    with throwaway_postgres() as url:
+        cmd = [
+            sys.executable,
+            "-c",
+            "from mestwin.cli import main; main()",
+            "run",
+            str(SCENARIO),
+            "--speed",
+            f"{speed:g}",
+            "--duration",
+            f"{speed * wall_s:.0f}s",
+            "--database-url",
+            url,
+            "--report-dir",
+            str(report_dir),
+            "--no-progress",
+        ]
+        env = {**os.environ, "MESTWIN_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        try:
+            done = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return Step(speed, False, timeout_s, 0, 0, f"did not finish in {timeout_s:.0f} s")
+    report_path = report_dir / "report.json"
+    if not report_path.exists():
+        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+        return Step(speed, False, 0, 0, 0, f"no report (exit {done.returncode}): {tail}")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    events = report.get("events") or {}
+    failed = [e["name"] for e in report.get("expectations", []) if not e.get("passed")]
+    sim_s = float(report.get("sim_time_s") or 0)
+    return Step(
+        speed=speed,
+        held=bool(report.get("passed")) and int(events.get("lost", 1)) == 0,
+        wall_s=sim_s / speed if speed else 0.0,
+        events=int(events.get("ingested", 0)),
+        lost=int(events.get("lost", 0)),
+        detail="all checks passed" if not failed else f"failed: {', '.join(failed)}",
+    )
+
+
+def engine_alone_speed(until_s: float = 3600.0) -> float:
+    """Simulated seconds per wall second of the twin engine alone on the reference plant."""
+    from twin.bench import run_model
+
+    _, seconds = run_model(until_s, 1)
+    return until_s / seconds
+
+
+def bench_e2e(
+    *, speeds: Sequence[float] = DEFAULT_SPEEDS, wall_s: float = 15.0, timeout_s: float = 180
+) -> BenchResult:
+    """Climb ``speeds`` until a step fails; report the highest speed held."""
+    steps: list[Step] = []
+    with tempfile.TemporaryDirectory(prefix="mestwin-bench-e2e-") as tmp:
+        for speed in speeds:
+            step = run_step(speed, wall_s, Path(tmp), timeout_s)
+            steps.append(step)
+            if not step.held:
+                break
+    ceiling = engine_alone_speed()
+    held = [s for s in steps if s.held]
+    best = held[-1] if held else None
+    details = [
+        (
+            f"speed {s.speed:g}",
+            f"{'held' if s.held else 'NOT held'}: {s.events} events ingested "
+            f"({s.events_per_s:.0f}/s), {s.lost} lost; {s.detail}",
+        )
+        for s in steps
+    ]
+    if best is not None and best is steps[-1]:
+        details.append(("note", "every speed tried was held; the limit lies higher"))
+    return BenchResult(
+        name="bench e2e (reference plant, PostgreSQL)",
+        command="mestwin bench e2e",
+        product=Figure(
+            "highest speed held with nothing lost", best.speed if best else 0.0, "x real time"
+        ),
+        ceiling=Figure("twin engine alone, as fast as possible", ceiling, "x real time"),
+        target="nothing lost at the speeds held",
+        target_met=None if best is None else True,
+        details=details,
+    )
