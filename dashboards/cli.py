@@ -66,6 +66,19 @@ def dashboard(
         handle.stop()
 
 
+def bench_dashboards(
+    repeats: Annotated[int, typer.Option(min=1, help="repeats per figure (median)")] = 5,
+    mes: Annotated[bool, typer.Option(help="also time requests against a real MES")] = True,
+    browser: Annotated[bool, typer.Option(help="also time the Plant page in Chromium")] = True,
+) -> None:
+    """Page build and request times for the reference plant (10 x 20 work units) and a day
+    of data; target: every page renders in under 2 s. Prints a Markdown table."""
+    from dashboards.bench import run
+
+    typer.echo(run(repeats, with_mes=mes, with_browser=browser))
+
+
 def register(groups: CommandGroups) -> None:
-    """Add ``mestwin dashboard`` to the app."""
+    """Add ``mestwin dashboard`` and ``mestwin bench dashboards`` to the app."""
     groups.root.command("dashboard")(dashboard)
+    groups.bench.command("dashboards")(bench_dashboards)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ MAX_SPC_POINTS = 500
 
 #: Throughput is sampled on these buckets (finished buckets are read once and kept).
 THROUGHPUT_BUCKET = timedelta(hours=1)
+
+#: Time spent per refresh reading throughput buckets not read yet (the rest come later).
+BUCKET_BUDGET_S = 0.5
 
 #: Severity given to a work unit that is down (the Andon's stop call), on OPC UA's scale.
 DOWN_SEVERITY = 800
@@ -376,8 +380,12 @@ class MesSource:
                         open=last,
                     )
                 )
-        buckets = self._finished_buckets(code, start, end)
-        missing = sum(1 for b in buckets if b is None)
+        buckets, pending, failed = self._finished_buckets(code, start, end)
+        notes = []
+        if pending:
+            notes.append(f"Loading the throughput history: {pending} hours to go.")
+        if failed:
+            notes.append(f"The MES could not report {failed} of the hourly buckets.")
         return LineView(
             code=code,
             name=line.name if line else code,
@@ -385,29 +393,30 @@ class MesSource:
             states=tuple(bars),
             work_units=tuple(window.work_units),
             throughput=tuple(throughput_points(start, buckets, window, end)),
-            notes=(
-                (f"The MES could not report {missing} of the hourly throughput buckets.",)
-                if missing
-                else ()
-            ),
+            notes=tuple(notes),
         )
 
     def _finished_buckets(
         self, code: str, start: datetime, end: datetime
-    ) -> list[KpiReport | None]:
+    ) -> tuple[list[KpiReport | None], int, int]:
         """KPI reports of the finished hours of the window, each read once per session.
 
-        A bucket the MES fails to report (it answered the whole window, so it is up) is
-        kept as ``None``, a gap in the curve, rather than failing the whole page.
+        New buckets are read within ``BUCKET_BUDGET_S`` per refresh, so the first view of a
+        long window shows at once and its throughput history fills in over the next few
+        refreshes. A bucket the MES fails to report (it answered the whole window, so it is
+        up) stays a gap rather than failing the page. Returns the buckets (``None`` where
+        unknown), how many are still to read and how many failed.
         """
         out: list[KpiReport | None] = []
+        pending = failed = 0
+        spent_from = time.monotonic()
         at = start
         while at + THROUGHPUT_BUCKET <= end:
             key = (code, at)
             with self._lock:
                 known = key in self._buckets
                 found = self._buckets.get(key)
-            if not known:
+            if not known and time.monotonic() - spent_from < BUCKET_BUDGET_S:
                 read = partial(self._client.line_kpis, code, at, at + THROUGHPUT_BUCKET)
                 try:
                     found = self._call(read)
@@ -416,12 +425,17 @@ class MesSource:
                     found = None
                 with self._lock:
                     self._buckets[key] = found
+                known = True
+            if not known:
+                pending += 1
+            elif found is None:
+                failed += 1
             out.append(found)
             at += THROUGHPUT_BUCKET
         with self._lock:
             for key in [k for k in self._buckets if k[0] == code and k[1] < start]:
                 del self._buckets[key]
-        return out
+        return out, pending, failed
 
     def job_orders(self) -> list[JobOrderView]:
         orders = self._call(lambda: self._client.list_job_orders(limit=LIST_LIMIT))
