@@ -28,7 +28,7 @@ from mes_core.persistence.models import (
     MaterialLot,
 )
 from mes_core.persistence.security import Actor
-from mes_core.quality.service import record_measurement, resolve_characteristic
+from mes_core.quality.service import SpcTrack, record_measurement, resolve_characteristic
 from mes_core.schemas.plant_events import MeasurementEvent
 
 
@@ -57,6 +57,11 @@ def apply_measurement_events(
     if not events:
         return outcome
     cache: dict[tuple[str, str | None, str], _Resolved] = {}
+    tracks: dict[int, SpcTrack] = {}
+    lots: dict[str, MaterialLot | None] = {}
+    # Held here: the session's identity map is weak, so a row nobody references is
+    # loaded again on every get().
+    equipment: dict[int, Equipment | None] = {}
     for event in sorted(events, key=lambda e: (e.timestamp, e.source, e.sequence)):
         ref = units.get(event.work_unit)
         if ref is None:
@@ -69,11 +74,15 @@ def apply_measurement_events(
             outcome.not_inspected += 1
             continue
         characteristic, job_order, operation = resolved
+        if ref.id not in equipment:
+            equipment[ref.id] = session.get(Equipment, ref.id)
         lot = None
         if event.material_lot:
-            lot = session.execute(
-                select(MaterialLot).where(MaterialLot.code == event.material_lot)
-            ).scalar_one_or_none()
+            if event.material_lot not in lots:
+                lots[event.material_lot] = session.execute(
+                    select(MaterialLot).where(MaterialLot.code == event.material_lot)
+                ).scalar_one_or_none()
+            lot = lots[event.material_lot]
         result = record_measurement(
             session,
             characteristic=characteristic,
@@ -82,10 +91,11 @@ def apply_measurement_events(
             job_order=job_order,
             operation=operation,
             lot=lot,
-            work_unit=session.get(Equipment, ref.id),
+            work_unit=equipment[ref.id],
             unit=event.unit,
             source=event.source,
             actor=Actor(name=f"plant:{event.source}"[:100], roles=frozenset()),
+            tracks=tracks,
         )
         outcome.results += 1
         if result.nonconformance is not None:

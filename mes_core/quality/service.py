@@ -247,30 +247,65 @@ def set_limits(
     return limits_view(session, characteristic)
 
 
-def _current_limits(
-    session: Session, characteristic: InspectionCharacteristic, spec: SpecLimits, value: float
+@dataclass
+class SpcTrack:
+    """What SPC needs to judge the next result of one characteristic: its limits (once
+    known), the latest results, and while no limits exist the results so far (to estimate
+    them). Batch ingest keeps one per characteristic for the whole batch instead of reading
+    them back per event."""
+
+    limits: ControlLimits | None
+    baseline_n: int
+    history: list[float]
+    baseline_values: list[float]
+
+
+def load_track(session: Session, characteristic: InspectionCharacteristic) -> SpcTrack:
+    row = _limits_row(session, characteristic.id)
+    limits = None
+    if row is not None and row.centre is not None and row.sigma is not None:
+        limits = ControlLimits(row.centre, row.sigma)
+    n = row.baseline_n if row is not None else DEFAULT_BASELINE_N
+    values = select(MeasurementResult.value).where(
+        MeasurementResult.characteristic_id == characteristic.id
+    )
+    history = list(
+        reversed(
+            session.execute(values.order_by(MeasurementResult.id.desc()).limit(_HISTORY))
+            .scalars()
+            .all()
+        )
+    )
+    baseline: list[float] = []
+    if limits is None:
+        baseline = list(
+            session.execute(values.order_by(MeasurementResult.id).limit(5 * n)).scalars().all()
+        )
+    return SpcTrack(limits, n, history, baseline)
+
+
+def _advance(
+    session: Session,
+    characteristic: InspectionCharacteristic,
+    track: SpcTrack,
+    spec: SpecLimits,
+    value: float,
 ) -> tuple[ControlLimits | None, bool]:
     """The limits to judge ``value`` by, and whether they were established just now (then
     ``value`` belongs to the baseline and is not judged by the run rules)."""
-    row = _limits_row(session, characteristic.id)
-    if row is not None and row.centre is not None and row.sigma is not None:
-        return ControlLimits(row.centre, row.sigma), False
-    n = row.baseline_n if row is not None else DEFAULT_BASELINE_N
-    earlier = (
-        session.execute(
-            select(MeasurementResult.value)
-            .where(MeasurementResult.characteristic_id == characteristic.id)
-            .order_by(MeasurementResult.id)
-            .limit(5 * n)
-        )
-        .scalars()
-        .all()
-    )
-    limits = limits_from_first_in_control([*earlier, value], n, spec)
+    if track.limits is not None:
+        return track.limits, False
+    candidates = [*track.baseline_values, value]
+    limits = limits_from_first_in_control(candidates, track.baseline_n, spec)
     if limits is None:
+        if len(track.baseline_values) < 5 * track.baseline_n:
+            track.baseline_values.append(value)
         return None, False
+    row = _limits_row(session, characteristic.id)
     if row is None:
-        row = SpcLimits(characteristic_id=characteristic.id, method="first_n", baseline_n=n)
+        row = SpcLimits(
+            characteristic_id=characteristic.id, method="first_n", baseline_n=track.baseline_n
+        )
         session.add(row)
     row.centre, row.sigma, row.established_at = limits.centre, limits.sigma, utcnow()
     session.flush()
@@ -279,8 +314,9 @@ def _current_limits(
         actor="system",
         action="quality.spc_limits_established",
         object_ref=f"characteristic:{characteristic.id}",
-        detail={"centre": limits.centre, "sigma": limits.sigma, "points": n},
+        detail={"centre": limits.centre, "sigma": limits.sigma, "points": track.baseline_n},
     )
+    track.limits, track.baseline_values = limits, []
     return limits, True
 
 
@@ -307,23 +343,22 @@ def record_measurement(
     unit: str = "",
     source: str,
     actor: Actor,
+    tracks: dict[int, SpcTrack] | None = None,
 ) -> MeasurementOutcome:
-    """Record one result, judge it (spec, then SPC) and apply rule 5 if it deviates."""
+    """Record one result, judge it (spec, then SPC) and apply rule 5 if it deviates.
+
+    ``tracks`` (batch ingest) carries each characteristic's SPC state from one result to
+    the next; without it the state is read from the database.
+    """
     spec = SpecLimits(lsl=characteristic.lsl, usl=characteristic.usl)
-    limits, just_established = _current_limits(session, characteristic, spec, value)
-    history = list(
-        reversed(
-            session.execute(
-                select(MeasurementResult.value)
-                .where(MeasurementResult.characteristic_id == characteristic.id)
-                .order_by(MeasurementResult.id.desc())
-                .limit(_HISTORY)
-            )
-            .scalars()
-            .all()
-        )
-    )
-    verdict = judge(value, spec, history, None if just_established else limits)
+    track = tracks.get(characteristic.id) if tracks is not None else None
+    if track is None:
+        track = load_track(session, characteristic)
+        if tracks is not None:
+            tracks[characteristic.id] = track
+    limits, just_established = _advance(session, characteristic, track, spec, value)
+    verdict = judge(value, spec, track.history, None if just_established else limits)
+    track.history = [*track.history, value][-_HISTORY:]
     result = MeasurementResult(
         characteristic_id=characteristic.id,
         job_order_id=job_order.id if job_order else None,
@@ -340,9 +375,9 @@ def record_measurement(
         spc_rules=",".join(str(r.value) for r in verdict.rules),
     )
     session.add(result)
-    session.flush()
     nc = None
     if verdict.deviation:
+        session.flush()
         nc = _open_or_join(
             session,
             characteristic=characteristic,
