@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from factories import build_cell, characteristic, running_job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -76,3 +77,27 @@ def test_process_values_that_are_no_inspection_characteristic_are_stored_only(
     session.commit()
     assert result.accepted == 1
     assert execution.get_job_order(session, job.code).state == "running"
+
+
+def test_spc_limits_established_and_applied_within_one_plant_batch(session: Session) -> None:
+    from mes_core.quality import service as qs
+
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    char = characteristic(job)
+    qs.set_limits(session, char, method="first_n", baseline_n=5, actor=SYSTEM)
+    session.commit()
+    source = f"opcua:test/{cell.tag}"
+    baseline = [500.0, 500.4, 499.6, 500.2, 499.8]
+    rising = [499.0, 499.3, 499.6, 499.9, 500.2, 500.5]
+    values = [*baseline, *rising]
+    batch = PlantEventBatch(
+        events=[_event(source, i + 1, cell.filler, "fill_volume", v) for i, v in enumerate(values)]
+    )
+    ingest_batch(session, batch, actor=SYSTEM)
+    session.commit()
+    assert qs.limits_view(session, char).centre == pytest.approx(500.0)
+    results = qs.measurements(session, char)
+    assert [r.spc_rules for r in results][-1] == "3"
+    assert results[-1].nonconformance_id is not None
+    assert execution.get_job_order(session, job.code).state == "held"
