@@ -118,7 +118,7 @@ def erp_export(
         list[str] | None, typer.Option("--job-order", help="export these (repeatable)")
     ] = None,
     since: Annotated[
-        datetime | None, typer.Option(help="completed at or after (ISO 8601, with offset)")
+        str | None, typer.Option(help="completed at or after (ISO 8601 with offset)")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="write here (default: stdout)")] = None,
     mes_url: MesUrl = None,
@@ -127,13 +127,19 @@ def erp_export(
     password: Password = None,
 ) -> None:
     """Export a ProcessOperationsPerformance of completed job orders (B2MML V0701)."""
-    if since is not None and since.tzinfo is None:
-        raise _fail("--since needs a time zone offset, e.g. 2026-03-02T00:00:00+00:00")
+    after: datetime | None = None
+    if since is not None:
+        try:
+            after = datetime.fromisoformat(since)
+        except ValueError:
+            raise _fail(f"--since {since!r} is not an ISO 8601 date-time") from None
+        if after.tzinfo is None:
+            raise _fail("--since needs a time zone offset, e.g. 2026-03-02T00:00:00+00:00")
 
     def run() -> bytes:
         if mes_url:
             with _client(mes_url, api_key, user, password) as mes:
-                return bytes(mes.export_performance(job_order or (), since))
+                return bytes(mes.export_performance(job_order or (), after))
         from mes_core.erp.service import export_performance
         from mes_core.persistence.security import Actor
 
@@ -141,7 +147,7 @@ def erp_export(
             document = export_performance(
                 session,
                 job_orders=job_order or (),
-                since=since,
+                since=after,
                 actor=Actor(name="cli:erp-export", roles=frozenset({"integration"})),
             )
             session.commit()

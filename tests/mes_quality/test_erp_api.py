@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import build_cell
+from factories import Cell, build_cell
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,10 @@ from typer.testing import CliRunner
 from mes_core.client import MesClient
 from mes_core.client.errors import MesClientError
 from mes_core.erp.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, schema
+from mes_core.persistence import execution
 from mes_core.persistence.models import AuditEntry
+from mes_core.persistence.security import SYSTEM
+from mes_core.schemas import execution as ex
 from mes_core.schemas.execution import OutputLot
 from mestwin.cli import build_app
 
@@ -200,7 +203,33 @@ def test_cli_erp_import_and_export_on_the_database_directly(
     ok = runner.invoke(app, ["erp", "import", str(schedule)], env=env)
     assert ok.exit_code == 0, ok.output
     assert "2 job orders" in ok.output
-    planned = runner.invoke(app, ["erp", "export", "--job-order", f"PO-{cell.tag}-1"], env=env)
+    job = f"PO-{cell.tag}-1"
+    planned = runner.invoke(app, ["erp", "export", "--job-order", job], env=env)
     assert planned.exit_code == 1
     assert "only completed or closed" in planned.output
     assert "Traceback" not in planned.output
+    _complete(session, job, cell)
+    out = tmp_path / "performance.xml"
+    done = runner.invoke(app, ["erp", "export", "--job-order", job, "--out", str(out)], env=env)
+    assert done.exit_code == 0, done.output
+    root = etree.parse(str(out)).getroot()
+    schema(PERFORMANCE_XSD).assertValid(root)
+    assert root.xpath("//b:OperationsRequestID/text()", namespaces=NS)[0] == job
+
+
+def _complete(session: Session, job: str, cell: Cell) -> None:
+    """Walk ``job`` through both operations with the execution services."""
+    execution.release_job_order(session, job, actor=SYSTEM)
+    execution.dispatch_job_order(
+        session,
+        job,
+        ex.DispatchRequest(work_units={10: cell.filler, 20: cell.capper}),
+        actor=SYSTEM,
+    )
+    for seq, operators in ((10, [cell.operator]), (20, [])):
+        execution.start_operation(
+            session, job, seq, ex.StartRequest(operators=operators), actor=SYSTEM
+        )
+        execution.report_quantities(session, job, seq, ex.ReportRequest(good=5), actor=SYSTEM)
+        execution.complete_operation(session, job, seq, ex.CompleteRequest(), actor=SYSTEM)
+    session.commit()
