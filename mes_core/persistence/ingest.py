@@ -12,15 +12,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from mes_core.persistence import audit
 from mes_core.persistence.base import utcnow
 from mes_core.persistence.models import (
+    AuditHead,
     Equipment,
     EquipmentStateHistory,
     JobOperation,
@@ -89,55 +90,100 @@ def _row(event: PlantEvent, received_at: Any) -> dict[str, Any]:
     return row
 
 
-_COLUMNS = (
-    "source",
-    "sequence",
-    "kind",
-    "work_unit",
-    "ts",
-    "received_at",
-    *_EMPTY.keys(),
-)
+#: PostgreSQL array types of the columns, for the ``unnest`` insert.
+_PG_ARRAY_TYPES = {
+    "source": "text",
+    "sequence": "bigint",
+    "kind": "text",
+    "work_unit": "text",
+    "ts": "timestamptz",
+    "received_at": "timestamptz",
+    "state": "text",
+    "reason": "text",
+    "good": "integer",
+    "scrap": "integer",
+    "job_order": "text",
+    "material_lot": "text",
+    "characteristic": "text",
+    "value": "double precision",
+    "unit": "text",
+    "alarm": "text",
+    "severity": "integer",
+    "message": "text",
+    "active": "boolean",
+}
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
-    """Insert, ignoring keys already stored; return the keys that were new."""
+    """Insert, ignoring keys already stored; return the keys that were new.
+
+    ``rows`` have unique keys (duplicates within the batch were dropped by the caller).
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return _insert_new_postgres(session, rows)
-    table = PlantEventRow.__table__
-    assert isinstance(table, Table)
-    if dialect != "sqlite":  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database {dialect}")
-    stmt = (
-        sqlite_insert(table)
-        .on_conflict_do_nothing(index_elements=["source", "sequence"])
-        .returning(table.c.source, table.c.sequence)
-    )
-    result = session.execute(stmt, rows)
-    return {(r[0], r[1]) for r in result.all()}
+    if dialect == "sqlite":
+        return _insert_new_sqlite(session, rows)
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
 
 
 def _insert_new_postgres(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
-    # psycopg's own executemany (pipelined, one small statement parsed once) with
-    # RETURNING: SQLAlchemy's multi-VALUES form makes psycopg re-parse a statement with
-    # tens of thousands of placeholders per page, which capped ingest near 2k events/s.
-    placeholders = ", ".join(["%s"] * len(_COLUMNS))
+    # One statement, one round trip: each column travels as one array and ``unnest`` turns
+    # them back into rows. (SQLAlchemy's multi-VALUES form made psycopg re-parse a
+    # statement with tens of thousands of placeholders: ~2k events/s.)
+    selects = ", ".join(f"%s::{t}[]" for t in _PG_ARRAY_TYPES.values())
     sql = (
-        f"INSERT INTO plant_event ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+        f"INSERT INTO plant_event ({', '.join(_PG_ARRAY_TYPES)}) "
+        f"SELECT * FROM unnest({selects}) "
         "ON CONFLICT (source, sequence) DO NOTHING RETURNING source, sequence"
     )
-    params = [tuple(row[c] for c in _COLUMNS) for row in rows]
+    params = [[row[c] for row in rows] for c in _PG_ARRAY_TYPES]
     raw = session.connection().connection.driver_connection
-    new: set[tuple[str, int]] = set()
     with raw.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.executemany(sql, params, returning=True)
-        while True:
-            for source, sequence in cursor.fetchall():
-                new.add((source, sequence))
-            if not cursor.nextset():
-                break
-    return new
+        cursor.execute(sql, params)
+        return {(source, sequence) for source, sequence in cursor.fetchall()}
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, as UtcDateTime).
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _insert_new_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+    # SQLite has one writer at a time: take the write lock first (a no-op UPDATE of the
+    # audit chain head, which this batch appends to anyway), so that the keys found
+    # missing below cannot be inserted by anyone else before this transaction commits.
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id))
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for row in rows:
+        by_source[row["source"]].append(row["sequence"])
+    existing: set[tuple[str, int]] = set()
+    for source, seqs in by_source.items():
+        found = session.execute(
+            select(PlantEventRow.sequence).where(
+                PlantEventRow.source == source,
+                PlantEventRow.sequence.between(min(seqs), max(seqs)),
+            )
+        ).scalars()
+        existing.update((source, seq) for seq in found)
+    new_rows = [r for r in rows if (r["source"], r["sequence"]) not in existing]
+    if new_rows:
+        columns = _PG_ARRAY_TYPES.keys()
+        sql = (
+            f"INSERT INTO plant_event ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        params = [
+            tuple(_sqlite_time(row[c]) if c in ("ts", "received_at") else row[c] for c in columns)
+            for row in new_rows
+        ]
+        raw = session.connection().connection.driver_connection
+        cursor = raw.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, params)
+        finally:
+            cursor.close()
+    return {(r["source"], r["sequence"]) for r in new_rows}
 
 
 @dataclass
@@ -221,8 +267,10 @@ def _apply_states(
     if not events:
         return {}
     events.sort(key=lambda e: (e.timestamp, e.source, e.sequence))
+    history = EquipmentStateHistory.__table__
+    assert isinstance(history, Table)
     session.execute(
-        insert(EquipmentStateHistory),
+        history.insert(),
         [
             {
                 "equipment_id": units[e.work_unit].id,
@@ -237,17 +285,35 @@ def _apply_states(
     last: dict[str, StateChangeEvent] = {}
     for e in events:
         last[e.work_unit] = e
-    applied: dict[str, str] = {}
-    for code, e in last.items():
-        # A replayed old event must not move the current state backwards in time.
-        result = session.execute(
-            update(Equipment)
-            .where(Equipment.id == units[code].id, Equipment.state_since <= e.timestamp)
-            .values(state=e.state.value, state_reason=e.reason, state_since=e.timestamp)
+    # A replayed old event must not move the current state backwards in time: the WHERE
+    # guards it in the database, the check here keeps the batch's summary honest.
+    newer = {
+        code: e
+        for code, e in last.items()
+        if units[code].state_since is None or units[code].state_since <= e.timestamp
+    }
+    if newer:
+        table = Equipment.__table__
+        assert isinstance(table, Table)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.state_since <= bindparam("b_ts"))
+            .values(
+                state=bindparam("b_state"),
+                state_reason=bindparam("b_reason"),
+                state_since=bindparam("b_ts"),
+            ),
+            [
+                {
+                    "b_id": units[code].id,
+                    "b_ts": e.timestamp,
+                    "b_state": e.state.value,
+                    "b_reason": e.reason,
+                }
+                for code, e in newer.items()
+            ],
         )
-        if result.rowcount:  # type: ignore[attr-defined]
-            applied[code] = e.state.value
-    return applied
+    return {code: e.state.value for code, e in newer.items()}
 
 
 def _apply_counts(
@@ -289,10 +355,16 @@ def _apply_counts(
         a = applied.setdefault(code, {"good": 0, "scrap": 0})
         a["good"] += good
         a["scrap"] += scrap
-    for op_id, (good, scrap) in deltas.items():
+    if deltas:
+        ops_table = JobOperation.__table__
+        assert isinstance(ops_table, Table)
         session.execute(
-            update(JobOperation)
-            .where(JobOperation.id == op_id)
-            .values(good=JobOperation.good + good, scrap=JobOperation.scrap + scrap)
+            update(ops_table)
+            .where(ops_table.c.id == bindparam("b_id"))
+            .values(
+                good=ops_table.c.good + bindparam("b_good"),
+                scrap=ops_table.c.scrap + bindparam("b_scrap"),
+            ),
+            [{"b_id": k, "b_good": g, "b_scrap": sc} for k, (g, sc) in deltas.items()],
         )
     return applied, unassigned
