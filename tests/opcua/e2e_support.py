@@ -19,8 +19,9 @@ from twin.scenario.mes_process import MesProcess
 ADMIN_PASSWORD = "opcua-test-admin"
 
 
-def equipment_of(plant: PlantModel) -> MasterData:
-    """The plant's equipment hierarchy as MES master data (site > line > work unit)."""
+def master_data_of(plant: PlantModel) -> MasterData:
+    """The plant's equipment hierarchy (site > line > work unit), materials and routings
+    (one per product, named like it) as MES master data."""
     equipment: list[dict[str, Any]] = [{"code": plant.plant.code, "level": "site"}]
     for line in plant.lines:
         equipment.append({"code": line.code, "level": "line", "parent": plant.plant.code})
@@ -33,7 +34,27 @@ def equipment_of(plant: PlantModel) -> MasterData:
             }
             for wu in line.work_units
         )
-    return MasterData.model_validate({"equipment": equipment})
+    materials = [{"code": m.id, "unit": m.unit} for m in plant.materials]
+    routings = [
+        {
+            "code": p.id,
+            "product": p.material,
+            "segments": [
+                {
+                    "sequence": i + 1,
+                    "name": seg.id,
+                    "equipment_class": seg.equipment_class,
+                    "pru_seconds": seg.standard_run_time,
+                    "allow_partial": True,
+                }
+                for i, seg in enumerate(p.segments)
+            ],
+        }
+        for p in plant.products
+    ]
+    return MasterData.model_validate(
+        {"equipment": equipment, "materials": materials, "routings": routings}
+    )
 
 
 def wait_ready(url: str, timeout: float = 60.0) -> None:
@@ -61,7 +82,7 @@ def integration_key(url: str, plant: PlantModel) -> str:
     with MesClient(url).login("admin", ADMIN_PASSWORD) as admin:
         known = {e.code for e in admin.list_equipment()}
         if plant.plant.code not in known:
-            admin.load_master_data(equipment_of(plant))
+            admin.load_master_data(master_data_of(plant))
         return admin.create_api_key(f"connector-{time.monotonic_ns()}", "integration").api_key
 
 

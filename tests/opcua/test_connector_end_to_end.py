@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import (
+    ADMIN_PASSWORD,
     integration_key,
     mes_counts,
     mes_event_count,
@@ -25,9 +26,10 @@ from e2e_support import (
 )
 from support import postgres_url, require, throwaway_postgres
 
-from mes_core.client import AsyncMesClient
+from mes_core.client import AsyncMesClient, MesClient
 from mes_core.connectors.opcua.connector import Connector, ConnectorOptions
 from mes_core.connectors.opcua.spool import Spool
+from mes_core.schemas.execution import JobOrderCreate
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel
 from twin.opcua.bench_raw import free_port
@@ -144,3 +146,42 @@ def test_counts_stay_exact_when_the_mes_is_killed_and_restarted_mid_run(
     got, expected, connector = asyncio.run(_run(mes, mini, tmp_path / "spool.sqlite", "mes"))
     assert connector.mes_faults >= 1, "the connector never noticed the MES going away"
     assert got == expected
+
+
+def test_released_job_orders_are_dispatched_to_the_machine_with_store_and_start(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    code = f"JO-DISPATCH-{time.monotonic_ns()}"
+    with MesClient(mes.process.url).login("admin", ADMIN_PASSWORD) as admin:
+        admin.create_job_order(JobOrderCreate(code=code, product="FG-B", routing="PB", quantity=4))
+        admin.release_job_order(code)
+
+    async def go() -> tuple[str, str, dict[str, object]]:
+        url = f"opc.tcp://127.0.0.1:{free_port()}"
+        options = ServeOptions(endpoint=url, speed=SPEED, auto_dispatch=False)
+        stop = asyncio.Event()
+        async with ServedPlant(mini, options) as plant:
+            spool = Spool(tmp_path / "spool.sqlite")
+            async with AsyncMesClient(mes.process.url, api_key=mes.api_key) as client:
+                connector = Connector(
+                    [url], client, spool, ConnectorOptions(dispatch_interval_s=0.3)
+                )
+                task = asyncio.create_task(connector.run(stop))
+                await connector.wait_connected()
+                deadline = time.monotonic() + 20
+                while code not in plant.engine.ledger.summary()["job_orders"]:
+                    assert time.monotonic() < deadline, "the job order never reached the twin"
+                    await asyncio.sleep(0.2)
+                job = await client.get_job_order(code)
+                stop.set()
+                await task
+            spool.close()
+            ledger_job = plant.engine.ledger.summary()["job_orders"][code]
+        return job.state, str(job.operations[0].planned_work_unit), ledger_job
+
+    state, planned, ledger_job = asyncio.run(go())
+    assert state in ("dispatched", "running", "completed")
+    assert planned == "LB-PRESS"
+    assert ledger_job["source"] == "store_and_start"
+    assert ledger_job["line"] == "LB"
+    assert ledger_job["quantity"] == 4

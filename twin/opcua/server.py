@@ -75,6 +75,13 @@ class PlantServer:
         self.lines = list(lines) if lines is not None else [line.code for line in model.lines]
         self.control = control
         self.submit = submit or _call_inline
+        # StoreAndStart's productId: the plant model's product, or the material it makes
+        # (an MES names the product by its material definition, ISA-95 Part 2).
+        materials: dict[str, list[str]] = {}
+        for product in model.products:
+            materials.setdefault(product.material, []).append(product.id)
+        self._products = {m: ids[0] for m, ids in materials.items() if len(ids) == 1}
+        self._products.update({p.id: p.id for p in model.products})
         self.security = security or SecurityConfig()
         self.name = name or f"mestwin twin {model.plant.code}"
         self.server: Server | None = None
@@ -203,6 +210,7 @@ class PlantServer:
                     return ua.StatusCodes.BadTypeMismatch
                 if not job or not product or quantity <= 0:
                     return ua.StatusCodes.BadOutOfRange
+                product = self._products.get(product, product)
                 await self.submit(lambda: control.store_and_start(code, job, product, quantity))
                 log.info("OPC UA: %s.StoreAndStart(%s, %s, %d)", code, job, product, quantity)
             elif name == "Stop":
