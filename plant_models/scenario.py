@@ -280,6 +280,8 @@ class DeviationRefused(_Expectation):
     type: Literal["deviation_refused"]
     deviation: Name
     rule: Name | None = None
+    recorded: bool = True
+    """Also require the refusal in the MES's audit trail (every refusal is recorded)."""
 
 
 class _Bounds(_Expectation):

@@ -44,6 +44,7 @@ def _observed() -> Observed:
                 outcome="refused",
                 rule="MATERIAL_NOT_ON_BOM",
                 message="not on BOM",
+                recorded=True,
             ),
             DeviationOutcome(
                 name="ex",
@@ -91,3 +92,12 @@ def test_run_problems_become_failing_results() -> None:
     assert [(r.passed, r.detail) for r in results] == [
         (False, "the MES did not come back after its restart")
     ]
+
+
+def test_a_refusal_missing_from_the_audit_trail_fails_the_expectation() -> None:
+    sc = load_text(SCENARIO, Scenario)
+    obs = _observed()
+    obs.deviations[0].recorded = False
+    result = next(r for r in check_all(sc.expectations, obs) if "wl" in r.name)
+    assert not result.passed
+    assert "not in the MES's audit trail" in result.detail

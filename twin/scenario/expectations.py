@@ -119,7 +119,15 @@ def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:
                 f"deviation {exp.deviation} {dev.outcome} with rule {dev.rule}, "
                 f"expected {exp.rule}: {dev.message}"
             )
-        return True, f"deviation {exp.deviation} {dev.outcome} with rule {dev.rule}: {dev.message}"
+        if exp.recorded and dev.outcome == "refused" and not dev.recorded:
+            return False, (
+                f"deviation {exp.deviation} refused with rule {dev.rule} but the refusal is "
+                f"not in the MES's audit trail: {dev.message}"
+            )
+        where = " (in the audit trail)" if dev.recorded else ""
+        return True, (
+            f"deviation {exp.deviation} {dev.outcome} with rule {dev.rule}{where}: {dev.message}"
+        )
     if isinstance(exp, OeeWithin):
         scope, ident = ("line", exp.line) if exp.line else ("work_unit", exp.work_unit or "")
         k = _kpi(obs, scope, ident)

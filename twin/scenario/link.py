@@ -68,6 +68,10 @@ class EquipmentLink(Protocol):
     def pending(self) -> int:
         """Events produced but not yet acknowledged by the MES."""
 
+    def deliver_until(self, blocked: Callable[[PlantEvent], bool]) -> bool:
+        """Deliver pending events in order up to (not including) the first ``blocked``
+        one; True when it stopped there, False when all went (or the MES is unreachable)."""
+
 
 class DirectCollector:
     """Observer -> plant events -> MES, with store-and-forward (see the module docstring).
@@ -255,8 +259,21 @@ class DirectCollector:
                 time.sleep(0.5)
         return True
 
-    def _send_one(self) -> bool:
-        batch = [self._spool[i] for i in range(min(self.batch_size, len(self._spool)))]
+    def deliver_until(self, blocked: Callable[[PlantEvent], bool]) -> bool:
+        while self._spool:
+            n = 0
+            limit = min(self.batch_size, len(self._spool))
+            while n < limit and not blocked(self._spool[n]):
+                n += 1
+            if n == 0:
+                return True
+            if not self._send_one(n):
+                return False
+        return False
+
+    def _send_one(self, size: int | None = None) -> bool:
+        size = min(size or self.batch_size, self.batch_size, len(self._spool))
+        batch = [self._spool[i] for i in range(size)]
         replay = sum(1 for e in batch if e.sequence in self._attempted)
         self._attempted.update(e.sequence for e in batch)
         self.stats.sent += len(batch)

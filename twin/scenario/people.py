@@ -42,6 +42,7 @@ class _Op:
     work_unit: str
     taken: bool = False  # the work unit has taken the job's first unit
     started: bool = False
+    gave_up: bool = False  # its start was refused: its counts are not held back
     completed: bool = False
     attempts: int = 0
 
@@ -137,12 +138,30 @@ class People:
                 out[op.segment.id] = wu
         return out
 
-    def job_taken(self, t: float, work_unit: str, order: str) -> None:
-        """``work_unit`` took the first unit of ``order``: start the operation now."""
+    def job_taken(self, work_unit: str, order: str) -> None:
+        """``work_unit`` took the first unit of ``order``: its operation must start."""
         op = self.op_for(order, work_unit)
-        if op is not None and not op.started:
+        if op is not None:
             op.taken = True
-            self._start(t, op)
+
+    def awaits_start(self, order: str, work_unit: str) -> bool:
+        """Must counts of ``order`` at ``work_unit`` wait for its operation's start?"""
+        op = self.op_for(order, work_unit)
+        return op is not None and op.taken and not op.started and not op.gave_up
+
+    def start_waiting(self, t: float) -> bool:
+        """Start every operation whose machine has begun; True when one started. An
+        operation refused here stops holding back its counts (they then reach the MES
+        unassigned, and the reconciliation names the difference)."""
+        progressed = False
+        for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
+            if op.taken and not op.started and not op.completed:
+                self._start(t, op)
+                if op.started:
+                    progressed = True
+                else:
+                    op.gave_up = True
+        return progressed
 
     def lot_drawn(self, order: str, work_unit: str, lot: str, quantity: float) -> None:
         self.unbooked[(order, work_unit, lot)] += quantity
@@ -153,11 +172,10 @@ class People:
     # -- acting --------------------------------------------------------------------------
 
     def act(self, t: float) -> None:
-        """Everything due at ``t``. ``SutUnavailable`` propagates: the runner retries."""
+        """Everything due at ``t`` but starts (the runner starts operations while it
+        delivers plant events, see ``start_waiting``). ``SutUnavailable`` propagates: the
+        runner calls again at the next tick."""
         self._erp(t)
-        for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
-            if op.taken and not op.started and not op.completed:
-                self._start(t, op)
         self._book_lots(t)
         self._complete(t)
         self._qa(t)
@@ -188,6 +206,11 @@ class People:
         self._count(t, f"{person.id} starts {op.order}/{op.segment.id}", answer)
         if answer.accepted or (answer.rule == "INVALID_TRANSITION" and op.attempts > 1):
             op.started = True
+
+    def book_all(self, t: float) -> None:
+        """Book every outstanding lot draw (the end of the run: the shift hands over)."""
+        self.last_booking = -BOOKING_INTERVAL
+        self._book_lots(t)
 
     def _book_lots(self, t: float) -> None:
         due = t - self.last_booking >= BOOKING_INTERVAL

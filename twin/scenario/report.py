@@ -101,6 +101,11 @@ class DeviationOutcome(_Model):
     )
     rule: str | None = Field(None, description="The rule the MES named.")
     message: str = Field("", description="The MES's answer, or why it was not injected.")
+    recorded: bool | None = Field(
+        None,
+        description="For a refusal: whether the MES's audit trail holds it (rule and "
+        "message); null when not applicable.",
+    )
 
 
 class FaultRecord(_Model):

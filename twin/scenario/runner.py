@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mes_core.schemas.plant_events import IngestResult, PlantEvent
+from mes_core.schemas.plant_events import CountEvent, IngestResult, PlantEvent
 from plant_models.loader import PlantModelError, load_plant_model
 from plant_models.scenario import (
     Breakdown,
@@ -640,6 +640,21 @@ class Runner:
                 )
                 self.state.watch_holds.remove((e, outcome))
 
+    def _mark_recorded(self) -> None:
+        """Is each refused deviation in the MES's audit trail (rule 'each refusal is
+        itself recorded')? Matched on rule and message."""
+        assert self.sut is not None
+        refusals = self.sut.refusals()
+        for d in self.state.deviations:
+            if d.outcome != "refused":
+                continue
+            d.recorded = any(
+                r.rule == d.rule
+                and r.message
+                and (r.message in d.message or d.message in r.message)
+                for r in refusals
+            )
+
     def _holds_of(self, nc: str) -> list[str]:
         assert self.sut is not None
         return self.sut.holds_of(nc)
@@ -663,6 +678,10 @@ class Runner:
             self.sim.subscribe(self._ledger_record)
             self.people = People(self.scenario, self.plant, self.sut, self.orders, self._dispatch)
             self._loop(wall0)
+            self._deliver(self.end)
+            if not self.state.mes_down:
+                with contextlib.suppress(SutUnavailable):
+                    self.people.book_all(self.end)
             self.sim.finish()
             self.truth.close(self.sim.now())
             if not self.link.drain(timeout=120):
@@ -698,14 +717,35 @@ class Runner:
             people.job_finished(record["t"], job.id, job.output_lot)
 
     def _job_taken(self, t: float, work_unit: str, order: str) -> None:
-        """A work unit took the first unit of ``order``: deliver what the plant has said so
-        far (the predecessor's good units, for rule 1) and let the operator start."""
-        if self.people is None or self.link is None or self.state.mes_down:
+        """A work unit took the first unit of ``order``: its operation must be started in
+        the MES before the counts it makes arrive there."""
+        if self.people is None:
             return
-        if t >= self.link_down_until:
-            self.link.drain(timeout=0)
+        self.people.job_taken(work_unit, order)
+        self._deliver(t)
+
+    def _blocked(self, event: PlantEvent) -> bool:
+        assert self.people is not None
+        return (
+            isinstance(event, CountEvent)
+            and event.job_order is not None
+            and self.people.awaits_start(event.job_order, event.work_unit)
+        )
+
+    def _deliver(self, t: float) -> None:
+        """Move plant events to the MES in order, starting operations on the way: the
+        predecessor's good units arrive first (rule 1), then the operator starts, then
+        the operation's own counts follow."""
+        if self.link is None or self.people is None or self.state.mes_down:
+            return
+        if t < self.link_down_until:
+            return
         try:
-            self.people.job_taken(t, work_unit, order)
+            for _ in range(100):
+                stopped = self.link.deliver_until(self._blocked)
+                progressed = self.people.start_waiting(t)
+                if not stopped and not progressed:
+                    return
         except SutUnavailable:
             self.people.log.unavailable += 1
 
@@ -726,8 +766,7 @@ class Runner:
                 self._maybe_restore_db(t)
                 self._maybe_end_drifts(t)
                 self._maybe_restart_mes(t)
-                if t >= self.link_down_until:
-                    self._pump()
+                self._deliver(t)
                 self._tick_people(t)
                 self._watch_holds_safe(t)
                 self._pace(t, wall0)
@@ -755,12 +794,6 @@ class Runner:
             return
         with contextlib.suppress(SutUnavailable):  # the MES is busy restarting: next tick
             self._watch_holds(t)
-
-    def _pump(self) -> None:
-        # Everything the plant said so far reaches the MES before people act on it (a
-        # completed operation's good count is final at the moment it is completed).
-        assert self.link is not None
-        self.link.drain(timeout=0)
 
     def _pace(self, t: float, wall0: float) -> None:
         if self.speed == "max":
@@ -906,6 +939,7 @@ class Runner:
             latency=latency,
             problems=self.state.problems,
         )
+        self._mark_recorded()
         results = check_all(self.scenario.expectations, observed)
         if self.people is not None:
             log = self.people.log
