@@ -101,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
-    ensure_admin(factory, settings)
+    write_factory = make_session_factory(engine, write=True)
+    ensure_admin(write_factory, settings)
     app = FastAPI(
         title="mestwin MES core",
         version="0.1.0",
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = factory
+    app.state.write_session_factory = write_factory
     errors.install(app)
     for path in ROUTERS:
         app.include_router(load_router(path))

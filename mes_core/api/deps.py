@@ -18,9 +18,15 @@ from mes_core.persistence import security
 from mes_core.persistence.security import Actor
 from mes_core.settings import Settings
 
+#: Methods that only read: their sessions need no write lock (see make_session_factory).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    factory: sessionmaker[Session] = request.app.state.session_factory
+    state = request.app.state
+    factory: sessionmaker[Session] = (
+        state.session_factory if request.method in READ_METHODS else state.write_session_factory
+    )
     with factory() as session:
         yield session
 

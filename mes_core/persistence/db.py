@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option naming how SQLite transactions begin (DEFERRED or IMMEDIATE).
+SQLITE_BEGIN = "mestwin_sqlite_begin"
 
 
 def is_sqlite(url: str) -> bool:
@@ -34,12 +36,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # Transactions are begun by us (below), not by the driver's legacy "BEGIN
+            # before the first DML", so reads and writes of one session share a snapshot.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -48,5 +58,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``. ``write=True`` (the API's changing requests): on SQLite
+    each transaction begins IMMEDIATE, taking the write lock before it reads, so that
+    concurrent requests queue on the busy timeout instead of failing with "database is
+    locked" when a read snapshot turns into a write, and never lose an update. On
+    PostgreSQL rows are locked with SELECT ... FOR UPDATE instead; the option is inert."""
+    if write and is_sqlite(str(engine.url)):
+        engine = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
     return sessionmaker(engine, expire_on_commit=False)
