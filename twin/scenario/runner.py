@@ -58,6 +58,7 @@ from plant_models.scenario import (
 )
 from plant_models.scenario_yaml import DocumentError, FieldProblem, locate
 from plant_models.schema import PlantModel
+from twin.engine import Engine
 from twin.hooks import PackMLState
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.html import write_html
@@ -81,6 +82,7 @@ from twin.scenario.report import (
 )
 from twin.scenario.sut import Answer, OrderRequest, SutUnavailable, SystemUnderTest
 from twin.scenario.truth import TruthRecorder
+from twin.streams import root_seed, sampler, substream
 
 Speed = float | Literal["max"]
 MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
@@ -202,11 +204,33 @@ def reference_problems(scenario: Scenario, plant: PlantModel, path: Path) -> lis
 
 
 def scenario_orders(scenario: Scenario, plant: PlantModel) -> list[OrderRequest]:
-    """The whole ERP order stream of a run, sorted by release time."""
+    """The whole ERP order stream of a run, sorted by release time: the plant model's own
+    job orders and generators (drawn exactly as the engine would draw them for this seed),
+    then the scenario's."""
     out = []
     if scenario.erp.plant_orders:
         for j in plant.order_stream.job_orders:
             out.append(OrderRequest(j.id, j.product, j.quantity, j.release, j.due, j.priority))
+        root = root_seed(scenario.seed)
+        for gen in plant.order_stream.generators:
+            rng = substream(root, f"orders/{gen.prefix}")
+            gap = sampler(gen.interarrival, rng, duration=True)
+            qty = sampler(gen.quantity, rng, duration=True)
+            products = list(gen.product_mix)
+            weights = np.asarray([gen.product_mix[p] for p in products], dtype=float)
+            choice = rng.choice(len(products), size=gen.count, p=weights / weights.sum())
+            t = gen.first_release
+            for n in range(gen.count):
+                out.append(
+                    OrderRequest(
+                        f"{gen.prefix}-{n + 1:04d}",
+                        products[int(choice[n])],
+                        max(1, round(qty())),
+                        t,
+                        t + gen.due_after,
+                    )
+                )
+                t += gap()
     for o in scenario.erp.expand():
         out.append(OrderRequest(o.id, o.product, o.quantity, o.release_at, o.due, o.priority))
     return sorted(out, key=lambda o: (o.release_at, o.id))
@@ -821,8 +845,12 @@ class Runner:
 
     # -- the report -----------------------------------------------------------------------
 
-    def _line_order(self, line: str) -> list[str]:
-        return [wu.code for ln in self.plant.lines if ln.code == line for wu in ln.work_units]
+    def _operation_units(self, product_id: str) -> list[str]:
+        """Work units that run an operation segment of ``product_id``, in flow order."""
+        product = self.plant.product(product_id)
+        line = next(ln for ln in self.plant.lines if ln.code == product.line)
+        segments = Engine.segments_for(product, line)
+        return [wu.code for wu, seg in zip(line.work_units, segments, strict=True) if seg]
 
     def _clipped_seconds(self, work_unit: str, since: float) -> dict[str, float]:
         """Seconds per state of ``work_unit`` from ``since`` to the end (ground truth)."""
@@ -856,12 +884,12 @@ class Runner:
                 if j == jid:
                     consumed[lot] = consumed.get(lot, 0.0) + qty
             produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
-            # As the MES counts an order: good = finished units (made by the line's last
-            # work unit, its last operation), scrap = scrap at every work unit.
-            units = self._line_order(job.line)
+            # As the MES counts an order: good = finished units (made at the work unit of
+            # its last operation), scrap = scrap at the work units that run an operation.
+            units = self._operation_units(job.product)
             last = units[-1] if units else ""
             good = job.work_units[last].made if last in job.work_units else 0
-            scrap = sum(a.scrapped for a in job.work_units.values())
+            scrap = sum(a.scrapped for wu, a in job.work_units.items() if wu in units)
             out.job_orders[jid] = OrderRecord(
                 good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced
             )

@@ -486,7 +486,13 @@ class MesCoreSut:
         start = self.plant_start
         for wu in plant.all_work_units():
             report = self._timed(admin.work_unit_states, wu.code, start, end)
-            good, scrap = unit_counts.get(wu.code, [0.0, 0.0])
+            # What the MES recorded the work unit made: its plant counts (work units that
+            # run no operation, e.g. a conveyor, still count), falling back to operations.
+            try:
+                k = self._timed(admin.work_unit_kpis, wu.code, start, end, "plant")
+                good, scrap = k.good_quantity, k.scrap_quantity
+            except MesClientError:
+                good, scrap = unit_counts.get(wu.code, [0.0, 0.0])
             out.work_units[wu.code] = UnitRecord(
                 good=int(good),
                 scrap=int(scrap),
