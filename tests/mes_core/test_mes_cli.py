@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
+from support import postgres_url, require, throwaway_postgres
 from typer.testing import CliRunner
 
+from mes_core.client import MesClient
+from mes_core.demo import free_port
 from mes_core.persistence import audit
 from mes_core.persistence.db import make_engine, make_session_factory
 from mes_core.persistence.security import SYSTEM
+from mes_core.schemas.masterdata import MaterialCreate
 from mes_core.settings import get_settings
 from mestwin.cli import build_app
 
@@ -53,3 +62,61 @@ def test_demo_walks_a_job_order_and_shows_a_refusal(tmp_path: Path) -> None:
     assert "CERTIFICATION" in result.output
     assert "demo OK" in result.output
     assert "genealogy backward" in result.output
+
+
+def test_serve_refuses_default_admin_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    with throwaway_postgres("mestwin_serve") as url:
+        monkeypatch.setenv("MESTWIN_DATABASE_URL", url)
+        monkeypatch.delenv("MESTWIN_ADMIN_PASSWORD", raising=False)
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(build_app(), ["serve", "--port", "1"])
+        finally:
+            get_settings.cache_clear()
+        assert result.exit_code == 2
+        assert "MESTWIN_ADMIN_PASSWORD" in result.output
+
+
+def test_serve_migrates_an_empty_database_and_serves_with_two_workers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MESTWIN_DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}"}
+    env.pop("MESTWIN_ADMIN_PASSWORD", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from mestwin.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "mestwin serve did not come up"
+            time.sleep(0.2)
+        with MesClient(url).login("admin", "admin") as admin:
+            # Several requests, so that both workers answer some: state is in the database.
+            for i in range(6):
+                admin.create_material(MaterialCreate(code=f"M{i}"))
+            assert len(admin.list_materials()) == 6
+            assert admin.verify_audit().ok
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
