@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from rich.console import Console
+from support import postgres_url, require
 from typer.testing import CliRunner
 
 import loadtests.loadtest
+from loadtests.bench.databases import throwaway_postgres
 from loadtests.config import DEFAULT_PROFILE, load_profile
 from loadtests.loadtest import LoadTestOptions, parse_duration, run_loadtest
 
@@ -26,8 +30,23 @@ EVERY_USER_KIND = (
 )
 
 
+@contextmanager
+def _database(backend: str) -> Iterator[str | None]:
+    """None: the embedded SQLite default of `mestwin loadtest`; else a throwaway PG db."""
+    if backend == "sqlite":
+        yield None
+        return
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    with throwaway_postgres(postgres_url(), prefix="mestwin_test_loadtest") as url:
+        yield url
+
+
+ON_POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
+
+
 @pytest.mark.slow
-def test_locustfile_drives_every_user_kind_against_a_real_mes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", ON_POSTGRES])
+def test_locustfile_drives_every_user_kind_against_a_real_mes(backend: str, tmp_path: Path) -> None:
     # Quick pace and relaxed latency objectives: this is a smoke test of behaviour on a
     # shared CI machine, not a measurement; the verdict logic has its own tests.
     data = yaml.safe_load(DEFAULT_PROFILE.read_text(encoding="utf-8"))
@@ -38,15 +57,17 @@ def test_locustfile_drives_every_user_kind_against_a_real_mes(tmp_path: Path) ->
     data["seed"].update(work_units_per_class=5, operators=10)
     profile = tmp_path / "profile.yaml"
     profile.write_text(yaml.safe_dump(data), encoding="utf-8")
-    options = LoadTestOptions(
-        users=17,  # the profile's weights sum to 17: one user of each kind at least
-        spawn_rate=17,
-        duration_s=6,
-        out_dir=tmp_path / "run",
-        mes_workers=1,
-        profile=profile,
-    )
-    passed = run_loadtest(options, Console(width=120, quiet=True))
+    with _database(backend) as database_url:
+        options = LoadTestOptions(
+            database_url=database_url,
+            users=17,  # the profile's weights sum to 17: one user of each kind at least
+            spawn_rate=17,
+            duration_s=6,
+            out_dir=tmp_path / "run",
+            mes_workers=1,
+            profile=profile,
+        )
+        passed = run_loadtest(options, Console(width=120, quiet=True))
     report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
     assert passed, report["slo"]
     locust = report["locust"]
