@@ -90,8 +90,9 @@ class ProcessValue(_Model):
 
     Sampled every ``update_period`` seconds from ``distribution`` plus
     ``drift_per_hour`` x hours since start. ``characteristic`` ties it to an inspection
-    characteristic of the operation segment run on this work unit; ``deadband`` suppresses
-    publishing changes smaller than it (write only what changed).
+    characteristic of the operation segment run on this work unit. A sample is published
+    only when it differs from the last published one by more than ``deadband`` (OPC UA
+    absolute deadband; 0: any change), so only what changed is written.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=100)]

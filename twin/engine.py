@@ -73,6 +73,8 @@ SimGen = Generator[simpy.Event, Any, Any]
 
 INFINITE = float("inf")
 _RUNNING = (RUNNING, "")
+_STARVED = (STARVED, "starved: upstream empty")
+_BLOCKED = (BLOCKED, "blocked: downstream full")
 
 
 class ControlError(ValueError):
@@ -405,13 +407,13 @@ class WorkUnitSim:
         self.reason = "idle: no job order"
         self.since = 0.0
         self.base = (IDLE, self.reason)
-        self.state_acc = engine.ledger.add_work_unit(name)
         ledger = engine.ledger
-        self._intervals = ledger.intervals if ledger.record_intervals else None
+        self.state_acc, self._log = ledger.add_work_unit(name)
         self._ledger_listeners = ledger.listeners
         self.broken = 0
         self.repaired: simpy.Event | None = None
         self.in_timeout = False
+        self.cycle_end = 0.0
         self.stop_requested = False
         self.reset_event: simpy.Event | None = None
         # counters (PackML admin: cumulative)
@@ -465,8 +467,11 @@ class WorkUnitSim:
         old = self.state
         if now > since:
             self.state_acc[old] += now - since
-            if self._intervals is not None:
-                self._intervals.append((self.code, since, now, old, self.reason))
+            log = self._log
+            if log is not None:
+                log.starts.append(since)
+                log.labels.append(self.reason or old)
+                log.closed_until = now
             if self._ledger_listeners:
                 self.engine.ledger.state_interval(self.code, since, now, old, self.reason)
         self.state, self.reason, self.since = state, reason, now
@@ -479,8 +484,11 @@ class WorkUnitSim:
         since = self.since
         if now > since:
             self.state_acc[self.state] += now - since
-            if self._intervals is not None:
-                self._intervals.append((self.code, since, now, self.state, self.reason))
+            log = self._log
+            if log is not None:
+                log.starts.append(since)
+                log.labels.append(self.reason or self.state)
+                log.closed_until = now
             if self._ledger_listeners:
                 self.engine.ledger.state_interval(self.code, since, now, self.state, self.reason)
             self.since = now
@@ -529,7 +537,9 @@ class WorkUnitSim:
                 assert up is not None
                 unit = up.try_get()
                 if unit is None:
-                    self.enter(STARVED, "starved: upstream empty")
+                    # ``enter`` inlined: not broken here (checked above, no time passed)
+                    self.base = _STARVED
+                    self._record(STARVED, "starved: upstream empty")
                     unit = yield up.get_wait()
                     while self.broken:  # broke down while waiting: the unit waits
                         yield self.repair_done()
@@ -552,12 +562,20 @@ class WorkUnitSim:
                 self.job_first = env._now
             self.consumed += 1
             if self.state != RUNNING:
-                self.enter(RUNNING)
+                self.base = _RUNNING
+                if not self.broken:
+                    self._record(RUNNING, "")
             ct = cycle()
             op_clock = self.op_clock + ct
             if only_operating_failures and op_clock < self.op_next_min:
                 self.op_clock = op_clock
-                yield timeout(ct)
+                self.cycle_end = end = env._now + ct  # lets an injected breakdown interrupt
+                try:
+                    yield timeout(ct)
+                except simpy.Interrupt:
+                    rest = end - env._now
+                    self.op_clock -= rest
+                    yield from self._work(rest, RUNNING, "")
             else:
                 yield from self._work(ct, RUNNING, "")
             # 6. scrap or pass on
@@ -574,7 +592,9 @@ class WorkUnitSim:
             if down is None:
                 line.unit_left(unit, scrapped=False)
             elif not down.try_put(unit):
-                self.enter(BLOCKED, "blocked: downstream full")
+                self.base = _BLOCKED  # ``enter`` inlined
+                if not self.broken:
+                    self._record(BLOCKED, "blocked: downstream full")
                 yield down.put_wait(unit)
 
     def _work(self, duration: float, state: str, reason: str) -> SimGen:
@@ -634,7 +654,7 @@ class WorkUnitSim:
         self._record(DOWN, reason)
         if self.obs:
             self.engine.notify_alarm(self, ALARM_BREAKDOWN, mode.severity, reason, True)
-        if interrupt and self.in_timeout:
+        if interrupt and (self.in_timeout or self.cycle_end > env._now):
             self.proc.interrupt(mode.name)
         yield env.timeout(repair)
         self.broken -= 1
@@ -783,7 +803,7 @@ class ProcessValueSim:
                 self.minimum = value
             if value > self.maximum:
                 self.maximum = value
-            if obs and (self.published is None or abs(value - self.published) >= deadband):
+            if obs and (self.published is None or abs(value - self.published) > deadband):
                 self.published = value
                 self.engine.notify_value(self.wu, self.spec.name, value)
             yield env.timeout(period)

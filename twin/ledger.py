@@ -17,8 +17,9 @@ It is what a reconciliation holds against the MES's records.
 
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,39 @@ from twin.hooks import MES_STATES
 LedgerRecord = dict[str, Any]
 """A streamed record: ``{"kind": "state" | "job" | "lot_consumed" | "lot_produced" |
 "failure", "t": ..., ...}``."""
+
+
+class IntervalLog:
+    """One work unit's closed state intervals: start times and labels, flat.
+
+    Intervals of a work unit are contiguous, so each ends where the next starts and the
+    last ends at ``closed_until``. A label is the interval's reason, or its state when the
+    reason is empty (running): every reason starts with its MES state word
+    (``"starved: upstream empty"``). A simulated day of the reference plant has about a
+    million intervals; as objects they would keep the garbage collector busy, as an array
+    of floats and a list of shared strings they cost a few bytes each.
+    """
+
+    __slots__ = ("closed_until", "labels", "starts")
+
+    def __init__(self) -> None:
+        self.starts = array("d")
+        self.labels: list[str] = []
+        self.closed_until = 0.0
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def rows(self) -> Iterator[tuple[float, float, str, str]]:
+        """(start, end, state, reason) of each interval, in order."""
+        starts = self.starts
+        n = len(starts)
+        for i, label in enumerate(self.labels):
+            end = starts[i + 1] if i + 1 < n else self.closed_until
+            if ":" in label:
+                yield starts[i], end, label.split(":", 1)[0], label
+            else:
+                yield starts[i], end, label, ""
 
 
 @dataclass
@@ -74,7 +108,7 @@ class Ledger:
         self.plant = plant
         self.seed = seed
         self.record_intervals = record_intervals
-        self.intervals: list[tuple[str, float, float, str, str]] = []
+        self.interval_logs: dict[str, IntervalLog] = {}
         self.state_seconds: dict[str, dict[str, float]] = {}
         self.jobs: dict[str, JobRecord] = {}
         self.consumed: dict[tuple[str, str, str, str], float] = defaultdict(float)
@@ -94,11 +128,18 @@ class Ledger:
             callback(record)
 
     # -- writers (engine) ---------------------------------------------------------------
-    def add_work_unit(self, code: str) -> dict[str, float]:
-        """Register ``code``; returns its state-seconds accumulator (the engine adds into it)."""
+    def add_work_unit(self, code: str) -> tuple[dict[str, float], IntervalLog | None]:
+        """Register ``code``; returns its state-seconds accumulator and its interval log
+        (None when intervals are not recorded), both written by the engine directly."""
         acc = {state: 0.0 for state in MES_STATES}
         self.state_seconds[code] = acc
-        return acc
+        log = IntervalLog() if self.record_intervals else None
+        if log is not None:
+            self.interval_logs[code] = log
+        return acc, log
+
+    def interval_count(self) -> int:
+        return sum(len(log) for log in self.interval_logs.values())
 
     def state_interval(  # the engine appends to ``intervals`` itself; this streams
         self, work_unit: str, start: float, end: float, state: str, reason: str
@@ -208,12 +249,26 @@ class Ledger:
 
     # -- readers ------------------------------------------------------------------------
     def state_intervals(self, work_unit: str | None = None) -> list[dict[str, Any]]:
-        """Closed state intervals (all, or of one work unit), in order of their end."""
-        return [
-            {"work_unit": w, "start": s, "end": e, "state": st, "reason": r}
-            for (w, s, e, st, r) in self.intervals
-            if work_unit is None or w == work_unit
-        ]
+        """Closed state intervals (all, or of one work unit), ordered by start time."""
+        codes = [work_unit] if work_unit is not None else list(self.interval_logs)
+        out: list[dict[str, Any]] = []
+        for code in codes:
+            log = self.interval_logs.get(code)
+            if log is None:
+                continue
+            for start, end, state, reason in log.rows():
+                out.append(
+                    {
+                        "work_unit": code,
+                        "start": start,
+                        "end": end,
+                        "state": state,
+                        "reason": reason,
+                    }
+                )
+        if work_unit is None:
+            out.sort(key=lambda i: i["start"])
+        return out
 
     def genealogy(self) -> list[dict[str, Any]]:
         """Edges lot in -> lot out, with the quantity of the input lot used."""
@@ -283,7 +338,7 @@ class Ledger:
                 "genealogy": self.genealogy(),
             },
             "failures": len(self.failures),
-            "state_intervals": len(self.intervals),
+            "state_intervals": self.interval_count(),
         }
         if include_intervals:
             out["state_interval_list"] = self.state_intervals()
