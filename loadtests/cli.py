@@ -44,6 +44,9 @@ def loadtest(
     seed_file: Annotated[
         Path | None, typer.Option(help="reuse a seed manifest instead of seeding again")
     ] = None,
+    seed_only: Annotated[
+        bool, typer.Option(help="seed --mes-url, write OUT/seed.json for Locust hosts, stop")
+    ] = False,
 ) -> None:
     """Load-test the MES API with Locust (headless) and judge the SLOs: exit 1 if one fails.
 
@@ -77,6 +80,26 @@ def loadtest(
         admin_password=os.environ.get("MESTWIN_ADMIN_PASSWORD", "admin"),
         seed_file=seed_file,
     )
+    if seed_only:
+        if not mes_url:
+            raise typer.BadParameter("--seed-only needs --mes-url", param_hint="--seed-only")
+        from loadtests.config import load_profile
+        from loadtests.seed import seed_mes
+
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            manifest = seed_mes(
+                mes_url,
+                load_profile(options.profile).seed,
+                admin_user=admin_user,
+                admin_password=options.admin_password,
+            )
+        except (ProfileError, MesClientError) as exc:
+            console.print(f"[red]seeding failed:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        manifest.write(options.out_dir / "seed.json")
+        console.print(f"seed manifest: {options.out_dir / 'seed.json'}")
+        return
     try:
         passed = run_loadtest(options, console)
     except (ProfileError, LocustError, ServerError, StatsError, MesClientError) as exc:

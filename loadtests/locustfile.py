@@ -62,7 +62,10 @@ def _check_seed(environment: Any, **_: Any) -> None:
     # Fail at start-up, not on the first request of every user. A master only aggregates
     # and needs no seed; its workers do.
     if type(environment.runner).__name__ != "MasterRunner":
-        seed()
+        try:
+            seed()
+        except (RuntimeError, OSError, ValueError, TypeError) as exc:
+            raise SystemExit(f"mestwin load test: {exc}") from None
 
 
 def _auth(person: str) -> dict[str, str]:
