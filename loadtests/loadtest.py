@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 from loadtests.config import DEFAULT_PROFILE, PROFILE_ENV, load_profile
 from loadtests.mes import running_mes
-from loadtests.mes_metrics import MesView, mes_view, scrape
+from loadtests.mes_metrics import MesView, Scrape, mes_view, scrape
 from loadtests.report import print_report, write_report
 from loadtests.runner import run_locust
 from loadtests.seed import SEED_ENV, SeedManifest, seed_mes
@@ -66,6 +67,16 @@ def _mes(options: LoadTestOptions, console: Console) -> Iterator[str]:
         yield url
 
 
+def _scrape(url: str, console: Console) -> Scrape | None:
+    """The MES's /metrics now, or None (said on the console) when it has none: a load test
+    of another MES still runs, with Locust's view only."""
+    try:
+        return scrape(url, time.time())
+    except httpx.HTTPError as exc:
+        console.print(f"[yellow]no MES metrics at {url}/metrics ({exc}); Locust's view only")
+        return None
+
+
 def run_loadtest(options: LoadTestOptions, console: Console) -> bool:
     """Run the whole load test; True when every SLO held."""
     profile = load_profile(options.profile)
@@ -84,7 +95,7 @@ def run_loadtest(options: LoadTestOptions, console: Console) -> bool:
         seed_path = (options.out_dir / "seed.json").resolve()
         if options.seed_file is None or options.seed_file.resolve() != seed_path:
             manifest.write(seed_path)
-        before = scrape(url, time.time())
+        before = _scrape(url, console)
         console.print(
             f"Locust: {options.users} users at {options.spawn_rate}/s for "
             f"{options.duration_s:.0f} s against {url}"
@@ -100,7 +111,10 @@ def run_loadtest(options: LoadTestOptions, console: Console) -> bool:
             workers=options.locust_workers,
             reset_stats=True,
         )
-        view: MesView | None = mes_view(before, scrape(url, time.time()))
+        after = _scrape(url, console) if before is not None else None
+        view: MesView | None = None
+        if before is not None and after is not None:
+            view = mes_view(before, after)
     checks = evaluate(run.stats, profile.slo)
     print_report(console, run.stats, view, checks)
     report = write_report(
