@@ -389,6 +389,72 @@ class AsyncQualityClientMixin:
     async def job_order_labour(self, job_order: str) -> JobOrderLabour:
         return await self._call("GET", f"/api/v1/labour/job-orders/{job_order}", JobOrderLabour)
 
+    async def set_spc_limits(self, characteristic_id: int, limits: LimitsIn) -> LimitsOut:
+        return await self._call(
+            "PUT",
+            f"/api/v1/quality/characteristics/{characteristic_id}/limits",
+            LimitsOut,
+            body=limits.model_dump(mode="json"),
+        )
+
+    async def measurements(self, characteristic_id: int, limit: int = 200) -> list[MeasurementOut]:
+        return await self._call(
+            "GET",
+            f"/api/v1/quality/characteristics/{characteristic_id}/measurements",
+            list[MeasurementOut],
+            params={"limit": limit},
+        )
+
+    async def open_nonconformance(
+        self, description: str, *, job_order: str | None = None, lots: Sequence[str] = ()
+    ) -> NonconformanceOut:
+        body = {"description": description, "job_order": job_order, "lots": list(lots)}
+        return await self._call(
+            "POST", "/api/v1/quality/nonconformances", NonconformanceOut, body=body
+        )
+
+    async def put_calendar(self, code: str, calendar: CalendarIn) -> CalendarOut:
+        return await self._call(
+            "PUT",
+            f"/api/v1/kpi/calendars/{code}",
+            CalendarOut,
+            body=calendar.model_dump(mode="json"),
+        )
+
+    async def get_calendar(self, code: str) -> CalendarOut:
+        return await self._call("GET", f"/api/v1/kpi/calendars/{code}", CalendarOut)
+
+    async def assign_calendar(self, equipment: str, calendar: str) -> CalendarOut:
+        return await self._call(
+            "PUT",
+            f"/api/v1/kpi/equipment/{equipment}/calendar",
+            CalendarOut,
+            body={"calendar": calendar},
+        )
+
+    async def start_labour(
+        self, job_order: str, sequence: int, person: str | None = None
+    ) -> BookingOut:
+        return await self._call(
+            "POST",
+            f"/api/v1/labour/job-orders/{job_order}/operations/{sequence}/start",
+            BookingOut,
+            body={"person": person},
+        )
+
+    async def stop_labour(
+        self, job_order: str, sequence: int, person: str | None = None
+    ) -> BookingOut:
+        return await self._call(
+            "POST",
+            f"/api/v1/labour/job-orders/{job_order}/operations/{sequence}/stop",
+            BookingOut,
+            body={"person": person},
+        )
+
+    async def person_labour(self, person: str) -> PersonLabour:
+        return await self._call("GET", f"/api/v1/labour/persons/{person}", PersonLabour)
+
     async def import_schedule(self, document: bytes) -> ImportOut:
         response = await self._http.post(
             "/api/v1/erp/schedules", content=document, headers={**self._headers(), **XML_HEADERS}
