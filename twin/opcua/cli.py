@@ -143,12 +143,27 @@ def bench_opcua(
     nodes: Annotated[int, typer.Option(help="Double nodes the bare server writes")] = 2000,
     seconds: Annotated[float, typer.Option(help="seconds per rate step")] = 3.0,
     raw_only: Annotated[bool, typer.Option("--raw-only", help="only the bare ceiling")] = False,
+    work_units: Annotated[int, typer.Option(help="work units of the product plant")] = 200,
+    values: Annotated[int, typer.Option(help="process values per work unit")] = 10,
+    rates: Annotated[
+        str, typer.Option(help="product steps, tag changes per second, comma-separated")
+    ] = "2500,5000,10000,15000",
+    product_seconds: Annotated[float, typer.Option(help="seconds per product step")] = 6.0,
 ) -> None:
-    """Measure the raw OPC UA ceiling and the product (twin -> server -> connector -> MES)."""
+    """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio."""
+    from twin.opcua.bench import run_product
     from twin.opcua.bench_raw import run_raw_ceiling
 
+    try:
+        steps_asked = tuple(float(r) for r in rates.split(",") if r.strip())
+    except ValueError:
+        typer.echo(f"error: --rates {rates!r}: expected numbers separated by commas", err=True)
+        raise typer.Exit(2) from None
     raw = asyncio.run(run_raw_ceiling(nodes=nodes, seconds=seconds))
-    typer.echo(f"raw ceiling: bare asyncua server -> asyncua client (other process), {nodes} nodes")
+    typer.echo(
+        f"raw ceiling: bare asyncua server -> asyncua client (other process), {nodes} nodes, "
+        "write_attribute_value, one subscription, counting handler"
+    )
     for s in raw.steps:
         typer.echo(
             f"  asked {s.asked_per_s:>8.0f}/s  wrote {s.achieved_per_s:>8.0f}/s  "
@@ -156,6 +171,27 @@ def bench_opcua(
             f"{'  (saturated)' if s.saturated else ''}"
         )
     typer.echo(f"raw: {raw.ceiling_per_s:.0f} notifications/s delivered without loss")
+    if raw_only:
+        return
+    typer.echo(
+        f"product: twin ({work_units} work units x {values} process values, paced) -> "
+        "OPC UA -> mestwin connect -> MES, rising rates"
+    )
+    steps, kind = asyncio.run(
+        run_product(steps_asked, product_seconds, work_units, values, echo=typer.echo)
+    )
+    clean = [s for s in steps if s.clean]
+    best = max(clean, key=lambda s: s.tags_per_s) if clean else None
+    if best is None:
+        typer.echo(f"product: no step without loss or lag (MES on {kind})")
+        typer.echo("ratio: 0.00")
+        return
+    typer.echo(
+        f"product: {best.tags_per_s:.0f} tag changes/s end to end without loss "
+        f"({best.events_per_s:.0f} plant events/s persisted, MES on {kind})"
+    )
+    ratio = best.tags_per_s / raw.ceiling_per_s if raw.ceiling_per_s else 0.0
+    typer.echo(f"ratio: {ratio:.2f}")
 
 
 def register(groups: CommandGroups) -> None:

@@ -154,10 +154,14 @@ class ServedPlant:
         await self.publisher.flush()
         self._pump = asyncio.create_task(self.publisher.run(), name="opcua-pump")
         if self.autorun:
-            self._thread = threading.Thread(
-                target=self._engine_loop, name="twin-engine", daemon=True
-            )
-            self._thread.start()
+            self.start_engine()
+
+    def start_engine(self) -> None:
+        """Start the engine thread (``start`` does it unless ``autorun`` is False)."""
+        if self._thread is not None:
+            raise RuntimeError("the engine thread is already running")
+        self._thread = threading.Thread(target=self._engine_loop, name="twin-engine", daemon=True)
+        self._thread.start()
 
     async def restart_servers(self, downtime: float = 1.0) -> None:
         """Stop the OPC UA servers, wait ``downtime`` seconds, start them again (the
@@ -206,8 +210,8 @@ class ServedPlant:
         await self.drain()
 
     def run_until(self, t: float) -> None:
-        """Advance simulated time to ``t`` from the caller's thread (``autorun`` False)."""
-        if self.autorun:
+        """Advance simulated time to ``t`` from the caller's thread (no engine thread)."""
+        if self._thread is not None:
             raise RuntimeError("the engine runs in its own thread (autorun); cannot drive it")
         self.engine.run_until(t)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -252,6 +252,8 @@ class OpcUaPublisher:
             for n, s in STATE_NAMES.items()
         }
         self.written = 0
+        self.writes: Counter[ua.NodeId] = Counter()
+        """Writes per node (benchmarks compare them with what a client received)."""
         self.alarms = 0
         for server in self._servers:
             if server.nodes is None:
@@ -435,6 +437,7 @@ class OpcUaPublisher:
     ) -> None:
         assert server.server is not None
         write = server.server.write_attribute_value
+        writes = self.writes
         now = datetime.now(UTC)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         n = len(queue) if limit is None else min(limit, len(queue))
@@ -451,6 +454,7 @@ class OpcUaPublisher:
                 _DataValue(Value=payload, SourceTimestamp=source_ts, ServerTimestamp=now),
             )
             self.written += 1
+            writes[nodeid] += 1
 
 
 def endpoints_per_line(endpoint: str, lines: Sequence[str]) -> list[str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -48,6 +50,9 @@ def connect(
         bool, typer.Option("--dispatch/--no-dispatch", help="send released job orders")
     ] = True,
     duration: Annotated[float, typer.Option(help="stop after this many seconds (0: never)")] = 0.0,
+    stats: Annotated[
+        Path | None, typer.Option(help="write counters as JSON to this file every 0.5 s")
+    ] = None,
 ) -> None:
     """Collect plant events over OPC UA into the MES; dispatch job orders to machines."""
     from mes_core.client import AsyncMesClient
@@ -98,11 +103,28 @@ def connect(
                 mes, api_key=api_key or os.environ.get("MESTWIN_API_KEY")
             ) as client:
                 connector = Connector(opcua, client, store, options, bindings)
+                writer = (
+                    asyncio.create_task(_write_stats(connector, stats, stop)) if stats else None
+                )
                 await connector.run(stop)
+                if writer is not None:
+                    await writer
         finally:
             store.close()
 
     asyncio.run(main())
+
+
+async def _write_stats(connector: Any, path: Path, stop: asyncio.Event) -> None:
+    """Counters for monitoring and benchmarks, replaced atomically every 0.5 s."""
+    tmp = path.with_suffix(".tmp")
+    while True:
+        tmp.write_text(json.dumps(connector.stats()), encoding="utf-8")
+        tmp.replace(path)
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
 
 
 def register(groups: CommandGroups) -> None:

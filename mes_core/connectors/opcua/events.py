@@ -304,17 +304,20 @@ class EventBuilder:
         if last is not None and moment <= last:
             return  # already sent (initial value of a new subscription)
         image.pv_sent[binding.name] = moment
+        # The hot path (one event per process value change): every field is built here
+        # from checked values (finite float, aware timestamp, lengths cut to the contract),
+        # so the model is constructed without validating it again.
         out.append(
-            MeasurementEvent(
+            MeasurementEvent.model_construct(
                 source=self.source,
                 sequence=self._seq(),
-                work_unit=image.code,
+                work_unit=image.code[:100],
                 timestamp=when,
                 characteristic=binding.characteristic[:100],
                 value=value,
                 unit=binding.unit[:30],
-                job_order=image.job_order or None,
-                material_lot=image.material_lot or None,
+                job_order=image.job_order[:100] or None,
+                material_lot=image.material_lot[:100] or None,
             )
         )
 
