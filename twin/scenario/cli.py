@@ -69,7 +69,7 @@ def run_command(
     from plant_models.durations import parse_duration
     from twin.scenario.runner import RunOptions, ScenarioError, run_scenario
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     folder = report_dir or Path("reports") / scenario.stem
     try:
         options = RunOptions(

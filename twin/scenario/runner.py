@@ -760,9 +760,11 @@ class Runner:
         """Move plant events to the MES in order, starting operations on the way: the
         predecessor's good units arrive first (rule 1), then the operator starts, then
         the operation's own counts follow."""
-        if self.link is None or self.people is None or self.state.mes_down:
+        if self.link is None or self.people is None:
             return
-        if t < self.link_down_until:
+        if self.state.mes_down or t < self.link_down_until:
+            # The collector keeps trying; what fails stays spooled and is sent again.
+            self.link.deliver_until(self._blocked)
             return
         try:
             for _ in range(100):

@@ -1,0 +1,223 @@
+"""End-to-end scenario runs: the twin engine against a real mes_core started as a child
+process on SQLite, through the runner's system-under-test adapter.
+
+Shipped scenarios run shortened (a few simulated hours, order quantities scaled down) so
+the whole module stays within its time budget; expectations that only make sense for a
+full day (OEE and throughput bounds of a full shift pattern) are left out of the shortened
+copies, everything else is checked as shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from plant_models.scenario import SCENARIOS_DIR
+from twin.scenario.report import load_schema
+from twin.scenario.runner import RunOptions, RunResult, run_scenario
+
+pytestmark = pytest.mark.slow
+
+FULL_DAY_ONLY = {"oee", "throughput"}
+
+
+def shortened(tmp_path: Path, name: str, duration: str, **changes: Any) -> Path:
+    """A copy of a shipped scenario, shortened, next to its (absolute) plant model."""
+    data = yaml.safe_load((SCENARIOS_DIR / f"{name}.yaml").read_text())
+    data["plant"] = str((SCENARIOS_DIR.parent / f"{data['plant']}.yaml").resolve())
+    data["duration"] = duration
+    data["expectations"] = [e for e in data["expectations"] if e["type"] not in FULL_DAY_ONLY]
+    data.update(changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run(path: Path, tmp_path: Path, order_scale: float = 1.0) -> RunResult:
+    return run_scenario(
+        RunOptions(
+            scenario=path,
+            report_dir=tmp_path / "report",
+            order_scale=order_scale,
+            progress=False,
+        )
+    )
+
+
+def assert_passed(result: RunResult) -> dict[str, Any]:
+    failed = [f"{e.name}: {e.detail}" for e in result.report.expectations if not e.passed]
+    assert result.exit_code == 0, "\n".join(failed)
+    folder = result.report_dir
+    data: dict[str, Any] = json.loads((folder / "report.json").read_text())
+    jsonschema.validate(data, load_schema())
+    assert (folder / "junit.xml").read_text().count("<testcase") == len(data["expectations"])
+    assert "plotly" in (folder / "report.html").read_text()
+    return data
+
+
+def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
+    path = shortened(tmp_path, "clean_bottling_day", "2h", drain="2h")
+    data = assert_passed(run(path, tmp_path, order_scale=0.1))
+    assert data["reconciliation"]["exact"] and data["reconciliation"]["mismatches"] == []
+    assert {o["state"] for o in data["orders"]} == {"completed"}
+    assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
+    assert any(k["scope"] == "line" and k["source"] == "mes" for k in data["kpis"])
+
+
+def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
+    path = shortened(tmp_path, "bottling_with_faults", "5h", drain="2h")
+    data = assert_passed(run(path, tmp_path, order_scale=0.1))
+    kinds = {f["type"] for f in data["faults"]}
+    assert {"breakdown", "opcua_drop", "mes_restart", "opcua_server_restart"} <= kinds
+    assert data["events"]["replayed"] > 0  # the drop and the MES kill made the link replay
+    assert data["reconciliation"]["exact"]
+
+
+def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
+    path = shortened(tmp_path, "tablet_batch_deviations", "12h30m")
+    data = assert_passed(run(path, tmp_path))
+    outcomes = {d["name"]: (d["outcome"], d["rule"]) for d in data["deviations"]}
+    assert outcomes == {
+        "wrong-material-lot": ("refused", "MATERIAL_NOT_ON_BOM"),
+        "expired-api-lot": ("refused", "LOT_EXPIRED"),
+        "uncertified-start": ("refused", "CERTIFICATION"),
+        "coat-before-compress": ("refused", "SEQUENCE"),
+        "tablet-weight-drift": ("caught", "HELD"),
+        "non-qa-signs-disposition": ("refused", "FORBIDDEN"),
+        "booth-calibration-lapsed": ("refused", "CALIBRATION_DUE"),
+    }
+    recorded = {d["name"] for d in data["deviations"] if d["recorded"]}
+    assert recorded == {
+        "wrong-material-lot",
+        "expired-api-lot",
+        "uncertified-start",
+        "coat-before-compress",
+        "booth-calibration-lapsed",
+    }
+
+
+def test_reference_plant_load_run(tmp_path: Path) -> None:
+    path = shortened(tmp_path, "reference_plant_load", "10m")
+    data = assert_passed(run(path, tmp_path))
+    assert data["events"]["ingested"] > 500
+    assert len({r["id"] for r in data["reconciliation"]["rows"]}) > 200
+
+
+IMPOSSIBLE = """\
+name: built-to-fail
+plant: {plant}
+duration: 20m
+seed: 1
+erp:
+  plant_orders: false
+  orders:
+    - {{id: JO-T1, product: WATER-500, quantity: 60}}
+people:
+  - {{id: OP-ANNA, role: operator, behaviour: {{reaction: 1m}}}}
+expectations:
+  - {{type: reconciliation_exact}}
+  - {{type: order_state, order: JO-T1, state: closed}}
+"""
+
+
+def _mestwin(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from mestwin.cli import main; main()", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_a_scenario_built_to_fail_exits_1_and_says_why(tmp_path: Path) -> None:
+    plant = (SCENARIOS_DIR.parent / "bottling_line.yaml").resolve()
+    path = tmp_path / "fail.yaml"
+    path.write_text(IMPOSSIBLE.format(plant=plant))
+    proc = _mestwin("run", str(path), "--report-dir", str(tmp_path / "out"), "--no-progress")
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    failed = [e for e in data["expectations"] if not e["passed"]]
+    assert [e["name"] for e in failed] == ["order JO-T1 is closed"]
+    assert failed[0]["detail"].startswith("job order JO-T1 is ")
+    assert failed[0]["detail"].endswith(", expected closed")
+    junit = (tmp_path / "out" / "junit.xml").read_text()
+    assert 'failures="1"' in junit and "expected closed" in junit
+
+
+def test_a_broken_scenario_exits_2_naming_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(
+        "name: broken\nplant: bottling_line\nduration: 1h\ntimeline:\n"
+        "  - {type: opcua_drop, at: 10m, duration: forever}\n"
+    )
+    proc = _mestwin("run", str(path), "--report-dir", str(tmp_path / "out"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"{path}:5: timeline.0.opcua_drop.duration:" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_scenario_naming_what_the_plant_lacks_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.yaml"
+    path.write_text(
+        "name: unknown\nplant: bottling_line\nduration: 1h\ntimeline:\n"
+        "  - {type: breakdown, at: 10m, work_unit: BTL9-NOPE, duration: 5m}\n"
+    )
+    proc = _mestwin("run", str(path), "--report-dir", str(tmp_path / "out"))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"{path}:5: timeline.0.work_unit: no work unit 'BTL9-NOPE'" in err
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
+    path = SCENARIOS_DIR / "tablet_batch_deviations.yaml"
+    proc = _mestwin(
+        "run",
+        str(path),
+        "--report-dir",
+        str(tmp_path / "out"),
+        "--speed",
+        "60",
+        "--no-progress",
+    )
+    log = tmp_path / "out" / "mes.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and _children(proc.pid)):
+        time.sleep(0.2)
+    time.sleep(3)  # the MES is up and the plant runs, paced
+    children = _children(proc.pid)
+    assert children, "the run started no MES"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    if os.name == "posix":
+        assert _children(proc.pid) == []
