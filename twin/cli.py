@@ -116,11 +116,11 @@ def bench_sim_command(
 
     result = bench_sim(_seconds(until, "--until"), seed, repeats)
     typer.echo(
-        f"model: {result.model_events} events in {result.model_seconds:.2f} s = "
+        f"model: {result.model_events} events in {result.model_seconds:.2f} CPU s = "
         f"{result.model_rate:,.0f} events/s (reference_plant, {until}, publishing off)"
     )
     typer.echo(
-        f"bare:  {result.bare_events} events in {result.bare_seconds:.2f} s = "
+        f"bare:  {result.bare_events} events in {result.bare_seconds:.2f} CPU s = "
         f"{result.bare_rate:,.0f} events/s (200 SimPy processes, exponential timeouts)"
     )
     if write is not None:

@@ -58,6 +58,7 @@ from twin.hooks import (
     BLOCKED,
     DOWN,
     IDLE,
+    MAINTENANCE,
     OFFLINE,
     PACKML_FOR_STATE,
     RUNNING,
@@ -644,21 +645,30 @@ class WorkUnitSim:
             repair = ttr()
             yield from self._breakdown(mode, repair, interrupt=True)
 
-    def _breakdown(self, mode: FailureMode, repair: float, *, interrupt: bool) -> SimGen:
+    def _breakdown(
+        self, mode: FailureMode, repair: float, *, interrupt: bool, state: str = DOWN
+    ) -> SimGen:
+        """The work unit is out of order (``down``, or ``maintenance``) for ``repair`` s.
+
+        Clock-time stops interrupt a cycle or setup in progress, which resumes afterwards
+        (preemptive resume); overlapping stops end when the last one does.
+        """
         env = self.env
-        self.engine.ledger.failure(env.now, self.code, mode.name, mode.basis, repair)
+        basis = mode.basis if state == DOWN else "maintenance"
+        self.engine.ledger.failure(env.now, self.code, mode.name, basis, repair)
         self.broken += 1
         if self.broken == 1:
             self.repaired = env.event()
-        reason = f"down: {mode.reason or mode.name}"
-        self._record(DOWN, reason)
-        if self.obs:
+        reason = f"{state}: {mode.reason or mode.name}"
+        self._record(state, reason)
+        alarm = self.obs and state == DOWN
+        if alarm:
             self.engine.notify_alarm(self, ALARM_BREAKDOWN, mode.severity, reason, True)
         if interrupt and (self.in_timeout or self.cycle_end > env._now):
             self.proc.interrupt(mode.name)
         yield env.timeout(repair)
         self.broken -= 1
-        if self.obs:
+        if alarm:
             self.engine.notify_alarm(self, ALARM_BREAKDOWN, mode.severity, reason, False)
         if not self.broken:
             self._record(*self.base)
@@ -1364,12 +1374,21 @@ class Engine:
         self.materials.add(lot, material, quantity, line, True)
 
     def inject_failure(self, work_unit: str, duration: float, reason: str = "injected") -> None:
-        """Break ``work_unit`` down now for ``duration`` seconds."""
+        """Break ``work_unit`` down now for ``duration`` seconds (a cycle in progress is
+        interrupted and resumes after the repair)."""
+        self._stop_for(work_unit, duration, reason, DOWN)
+
+    def start_maintenance(self, work_unit: str, duration: float, reason: str = "planned") -> None:
+        """Take ``work_unit`` into maintenance now for ``duration`` seconds (PackML
+        Stopped, UnitMode Maintenance)."""
+        self._stop_for(work_unit, duration, reason, MAINTENANCE)
+
+    def _stop_for(self, work_unit: str, duration: float, reason: str, state: str) -> None:
         wu = self._work_unit(work_unit)
-        if duration <= 0:
-            raise ControlError(f"failure duration must be > 0, got {duration}")
+        if not duration > 0:
+            raise ControlError(f"{state} duration must be > 0 s, got {duration}")
         mode = FailureMode(name=reason, basis="clock", time_to_failure=1.0, time_to_repair=duration)
-        self.env.process(wu._breakdown(mode, duration, interrupt=True))
+        self.env.process(wu._breakdown(mode, duration, interrupt=True, state=state))
 
     def set_value_drift(
         self, work_unit: str, name: str, drift_per_hour: float, offset: float = 0.0

@@ -383,3 +383,29 @@ def test_paced_run_reports_when_it_cannot_keep_pace() -> None:
     lenient = Engine(model, 1, speed=1e6, strict=False)
     lenient.run_until(5_000.0)
     assert lenient.max_lag_seen > 0.0
+
+
+def test_injected_breakdown_interrupts_a_cycle_which_resumes_after_repair() -> None:
+    engine = Engine(plant([work_unit("L1-A", 100.0)]), 1)
+    engine.run_until(10.0)
+    engine.inject_failure("L1-A", 50.0, "injected jam")
+    engine.run_until(149.0)
+    assert engine.work_units["L1-A"].processed == 0
+    engine.run_until(151.0)
+    assert engine.work_units["L1-A"].processed == 1
+    engine.start_maintenance("L1-A", 30.0)
+    engine.run_until(160.0)
+    assert engine.work_units["L1-A"].state == "maintenance"
+    engine.finish()
+    states = [
+        (i["state"], i["reason"], i["start"], i["end"])
+        for i in engine.ledger.state_intervals("L1-A")
+    ]
+    assert states[:3] == [
+        ("running", "", 0.0, 10.0),
+        ("down", "down: injected jam", 10.0, 60.0),
+        ("running", "", 60.0, 151.0),
+    ]
+    assert states[3][:2] == ("maintenance", "maintenance: planned")
+    with pytest.raises(ControlError, match="duration must be > 0"):
+        engine.inject_failure("L1-A", 0.0)
