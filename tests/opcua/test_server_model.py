@@ -292,3 +292,30 @@ def test_nodeset_export_holds_the_types_instances_and_units(
     assert {"1:LA-FILL", "1:LA-CAP", "1:LB-PRESS", "1:Plant"} <= set(objects)
     eu = tree.xpath("//n:UAVariable[@BrowseName='0:EngineeringUnits']", namespaces=ns)
     assert len(eu) == 3
+
+
+def test_per_line_serves_each_line_on_consecutive_ports(mini: PlantModel) -> None:
+    from twin.opcua.bench_raw import free_port
+    from twin.opcua.runtime import ServeOptions
+
+    async def check() -> list[tuple[str, list[str]]]:
+        port = free_port()
+        options = ServeOptions(endpoint=f"opc.tcp://127.0.0.1:{port}", per_line=True)
+        plant = ServedPlant(mini, options, autorun=False)
+        await plant.start()
+        try:
+            found = []
+            for url in plant.endpoints:
+                async with Client(url) as client:
+                    ns = await client.get_namespace_index(NAMESPACE_URI)
+                    folder = await client.nodes.objects.get_child(f"{ns}:Plant")
+                    lines = [(await n.read_browse_name()).Name for n in await folder.get_children()]
+                    found.append((url, lines))
+            return found
+        finally:
+            await plant.stop()
+
+    found = run(check())
+    (url_a, lines_a), (url_b, lines_b) = found
+    assert lines_a == ["LA"] and lines_b == ["LB"]
+    assert int(url_b.rsplit(":", 1)[1]) == int(url_a.rsplit(":", 1)[1]) + 1
