@@ -90,8 +90,8 @@ def _row(event: PlantEvent, received_at: Any) -> dict[str, Any]:
     return row
 
 
-#: PostgreSQL array types of the columns, for the ``unnest`` insert.
-_PG_ARRAY_TYPES = {
+#: Columns of plant_event with their PostgreSQL types (staging table, COPY, SQLite insert).
+_PG_COLUMN_TYPES = {
     "source": "text",
     "sequence": "bigint",
     "kind": "text",
@@ -127,21 +127,37 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, 
     raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
 
 
+#: Binary COPY types of the staging table's columns (same order as _PG_COLUMN_TYPES).
+_PG_COPY_TYPES = [
+    {"bigint": "int8", "integer": "int4", "double precision": "float8", "boolean": "bool"}.get(t, t)
+    for t in _PG_COLUMN_TYPES.values()
+]
+
+
 def _insert_new_postgres(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
-    # One statement, one round trip: each column travels as one array and ``unnest`` turns
-    # them back into rows. (SQLAlchemy's multi-VALUES form made psycopg re-parse a
-    # statement with tens of thousands of placeholders: ~2k events/s.)
-    selects = ", ".join(f"%s::{t}[]" for t in _PG_ARRAY_TYPES.values())
-    sql = (
-        f"INSERT INTO plant_event ({', '.join(_PG_ARRAY_TYPES)}) "
-        f"SELECT * FROM unnest({selects}) "
-        "ON CONFLICT (source, sequence) DO NOTHING RETURNING source, sequence"
-    )
-    params = [[row[c] for row in rows] for c in _PG_ARRAY_TYPES]
+    # Binary COPY into a per-connection temporary staging table, then one INSERT ...
+    # SELECT ... ON CONFLICT DO NOTHING RETURNING: COPY is the fast way in (~10x a
+    # multi-row INSERT from Python), the INSERT keeps rule 6 and says which keys were new.
+    columns = ", ".join(_PG_COLUMN_TYPES)
+    definition = ", ".join(f"{c} {t}" for c, t in _PG_COLUMN_TYPES.items())
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(sql, params)
-        return {(source, sequence) for source, sequence in cursor.fetchall()}
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS plant_event_stage ({definition}) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY plant_event_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_PG_COPY_TYPES)
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in _PG_COLUMN_TYPES))
+        cursor.execute(
+            f"INSERT INTO plant_event ({columns}) SELECT {columns} FROM plant_event_stage "
+            "ON CONFLICT (source, sequence) DO NOTHING RETURNING source, sequence"
+        )
+        new = {(source, sequence) for source, sequence in cursor.fetchall()}
+        # Empty it now too: a later batch in the same transaction must not see these rows.
+        cursor.execute("DELETE FROM plant_event_stage")
+    return new
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -168,7 +184,7 @@ def _insert_new_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[tupl
         existing.update((source, seq) for seq in found)
     new_rows = [r for r in rows if (r["source"], r["sequence"]) not in existing]
     if new_rows:
-        columns = _PG_ARRAY_TYPES.keys()
+        columns = _PG_COLUMN_TYPES.keys()
         sql = (
             f"INSERT INTO plant_event ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' for _ in columns)})"
