@@ -103,14 +103,22 @@ def loss_waterfall_figure(oee: OeeView) -> Figure:
                 "x": [s[0] for s in steps],
                 "y": [round(s[1], 4) for s in steps],
                 "measure": [s[2] for s in steps],
-                "texttemplate": "%{y:.2f} h",
+                # Totals carry y = 0 (the chart sums them): label them by their sum.
+                "texttemplate": [
+                    "%{delta:.2f} h" if s[2] == "relative" else "%{final:.2f} h" for s in steps
+                ],
                 "textposition": "outside",
                 "cliponaxis": False,
                 "decreasing": {"marker": {"color": "#c62828"}},
                 "increasing": {"marker": {"color": "#2e7d32"}},
                 "totals": {"marker": {"color": "#1565c0"}},
                 "connector": {"line": {"color": "#b0bec5"}},
-                "hovertemplate": "%{x}: %{y:.2f} h<extra></extra>",
+                "hovertemplate": [
+                    "%{x}: %{delta:.2f} h<extra></extra>"
+                    if s[2] == "relative"
+                    else "%{x}: %{final:.2f} h<extra></extra>"
+                    for s in steps
+                ],
             }
         ],
         "layout": figure_layout(

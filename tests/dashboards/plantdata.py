@@ -9,6 +9,7 @@ and plant events (states, counts) posted through the ingest endpoint like a conn
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 
 from mes_core.client import MesClient
@@ -225,6 +226,7 @@ def fill(url: str) -> None:
     # Plant events happen after the master data exists (the MES keeps the newest state).
     now = datetime.now(UTC)
     with MesClient(url, api_key=key) as connector:
+        connector.ingest(past_two_hours(now))
         connector.ingest(
             [
                 state("BTL1-FILLER", EquipmentState.SETUP, now, "changeover"),
@@ -236,6 +238,44 @@ def fill(url: str) -> None:
                 count("BTL1-FILLER", 120, 3, now + timedelta(seconds=1), "JO-RUN"),
             ]
         )
+
+
+def past_two_hours(now: datetime, seed: int = 7) -> list[StateChangeEvent | CountEvent]:
+    """Two hours of bottling-line history before ``now`` (state history and the filler's
+    counts at about 90 % of its standard rate while running), so the Line page has a
+    realistic window: a changeover, runs, jams, starved and blocked spells."""
+    rng = random.Random(seed)
+    events: list[StateChangeEvent | CountEvent] = []
+    start = now - timedelta(hours=2)
+    for unit in ("BTL1-FILLER", "BTL1-CAPPER", "BTL1-LABELLER"):
+        at = start
+        events.append(state(unit, EquipmentState.SETUP, at, "changeover to JUICE-1L"))
+        at += timedelta(minutes=rng.uniform(4, 8))
+        until = now - timedelta(minutes=2)  # history only: the present comes after
+        while at < until:
+            run = min(timedelta(minutes=rng.uniform(5, 15)), until - at)
+            events.append(state(unit, EquipmentState.RUNNING, at))
+            if unit == "BTL1-FILLER":
+                tick = at
+                while tick + timedelta(minutes=1) <= at + run:
+                    tick += timedelta(minutes=1)
+                    good = int(60 / 0.5 * 0.9)
+                    events.append(count(unit, good, rng.randint(0, 3), tick, "JO-RUN"))
+            at += run
+            if at >= until:
+                break
+            stop, reason = rng.choice(
+                [
+                    (EquipmentState.DOWN, "jam"),
+                    (EquipmentState.DOWN, "bottle fallen"),
+                    (EquipmentState.STARVED, "no preforms"),
+                    (EquipmentState.BLOCKED, "outfeed full"),
+                    (EquipmentState.IDLE, "waiting for operator"),
+                ]
+            )
+            events.append(state(unit, stop, at, reason))
+            at = min(at + timedelta(minutes=rng.uniform(0.5, 4)), until)
+    return events
 
 
 def api_key(url: str) -> str:

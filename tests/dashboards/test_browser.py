@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from conftest import Mes
 from selenium.common.exceptions import WebDriverException
 
 from dashboards.app import DashboardServer, context_of
+from dashboards.pages.line import window_bounds
 from mes_core.client import MesClient
 from mes_core.schemas.plant_events import EquipmentState
 
@@ -73,8 +74,23 @@ def css(driver: Any, selector: str) -> list[Any]:
 
 
 def text_of(driver: Any, selector: str) -> str:
-    found = css(driver, selector)
-    return str(found[0].text) if found else ""
+    """Visible text of the first match, read in one step in the page (a live refresh may
+    replace the element between a lookup and a read)."""
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", selector
+    )
+    return str(text)
+
+
+def attr(driver: Any, selector: str, name: str) -> str | None:
+    """An attribute of the first match, read in one step in the page."""
+    value = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "return e ? e.getAttribute(arguments[1]) : null;",
+        selector,
+        name,
+    )
+    return None if value is None else str(value)
 
 
 def mes_good_on(url: str, work_unit: str) -> float:
@@ -92,13 +108,14 @@ def test_plant_page_shows_every_work_unit_with_the_mes_counts(
 ) -> None:
     open_page(browser, dashboard, "/")
     wait_for(lambda: len(css(browser, ".tile")) == 5, message="5 work unit tiles")
-    filler = css(browser, '[data-code="BTL1-FILLER"]')[0]
+    filler = '[data-code="BTL1-FILLER"]'
     expected = mes_good_on(mes.url, "BTL1-FILLER")
-    assert float(filler.get_attribute("data-good").replace(",", "")) == expected
-    assert "JO-RUN" in filler.text
-    caser = css(browser, '[data-code="PCK1-CASER"]')[0]
-    assert caser.get_attribute("data-state") == "down"
-    assert "jam" in caser.text and "alarm" in caser.get_attribute("class")
+    assert float((attr(browser, filler, "data-good") or "").replace(",", "")) == expected
+    assert "JO-RUN" in text_of(browser, filler)
+    caser = '[data-code="PCK1-CASER"]'
+    assert attr(browser, caser, "data-state") == "down"
+    assert "jam" in text_of(browser, caser)
+    assert "alarm" in (attr(browser, caser, "class") or "")
     assert css(browser, "#plant-alarm-chip"), "an active stop stands out in the summary"
     browser.save_screenshot(str(shots / "plant.png"))
     assert console_errors(browser) == []
@@ -123,17 +140,12 @@ def test_plant_page_updates_within_seconds_when_the_mes_changes(
         )
     posted = time.monotonic()
     wait_for(
-        lambda: (
-            css(browser, '[data-code="BTL1-FILLER"]')[0].get_attribute("data-good")
-            == f"{int(before + 7):,}"
-        ),
+        lambda: attr(browser, '[data-code="BTL1-FILLER"]', "data-good") == f"{int(before + 7):,}",
         timeout=LIVE_TIMEOUT_S,
         message="filler count +7",
     )
     wait_for(
-        lambda: (
-            css(browser, '[data-code="BTL1-LABELLER"]')[0].get_attribute("data-state") == "blocked"
-        ),
+        lambda: attr(browser, '[data-code="BTL1-LABELLER"]', "data-state") == "blocked",
         timeout=LIVE_TIMEOUT_S,
         message="labeller blocked",
     )
@@ -145,11 +157,12 @@ def test_plant_page_updates_within_seconds_when_the_mes_changes(
 def test_line_page_shows_the_mes_kpis_states_and_throughput(
     browser: Any, dashboard: DashboardServer, mes: Mes, shots: Path
 ) -> None:
-    open_page(browser, dashboard, "/line?line=BTL1")
+    open_page(browser, dashboard, "/line?line=BTL1&window=1h")
     wait_for(lambda: text_of(browser, "#kpi-good"), message="KPI cards")
-    now = datetime.now(UTC)
+    start, end = window_bounds("1h", datetime.now(UTC))
     with MesClient(mes.url).login("admin", plantdata.ADMIN_PASSWORD) as admin:
-        report = admin.line_kpis("BTL1", now - timedelta(hours=1), now)
+        report = admin.line_kpis("BTL1", start, end)
+    # Counts only change when the plant reports, so the page and this read agree.
     assert text_of(browser, "#kpi-good") == f"{int(report.good_quantity):,}"
     wait_for(
         lambda: browser.execute_script(
@@ -359,7 +372,7 @@ def test_page_says_when_the_mes_is_unreachable_and_recovers_by_itself(
     finally:
         mes.start()
     wait_for(
-        lambda: "hidden" in (css(browser, "#plant-banner")[0].get_attribute("class") or ""),
+        lambda: "hidden" in (attr(browser, "#plant-banner", "class") or ""),
         timeout=15,
         message="banner gone once the MES answers again",
     )
