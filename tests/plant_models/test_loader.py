@@ -220,3 +220,23 @@ def test_durations_are_parsed(text: str | int, seconds: float) -> None:
 def test_bad_durations_are_refused(text: str | bool) -> None:
     with pytest.raises(ValueError, match="expected a duration"):
         parse_duration(text)
+
+
+def test_a_model_built_in_code_is_checked_for_references_too() -> None:
+    from pydantic import ValidationError
+
+    from plant_models.schema import PlantModel
+
+    data = {
+        "plant": {"code": "P"},
+        "lines": [
+            {
+                "code": "L1",
+                "work_units": [
+                    {"code": "A", "equipment_class": "X", "cycle_time": 1, "operator_skill": "nope"}
+                ],
+            }
+        ],
+    }
+    with pytest.raises(ValidationError, match=r"lines\[0\]\.work_units\[0\]\.operator_skill"):
+        PlantModel.model_validate(data)
