@@ -39,6 +39,10 @@ def simulate_command(
         float | None,
         typer.Option(help="Pace to the wall clock: 1 = real time, 60 = a minute a second."),
     ] = None,
+    max_lag: Annotated[
+        float,
+        typer.Option(help="Paced runs: fail when this many wall seconds behind."),
+    ] = 1.0,
     replications: Annotated[
         int, typer.Option(min=1, help="Independent replications (KPIs with 95 % CIs).")
     ] = 1,
@@ -92,7 +96,13 @@ def simulate_command(
         return
     try:
         summary = simulate(
-            plant, horizon, seed, speed=speed, include_intervals=intervals, console=err
+            plant,
+            horizon,
+            seed,
+            speed=speed,
+            max_lag=max_lag,
+            include_intervals=intervals,
+            console=err,
         )
     except CannotKeepPace as exc:
         err.print(f"[red]{exc}[/red]")

@@ -32,12 +32,13 @@ def simulate(
     seed: int,
     *,
     speed: float | None = None,
+    max_lag: float = 1.0,
     include_intervals: bool = False,
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run ``model`` to ``until`` with a progress bar; returns the ledger summary."""
     console = console or Console(stderr=True)
-    engine = Engine(model, seed, speed=speed, record_intervals=include_intervals)
+    engine = Engine(model, seed, speed=speed, max_lag=max_lag, record_intervals=include_intervals)
     start = snapshot(engine)
     wall0 = time.perf_counter()
     with Progress(
