@@ -51,7 +51,7 @@ def parse_report(raw: bytes | str, *, name: str = "report.json") -> dict[str, An
     schema = report_schema()
     if schema is not None:
         validator = jsonschema.Draft202012Validator(schema)
-        error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+        error = jsonschema.exceptions.best_match(validator.iter_errors(_sampled(doc)))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
             raise ReportError(f"{name}: not a scenario report: at {where}: {error.message}")
@@ -60,6 +60,23 @@ def parse_report(raw: bytes | str, *, name: str = "report.json") -> dict[str, An
         if missing:
             raise ReportError(f"{name}: not a scenario report: missing {', '.join(missing)}")
     return doc
+
+
+#: Items of a long array checked against the schema: its head and its tail. A day's report
+#: holds ~10^5 state intervals, which full validation takes seconds over; every item's
+#: fields the page reads are still read defensively.
+VALIDATED_ITEMS = 1000
+
+
+def _sampled(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with every long top-level array cut to its first and last items."""
+    half = VALIDATED_ITEMS // 2
+    return {
+        key: value[:half] + value[-half:]
+        if isinstance(value, list) and len(value) > VALIDATED_ITEMS
+        else value
+        for key, value in doc.items()
+    }
 
 
 def _table(headers: list[str], rows: list[list[Any]], class_name: str = "table") -> html.Table:
@@ -116,8 +133,30 @@ def kpi_figure(kpis: list[dict[str, Any]]) -> Figure:
 _SIM_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+#: Above this many intervals the report's Gantt leaves out those too short to see.
+MAX_GANTT_INTERVALS = 5000
+#: Shortest interval drawn then, as a share of the run (a pixel of a 1,500 px chart).
+MIN_VISIBLE_SHARE = 1 / 1500
+
+
+def visible_states(states: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The intervals worth drawing, and how many were left out for being sub-pixel."""
+    if len(states) <= MAX_GANTT_INTERVALS:
+        return states, 0
+    span = max(s["end"] for s in states) - min(s["start"] for s in states)
+    shortest = span * MIN_VISIBLE_SHARE
+    kept = [s for s in states if s["end"] - s["start"] >= shortest]
+    return kept, len(states) - len(kept)
+
+
 def states_figure(states: list[dict[str, Any]]) -> Figure:
-    """The run's equipment states on the simulated clock (ticks: time since start)."""
+    """The run's equipment states on the simulated clock (ticks: time since start).
+
+    A long run has tens of thousands of intervals (blocked/starved flicker): those shorter
+    than a pixel are left out, and the title says how many.
+    """
+    all_units = list(dict.fromkeys(s["work_unit"] for s in states))
+    states, dropped = visible_states(states)
     bars = [
         StateBar(
             work_unit=s["work_unit"],
@@ -127,8 +166,12 @@ def states_figure(states: list[dict[str, Any]]) -> Figure:
         )
         for s in states
     ]
-    units = list(dict.fromkeys(s["work_unit"] for s in states))
-    fig = gantt_figure(bars, units)
+    title = "Equipment states"
+    if dropped:
+        title += (
+            f" ({dropped:,} intervals shorter than {MIN_VISIBLE_SHARE:.2%} of the run not drawn)"
+        )
+    fig = gantt_figure(bars, all_units, title=title)
     fig["layout"]["xaxis"].update(
         {"title": {"text": "simulated time since start"}, "tickformat": "%H:%M"}
     )

@@ -282,3 +282,39 @@ def test_job_order_progress_is_the_last_operations_good_against_the_quantity() -
         orders_table([jo], T0).to_plotly_json(), default=lambda o: o.to_plotly_json()
     )
     assert "/orders?order=JO-1" in table
+
+
+def test_report_that_is_not_json_or_not_a_report_is_refused_naming_where() -> None:
+    from dashboards.figures.report import ReportError, parse_report
+
+    with pytest.raises(ReportError, match=r"^run\.json: not JSON"):
+        parse_report(b"{nope", name="run.json")
+    with pytest.raises(ReportError, match="a report is a JSON object"):
+        parse_report(b"[1, 2]")
+    with pytest.raises(ReportError, match=r"not a scenario report: at (\(top level\)|passed)"):
+        parse_report(json.dumps({"scenario": {"name": "x"}, "passed": "yes"}))
+
+
+def test_report_gantt_leaves_out_sub_pixel_intervals_and_says_so() -> None:
+    """A long run's flicker (tens of thousands of intervals) is not drawn interval by
+    interval; the chart says how many it left out."""
+    from dashboards.figures.report import MAX_GANTT_INTERVALS, states_figure
+
+    states = [{"work_unit": "FILLER", "state": "running", "start": 0.0, "end": 3000.0}]
+    t = 3000.0
+    for i in range(MAX_GANTT_INTERVALS + 10):
+        states.append(
+            {
+                "work_unit": "CAPPER",
+                "state": "blocked" if i % 2 else "running",
+                "start": t,
+                "end": t + 0.1,
+            }
+        )
+        t += 0.1
+    states.append({"work_unit": "CAPPER", "state": "down", "start": t, "end": t + 1200})
+    fig = valid(states_figure(states))
+    assert f"{MAX_GANTT_INTERVALS + 10:,} intervals shorter than" in fig.layout.title.text
+    drawn = sum(len([x for x in trace.x if x is not None]) // 2 for trace in fig.data)
+    assert drawn == 2
+    assert list(fig.layout.yaxis.categoryarray) == ["CAPPER", "FILLER"]
