@@ -437,13 +437,12 @@ class WorkUnitSim:
         self.op_next: list[float] = []
         self.op_next_min = INFINITE
         self.clock_modes: list[tuple[FailureMode, Sampler, Sampler]] = []
+        names = [mode.name for mode in spec.failures]
         for k, mode in enumerate(spec.failures):
-            ttf = sampler(
-                mode.time_to_failure, substream(root, f"{name}/fail{k}/ttf"), duration=True
-            )
-            ttr = sampler(
-                mode.time_to_repair, substream(root, f"{name}/fail{k}/ttr"), duration=True
-            )
+            # Streams keyed by the failure mode's name: adding a mode moves no other's draws.
+            key = f"{name}/fail/{mode.name}" + (f"#{k}" if names.count(mode.name) > 1 else "")
+            ttf = sampler(mode.time_to_failure, substream(root, f"{key}/ttf"), duration=True)
+            ttr = sampler(mode.time_to_repair, substream(root, f"{key}/ttr"), duration=True)
             if mode.basis == "operating":
                 self.op_modes.append((mode, ttf, ttr))
                 self.op_next.append(ttf())
