@@ -803,8 +803,10 @@ class ProcessValueSim:
         period = self.spec.update_period
         deadband = self.spec.deadband
         obs = self.engine.observers
+        noise = self.noise
+        timeout = env.timeout
         while True:
-            value = self.noise() + self.drift * env.now + self.offset
+            value = noise() + self.drift * env._now + self.offset
             self.last = value
             self.count += 1
             self.total += value
@@ -815,7 +817,7 @@ class ProcessValueSim:
             if obs and (self.published is None or abs(value - self.published) > deadband):
                 self.published = value
                 self.engine.notify_value(self.wu, self.spec.name, value)
-            yield env.timeout(period)
+            yield timeout(period)
 
     def figures(self) -> dict[str, Any]:
         return {
