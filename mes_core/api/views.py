@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy.orm import Session
-
 from mes_core.persistence.models import (
     AuditEntry,
     Equipment,
@@ -44,14 +42,8 @@ def equipment_out(row: Equipment) -> EquipmentOut:
     )
 
 
-def lot_out(row: MaterialLot, session: Session | None = None) -> LotOut:
-    produced_by = None
-    if row.produced_by_operation_id is not None and session is not None:
-        from mes_core.persistence.models import JobOperation
-
-        op = session.get(JobOperation, row.produced_by_operation_id)
-        if op is not None:
-            produced_by = f"{op.job_order.code}/{op.sequence}"
+def lot_out(row: MaterialLot) -> LotOut:
+    op = row.produced_by
     return LotOut(
         code=row.code,
         material=row.material.code,
@@ -60,7 +52,7 @@ def lot_out(row: MaterialLot, session: Session | None = None) -> LotOut:
         initial_quantity=row.initial_quantity,
         expires_at=row.expires_at,
         created_at=row.created_at,
-        produced_by=produced_by,
+        produced_by=f"{op.job_order.code}/{op.sequence}" if op is not None else None,
     )
 
 

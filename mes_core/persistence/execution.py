@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -44,6 +45,7 @@ from mes_core.persistence.models import (
     OperationsDefinition,
     OperationsSegment,
     Person,
+    SegmentMaterial,
 )
 from mes_core.persistence.refusals import enforced
 from mes_core.persistence.security import Actor
@@ -53,18 +55,25 @@ from mes_core.schemas.masterdata import LotCreate
 # ------------------------------------------------------------------ lookups
 
 
-def get_job_order(session: Session, code: str, *, for_update: bool = False) -> JobOrder:
-    q = (
-        select(JobOrder)
-        .where(JobOrder.code == code)
-        .options(
-            selectinload(JobOrder.operations).selectinload(JobOperation.operators),
-            selectinload(JobOrder.operations).selectinload(JobOperation.consumptions),
-            selectinload(JobOrder.operations)
-            .selectinload(JobOperation.segment)
-            .selectinload(OperationsSegment.materials),
-        )
+def _job_order_loads() -> tuple[Any, ...]:
+    """Everything a job order's view and its rules read, in a few SELECT ... IN queries
+    (never one query per operation, operator or lot)."""
+    ops = selectinload(JobOrder.operations)
+    return (
+        selectinload(JobOrder.product),
+        selectinload(JobOrder.definition),
+        ops.selectinload(JobOperation.operators).selectinload(JobOperationOperator.person),
+        ops.selectinload(JobOperation.consumptions).selectinload(MaterialConsumption.lot),
+        ops.selectinload(JobOperation.segment)
+        .selectinload(OperationsSegment.materials)
+        .selectinload(SegmentMaterial.material),
+        ops.selectinload(JobOperation.work_unit),
+        ops.selectinload(JobOperation.planned_work_unit),
     )
+
+
+def get_job_order(session: Session, code: str, *, for_update: bool = False) -> JobOrder:
+    q = select(JobOrder).where(JobOrder.code == code).options(*_job_order_loads())
     if for_update:
         q = q.with_for_update(of=JobOrder)
     row = session.execute(q).scalar_one_or_none()
@@ -78,11 +87,7 @@ def list_job_orders(
 ) -> Sequence[JobOrder]:
     q = (
         select(JobOrder)
-        .options(
-            selectinload(JobOrder.operations).selectinload(JobOperation.operators),
-            selectinload(JobOrder.operations).selectinload(JobOperation.consumptions),
-            selectinload(JobOrder.operations).selectinload(JobOperation.segment),
-        )
+        .options(*_job_order_loads())
         .order_by(JobOrder.id)
         .limit(limit)
         .offset(offset)

@@ -7,7 +7,7 @@ transaction decides), and append an audit entry for every change.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -359,7 +359,3 @@ def load_master_data(session: Session, data: md.MasterData, *, actor: Actor) -> 
         persons=len(data.persons),
         lots=len(data.lots),
     )
-
-
-def now() -> datetime:
-    return utcnow()

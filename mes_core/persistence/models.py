@@ -92,6 +92,7 @@ class MaterialLot(Base):
     )
 
     material: Mapped[MaterialDefinition] = relationship()
+    produced_by: Mapped[JobOperation | None] = relationship(foreign_keys=[produced_by_operation_id])
 
 
 class LotGenealogy(Base):

@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from mes_core.api import views
 from mes_core.api.deps import AnyUser, Quality, SessionDep, Supervisor
 from mes_core.domain.states import LotStatus
 from mes_core.persistence import execution, masterdata
-from mes_core.persistence.models import MaterialDefinition, MaterialLot
+from mes_core.persistence.models import JobOperation, MaterialDefinition, MaterialLot
 from mes_core.schemas.masterdata import HoldRequest, LotCreate, LotOut, MaterialCreate, MaterialOut
 
 router = APIRouter(prefix="/api/v1", tags=["material"])
@@ -39,7 +40,7 @@ def get_material(code: str, session: SessionDep, _: AnyUser) -> MaterialOut:
 def create_lot(body: LotCreate, session: SessionDep, actor: Supervisor) -> LotOut:
     row = masterdata.create_lot(session, body, actor=actor)
     session.commit()
-    return views.lot_out(row, session)
+    return views.lot_out(row)
 
 
 @router.get("/material-lots", response_model=list[LotOut])
@@ -50,17 +51,25 @@ def list_lots(
     material: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[LotOut]:
-    q = select(MaterialLot).order_by(MaterialLot.id).limit(limit)
+    q = (
+        select(MaterialLot)
+        .options(
+            selectinload(MaterialLot.material),
+            selectinload(MaterialLot.produced_by).selectinload(JobOperation.job_order),
+        )
+        .order_by(MaterialLot.id)
+        .limit(limit)
+    )
     if status:
         q = q.where(MaterialLot.status == status.value)
     if material:
         q = q.where(MaterialLot.material_id == masterdata.get_material(session, material).id)
-    return [views.lot_out(r, session) for r in session.execute(q).scalars()]
+    return [views.lot_out(r) for r in session.execute(q).scalars()]
 
 
 @router.get("/material-lots/{code}", response_model=LotOut)
 def get_lot(code: str, session: SessionDep, _: AnyUser) -> LotOut:
-    return views.lot_out(masterdata.get_lot(session, code), session)
+    return views.lot_out(masterdata.get_lot(session, code))
 
 
 @router.post("/material-lots/{code}/hold", response_model=LotOut)
@@ -68,7 +77,7 @@ def hold_lot(code: str, body: HoldRequest, session: SessionDep, actor: Quality) 
     """Put a lot on hold (rule 5): it cannot be consumed until released."""
     row = execution.hold_lot(session, code, body.reason, actor=actor)
     session.commit()
-    return views.lot_out(row, session)
+    return views.lot_out(row)
 
 
 @router.post("/material-lots/{code}/release", response_model=LotOut)
@@ -76,4 +85,4 @@ def release_lot(code: str, body: HoldRequest, session: SessionDep, actor: Qualit
     """Release a lot from hold (back to the status it had before)."""
     row = execution.release_lot(session, code, body.reason, actor=actor)
     session.commit()
-    return views.lot_out(row, session)
+    return views.lot_out(row)
