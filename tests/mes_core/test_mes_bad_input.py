@@ -126,3 +126,12 @@ def test_failed_master_data_load_writes_nothing(pl: Plant, raw: httpx.Client) ->
 def test_duplicate_code_is_409(raw: httpx.Client, pl: Plant) -> None:
     r = raw.post("/api/v1/materials", json={"code": pl.c("BOTTLE")})
     assert r.status_code == 409 and r.json()["rule"] == "CONFLICT"
+
+
+def test_out_of_range_query_values_are_422_not_500(raw: httpx.Client) -> None:
+    huge = str(2**70)
+    assert raw.get("/api/v1/audit", params={"after_id": huge}).status_code == 422
+    assert raw.get("/api/v1/job-orders", params={"offset": huge}).status_code == 422
+    assert raw.get("/api/v1/job-orders", params={"limit": 0}).status_code == 422
+    r = raw.get("/api/v1/events/stream", headers={"Last-Event-ID": "abc"})
+    assert r.status_code == 422 and "Last-Event-ID" in r.json()["message"]

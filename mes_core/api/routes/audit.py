@@ -35,7 +35,7 @@ HEARTBEAT_SECONDS = 15.0
 def list_entries(
     session: SessionDep,
     _: Auditor,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     action: str | None = None,
     object: Annotated[str | None, Query(description="object reference prefix")] = None,
@@ -85,7 +85,7 @@ async def stream(
     session: SessionDep,
     _: AnyUser,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-    after: Annotated[int | None, Query(ge=0, description="start after this id")] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62, description="start after this id")] = None,
     limit: Annotated[int | None, Query(ge=1, description="close after this many events")] = None,
 ) -> StreamingResponse:
     """Server-sent events: every change (audit entry) after ``Last-Event-ID`` / ``after``;
@@ -95,12 +95,13 @@ async def stream(
     factory: sessionmaker[Session] = request.app.state.session_factory
     poll = request.app.state.settings.stream_poll_seconds
     if last_event_id is not None:
-        try:
-            start = int(last_event_id)
-        except ValueError:
+        if not last_event_id.isdigit() or int(last_event_id) > 2**62:
             raise InvalidInput(
-                f"Last-Event-ID must be an integer, got {last_event_id!r}", object_ref="header"
-            ) from None
+                f"Last-Event-ID must be an event id (a non-negative integer), got "
+                f"{last_event_id[:40]!r}",
+                object_ref="header:Last-Event-ID",
+            )
+        start = int(last_event_id)
     elif after is not None:
         start = after
     else:

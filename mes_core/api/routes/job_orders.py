@@ -39,7 +39,7 @@ def list_all(
     _: AnyUser,
     state: JobOrderState | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> list[JobOrderOut]:
     rows = execution.list_job_orders(
         session, state=state.value if state else None, limit=limit, offset=offset
