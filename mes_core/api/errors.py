@@ -55,6 +55,15 @@ def install(app: FastAPI) -> None:
             status_code=409,
         )
 
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # A bug, not bad input: logged with its traceback, answered in the API's shape.
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(
+            _body("INTERNAL", f"internal error ({type(exc).__name__}); see the server log", None),
+            status_code=500,
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         rule = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(
