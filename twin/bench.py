@@ -15,6 +15,7 @@ timeouts, process resumptions and hand-overs alike), for both runs.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ class SimBench:
     repeats: int
     ratio: float
     """Median of the per-pair ratios (model events/s over bare events/s)."""
+    load: float = 0.0
+    """The machine's 1-minute load average at the end (other work sharing the cores)."""
 
     @property
     def model_rate(self) -> float:
@@ -107,6 +110,7 @@ def bench_sim(until: float = 86_400.0, seed: int = 1, repeats: int = 3) -> SimBe
         until=until,
         repeats=repeats,
         ratio=statistics.median(ratios),
+        load=os.getloadavg()[0],
     )
 
 
