@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,10 @@ from mes_core.quality.schemas import (
 from mes_core.quality.signature import SignatureManifest, SignatureMeaning, verify_binding
 
 router = APIRouter(prefix="/api/v1/quality", tags=["quality"])
+
+#: Characteristic ids are 32-bit integers in the database: larger ones are 422, not an
+#: overflow inside the database.
+CharacteristicId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 #: Who may enter measurement results: the shop floor, QA, and the integration role.
 Inspector = Annotated[
@@ -159,14 +163,14 @@ def list_characteristics(
 
 @router.get("/characteristics/{characteristic_id}", response_model=CharacteristicOut)
 def get_characteristic(
-    characteristic_id: int, session: SessionDep, _: AnyUser
+    characteristic_id: CharacteristicId, session: SessionDep, _: AnyUser
 ) -> CharacteristicOut:
     return _characteristic_out(session, service.get_characteristic(session, characteristic_id))
 
 
 @router.put("/characteristics/{characteristic_id}/limits", response_model=LimitsOut)
 def set_limits(
-    characteristic_id: int, body: LimitsIn, session: SessionDep, actor: Quality
+    characteristic_id: CharacteristicId, body: LimitsIn, session: SessionDep, actor: Quality
 ) -> LimitsOut:
     """Set the control limits: a user baseline, or from the first N in-control points."""
     char = service.get_characteristic(session, characteristic_id)
@@ -187,7 +191,7 @@ def set_limits(
     "/characteristics/{characteristic_id}/measurements", response_model=list[MeasurementOut]
 )
 def list_measurements(
-    characteristic_id: int,
+    characteristic_id: CharacteristicId,
     session: SessionDep,
     _: AnyUser,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,

@@ -158,3 +158,14 @@ def test_unknown_nonconformance_and_characteristic_are_404(admin: MesClient) -> 
 
 def test_quality_endpoints_need_authentication(mes_url: str) -> None:
     assert httpx.get(mes_url + "/api/v1/quality/nonconformances").status_code == 401
+
+
+def test_out_of_range_characteristic_id_is_422_not_a_database_overflow(
+    mes_url: str, admin: MesClient
+) -> None:
+    assert admin.token is not None
+    response = httpx.get(
+        mes_url + "/api/v1/quality/characteristics/99999999999999",
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    assert response.status_code == 422
