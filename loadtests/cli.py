@@ -148,10 +148,12 @@ def bench_api(
 
 
 def bench_e2e(
-    wall_seconds: Annotated[float, typer.Option(min=5, help="wall seconds per speed")] = 15,
+    plant_seconds: Annotated[
+        float, typer.Option(min=60, help="plant time of each step (simulated seconds)")
+    ] = 2400,
     speeds: Annotated[
         str, typer.Option(help="speed factors to climb, comma-separated")
-    ] = "30,60,120,240,480,960",
+    ] = "40,80,160,320,640",
 ) -> None:
     """The reference plant at rising speed factors: highest speed held with nothing lost."""
     from rich.console import Console
@@ -164,7 +166,7 @@ def bench_e2e(
         raise typer.BadParameter(
             f"{speeds!r}: numbers, e.g. 30,60,120", param_hint="--speeds"
         ) from exc
-    run(speeds=factors, wall_s=wall_seconds).print(Console())
+    run(speeds=factors, plant_s=plant_seconds).print(Console())
 
 
 def bench_all(

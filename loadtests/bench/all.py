@@ -101,7 +101,7 @@ def bench_all(console: Console, write: Path | None, *, quick: bool = False) -> l
     for bench in EXTERNAL:
         console.print(f"running mestwin {' '.join(bench.args)}")
         record(run_external(bench))
-    events = 10_000 if quick else 40_000
+    events = 10_000 if quick else 30_000
     for backend in ("postgresql", "sqlite"):
         record(
             _guarded(
@@ -121,7 +121,10 @@ def bench_all(console: Console, write: Path | None, *, quick: bool = False) -> l
         _guarded(
             "bench e2e",
             "mestwin bench e2e",
-            lambda: bench_e2e(speeds=(30, 120) if quick else (30, 60, 120, 240, 480), wall_s=10),
+            lambda: bench_e2e(
+                speeds=(160,) if quick else (80, 160, 320, 640),
+                plant_s=1800 if quick else 2400,
+            ),
         )
     )
     elapsed = time.monotonic() - started
