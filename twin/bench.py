@@ -126,7 +126,9 @@ def markdown(result: SimBench) -> str:
             "included); beside a bare "
             "SimPy loop (200 processes of exponential timeouts) scheduling the same number "
             f"of events; medians of {result.repeats} back-to-back pairs. Seconds are CPU "
-            "seconds of the process (`time.process_time`).",
+            "seconds of the process (`time.process_time`); 1-minute load average at the "
+            f"end: {result.load:.1f}"
+            + (" (other work shared the machine)." if result.load > 2.5 else "."),
             "",
             "| what | events | CPU s | events/CPU s |",
             "|---|---:|---:|---:|",
