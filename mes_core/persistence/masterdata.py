@@ -50,7 +50,7 @@ def get_work_unit(session: Session, code: str) -> Equipment:
 
 
 def list_equipment(session: Session, *, level: str | None = None) -> Sequence[Equipment]:
-    q = select(Equipment).order_by(Equipment.id)
+    q = select(Equipment).options(selectinload(Equipment.parent)).order_by(Equipment.id)
     if level:
         q = q.where(Equipment.level == level)
     return session.execute(q).scalars().all()

@@ -292,3 +292,43 @@ def test_async_client_reads_the_same_job_order(pl: Plant) -> None:
             assert first[0].id == 1
 
     asyncio.run(scenario())
+
+
+def test_abort_and_invalid_transitions_are_refused_and_recorded(pl: Plant) -> None:
+    op = pl.person("op")
+    jo = pl.job_order(dispatch=False)
+    refuse(pl, "INVALID_TRANSITION", jo, lambda: pl.admin.dispatch_job_order(jo))
+    refuse(pl, "INVALID_TRANSITION", jo, lambda: pl.admin.close_job_order(jo))
+    pl.admin.release_job_order(jo)
+    pl.admin.dispatch_job_order(jo)
+    op.start_operation(jo, 1, work_unit=pl.c("FILL"))
+    aborted = pl.admin.abort_job_order(jo, "customer cancelled")
+    assert aborted.state == "aborted"
+    assert [o.state for o in aborted.operations] == ["aborted", "aborted"]
+    refuse(pl, "INVALID_TRANSITION", jo, lambda: op.report_quantities(jo, 1, good=1))
+    refuse(pl, "INVALID_TRANSITION", jo, lambda: pl.admin.release_job_order(jo))
+
+
+def test_an_ingest_batch_is_one_change_on_the_stream(pl: Plant) -> None:
+    key = pl.admin.create_api_key(pl.c("conn")).api_key
+    before = pl.admin.audit_entries(after_id=0, limit=10_000)[-1].id
+    now = datetime.now(UTC)
+    events = [
+        StateChangeEvent(
+            source=pl.c("s"),
+            sequence=i,
+            work_unit=pl.c("FILL" if i % 2 else "CAP"),
+            timestamp=now + timedelta(seconds=i),
+            state="running" if i % 3 else "idle",
+        )
+        for i in range(1, 101)
+    ]
+    with MesClient(pl.url, api_key=key) as connector:
+        connector.ingest(events)
+    changes = list(pl.admin.stream_events(after=before, limit=1))
+    assert changes[0].action == "plant_events.ingested"
+    assert changes[0].detail["accepted"] == 100
+    # The last state per work unit: event 99 (FILL, idle) and event 100 (CAP, running).
+    assert changes[0].detail["states"] == {pl.c("FILL"): "idle", pl.c("CAP"): "running"}
+    assert pl.admin.audit_entries(after_id=changes[0].id) == []
+    assert len(pl.admin.state_history(pl.c("FILL"), limit=1000)) == 50
