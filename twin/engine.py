@@ -33,7 +33,6 @@ import time as _time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -1077,6 +1076,7 @@ class Engine:
         self._commands: deque[Callable[[], None]] = deque()
         self.jobs: dict[str, Job] = {}
         self._crew_cache: dict[tuple[str, str], Crew] = {}
+        self._sweeper: simpy.Process | None = None
         self.lines = [LineSim(self, line) for line in model.lines]
         self.line_by_code = {line.code: line for line in self.lines}
         self.work_units = {wu.code: wu for line in self.lines for wu in line.work_units}
@@ -1170,8 +1170,13 @@ class Engine:
 
     # -- observers ----------------------------------------------------------------------
     def add_observer(self, observer: PlantObserver) -> None:
-        """Register ``observer``; it first receives the current state of every work unit."""
+        """Register ``observer``; it first receives the current state of every work unit.
+
+        Call it between ``run_until`` calls (or through ``submit`` from another thread).
+        """
         self.observers.append(observer)
+        if self._sweeper is None:
+            self._sweeper = self.env.process(self._alarm_sweep())
         now = self.env.now
         wall = self.wall(now)
         for wu in self.work_units.values():
@@ -1196,22 +1201,33 @@ class Engine:
         wall = self.wall(now)
         for o in self.observers:
             o.on_state(now, wu.code, wu.state, PACKML_FOR_STATE[wu.state], wu.reason, wall)
-        for name, state in ((ALARM_BLOCKED, BLOCKED), (ALARM_STARVED, STARVED)):
-            if old == state and name in wu.alarm_active:
+        if wu.alarm_active and old in (BLOCKED, STARVED):
+            name = ALARM_BLOCKED if old == BLOCKED else ALARM_STARVED
+            if name in wu.alarm_active:
                 wu.alarm_active.discard(name)
-                self.notify_alarm(wu, name, 300, wu.reason, False)
-            if wu.state == state:
-                timer = self.env.timeout(self.blocked_alarm_after)
-                timer.callbacks.append(partial(self._late_alarm, wu, name, state, wu.since))
+                self.notify_alarm(wu, name, 300, f"{old}: cleared", False)
 
-    def _late_alarm(
-        self, wu: WorkUnitSim, name: str, state: str, since: float, _event: simpy.Event
-    ) -> None:
-        # Blocked / starved alarms only when the condition lasts: a line with buffers
-        # flickers between them all the time, and that is not worth an alarm.
-        if wu.state == state and wu.since == since and self.observers:
-            wu.alarm_active.add(name)
-            self.notify_alarm(wu, name, 300, wu.reason, True)
+    def _alarm_sweep(self) -> SimGen:
+        """Raise blocked / starved alarms for conditions lasting ``blocked_alarm_after`` s.
+
+        A line with buffers flickers between starved and running all the time, which is
+        not worth an alarm. One sweep over the plant every half of that delay (not a timer
+        per state change) keeps the cost flat; it runs only while someone observes.
+        """
+        env = self.env
+        after = self.blocked_alarm_after
+        units = list(self.work_units.values())
+        while self.observers:
+            now = env._now
+            for wu in units:
+                state = wu.state
+                if state in (BLOCKED, STARVED):
+                    name = ALARM_BLOCKED if state == BLOCKED else ALARM_STARVED
+                    if name not in wu.alarm_active and now - wu.since >= after:
+                        wu.alarm_active.add(name)
+                        self.notify_alarm(wu, name, 300, wu.reason, True)
+            yield env.timeout(after / 2)
+        self._sweeper = None
 
     def notify_counters(self, wu: WorkUnitSim) -> None:
         now = self.env.now
