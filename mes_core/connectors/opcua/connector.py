@@ -107,6 +107,7 @@ async def client_certificate(pki_dir: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+WATCHDOG_S = 5.0
 QUEUE_MAX = 500_000
 """Notifications the subscription may hold before the consumer takes them; past that the
 client reconnects (``OverflowPolicy.DISCONNECT``) and resynchronises, never drops quietly."""
@@ -176,7 +177,9 @@ class EndpointLink:
         self._lost.set()
 
     async def _connect(self) -> Client:
-        client = Client(self.url, timeout=10, watchdog_intervall=1.0)
+        # The watchdog probes a quiet connection; a loaded server may answer slowly, and a
+        # closed socket is noticed at once anyway, so the probe is not hurried.
+        client = Client(self.url, timeout=10, watchdog_intervall=WATCHDOG_S)
         if self.options.username:
             client.set_user(self.options.username)
             client.set_password(self.options.password or "")
@@ -386,12 +389,20 @@ class Connector:
             self.mes_faults += 1
             if self._mes_down_since is None:
                 self._mes_down_since = time.monotonic()
-                log.warning(
-                    "MES unreachable (%s: %s); spooling, %d events waiting",
-                    type(exc).__name__,
-                    exc,
-                    len(self.outbox),
-                )
+                if isinstance(exc, MesClientError) and exc.status in (401, 403):
+                    log.error(
+                        "MES refused the connector's credentials (%s): check --api-key "
+                        "(an integration key); %d events stay spooled",
+                        exc,
+                        len(self.outbox),
+                    )
+                else:
+                    log.warning(
+                        "MES unreachable (%s: %s); spooling, %d events waiting",
+                        type(exc).__name__,
+                        exc,
+                        len(self.outbox),
+                    )
             return 0
         if self._mes_down_since is not None:
             log.info(
