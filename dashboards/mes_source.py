@@ -71,6 +71,10 @@ THROUGHPUT_BUCKET = timedelta(hours=1)
 #: Time spent per refresh reading throughput buckets not read yet (the rest come later).
 BUCKET_BUDGET_S = 0.5
 
+#: A window KPI read slower than this is re-read only every ``KPI_COST_FACTOR`` x its cost.
+KPI_SLOW_S = 0.5
+KPI_COST_FACTOR = 5.0
+
 #: Severity given to a work unit that is down (the Andon's stop call), on OPC UA's scale.
 DOWN_SEVERITY = 800
 
@@ -333,6 +337,10 @@ class MesSource:
         self._lock = threading.Lock()
         self._states: dict[str, _UnitStates] = {}
         self._buckets: dict[tuple[str, datetime], KpiReport | None] = {}
+        #: Window KPI reports: (report, monotonic time read, seconds it took).
+        self._kpis: dict[tuple[str, datetime], tuple[KpiReport, float, float]] = {}
+        #: Latest state change per work unit seen by ``latest_data`` (plant time).
+        self._latest_change: dict[str, datetime] = {}
 
     def _call(self, fn: Callable[[], T]) -> T:
         with translated(self._url):
@@ -351,8 +359,26 @@ class MesSource:
         lines = self._call(lambda: self._client.list_equipment(level="line"))
         return [(ln.code, ln.name) for ln in lines]
 
+    def latest_data(self, line: str) -> datetime | None:
+        units = [
+            e.code
+            for e in self._call(lambda: self._client.list_equipment(level="work_unit"))
+            if e.parent == line
+        ]
+        latest: datetime | None = None
+        for unit in units:
+            for row in self._call(partial(self._client.state_history, unit, limit=1)):
+                at = _aware(row.started_at)
+                if at is None:
+                    continue
+                with self._lock:
+                    self._latest_change[unit] = at
+                if latest is None or at > latest:
+                    latest = at
+        return latest
+
     def line(self, code: str, start: datetime, end: datetime) -> LineView:
-        window = self._call(lambda: self._client.line_kpis(code, start, end))
+        window, kpi_age = self._window_kpis(code, start, end)
         equipment = {e.code: e for e in self._call(self._client.list_equipment)}
         line = equipment.get(code)
         bars: list[StateBar] = []
@@ -360,6 +386,11 @@ class MesSource:
             since = _aware(equipment[unit].state_since) if unit in equipment else None
             with self._lock:
                 cached = self._states.get(unit)
+                # On a simulated clock the current state may lag the history (older plant
+                # times): the latest change read by ``latest_data`` also says "changed".
+                seen = self._latest_change.get(unit)
+            if seen is not None and (since is None or seen > since):
+                since = seen
             if cached is None or cached.start != start or cached.since != since:
                 report = self._call(partial(self._client.work_unit_states, unit, start, end))
                 cached = _UnitStates(start, since, report.intervals)
@@ -382,6 +413,11 @@ class MesSource:
                 )
         buckets, pending, failed = self._finished_buckets(code, start, end)
         notes = []
+        if kpi_age > 0:
+            notes.append(
+                f"The MES takes long to compute this window's KPIs: they are "
+                f"{kpi_age:.0f} s old and refresh less often than the states."
+            )
         if pending:
             notes.append(f"Loading the throughput history: {pending} hours to go.")
         if failed:
@@ -395,6 +431,31 @@ class MesSource:
             throughput=tuple(throughput_points(start, buckets, window, end)),
             notes=tuple(notes),
         )
+
+    def _window_kpis(self, code: str, start: datetime, end: datetime) -> tuple[KpiReport, float]:
+        """The window's KPI report and its age in seconds (0: read now).
+
+        The KPI report is the costliest read of the page (the MES recomputes the window
+        from its state history). When it is slow, it is re-read only once a period
+        ``KPI_COST_FACTOR`` times its cost has passed, so a viewer never keeps the MES
+        busy computing KPIs more than a fraction of the time; the states still refresh
+        on every tick.
+        """
+        key = (code, start)
+        with self._lock:
+            cached = self._kpis.get(key)
+        now = time.monotonic()
+        if cached is not None:
+            report, read_at, cost = cached
+            if cost > KPI_SLOW_S and now - read_at < cost * KPI_COST_FACTOR:
+                return report, now - read_at
+        began = time.monotonic()
+        report = self._call(partial(self._client.line_kpis, code, start, end))
+        cost = time.monotonic() - began
+        with self._lock:
+            self._kpis = {k: v for k, v in self._kpis.items() if k[0] != code}
+            self._kpis[key] = (report, time.monotonic(), cost)
+        return report, 0.0
 
     def _finished_buckets(
         self, code: str, start: datetime, end: datetime

@@ -48,6 +48,11 @@ class DashboardSource(Protocol):
         """(code, name) of every line, in plant order."""
         ...
 
+    def latest_data(self, line: str) -> datetime | None:
+        """Plant time of the line's latest state change, if any. A scenario run may keep a
+        simulated clock far from the wall clock; the Line page can follow this one."""
+        ...
+
     def line(self, code: str, start: datetime, end: datetime) -> LineView:
         """KPIs, states and throughput of one line over ``[start, end)``."""
         ...

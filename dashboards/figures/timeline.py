@@ -37,14 +37,22 @@ def open_trace(states: Sequence[str], state: str) -> int:
     return len(states) + states.index(state)
 
 
+def too_short(bar: StateBar, min_seconds: float) -> bool:
+    """A finished interval too short to see at the chart's scale (running ones always show)."""
+    return not bar.open and (bar.end - bar.start).total_seconds() < min_seconds
+
+
 def gantt_segments(
-    bars: Iterable[StateBar], states: Sequence[str]
+    bars: Iterable[StateBar], states: Sequence[str], min_seconds: float = 0.0
 ) -> dict[int, dict[str, list[Any]]]:
-    """x/y/text additions per trace index for ``bars`` (the unit of a live extend)."""
+    """x/y/text additions per trace index for ``bars`` (the unit of a live extend);
+    finished intervals shorter than ``min_seconds`` are left out."""
     out: dict[int, dict[str, list[Any]]] = {
         i: {"x": [], "y": [], "text": []} for i in range(2 * len(states))
     }
     for bar in bars:
+        if too_short(bar, min_seconds):
+            continue
         idx = open_trace(states, bar.state) if bar.open else closed_trace(states, bar.state)
         label = (
             f"{bar.work_unit}: {bar.state}"
@@ -67,10 +75,12 @@ def gantt_figure(
     start: datetime | None = None,
     end: datetime | None = None,
     title: str = "Equipment states",
+    min_seconds: float = 0.0,
 ) -> Figure:
-    """State intervals of ``work_units`` (rows, top to bottom in the given order)."""
+    """State intervals of ``work_units`` (rows, top to bottom in the given order);
+    finished intervals shorter than ``min_seconds`` (sub-pixel flicker) are not drawn."""
     states = gantt_states(bars)
-    segments = gantt_segments(bars, states)
+    segments = gantt_segments(bars, states, min_seconds)
     finished = {b.state for b in bars if not b.open}
     data: list[dict[str, Any]] = []
     for is_open in (False, True):
@@ -113,6 +123,14 @@ def gantt_figure(
             legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
         ),
     }
+
+
+def gantt_title(bars: Sequence[StateBar], min_seconds: float) -> str:
+    """The Gantt's title, saying how many intervals were too short to draw."""
+    hidden = sum(1 for b in bars if too_short(b, min_seconds))
+    if not hidden:
+        return "Equipment states"
+    return f"Equipment states ({hidden:,} intervals under {min_seconds:.0f} s not drawn)"
 
 
 def throughput_figure(points: Sequence[ThroughputPoint]) -> Figure:

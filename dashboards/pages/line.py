@@ -19,6 +19,7 @@ from dashboards.figures.timeline import (
     gantt_figure,
     gantt_segments,
     gantt_states,
+    gantt_title,
     throughput_figure,
 )
 from dashboards.live import (
@@ -69,6 +70,19 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
                         placeholder="Pick a line",
                         clearable=False,
                         className="ctl",
+                    ),
+                    dcc.RadioItems(
+                        id="line-clock",
+                        options=[
+                            {"label": " up to now", "value": "now"},
+                            {
+                                "label": " up to the plant's latest data (simulated runs)",
+                                "value": "data",
+                            },
+                        ],
+                        value="data" if query_value(query, "clock") == "data" else "now",
+                        inline=True,
+                        inputStyle={"marginLeft": "12px"},
                     ),
                     dcc.Dropdown(
                         id="line-window",
@@ -153,17 +167,21 @@ def register(app: Dash, ctx: PageContext) -> None:
         tick_input(PAGE),
         Input("line-pick", "value"),
         Input("line-window", "value"),
+        Input("line-clock", "value"),
         cursor_state(PAGE),
         running=no_pile_up(PAGE),
     )
     def refresh(
-        _tick: int, line: str | None, window: str, cursor: dict[str, Any] | None
+        _tick: int, line: str | None, window: str, clock: str, cursor: dict[str, Any] | None
     ) -> tuple[Any, ...]:
         if not line:
             return (no_update,) * 7 + banner_ok() + (no_update,)
-        now = ctx.clock()
-        start, end = window_bounds(window, now)
         try:
+            now = ctx.clock()
+            if clock == "data":
+                # A run on a simulated clock: the window ends at its latest state change.
+                now = ctx.read(lambda source: source.latest_data(line)) or now
+            start, end = window_bounds(window, now)
             view = ctx.read(lambda source: source.line(line, start, end))
         except SourceError as exc:
             return (no_update,) * 7 + failure_banner(exc) + (no_update,)
@@ -184,6 +202,9 @@ def register(app: Dash, ctx: PageContext) -> None:
             throughput_figure(view.throughput),
             " ".join(view.notes),
         )
+        # Intervals under a pixel of the window are not drawn (a flickering unit has
+        # thousands); a pixel is about 1/1500 of the chart's width.
+        shortest = (end - start).total_seconds() / 1500
         sent: dict[str, int] = (cursor or {}).get("closed", {})
         if (
             not cursor
@@ -192,7 +213,14 @@ def register(app: Dash, ctx: PageContext) -> None:
         ):
             return (
                 *head,
-                gantt_figure(view.states, view.work_units, start=start, end=end),
+                gantt_figure(
+                    view.states,
+                    view.work_units,
+                    start=start,
+                    end=end,
+                    title=gantt_title(view.states, shortest),
+                    min_seconds=shortest,
+                ),
                 asof,
                 *banner_ok(),
                 new_cursor,
@@ -201,7 +229,7 @@ def register(app: Dash, ctx: PageContext) -> None:
         # order), so extend by the new ones and replace only the running intervals.
         fresh = [b for wu, bars in closed.items() for b in bars[sent.get(wu, 0) :]]
         gantt = Patch()
-        for idx, seg in gantt_segments(fresh, states).items():
+        for idx, seg in gantt_segments(fresh, states, shortest).items():
             if idx < len(states) and seg["x"]:
                 for axis in ("x", "y", "text"):
                     gantt["data"][idx][axis].extend(seg[axis])
@@ -210,4 +238,5 @@ def register(app: Dash, ctx: PageContext) -> None:
                 for axis in ("x", "y", "text"):
                     gantt["data"][idx][axis] = seg[axis]
         gantt["layout"]["xaxis"]["range"] = [iso(start), iso(end)]
+        gantt["layout"]["title"]["text"] = gantt_title(view.states, shortest)
         return (*head, gantt, asof, *banner_ok(), new_cursor)

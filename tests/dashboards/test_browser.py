@@ -346,7 +346,7 @@ def test_report_page_shows_a_report_as_soon_as_the_run_writes_it(
     )
     assert "no lost events" in text_of(browser, "#report-expectations")
     assert "BTL1-FILLER good: twin 100, MES 98" in text_of(browser, "#report-reconciliation")
-    browser.save_screenshot(str(shots / "report.png"))
+    browser.save_screenshot(str(shots / "report-sample.png"))
     path.write_text('{"scenario": 1}', encoding="utf-8")
     wait_for(
         lambda: "not a scenario report" in text_of(browser, "#report-banner"),
