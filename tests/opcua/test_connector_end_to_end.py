@@ -185,3 +185,63 @@ def test_released_job_orders_are_dispatched_to_the_machine_with_store_and_start(
     assert ledger_job["source"] == "store_and_start"
     assert ledger_job["line"] == "LB"
     assert ledger_job["quantity"] == 4
+
+
+def test_a_restarted_connector_replays_its_spool_and_counts_stay_exact(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    """The first connector never reaches the MES and is stopped; a second one on the same
+    spool sends what the first collected, continues its sequence and its counters."""
+    spool_path = tmp_path / "spool.sqlite"
+
+    async def go() -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], int, int]:
+        url = f"opc.tcp://127.0.0.1:{free_port()}"
+        options = ServeOptions(endpoint=url, speed=SPEED, auto_dispatch=False)
+        dead_mes = f"http://127.0.0.1:{free_port()}"
+        fast = ConnectorOptions(backoff_max_s=0.5, dispatch_interval_s=0)
+        async with ServedPlant(mini, options) as plant:
+            first_stop = asyncio.Event()
+            spool = Spool(spool_path)
+            async with AsyncMesClient(dead_mes, api_key=mes.api_key) as nowhere:
+                first = Connector([url], nowhere, spool, fast)
+                task = asyncio.create_task(first.run(first_stop))
+                await first.wait_connected()
+                await asyncio.sleep(2.0)
+                first_stop.set()
+                await task
+            spool.close()
+            assert first.sent == 0 and first.produced > 0
+            await asyncio.sleep(1.0)  # the plant goes on without a connector
+            spool = Spool(spool_path)
+            stop = asyncio.Event()
+            async with AsyncMesClient(mes.process.url, api_key=mes.api_key) as client:
+                second = Connector([url], client, spool, fast)
+                replayed = len(second.outbox)
+                task = asyncio.create_task(second.run(stop))
+                await second.wait_connected()
+                await asyncio.sleep(1.0)
+                await plant.halt()
+                summary = plant.engine.ledger.summary()
+                expected = {
+                    code: (wu["good"], wu["scrap"])
+                    for code, wu in summary["work_units"].items()
+                    if (wu["good"], wu["scrap"]) != (0, 0)
+                }
+                source = f"opcua:{url}"
+                deadline = time.monotonic() + SETTLE_S
+                got: dict[str, tuple[int, int]] = {}
+                while time.monotonic() < deadline:
+                    got = await asyncio.to_thread(mes_counts, mes.database_url, source)
+                    if got == expected and not second.outbox:
+                        break
+                    await asyncio.sleep(0.5)
+                stop.set()
+                await task
+            spool.close()
+            stored = await asyncio.to_thread(mes_event_count, mes.database_url, source)
+        return got, expected, replayed, stored - first.produced - second.produced
+
+    got, expected, replayed, extra = asyncio.run(go())
+    assert replayed > 0, "the second connector found nothing in the spool"
+    assert got == expected
+    assert extra == 0, "events were lost or doubled across the restart"
