@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -106,3 +107,52 @@ def test_newest_event_timestamp_reads_the_last_event_of_a_body() -> None:
     assert newest_event_timestamp(body) == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
     assert newest_event_timestamp(b'{"events":[]}') is None
     assert newest_event_timestamp(b'{"timestamp":"2026-01-01T00:00:00"}') is None
+
+
+def test_mes_app_exposes_every_named_series_and_counts_open_holds(tmp_path: Path) -> None:
+    from loadtests.config import Seed
+    from loadtests.seed import build_master_data
+    from mes_core.api.app import create_app
+    from mes_core.persistence.migrate import upgrade
+    from mes_core.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'mes.db'}"
+    upgrade(url)
+    client = TestClient(create_app(Settings(database_url=url)))
+    token = client.post("/api/v1/auth/token", json={"username": "admin", "password": "admin"})
+    auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    data, manifest = build_master_data("M", Seed(work_units_per_class=1, operators=1), "pw")
+    loaded = client.post("/api/v1/master-data", json=data.model_dump(mode="json"), headers=auth)
+    assert loaded.status_code == 201, loaded.text
+    held = client.post(
+        f"/api/v1/material-lots/{manifest.lots[0]}/hold", json={"reason": "test"}, headers=auth
+    )
+    assert held.status_code == 200, held.text
+    key = client.post(
+        "/api/v1/auth/api-keys", json={"name": "metrics-test", "role": "integration"}, headers=auth
+    ).json()["api_key"]
+    stamp = datetime.now(UTC).isoformat()
+    event = {"kind": "state", "source": "t", "sequence": 1, "work_unit": manifest.packers[0],
+             "timestamp": stamp, "state": "running"}  # fmt: skip
+    ingested = client.post(
+        "/api/v1/plant-events/batch",
+        json={"events": [event]},
+        headers={"X-API-Key": key, "X-Mestwin-Spool-Depth": "3", "X-Mestwin-Collector": "c1"},
+    )
+    assert ingested.status_code == 200, ingested.text
+    text = client.get("/metrics").text
+    for series in (
+        "mestwin_http_request_duration_seconds_bucket",
+        "mestwin_ingest_events_total",
+        "mestwin_ingest_batches_total",
+        "mestwin_ingest_lag_seconds_bucket",
+        "mestwin_connector_spool_depth",
+        "mestwin_open_holds",
+    ):
+        assert series in text, series
+    samples = _samples(text)
+    assert _value(samples, "mestwin_open_holds", object="material_lot") == 1
+    assert _value(samples, "mestwin_connector_spool_depth", collector="c1") == 3
+    route = "/api/v1/material-lots/{code}/hold"
+    name = "mestwin_http_request_duration_seconds_count"
+    assert _value(samples, name, method="POST", route=route, status="200") >= 1
