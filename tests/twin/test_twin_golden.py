@@ -1,8 +1,8 @@
 """Fixed-seed golden runs of the shipped models: any change to what the engine does shows
-up here as a diff (regression), beside the statistical validation in test_validation.py.
+up here as a diff (regression), beside the statistical validation in test_twin_validation.py.
 
 After an intended change of behaviour, regenerate with
-``MESTWIN_UPDATE_GOLDEN=1 .venv/bin/pytest tests/twin/test_golden.py`` and review the diff.
+``MESTWIN_UPDATE_GOLDEN=1 .venv/bin/pytest tests/twin/test_twin_golden.py`` and review the diff.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from plants import exponential, plant, work_unit
+from twin_test_plants import exponential, plant, work_unit
 
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel

@@ -11,7 +11,7 @@ ch. 2-4 (availability, two-stage lines, operation-dependent failures); Kleinrock
 from __future__ import annotations
 
 import pytest
-from plants import exponential, plant, work_unit
+from twin_test_plants import exponential, plant, work_unit
 
 from twin.engine import Engine
 from twin.replicate import replicate, snapshot, window_kpis
