@@ -81,7 +81,8 @@ def _session():  # type: ignore[no-untyped-def]
     from mes_core.settings import Settings
 
     engine = make_engine(Settings().database_url)
-    return make_session_factory(engine)()
+    # A writer: on SQLite the transaction takes the write lock first (see persistence/db.py).
+    return make_session_factory(engine, write=True)()
 
 
 def erp_import(

@@ -39,8 +39,11 @@ class Cell:
         return Actor(person.code, frozenset(person.role_list), person.id, person.code)
 
 
-def build_cell(session: Session) -> Cell:
-    """Master data: line > filler + capper; a routing fill (fill volume 495-505 ml) -> cap."""
+def build_cell(session: Session, *, lapsed_qa: bool = False) -> Cell:
+    """Master data: line > filler + capper; a routing fill (fill volume 495-505 ml) -> cap.
+
+    ``lapsed_qa`` adds a QA person whose disposition certification has expired (password
+    hashing is the slow part of a cell, so only the tests that need them get them)."""
     tag = uuid.uuid4().hex[:8].upper()
     c = Cell(
         tag=tag,
@@ -112,6 +115,11 @@ def build_cell(session: Session) -> Cell:
                 password=QA_PASSWORD,
                 certifications=[md.CertificationIn(skill=DISPOSITION_SKILL, valid_until=far)],
             ),
+        ],
+        lots=[md.LotCreate(code=c.preform_lot, material=c.preform, quantity=10_000)],
+    )
+    if lapsed_qa:
+        data.persons.append(
             md.PersonCreate(
                 code=c.qa_uncertified,
                 name="Quentin Lapsed",
@@ -122,10 +130,8 @@ def build_cell(session: Session) -> Cell:
                         skill=DISPOSITION_SKILL, valid_until=date.today() - timedelta(days=1)
                     )
                 ],
-            ),
-        ],
-        lots=[md.LotCreate(code=c.preform_lot, material=c.preform, quantity=10_000)],
-    )
+            )
+        )
     masterdata.load_master_data(session, data, actor=SYSTEM)
     session.commit()
     return c

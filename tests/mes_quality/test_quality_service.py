@@ -161,7 +161,7 @@ def test_disposition_signature_needs_the_password_again_and_records_the_refusal(
 
 
 def test_disposition_signer_needs_a_valid_certification(session: Session) -> None:
-    cell = build_cell(session)
+    cell = build_cell(session, lapsed_qa=True)
     job = running_job(session, cell)
     nc = _measure(session, job, 510.0).nonconformance
     assert nc is not None
