@@ -369,6 +369,9 @@ class Scenario(_Strict):
     seed: int = 0
     speed: float | Literal["max"] = "max"
     """Simulated seconds per wall second, or ``max`` (as fast as possible)."""
+    tick: PositiveSeconds = 120.0
+    """How often (simulated seconds) the bench's people look at their terminals and the
+    collector delivers plant events: their reaction delays are rounded up to it."""
     drain: Seconds = 0.0
     """Extra simulated time after ``duration`` in which no new orders are released, so
     running orders can finish before the expectations are checked."""

@@ -108,6 +108,33 @@ def run_command(
     return result.exit_code
 
 
+DEMO_SCENARIO = "clean_bottling_day.yaml"
+DEMO_DURATION = "8h"
+DEMO_ORDER_SCALE = 0.5
+
+
+def demo(
+    report_dir: Annotated[Path, typer.Option(help="folder for the report")] = Path("reports/demo"),
+    progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
+) -> None:
+    """The main job in about a minute: the clean bottling scenario (its first shift, half
+    the order quantities) against a fresh MES on SQLite; prints where the report is."""
+    from plant_models.scenario import SCENARIOS_DIR
+
+    code = run_command(
+        SCENARIOS_DIR / DEMO_SCENARIO,
+        report_dir,
+        None,
+        None,
+        None,
+        DEMO_DURATION,
+        progress,
+        DEMO_ORDER_SCALE,
+    )
+    raise typer.Exit(code)
+
+
 def register(groups: CommandGroups) -> None:
-    """Add ``mestwin run`` to the ``mestwin`` app."""
+    """Add ``mestwin run`` and ``mestwin demo`` to the ``mestwin`` app."""
     groups.root.command("run")(run)
+    groups.root.command("demo")(demo)

@@ -30,6 +30,7 @@ from mes_core.schemas.plant_events import (
 from twin.hooks import PackMLState
 
 Poster = Callable[[list[PlantEvent]], IngestResult]
+INF = float("inf")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class DirectCollector:
         start: datetime,
         characteristics: dict[tuple[str, str], Sampling],
         batch_size: int = 2000,
+        count_period: float = 5.0,
     ) -> None:
         self._post = post
         self.source = source
@@ -105,6 +107,12 @@ class DirectCollector:
         self._attempted: set[int] = set()
         self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
         self._state: dict[str, str] = {}
+        # Count deltas per work unit held back up to ``count_period`` simulated seconds,
+        # as an OPC UA subscription samples a cumulative counter at its publishing
+        # interval: [good, scrap, time of the last unit].
+        self.count_period = count_period
+        self._pending: dict[str, list[float]] = {}
+        self._last_count: dict[str, float] = {}
         self.stats = LinkStats()
         self.last_error = ""
 
@@ -156,6 +164,19 @@ class DirectCollector:
         self._counters[work_unit] = (processed, defective)
         if dp <= 0 and dd <= 0:
             return
+        pending = self._pending.setdefault(work_unit, [0, 0, t])
+        pending[0] += max(dp - dd, 0)
+        pending[1] += max(dd, 0)
+        pending[2] = t
+        if t - self._last_count.get(work_unit, -INF) >= self.count_period:
+            self._emit_count(work_unit)
+
+    def _emit_count(self, work_unit: str) -> None:
+        pending = self._pending.pop(work_unit, None)
+        if pending is None:
+            return
+        good, scrap, t = pending
+        self._last_count[work_unit] = t
         job, lot = self._job.get(work_unit, ("", ""))
         self._spool.append(
             CountEvent(
@@ -163,12 +184,17 @@ class DirectCollector:
                 sequence=self._next(),
                 work_unit=work_unit,
                 timestamp=self._ts(t),
-                good=max(dp - dd, 0),
-                scrap=max(dd, 0),
+                good=int(good),
+                scrap=int(scrap),
                 job_order=job or None,
                 material_lot=lot or None,
             )
         )
+
+    def flush_counts(self) -> None:
+        """Spool every count delta held back for coalescing (before a delivery)."""
+        for work_unit in sorted(self._pending):
+            self._emit_count(work_unit)
 
     def on_value(
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
@@ -212,6 +238,8 @@ class DirectCollector:
         material_lot: str,
         wall: float | None,
     ) -> None:
+        # Units counted so far belong to the job the work unit is leaving.
+        self._emit_count(work_unit)
         self._job[work_unit] = (job_order, material_lot)
 
     def on_alarm(
@@ -240,7 +268,7 @@ class DirectCollector:
     # -- delivery ---------------------------------------------------------------------------
 
     def pending(self) -> int:
-        return len(self._spool)
+        return len(self._spool) + len(self._pending)
 
     def pump(self) -> None:
         """Post full batches; on failure keep them spooled for the next pump."""
@@ -251,6 +279,7 @@ class DirectCollector:
     def drain(self, timeout: float) -> bool:
         import time
 
+        self.flush_counts()
         deadline = time.monotonic() + timeout
         while self._spool:
             if not self._send_one():
@@ -260,6 +289,7 @@ class DirectCollector:
         return True
 
     def deliver_until(self, blocked: Callable[[PlantEvent], bool]) -> bool:
+        self.flush_counts()
         while self._spool:
             n = 0
             limit = min(self.batch_size, len(self._spool))

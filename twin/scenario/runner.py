@@ -111,8 +111,8 @@ class RunOptions:
     """Multiply every order quantity (rounded, at least 1): tests and demos shorten a
     scenario's day with ``duration`` and this together."""
     progress: bool = True
-    tick: float = 60.0
-    """Simulated seconds between two runner ticks (faults and people act on ticks)."""
+    tick: float | None = None
+    """Simulated seconds between two runner ticks (default: the scenario's ``tick``)."""
 
 
 @dataclass
@@ -268,6 +268,7 @@ class Runner:
         self.duration = options.duration or self.scenario.duration
         self.end = self.duration + self.scenario.drain
         self.speed: Speed = options.speed or self.scenario.speed
+        self.tick = options.tick or self.scenario.tick
         self.state = _State()
         self.mes: MesProcess | None = None
         self.db_proxy: TcpProxy | None = None
@@ -280,7 +281,7 @@ class Runner:
         self.orders = [
             replace(o, quantity=max(1, round(o.quantity * options.order_scale)))
             for o in scenario_orders(self.scenario, self.plant)
-            if o.release_at <= self.duration
+            if o.release_at < self.duration  # released at the very end, it cannot run
         ]
         self.people: People | None = None
         self.database = ""
@@ -782,7 +783,7 @@ class Runner:
         try:
             t = 0.0
             while t < self.end:
-                t = min(t + self.options.tick, self.end)
+                t = min(t + self.tick, self.end)
                 while actions and actions[0].at <= t:
                     act = actions.pop(0)
                     self.sim.run_until(act.at)
