@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 
-from factories import QA_PASSWORD, build_cell
+from mes_quality_factories import QA_PASSWORD, build_cell
 from sqlalchemy.orm import Session
 
 from mes_core.client import AsyncMesClient, MesClient

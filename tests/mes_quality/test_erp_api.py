@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from factories import Cell, build_cell
 from lxml import etree
+from mes_quality_factories import Cell, build_cell
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 import pytest
-from factories import build_cell, running_job
+from mes_quality_factories import build_cell, running_job
 from sqlalchemy.orm import Session
 
 from mes_core.client import MesClient, MesRuleViolation

@@ -7,7 +7,7 @@ import json
 
 import httpx
 import pytest
-from factories import QA_PASSWORD, build_cell, characteristic, running_job
+from mes_quality_factories import QA_PASSWORD, build_cell, characteristic, running_job
 from sqlalchemy.orm import Session
 
 from mes_core.client import MesClient, MesRuleViolation

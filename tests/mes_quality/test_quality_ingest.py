@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from factories import build_cell, characteristic, running_job
+from mes_quality_factories import build_cell, characteristic, running_job
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from factories import QA_PASSWORD, build_cell, characteristic, running_job
+from mes_quality_factories import QA_PASSWORD, build_cell, characteristic, running_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
