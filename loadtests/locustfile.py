@@ -3,9 +3,8 @@
 - ``Operator``: a supervisor creates, releases and dispatches a job order for them; they
   start each operation, consume a raw-material lot, report counts and complete, one
   transaction per pacing tick (as a person at a terminal would), then the supervisor closes.
-- ``QualityInspector``: reviews running job orders and their lots (and records inspection
-  results where the MES offers the endpoint).
-- ``Erp``: imports schedules of a few planned job orders at a time (integration key).
+- ``QualityInspector``: reviews running job orders and records fill-weight results.
+- ``Erp``: imports B2MML schedules of a few planned job orders at a time (integration key).
 - ``Dashboard``: polls job orders, equipment states and held lots.
 - ``Connector``: posts batches of plant events like ``mes_core.connectors.opcua``,
   reporting its spool depth in the ``X-Mestwin-Spool-Depth`` header.
@@ -31,6 +30,7 @@ from typing import Any
 from locust import HttpUser, constant_pacing, events, task
 
 from loadtests.config import load_profile
+from loadtests.erp_schedule import schedule_document
 from loadtests.seed import SEED_ENV, SeedManifest
 
 PROFILE = load_profile()
@@ -74,6 +74,15 @@ def _auth(person: str) -> dict[str, str]:
     if not token:
         raise RuntimeError(f"the seed manifest holds no token for {person}")
     return {"Authorization": f"Bearer {token}"}
+
+
+def _rule(response: Any) -> str:
+    """The ``rule`` of an MES error body ('' when the body is not one)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("rule", "")) if isinstance(body, dict) else ""
 
 
 _operator_numbers = itertools.count()
@@ -130,11 +139,17 @@ class Operator(HttpUser):
                 # The job order is in an unknown state now: abandon it and start afresh,
                 # rather than let one refusal cascade into a dozen.
                 self.steps = []
+                if response.status_code == 409 and _rule(response) == "HELD":
+                    # QA's SPC put it on hold (rule 5): the MES did its job; the job order
+                    # waits for a disposition, the operator moves on.
+                    response.success()
+                    return
                 response.failure(f"{response.status_code}: {response.text[:200]}")
 
 
 class QualityInspector(HttpUser):
-    """QA reviewing running job orders and their material."""
+    """QA reviewing running job orders and recording fill-weight results of their filling
+    operation (in spec; SPC rules may still hold a job order now and then, as in a plant)."""
 
     weight = PROFILE.users.quality.weight
     wait_time = constant_pacing(PROFILE.users.quality.pace_seconds)
@@ -143,7 +158,7 @@ class QualityInspector(HttpUser):
         self.auth = _auth(seed().quality)
 
     @task
-    def review(self) -> None:
+    def review_and_record(self) -> None:
         s = seed()
         response = self.client.get(
             f"{API}/job-orders",
@@ -151,10 +166,26 @@ class QualityInspector(HttpUser):
             headers=self.auth,
             name="quality: running job orders",
         )
-        if response.status_code == 200 and response.json():
-            job = random.choice(response.json())
-            self.client.get(
-                f"{API}/job-orders/{job['code']}", headers=self.auth, name="quality: job order"
+        filling = []
+        if response.status_code == 200:
+            filling = [
+                job["code"]
+                for job in response.json()
+                if job["code"].startswith(s.prefix)
+                and any(o["sequence"] == 2 and o["state"] == "running" for o in job["operations"])
+            ]
+        if filling:
+            value = min(max(random.gauss(s.target, (s.usl - s.lsl) / 12), s.lsl), s.usl)
+            self.client.post(
+                f"{API}/quality/measurements",
+                json={
+                    "job_order": random.choice(filling),
+                    "operation": 2,
+                    "characteristic": s.characteristic,
+                    "value": round(value, 2),
+                },
+                headers=self.auth,
+                name="quality: record result",
             )
         self.client.get(
             f"{API}/material-lots/{random.choice(s.lots)}",
@@ -164,7 +195,7 @@ class QualityInspector(HttpUser):
 
 
 class Erp(HttpUser):
-    """The ERP planning a few job orders at a time (planned; a supervisor releases them)."""
+    """The ERP sending schedules of a few planned job orders (B2MML, integration key)."""
 
     weight = PROFILE.users.erp.weight
     wait_time = constant_pacing(PROFILE.users.erp.pace_seconds)
@@ -172,18 +203,13 @@ class Erp(HttpUser):
     @task
     def import_schedule(self) -> None:
         s = seed()
-        headers = {"X-API-Key": s.integration_api_key}
-        for _ in range(3):
-            self.client.post(
-                f"{API}/job-orders",
-                json={
-                    "code": f"{s.prefix}-ERP-{uuid.uuid4().hex[:12]}",
-                    "product": s.product,
-                    "quantity": random.choice((500, 1000, 2000)),
-                },
-                headers=headers,
-                name="erp: import job order",
-            )
+        document, _ = schedule_document(s, 3)
+        self.client.post(
+            f"{API}/erp/schedules",
+            data=document,
+            headers={"X-API-Key": s.integration_api_key, "Content-Type": "application/xml"},
+            name="erp: import schedule",
+        )
 
 
 class Dashboard(HttpUser):

@@ -24,7 +24,7 @@ EVERY_USER_KIND = (
     "operator: report counts",
     "supervisor: create job order",
     "quality: material lot",
-    "erp: import job order",
+    "erp: import schedule",
     "dashboard: job orders",
     "connector: ingest batch",
 )

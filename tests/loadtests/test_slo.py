@@ -103,3 +103,17 @@ def test_profile_error_names_the_field(tmp_path: Path) -> None:
     )
     with pytest.raises(ProfileError, match=r"users\.operator\.weight"):
         load_profile(path)
+
+
+def test_simulated_erp_schedules_are_valid_b2mml_for_the_mes() -> None:
+    from loadtests.config import Seed
+    from loadtests.erp_schedule import schedule_document
+    from loadtests.seed import build_master_data
+    from mes_core.erp.schedule import parse_schedule
+
+    _, manifest = build_master_data("E", Seed(work_units_per_class=1, operators=1), "pw")
+    document, codes = schedule_document(manifest, 3)
+    schedule = parse_schedule(document)  # the MES's own parser and XSD validation
+    assert [order.number for order in schedule.job_orders] == codes
+    assert {order.product for order in schedule.job_orders} == {manifest.product}
+    assert {order.operations_definition for order in schedule.job_orders} == {manifest.routing}
