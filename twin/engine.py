@@ -530,8 +530,7 @@ class WorkUnitSim:
                 unit = line.try_release()
                 if unit is None:
                     unit = yield from line.release_wait(self)
-                    while self.broken:  # broke down while waiting: the unit waits
-                        yield self.repair_done()
+                    yield from self._after_wait()
             else:
                 assert up is not None
                 unit = up.try_get()
@@ -540,8 +539,7 @@ class WorkUnitSim:
                     self.base = _STARVED
                     self._record(STARVED, "starved: upstream empty")
                     unit = yield up.get_wait()
-                    while self.broken:  # broke down while waiting: the unit waits
-                        yield self.repair_done()
+                    yield from self._after_wait()
             job = unit[0]
             # 2. job order change -> setup
             if job is not self.job:
@@ -552,6 +550,7 @@ class WorkUnitSim:
                 self.enter(IDLE, "idle: no operator on shift")
                 while not crew.available:
                     yield crew.wait()
+                yield from self._after_wait()
             # 4. material
             if self.bill_of_material:
                 yield from self._consume(job, self.bill_of_material)
@@ -751,6 +750,14 @@ class WorkUnitSim:
                 lot.remaining -= take
                 need -= take
                 ledger.lot_consumed(self.env.now, job.id, self.code, req.material, lot.id, take)
+
+    def _after_wait(self) -> SimGen:
+        """After a wait: a stop command or a breakdown that came meanwhile holds the unit
+        on the machine until reset / repair."""
+        if self.stop_requested:
+            yield from self._stopped()
+        while self.broken:
+            yield self.repair_done()
 
     def _stopped(self) -> SimGen:
         self.stop_requested = False
@@ -1361,8 +1368,12 @@ class Engine:
         self._dispatch(job_order, product, quantity, line.code, source="store_and_start")
 
     def stop(self, work_unit: str) -> None:
-        """Stop the work unit after its current cycle (offline until ``reset``)."""
-        self._work_unit(work_unit).stop_requested = True
+        """Stop the work unit after its current cycle (offline until ``reset``); a work
+        unit waiting (idle, starved) goes offline at once."""
+        wu = self._work_unit(work_unit)
+        wu.stop_requested = True
+        if not wu.broken and wu.state in (IDLE, STARVED):
+            wu.enter(OFFLINE, "offline: stopped by command")
 
     def reset(self, work_unit: str) -> None:
         """Reset a stopped work unit to idle."""

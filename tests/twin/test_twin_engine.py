@@ -409,3 +409,25 @@ def test_injected_breakdown_interrupts_a_cycle_which_resumes_after_repair() -> N
     assert states[3][:2] == ("maintenance", "maintenance: planned")
     with pytest.raises(ControlError, match="duration must be > 0"):
         engine.inject_failure("L1-A", 0.0)
+
+
+def test_a_waiting_work_unit_goes_offline_at_once_and_holds_its_next_unit_until_reset() -> None:
+    model = plant([work_unit("L1-A", 10.0), work_unit("L1-B", 1.0)], [("L1-A", "L1-B", 5)])
+    engine = Engine(model, 1)
+    engine.run_until(12.0)
+    b = engine.work_units["L1-B"]
+    assert (b.state, b.processed) == ("starved", 1)
+    engine.stop("L1-B")
+    assert b.state == "offline"
+    engine.run_until(100.0)
+    assert b.processed == 1  # the unit that came at t=20 waits on the stopped machine
+    engine.reset("L1-B")
+    engine.run_until(100.5)
+    assert b.state == "running"
+
+
+def test_the_summary_is_strict_json() -> None:
+    engine = Engine(load_plant_model("tablet_line"), 1)
+    engine.run_until(86_400.0)
+    text = json.dumps(engine.finish(), allow_nan=False)
+    assert json.loads(text)["plant"] == "PHARMA"

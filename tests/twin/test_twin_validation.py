@@ -164,3 +164,17 @@ def test_serial_line_without_buffers_with_operation_dependent_failures_has_effic
     efficiency = 1 / (1 + sum(mttr / mtbf for mtbf, mttr in stations))
     result = replicate(model, 12, 20_000.0, seed=13, confidence=CONFIDENCE)
     _decides(result["line.L1.throughput_per_hour"], efficiency / t * 3600.0, 0.02)
+
+
+def test_confidence_interval_is_the_student_t_interval_of_the_mean() -> None:
+    from scipy import stats
+
+    from twin.replicate import estimate
+
+    values = [9.8, 10.4, 10.1, 9.6, 10.3, 10.0]
+    est = estimate(values, confidence=0.95)
+    low, high = stats.t.interval(
+        0.95, len(values) - 1, loc=sum(values) / len(values), scale=stats.sem(values)
+    )
+    assert (est.low, est.high) == (pytest.approx(low), pytest.approx(high))
+    assert est.n == 6 and est.contains(10.0) and not est.contains(11.0)
