@@ -104,3 +104,16 @@ def test_every_shipped_scenario_loads() -> None:
 def test_missing_file_is_a_document_error(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match=r"nope\.yaml"):
         load_scenario(tmp_path / "nope.yaml")
+
+
+def test_readme_scenario_example_is_a_valid_scenario_for_its_plant() -> None:
+    from plant_models.loader import load_plant_model
+    from twin.scenario.runner import reference_problems
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Writing a scenario", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    sc = load_text(block, Scenario, name="README.md")
+    plant = load_plant_model(sc.plant)
+    assert reference_problems(sc, plant, Path("README.md")) == []
+    assert len(sc.deviations) == 6 and len(sc.faults) == 6

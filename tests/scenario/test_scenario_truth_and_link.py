@@ -61,6 +61,7 @@ def test_direct_collector_sends_deltas_and_replays_after_the_mes_comes_back() ->
         start=START,
         characteristics={("F", "FillWeight"): Sampling("fw")},
         batch_size=2,
+        count_period=0.0,
     )
     _feed(link)
     link.pump()  # MES down: everything stays spooled
@@ -78,3 +79,19 @@ def test_direct_collector_sends_deltas_and_replays_after_the_mes_comes_back() ->
     states = [e for e in mes.events if isinstance(e, StateChangeEvent)]
     assert states[-1].timestamp == datetime(2026, 1, 5, 6, 0, 30, tzinfo=UTC)
     assert [e.sequence for e in mes.events] == [1, 2, 3, 4, 5, 6]
+
+
+def test_count_deltas_coalesce_per_period_and_flush_at_a_job_change() -> None:
+    mes = _FlakyMes()
+    mes.up = True
+    link = DirectCollector(
+        mes.post, source="twin:test", start=START, characteristics={}, count_period=5.0
+    )
+    link.on_job(0.0, "F", "JO-1", "W", "", None)
+    for i in range(1, 10):  # one unit every second
+        link.on_counters(float(i), "F", i, 0, i, None)
+    link.on_job(9.5, "F", "JO-2", "W", "", None)  # the rest belongs to JO-1
+    link.on_counters(10.0, "F", 10, 1, 10, None)
+    assert link.drain(timeout=1)
+    counts = [(e.good, e.scrap, e.job_order) for e in mes.events if isinstance(e, CountEvent)]
+    assert counts == [(1, 0, "JO-1"), (5, 0, "JO-1"), (3, 0, "JO-1"), (0, 1, "JO-2")]
