@@ -963,9 +963,7 @@ class LineSim:
         job.released += 1
         job.outstanding += 1
         if not job.started:
-            job.started = True
-            if job.id:
-                self.engine.ledger.job_started(self.env.now, job.id)
+            self._started(job)
 
     def release_wait(self, wu: WorkUnitSim) -> SimGen:
         """Wait for a job order (idle) or an arrival (starved), then release a unit."""
