@@ -95,3 +95,20 @@ def test_count_deltas_coalesce_per_period_and_flush_at_a_job_change() -> None:
     assert link.drain(timeout=1)
     counts = [(e.good, e.scrap, e.job_order) for e in mes.events if isinstance(e, CountEvent)]
     assert counts == [(1, 0, "JO-1"), (5, 0, "JO-1"), (3, 0, "JO-1"), (0, 1, "JO-2")]
+
+
+def test_dominant_timeline_shows_what_filled_each_slice_and_merges_neighbours() -> None:
+    from twin.scenario.report import StateInterval
+    from twin.scenario.truth import dominant_timeline
+
+    flicker = []
+    for i in range(100):  # 100 s: 0.8 s running, 0.2 s starved, every second
+        flicker.append(StateInterval(work_unit="C", state="running", start=i, end=i + 0.8))
+        flicker.append(StateInterval(work_unit="C", state="starved", start=i + 0.8, end=i + 1))
+    flicker.append(StateInterval(work_unit="C", state="down", start=100, end=200))
+    out, step = dominant_timeline(flicker, 200.0, buckets=20)
+    assert step == 10.0
+    assert [(i.state, i.start, i.end) for i in out] == [
+        ("running", 0.0, 100.0),
+        ("down", 100.0, 200.0),
+    ]

@@ -179,7 +179,12 @@ class Report(_Model):
     deviations: list[DeviationOutcome]
     faults: list[FaultRecord]
     orders: list[OrderProgress]
-    states: list[StateInterval] = Field(description="Ground-truth equipment state timeline.")
+    states: list[StateInterval] = Field(
+        description="Ground-truth equipment state timeline, at ``state_resolution_s``: each "
+        "interval shows the state that filled most of it (exact seconds per state are in "
+        "the reconciliation)."
+    )
+    state_resolution_s: float = Field(0.0, description="Slice length of ``states`` (s).")
     api_latency: LatencySummary
     notes: list[str] = Field(
         default_factory=list, description="What the run could not do, and why."

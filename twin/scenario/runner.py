@@ -81,7 +81,7 @@ from twin.scenario.report import (
     write_json,
 )
 from twin.scenario.sut import Answer, OrderRequest, SutUnavailable, SystemUnderTest
-from twin.scenario.truth import TruthRecorder
+from twin.scenario.truth import TruthRecorder, dominant_timeline
 from twin.streams import root_seed, sampler, substream
 
 Speed = float | Literal["max"]
@@ -1014,6 +1014,7 @@ class Runner:
             )
             for o in self.orders
         ]
+        states, resolution = dominant_timeline(self.truth.intervals, sim_end)
         return Report(
             scenario=ScenarioInfo(
                 name=self.scenario.name,
@@ -1038,7 +1039,8 @@ class Runner:
             deviations=self.state.deviations,
             faults=self.state.faults,
             orders=orders,
-            states=self.truth.intervals,
+            states=states,
+            state_resolution_s=round(resolution, 3),
             api_latency=latency,
             notes=self.state.notes,
         )

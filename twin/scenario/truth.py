@@ -153,3 +153,43 @@ class TruthRecorder:
         for jo, wu in self._by_order:
             seen[jo].add(wu)
         return dict(seen)
+
+
+def dominant_timeline(
+    intervals: list[StateInterval], end: float, buckets: int = 1500
+) -> tuple[list[StateInterval], float]:
+    """The state timeline at a readable resolution: time is cut into ``buckets`` equal
+    slices per work unit, each shown as the state that filled most of it, and equal
+    neighbours are merged. A line that flickers between blocked and starved every second
+    stays exact in the reconciliation (seconds per state) but would make a Gantt of
+    hundreds of thousands of bars. Returns the intervals and the slice length (s)."""
+    if end <= 0 or not intervals:
+        return list(intervals), 0.0
+    step = max(end / buckets, 1.0)
+    per_unit: dict[str, list[dict[str, float]]] = defaultdict(
+        lambda: [defaultdict(float) for _ in range(int(end // step) + 1)]
+    )
+    for iv in intervals:
+        slices = per_unit[iv.work_unit]
+        t = iv.start
+        while t < iv.end:
+            k = min(int(t // step), len(slices) - 1)
+            stop = min(iv.end, (k + 1) * step)
+            if stop <= t:  # the last slice is open-ended
+                stop = iv.end
+            slices[k][iv.state] += stop - t
+            t = stop
+    out: list[StateInterval] = []
+    for wu in sorted(per_unit):
+        current: StateInterval | None = None
+        for k, seconds in enumerate(per_unit[wu]):
+            if not seconds:
+                continue
+            state = max(seconds.items(), key=lambda kv: (kv[1], kv[0]))[0]
+            start, stop = k * step, min((k + 1) * step, end)
+            if current is not None and current.state == state and current.end == start:
+                current.end = stop
+            else:
+                current = StateInterval(work_unit=wu, state=state, start=start, end=stop)
+                out.append(current)
+    return out, step
