@@ -401,3 +401,48 @@ def test_no_session_is_shared_between_browsers(dashboard: DashboardServer) -> No
             assert answer.status_code == 200, answer.text
             assert "admin" in answer.text
     assert len(registry) == before + 2
+
+
+def test_unknown_job_order_or_lot_is_said_on_the_page(
+    browser: Any, dashboard: DashboardServer
+) -> None:
+    open_page(browser, dashboard, "/orders?order=JO-NOPE")
+    wait_for(lambda: "JO-NOPE" in text_of(browser, "#orders-banner"), message="not found")
+    open_page(browser, dashboard, "/genealogy?lot=LOT-NOPE")
+    wait_for(lambda: "LOT-NOPE" in text_of(browser, "#genealogy-banner"), message="not found")
+    open_page(browser, dashboard, "/no-such-page")
+    wait_for(lambda: "There is no page /no-such-page" in text_of(browser, "#page"), message="404")
+    assert console_errors(browser) == []
+
+
+def test_login_page_switches_the_browsers_mes_user(
+    browser: Any, dashboard: DashboardServer
+) -> None:
+    """The session's client acts as whoever logged in (operator pages will build on it)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, dashboard, "/login")
+    wait_for(lambda: css(browser, "#login-user"), message="login form")
+
+    def log_in(user: str, password: str) -> None:
+        for field, value in (("login-user", user), ("login-password", password)):
+            box = browser.find_element(By.ID, field)
+            # Select what is there and type over it (clear() bypasses React's state).
+            box.send_keys(Keys.CONTROL, "a")
+            box.send_keys(value)
+        browser.find_element(By.ID, "login-submit").click()
+
+    log_in("alice", "not-her-password")
+    wait_for(lambda: "Refused" in text_of(browser, "#login-result"), message="refusal")
+    log_in("alice", "alice")
+    wait_for(
+        lambda: "Logged in as" in text_of(browser, "#login-result"),
+        message=f"login ({text_of(browser, '#login-result')})",
+    )
+    assert "alice (operator)" in text_of(browser, "#whoami")
+    browser.find_element(By.ID, "logout-submit").click()
+    wait_for(lambda: "Logged out" in text_of(browser, "#login-result"), message="logout")
+    open_page(browser, dashboard, "/")
+    wait_for(lambda: "admin" in text_of(browser, "#whoami"), message="back to the default user")
+    assert console_errors(browser) == []
