@@ -36,6 +36,8 @@ tr.mismatch{background:#fdecea}
 
 
 def _table(head: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
+    if not rows:
+        return "<p>none</p>"
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = []
     for i, r in enumerate(rows):

@@ -300,6 +300,11 @@ class Runner:
         if opts.mes_url:
             self.database = "(external MES: its own database)"
             return opts.mes_url
+        if opts.database_url is None:
+            # A fresh embedded database per run: a report never mixes two runs.
+            db = (opts.report_dir / "mes.db").resolve()
+            for stale in (db, db.with_name("mes.db-wal"), db.with_name("mes.db-shm")):
+                stale.unlink(missing_ok=True)
         url = opts.database_url or f"sqlite:///{(opts.report_dir / 'mes.db').resolve()}"
         if url.startswith("postgresql"):
             url = self._proxied_postgres(url)
