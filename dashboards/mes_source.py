@@ -11,11 +11,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -70,6 +71,9 @@ THROUGHPUT_BUCKET = timedelta(hours=1)
 
 #: Time spent per refresh reading throughput buckets not read yet (the rest come later).
 BUCKET_BUDGET_S = 0.5
+
+#: Reads in flight at once for all sessions of an app (the MES is one service too).
+READ_THREADS = 6
 
 #: A window KPI read slower than this is re-read only every ``KPI_COST_FACTOR`` x its cost.
 KPI_SLOW_S = 0.5
@@ -330,8 +334,15 @@ class MesSource:
     and KPI buckets that are over.
     """
 
-    def __init__(self, client: mes.MesClient, url: str, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        client: mes.MesClient,
+        url: str,
+        clock: Callable[[], datetime],
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._client = client
+        self._pool = pool
         self._url = url
         self._clock = clock
         self._lock = threading.Lock()
@@ -346,13 +357,21 @@ class MesSource:
         with translated(self._url):
             return fn()
 
+    def _gather(self, *reads: Callable[[], Any]) -> list[Any]:
+        """Run independent reads at once (the page waits for the slowest, not the sum);
+        the first error is raised, translated like any other."""
+        if self._pool is None:
+            return [self._call(read) for read in reads]
+        futures = [self._pool.submit(self._call, read) for read in reads]
+        return [f.result() for f in futures]
+
     def plant(self) -> PlantView:
-        equipment = self._call(self._client.list_equipment)
-        running = self._call(
-            lambda: self._client.list_job_orders(state="running", limit=LIST_LIMIT)
+        equipment, running, held = self._gather(
+            self._client.list_equipment,
+            partial(self._client.list_job_orders, state="running", limit=LIST_LIMIT),
+            # A held order still occupies its work unit: its tile says so.
+            partial(self._client.list_job_orders, state="held", limit=LIST_LIMIT),
         )
-        # A held order still occupies its work unit: its tile says so.
-        held = self._call(lambda: self._client.list_job_orders(state="held", limit=LIST_LIMIT))
         return plant_view(equipment, running + held, self._clock())
 
     def lines(self) -> list[tuple[str, str]]:
@@ -514,18 +533,16 @@ class MesSource:
         chars = self._call(self._client.characteristics)
         names = {c.id: characteristic_label(c) for c in chars}
         shown = [c for c in chars if characteristic is None or names[c.id] == characteristic]
-        charts = [
-            spc_chart(c, self._call(partial(self._client.measurements, c.id, limit=MAX_SPC_POINTS)))
-            for c in shown
-        ]
+        ncs, held_lots, held_orders, *results = self._gather(
+            self._client.nonconformances,
+            partial(self._client.list_lots, status="on_hold"),
+            partial(self._client.list_job_orders, state="held", limit=LIST_LIMIT),
+            *[partial(self._client.measurements, c.id, limit=MAX_SPC_POINTS) for c in shown],
+        )
+        charts = [spc_chart(c, r) for c, r in zip(shown, results, strict=True)]
         if characteristic is None:
             # Over all characteristics, only those with results: an empty chart says nothing.
             charts = [chart for chart in charts if chart.points]
-        ncs = self._call(lambda: self._client.nonconformances())
-        held_lots = self._call(lambda: self._client.list_lots(status="on_hold"))
-        held_orders = self._call(
-            lambda: self._client.list_job_orders(state="held", limit=LIST_LIMIT)
-        )
         ordered = sorted(ncs, key=lambda nc: (nc.state != "open", -nc.opened_at.timestamp()))
         return QualityView(
             charts=tuple(charts),
@@ -561,12 +578,17 @@ class MesClientSession:
     """A browser session's MES connection: its client, who it is, and its source."""
 
     def __init__(
-        self, client: mes.MesClient, url: str, user: str | None, roles: tuple[str, ...]
+        self,
+        client: mes.MesClient,
+        url: str,
+        user: str | None,
+        roles: tuple[str, ...],
+        pool: ThreadPoolExecutor | None = None,
     ) -> None:
         self._client = client
         self._user = user
         self._roles = roles
-        self._source = MesSource(client, url, lambda: datetime.now(UTC))
+        self._source = MesSource(client, url, lambda: datetime.now(UTC), pool)
 
     @property
     def user(self) -> str | None:
@@ -590,17 +612,19 @@ class MesClientSession:
 
 
 def mes_connector(url: str, *, timeout: float = TIMEOUT_S) -> Connector:
-    """Opens sessions against the MES at ``url``: logs in when given credentials."""
+    """Opens sessions against the MES at ``url``: logs in when given credentials. The
+    sessions share one small thread pool for reads a page makes at once."""
+    pool = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="mes-read")
 
     def connect(credentials: Credentials | None) -> MesSession:
         client = mes.MesClient(url, timeout=timeout)
         try:
             with translated(url):
                 if credentials is None:
-                    return MesClientSession(client, url, None, ())
+                    return MesClientSession(client, url, None, (), pool)
                 client.login(credentials.username, credentials.password)
                 me = client.whoami()
-            return MesClientSession(client, url, me.name, tuple(me.roles))
+            return MesClientSession(client, url, me.name, tuple(me.roles), pool)
         except BaseException:
             client.close()
             raise
