@@ -1,5 +1,5 @@
 """Console commands of the MES core (registered by ``mestwin.cli``): ``db upgrade``,
-``serve``, ``audit verify`` and ``demo``."""
+``serve``, ``audit verify`` and ``mes-demo`` (``mestwin demo`` is the scenario runner's)."""
 
 from __future__ import annotations
 

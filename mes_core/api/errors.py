@@ -9,12 +9,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mes_core.domain.errors import MesError, RuleViolation
 
 log = logging.getLogger(__name__)
+
+#: PostgreSQL errors after which a retry of the whole request is the remedy.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
 
 
 def _body(rule: str, message: str, obj: str | None, **extra: Any) -> dict[str, Any]:
@@ -23,6 +26,15 @@ def _body(rule: str, message: str, obj: str | None, **extra: Any) -> dict[str, A
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
+
+
+def _internal_error(exc: Exception) -> JSONResponse:
+    # A bug, not bad input: logged with its traceback, answered in the API's shape.
+    log.error("unexpected error", exc_info=exc)
+    return JSONResponse(
+        _body("INTERNAL", f"internal error ({type(exc).__name__}); see the server log", None),
+        status_code=500,
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -55,14 +67,23 @@ def install(app: FastAPI) -> None:
             status_code=409,
         )
 
+    @app.exception_handler(OperationalError)
+    async def contention(_: Request, exc: OperationalError) -> JSONResponse:
+        # Deadlock victim, serialization failure, lock timeout, SQLite busy: the
+        # transaction rolled back whole; the client may simply retry.
+        code = getattr(exc.orig, "sqlstate", None)
+        if code in TRANSIENT_SQLSTATES or "database is locked" in str(exc.orig):
+            log.warning("transient database contention: %s", exc.orig)
+            return JSONResponse(
+                _body("RETRY", "the database was busy; nothing was written, retry", None),
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        return _internal_error(exc)
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # A bug, not bad input: logged with its traceback, answered in the API's shape.
-        log.exception("unexpected error", exc_info=exc)
-        return JSONResponse(
-            _body("INTERNAL", f"internal error ({type(exc).__name__}); see the server log", None),
-            status_code=500,
-        )
+        return _internal_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -152,6 +152,8 @@ def _insert_new_postgres(session: Session, rows: list[dict[str, Any]]) -> set[tu
                 copy.write_row(tuple(row[c] for c in _PG_COLUMN_TYPES))
         cursor.execute(
             f"INSERT INTO plant_event ({columns}) SELECT {columns} FROM plant_event_stage "
+            # Key order: concurrent batches with overlapping keys lock them in one order.
+            "ORDER BY source, sequence "
             "ON CONFLICT (source, sequence) DO NOTHING RETURNING source, sequence"
         )
         new = {(source, sequence) for source, sequence in cursor.fetchall()}
@@ -248,8 +250,11 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
     counts = [ev for ev in new if isinstance(ev, CountEvent) and ev.work_unit in units]
     measurements = [ev for ev in new if isinstance(ev, MeasurementEvent) and ev.work_unit in units]
     last_states = _apply_states(session, states, units, actor)
-    applied_counts, unassigned = _apply_counts(session, counts, units)
+    # Rows are locked in the order the execution services use (job order, then its
+    # operations), so ingest and operator actions never deadlock: measurements (which may
+    # hold a job order) before counts (which update operations).
     apply_measurement_events(session, measurements, units)
+    applied_counts, unassigned = _apply_counts(session, counts, units)
 
     if new:
         audit.append(
@@ -326,7 +331,7 @@ def _apply_states(
                     "b_state": e.state.value,
                     "b_reason": e.reason,
                 }
-                for code, e in newer.items()
+                for code, e in sorted(newer.items(), key=lambda item: units[item[0]].id)
             ],
         )
     return {code: e.state.value for code, e in newer.items()}
@@ -381,6 +386,7 @@ def _apply_counts(
                 good=ops_table.c.good + bindparam("b_good"),
                 scrap=ops_table.c.scrap + bindparam("b_scrap"),
             ),
-            [{"b_id": k, "b_good": g, "b_scrap": sc} for k, (g, sc) in deltas.items()],
+            # Ascending ids: concurrent batches lock operations in one order.
+            [{"b_id": k, "b_good": g, "b_scrap": sc} for k, (g, sc) in sorted(deltas.items())],
         )
     return applied, unassigned

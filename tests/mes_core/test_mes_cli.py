@@ -1,4 +1,4 @@
-"""``mestwin db upgrade``, ``mestwin audit verify`` (intact and tampered) and ``mestwin demo``."""
+"""``mestwin db upgrade``, ``audit verify`` (intact and tampered), ``serve``, ``mes-demo``."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_audit_verify_proves_chain_and_names_first_broken_entry(sqlite_env: str)
 
 
 def test_demo_walks_a_job_order_and_shows_a_refusal(tmp_path: Path) -> None:
-    result = CliRunner().invoke(build_app(), ["demo", "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(build_app(), ["mes-demo", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "CERTIFICATION" in result.output
     assert "demo OK" in result.output
