@@ -10,11 +10,13 @@ import importlib
 import logging
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes_core.api import errors
+from mes_core.api.deps import admitted_roles
 from mes_core.api.limits import BodySizeLimit
 from mes_core.domain.states import Role
 from mes_core.observability import install as install_observability
@@ -96,6 +98,21 @@ def load_router(path: str) -> APIRouter:
     return router
 
 
+def _document_roles(router: APIRouter) -> None:
+    """Write the roles each endpoint admits into its OpenAPI description."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        roles = admitted_roles(route.dependant)
+        note = (
+            f"**Roles:** {', '.join(sorted(roles))}."
+            if roles is not None
+            else "**Roles:** open (no authentication)."
+        )
+        if note not in route.description:  # routers are module globals: once per process
+            route.description = f"{route.description}\n\n{note}".strip()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -115,7 +132,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.write_session_factory = write_factory
     errors.install(app)
     for path in ROUTERS:
-        app.include_router(load_router(path))
+        router = load_router(path)
+        _document_roles(router)
+        app.include_router(router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes_core.domain.errors import Forbidden, NotAuthenticated
@@ -88,7 +89,20 @@ def allow(*roles: Role) -> Callable[..., Actor]:
         return actor
 
     dependency.__doc__ = f"Admits roles: {', '.join(sorted(admitted))}."
+    dependency.admitted_roles = admitted  # type: ignore[attr-defined]
     return dependency
+
+
+def admitted_roles(dependant: Dependant) -> frozenset[str] | None:
+    """The roles an endpoint admits (from its ``allow(...)`` dependency), if any."""
+    for dep in dependant.dependencies:
+        roles = getattr(dep.call, "admitted_roles", None)
+        if roles is not None:
+            return frozenset(roles)
+        found = admitted_roles(dep)
+        if found is not None:
+            return found
+    return None
 
 
 ALL_ROLES = tuple(Role)
