@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from support import postgres_url, require, throwaway_postgres
 
 from plant_models.scenario import SCENARIOS_DIR
 from twin.scenario.report import load_schema
@@ -75,7 +76,7 @@ def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
 
 
 def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
-    path = shortened(tmp_path, "bottling_with_faults", "5h", drain="2h")
+    path = shortened(tmp_path, "bottling_with_faults", "4h", drain="1h")
     data = assert_passed(run(path, tmp_path, order_scale=0.1))
     kinds = {f["type"] for f in data["faults"]}
     assert {"breakdown", "opcua_drop", "mes_restart", "opcua_server_restart"} <= kinds
@@ -111,6 +112,47 @@ def test_reference_plant_load_run(tmp_path: Path) -> None:
     data = assert_passed(run(path, tmp_path))
     assert data["events"]["ingested"] > 500
     assert len({r["id"] for r in data["reconciliation"]["rows"]}) > 200
+
+
+DB_FAULTS = """\
+name: database-faults
+plant: {plant}
+duration: 2h
+drain: 1h
+seed: 5
+tick: 2m
+erp:
+  plant_orders: false
+  orders:
+    - {{id: JO-P1, product: WATER-500, quantity: 400}}
+    - {{id: JO-P2, product: WATER-500, quantity: 400, release_at: 40m}}
+people:
+  - {{id: OP-ANNA, role: operator, behaviour: {{reaction: 2m}}}}
+timeline:
+  - {{type: database_unreachable, at: 35m, duration: 3m}}
+  - {{type: mes_restart, at: 50m, downtime: 1m}}
+expectations:
+  - {{type: all_orders_completed}}
+  - {{type: reconciliation_exact}}
+  - {{type: events, max_lost: 0, max_duplicated: 0}}
+"""
+
+
+def test_postgresql_cut_and_mes_kill_still_reconcile_exactly(tmp_path: Path) -> None:
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    plant = (SCENARIOS_DIR.parent / "bottling_line.yaml").resolve()
+    path = tmp_path / "db.yaml"
+    path.write_text(DB_FAULTS.format(plant=plant))
+    with throwaway_postgres("mestwin_scenario") as url:
+        result = run_scenario(
+            RunOptions(
+                scenario=path, report_dir=tmp_path / "report", database_url=url, progress=False
+            )
+        )
+    data = assert_passed(result)
+    cut = next(f for f in data["faults"] if f["type"] == "database_unreachable")
+    assert cut["target"] == "PostgreSQL"  # really injected, not skipped as on SQLite
+    assert data["database"].startswith("postgresql+psycopg://")
 
 
 IMPOSSIBLE = """\
