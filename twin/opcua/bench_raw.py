@@ -153,9 +153,25 @@ async def run_raw_ceiling(
     rates: tuple[float, ...] = (5_000, 10_000, 20_000, 40_000, 80_000),
     seconds: float = 3.0,
     stop_early: bool = True,
+    immutable: bool = False,
 ) -> RawResult:
-    """Run the ceiling: a bare server here, a bare client in another process, rising rates."""
+    """Run the ceiling: a bare server here, a bare client in another process, rising rates.
+
+    ``immutable``: write DataValues whose deep copy is themselves (what the twin's
+    publisher does), sparing asyncua's per-monitored-item deep copy of each value.
+    """
     from asyncua import Server, ua
+
+    make_value: Any = ua.DataValue
+    if immutable:
+
+        class _Immutable(ua.DataValue):
+            __slots__ = ()
+
+            def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+                return self
+
+        make_value = _Immutable
 
     quiet_asyncua()
     ns_uri = "urn:mestwin:bench:raw"
@@ -185,8 +201,8 @@ async def run_raw_ceiling(
             # Prebuilt values: two per node, alternated, so every write is a change.
             prebuilt = [
                 (
-                    ua.DataValue(ua.Variant(float(i), ua.VariantType.Double)),
-                    ua.DataValue(ua.Variant(float(i) + 0.5, ua.VariantType.Double)),
+                    make_value(ua.Variant(float(i), ua.VariantType.Double)),
+                    make_value(ua.Variant(float(i) + 0.5, ua.VariantType.Double)),
                 )
                 for i in range(nodes)
             ]
