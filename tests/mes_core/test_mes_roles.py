@@ -55,3 +55,12 @@ def test_admin_only_endpoints_refuse_other_roles_with_403(mes_url: str, admin: M
             r = raw.post("/api/v1/auth/api-keys", json={"name": "x"}, headers=headers)
             assert r.status_code == 403, who
     pl.close()
+
+
+def test_token_in_the_url_only_for_the_event_stream(mes_url: str, admin: MesClient) -> None:
+    with httpx.Client(base_url=mes_url) as raw:
+        params = {"access_token": admin.token or "", "after": 0, "limit": 1}
+        r = raw.get("/api/v1/events/stream", params=params)
+        assert r.status_code == 200 and "id: 1" in r.text
+        r = raw.get("/api/v1/job-orders", params={"access_token": admin.token or ""})
+        assert r.status_code == 401 and "event stream" in r.json()["message"]
