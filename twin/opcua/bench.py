@@ -49,6 +49,8 @@ CONNECTOR_TAGS = (
 )
 """The tags ``mes_core.connectors.opcua`` subscribes to, besides process values."""
 MAX_LAG_S = 3.0
+DRAIN_LIMIT_S = 20.0
+"""How long a lagging step may take to drain before it counts what arrived as lost."""
 """A step lags when the MES has not persisted everything this long after the engine stops."""
 ADMIN_PASSWORD = "bench-admin"
 POSTGRES_ENVS = ("MESTWIN_BENCH_POSTGRES_URL", "MESTWIN_TEST_POSTGRES_URL")
@@ -286,7 +288,7 @@ async def _product_step(
         stopped = time.monotonic()
         lag = 0.0
         last: dict[str, Any] = {}
-        while time.monotonic() - stopped < 30:
+        while time.monotonic() - stopped < DRAIN_LIMIT_S:
             last = _stats(stats)
             done = last.get("received", 0) - received0 >= written and last.get(
                 "sent", 0
