@@ -61,7 +61,11 @@ def serve(
     ] = False,
     security: Annotated[str, typer.Option(help="none | sign-encrypt")] = "none",
     user: Annotated[
-        list[str] | None, typer.Option(help="NAME:PASSWORD allowed in (sign-encrypt)")
+        list[str] | None,
+        typer.Option(
+            envvar="MESTWIN_OPCUA_USERS",
+            help="NAME:PASSWORD allowed in (sign-encrypt; env: space-separated)",
+        ),
     ] = None,
     pki_dir: Annotated[Path, typer.Option(help="where the self-signed certificate is kept")] = Path(
         "mestwin-data/pki"

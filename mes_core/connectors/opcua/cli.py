@@ -40,7 +40,8 @@ def connect(
         Path | None, typer.Option(help="YAML tag mapping for servers without the model")
     ] = None,
     user: Annotated[
-        str | None, typer.Option(help="OPC UA NAME:PASSWORD (when the server asks)")
+        str | None,
+        typer.Option(envvar="MESTWIN_OPCUA_USER", help="OPC UA NAME:PASSWORD (when asked)"),
     ] = None,
     security: Annotated[str, typer.Option(help="none | sign-encrypt")] = "none",
     initial_counts: Annotated[
