@@ -201,6 +201,8 @@ def serve(
     """
     if app is None:
         app = create_app(mes_url, credentials=credentials, reports=reports, period_ms=period_ms)
+    # One line per request and second per browser would drown a trainer's console.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server(host, port, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="mestwin-dashboard", daemon=True)
     handle = DashboardServer(app=app, server=server, thread=thread)
