@@ -95,6 +95,7 @@ class People:
         # (order, work unit, lot) -> quantity drawn by the machine, not yet booked in the MES
         self.unbooked: dict[tuple[str, str, str], float] = defaultdict(float)
         self.finished: dict[str, tuple[float, str]] = {}  # order -> (t, output lot)
+        self.plant_done: set[str] = set()
         self.disposed_seen: dict[str, float] = {}
         self.last_booking = -BOOKING_INTERVAL
 
@@ -168,6 +169,11 @@ class People:
 
     def job_finished(self, t: float, order: str, output_lot: str) -> None:
         self.finished[order] = (t, output_lot)
+        self.plant_done.add(order)
+
+    def finished_orders(self) -> set[str]:
+        """Orders the plant has finished (their operations may still await completion)."""
+        return self.plant_done
 
     # -- acting --------------------------------------------------------------------------
 

@@ -837,10 +837,11 @@ class Runner:
     def _counts(self) -> str:
         assert self.link is not None and self.people is not None
         st = self.link.stats
+        done = sum(1 for o in self.people.finished_orders())
         return (
-            f"orders {len(self.people.sent)}/{len(self.orders)}  events {st.produced} "
-            f"sent {st.accepted} spooled {self.link.pending()}  "
-            f"deviations {len(self.state.deviations)}  faults {len(self.state.faults)}"
+            f"orders {done} done {len(self.people.sent)} sent of {len(self.orders)} "
+            f"events {st.accepted}+{self.link.pending()} "
+            f"dev {len(self.state.deviations)} faults {len(self.state.faults)}"
         )
 
     def _shutdown(self) -> None:
@@ -1124,9 +1125,8 @@ class _Progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
             TextColumn("sim {task.fields[sim]}"),
+            BarColumn(bar_width=20),
             TextColumn("{task.fields[counts]}"),
             TimeElapsedColumn(),
             transient=False,
