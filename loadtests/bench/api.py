@@ -12,6 +12,7 @@ the servers, as on the project's machines; its own latency is part of both figur
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine
@@ -21,6 +22,7 @@ from loadtests.bench.databases import throwaway_postgres
 from loadtests.bench.result import BenchResult, Figure
 from loadtests.config import Seed
 from loadtests.mes import running_mes
+from loadtests.mes_metrics import mes_view, scrape
 from loadtests.runner import run_locust
 from loadtests.seed import SEED_ENV, seed_mes
 from loadtests.servers import uvicorn_server
@@ -79,10 +81,12 @@ def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> Ben
                 )
                 seed_path = folder / "seed.json"
                 manifest.write(seed_path)
+                before = scrape(mes_url, time.time())
                 mes = _locust(
                     mes_url, "MesOperator", rate, users, seconds, folder,
                     {SEED_ENV: str(seed_path)},
                 )  # fmt: skip
+                inside = mes_view(before, scrape(mes_url, time.time()))
     met = mes.p99_ms < TARGET_P99_MS and mes.rps >= 0.95 * rate and mes.failures == 0
     return BenchResult(
         name="bench api (PostgreSQL, 2 uvicorn workers)",
@@ -104,6 +108,15 @@ def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> Ben
                 f"p95 {bare.p95_ms:.0f} ms, p99 {bare.p99_ms:.0f} ms, "
                 f"{bare.failures} failures of {bare.requests}",
             ),
+            *[
+                (
+                    f"MES /metrics {r.method} {r.route}",
+                    f"{r.requests:.0f} requests, mean {r.mean_ms:.0f} ms, "
+                    f"p99 {r.p99_ms or 0:.0f} ms inside the app",
+                )
+                for r in inside.routes
+                if r.route.endswith(("/report", "/consume"))
+            ],
             ("ratio", "bare p99 / MES p99 (1.0: as fast as the bare endpoint)"),
         ],
     )
