@@ -53,6 +53,7 @@ DRAIN_LIMIT_S = 20.0
 """How long a lagging step may take to drain before it counts what arrived as lost."""
 """A step lags when the MES has not persisted everything this long after the engine stops."""
 ADMIN_PASSWORD = "bench-admin"
+BATCH_SIZE = int(os.environ.get("MESTWIN_BENCH_BATCH", "2000"))
 POSTGRES_ENVS = ("MESTWIN_BENCH_POSTGRES_URL", "MESTWIN_TEST_POSTGRES_URL")
 
 
@@ -262,6 +263,8 @@ async def _product_step(
             "--stats",
             str(stats),
             "--no-dispatch",
+            "--batch-size",
+            str(BATCH_SIZE),
         ),
         env={**os.environ, "MESTWIN_API_KEY": key},
         stdout=subprocess.DEVNULL,
@@ -318,7 +321,7 @@ async def _product_step(
 
 
 async def run_product(
-    rates: tuple[float, ...] = (2_500, 5_000, 10_000, 15_000),
+    rates: tuple[float, ...] = (2_500, 5_000, 10_000),
     seconds: float = 6.0,
     work_units: int = 200,
     values: int = 10,

@@ -151,7 +151,7 @@ def bench_opcua(
     values: Annotated[int, typer.Option(help="process values per work unit")] = 10,
     rates: Annotated[
         str, typer.Option(help="product steps, tag changes per second, comma-separated")
-    ] = "2500,5000,10000,15000",
+    ] = "2500,5000,10000",
     product_seconds: Annotated[float, typer.Option(help="seconds per product step")] = 6.0,
 ) -> None:
     """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio."""

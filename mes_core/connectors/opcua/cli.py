@@ -51,6 +51,9 @@ def connect(
         bool, typer.Option("--dispatch/--no-dispatch", help="send released job orders")
     ] = True,
     duration: Annotated[float, typer.Option(help="stop after this many seconds (0: never)")] = 0.0,
+    batch_size: Annotated[
+        int, typer.Option(help="plant events per POST to the MES (1..10000)")
+    ] = 2000,
     stats: Annotated[
         Path | None, typer.Option(help="write counters as JSON to this file every 0.5 s")
     ] = None,
@@ -80,6 +83,7 @@ def connect(
             password=password,
             security=security,
             dispatch_interval_s=2.0 if dispatch else 0.0,
+            batch_size=batch_size,
         )
         bindings = bindings_from_mapping(load_mapping(mapping)) if mapping else None
     except (ValueError, MappingError) as exc:
