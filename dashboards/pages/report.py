@@ -112,14 +112,18 @@ def register(app: Dash, ctx: PageContext) -> None:
             return (no_update, no_update, no_update, no_update)
         path: Path = ctx.reports[int(choice)]
         try:
-            stamp = [choice, path.stat().st_mtime_ns]
+            stamp: list[Any] = [choice, path.stat().st_mtime_ns]
         except FileNotFoundError:
+            stamp = [choice, "missing"]
+            if stamp == seen:
+                return (no_update, no_update, no_update, no_update)
             return (
                 html.P(f"{path} does not exist yet: it appears here when the run writes it."),
                 "",
                 "banner hidden",
-                None,
+                stamp,
             )
+        # Only a change of the file redraws: an upload shown meanwhile stays.
         if stamp == seen:
             return (no_update, no_update, no_update, no_update)
         try:

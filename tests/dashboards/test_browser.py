@@ -446,3 +446,33 @@ def test_login_page_switches_the_browsers_mes_user(
     open_page(browser, dashboard, "/")
     wait_for(lambda: "admin" in text_of(browser, "#whoami"), message="back to the default user")
     assert console_errors(browser) == []
+
+
+def test_report_page_opens_an_uploaded_report(
+    browser: Any, dashboard: DashboardServer, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    report = sample_report()
+    report["scenario"]["name"] = "uploaded-run"
+    report["passed"] = True
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report), encoding="utf-8")
+    open_page(browser, dashboard, "/report")
+    wait_for(lambda: css(browser, "#report-upload input[type=file]"), message="upload box")
+    browser.find_element(By.CSS_SELECTOR, "#report-upload input[type=file]").send_keys(str(path))
+    wait_for(
+        lambda: "uploaded-run" in text_of(browser, "#report-summary"),
+        timeout=LIVE_TIMEOUT_S,
+        message="uploaded report shown",
+    )
+    assert "PASSED" in text_of(browser, "#report-summary")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    browser.find_element(By.CSS_SELECTOR, "#report-upload input[type=file]").send_keys(str(broken))
+    wait_for(
+        lambda: "broken.json: not JSON" in text_of(browser, "#report-banner"),
+        timeout=LIVE_TIMEOUT_S,
+        message=f"a broken upload is refused ({text_of(browser, '#report-banner')!r})",
+    )
+    assert console_errors(browser) == []
