@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -163,6 +164,7 @@ def bench_opcua(
     except ValueError:
         typer.echo(f"error: --rates {rates!r}: expected numbers separated by commas", err=True)
         raise typer.Exit(2) from None
+    typer.echo(f"1-minute load average at the start: {os.getloadavg()[0]:.1f} (2 cores)")
     typer.echo(
         f"raw ceiling: bare asyncua server -> asyncua client (other process), {nodes} nodes, "
         "write_attribute_value of prebuilt values, one subscription, counting handler"
@@ -202,6 +204,7 @@ def bench_opcua(
         f"product: {top.tags_per_s:.0f} tag changes/s end to end without loss "
         f"({top.events_per_s:.0f} plant events/s persisted, MES on {kind})"
     )
+    typer.echo(f"1-minute load average at the end: {os.getloadavg()[0]:.1f}")
     ratio = top.tags_per_s / best if best else 0.0
     typer.echo(f"ratio: {ratio:.2f}")
 
