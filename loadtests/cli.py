@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def _default_out(kind: str) -> Path:
     from datetime import UTC, datetime
 
-    return Path(f"{kind}-results") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    # Under reports/, which git ignores, as the scenario runner's reports are.
+    return Path("reports") / kind / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def loadtest(
