@@ -465,6 +465,13 @@ def run(repeats: int = 5, *, with_mes: bool = True, with_browser: bool = True) -
         rows += [row(t) for t in timings]
         rows.append(row(ceiling))
         judged += timings
+        plant = timings[0]
+        # For latencies the ratio is ceiling / product (1.0: as fast as one bare read).
+        ratio = ceiling.median_s / plant.median_s if plant.median_s else 0.0
+        notes.append(
+            f"ratio: {ratio:.2f} (one bare GET /api/v1/equipment over the Plant page's reads "
+            "and view for 200 work units)"
+        )
         notes.append(
             f"MES: embedded SQLite in a thread, reference plant ({LINES} x {UNITS_PER_LINE} "
             f"work units), {events:,} state changes over the last 24 h."
@@ -482,27 +489,3 @@ def run(repeats: int = 5, *, with_mes: bool = True, with_browser: bool = True) -
             "worst cases include other work."
         )
     return "\n".join([*rows, "", *notes]) + "\n"
-
-
-SECTION_BEGIN = "<!-- bench:dashboards begin -->"
-SECTION_END = "<!-- bench:dashboards end -->"
-
-
-def write_section(path: Path, table: str, repeats: int) -> None:
-    """Replace (or append) this benchmark's section of ``path``, keeping every other one."""
-    body = (
-        f"{SECTION_BEGIN}\n## Dashboards (`mestwin bench dashboards`)\n\n"
-        "The reference plant (10 lines x 20 work units) and a day of data: pure page builds, "
-        "the data source's calls against a real MES, and the Plant page in headless Chromium. "
-        f"Medians of {repeats} runs.\n\n{table}\n"
-        f"Rerun: `mestwin bench dashboards --repeats {repeats} --write docs/BENCHMARKS.md`.\n"
-        f"{SECTION_END}\n"
-    )
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, _, rest = text.partition(SECTION_BEGIN)
-        _, _, tail = rest.partition(SECTION_END + "\n")
-        text = head + body + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text, encoding="utf-8")

@@ -70,20 +70,13 @@ def bench_dashboards(
     repeats: Annotated[int, typer.Option(min=1, help="repeats per figure (median)")] = 5,
     mes: Annotated[bool, typer.Option(help="also time requests against a real MES")] = True,
     browser: Annotated[bool, typer.Option(help="also time the Plant page in Chromium")] = True,
-    write: Annotated[
-        Path | None,
-        typer.Option(help="also replace this part's section of a BENCHMARKS.md file"),
-    ] = None,
 ) -> None:
     """Page build and request times for the reference plant (10 x 20 work units) and a day
-    of data; target: every page renders in under 2 s. Prints a Markdown table."""
-    from dashboards.bench import run, write_section
+    of data; target: every page renders in under 2 s. Prints Markdown (``make bench``
+    puts it in docs/BENCHMARKS.md)."""
+    from dashboards.bench import run
 
-    table = run(repeats, with_mes=mes, with_browser=browser)
-    typer.echo(table)
-    if write is not None:
-        write_section(write, table, repeats)
-        typer.echo(f"written to {write}")
+    typer.echo(run(repeats, with_mes=mes, with_browser=browser))
 
 
 def register(groups: CommandGroups) -> None:
