@@ -112,3 +112,34 @@ def test_client_without_encryption_is_refused(secured: str) -> None:
                 pass
 
     run(check())
+
+
+def test_the_connector_subscribes_over_sign_and_encrypt_with_its_own_certificate(
+    secured: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from mes_core.connectors.opcua.connector import ConnectorOptions, EndpointLink
+    from mes_core.connectors.opcua.events import EventBuilder
+
+    async def check() -> tuple[int, int]:
+        options = ConnectorOptions(
+            security="sign-encrypt",
+            username="operator",
+            password=USERS["operator"],
+            pki_dir=tmp_path / "pki",
+        )
+        link = EndpointLink(secured, options, EventBuilder("opcua:secured"))
+        stop = asyncio.Event()
+        task = asyncio.create_task(link.run(stop))
+        await asyncio.wait_for(link.connected.wait(), 20)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not link.buffer.items and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+        return len(link.bindings), len(link.buffer.items)
+
+    bound, received = run(check())
+    assert bound == 3
+    assert received > 0, "no initial values arrived over the encrypted subscription"

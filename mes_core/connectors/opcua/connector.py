@@ -273,13 +273,23 @@ class EndpointLink:
                     log.warning("lost the OPC UA server %s; reconnecting", self.url)
             except (OSError, TimeoutError, UaError, LookupError, ConnectionError) as exc:
                 self.faults += 1
-                log.warning(
-                    "OPC UA server %s unreachable (%s: %s); retrying in %.1f s",
-                    self.url,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
+                name = type(exc).__name__
+                if name in ("BadUserAccessDenied", "BadIdentityTokenRejected"):
+                    log.error(
+                        "OPC UA server %s refused our credentials (%s); check --user; "
+                        "retrying in %.1f s",
+                        self.url,
+                        name,
+                        delay,
+                    )
+                else:
+                    log.warning(
+                        "OPC UA server %s unreachable (%s: %s); retrying in %.1f s",
+                        self.url,
+                        name,
+                        exc,
+                        delay,
+                    )
             finally:
                 self.connected.clear()
                 self.client = None
