@@ -457,6 +457,13 @@ class Connector:
         except (httpx.HTTPError, MesClientError, OSError):
             return
         for link in self.links:
+            matched = sorted(code for code in link.bindings if code in known)
+            log.info(
+                "%s: %d work units bound to the MES work units of the same code (%s)",
+                link.url,
+                len(matched),
+                ", ".join(matched[:10]) + (" ..." if len(matched) > 10 else ""),
+            )
             for code, b in link.bindings.items():
                 if code not in known:
                     log.warning(
