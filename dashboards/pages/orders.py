@@ -3,18 +3,28 @@ one order's operations, quantities, lots, operators and timeline."""
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboards.figures.common import iso, number
 from dashboards.figures.orders import (
+    due_text,
     operations_table,
     order_timeline_figure,
     orders_table,
     state_badge,
 )
-from dashboards.live import banner_ok, banner_outputs, live_components, no_pile_up, tick_input
+from dashboards.live import (
+    banner_ok,
+    banner_outputs,
+    cursor_output,
+    cursor_state,
+    live_components,
+    no_pile_up,
+    tick_input,
+)
 from dashboards.pages.base import PageContext, failure_banner, query_value
 from dashboards.source import SourceError
 from dashboards.theme import GRAPH_CONFIG
@@ -137,29 +147,45 @@ def register(app: Dash, ctx: PageContext) -> None:
         Output("order-detail", "children"),
         Output("orders-asof", "children"),
         *banner_outputs(PAGE),
+        cursor_output(PAGE),
         tick_input(PAGE),
         Input("orders-filter", "value"),
         Input("orders-search", "value"),
         State("orders-selected", "data"),
+        cursor_state(PAGE),
         running=no_pile_up(PAGE),
     )
     def refresh(
-        _tick: int, which: str, search: str | None, selected: str | None
+        _tick: int, which: str, search: str | None, selected: str | None, seen: int | None
     ) -> tuple[Any, ...]:
         now = ctx.clock()
         try:
             if selected:
                 order = ctx.read(lambda source: source.job_order(selected))
+                sig = _signature(repr(order), iso(now)[:16])
                 return (
                     no_update,
-                    order_detail(order, now),
+                    no_update if sig == seen else order_detail(order, now),
                     f"as of {iso(now)[11:19]} UTC",
                     *banner_ok(),
+                    sig,
                 )
             orders = ctx.read(lambda source: source.job_orders())
         except SourceError as exc:
-            return (no_update, no_update, no_update, *failure_banner(exc))
+            return (no_update, no_update, no_update, *failure_banner(exc), no_update)
         shown = filter_orders(orders, which, search, now)
         late = sum(1 for o in orders if o.is_late(now))
         asof = f"{len(shown)} shown of {len(orders)} · {late} late · as of {iso(now)[11:19]} UTC"
-        return (orders_table(shown, now), no_update, asof, *banner_ok())
+        # Hundreds of rows: sent again only when something in them reads differently.
+        sig = _signature(
+            *[
+                f"{o.code}|{o.state}|{o.good}|{o.quantity}|{o.scrap}|{due_text(o, now)}"
+                for o in shown
+            ]
+        )
+        table = no_update if sig == seen else orders_table(shown, now)
+        return (table, no_update, asof, *banner_ok(), sig)
+
+
+def _signature(*parts: str) -> int:
+    return zlib.crc32("\n".join(parts).encode())
