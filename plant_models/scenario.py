@@ -372,6 +372,10 @@ class Scenario(_Strict):
     tick: PositiveSeconds = 120.0
     """How often (simulated seconds) the bench's people look at their terminals and the
     collector delivers plant events: their reaction delays are rounded up to it."""
+    settle: Seconds = 7200.0
+    """After the plant stops (at ``duration + drain``) the people close out for up to this
+    long: QA disposes what is still on hold, operators book their lots and complete what
+    the plant finished. The plant makes nothing more meanwhile."""
     drain: Seconds = 0.0
     """Extra simulated time after ``duration`` in which no new orders are released, so
     running orders can finish before the expectations are checked."""

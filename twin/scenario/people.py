@@ -171,6 +171,10 @@ class People:
         self.finished[order] = (t, output_lot)
         self.plant_done.add(order)
 
+    def open_work(self) -> bool:
+        """Anything left to close out: lots not booked, finished orders not completed."""
+        return bool(self.finished) or any(q > 0 for q in self.unbooked.values())
+
     def finished_orders(self) -> set[str]:
         """Orders the plant has finished (their operations may still await completion)."""
         return self.plant_done

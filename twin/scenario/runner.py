@@ -331,6 +331,7 @@ class Runner:
             plant_start=self.plant.plant.start,
             admin_password=self.admin_password,
             passwords={p.id: p.password for p in self.scenario.people},
+            supervisor=next((p.id for p in self.scenario.people if p.role == "supervisor"), None),
         )
         try:
             sut.wait_ready(90)
@@ -708,10 +709,7 @@ class Runner:
             self.sim.subscribe(self._ledger_record)
             self.people = People(self.scenario, self.plant, self.sut, self.orders, self._dispatch)
             self._loop(wall0)
-            self._deliver(self.end)
-            if not self.state.mes_down:
-                with contextlib.suppress(SutUnavailable):
-                    self.people.book_all(self.end)
+            self._settle()
             self.sim.finish()
             self.truth.close(self.sim.now())
             if not self.link.drain(timeout=120):
@@ -725,6 +723,33 @@ class Runner:
         write_html(report, opts.report_dir / "report.html")
         write_junit(report, opts.report_dir / "junit.xml")
         return RunResult(0 if report.passed else 1, report, opts.report_dir)
+
+    def _settle(self) -> None:
+        """Close out after the plant stopped: people keep their reaction times, the plant
+        makes nothing more (see ``Scenario.settle``)."""
+        assert self.people is not None and self.sut is not None
+        t = self.end
+        self._deliver(t)
+        limit = self.end + self.scenario.settle
+        while t < limit:
+            try:
+                if not self.sut.held() and not self.people.open_work():
+                    break
+            except SutUnavailable:
+                pass
+            t = min(t + self.tick, limit)
+            self._maybe_restart_mes(t)
+            self._deliver(t)
+            self._tick_people(t)
+            self._watch_holds_safe(t)
+        if t > self.end:
+            self.state.notes.append(
+                f"Close-out after the plant stopped: {t - self.end:.0f} simulated seconds "
+                "(QA dispositions, lot bookings, completions)."
+            )
+        if not self.state.mes_down:
+            with contextlib.suppress(SutUnavailable):
+                self.people.book_all(t)
 
     def _dispatch(self, order: OrderRequest) -> str:
         """The MES's dispatch reaches the machine (``StoreAndStart`` on the line)."""

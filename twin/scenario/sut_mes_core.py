@@ -53,6 +53,7 @@ class MesCoreSut:
         admin_user: str = "admin",
         admin_password: str = "admin",
         passwords: dict[str, str] | None = None,
+        supervisor: str | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.url = url
@@ -61,6 +62,7 @@ class MesCoreSut:
         self.admin_user = admin_user
         self.admin_password = admin_password
         self.passwords = passwords or {}
+        self.supervisor = supervisor
         self.timeout = timeout
         self._admin: MesClient | None = None
         self._collector: MesClient | None = None
@@ -322,7 +324,16 @@ class MesCoreSut:
     def dispatch_order(self, order: str, work_units: dict[str, str]) -> Answer:
         """Supervisor dispatches ``order``, assigning work units per segment id."""
         mapping = {self._seq(order, seg): wu for seg, wu in work_units.items()}
-        return self._answer(self._admin_client().dispatch_job_order, order, mapping)
+        client = self._supervisor_client()
+        if isinstance(client, Answer):
+            return client
+        return self._answer(client.dispatch_job_order, order, mapping)
+
+    def _supervisor_client(self) -> MesClient | Answer:
+        """The scenario's supervisor acts in person; without one the bench's admin does."""
+        if self.supervisor is None:
+            return self._admin_client()
+        return self._as(self.supervisor)
 
     def start_operation(
         self, order: str, segment: str, person: str, work_unit: str, at: float
@@ -382,7 +393,10 @@ class MesCoreSut:
         from mes_core.schemas.masterdata import EquipmentUpdate
 
         update = EquipmentUpdate(calibration_due=self._plant_date(due_at))
-        return self._answer(self._admin_client().update_equipment, work_unit, update)
+        client = self._supervisor_client()
+        if isinstance(client, Answer):
+            return client
+        return self._answer(client.update_equipment, work_unit, update)
 
     def orders(self) -> list[OrderView]:
         admin = self._admin_client()
