@@ -172,10 +172,6 @@ class PlantServer:
 
     # --- writing ---------------------------------------------------------------------
 
-    async def write(self, nodeid: ua.NodeId, value: ua.DataValue) -> None:
-        assert self.server is not None
-        await self.server.write_attribute_value(nodeid, value)
-
     async def raise_alarm(
         self, work_unit: str, alarm: str, severity: int, message: str, active: bool, ts: datetime
     ) -> None:
