@@ -86,8 +86,9 @@ def _hline(y: float, colour: str, dash: str) -> dict[str, Any]:
     }
 
 
-def _label(y: float, text: str, colour: str) -> dict[str, Any]:
+def _label(y: float, text: str, colour: str, yshift: int = 0) -> dict[str, Any]:
     return {
+        "yshift": yshift,
         "xref": "paper",
         "x": 1.0,
         "xanchor": "left",
@@ -163,7 +164,9 @@ def spc_figure(chart: SpcChartData) -> Figure:
     ):
         if value is not None:
             shapes.append(_hline(value, colour, dash))
-            labels.append(_label(value, text, colour))
+            # The centre line and the target often nearly coincide: keep both readable.
+            shift = {"CL": 7, "target": -7}.get(text, 0)
+            labels.append(_label(value, text, colour, shift))
     return {
         "data": data,
         "layout": figure_layout(
