@@ -62,7 +62,7 @@ def test_locustfile_drives_every_user_kind_against_a_real_mes(backend: str, tmp_
             database_url=database_url,
             users=17,  # the profile's weights sum to 17: one user of each kind at least
             spawn_rate=17,
-            duration_s=6,
+            duration_s=10,  # every user kind must get past its on_start on a busy box
             out_dir=tmp_path / "run",
             mes_workers=1,
             profile=profile,
