@@ -67,7 +67,7 @@ def run_command(
     from rich.console import Console
 
     from plant_models.durations import parse_duration
-    from twin.scenario.runner import RunOptions, ScenarioError, run_scenario
+    from twin.scenario.runner import MesStartError, RunOptions, ScenarioError, run_scenario
 
     console = Console(stderr=True, soft_wrap=True)
     folder = report_dir or Path("reports") / scenario.stem
@@ -92,6 +92,10 @@ def run_command(
         for problem in exc.problems:
             console.print(f"  {problem}", markup=False, highlight=False)
         return 2
+    except MesStartError as exc:
+        console.print("[red]error:[/] the run could not start", highlight=False)
+        console.print(str(exc), markup=False, highlight=False)
+        return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the MES and the twin were stopped[/]")
         return 130

@@ -88,6 +88,10 @@ Speed = float | Literal["max"]
 MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
 
 
+class MesStartError(RuntimeError):
+    """The MES the run needs could not be started or reached: the run cannot start."""
+
+
 class ScenarioError(Exception):
     """The scenario (or its plant model) cannot be run as written: exit code 2."""
 
@@ -337,7 +341,7 @@ class Runner:
             sut.wait_ready(90)
         except SutUnavailable as exc:
             tail = self.mes.log_tail() if self.mes else ""
-            raise RuntimeError(f"the MES did not come up at {url}: {exc}\n{tail}") from exc
+            raise MesStartError(f"the MES did not come up at {url}: {exc}\n{tail}") from exc
         return sut
 
     def _build_link(self, sut: SystemUnderTest, sim: EnginePlant) -> EquipmentLink:
