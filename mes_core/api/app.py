@@ -12,7 +12,6 @@ import logging
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes_core.api import errors
@@ -23,7 +22,7 @@ from mes_core.observability import install as install_observability
 from mes_core.observability import open_holds_from
 from mes_core.persistence.db import is_sqlite, make_engine, make_session_factory
 from mes_core.persistence.models import Person
-from mes_core.persistence.security import SYSTEM, hash_password
+from mes_core.persistence.security import SYSTEM, create_person_once, hash_password
 from mes_core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -74,21 +73,19 @@ def ensure_admin(factory: sessionmaker[Session], settings: Settings) -> None:
             )
         from mes_core.persistence import audit
 
-        session.add(
-            Person(
-                code="admin",
-                name="Administrator",
-                roles=Role.ADMIN.value,
-                password_hash=hash_password(password),
-                active=True,
+        # Race-free across workers starting at once: the insert does nothing if another
+        # worker created the admin meanwhile, and only the creator audits it.
+        if create_person_once(
+            session,
+            code="admin",
+            name="Administrator",
+            roles=Role.ADMIN.value,
+            password_hash=hash_password(password),
+        ):
+            audit.append(
+                session, actor=SYSTEM.name, action="person.created", object_ref="person:admin"
             )
-        )
-        audit.append(session, actor=SYSTEM.name, action="person.created", object_ref="person:admin")
-        try:
-            session.commit()
-        except IntegrityError:
-            # Another worker created it between our check and our insert: that is fine.
-            session.rollback()
+        session.commit()
 
 
 def load_router(path: str) -> APIRouter:

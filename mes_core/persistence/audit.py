@@ -6,6 +6,7 @@ JSON covers id, time, actor, action, object and detail. Appends lock the single
 ``audit_head`` row first (an UPDATE: a row lock on PostgreSQL, the write lock on SQLite),
 so concurrent workers append one after another and the chain never forks; ids are taken
 from the head, so they increase in commit order and the event stream can follow them.
+An append is two statements (three on SQLite): claim the head, write entry and new hash.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mes_core.persistence.base import utcnow
@@ -53,6 +56,51 @@ def entry_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+def _insert_head_if_missing(session: Session) -> None:
+    # ON CONFLICT DO NOTHING: two workers appending to an empty trail at once (first
+    # start-up) both get here; the loser waits for the winner's row instead of failing.
+    table = AuditHead.__table__
+    assert isinstance(table, Table)
+    values = {"id": 1, "last_id": 0, "last_hash": GENESIS_HASH}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(pg_insert(table).values(values).on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        session.execute(sqlite_insert(table).values(values).on_conflict_do_nothing())
+    else:  # pragma: no cover
+        raise RuntimeError(f"unsupported database {dialect}")
+
+
+def _take_head(session: Session) -> tuple[int, str]:
+    """Lock the chain head and claim the next id: ``(new_id, prev_hash)``.
+
+    One ``UPDATE ... RETURNING``: a row lock on PostgreSQL (the write lock on SQLite) held
+    to the end of the transaction, so concurrent appenders queue here and the chain never
+    forks; no read-back of the tail."""
+    table = AuditHead.__table__
+    assert isinstance(table, Table)
+    stmt = (
+        update(table)
+        .where(table.c.id == 1)
+        .values(last_id=table.c.last_id + 1)
+        .returning(table.c.last_id, table.c.last_hash)
+    )
+    row = session.execute(stmt).first()
+    if row is None:
+        _insert_head_if_missing(session)
+        row = session.execute(stmt).one()
+    return int(row[0]), str(row[1])
+
+
+_PG_APPEND = text(
+    # One round trip on PostgreSQL: the entry and the head's new hash together.
+    "WITH entry AS (INSERT INTO audit_entry "
+    "(id, at, actor, action, object_ref, detail, prev_hash, hash) "
+    "VALUES (:id, :at, :actor, :action, :object_ref, :detail, :prev_hash, :hash)) "
+    "UPDATE audit_head SET last_hash = :hash WHERE id = 1"
+)
+
+
 def append(
     session: Session,
     *,
@@ -61,23 +109,14 @@ def append(
     object_ref: str,
     detail: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction (it lands only if that commits)."""
-    # Take the chain head's lock before reading it: the UPDATE blocks a concurrent
-    # appender until this transaction ends, so both never build on the same head.
-    locked = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id)
-    )
-    if locked.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(AuditHead(id=1, last_id=0, last_hash=GENESIS_HASH))
-        session.flush()
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
-    ).scalar_one()
+    """Append one entry in the caller's transaction (it lands only if that commits).
+
+    The returned entry is not attached to the session (it is already written)."""
+    new_id, prev_hash = _take_head(session)
     at = utcnow()
-    new_id = head.last_id + 1
     detail_json = canonical_json(detail or {})
     digest = entry_hash(
-        head.last_hash,
+        prev_hash,
         id=new_id,
         at=at,
         actor=actor,
@@ -85,21 +124,25 @@ def append(
         object_ref=object_ref,
         detail=detail_json,
     )
-    entry = AuditEntry(
-        id=new_id,
-        at=at,
-        actor=actor,
-        action=action,
-        object_ref=object_ref,
-        detail=detail_json,
-        prev_hash=head.last_hash,
-        hash=digest,
-    )
-    session.add(entry)
-    head.last_id = new_id
-    head.last_hash = digest
-    session.flush()
-    return entry
+    values = {
+        "id": new_id,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_ref": object_ref,
+        "detail": detail_json,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_PG_APPEND, values)
+    else:
+        entries = AuditEntry.__table__
+        heads = AuditHead.__table__
+        assert isinstance(entries, Table) and isinstance(heads, Table)
+        session.execute(entries.insert().values(values))
+        session.execute(update(heads).where(heads.c.id == 1).values(last_hash=digest))
+    return AuditEntry(**values)
 
 
 @dataclass(frozen=True)

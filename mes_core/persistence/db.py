@@ -6,11 +6,25 @@ that several uvicorn workers can share the file; PostgreSQL is the production da
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: PostgreSQL serialization failure and deadlock: the server rolled the transaction back
+#: whole, so running it again from the start is safe and is the documented remedy.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+#: Attempts of one transaction before the error goes to the caller (answered 503 RETRY).
+TRANSACTION_ATTEMPTS = 4
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Execution option naming how SQLite transactions begin (DEFERRED or IMMEDIATE).
@@ -67,3 +81,31 @@ def make_session_factory(engine: Engine, *, write: bool = False) -> sessionmaker
     if write and is_sqlite(str(engine.url)):
         engine = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for a deadlock victim or a serialization failure (PostgreSQL SQLSTATE 40P01,
+    40001)."""
+    return isinstance(exc, DBAPIError) and (
+        getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    )
+
+
+def run_transaction(
+    session: Session, work: Callable[[], T], *, attempts: int = TRANSACTION_ATTEMPTS
+) -> T:
+    """Run ``work`` and commit; on a deadlock or serialization failure roll back and run
+    it again from the start, at most ``attempts`` times, with a short random pause so
+    that the contenders do not meet again. Other errors pass through at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except DBAPIError as exc:
+            session.rollback()
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            log.info("transaction attempt %d of %d retried: %s", attempt, attempts, exc.orig)
+            time.sleep(random.uniform(0.002, 0.02) * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -12,7 +12,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from mes_core.domain.errors import NotAuthenticated
@@ -97,18 +99,49 @@ def issue_api_key(session: Session, *, name: str, role: Role) -> str:
 
 
 def resolve(session: Session, secret: str) -> Actor:
-    """The actor behind a bearer token or API key, or ``NotAuthenticated``."""
-    row = session.execute(
-        select(AuthToken).where(AuthToken.token_hash == _digest(secret))
-    ).scalar_one_or_none()
-    if row is None:
+    """The actor behind a bearer token or API key, or ``NotAuthenticated``.
+
+    One query (the token with its person): it runs on every request."""
+    found = session.execute(
+        select(AuthToken, Person)
+        .outerjoin(Person, Person.id == AuthToken.person_id)
+        .where(AuthToken.token_hash == _digest(secret))
+    ).first()
+    if found is None:
         raise NotAuthenticated("unknown token or API key")
+    row, person = found
     if row.expires_at is not None and row.expires_at <= utcnow():
         raise NotAuthenticated("token expired, log in again")
     roles = frozenset(r for r in row.role.split(",") if r)
     if row.person_id is not None:
-        person = session.get(Person, row.person_id)
         if person is None or not person.active:
             raise NotAuthenticated("the token's person is no longer active")
         return Actor(person.code, frozenset(person.role_list), person.id, person.code)
     return Actor(f"api_key:{row.name}", roles)
+
+
+def create_person_once(
+    session: Session, *, code: str, name: str, roles: str, password_hash: str
+) -> bool:
+    """Insert a person unless one with ``code`` exists; True if this call inserted it.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: when several API workers start at once on an
+    empty database, one inserts and the others see the conflict as "already there" (on
+    PostgreSQL they wait for the winner's commit), never as a UniqueViolation."""
+    table = Person.__table__
+    assert isinstance(table, Table)
+    values = {
+        "code": code,
+        "name": name,
+        "roles": roles,
+        "password_hash": password_hash,
+        "active": True,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = pg_insert(table).values(values).on_conflict_do_nothing(index_elements=["code"])
+        return session.execute(pg.returning(table.c.id)).first() is not None
+    if dialect == "sqlite":
+        lite = sqlite_insert(table).values(values).on_conflict_do_nothing(index_elements=["code"])
+        return session.execute(lite.returning(table.c.id)).first() is not None
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
