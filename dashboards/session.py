@@ -93,12 +93,14 @@ class SessionRegistry:
                 self._sessions.move_to_end(sid)
                 return found
         opened = self._connect(self._default)
-        return self._store(sid, opened)
+        # A page's first load runs several callbacks at once: the first session stored
+        # wins and the others are closed (never one in use by another callback).
+        return self._store(sid, opened, replace=False)
 
     def login(self, credentials: Credentials) -> MesSession:
         """Log the calling browser in as ``credentials`` (raises ``MesAuthError`` if refused)."""
         opened = self._connect(credentials)
-        return self._store(self._sid(), opened)
+        return self._store(self._sid(), opened, replace=True)
 
     def logout(self) -> None:
         """Forget the calling browser's session; the next page opens a default one."""
@@ -113,13 +115,19 @@ class SessionRegistry:
         revoked), so the next refresh logs in again with the default credentials."""
         self.logout()
 
-    def _store(self, sid: str, opened: MesSession) -> MesSession:
+    def _store(self, sid: str, opened: MesSession, *, replace: bool) -> MesSession:
         evicted: list[MesSession] = []
         with self._lock:
-            old = self._sessions.pop(sid, None)
-            if old is not None:
-                evicted.append(old)
-            self._sessions[sid] = opened
+            old = self._sessions.get(sid)
+            if old is not None and not replace:
+                self._sessions.move_to_end(sid)
+                evicted.append(opened)
+                opened = old
+            else:
+                if old is not None:
+                    del self._sessions[sid]
+                    evicted.append(old)
+                self._sessions[sid] = opened
             while len(self._sessions) > self._max:
                 evicted.append(self._sessions.popitem(last=False)[1])
         for session in evicted:

@@ -80,3 +80,27 @@ def test_dashboard_command_refuses_bad_options_with_a_clear_message() -> None:
     assert no_password.exit_code == 2
     assert "--user needs --password" in no_password.output
     assert "Traceback" not in bad_url.output + no_password.output
+
+
+def test_concurrent_first_requests_of_a_browser_share_one_session_and_close_the_other() -> None:
+    """A page's first load runs callbacks at once; the session one of them stored first is
+    the one every callback uses, and the other opened meanwhile is closed, never used."""
+    opened: list[FakeSession] = []
+    sessions: SessionRegistry
+
+    def connect(credentials: Credentials | None) -> MesSession:
+        session = FakeSession(user=None)
+        opened.append(session)
+        if len(opened) == 1:
+            # Another callback of the same browser gets in while this one connects.
+            sessions.current()
+        return session
+
+    sessions = SessionRegistry(connect)
+    app = flask.Flask(__name__)
+    app.secret_key = "test"
+    with app.test_request_context():
+        first = sessions.current()
+        assert first is opened[1] and not opened[1].closed
+        assert opened[0].closed
+        assert sessions.current() is first and len(sessions) == 1
