@@ -112,8 +112,9 @@ def connect(
                     asyncio.create_task(_write_stats(connector, stats, stop)) if stats else None
                 )
                 await connector.run(stop)
-                if writer is not None:
+                if writer is not None and stats is not None:
                     await writer
+                    await _write_stats(connector, stats, stop)  # the final figures
         finally:
             store.close()
 
