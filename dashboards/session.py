@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from typing import Protocol
 import flask
 
 from dashboards.source import DashboardSource, MesAuthError
+
+#: Seconds a replaced session stays open for refreshes already under way (their MES
+#: timeout is 5 s).
+RETIRE_AFTER_S = 30.0
 
 #: Flask session key holding the browser session's id.
 SESSION_KEY = "mestwin_sid"
@@ -70,6 +75,9 @@ class SessionRegistry:
         self._max = max_sessions
         self._sessions: OrderedDict[str, MesSession] = OrderedDict()
         self._lock = threading.Lock()
+        #: Sessions replaced (login, logout) and when: another callback of the same
+        #: browser may still be reading through them, so they close a little later.
+        self._retired: list[tuple[float, MesSession]] = []
 
     @staticmethod
     def _sid() -> str:
@@ -108,7 +116,7 @@ class SessionRegistry:
         with self._lock:
             old = self._sessions.pop(sid, None)
         if old is not None:
-            old.close()
+            self._retire(old)
 
     def expire_current(self) -> None:
         """Drop the calling browser's session after the MES refused its token (expired or
@@ -126,18 +134,34 @@ class SessionRegistry:
             else:
                 if old is not None:
                     del self._sessions[sid]
-                    evicted.append(old)
+                    self._retired.append((time.monotonic(), old))
                 self._sessions[sid] = opened
             while len(self._sessions) > self._max:
                 evicted.append(self._sessions.popitem(last=False)[1])
         for session in evicted:
             session.close()
+        self._close_retired()
         return opened
+
+    def _retire(self, session: MesSession) -> None:
+        with self._lock:
+            self._retired.append((time.monotonic(), session))
+        self._close_retired()
+
+    def _close_retired(self) -> None:
+        """Close replaced sessions once no refresh can still be using them."""
+        cutoff = time.monotonic() - RETIRE_AFTER_S
+        with self._lock:
+            due = [s for at, s in self._retired if at < cutoff]
+            self._retired = [(at, s) for at, s in self._retired if at >= cutoff]
+        for session in due:
+            session.close()
 
     def close_all(self) -> None:
         with self._lock:
-            sessions = list(self._sessions.values())
+            sessions = list(self._sessions.values()) + [s for _, s in self._retired]
             self._sessions.clear()
+            self._retired.clear()
         for session in sessions:
             session.close()
 
