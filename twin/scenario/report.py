@@ -81,9 +81,11 @@ class EventCounts(_Model):
     """Plant events between twin and MES (ingestion is idempotent on source+sequence)."""
 
     sent: int = Field(description="Events the connector derived and posted (incl. replays).")
-    ingested: int = Field(description="Distinct events the MES accepted.")
-    lost: int = Field(description="Events the plant produced that never reached the MES.")
-    duplicated: int = Field(description="Events counted more than once by the MES.")
+    ingested: int = Field(description="Distinct events the MES accepted (its audit trail).")
+    lost: int = Field(description="Events the plant produced that the MES never accepted.")
+    duplicated: int = Field(
+        description="Events the MES accepted beyond those the plant produced (counted twice)."
+    )
     replayed: int = Field(0, description="Events re-sent after a fault (refused as duplicates).")
     detail: str = ""
 

@@ -40,6 +40,8 @@ from twin.scenario.sut import (
 
 ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
 DEFAULT_PASSWORD = "mestwin"
+COLLECTOR_KEY = "mestwin-collector-"  # API key names of the bench's collector
+AUDIT_PAGE = 10_000  # the most GET /api/v1/audit returns at once
 
 
 class MesCoreSut:
@@ -538,7 +540,7 @@ class MesCoreSut:
     def post_events(self, events: list[PlantEvent]) -> IngestResult:
         if self._collector is None:
             admin = self._admin_client()
-            key = self._timed(admin.create_api_key, f"mestwin-collector-{time.time_ns()}")
+            key = self._timed(admin.create_api_key, f"{COLLECTOR_KEY}{time.time_ns()}")
             self._collector = MesClient(self.url, api_key=key.api_key, timeout=self.timeout)
         result: IngestResult = self._timed(self._collector.ingest, events)
         self._ingested = getattr(self, "_ingested", 0) + result.accepted
@@ -546,7 +548,29 @@ class MesCoreSut:
         return result
 
     def ingest_stats(self) -> IngestStats:
-        return IngestStats(getattr(self, "_ingested", 0), getattr(self, "_duplicates", 0))
+        """What the MES itself recorded: its audit trail has one ``plant_events.ingested``
+        entry per batch with the events accepted and refused as duplicates. (Falls back to
+        the answers the collector got when the audit trail cannot be read.)"""
+        admin = self._admin_client()
+        accepted = duplicates = 0
+        after = 0
+        try:
+            while True:
+                page = self._timed(
+                    admin.audit_entries,
+                    after_id=after,
+                    limit=AUDIT_PAGE,
+                    action="plant_events.ingested",
+                )
+                for e in page:
+                    if e.actor.removeprefix("api_key:").startswith(COLLECTOR_KEY):
+                        accepted += int(e.detail.get("accepted", 0))
+                        duplicates += int(e.detail.get("duplicates", 0))
+                if len(page) < AUDIT_PAGE:
+                    return IngestStats(accepted, duplicates)
+                after = page[-1].id
+        except MesClientError:
+            return IngestStats(getattr(self, "_ingested", 0), getattr(self, "_duplicates", 0))
 
     def latencies_ms(self) -> list[float]:
         return list(self._latencies)
