@@ -454,9 +454,13 @@ class OpcUaPublisher:
         now = datetime.now(UTC)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         n = len(queue) if limit is None else min(limit, len(queue))
+        last_ts = -1.0
+        source_ts = now
         for _ in range(n):
             nodeid, payload, ts = queue.popleft()
-            source_ts = epoch + timedelta(seconds=ts)
+            if ts != last_ts:  # the changes of one moment share their timestamp
+                source_ts = epoch + timedelta(seconds=ts)
+                last_ts = ts
             if nodeid is None:
                 work_unit, alarm, severity, message, active = payload
                 await server.raise_alarm(work_unit, alarm, severity, message, active, source_ts)
