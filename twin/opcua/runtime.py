@@ -83,8 +83,11 @@ class ServedPlant:
     """Engine + OPC UA server(s) + publisher, started and stopped together.
 
     ``async with ServedPlant(model, options) as plant:`` builds the servers, starts the
-    engine thread and the pump; ``plant.run_for(seconds)`` or ``plant.run_until(t)`` drive
-    simulated time from the caller's side when ``autorun`` is False (tests, benchmarks).
+    pump and the engine thread. With ``autorun`` False the engine waits: ``start_engine()``
+    starts its thread later (benchmarks subscribe first), or ``run_until(t)`` drives it
+    from the caller's thread. ``halt()`` stops the engine and writes out what it queued;
+    ``restart_servers()`` is the OPC UA server fault. ``engine_factory`` replaces the SimPy
+    engine (anything with ``PlantControl``, ``add_observer``, ``run_until``, ``now``).
     """
 
     def __init__(
