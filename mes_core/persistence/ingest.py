@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from mes_core.persistence import audit
@@ -318,7 +318,10 @@ def _apply_states(
         assert isinstance(table, Table)
         session.execute(
             update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.state_since <= bindparam("b_ts"))
+            .where(
+                table.c.id == bindparam("b_id"),
+                or_(table.c.state_since.is_(None), table.c.state_since <= bindparam("b_ts")),
+            )
             .values(
                 state=bindparam("b_state"),
                 state_reason=bindparam("b_reason"),

@@ -126,7 +126,7 @@ def create_equipment(session: Session, data: md.EquipmentCreate, *, actor: Actor
         equipment_class=data.equipment_class,
         state="idle",
         state_reason="",
-        state_since=utcnow(),
+        state_since=None,
         qualified=data.qualified,
         qualification_due=data.qualification_due,
         calibration_due=data.calibration_due,

@@ -40,7 +40,10 @@ class Equipment(Base):
     equipment_class: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[str] = mapped_column(String(20), default="idle")
     state_reason: Mapped[str] = mapped_column(String(200), default="")
-    state_since: Mapped[datetime] = mapped_column(default=utcnow)
+    # None until the plant (or a person) first reports a state: the first report is
+    # taken whatever its timestamp, so a plant clock behind the MES's (a simulated day,
+    # a PLC in another zone) never leaves the current state stuck at its default.
+    state_since: Mapped[datetime | None] = mapped_column(default=None)
     qualified: Mapped[bool] = mapped_column(Boolean, default=True)
     qualification_due: Mapped[date | None] = mapped_column(Date)
     calibration_due: Mapped[date | None] = mapped_column(Date)

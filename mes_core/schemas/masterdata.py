@@ -41,7 +41,7 @@ class EquipmentOut(Out):
     equipment_class: str | None
     state: str
     state_reason: str
-    state_since: datetime
+    state_since: datetime | None  # None until a state is first reported
     qualified: bool
     qualification_due: date | None
     calibration_due: date | None

@@ -206,6 +206,27 @@ def test_refusal_equipment_down_from_plant_state_event(pl: Plant) -> None:
     connector.close()
 
 
+def test_first_reported_state_is_taken_even_when_the_plant_clock_is_behind(pl: Plant) -> None:
+    # A simulated day (or a PLC clock) may lie before the work unit's creation in the MES:
+    # the first report still sets the current state; later ones follow event time.
+    connector = MesClient(pl.url, api_key=pl.admin.create_api_key(pl.c("conn")).api_key)
+    past = datetime.now(UTC) - timedelta(days=300)
+    assert pl.admin.get_equipment(pl.c("FILL")).state_since is None
+
+    def state(seq: int, at: datetime, state: str) -> StateChangeEvent:
+        return StateChangeEvent(
+            source=pl.c("src"), sequence=seq, work_unit=pl.c("FILL"), timestamp=at, state=state
+        )
+
+    connector.ingest([state(1, past, "running")])
+    unit = pl.admin.get_equipment(pl.c("FILL"))
+    assert (unit.state, unit.state_since) == ("running", past)
+    connector.ingest([state(3, past + timedelta(minutes=5), "starved")])
+    connector.ingest([state(2, past + timedelta(minutes=1), "blocked")])  # late arrival
+    assert pl.admin.get_equipment(pl.c("FILL")).state == "starved"
+    connector.close()
+
+
 def test_ingest_is_idempotent_on_source_and_sequence(pl: Plant) -> None:
     op = pl.person("op")
     jo = pl.job_order()

@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("equipment_class", sa.String(length=100), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("state_reason", sa.String(length=200), nullable=False),
-        sa.Column("state_since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("state_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("qualified", sa.Boolean(), nullable=False),
         sa.Column("qualification_due", sa.Date(), nullable=True),
         sa.Column("calibration_due", sa.Date(), nullable=True),
