@@ -6,7 +6,7 @@ The reference plant is 10 lines x 20 work units. Three figures, medians of repea
    day of data (a state change every ~5 minutes per work unit: ~5,800 intervals on a
    line's Gantt; 10 SPC charts of 500 results; 300 job orders; a 200-lot genealogy), and
    the size of what goes to the browser.
-2. **Request + build** against a real MES (embedded SQLite, in a thread) loaded with the
+2. **Request + build** against a real MES (`mestwin serve` on embedded SQLite) loaded with the
    reference plant's equipment and a day of state history through the ingest endpoint:
    the data source's call for each page, cold (first view) and warm (a live refresh),
    beside the ceiling, one bare ``GET /api/v1/equipment`` with httpx.
@@ -302,15 +302,12 @@ def request_timings(repeats: int = 5) -> tuple[list[Timing], Timing, int]:
     from dashboards.mes_source import MesClientSession, mes_connector
     from dashboards.session import Credentials
     from mes_core.client import MesClient
-    from mes_core.demo import ServerThread
-    from mes_core.persistence.migrate import upgrade
-    from mes_core.settings import Settings
+    from mes_core.client.local import LocalMes
 
     password = "bench-admin"
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'mes.db'}"
-        upgrade(url)
-        with ServerThread(Settings(database_url=url, admin_password=password)) as server:
+        with LocalMes(url, Path(tmp) / "mes.log", password) as server:
             now = datetime.now(UTC)
             with MesClient(server.url, timeout=120).login("admin", password) as admin:
                 admin.load_master_data(_reference_master_data())
@@ -473,7 +470,8 @@ def run(repeats: int = 5, *, with_mes: bool = True, with_browser: bool = True) -
             "and view for 200 work units)"
         )
         notes.append(
-            f"MES: embedded SQLite in a thread, reference plant ({LINES} x {UNITS_PER_LINE} "
+            "MES: `mestwin serve` on embedded SQLite (a child process), "
+            f"reference plant ({LINES} x {UNITS_PER_LINE} "
             f"work units), {events:,} state changes over the last 24 h."
         )
     if with_browser:
