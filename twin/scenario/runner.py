@@ -361,6 +361,10 @@ class Runner:
             for pv in wu.process_values
             if pv.characteristic
         }
+        if self.scenario.link == "opcua":
+            from twin.scenario.opcua_link import opcua_link_for
+
+            return opcua_link_for(self, sim, characteristics)
         link = DirectCollector(
             self._guarded_post(sut.post_events),
             source=f"twin-direct:{self.plant.plant.code}",
@@ -446,6 +450,9 @@ class Runner:
     def _link_drop(self, kind: str, duration: float) -> Callable[[float], None]:
         def do(t: float) -> None:
             self.link_down_until = t + duration
+            inject = getattr(self.link, "inject", None)
+            if inject is not None:  # the OPC UA link cuts its proxy or stops its server
+                inject(kind, t + duration)
             self.state.faults.append(
                 FaultRecord(
                     type=kind,
@@ -874,6 +881,9 @@ class Runner:
         )
 
     def _shutdown(self) -> None:
+        close = getattr(self.link, "close", None)
+        if close is not None:  # the OPC UA link's connector, proxy and server
+            close()
         if self.sut is not None:
             self.sut.close()
         if self.mes is not None:

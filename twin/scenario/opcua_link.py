@@ -1,0 +1,533 @@
+"""The scenario run's equipment link over real OPC UA (PRODUCT.md issues 5 and 6).
+
+twin engine -> :class:`~twin.opcua.server.OpcUaPublisher` -> twin OPC UA server (asyncio
+loop in a thread of its own, as ``twin.opcua.runtime`` does) -> :class:`TcpProxy` (the
+fault proxy) -> ``mestwin connect`` (the MES's OPC UA connector, a child process in its own
+process group: twin/ never imports ``mes_core.connectors``) -> MES batch ingest.
+
+The runner owns the engine's clock and runs it much faster than real time, so the link
+sits between the engine and the publisher and *holds* the engine's observer calls until
+the runner delivers them (``deliver_until``): that is how the runner's people get the
+predecessor's good units into the MES before they start the next operation (enforcement
+rule 1), exactly as with the direct collector. Held calls keep their simulated instant:
+the OPC UA ``SourceTimestamp`` is the simulation's time.
+
+Faults:
+
+- OPC UA link drop: the proxy is cut (every connection aborted, new ones refused); server
+  restart: the server is stopped and rebuilt on the same port with its retained values
+  (``OpcUaPublisher.replace_servers``). Either way the engine's changes are held meanwhile,
+  as a PLC's buffered tags, and published once the connector has subscribed again, so
+  the server's monitored-item queues carry every intermediate value (no change is
+  collapsed to its last value, no count is booked to the wrong job order).
+- MES killed: the connector spools to its SQLite file and replays in order when the MES is
+  back (idempotent on ``(source, sequence)``).
+
+In-process checks: a process value is published only when the scenario's inspection plan
+samples it (every N seconds or N units, while the machine runs), the same
+:class:`~twin.scenario.link.Sampling` the direct collector applies, so the connector's
+measurements are the checks the MES's SPC expects (ISA-95 Part 3, 7.x quality test
+results), not every PLC scan.
+
+"Delivered" means ingested by the MES: every held call published, the publisher's queue
+written, and the connector's ``--stats`` file (written every 0.5 s) showing, from a moment
+after the last write plus a publishing and a collect interval, an empty spool and every
+event it made sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mes_core.client import MesClient
+from mes_core.schemas.plant_events import CountEvent, PlantEvent
+from plant_models.schema import PlantModel
+from twin.hooks import PackMLState
+from twin.opcua.server import OpcUaPublisher, PlantServer
+from twin.scenario.link import LinkStats, Sampling
+from twin.scenario.mes_process import free_port, mestwin_command
+from twin.scenario.proxy import TcpProxy
+from twin.scenario.sut_mes_core import COLLECTOR_KEY
+
+log = logging.getLogger(__name__)
+
+SETTLE_AFTER_WRITE_S = 0.6
+"""Wall seconds after the last write before a stats snapshot may say "all ingested": the
+connector's publishing interval (0.1 s) + collect interval (0.1 s) + a margin for a
+loaded machine."""
+STATS_NAME = "connector-stats.json"
+RECONNECT_TIMEOUT_S = 60.0
+BARRIER_TIMEOUT_S = 60.0
+
+
+class OpcUaLinkError(RuntimeError):
+    """The OPC UA link could not be set up (server, proxy or connector)."""
+
+
+@dataclass
+class _Held:
+    """One engine observer call waiting to be published."""
+
+    method: str
+    args: tuple[Any, ...]
+    work_unit: str
+    job_order: str = ""
+    count: bool = False
+
+
+class OpcUaLink:
+    """``EquipmentLink`` over the twin OPC UA server, the fault proxy and the connector."""
+
+    name = "OPC UA (twin server -> fault proxy -> mestwin connect)"
+
+    def __init__(
+        self,
+        model: PlantModel,
+        *,
+        mes_url: str,
+        api_key: str,
+        workdir: Path,
+        characteristics: dict[tuple[str, str], Sampling],
+        clock: Callable[[], float],
+        is_down: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.model = model
+        self.mes_url = mes_url
+        self.api_key = api_key
+        self.workdir = workdir
+        self.characteristics = characteristics
+        self.clock = clock
+        self.is_down = is_down
+        self._mes_backlog = 0
+        self.stats = LinkStats()
+        self.last_error = ""
+        self._held: deque[_Held] = deque()
+        self._job: dict[str, str] = {}
+        self._state: dict[str, str] = {}
+        self._processed: dict[str, int] = {}
+        self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
+        self._counters: dict[str, tuple[int, int]] = {}
+        self._cut = False
+        self._cut_kind = ""
+        self._restore_at = float("inf")
+        self._faults_at_cut = 0
+        self._dirty = False
+        self._boundary = False
+        """A job order began or ended at a work unit since the last settle: the people
+        act on those moments (start, complete, book), so the MES must have it all."""
+        self.port = free_port()
+        self.endpoint = f"opc.tcp://127.0.0.1:{self.port}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: PlantServer | None = None
+        self.publisher: OpcUaPublisher | None = None
+        self._pump: asyncio.Future[None] | None = None
+        self.proxy: TcpProxy | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stats_path = workdir / STATS_NAME
+        self.log_path = workdir / "connector.log"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> OpcUaLink:
+        """Serve the plant, put the proxy in front, start the connector; wait until it
+        has subscribed. Raises :class:`OpcUaLinkError` naming what did not come up."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="twin-opcua", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._serve(), timeout)
+        except Exception as exc:
+            self.close()
+            raise OpcUaLinkError(f"the twin OPC UA server did not start: {exc}") from exc
+        self.proxy = TcpProxy("127.0.0.1", self.port).start()
+        spool = self.workdir / "connector-spool.sqlite"
+        for stale in (spool, self.stats_path, spool.with_name(spool.name + "-wal")):
+            stale.unlink(missing_ok=True)
+        cmd = [
+            *mestwin_command(),
+            "connect",
+            "--opcua",
+            f"opc.tcp://127.0.0.1:{self.proxy.port}",
+            "--mes",
+            self.mes_url,
+            "--spool",
+            str(spool),
+            "--no-dispatch",
+            "--stats",
+            str(self.stats_path),
+        ]
+        env = dict(os.environ, MESTWIN_API_KEY=self.api_key)
+        with self.log_path.open("ab") as out:
+            # Its own session: a Ctrl-C in the terminal reaches the runner only, which
+            # then stops the connector itself (SIGTERM: it flushes and closes its spool).
+            self.proc = subprocess.Popen(
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        if not self._wait_connected(0, timeout):
+            tail = self._log_tail()
+            self.close()
+            raise OpcUaLinkError(
+                f"mestwin connect did not subscribe to {self.endpoint} within {timeout:g} s\n{tail}"
+            )
+        return self
+
+    def close(self) -> None:
+        """Stop the connector (SIGTERM, then SIGKILL), the proxy, the server, the loop."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            with contextlib.suppress(Exception):
+                self._run(self._stop_server(), 15)
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(10)
+        self._loop = None
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _serve(self) -> None:
+        server = PlantServer(self.model, self.endpoint)
+        await server.build()
+        await server.start()
+        self._server = server
+        self.publisher = OpcUaPublisher([server], self.model.plant.start)
+        self._pump = asyncio.ensure_future(self.publisher.run())
+
+    async def _stop_server(self) -> None:
+        if self.publisher is not None:
+            self.publisher.stop()
+        if self._pump is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pump, 10)
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
+    async def _server_down(self) -> None:
+        assert self.publisher is not None and self._server is not None
+        self.publisher.paused = True
+        await self._server.stop()
+
+    async def _server_up(self) -> None:
+        assert self.publisher is not None and self._server is not None
+        old = self._server
+        new = PlantServer(self.model, old.endpoint, lines=old.lines, security=old.security)
+        await new.build()
+        # Retained values go in before the server listens: the connector never reads zeros.
+        await self.publisher.replace_servers([new])
+        await new.start()
+        self._server = new
+        self.publisher.paused = False
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def inject(self, kind: str, until: float) -> None:
+        """``opcua_drop``: cut the proxy; ``opcua_server_restart``: stop the server. Both
+        until simulated time ``until`` (restored by the first delivery from then on)."""
+        if self._cut:
+            return
+        self._faults_at_cut = int(self._read_stats().get("opcua_faults", 0))
+        self._cut, self._cut_kind, self._restore_at = True, kind, until
+        if kind == "opcua_server_restart":
+            self._run(self._server_down(), 30)
+        else:
+            assert self.proxy is not None
+            self.proxy.cut()
+
+    def restore_if_due(self, now: float) -> None:
+        """End an injected fault whose time is over; wait for the connector's new
+        subscription before anything held is published."""
+        if not self._cut or now < self._restore_at:
+            return
+        if self._cut_kind == "opcua_server_restart":
+            self._run(self._server_up(), 60)
+        else:
+            assert self.proxy is not None
+            self.proxy.restore()
+        self._cut = False
+        if not self._wait_connected(self._faults_at_cut + 1, RECONNECT_TIMEOUT_S):
+            self.last_error = f"the connector did not reconnect within {RECONNECT_TIMEOUT_S:g} s"
+            log.warning("%s", self.last_error)
+        self.stats.replayed += len(self._held)
+
+    def _wait_connected(self, faults: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = self._read_stats()
+            if s.get("connected") and int(s.get("opcua_faults", 0)) >= faults:
+                return True
+            if self.proc is not None and self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
+    # -- PlantObserver: hold every call until delivered -----------------------------------
+
+    def on_state(
+        self,
+        t: float,
+        work_unit: str,
+        state: str,
+        packml_state: PackMLState,
+        reason: str,
+        wall: float | None,
+    ) -> None:
+        self._state[work_unit] = state
+        self._held.append(
+            _Held("on_state", (t, work_unit, state, packml_state, reason, None), work_unit)
+        )
+
+    def on_counters(
+        self,
+        t: float,
+        work_unit: str,
+        processed: int,
+        defective: int,
+        consumed: int,
+        wall: float | None,
+    ) -> None:
+        p0, d0 = self._counters.get(work_unit, (0, 0))
+        self._counters[work_unit] = (processed, defective)
+        self._held.append(
+            _Held(
+                "on_counters",
+                (t, work_unit, processed, defective, consumed, None),
+                work_unit,
+                self._job.get(work_unit, ""),
+                count=processed > p0 or defective > d0,
+            )
+        )
+
+    def on_value(
+        self, t: float, work_unit: str, name: str, value: float, wall: float | None
+    ) -> None:
+        plan = self.characteristics.get((work_unit, name))
+        if plan is None or self._state.get(work_unit) != "running":
+            # An in-process check samples the product being made (see the module doc).
+            return
+        processed = self._counters.get(work_unit, (0, 0))[0]
+        last = self._last_sample.get((work_unit, name))
+        if last is not None:
+            if plan.every_seconds is not None and t - last[0] < plan.every_seconds - 1e-9:
+                return
+            if plan.every_units is not None and processed - last[1] < plan.every_units:
+                return
+        elif plan.every_units is not None and processed < 1:
+            return
+        self._last_sample[(work_unit, name)] = (t, processed)
+        self._held.append(_Held("on_value", (t, work_unit, name, value, None), work_unit))
+
+    def on_job(
+        self,
+        t: float,
+        work_unit: str,
+        job_order: str,
+        product: str,
+        material_lot: str,
+        wall: float | None,
+    ) -> None:
+        self._job[work_unit] = job_order
+        self._held.append(
+            _Held("on_job", (t, work_unit, job_order, product, material_lot, None), work_unit)
+        )
+
+    def on_alarm(
+        self,
+        t: float,
+        work_unit: str,
+        alarm: str,
+        severity: int,
+        message: str,
+        active: bool,
+        wall: float | None,
+    ) -> None:
+        self._held.append(
+            _Held("on_alarm", (t, work_unit, alarm, severity, message, active, None), work_unit)
+        )
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def _publish(self, n: int) -> None:
+        """Hand the first ``n`` held calls to the publisher (its pump writes them)."""
+        publisher = self.publisher
+        assert publisher is not None
+        for _ in range(n):
+            h = self._held.popleft()
+            getattr(publisher, h.method)(*h.args)
+            if h.method == "on_job":
+                self._boundary = True
+        if n:
+            self._dirty = True
+
+    def _probe(self, work_unit: str, job_order: str) -> CountEvent:
+        return CountEvent(
+            source="opcua-link-probe",
+            sequence=1,
+            work_unit=work_unit,
+            timestamp=self.model.plant.start,
+            good=1,
+            scrap=0,
+            job_order=job_order,
+        )
+
+    def pending(self) -> int:
+        queued = self.publisher.pending() if self.publisher is not None else 0
+        return len(self._held) + queued + int(self._read_stats().get("spooled", 0))
+
+    def pump(self) -> None:
+        """Publish what is held (the connector moves it on by itself)."""
+        self.restore_if_due(self.clock())
+        if not self._cut:
+            self._publish(len(self._held))
+
+    def deliver_until(self, blocked: Callable[[PlantEvent], bool]) -> bool:
+        """Publish held calls in order up to the first count of an operation the people
+        have not started yet; when the people wait for a start (that count, or a work
+        unit that took a job and made nothing yet), or when a job order began or ended
+        at a work unit, wait until the MES has ingested all that was published, so a
+        start sees the predecessor's good units and a completion the last ones."""
+        self.restore_if_due(self.clock())
+        if self._cut:
+            return False
+        n, stopped = 0, False
+        for h in self._held:
+            if h.count and h.job_order and blocked(self._probe(h.work_unit, h.job_order)):
+                stopped = True
+                break
+            n += 1
+        self._publish(n)
+        waiting = stopped or any(
+            blocked(self._probe(wu, job)) for wu, job in self._job.items() if job
+        )
+        if self.is_down():
+            # The MES is down: what the connector spools now is replayed when it is back.
+            spooled = int(self._read_stats().get("spooled", 0))
+            self._mes_backlog = max(self._mes_backlog, spooled)
+            return stopped
+        if self._mes_backlog:
+            self.stats.replayed += self._mes_backlog
+            self._mes_backlog = 0
+        if (waiting or self._boundary) and self._dirty:
+            self._settle(BARRIER_TIMEOUT_S)
+        return stopped
+
+    def drain(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if self._cut:
+            # The run ended inside an injected fault: end it now, the rest must arrive.
+            self.restore_if_due(float("inf"))
+        self._publish(len(self._held))
+        self._dirty = True
+        return self._settle(max(deadline - time.monotonic(), 0.0))
+
+    def _settle(self, timeout: float) -> bool:
+        """Wait until everything published is ingested by the MES (see the module doc)."""
+        publisher = self.publisher
+        assert publisher is not None
+        deadline = time.monotonic() + timeout
+        while publisher.pending() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        after = time.time() + SETTLE_AFTER_WRITE_S
+        while time.monotonic() < deadline:
+            try:
+                mtime = self.stats_path.stat().st_mtime
+            except FileNotFoundError:
+                mtime = 0.0
+            if mtime >= after:
+                s = self._read_stats()
+                self._take(s)
+                if (
+                    s.get("connected")
+                    and not publisher.pending()
+                    and int(s.get("spooled", 1)) == 0
+                    and int(s.get("produced", 0)) == int(s.get("sent", -1))
+                ):
+                    self._dirty = self._boundary = False
+                    return True
+            if self.proc is not None and self.proc.poll() is not None:
+                self.last_error = f"mestwin connect exited ({self.proc.returncode})"
+                return False
+            time.sleep(0.05)
+        return False
+
+    def _take(self, s: dict[str, Any]) -> None:
+        """The connector's own figures are the link's: events made, sent, faults."""
+        self.stats.produced = int(s.get("produced", 0))
+        self.stats.sent = int(s.get("sent", 0))
+        self.stats.accepted = self.stats.sent
+        self.stats.failures = int(s.get("mes_faults", 0)) + int(s.get("opcua_faults", 0))
+
+    def _read_stats(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.stats_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def collector_api_key(mes_url: str, admin_password: str) -> str:
+    """An integration API key for the connector, made by the MES's admin; named like the
+    bench's collector keys, so ``ingest_stats`` counts what the connector ingested."""
+    with MesClient(mes_url).login("admin", admin_password) as admin:
+        return admin.create_api_key(f"{COLLECTOR_KEY}opcua-{time.time_ns()}").api_key
+
+
+def opcua_link_for(
+    runner: Any, sim: Any, characteristics: dict[tuple[str, str], Sampling]
+) -> OpcUaLink:
+    """The OPC UA link of a scenario run (``link: opcua``), started and registered as the
+    engine's observer. ``runner`` is the :class:`~twin.scenario.runner.Runner`."""
+    url = runner.sut.url
+    link = OpcUaLink(
+        runner.plant,
+        mes_url=url,
+        api_key=collector_api_key(url, runner.admin_password),
+        workdir=runner.options.report_dir,
+        characteristics=characteristics,
+        clock=sim.now,
+        is_down=lambda: bool(runner.state.mes_down),
+    ).start()
+    sim.add_observer(link)
+    runner.state.notes.append(
+        f"Equipment traffic went over OPC UA: the twin's server at {link.endpoint}, a fault "
+        f"proxy, and the MES's connector (mestwin connect, log {link.log_path.name}); OPC UA "
+        "faults cut the proxy or restart the server, the connector spools while the MES is "
+        "down."
+    )
+    return link
