@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Table, select, update
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mes_core.domain import rules
 from mes_core.domain.errors import Conflict, InvalidInput, NotFound
@@ -41,9 +42,9 @@ from mes_core.persistence.models import (
     JobOrder,
     LotGenealogy,
     MaterialConsumption,
+    MaterialDefinition,
     MaterialLot,
     OperationsDefinition,
-    OperationsSegment,
     Person,
     SegmentMaterial,
 )
@@ -56,27 +57,35 @@ from mes_core.schemas.masterdata import LotCreate
 
 
 def _job_order_loads() -> tuple[Any, ...]:
-    """Everything a job order's view and its rules read, in a few SELECT ... IN queries
-    (never one query per operation, operator or lot)."""
-    ops = selectinload(JobOrder.operations)
+    """Everything a job order's view and its rules read, in two queries: the job order
+    joined to its product, routing, operations, their segments, work units, operators and
+    persons (a few rows: one per operator); then all its operations' consumptions joined to
+    the lots' codes (the list that grows). Never one query per operation, operator or lot;
+    a segment's BOM is read only by :func:`consume_lot`, which asks for it alone."""
+    ops = joinedload(JobOrder.operations)
     return (
-        selectinload(JobOrder.product),
-        selectinload(JobOrder.definition),
-        ops.selectinload(JobOperation.operators).selectinload(JobOperationOperator.person),
-        ops.selectinload(JobOperation.consumptions).selectinload(MaterialConsumption.lot),
-        ops.selectinload(JobOperation.segment)
-        .selectinload(OperationsSegment.materials)
-        .selectinload(SegmentMaterial.material),
-        ops.selectinload(JobOperation.work_unit),
-        ops.selectinload(JobOperation.planned_work_unit),
+        joinedload(JobOrder.product, innerjoin=True),
+        joinedload(JobOrder.definition, innerjoin=True),
+        ops.joinedload(JobOperation.segment, innerjoin=True),
+        ops.joinedload(JobOperation.work_unit),
+        ops.joinedload(JobOperation.planned_work_unit),
+        ops.joinedload(JobOperation.operators).joinedload(
+            JobOperationOperator.person, innerjoin=True
+        ),
+        ops.selectinload(JobOperation.consumptions).joinedload(
+            MaterialConsumption.lot, innerjoin=True
+        ),
     )
 
 
 def get_job_order(session: Session, code: str, *, for_update: bool = False) -> JobOrder:
+    """A job order with its tree; ``for_update`` locks its row only (not its operations':
+    ingest adds counts to those concurrently, see :func:`report_quantities`)."""
     q = select(JobOrder).where(JobOrder.code == code).options(*_job_order_loads())
     if for_update:
         q = q.with_for_update(of=JobOrder)
-    row = session.execute(q).scalar_one_or_none()
+    # unique(): the joined collections repeat the job order's row once per operator.
+    row = session.execute(q).unique().scalar_one_or_none()
     if row is None:
         raise NotFound("job order", code)
     return row
@@ -94,7 +103,7 @@ def list_job_orders(
     )
     if state:
         q = q.where(JobOrder.state == state)
-    return session.execute(q).scalars().all()
+    return session.execute(q).unique().scalars().all()
 
 
 def _operation(job: JobOrder, sequence: int) -> JobOperation:
@@ -375,7 +384,9 @@ def start_operation(
     op.work_unit_id = unit.id
     op.started_at = now
     for person in operators.values():
-        op.operators.append(JobOperationOperator(person_id=person.id, started_at=now))
+        op.operators.append(
+            JobOperationOperator(person_id=person.id, person=person, started_at=now)
+        )
     session.flush()
     _audit(
         session,
@@ -397,11 +408,20 @@ def consume_lot(
     op = _operation(job, sequence)
     _moving(job, op, "consume")
     lot = get_lot(session, data.lot, for_update=True)
-    bom = {m.material.code for m in op.segment.materials}
+    # The segment's BOM in one query (ids and codes), not its ORM tree.
+    bom_by_id: dict[int, str] = {
+        mid: mcode
+        for mid, mcode in session.execute(
+            select(MaterialDefinition.id, MaterialDefinition.code)
+            .join(SegmentMaterial, SegmentMaterial.material_id == MaterialDefinition.id)
+            .where(SegmentMaterial.segment_id == op.segment_id)
+        )
+    }
+    bom = set(bom_by_id.values())
     rules.check_lot_consumable(
         rules.LotFacts(
             code=lot.code,
-            material=lot.material.code,
+            material=bom_by_id.get(lot.material_id) or lot.material.code,
             status=LotStatus(lot.status),
             quantity=lot.quantity,
             expires_at=lot.expires_at,
@@ -416,7 +436,9 @@ def consume_lot(
         lot.quantity = 0.0
         lot.status = LotStatus.CONSUMED.value
     op.consumptions.append(
-        MaterialConsumption(lot_id=lot.id, quantity=data.quantity, at=utcnow(), actor=actor.name)
+        MaterialConsumption(
+            lot_id=lot.id, lot=lot, quantity=data.quantity, at=utcnow(), actor=actor.name
+        )
     )
     session.flush()
     _audit(
@@ -439,8 +461,18 @@ def report_quantities(
     job = get_job_order(session, code, for_update=True)
     op = _operation(job, sequence)
     _moving(job, op, "report")
-    op.good += data.good
-    op.scrap += data.scrap
+    # Added in the database (and the sums read back), not read-modify-written: ingest adds
+    # counts to the same operation concurrently without the job order's lock.
+    table = JobOperation.__table__
+    assert isinstance(table, Table)
+    good, scrap = session.execute(
+        update(table)
+        .where(table.c.id == op.id)
+        .values(good=table.c.good + data.good, scrap=table.c.scrap + data.scrap)
+        .returning(table.c.good, table.c.scrap)
+    ).one()
+    set_committed_value(op, "good", good)
+    set_committed_value(op, "scrap", scrap)
     _audit(
         session,
         actor,
@@ -464,6 +496,15 @@ def complete_operation(
     job = get_job_order(session, code, for_update=True)
     op = _operation(job, sequence)
     _moving(job, op, "complete")
+    # Lock the operation and read its counts as of now (ingest may have added some since
+    # the tree was loaded): the output lot's quantity is its good count.
+    good, scrap = session.execute(
+        select(JobOperation.good, JobOperation.scrap)
+        .where(JobOperation.id == op.id)
+        .with_for_update()
+    ).one()
+    set_committed_value(op, "good", good)
+    set_committed_value(op, "scrap", scrap)
     earlier = [_facts(o) for o in job.operations if o.sequence < sequence]
     rules.check_predecessors(_facts(op), earlier, allow_partial=False, job_order=code)
     now = utcnow()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from sqlalchemy.orm import Session
 
 from mes_core.api import views
 from mes_core.api.deps import AnyUser, Planner, Quality, SessionDep, ShopFloor, Supervisor
 from mes_core.domain.states import JobOrderState
 from mes_core.persistence import execution
+from mes_core.persistence.db import run_transaction
+from mes_core.persistence.models import JobOrder
 from mes_core.schemas.execution import (
     CompleteRequest,
     ConsumeRequest,
@@ -52,48 +56,54 @@ def get(code: str, session: SessionDep, _: AnyUser) -> JobOrderOut:
     return views.job_order_out(execution.get_job_order(session, code))
 
 
-def _done(session: SessionDep, code: str) -> JobOrderOut:
-    session.commit()
-    session.expire_all()
-    return views.job_order_out(execution.get_job_order(session, code))
+def _done(session: Session, change: Callable[[], JobOrder]) -> JobOrderOut:
+    """Run a change of a job order in one transaction (retried whole on a deadlock or a
+    serialization failure) and answer with the job order as the change left it.
+
+    The answer is built from the rows the change loaded and locked, not read again:
+    sessions keep their objects at commit (``expire_on_commit=False``)."""
+    return views.job_order_out(run_transaction(session, change))
 
 
 @router.post("/{code}/release", response_model=JobOrderOut)
 def release(code: str, session: SessionDep, actor: Planner) -> JobOrderOut:
-    execution.release_job_order(session, code, actor=actor)
-    return _done(session, code)
+    return _done(session, lambda: execution.release_job_order(session, code, actor=actor))
 
 
 @router.post("/{code}/dispatch", response_model=JobOrderOut)
 def dispatch(
     code: str, session: SessionDep, actor: Planner, body: DispatchRequest | None = None
 ) -> JobOrderOut:
-    execution.dispatch_job_order(session, code, body or DispatchRequest(), actor=actor)
-    return _done(session, code)
+    return _done(
+        session,
+        lambda: execution.dispatch_job_order(session, code, body or DispatchRequest(), actor=actor),
+    )
 
 
 @router.post("/{code}/hold", response_model=JobOrderOut)
 def hold(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> JobOrderOut:
-    execution.hold_job_order(session, code, body.reason, actor=actor)
-    return _done(session, code)
+    return _done(session, lambda: execution.hold_job_order(session, code, body.reason, actor=actor))
 
 
 @router.post("/{code}/release-hold", response_model=JobOrderOut)
 def release_hold(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> JobOrderOut:
-    execution.release_job_order_hold(session, code, body.reason, actor=actor)
-    return _done(session, code)
+    return _done(
+        session,
+        lambda: execution.release_job_order_hold(session, code, body.reason, actor=actor),
+    )
 
 
 @router.post("/{code}/abort", response_model=JobOrderOut)
 def abort(code: str, body: HoldRequest, session: SessionDep, actor: Supervisor) -> JobOrderOut:
-    execution.abort_job_order(session, code, body.reason, actor=actor)
-    return _done(session, code)
+    return _done(
+        session,
+        lambda: execution.abort_job_order(session, code, body.reason, actor=actor),
+    )
 
 
 @router.post("/{code}/close", response_model=JobOrderOut)
 def close(code: str, session: SessionDep, actor: Supervisor) -> JobOrderOut:
-    execution.close_job_order(session, code, actor=actor)
-    return _done(session, code)
+    return _done(session, lambda: execution.close_job_order(session, code, actor=actor))
 
 
 @router.post("/{code}/operations/{sequence}/start", response_model=JobOrderOut)
@@ -105,8 +115,12 @@ def start(
     body: StartRequest | None = None,
 ) -> JobOrderOut:
     """Start an operation (rules 1, 3, 4, 5)."""
-    execution.start_operation(session, code, sequence, body or StartRequest(), actor=actor)
-    return _done(session, code)
+    return _done(
+        session,
+        lambda: execution.start_operation(
+            session, code, sequence, body or StartRequest(), actor=actor
+        ),
+    )
 
 
 @router.post("/{code}/operations/{sequence}/consume", response_model=JobOrderOut)
@@ -114,8 +128,7 @@ def consume(
     code: str, sequence: Seq, body: ConsumeRequest, session: SessionDep, actor: ShopFloor
 ) -> JobOrderOut:
     """Consume a quantity of a material lot (rules 2, 5)."""
-    execution.consume_lot(session, code, sequence, body, actor=actor)
-    return _done(session, code)
+    return _done(session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor))
 
 
 @router.post("/{code}/operations/{sequence}/report", response_model=JobOrderOut)
@@ -123,8 +136,10 @@ def report(
     code: str, sequence: Seq, body: ReportRequest, session: SessionDep, actor: ShopFloor
 ) -> JobOrderOut:
     """Report good and scrap quantities of a running operation."""
-    execution.report_quantities(session, code, sequence, body, actor=actor)
-    return _done(session, code)
+    return _done(
+        session,
+        lambda: execution.report_quantities(session, code, sequence, body, actor=actor),
+    )
 
 
 @router.post("/{code}/operations/{sequence}/complete", response_model=JobOrderOut)
@@ -136,5 +151,9 @@ def complete(
     body: CompleteRequest | None = None,
 ) -> JobOrderOut:
     """Complete an operation; the last completes the job order and makes its output lot."""
-    execution.complete_operation(session, code, sequence, body or CompleteRequest(), actor=actor)
-    return _done(session, code)
+    return _done(
+        session,
+        lambda: execution.complete_operation(
+            session, code, sequence, body or CompleteRequest(), actor=actor
+        ),
+    )

@@ -1,0 +1,81 @@
+"""Operator transactions under concurrency (issue 2): an operator's quantity report and the
+connector's count events add to the same operation at once and lose nothing; the answer of
+a change, built from the rows it locked, is the job order as read afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from mes_core_factories import Plant, plant
+
+from mes_core.client import MesClient
+from mes_core.schemas.plant_events import CountEvent
+
+REPORTS = 24
+BATCHES = 8
+PER_BATCH = 25
+
+
+@pytest.fixture
+def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
+    p = plant(mes_url, admin)
+    yield p
+    p.close()
+
+
+def test_operator_reports_and_ingested_counts_at_once_lose_no_unit(pl: Plant) -> None:
+    op = pl.person("op")
+    jo = pl.job_order()
+    op.start_operation(jo, 1)
+    key = pl.admin.create_api_key(pl.c("conn")).api_key
+    token = op.token
+    now = datetime.now(UTC)
+
+    def report(_: int) -> None:
+        with MesClient(pl.url, token=token) as client:
+            client.report_quantities(jo, 1, good=1, scrap=1)
+
+    def ingest(b: int) -> None:
+        events = [
+            CountEvent(
+                source=pl.c("src"),
+                sequence=1 + b * PER_BATCH + i,
+                work_unit=pl.c("FILL"),
+                timestamp=now,
+                good=2,
+            )
+            for i in range(PER_BATCH)
+        ]
+        with MesClient(pl.url, api_key=key) as client:
+            client.ingest(events)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = [pool.submit(report, i) for i in range(REPORTS)]
+        done += [pool.submit(ingest, b) for b in range(BATCHES)]
+        for f in done:
+            f.result()
+    operation = pl.admin.get_job_order(jo).operations[0]
+    assert (operation.good, operation.scrap) == (REPORTS + 2 * BATCHES * PER_BATCH, REPORTS)
+    assert pl.admin.verify_audit().ok
+
+
+def test_operator_change_answers_the_job_order_as_read_afterwards(pl: Plant) -> None:
+    op = pl.person("op")
+    jo = pl.job_order()
+    answers = [
+        op.start_operation(jo, 1),
+        op.consume_lot(jo, 1, pl.c("B2"), 2),
+        op.report_quantities(jo, 1, good=5, scrap=1),
+        op.complete_operation(jo, 1),
+    ]
+    after = [answer.operations[0] for answer in answers]
+    assert [(o.state, o.good, o.scrap) for o in after] == [
+        ("running", 0, 0),
+        ("running", 0, 0),
+        ("running", 5, 1),
+        ("completed", 5, 1),
+    ]
+    assert answers[-1] == pl.admin.get_job_order(jo)
