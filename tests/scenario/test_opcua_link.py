@@ -60,3 +60,14 @@ def test_clean_bottling_day_over_opcua_reconciles_exactly(tmp_path: Path) -> Non
     assert any("over OPC UA" in n for n in data["notes"])
     # The connector's measurements are the inspection plan's samples, not every value.
     assert (tmp_path / "report" / "connector.log").exists()
+
+
+def test_bottling_with_faults_over_opcua_still_reconciles_exactly(tmp_path: Path) -> None:
+    path = over_opcua(tmp_path, "bottling_with_faults", "4h", drain="1h")
+    data = passed(run(path, tmp_path))
+    kinds = {f["type"] for f in data["faults"]}
+    assert {"opcua_drop", "opcua_server_restart", "mes_restart"} <= kinds
+    assert data["reconciliation"]["exact"]
+    assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
+    log = (tmp_path / "report" / "connector.log").read_text()
+    assert "reconnected to" in log  # the drop and the restart were ridden out over OPC UA

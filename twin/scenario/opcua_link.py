@@ -374,6 +374,12 @@ class OpcUaLink:
             _Held("on_alarm", (t, work_unit, alarm, severity, message, active, None), work_unit)
         )
 
+    def on_ledger(self, record: dict[str, Any]) -> None:
+        """A job order the plant finished: the people complete it from the MES's counts,
+        so the next delivery settles (the last units must be ingested first)."""
+        if record.get("kind") == "job" and record.get("event") == "completed":
+            self._boundary = True
+
     # -- delivery ---------------------------------------------------------------------------
 
     def _publish(self, n: int) -> None:
@@ -524,6 +530,7 @@ def opcua_link_for(
         is_down=lambda: bool(runner.state.mes_down),
     ).start()
     sim.add_observer(link)
+    sim.subscribe(link.on_ledger)
     runner.state.notes.append(
         f"Equipment traffic went over OPC UA: the twin's server at {link.endpoint}, a fault "
         f"proxy, and the MES's connector (mestwin connect, log {link.log_path.name}); OPC UA "
