@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from mes_core.persistence import audit
@@ -279,6 +279,44 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
     )
 
 
+# PostgreSQL: set-based state and count updates, one statement each over arrays (unnest),
+# instead of one UPDATE per work unit or operation. The rows are first locked in ascending
+# id order by one SELECT ... ORDER BY id FOR UPDATE: an UPDATE ... FROM locks in whatever
+# order its join plan visits rows, and concurrent batches must lock in one order (no
+# deadlock). Column names are fixed here, never taken from input.
+_PG_HISTORY = text(
+    "INSERT INTO equipment_state_history (equipment_id, state, reason, started_at, source) "
+    "SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:states AS text[]), "
+    "CAST(:reasons AS text[]), CAST(:ts AS timestamptz[]), CAST(:sources AS text[]))"
+)
+_PG_STATES = text(
+    "UPDATE equipment AS e SET state = v.state, state_reason = v.reason, state_since = v.ts "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:states AS text[]), CAST(:reasons AS text[]), "
+    "CAST(:ts AS timestamptz[])) AS v(id, state, reason, ts) "
+    # A replayed old event never moves the current state backwards (see _apply_states).
+    "WHERE e.id = v.id AND (e.state_since IS NULL OR e.state_since <= v.ts)"
+)
+_PG_COUNTS = text(
+    "UPDATE job_operation AS o SET good = o.good + v.good, scrap = o.scrap + v.scrap "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:good AS double precision[]), "
+    "CAST(:scrap AS double precision[])) AS v(id, good, scrap) WHERE o.id = v.id"
+)
+_PG_LOCK = {
+    table: text(
+        f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE"
+    )
+    for table in ("equipment", "job_operation")
+}
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _pg_lock_in_order(session: Session, table: str, ids: list[int]) -> None:
+    session.execute(_PG_LOCK[table], {"ids": ids})
+
+
 def _apply_states(
     session: Session,
     events: list[StateChangeEvent],
@@ -288,21 +326,34 @@ def _apply_states(
     if not events:
         return {}
     events.sort(key=lambda e: (e.timestamp, e.source, e.sequence))
-    history = EquipmentStateHistory.__table__
-    assert isinstance(history, Table)
-    session.execute(
-        history.insert(),
-        [
+    postgres = _is_postgres(session)
+    if postgres:
+        session.execute(
+            _PG_HISTORY,
             {
-                "equipment_id": units[e.work_unit].id,
-                "state": e.state.value,
-                "reason": e.reason,
-                "started_at": e.timestamp,
-                "source": e.source,
-            }
-            for e in events
-        ],
-    )
+                "ids": [units[e.work_unit].id for e in events],
+                "states": [e.state.value for e in events],
+                "reasons": [e.reason for e in events],
+                "ts": [e.timestamp for e in events],
+                "sources": [e.source for e in events],
+            },
+        )
+    else:
+        history = EquipmentStateHistory.__table__
+        assert isinstance(history, Table)
+        session.execute(
+            history.insert(),
+            [
+                {
+                    "equipment_id": units[e.work_unit].id,
+                    "state": e.state.value,
+                    "reason": e.reason,
+                    "started_at": e.timestamp,
+                    "source": e.source,
+                }
+                for e in events
+            ],
+        )
     last: dict[str, StateChangeEvent] = {}
     for e in events:
         last[e.work_unit] = e
@@ -313,7 +364,20 @@ def _apply_states(
         for code, e in last.items()
         if units[code].state_since is None or units[code].state_since <= e.timestamp
     }
-    if newer:
+    if newer and postgres:
+        ordered = sorted(newer.items(), key=lambda item: units[item[0]].id)
+        ids = [units[code].id for code, _ in ordered]
+        _pg_lock_in_order(session, "equipment", ids)
+        session.execute(
+            _PG_STATES,
+            {
+                "ids": ids,
+                "states": [e.state.value for _, e in ordered],
+                "reasons": [e.reason for _, e in ordered],
+                "ts": [e.timestamp for _, e in ordered],
+            },
+        )
+    elif newer:
         table = Equipment.__table__
         assert isinstance(table, Table)
         session.execute(
@@ -379,7 +443,18 @@ def _apply_counts(
         a = applied.setdefault(code, {"good": 0, "scrap": 0})
         a["good"] += good
         a["scrap"] += scrap
-    if deltas:
+    if deltas and _is_postgres(session):
+        ids = sorted(deltas)
+        _pg_lock_in_order(session, "job_operation", ids)
+        session.execute(
+            _PG_COUNTS,
+            {
+                "ids": ids,
+                "good": [deltas[k][0] for k in ids],
+                "scrap": [deltas[k][1] for k in ids],
+            },
+        )
+    elif deltas:
         ops_table = JobOperation.__table__
         assert isinstance(ops_table, Table)
         session.execute(
