@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asyncua import ua
+
 from mes_core.client import MesClient
 from mes_core.schemas.plant_events import CountEvent, PlantEvent
 from plant_models.schema import PlantModel
@@ -71,6 +73,9 @@ loaded machine."""
 STATS_NAME = "connector-stats.json"
 RECONNECT_TIMEOUT_S = 60.0
 BARRIER_TIMEOUT_S = 60.0
+
+
+_data_value: Callable[..., ua.DataValue] = ua.DataValue  # accepts plain datetimes
 
 
 class OpcUaLinkError(RuntimeError):
@@ -214,9 +219,32 @@ class OpcUaLink:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
+    async def _no_sample_yet(self, server: PlantServer) -> None:
+        """Process values not sampled yet read as ``BadWaitingForInitialData`` at the
+        plant's start: the connector measures no value the plant never took (the address
+        space's initial value, stamped with the wall clock, would be a spurious check
+        dated after every real one and hide them all)."""
+        assert server.server is not None and server.nodes is not None
+        published = set(self.publisher.writes) if self.publisher is not None else set()
+        status = ua.StatusCode(ua.UInt32(ua.StatusCodes.BadWaitingForInitialData))
+        for wu in server.nodes.work_units.values():
+            for nodeid in wu.process_values.values():
+                if nodeid in published:
+                    continue
+                await server.server.write_attribute_value(
+                    nodeid,
+                    _data_value(
+                        Value=ua.Variant(),
+                        StatusCode=status,
+                        SourceTimestamp=self.model.plant.start,
+                        ServerTimestamp=self.model.plant.start,
+                    ),
+                )
+
     async def _serve(self) -> None:
         server = PlantServer(self.model, self.endpoint)
         await server.build()
+        await self._no_sample_yet(server)
         await server.start()
         self._server = server
         self.publisher = OpcUaPublisher([server], self.model.plant.start)
@@ -242,6 +270,7 @@ class OpcUaLink:
         old = self._server
         new = PlantServer(self.model, old.endpoint, lines=old.lines, security=old.security)
         await new.build()
+        await self._no_sample_yet(new)
         # Retained values go in before the server listens: the connector never reads zeros.
         await self.publisher.replace_servers([new])
         await new.start()
