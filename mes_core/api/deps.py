@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mes_core.domain.errors import Forbidden, NotAuthenticated
 from mes_core.domain.states import Role
 from mes_core.persistence import security
+from mes_core.persistence.refusals import record_refusal
 from mes_core.persistence.security import Actor
 from mes_core.settings import Settings
 
@@ -85,13 +86,21 @@ def allow(*roles: Role) -> Callable[..., Actor]:
     another role."""
     admitted = frozenset(r.value for r in (*roles, Role.ADMIN))
 
-    def dependency(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    def dependency(
+        request: Request, session: SessionDep, actor: Annotated[Actor, Depends(current_actor)]
+    ) -> Actor:
         if not actor.has_any(admitted):
-            raise Forbidden(
+            refused = Forbidden(
                 f"{actor.name} (roles {', '.join(sorted(actor.roles)) or '-'}) may not do "
                 f"this; it needs one of {', '.join(sorted(admitted))}",
                 object_ref=f"actor:{actor.name}",
             )
+            # A refusal by role is a refusal like any other: it goes to the audit trail
+            # (a non-QA person trying to sign a disposition must leave a trace).
+            record_refusal(
+                session, refused, actor=actor, action=f"{request.method} {request.url.path}"
+            )
+            raise refused
         return actor
 
     dependency.__doc__ = f"Admits roles: {', '.join(sorted(admitted))}."

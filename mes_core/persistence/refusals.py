@@ -13,7 +13,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
-from mes_core.domain.errors import RuleViolation
+from mes_core.domain.errors import MesError, RuleViolation
 from mes_core.persistence import audit
 from mes_core.persistence.security import SYSTEM, Actor
 
@@ -21,15 +21,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def record_refusal(session: Session, exc: RuleViolation, *, actor: Actor, action: str) -> None:
-    """Roll back the refused work, then append and commit the refusal."""
+def record_refusal(session: Session, exc: MesError, *, actor: Actor, action: str) -> None:
+    """Roll back the refused work, then append and commit the refusal (an enforcement
+    rule's, or a role's: ``FORBIDDEN``)."""
     session.rollback()
     audit.append(
         session,
         actor=actor.name,
         action="refused",
         object_ref=exc.object_ref or "-",
-        detail={"rule": exc.rule.value, "message": exc.message, "attempted": action},
+        detail={"rule": exc.code, "message": exc.message, "attempted": action},
     )
     session.commit()
 

@@ -54,6 +54,12 @@ def test_admin_only_endpoints_refuse_other_roles_with_403(mes_url: str, admin: M
             assert "admin" in r.json()["message"]
             r = raw.post("/api/v1/auth/api-keys", json={"name": "x"}, headers=headers)
             assert r.status_code == 403, who
+    refusals = [
+        e
+        for e in admin.audit_entries(action="refused", limit=10_000)
+        if e.detail["rule"] == "FORBIDDEN" and e.detail["attempted"] == "POST /api/v1/master-data"
+    ]
+    assert {e.actor for e in refusals} >= {pl.c(w) for w in ("op", "sup", "qa")}
     pl.close()
 
 

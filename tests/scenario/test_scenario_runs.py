@@ -103,6 +103,7 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
         "expired-api-lot",
         "uncertified-start",
         "coat-before-compress",
+        "non-qa-signs-disposition",
         "booth-calibration-lapsed",
     }
 
