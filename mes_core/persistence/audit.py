@@ -6,7 +6,9 @@ JSON covers id, time, actor, action, object and detail. Appends lock the single
 ``audit_head`` row first (an UPDATE: a row lock on PostgreSQL, the write lock on SQLite),
 so concurrent workers append one after another and the chain never forks; ids are taken
 from the head, so they increase in commit order and the event stream can follow them.
-An append is two statements (three on SQLite): claim the head, write entry and new hash.
+On PostgreSQL an append is one statement that also computes the hash (sha256 in the
+database, checked against :func:`entry_hash` by :func:`verify` and the tests); on SQLite
+three: claim the head, write the entry, store the new hash.
 """
 
 from __future__ import annotations
@@ -93,12 +95,66 @@ def _take_head(session: Session) -> tuple[int, str]:
 
 
 _PG_APPEND = text(
-    # One round trip on PostgreSQL: the entry and the head's new hash together.
-    "WITH entry AS (INSERT INTO audit_entry "
+    # The whole append in one statement (one round trip while holding the chain's lock):
+    # lock the head (FOR UPDATE waits for a concurrent appender and then reads the head as
+    # it committed it), hash in the database exactly as entry_hash() does, insert the
+    # entry and move the head. Only the id is unknown to Python: the canonical JSON is sent
+    # as the text before and after it (keys are sorted, so "id" sits between them).
+    "WITH head AS (SELECT last_id + 1 AS id, last_hash AS prev FROM audit_head "
+    "WHERE id = 1 FOR UPDATE), "
+    "chained AS (SELECT id, prev, encode(sha256(convert_to("
+    "prev || :before_id || id::text || :after_id, 'UTF8')), 'hex') AS hash FROM head), "
+    "entry AS (INSERT INTO audit_entry "
     "(id, at, actor, action, object_ref, detail, prev_hash, hash) "
-    "VALUES (:id, :at, :actor, :action, :object_ref, :detail, :prev_hash, :hash)) "
-    "UPDATE audit_head SET last_hash = :hash WHERE id = 1"
+    "SELECT id, :at, :actor, :action, :object_ref, :detail, prev, hash FROM chained) "
+    "UPDATE audit_head SET last_id = chained.id, last_hash = chained.hash FROM chained "
+    "WHERE audit_head.id = 1 RETURNING chained.id, chained.prev, chained.hash"
 )
+#: A stand-in id whose JSON text splits the canonical body around the real id.
+_ID_MARK = -7_340_231_977
+_ID_TEXT = f'"id":{_ID_MARK}'
+
+
+def _append_postgres(
+    session: Session, *, at: datetime, actor: str, action: str, object_ref: str, detail: str
+) -> AuditEntry:
+    body = canonical_json(
+        {
+            "id": _ID_MARK,
+            "at": at.isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "object": object_ref,
+            "detail": detail,
+        }
+    )
+    # Strings in the body are JSON-escaped (their quotes are \"), so the mark's unescaped
+    # text occurs exactly once.
+    before, _, after = body.partition(_ID_TEXT)
+    params = {
+        "before_id": before + '"id":',
+        "after_id": after,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "object_ref": object_ref,
+        "detail": detail,
+    }
+    row = session.execute(_PG_APPEND, params).first()
+    if row is None:
+        _insert_head_if_missing(session)
+        row = session.execute(_PG_APPEND, params).one()
+    new_id, prev_hash, digest = int(row[0]), str(row[1]), str(row[2])
+    return AuditEntry(
+        id=new_id,
+        at=at,
+        actor=actor,
+        action=action,
+        object_ref=object_ref,
+        detail=detail,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
 
 
 def append(
@@ -112,9 +168,13 @@ def append(
     """Append one entry in the caller's transaction (it lands only if that commits).
 
     The returned entry is not attached to the session (it is already written)."""
-    new_id, prev_hash = _take_head(session)
     at = utcnow()
     detail_json = canonical_json(detail or {})
+    if session.get_bind().dialect.name == "postgresql":
+        return _append_postgres(
+            session, at=at, actor=actor, action=action, object_ref=object_ref, detail=detail_json
+        )
+    new_id, prev_hash = _take_head(session)
     digest = entry_hash(
         prev_hash,
         id=new_id,
@@ -134,14 +194,11 @@ def append(
         "prev_hash": prev_hash,
         "hash": digest,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_PG_APPEND, values)
-    else:
-        entries = AuditEntry.__table__
-        heads = AuditHead.__table__
-        assert isinstance(entries, Table) and isinstance(heads, Table)
-        session.execute(entries.insert().values(values))
-        session.execute(update(heads).where(heads.c.id == 1).values(last_hash=digest))
+    entries = AuditEntry.__table__
+    heads = AuditHead.__table__
+    assert isinstance(entries, Table) and isinstance(heads, Table)
+    session.execute(entries.insert().values(values))
+    session.execute(update(heads).where(heads.c.id == 1).values(last_hash=digest))
     return AuditEntry(**values)
 
 

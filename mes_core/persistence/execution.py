@@ -63,18 +63,21 @@ def _job_order_loads() -> tuple[Any, ...]:
     the lots' codes (the list that grows). Never one query per operation, operator or lot;
     a segment's BOM is read only by :func:`consume_lot`, which asks for it alone."""
     ops = joinedload(JobOrder.operations)
+    # Of product, routing, persons and lots the view shows only the code: only it is read
+    # (fewer columns, cheaper rows; a service needing more reads the row itself, under its
+    # lock where it matters, e.g. get_lot(for_update=True)).
     return (
-        joinedload(JobOrder.product, innerjoin=True),
-        joinedload(JobOrder.definition, innerjoin=True),
+        joinedload(JobOrder.product, innerjoin=True).load_only(MaterialDefinition.code),
+        joinedload(JobOrder.definition, innerjoin=True).load_only(OperationsDefinition.code),
         ops.joinedload(JobOperation.segment, innerjoin=True),
         ops.joinedload(JobOperation.work_unit),
         ops.joinedload(JobOperation.planned_work_unit),
-        ops.joinedload(JobOperation.operators).joinedload(
-            JobOperationOperator.person, innerjoin=True
-        ),
-        ops.selectinload(JobOperation.consumptions).joinedload(
-            MaterialConsumption.lot, innerjoin=True
-        ),
+        ops.joinedload(JobOperation.operators)
+        .joinedload(JobOperationOperator.person, innerjoin=True)
+        .load_only(Person.code),
+        ops.selectinload(JobOperation.consumptions)
+        .joinedload(MaterialConsumption.lot, innerjoin=True)
+        .load_only(MaterialLot.code),
     )
 
 

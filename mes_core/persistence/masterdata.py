@@ -68,7 +68,10 @@ def get_material(session: Session, code: str) -> MaterialDefinition:
 def get_lot(session: Session, code: str, *, for_update: bool = False) -> MaterialLot:
     q = select(MaterialLot).where(MaterialLot.code == code)
     if for_update:
-        q = q.with_for_update()
+        # populate_existing: the lot may already be in the session, read before the lock
+        # was granted (a job order's consumptions name it); its quantity must be the one
+        # under the lock, or two job orders drawing on one lot could overdraw it (rule 2).
+        q = q.with_for_update().execution_options(populate_existing=True)
     row = session.execute(q).scalar_one_or_none()
     if row is None:
         raise NotFound("material lot", code)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from mes_core_factories import Plant, plant
 
-from mes_core.client import MesClient
+from mes_core.client import MesClient, MesRuleViolation
 from mes_core.schemas.plant_events import CountEvent
 
 REPORTS = 24
@@ -79,3 +79,29 @@ def test_operator_change_answers_the_job_order_as_read_afterwards(pl: Plant) -> 
         ("completed", 5, 1),
     ]
     assert answers[-1] == pl.admin.get_job_order(jo)
+
+
+def test_two_job_orders_drawing_on_one_lot_never_overdraw_it(pl: Plant) -> None:
+    op = pl.person("op")
+    jobs = [pl.job_order("JA"), pl.job_order("JB")]
+    for jo in jobs:
+        op.start_operation(jo, 1)
+        # Each job order's tree now names the lot (read before the lot's lock is taken).
+        op.consume_lot(jo, 1, pl.c("B2"), 1)
+    token = op.token
+
+    def take_one(i: int) -> str:
+        with MesClient(pl.url, token=token) as client:
+            try:
+                client.consume_lot(jobs[i % 2], 1, pl.c("B2"), 1)
+            except MesRuleViolation as exc:
+                return exc.rule
+            return "ok"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(take_one, range(10)))
+    # B2 held 5, 2 were taken above: exactly three more takes succeed.
+    assert outcomes.count("ok") == 3
+    lot = pl.admin.get_lot(pl.c("B2"))
+    assert (lot.quantity, lot.status) == (0, "consumed")
+    assert pl.admin.verify_audit().ok
