@@ -44,11 +44,25 @@ def run(
         float, typer.Option(min=0.0001, help="multiply every order quantity (short runs)")
     ] = 1.0,
     progress: Annotated[bool, typer.Option(help="show the progress bar")] = True,
+    dashboard: Annotated[
+        bool, typer.Option(help="open the live dashboards beside the run (for a trainer)")
+    ] = False,
+    dashboard_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="port of --dashboard (0: any free one)")
+    ] = 8050,
 ) -> None:
     """Run a scenario against the MES; exit 0 when every expectation holds, 1 when one
     fails, 2 when the scenario file is broken."""
     code = run_command(
-        scenario, report_dir, mes_url, database_url, speed, duration, progress, order_scale
+        scenario,
+        report_dir,
+        mes_url,
+        database_url,
+        speed,
+        duration,
+        progress,
+        order_scale,
+        dashboard_port if dashboard else None,
     )
     raise typer.Exit(code)
 
@@ -62,6 +76,7 @@ def run_command(
     duration: str | None,
     progress: bool,
     order_scale: float = 1.0,
+    dashboard_port: int | None = None,
 ) -> int:
     """The body of ``mestwin run``; returns the exit code."""
     from rich.console import Console
@@ -81,6 +96,7 @@ def run_command(
             duration=parse_duration(duration) if duration else None,
             progress=progress,
             order_scale=order_scale,
+            dashboard_port=dashboard_port,
         )
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -60,6 +60,7 @@ from plant_models.scenario_yaml import DocumentError, FieldProblem, locate
 from plant_models.schema import PlantModel
 from twin.engine import Engine
 from twin.hooks import PackMLState
+from twin.scenario.dashboard_process import DashboardProcess
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.html import write_html
 from twin.scenario.junit import write_junit
@@ -117,6 +118,8 @@ class RunOptions:
     progress: bool = True
     tick: float | None = None
     """Simulated seconds between two runner ticks (default: the scenario's ``tick``)."""
+    dashboard_port: int | None = None
+    """Start the live dashboards beside the run on this port (0: any free one)."""
 
 
 @dataclass
@@ -276,6 +279,7 @@ class Runner:
         self.state = _State()
         self.mes: MesProcess | None = None
         self.db_proxy: TcpProxy | None = None
+        self.dashboard: DashboardProcess | None = None
         self.sut: SystemUnderTest | None = None
         self.sim: EnginePlant | None = None
         self.link: EquipmentLink | None = None
@@ -712,6 +716,7 @@ class Runner:
             url = self._start_mes()
             self.sut = self._connect_sut(url)
             self.sut.load_master_data(self.plant)
+            self._start_dashboard(url)
             self.sim = EnginePlant(self.plant, self.scenario.seed)
             self.sim.add_observer(self.truth)
             self.link = self._build_link(self.sut, self.sim)
@@ -880,7 +885,26 @@ class Runner:
             f"dev {len(self.state.deviations)} faults {len(self.state.faults)}"
         )
 
+    def _start_dashboard(self, mes_url: str) -> None:
+        opts = self.options
+        if opts.dashboard_port is None:
+            return
+        from rich.console import Console
+
+        self.dashboard = DashboardProcess(
+            mes_url,
+            "admin",
+            self.admin_password,
+            opts.report_dir / "dashboard.log",
+            report=opts.report_dir / "report.json",
+            port=opts.dashboard_port,
+        )
+        self.dashboard.start()
+        Console(stderr=True).print(f"dashboards: {self.dashboard.url} (until the run ends)")
+
     def _shutdown(self) -> None:
+        if self.dashboard is not None:
+            self.dashboard.stop()
         close = getattr(self.link, "close", None)
         if close is not None:  # the OPC UA link's connector, proxy and server
             close()
