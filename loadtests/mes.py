@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from loadtests.servers import uvicorn_server
-from twin.scenario.mes_process import mestwin_command
+from mes_core.client.local import mestwin_command
 
 MES_APP = "mes_core.api.app:app_factory"
 
