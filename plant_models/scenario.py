@@ -369,7 +369,7 @@ class Scenario(_Strict):
     seed: int = 0
     speed: float | Literal["max"] = "max"
     """Simulated seconds per wall second, or ``max`` (as fast as possible)."""
-    link: Literal["opcua", "direct"] = "direct"
+    link: Literal["opcua", "direct"] = "opcua"
     """How equipment traffic reaches the MES: ``opcua`` (twin OPC UA server -> fault
     proxy -> ``mestwin connect``) or ``direct`` (the in-process stand-in collector)."""
     tick: PositiveSeconds = 120.0

@@ -58,16 +58,27 @@ def test_clean_bottling_day_over_opcua_reconciles_exactly(tmp_path: Path) -> Non
     assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
     assert data["events"]["ingested"] > 0
     assert any("over OPC UA" in n for n in data["notes"])
-    # The connector's measurements are the inspection plan's samples, not every value.
-    assert (tmp_path / "report" / "connector.log").exists()
+    assert "subscribed to" in (tmp_path / "report" / "connector.log").read_text()
 
 
-def test_bottling_with_faults_over_opcua_still_reconciles_exactly(tmp_path: Path) -> None:
-    path = over_opcua(tmp_path, "bottling_with_faults", "4h", drain="1h")
+def test_opcua_drop_and_server_restart_still_reconcile_exactly(tmp_path: Path) -> None:
+    faults = [
+        {"type": "opcua_drop", "at": "30m", "duration": "5m"},
+        {"type": "opcua_server_restart", "at": "70m", "downtime": "30s"},
+    ]
+    path = over_opcua(tmp_path, "clean_bottling_day", "2h", drain="2h", timeline=faults)
     data = passed(run(path, tmp_path))
-    kinds = {f["type"] for f in data["faults"]}
-    assert {"opcua_drop", "opcua_server_restart", "mes_restart"} <= kinds
-    assert data["reconciliation"]["exact"]
+    assert {f["type"] for f in data["faults"]} == {"opcua_drop", "opcua_server_restart"}
+    assert data["reconciliation"]["exact"] and data["reconciliation"]["mismatches"] == []
     assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
+    assert data["events"]["replayed"] > 0  # changes held through both faults, sent after
     log = (tmp_path / "report" / "connector.log").read_text()
-    assert "reconnected to" in log  # the drop and the restart were ridden out over OPC UA
+    assert log.count("reconnected to") >= 2  # both ridden out by the connector over OPC UA
+
+
+def test_direct_link_stays_selectable(tmp_path: Path) -> None:
+    path = over_opcua(tmp_path, "clean_bottling_day", "1h", drain="2h", link="direct")
+    data = passed(run(path, tmp_path))
+    assert data["reconciliation"]["exact"]
+    assert any("direct collector" in n for n in data["notes"])
+    assert not (tmp_path / "report" / "connector.log").exists()

@@ -62,6 +62,7 @@ from twin.opcua.server import OpcUaPublisher, PlantServer
 from twin.scenario.link import LinkStats, Sampling
 from twin.scenario.mes_process import free_port, mestwin_command
 from twin.scenario.proxy import TcpProxy
+from twin.scenario.runner import MesStartError
 from twin.scenario.sut_mes_core import COLLECTOR_KEY
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ BARRIER_TIMEOUT_S = 60.0
 _data_value: Callable[..., ua.DataValue] = ua.DataValue  # accepts plain datetimes
 
 
-class OpcUaLinkError(RuntimeError):
-    """The OPC UA link could not be set up (server, proxy or connector)."""
+class OpcUaLinkError(MesStartError):
+    """The OPC UA link could not be set up (server, proxy or connector): like an MES
+    that does not come up, ``mestwin run`` says the run could not start (exit 1)."""
 
 
 @dataclass
@@ -162,7 +164,11 @@ class OpcUaLink:
             raise OpcUaLinkError(f"the twin OPC UA server did not start: {exc}") from exc
         self.proxy = TcpProxy("127.0.0.1", self.port).start()
         spool = self.workdir / "connector-spool.sqlite"
-        for stale in (spool, self.stats_path, spool.with_name(spool.name + "-wal")):
+        for stale in (
+            spool,
+            self.stats_path,
+            *(spool.with_name(spool.name + x) for x in ("-wal", "-shm")),
+        ):
             stale.unlink(missing_ok=True)
         cmd = [
             *mestwin_command(),
@@ -184,7 +190,12 @@ class OpcUaLink:
             self.proc = subprocess.Popen(
                 cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        if not self._wait_connected(0, timeout):
+        try:
+            connected = self._wait_connected(0, timeout)
+        except BaseException:  # Ctrl-C while waiting: the runner has no link to stop yet
+            self.close()
+            raise
+        if not connected:
             tail = self._log_tail()
             self.close()
             raise OpcUaLinkError(

@@ -349,8 +349,8 @@ class Runner:
         return sut
 
     def _build_link(self, sut: SystemUnderTest, sim: EnginePlant) -> EquipmentLink:
-        # The OPC UA path (twin server -> proxy -> connector) plugs in here once the
-        # connector can run in-process; until then the direct collector stands in.
+        # The scenario's ``link``: OPC UA (twin server -> proxy -> ``mestwin connect``,
+        # twin.scenario.opcua_link; the default) or the direct collector stand-in.
         plans: dict[str, Sampling] = {}
         for product in self.plant.products:
             for seg in product.segments:
