@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, text, update
+import psycopg
+from sqlalchemy import Table, event, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mes_core.persistence.base import utcnow
@@ -115,9 +117,9 @@ _ID_MARK = -7_340_231_977
 _ID_TEXT = f'"id":{_ID_MARK}'
 
 
-def _append_postgres(
-    session: Session, *, at: datetime, actor: str, action: str, object_ref: str, detail: str
-) -> AuditEntry:
+def _pg_params(
+    *, at: datetime, actor: str, action: str, object_ref: str, detail: str
+) -> dict[str, Any]:
     body = canonical_json(
         {
             "id": _ID_MARK,
@@ -131,7 +133,7 @@ def _append_postgres(
     # Strings in the body are JSON-escaped (their quotes are \"), so the mark's unescaped
     # text occurs exactly once.
     before, _, after = body.partition(_ID_TEXT)
-    params = {
+    return {
         "before_id": before + '"id":',
         "after_id": after,
         "at": at,
@@ -140,6 +142,9 @@ def _append_postgres(
         "object_ref": object_ref,
         "detail": detail,
     }
+
+
+def _append_postgres(session: Session, params: dict[str, Any]) -> AuditEntry:
     row = session.execute(_PG_APPEND, params).first()
     if row is None:
         _insert_head_if_missing(session)
@@ -147,14 +152,78 @@ def _append_postgres(
     new_id, prev_hash, digest = int(row[0]), str(row[1]), str(row[2])
     return AuditEntry(
         id=new_id,
-        at=at,
-        actor=actor,
-        action=action,
-        object_ref=object_ref,
-        detail=detail,
+        at=params["at"],
+        actor=params["actor"],
+        action=params["action"],
+        object_ref=params["object_ref"],
+        detail=params["detail"],
         prev_hash=prev_hash,
         hash=digest,
     )
+
+
+# ------------------------------------------------------------------ appends at commit
+#
+# The chain head is one row every appender locks until it commits, so its lock is the
+# MES's one global queue: under load the time between a transaction's append and its
+# COMMIT (the API worker getting the GIL back, the commit's round trip) made every other
+# writer wait. A transaction run by :func:`mes_core.persistence.db.run_transaction` on
+# PostgreSQL therefore defers its appends: they are sent with the COMMIT in one pipeline
+# (:func:`commit_with_appends`), so the head is locked only while the server runs them
+# and commits. Any other commit of such a session writes them first (``before_commit``);
+# a rollback drops them with the rest of the work. An entry's time is the time of its
+# append (the action), its id the order of commits: of two transactions committing within
+# the same few milliseconds, the later id may carry the earlier time.
+
+#: ``session.info`` keys: appends are deferred while DEFER is set; the pending ones.
+DEFER = "mestwin_audit_defer"
+PENDING = "mestwin_audit_pending"
+
+_PSYCOPG_HEAD = (
+    "INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, %(genesis)s) "
+    "ON CONFLICT DO NOTHING"
+)
+#: _PG_APPEND with the driver's placeholders (the pipeline bypasses SQLAlchemy).
+_PSYCOPG_APPEND = str(_PG_APPEND.text).replace(":before_id", "%(before_id)s")
+for _name in ("after_id", "at", "actor", "action", "object_ref", "detail"):
+    _PSYCOPG_APPEND = _PSYCOPG_APPEND.replace(f":{_name}", f"%({_name})s")
+
+
+def write_pending(session: Session) -> None:
+    """Write the deferred appends now, one statement each (before a plain commit)."""
+    for params in session.info.pop(PENDING, []):
+        _append_postgres(session, params)
+
+
+def commit_with_appends(session: Session) -> None:
+    """Commit, sending the deferred appends and the COMMIT in one round trip."""
+    pending = session.info.pop(PENDING, [])
+    if pending:
+        session.flush()
+        raw: Any = session.connection().connection.driver_connection
+        try:
+            with raw.pipeline(), raw.cursor() as cursor:
+                cursor.execute(_PSYCOPG_HEAD, {"genesis": GENESIS_HASH})
+                for params in pending:
+                    cursor.execute(_PSYCOPG_APPEND, params)
+                raw.commit()
+        except psycopg.Error as exc:
+            # As SQLAlchemy would have raised it (OperationalError for a deadlock...), so
+            # that run_transaction retries it and the API answers it like any other.
+            raise DBAPIError.instance(_PSYCOPG_APPEND, None, exc, psycopg.Error) from exc
+    # Session bookkeeping; the driver's COMMIT is a no-op when the pipeline committed.
+    session.commit()
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    if session.info.get(PENDING):
+        write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_on_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(PENDING, None)
 
 
 def append(
@@ -167,13 +236,22 @@ def append(
 ) -> AuditEntry:
     """Append one entry in the caller's transaction (it lands only if that commits).
 
-    The returned entry is not attached to the session (it is already written)."""
+    The returned entry is not attached to the session. In a transaction run by
+    ``run_transaction`` on PostgreSQL it is written at commit, and its id and hash are
+    unknown here (see ``commit_with_appends``)."""
     at = utcnow()
     detail_json = canonical_json(detail or {})
     if session.get_bind().dialect.name == "postgresql":
-        return _append_postgres(
-            session, at=at, actor=actor, action=action, object_ref=object_ref, detail=detail_json
+        params = _pg_params(
+            at=at, actor=actor, action=action, object_ref=object_ref, detail=detail_json
         )
+        if session.info.get(DEFER):
+            # Written at commit (see commit_with_appends): id and hash are not known yet.
+            session.info.setdefault(PENDING, []).append(params)
+            return AuditEntry(
+                at=at, actor=actor, action=action, object_ref=object_ref, detail=detail_json
+            )
+        return _append_postgres(session, params)
     new_id, prev_hash = _take_head(session)
     digest = entry_hash(
         prev_hash,

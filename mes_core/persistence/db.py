@@ -97,10 +97,21 @@ def run_transaction(
     """Run ``work`` and commit; on a deadlock or serialization failure roll back and run
     it again from the start, at most ``attempts`` times, with a short random pause so
     that the contenders do not meet again. Other errors pass through at once."""
+    # Imported here: audit imports the models, which import nothing of this module, but
+    # db is imported first by everything (keep it free of import cycles).
+    from mes_core.persistence import audit
+
+    postgres = session.get_bind().dialect.name == "postgresql"
     for attempt in range(1, attempts + 1):
         try:
-            result = work()
-            session.commit()
+            if postgres:
+                # Audit appends go with the COMMIT in one round trip (see audit.DEFER).
+                session.info[audit.DEFER] = True
+            try:
+                result = work()
+                audit.commit_with_appends(session)
+            finally:
+                session.info.pop(audit.DEFER, None)
             return result
         except DBAPIError as exc:
             session.rollback()
