@@ -67,10 +67,10 @@ from twin.scenario.sut_mes_core import COLLECTOR_KEY
 
 log = logging.getLogger(__name__)
 
-SETTLE_AFTER_WRITE_S = 0.6
-"""Wall seconds after the last write before a stats snapshot may say "all ingested": the
-connector's publishing interval (0.1 s) + collect interval (0.1 s) + a margin for a
-loaded machine."""
+SETTLE_AFTER_WRITE_S = 0.3
+"""Wall seconds after the last write before a stats snapshot counts: the connector's
+publishing interval (0.1 s) + collect interval (0.1 s) + a margin; a second snapshot
+(0.5 s later) must then show nothing more received (see ``_settle``)."""
 STATS_NAME = "connector-stats.json"
 RECONNECT_TIMEOUT_S = 60.0
 BARRIER_TIMEOUT_S = 60.0
@@ -109,6 +109,7 @@ class OpcUaLink:
         workdir: Path,
         characteristics: dict[tuple[str, str], Sampling],
         clock: Callable[[], float],
+        notes: list[str] | None = None,
         is_down: Callable[[], bool] = lambda: False,
     ) -> None:
         self.model = model
@@ -117,6 +118,7 @@ class OpcUaLink:
         self.workdir = workdir
         self.characteristics = characteristics
         self.clock = clock
+        self.notes = notes
         self.is_down = is_down
         self._mes_backlog = 0
         self.stats = LinkStats()
@@ -131,6 +133,9 @@ class OpcUaLink:
         self._cut_kind = ""
         self._restore_at = float("inf")
         self._faults_at_cut = 0
+        self.settles = 0
+        self.settle_seconds = 0.0
+        """How often and how long (wall seconds) the runner waited for the MES to ingest."""
         self._dirty = False
         self._boundary = False
         """A job order began or ended at a work unit since the last settle: the people
@@ -493,32 +498,55 @@ class OpcUaLink:
             self.restore_if_due(float("inf"))
         self._publish(len(self._held))
         self._dirty = True
-        return self._settle(max(deadline - time.monotonic(), 0.0))
+        done = self._settle(max(deadline - time.monotonic(), 0.0))
+        if self.notes is not None:
+            self.notes.append(
+                f"OPC UA link: the runner waited {self.settles} times for the MES to ingest "
+                f"what the plant had published (starts, completions, the end), "
+                f"{self.settle_seconds:.1f} s of wall time in all."
+            )
+        return done
 
     def _settle(self, timeout: float) -> bool:
         """Wait until everything published is ingested by the MES (see the module doc)."""
         publisher = self.publisher
         assert publisher is not None
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        try:
+            return self._settle_once(publisher, started + timeout)
+        finally:
+            self.settles += 1
+            self.settle_seconds += time.monotonic() - started
+
+    def _settle_once(self, publisher: OpcUaPublisher, deadline: float) -> bool:
         while publisher.pending() and time.monotonic() < deadline:
             time.sleep(0.005)
         after = time.time() + SETTLE_AFTER_WRITE_S
+        # Two snapshots of the connector's figures, both taken after the last write had
+        # time to be published and collected, with nothing received in between, nothing
+        # spooled and all it made sent: what the plant published is in the MES.
+        previous: int | None = None
+        seen = 0.0
         while time.monotonic() < deadline:
             try:
                 mtime = self.stats_path.stat().st_mtime
             except FileNotFoundError:
                 mtime = 0.0
-            if mtime >= after:
+            if mtime >= after and mtime != seen:
+                seen = mtime
                 s = self._read_stats()
                 self._take(s)
-                if (
-                    s.get("connected")
+                quiet = (
+                    bool(s.get("connected"))
                     and not publisher.pending()
                     and int(s.get("spooled", 1)) == 0
                     and int(s.get("produced", 0)) == int(s.get("sent", -1))
-                ):
+                )
+                received = int(s.get("received", -1))
+                if quiet and received == previous:
                     self._dirty = self._boundary = False
                     return True
+                previous = received if quiet else None
             if self.proc is not None and self.proc.poll() is not None:
                 self.last_error = f"mestwin connect exited ({self.proc.returncode})"
                 return False
@@ -567,6 +595,7 @@ def opcua_link_for(
         workdir=runner.options.report_dir,
         characteristics=characteristics,
         clock=sim.now,
+        notes=runner.state.notes,
         is_down=lambda: bool(runner.state.mes_down),
     ).start()
     sim.add_observer(link)
