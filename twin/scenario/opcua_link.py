@@ -26,13 +26,18 @@ Faults:
 In-process checks: a process value is published only when the scenario's inspection plan
 samples it (every N seconds or N units, while the machine runs), the same
 :class:`~twin.scenario.link.Sampling` the direct collector applies, so the connector's
-measurements are the checks the MES's SPC expects (ISA-95 Part 3, 7.x quality test
-results), not every PLC scan.
+measurements are the checks the MES's SPC expects (ISA-95 Part 3 quality operations:
+in-process test results), not every PLC scan. A process value not sampled yet reads
+``BadWaitingForInitialData``, so the connector never measures the address space's
+initial value.
 
-"Delivered" means ingested by the MES: every held call published, the publisher's queue
-written, and the connector's ``--stats`` file (written every 0.5 s) showing, from a moment
-after the last write plus a publishing and a collect interval, an empty spool and every
-event it made sent.
+"Delivered" (``drain``, and ``deliver_until`` when the people are about to act on counts:
+an operation to start, a finished job order to complete) means ingested by the MES: every
+held call published, the publisher's queue written, and two consecutive snapshots of the
+connector's ``--stats`` file (written every 0.5 s), both taken after the last write had
+time to be published and collected, showing nothing received in between, an empty spool
+and every event it made sent. About a second of wall time per wait; the report notes
+how many there were.
 """
 
 from __future__ import annotations
