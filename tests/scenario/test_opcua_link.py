@@ -8,18 +8,23 @@ quantities scaled down); the records must reconcile exactly, with and without a 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from mes_core.schemas.plant_events import IngestResult, MeasurementEvent, PlantEvent
+from plant_models.loader import load_plant_model
 from plant_models.scenario import SCENARIOS_DIR
+from twin.hooks import PackMLState
+from twin.scenario.link import DirectCollector, Sampling
+from twin.scenario.opcua_link import OpcUaLink
 from twin.scenario.runner import RunOptions, RunResult, run_scenario
 
-pytestmark = pytest.mark.slow
-
 FULL_DAY_ONLY = {"oee", "throughput"}
+START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 
 
 def over_opcua(tmp_path: Path, name: str, duration: str, **changes: Any) -> Path:
@@ -50,6 +55,62 @@ def passed(result: RunResult) -> dict[str, Any]:
     return data
 
 
+def _observe(obs: OpcUaLink | DirectCollector) -> None:
+    """A filler that idles, runs (values every 10 s, units counted), stops, runs again."""
+    obs.on_state(0.0, "F", "idle", PackMLState.IDLE, "", None)
+    obs.on_value(5.0, "F", "FillWeight", 500.0, None)  # idle: not a check of a product
+    obs.on_job(6.0, "F", "JO-1", "W", "LOT-1", None)
+    obs.on_state(10.0, "F", "running", PackMLState.EXECUTE, "", None)
+    for n in range(1, 31):
+        obs.on_counters(10.0 + 10 * n, "F", 4 * n, 0, 4 * n, None)
+        obs.on_value(10.0 + 10 * n, "F", "FillWeight", 500.0 + n, None)
+        obs.on_value(10.0 + 10 * n, "F", "Torque", 2.0 + n / 100, None)
+        if n == 15:
+            obs.on_state(160.0, "F", "down", PackMLState.HELD, "jam", None)
+            obs.on_value(165.0, "F", "FillWeight", 0.0, None)
+            obs.on_state(170.0, "F", "running", PackMLState.EXECUTE, "", None)
+
+
+def test_opcua_link_publishes_the_in_process_checks_the_direct_collector_sends(
+    tmp_path: Path,
+) -> None:
+    plans = {("F", "FillWeight"): Sampling("fill_weight", every_seconds=60.0)}
+    plans[("F", "Torque")] = Sampling("torque", every_units=50)
+    posted: list[PlantEvent] = []
+
+    def post(batch: list[PlantEvent]) -> IngestResult:
+        posted.extend(batch)
+        return IngestResult(accepted=len(batch), duplicates=0, received_at=START)
+
+    direct = DirectCollector(post, source="t", start=START, characteristics=plans)
+    model = load_plant_model(SCENARIOS_DIR.parent / "bottling_line.yaml")
+    link = OpcUaLink(
+        model,
+        mes_url="http://127.0.0.1:9",
+        api_key="-",
+        workdir=tmp_path,
+        characteristics=plans,
+        clock=lambda: 0.0,
+    )
+    _observe(direct)
+    _observe(link)
+    assert direct.drain(timeout=1)
+    sent = [
+        (e.timestamp, e.characteristic, e.value) for e in posted if isinstance(e, MeasurementEvent)
+    ]
+    published = [
+        (START + timedelta(seconds=h.args[0]), plans[("F", h.args[2])].characteristic, h.args[3])
+        for h in link._held
+        if h.method == "on_value"
+    ]
+    assert published == sent
+    # Fill weight every 60 s while running (20, 80, 140, 200, 260 s; not while idle or
+    # down), torque every 50 units (4, 56, 108 units).
+    assert [c for _, c, _ in sent].count("fill_weight") == 5
+    assert [c for _, c, _ in sent].count("torque") == 3
+
+
+@pytest.mark.slow
 def test_clean_bottling_day_over_opcua_reconciles_exactly(tmp_path: Path) -> None:
     path = over_opcua(tmp_path, "clean_bottling_day", "2h", drain="2h")
     data = passed(run(path, tmp_path))
@@ -61,6 +122,7 @@ def test_clean_bottling_day_over_opcua_reconciles_exactly(tmp_path: Path) -> Non
     assert "subscribed to" in (tmp_path / "report" / "connector.log").read_text()
 
 
+@pytest.mark.slow
 def test_opcua_drop_and_server_restart_still_reconcile_exactly(tmp_path: Path) -> None:
     faults = [
         {"type": "opcua_drop", "at": "30m", "duration": "5m"},
@@ -76,6 +138,7 @@ def test_opcua_drop_and_server_restart_still_reconcile_exactly(tmp_path: Path) -
     assert log.count("reconnected to") >= 2  # both ridden out by the connector over OPC UA
 
 
+@pytest.mark.slow
 def test_direct_link_stays_selectable(tmp_path: Path) -> None:
     path = over_opcua(tmp_path, "clean_bottling_day", "1h", drain="2h", link="direct")
     data = passed(run(path, tmp_path))
