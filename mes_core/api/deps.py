@@ -2,13 +2,21 @@
 
 ``SessionDep`` gives one session per request (the route commits); ``allow(...)`` names the
 roles an endpoint admits (admin is always admitted) and yields the acting :class:`Actor`.
+
+Thread hops (issue 8): FastAPI runs every synchronous dependency in the thread pool, one
+hop each, and under load each hop waits for a thread and the GIL while the request's
+transaction (begun by the auth query) sits idle on PostgreSQL. So the session is opened on
+the event loop (creating a Session does no I/O) and closed in a thread only when it holds
+a connection, and ``allow(...)`` authenticates and checks the role in one hop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, Header, Query, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,13 +34,25 @@ STREAM_PATH = "/events/stream"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     state = request.app.state
     factory: sessionmaker[Session] = (
         state.session_factory if request.method in READ_METHODS else state.write_session_factory
     )
-    with factory() as session:
+    # No I/O here: the session takes a connection from the pool on its first query.
+    session = factory()
+    try:
         yield session
+    finally:
+        # Shielded: a client that disconnects must not leave the connection checked out.
+        with anyio.CancelScope(shield=True):
+            if session.in_transaction():
+                # Closing rolls back on the server: blocking I/O, so in a thread, with a
+                # limiter of its own (as FastAPI's own generator exits) so that a close
+                # never waits for a thread held by a request waiting for a connection.
+                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+            else:
+                session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -63,14 +83,19 @@ def _secret(
     raise NotAuthenticated("authentication required: a bearer token or an X-API-Key header")
 
 
-def current_actor(
+AuthorizationHeader = Annotated[str | None, Header()]
+ApiKeyHeader = Annotated[str | None, Header()]
+AccessTokenQuery = Annotated[
+    str | None, Query(description="token for clients that cannot set headers (SSE)")
+]
+
+
+def _resolve_actor(
     request: Request,
-    session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-    access_token: Annotated[
-        str | None, Query(description="token for clients that cannot set headers (SSE)")
-    ] = None,
+    session: Session,
+    authorization: str | None,
+    x_api_key: str | None,
+    access_token: str | None,
 ) -> Actor:
     # A token in the URL ends up in access logs: accepted only where browsers' EventSource
     # leaves no other way, the event stream.
@@ -81,14 +106,31 @@ def current_actor(
     return actor
 
 
+def current_actor(
+    request: Request,
+    session: SessionDep,
+    authorization: AuthorizationHeader = None,
+    x_api_key: ApiKeyHeader = None,
+    access_token: AccessTokenQuery = None,
+) -> Actor:
+    """The authenticated actor, any role (401 without valid credentials)."""
+    return _resolve_actor(request, session, authorization, x_api_key, access_token)
+
+
 def allow(*roles: Role) -> Callable[..., Actor]:
     """A dependency admitting only ``roles`` (and admin); 401 without credentials, 403 for
     another role."""
     admitted = frozenset(r.value for r in (*roles, Role.ADMIN))
 
+    # Authentication and the role check in one function: one thread hop, not two.
     def dependency(
-        request: Request, session: SessionDep, actor: Annotated[Actor, Depends(current_actor)]
+        request: Request,
+        session: SessionDep,
+        authorization: AuthorizationHeader = None,
+        x_api_key: ApiKeyHeader = None,
+        access_token: AccessTokenQuery = None,
     ) -> Actor:
+        actor = _resolve_actor(request, session, authorization, x_api_key, access_token)
         if not actor.has_any(admitted):
             refused = Forbidden(
                 f"{actor.name} (roles {', '.join(sorted(actor.roles)) or '-'}) may not do "
