@@ -106,17 +106,6 @@ def _resolve_actor(
     return actor
 
 
-def current_actor(
-    request: Request,
-    session: SessionDep,
-    authorization: AuthorizationHeader = None,
-    x_api_key: ApiKeyHeader = None,
-    access_token: AccessTokenQuery = None,
-) -> Actor:
-    """The authenticated actor, any role (401 without valid credentials)."""
-    return _resolve_actor(request, session, authorization, x_api_key, access_token)
-
-
 def allow(*roles: Role) -> Callable[..., Actor]:
     """A dependency admitting only ``roles`` (and admin); 401 without credentials, 403 for
     another role."""
