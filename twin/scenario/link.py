@@ -41,6 +41,15 @@ class Sampling:
     every_seconds: float | None = None
     every_units: int | None = None
 
+    def due(self, t: float, processed: int, last: tuple[float, int] | None) -> bool:
+        """Whether a value read at ``t``, with ``processed`` units made, is a sample of this
+        plan, given the ``(t, processed)`` of the previous sample (None: no sample yet)."""
+        if last is None:
+            return self.every_units is None or processed >= 1  # nothing made: nothing to inspect
+        if self.every_seconds is not None and t - last[0] < self.every_seconds - 1e-9:
+            return False
+        return self.every_units is None or processed - last[1] >= self.every_units
+
 
 @dataclass
 class LinkStats:
@@ -205,14 +214,8 @@ class DirectCollector:
             # machine stands (idle, down, starved...) is not a quality result.
             return
         processed = self._counters.get(work_unit, (0, 0))[0]
-        last = self._last_sample.get((work_unit, name))
-        if last is not None:
-            if plan.every_seconds is not None and t - last[0] < plan.every_seconds - 1e-9:
-                return
-            if plan.every_units is not None and processed - last[1] < plan.every_units:
-                return
-        elif plan.every_units is not None and processed < 1:
-            return  # nothing made yet: nothing to inspect
+        if not plan.due(t, processed, self._last_sample.get((work_unit, name))):
+            return
         self._last_sample[(work_unit, name)] = (t, processed)
         characteristic = plan.characteristic
         job, lot = self._job.get(work_unit, ("", ""))

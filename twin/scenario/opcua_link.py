@@ -385,13 +385,7 @@ class OpcUaLink:
             # An in-process check samples the product being made (see the module doc).
             return
         processed = self._counters.get(work_unit, (0, 0))[0]
-        last = self._last_sample.get((work_unit, name))
-        if last is not None:
-            if plan.every_seconds is not None and t - last[0] < plan.every_seconds - 1e-9:
-                return
-            if plan.every_units is not None and processed - last[1] < plan.every_units:
-                return
-        elif plan.every_units is not None and processed < 1:
+        if not plan.due(t, processed, self._last_sample.get((work_unit, name))):
             return
         self._last_sample[(work_unit, name)] = (t, processed)
         self._held.append(_Held("on_value", (t, work_unit, name, value, None), work_unit))
