@@ -84,11 +84,11 @@ class AsyncMesClient(AsyncQualityClientMixin):
         *,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        response = await self._http.request(
-            method, path, json=body, params=clean, headers=self._headers()
-        )
+        sent = self._headers() if headers is None else {**self._headers(), **headers}
+        response = await self._http.request(method, path, json=body, params=clean, headers=sent)
         raise_for_response(response)
         return TypeAdapter(out).validate_python(response.json())
 
@@ -311,14 +311,26 @@ class AsyncMesClient(AsyncQualityClientMixin):
 
     # -------------------------------------------------------------- ingest, trace, audit
 
-    async def ingest(self, events: Sequence[PlantEvent]) -> IngestResult:
-        """Post a batch of plant events (integration role)."""
+    async def ingest(
+        self, events: Sequence[PlantEvent], *, spool: tuple[str, int] | None = None
+    ) -> IngestResult:
+        """Post a batch of plant events (integration role).
+
+        ``spool``: ``(collector, depth)``, a collector's name and the number of events it
+        holds back (its spool), reported with the batch so that the MES's ``/metrics``
+        shows it (``mestwin_connector_spool_depth``)."""
         batch = PlantEventBatch(events=list(events))
+        headers = (
+            None
+            if spool is None
+            else {"X-Mestwin-Collector": spool[0], "X-Mestwin-Spool-Depth": str(spool[1])}
+        )
         return await self._call(
             "POST",
             "/api/v1/plant-events/batch",
             IngestResult,
             body=batch.model_dump(mode="json"),
+            headers=headers,
         )
 
     async def genealogy(

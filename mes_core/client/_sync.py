@@ -83,11 +83,11 @@ class MesClient(QualityClientMixin):
         *,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        response = self._http.request(
-            method, path, json=body, params=clean, headers=self._headers()
-        )
+        sent = self._headers() if headers is None else {**self._headers(), **headers}
+        response = self._http.request(method, path, json=body, params=clean, headers=sent)
         raise_for_response(response)
         return TypeAdapter(out).validate_python(response.json())
 
@@ -302,14 +302,26 @@ class MesClient(QualityClientMixin):
 
     # -------------------------------------------------------------- ingest, trace, audit
 
-    def ingest(self, events: Sequence[PlantEvent]) -> IngestResult:
-        """Post a batch of plant events (integration role)."""
+    def ingest(
+        self, events: Sequence[PlantEvent], *, spool: tuple[str, int] | None = None
+    ) -> IngestResult:
+        """Post a batch of plant events (integration role).
+
+        ``spool``: ``(collector, depth)``, a collector's name and the number of events it
+        holds back (its spool), reported with the batch so that the MES's ``/metrics``
+        shows it (``mestwin_connector_spool_depth``)."""
         batch = PlantEventBatch(events=list(events))
+        headers = (
+            None
+            if spool is None
+            else {"X-Mestwin-Collector": spool[0], "X-Mestwin-Spool-Depth": str(spool[1])}
+        )
         return self._call(
             "POST",
             "/api/v1/plant-events/batch",
             IngestResult,
             body=batch.model_dump(mode="json"),
+            headers=headers,
         )
 
     def genealogy(
