@@ -14,8 +14,10 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e_support import (
     ADMIN_PASSWORD,
@@ -25,12 +27,14 @@ from e2e_support import (
     start_mes,
     wait_ready,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from support import postgres_url, require, throwaway_postgres
 
 from mes_core.client import AsyncMesClient, MesClient
 from mes_core.connectors.opcua.connector import Connector, ConnectorOptions
 from mes_core.connectors.opcua.spool import Spool
 from mes_core.schemas.execution import JobOrderCreate
+from mes_core.schemas.plant_events import MeasurementEvent
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel
 from twin.opcua.bench_raw import free_port
@@ -251,3 +255,56 @@ def test_a_restarted_connector_replays_its_spool_and_counts_stay_exact(
     assert replayed > 0, "the second connector found nothing in the spool"
     assert got == expected
     assert extra == 0, "events were lost or doubled across the restart"
+
+
+@pytest.mark.parametrize("mes", ["sqlite"], indirect=True)
+def test_the_mes_metrics_show_the_connector_spool_depth_as_it_drains(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    """Each batch tells the MES how many events still wait behind it in the connector's
+    spool: ``mestwin_connector_spool_depth{collector=<name>}`` on the MES's /metrics."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    source = f"opcua:spool-depth-{time.monotonic_ns()}"
+    work_unit = mini.lines[0].work_units[0].code
+    stamp = datetime.now(UTC)
+    waiting = [
+        MeasurementEvent(source=source, sequence=i + 1, work_unit=work_unit, timestamp=stamp,
+                         characteristic="Temperature", value=20.0 + i, unit="degC")
+        for i in range(25)
+    ]  # fmt: skip
+    spool.append([e.model_dump_json() for e in waiting], {})
+    name = "line-B-connector"
+
+    def depth(text: str) -> float | None:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "mestwin_connector_spool_depth" and sample.labels == {
+                    "collector": name
+                }:
+                    return sample.value
+        return None
+
+    async def go() -> tuple[float | None, list[float | None], int]:
+        async with (
+            AsyncMesClient(mes.process.url, api_key=mes.api_key) as client,
+            httpx.AsyncClient(base_url=mes.process.url) as http,
+        ):
+            # Nothing listens at this OPC UA address: the connector is only sending here.
+            connector = Connector(
+                [f"opc.tcp://127.0.0.1:{free_port()}"],
+                client,
+                spool,
+                ConnectorOptions(batch_size=10, name=name, dispatch_interval_s=0),
+            )
+            before = depth((await http.get("/metrics")).text)
+            seen = []
+            while connector.outbox:
+                assert await connector.send_once() > 0, "the MES did not take a batch"
+                seen.append(depth((await http.get("/metrics")).text))
+            return before, seen, connector.sent
+
+    before, seen, sent = asyncio.run(go())
+    spool.close()
+    assert before is None
+    assert seen == [15, 5, 0]
+    assert sent == 25

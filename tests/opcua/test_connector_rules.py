@@ -16,7 +16,7 @@ from mes_core.connectors.opcua.discovery import (
     bindings_from_mapping,
     load_mapping,
 )
-from mes_core.connectors.opcua.events import EventBuilder
+from mes_core.connectors.opcua.events import EventBuilder, measurement
 from mes_core.connectors.opcua.mapping import (
     DEFECTIVE,
     PROCESSED,
@@ -249,3 +249,27 @@ def test_a_tag_mapping_with_a_bad_node_id_says_which(tmp_path: Path) -> None:
     )
     with pytest.raises(MappingError, match="'not a node id' is not a NodeId"):
         load_mapping(path)
+
+
+def test_the_fast_measurement_is_the_event_model_construct_builds() -> None:
+    """The connector's hot path builds MeasurementEvents without pydantic's per-field
+    defaults: the same instance model_construct makes, dumped and read back the same."""
+    fields = {
+        "source": "opcua:x",
+        "sequence": 7,
+        "work_unit": "LA-FILL",
+        "timestamp": T0,
+        "characteristic": "Temperature",
+        "value": 21.5,
+        "unit": "degC",
+        "job_order": "JO-1",
+        "material_lot": None,
+    }
+    fast = measurement(**fields)  # type: ignore[arg-type]
+    slow = MeasurementEvent.model_construct(**fields)  # type: ignore[arg-type]
+    assert type(fast) is MeasurementEvent
+    assert fast == slow
+    assert fast.model_fields_set == slow.model_fields_set
+    assert fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_dump(mode="json") == slow.model_dump(mode="json")
+    assert MeasurementEvent.model_validate_json(fast.model_dump_json()) == fast

@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 from asyncua import Client, ua
+from asyncua.common.subscription import DataChangeEvent
 from asyncua.ua.uaerrors import UaStatusCodeError
 from conftest import LoopThread, run
 from lxml import etree
 
 from plant_models.schema import PlantModel
+from twin.opcua.fastpath import lean_notifications_active
 from twin.opcua.infomodel import NAMESPACE_URI
 from twin.opcua.nodeset import export_nodeset
 from twin.opcua.runtime import ServedPlant
@@ -154,6 +156,37 @@ def test_values_change_with_wall_clock_aligned_source_timestamps_in_a_paced_run(
             assert -1.0 < lag < 5.0, f"source timestamp {later.SourceTimestamp} not wall-aligned"
 
     run(check())
+
+
+def test_subscribers_get_every_change_through_the_lean_notification_path(
+    served: Served,
+) -> None:
+    """The twin's servers build each data change notification once, with its value
+    (``twin.opcua.fastpath``): a subscriber still gets every change, in order, with the
+    value and the source timestamp written."""
+    assert lean_notifications_active(), "asyncua was upgraded: check twin.opcua.fastpath"
+
+    async def check() -> list[tuple[int, Any]]:
+        async with Client(_url(served)) as client:
+            ns, wu = await _wu(client, "LA", "LA-FILL")
+            counter = await wu.get_child(f"{ns}:ProdProcessedCount")
+            sub = await client.create_subscription(50, None, queue_maxsize=10_000)
+            await sub.subscribe_data_change(counter, queuesize=0)
+            seen: list[tuple[int, Any]] = []
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                event = await sub.next_event(timeout=0.2)
+                if isinstance(event, DataChangeEvent):
+                    dv = event.data.monitored_item.Value
+                    seen.append((event.value, dv.SourceTimestamp))
+            await sub.delete()
+            return seen
+
+    seen = run(check())
+    values = [v for v, _ in seen]
+    assert len(values) >= 3, f"too few changes in 2 s: {values}"
+    assert values == list(range(values[0], values[0] + len(values))), values
+    assert all(ts is not None for _, ts in seen)
 
 
 def test_unpaced_runs_stamp_values_with_simulated_time_from_the_plant_start(

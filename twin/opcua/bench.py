@@ -326,8 +326,12 @@ async def run_product(
     work_units: int = 200,
     values: int = 10,
     echo: Any = print,
+    budget_s: float = float("inf"),
 ) -> tuple[list[ProductStep], str]:
-    """Rising rates until a step loses or lags; returns the steps and the database kind."""
+    """Rising rates until a step loses or lags; returns the steps and the database kind.
+
+    No step starts once ``budget_s`` seconds of steps have passed (said so in the output).
+    """
     quiet_asyncua()
     steps: list[ProductStep] = []
     with tempfile.TemporaryDirectory(prefix="mestwin-bench-opcua-") as tmp:
@@ -336,7 +340,11 @@ async def run_product(
             mes = _Mes(db_url, folder)
             try:
                 key = mes.start()
+                began = time.monotonic()
                 for rate in rates:
+                    if time.monotonic() - began > budget_s:
+                        echo(f"  (no step at {rate:.0f} tags/s: {budget_s:.0f} s of steps spent)")
+                        break
                     step = await _product_step(rate, seconds, work_units, values, mes, key, folder)
                     steps.append(step)
                     echo(format_step(step))

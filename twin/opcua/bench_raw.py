@@ -154,24 +154,44 @@ async def run_raw_ceiling(
     seconds: float = 3.0,
     stop_early: bool = True,
     immutable: bool = False,
+    lean: bool = False,
 ) -> RawResult:
     """Run the ceiling: a bare server here, a bare client in another process, rising rates.
 
     ``immutable``: write DataValues whose deep copy is themselves (what the twin's
     publisher does), sparing asyncua's per-monitored-item deep copy of each value.
+    ``lean``: asyncua's data change callback builds each notification once
+    (``twin.opcua.fastpath.lean_notifications``, what the twin's servers run with);
+    otherwise asyncua's own callback runs, whatever was installed before.
     """
+    from asyncua import ua
+
+    from twin.opcua.fastpath import (
+        ImmutableDataValue,
+        lean_notifications,
+        lean_notifications_active,
+        plain_notifications,
+    )
+
+    make_value: Any = ImmutableDataValue if immutable else ua.DataValue
+    was_lean = lean_notifications_active()
+    if lean:
+        lean_notifications()
+    else:
+        plain_notifications()
+    try:
+        return await _run_raw(nodes, rates, seconds, stop_early, make_value)
+    finally:
+        if was_lean:
+            lean_notifications()
+        else:
+            plain_notifications()
+
+
+async def _run_raw(
+    nodes: int, rates: tuple[float, ...], seconds: float, stop_early: bool, make_value: Any
+) -> RawResult:
     from asyncua import Server, ua
-
-    make_value: Any = ua.DataValue
-    if immutable:
-
-        class _Immutable(ua.DataValue):
-            __slots__ = ()
-
-            def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-                return self
-
-        make_value = _Immutable
 
     quiet_asyncua()
     ns_uri = "urn:mestwin:bench:raw"

@@ -144,6 +144,12 @@ def nodeset(
     typer.echo(f"wrote {count} nodes of {plant_model.plant.code} to {output}")
 
 
+DEFAULT_RATES = "10000,12500,15000,17500,20000,25000,30000"
+PRODUCT_BUDGET_S = 150.0
+"""No product step starts after this many seconds of product steps (``make bench`` gives
+the whole ``bench opcua`` 240 s)."""
+
+
 def bench_opcua(
     nodes: Annotated[int, typer.Option(help="Double nodes the bare server writes")] = 2000,
     seconds: Annotated[float, typer.Option(help="seconds per rate step")] = 3.0,
@@ -151,11 +157,25 @@ def bench_opcua(
     work_units: Annotated[int, typer.Option(help="work units of the product plant")] = 200,
     values: Annotated[int, typer.Option(help="process values per work unit")] = 10,
     rates: Annotated[
-        str, typer.Option(help="product steps, tag changes per second, comma-separated")
-    ] = "2500,5000,10000",
+        str,
+        typer.Option(
+            help="product steps, tag changes per second, comma-separated; the climb stops "
+            "at the first step with loss or lag"
+        ),
+    ] = DEFAULT_RATES,
     product_seconds: Annotated[float, typer.Option(help="seconds per product step")] = 6.0,
+    budget: Annotated[
+        float, typer.Option(help="seconds of product steps after which no step starts")
+    ] = PRODUCT_BUDGET_S,
 ) -> None:
-    """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio."""
+    """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio.
+
+    The raw ceiling is measured twice: asyncua as shipped (the issue's bare server and
+    client), and with the two fast paths the twin's server takes inside asyncua
+    (``twin.opcua.fastpath``: immutable DataValues, lean notifications). The ratio is
+    taken against the second, the bare pipe the product's server actually runs on; the
+    ratio against asyncua as shipped is printed beside it.
+    """
     from twin.opcua.bench import run_product
     from twin.opcua.bench_raw import run_raw_ceiling
 
@@ -169,13 +189,13 @@ def bench_opcua(
         f"raw ceiling: bare asyncua server -> asyncua client (other process), {nodes} nodes, "
         "write_attribute_value of prebuilt values, one subscription, counting handler"
     )
-    best = 0.0
-    for immutable in (False, True):
-        raw = asyncio.run(run_raw_ceiling(nodes=nodes, seconds=seconds, immutable=immutable))
+    ceilings: dict[bool, float] = {}
+    for fast in (False, True):
+        raw = asyncio.run(run_raw_ceiling(nodes=nodes, seconds=seconds, immutable=fast, lean=fast))
         typer.echo(
-            "  immutable DataValues (deep copy = itself):"
-            if immutable
-            else "  plain DataValues (asyncua deep-copies each per monitored item):"
+            "  with the twin server's fast paths (immutable DataValues, lean notifications):"
+            if fast
+            else "  asyncua as shipped (plain DataValues, deep-copied per monitored item):"
         )
         for s in raw.steps:
             typer.echo(
@@ -183,8 +203,12 @@ def bench_opcua(
                 f"received {s.received}/{s.written}  lost {s.lost}"
                 f"{'  (saturated)' if s.saturated else ''}"
             )
-        best = max(best, raw.ceiling_per_s)
-    typer.echo(f"raw: {best:.0f} notifications/s delivered without loss (the better of the two)")
+        ceilings[fast] = raw.ceiling_per_s
+    best = ceilings[True]
+    typer.echo(
+        f"raw: {best:.0f} notifications/s delivered without loss with the twin server's fast "
+        f"paths (the pipe the product runs on; {ceilings[False]:.0f}/s as shipped)"
+    )
     if raw_only:
         return
     typer.echo(
@@ -192,19 +216,23 @@ def bench_opcua(
         "OPC UA -> mestwin connect -> MES, rising rates"
     )
     steps, kind = asyncio.run(
-        run_product(steps_asked, product_seconds, work_units, values, echo=typer.echo)
-    )
+        run_product(steps_asked, product_seconds, work_units, values, echo=typer.echo,
+                    budget_s=budget)
+    )  # fmt: skip
     clean = [s for s in steps if s.clean]
     top = max(clean, key=lambda s: s.tags_per_s) if clean else None
     if top is None:
         typer.echo(f"product: no step without loss or lag (MES on {kind})")
         typer.echo("ratio: 0.00")
         return
+    limit = "" if len(clean) < len(steps) else " (every step asked was clean: not the maximum)"
     typer.echo(
         f"product: {top.tags_per_s:.0f} tag changes/s end to end without loss "
-        f"({top.events_per_s:.0f} plant events/s persisted, MES on {kind})"
+        f"({top.events_per_s:.0f} plant events/s persisted, MES on {kind}){limit}"
     )
     typer.echo(f"1-minute load average at the end: {os.getloadavg()[0]:.1f}")
+    shipped = top.tags_per_s / ceilings[False] if ceilings[False] else 0.0
+    typer.echo(f"against asyncua as shipped ({ceilings[False]:.0f}/s): {shipped:.2f}")
     ratio = top.tags_per_s / best if best else 0.0
     typer.echo(f"ratio: {ratio:.2f}")
 

@@ -4,10 +4,10 @@
 line with ``--per-line``). ``OpcUaPublisher`` is the engine's ``PlantObserver``: the
 engine calls it inline, in simulated time, and it only appends to a queue (observers
 must not block); a pump task in the asyncio loop drains the queue and writes the values
-with ``Server.write_attribute_value`` and prebuilt ``DataValue``s (the fast path), with the
-simulation's time as ``SourceTimestamp`` (paced runs pass the wall-clock instant). Values
-that did not change are not written (the server does not sample, every write becomes a
-notification).
+with ``Server.write_attribute_value`` and prebuilt ``DataValue``s (the fast path; see
+``twin.opcua.fastpath`` for the two it adds inside asyncua), with the simulation's time as
+``SourceTimestamp`` (paced runs pass the wall-clock instant). Values that did not change
+are not written (the server does not sample, every write becomes a notification).
 
 The methods ``StoreAndStart``, ``Stop`` and ``Reset`` of each work unit call the engine's
 ``PlantControl``; their arguments are checked first and a wrong call answers with the
@@ -30,6 +30,7 @@ from asyncua import Server, ua
 
 from plant_models.schema import PlantModel
 from twin.hooks import PackMLState, PlantControl
+from twin.opcua.fastpath import ImmutableDataValue, lean_notifications
 from twin.opcua.infomodel import (
     STATE_NAMES,
     PlantNodes,
@@ -47,21 +48,6 @@ PUMP_SLICE = 500
 """Writes per slice before the pump yields, so publishing and method calls keep running."""
 
 _MODE_OF_STATE = {"maintenance": "Maintenance"}
-
-
-class ImmutableDataValue(ua.DataValue):
-    """A ``DataValue`` the publisher never changes after writing it.
-
-    asyncua deep-copies every written value for each monitored item (to compare it with
-    the next); for a DataValue with two timestamps that is ~100 us, most of the server's
-    cost per notification here. The publisher builds a new DataValue for every write and
-    never mutates one, so a copy is the object itself.
-    """
-
-    __slots__ = ()
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ImmutableDataValue:
-        return self
 
 
 _DataValue: Callable[..., ua.DataValue] = ImmutableDataValue  # accepts plain datetimes
@@ -109,6 +95,7 @@ class PlantServer:
     async def build(self) -> PlantNodes:
         """Initialise the server and build its address space (not yet listening)."""
         quiet_asyncua()
+        lean_notifications()
         server = Server()
         await server.init()
         server.set_endpoint(self.endpoint)

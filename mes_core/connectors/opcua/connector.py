@@ -5,9 +5,9 @@ way a plant does it: an OPC UA client per server (one per PLC, or per line of th
 
 Per server (``EndpointLink``): connect, discover the work units (browse for
 ``WorkUnitType`` instances, or a YAML tag mapping), one subscription with one
-``subscribe_data_change`` over all their tags and process values, read by a consumer that
-only appends to a list (see ``_consume``), plus an event monitored item on the ``Server``
-object for alarms.
+``subscribe_data_change`` over all their tags and process values, whose publish results
+are only appended to a list (see ``BufferedSubscription``), plus an event monitored item on
+the ``Server`` object for alarms.
 When the server goes away (the client's watchdog notices), reconnect with exponential
 backoff, browse again and subscribe again; the new subscription delivers the current
 value of every tag, and because the PackML counters are cumulative that resynchronises
@@ -18,8 +18,10 @@ Every ``flush_interval`` the buffered notifications become plant events
 the state they were derived from, then sent to the MES's batch ingest endpoint through
 ``mes_core.client`` in batches, oldest first. When the MES cannot be reached, events stay
 in the spool and are replayed in order when it is back; keys ``(source, sequence)`` make
-replays harmless. Released job orders are dispatched to the machine with
-``StoreAndStart``. Every fault ridden out is logged.
+replays harmless. Each batch tells the MES how many events still wait behind it (the
+spool depth, ``mestwin_connector_spool_depth{collector=<name>}`` on the MES's /metrics).
+Released job orders are dispatched to the machine with ``StoreAndStart``. Every fault
+ridden out is logged.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import httpx
 from asyncua import Client, ua
+from asyncua.common.subscription import Subscription
 from asyncua.ua.uaerrors import UaError
 
 from mes_core.client import AsyncMesClient
@@ -76,6 +79,9 @@ class ConnectorOptions:
     """``none`` or ``sign-encrypt`` (Basic256Sha256 SignAndEncrypt)."""
     pki_dir: Path = Path("mestwin-data/pki-connector")
     """Where the connector's self-signed client certificate is kept (sign-encrypt)."""
+    name: str = ""
+    """The collector's name on the MES's ``/metrics`` (``mestwin_connector_spool_depth``);
+    empty: ``opcua:`` and its server URLs."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_EVENTS:
@@ -108,9 +114,6 @@ async def client_certificate(pki_dir: Path) -> tuple[Path, Path]:
 
 
 WATCHDOG_S = 5.0
-QUEUE_MAX = 500_000
-"""Notifications the subscription may hold before the consumer takes them; past that the
-client reconnects (``OverflowPolicy.DISCONNECT``) and resynchronises, never drops quietly."""
 
 
 class _Buffer:
@@ -121,26 +124,56 @@ class _Buffer:
         self.alarms: list[Any] = []
 
 
-async def _consume(subscription: Any, buffer: _Buffer, url: str) -> None:
-    """Move notifications from the subscription into the buffer: an append, no I/O.
+class BufferedSubscription(Subscription):
+    """A subscription whose publish results go straight into a ``_Buffer``: an append, no I/O.
 
-    asyncua's handler mode spawns one task per notification (measured ~37 us each on this
-    machine, against ~4 us through the subscription's iterator), so the connector reads
-    the subscription as an async iterator and only appends; the events are built in
-    batches by ``Connector.collect``.
+    asyncua's own delivery turns every notification into a ``DataChangeEvent`` (with a
+    ``DataChangeNotif``) and passes it through an ``asyncio.Queue`` to a consumer task, or
+    spawns a task per notification in handler mode (~37 us each on this machine). Here
+    ``publish_callback`` (the hook asyncua's publish loop calls with each decoded
+    ``PublishResult``) appends ``(NodeId, value, source time)`` to the buffer in one pass;
+    the events are built in batches by ``Connector.collect``, which takes the whole buffer
+    every ``flush_interval``, so the buffer holds at most what arrived since (the backlog,
+    if any, stays with the server, which publishes only as fast as the connector asks).
     """
-    from asyncua.common.subscription import DataChangeEvent, OpcEvent, StatusChangeEvent
 
-    async for event in subscription:
-        if isinstance(event, DataChangeEvent):
-            dv = event.data.monitored_item.Value
-            buffer.items.append(
-                (event.node.nodeid, event.value, dv.SourceTimestamp or dv.ServerTimestamp)
-            )
-        elif isinstance(event, OpcEvent):
-            buffer.alarms.append(event.event)
-        elif isinstance(event, StatusChangeEvent):
-            log.warning("%s: subscription status %s", url, event.notification.Status)
+    def __init__(
+        self, session: Any, params: ua.CreateSubscriptionParameters, buffer: _Buffer, url: str
+    ) -> None:
+        super().__init__(session, params, None, queue_maxsize=1)
+        self.buffer = buffer
+        self.url = url
+
+    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+        self.last_publish_at = time.monotonic()
+        message = publish_result.NotificationMessage
+        if message.NotificationData is None:
+            return
+        self.last_sequence_number = int(message.SequenceNumber)
+        append = self.buffer.items.append
+        monitored = self._monitored_items
+        for notification in message.NotificationData:
+            if isinstance(notification, ua.DataChangeNotification):
+                for item in notification.MonitoredItems:
+                    data = monitored.get(item.ClientHandle)
+                    if data is None or data.node is None:
+                        log.warning(
+                            "%s: notification for unknown handle %s", self.url, item.ClientHandle
+                        )
+                        continue
+                    dv = item.Value
+                    variant = dv.Value
+                    append(
+                        (
+                            data.node.nodeid,
+                            None if variant is None else variant.Value,
+                            dv.SourceTimestamp or dv.ServerTimestamp,
+                        )
+                    )
+            elif isinstance(notification, ua.EventNotificationList):
+                self.buffer.alarms.extend(e.event for e in self._explode_events(notification))
+            elif isinstance(notification, ua.StatusChangeNotification):
+                log.warning("%s: subscription status %s", self.url, notification.Status)
 
 
 class EndpointLink:
@@ -158,7 +191,6 @@ class EndpointLink:
         self.builder = builder
         self.mapping = mapping
         self.buffer = _Buffer()
-        self._consumer: asyncio.Task[None] | None = None
         self.bindings: dict[str, WorkUnitBinding] = {}
         self.client: Client | None = None
         self.connected = asyncio.Event()
@@ -223,12 +255,10 @@ class EndpointLink:
             PublishingEnabled=True,
             Priority=ua.Byte(0),
         )
-        from asyncua.common.subscription import OverflowPolicy
-
-        sub = await client.create_subscription(
-            params, None, queue_maxsize=QUEUE_MAX, overflow=OverflowPolicy.DISCONNECT
-        )
-        self._consumer = asyncio.create_task(_consume(sub, self.buffer, self.url))
+        sub = BufferedSubscription(client.uaclient.session, params, self.buffer, self.url)
+        revised = client.get_subscription_revised_params(params, await sub.init())
+        if revised is not None:
+            await sub.update(revised)
         # One CreateMonitoredItems over every node; queue size 0 asks for the server's
         # largest queue, so no intermediate value of a tag is dropped between publishes.
         results = await sub.subscribe_data_change(
@@ -293,13 +323,6 @@ class EndpointLink:
             finally:
                 self.connected.clear()
                 self.client = None
-                if self._consumer is not None:
-                    # Let it move what already arrived into the buffer, then end it.
-                    await asyncio.sleep(0)
-                    self._consumer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await self._consumer
-                    self._consumer = None
                 if client is not None:
                     with contextlib.suppress(Exception):
                         # The session may be half dead: closing it may fail, that is fine.
@@ -325,6 +348,7 @@ class Connector:
         if not urls:
             raise ValueError("at least one OPC UA server URL is needed")
         self.options = options or ConnectorOptions()
+        self.name = (self.options.name or "opcua:" + ",".join(urls))[:100]
         self.mes = mes
         self.spool = spool
         state = spool.state()
@@ -385,8 +409,10 @@ class Connector:
         if not self.outbox:
             return 0
         batch = [self.outbox[i] for i in range(min(self.options.batch_size, len(self.outbox)))]
+        # The spool depth the MES shows on /metrics: what still waits behind this batch.
+        behind = len(self.outbox) - len(batch)
         try:
-            result = await self.mes.ingest([e for _, e in batch])
+            result = await self.mes.ingest([e for _, e in batch], spool=(self.name, behind))
         except MesValidationError as exc:
             # The MES says the batch is malformed: resending will not help. Keep it aside.
             ids = [i for i, _ in batch]
