@@ -3,12 +3,15 @@ deltas, notification batches -> plant events, the spool, the YAML tag mapping.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from asyncua import ua
 
+from mes_core.connectors.opcua.connector import Connector, ConnectorOptions
 from mes_core.connectors.opcua.discovery import (
     MappingError,
     ProcessValueBinding,
@@ -27,6 +30,7 @@ from mes_core.connectors.opcua.spool import Spool
 from mes_core.schemas.plant_events import (
     CountEvent,
     EquipmentState,
+    IngestResult,
     MeasurementEvent,
     StateChangeEvent,
 )
@@ -273,3 +277,68 @@ def test_the_fast_measurement_is_the_event_model_construct_builds() -> None:
     assert fast.model_dump_json() == slow.model_dump_json()
     assert fast.model_dump(mode="json") == slow.model_dump(mode="json")
     assert MeasurementEvent.model_validate_json(fast.model_dump_json()) == fast
+
+
+class _FlakyMes:
+    """An MES whose first answer to the first batch is a lost connection, answered after
+    the batch behind it (which it takes); it records what it took and what was in flight."""
+
+    def __init__(self) -> None:
+        self.taken: list[int] = []
+        self.depths: list[int] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.failed = False
+
+    async def ingest(
+        self, events: list[MeasurementEvent], *, spool: tuple[str, int] | None = None
+    ) -> IngestResult:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            first = events[0].sequence
+            if first == 1 and not self.failed:
+                await asyncio.sleep(0.05)  # answered after the batch behind it
+                self.failed = True
+                raise httpx.ConnectError("connection reset")
+            assert spool is not None
+            self.depths.append(spool[1])
+            self.taken.extend(e.sequence for e in events)
+            return IngestResult(accepted=len(events), duplicates=0, received_at=T0)
+        finally:
+            self.in_flight -= 1
+
+
+def test_posts_in_flight_are_acknowledged_in_order_and_resent_after_a_failure(
+    tmp_path: Path,
+) -> None:
+    """Two batches in flight; the older fails after the newer was taken: the spool keeps
+    both, both are sent again in order, nothing is acknowledged out of order or lost."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    events = [
+        measurement("opcua:x", i + 1, "LA-FILL", T0, "T", float(i), "degC", None, None)
+        for i in range(25)
+    ]
+    spool.append([e.model_dump_json() for e in events], {})
+    mes = _FlakyMes()
+    options = ConnectorOptions(batch_size=10, backoff_initial_s=0.01, dispatch_interval_s=0)
+    connector = Connector(["opc.tcp://127.0.0.1:1"], mes, spool, options)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(connector._send_loop(stop))
+        for _ in range(200):
+            if not connector.outbox:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(go())
+    assert mes.failed and mes.most_in_flight == 2
+    # 11..20 were taken while 1..10 failed, then everything again from 1, in order.
+    assert mes.taken == [*range(11, 21), *range(1, 26)]
+    assert connector.sent == 25 and connector.mes_faults == 1
+    assert spool.depth() == 0 and not connector.outbox
+    assert mes.depths == [5, 15, 5, 0]
+    spool.close()

@@ -16,7 +16,8 @@ the counts exactly.
 Every ``flush_interval`` the buffered notifications become plant events
 (``events.EventBuilder``), written to the spool (``spool.Spool``) in one transaction with
 the state they were derived from, then sent to the MES's batch ingest endpoint through
-``mes_core.client`` in batches, oldest first. When the MES cannot be reached, events stay
+``mes_core.client`` in batches, oldest first, the next already posted while the MES works
+on one (``posts_in_flight``). When the MES cannot be reached, events stay
 in the spool and are replayed in order when it is back; keys ``(source, sequence)`` make
 replays harmless. Each batch tells the MES how many events still wait behind it (the
 spool depth, ``mestwin_connector_spool_depth{collector=<name>}`` on the MES's /metrics).
@@ -67,6 +68,8 @@ class ConnectorOptions:
     publishing_interval_ms: float = 100.0
     flush_interval_s: float = 0.1
     batch_size: int = 2000
+    posts_in_flight: int = 2
+    """Batches posted to the MES before the oldest is answered (1: one round trip each)."""
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
     dispatch_interval_s: float = 2.0
@@ -86,6 +89,8 @@ class ConnectorOptions:
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH_EVENTS}, got {self.batch_size}")
+        if self.posts_in_flight < 1:
+            raise ValueError(f"posts_in_flight must be >= 1, got {self.posts_in_flight}")
         if self.security not in ("none", "sign-encrypt"):
             raise ValueError(f"security: expected none or sign-encrypt, got {self.security!r}")
 
@@ -404,39 +409,51 @@ class Connector:
 
     # --- forward -----------------------------------------------------------------------
 
-    async def send_once(self) -> int:
-        """Send the oldest batch; how many events the MES took (0 when it was down)."""
-        if not self.outbox:
-            return 0
-        batch = [self.outbox[i] for i in range(min(self.options.batch_size, len(self.outbox)))]
-        # The spool depth the MES shows on /metrics: what still waits behind this batch.
-        behind = len(self.outbox) - len(batch)
+    def _batch(self, start: int) -> list[tuple[int, PlantEvent]]:
+        """The outbox's events from ``start``, at most one batch of them."""
+        end = min(start + self.options.batch_size, len(self.outbox))
+        return [self.outbox[i] for i in range(start, end)]
+
+    async def _post(self, batch: list[tuple[int, PlantEvent]], behind: int) -> Any:
+        """Post one batch; the ``IngestResult``, or the error that stopped it.
+
+        ``behind``: the spool depth the MES shows on /metrics, what still waits behind
+        this batch."""
         try:
-            result = await self.mes.ingest([e for _, e in batch], spool=(self.name, behind))
-        except MesValidationError as exc:
+            return await self.mes.ingest([e for _, e in batch], spool=(self.name, behind))
+        except (httpx.HTTPError, MesClientError, OSError) as exc:
+            return exc
+
+    def _settle(self, batch: list[tuple[int, PlantEvent]], outcome: Any) -> int:
+        """Apply what the MES answered to the outbox's oldest batch: acknowledge it in the
+        spool, or keep it aside when refused as malformed, or note the MES is down. How
+        many events the MES took (0: it did not)."""
+        if isinstance(outcome, MesValidationError):
             # The MES says the batch is malformed: resending will not help. Keep it aside.
             ids = [i for i, _ in batch]
-            self.spool.dead_letter(ids, str(exc))
+            self.spool.dead_letter(ids, str(outcome))
             for _ in batch:
                 self.outbox.popleft()
-            log.error("MES refused %d events as invalid (kept in dead_letter): %s", len(ids), exc)
+            log.error(
+                "MES refused %d events as invalid (kept in dead_letter): %s", len(ids), outcome
+            )
             return 0
-        except (httpx.HTTPError, MesClientError, OSError) as exc:
+        if isinstance(outcome, BaseException):
             self.mes_faults += 1
             if self._mes_down_since is None:
                 self._mes_down_since = time.monotonic()
-                if isinstance(exc, MesClientError) and exc.status in (401, 403):
+                if isinstance(outcome, MesClientError) and outcome.status in (401, 403):
                     log.error(
                         "MES refused the connector's credentials (%s): check --api-key "
                         "(an integration key); %d events stay spooled",
-                        exc,
+                        outcome,
                         len(self.outbox),
                     )
                 else:
                     log.warning(
                         "MES unreachable (%s: %s); spooling, %d events waiting",
-                        type(exc).__name__,
-                        exc,
+                        type(outcome).__name__,
+                        outcome,
                         len(self.outbox),
                     )
             return 0
@@ -447,32 +464,67 @@ class Connector:
                 len(self.outbox),
             )
             self._mes_down_since = None
-        if result.unknown_work_units:
-            log.debug("MES does not know work units %s", result.unknown_work_units)
+        if outcome.unknown_work_units:
+            log.debug("MES does not know work units %s", outcome.unknown_work_units)
         self.spool.ack(batch[-1][0])
         for _ in batch:
             self.outbox.popleft()
         self.sent += len(batch)
         return len(batch)
 
+    async def send_once(self) -> int:
+        """Send the oldest batch; how many events the MES took (0 when it was down)."""
+        if not self.outbox:
+            return 0
+        batch = self._batch(0)
+        return self._settle(batch, await self._post(batch, len(self.outbox) - len(batch)))
+
     async def _send_loop(self, stop: asyncio.Event) -> None:
+        """Post the outbox in order, up to ``posts_in_flight`` batches at a time.
+
+        While the MES works on one batch the next is already on its way, so the connector
+        does not wait a round trip per batch. Answers are settled oldest first, so the
+        spool is only ever acknowledged up to a batch all before which the MES took. When
+        the oldest batch fails, the later ones in flight are awaited and then sent again
+        with it, in order (one the MES took already comes back as duplicates: keys
+        ``(source, sequence)``); the MES applies states by their timestamps, so batches
+        overlapping in the MES do not move a work unit's state backwards.
+        """
         delay = self.options.backoff_initial_s
-        while True:
-            if not self.outbox:
-                if stop.is_set():
-                    return
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.5)
-                continue
-            took = await self.send_once()
-            if took:
-                delay = self.options.backoff_initial_s
-                continue
-            if stop.is_set() and self._mes_down_since is not None:
-                return  # stopping while the MES is down: the spool keeps the rest
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.options.backoff_max_s)
+        window: deque[tuple[list[tuple[int, PlantEvent]], asyncio.Task[Any]]] = deque()
+        posted = 0  # events at the head of the outbox in flight
+        try:
+            while True:
+                while len(window) < self.options.posts_in_flight and posted < len(self.outbox):
+                    batch = self._batch(posted)
+                    posted += len(batch)
+                    behind = len(self.outbox) - posted
+                    window.append((batch, asyncio.create_task(self._post(batch, behind))))
+                if not window:
+                    if stop.is_set():
+                        return
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), 0.5)
+                    continue
+                batch, task = window.popleft()
+                took = self._settle(batch, await task)
+                posted -= len(batch)
+                if took:
+                    delay = self.options.backoff_initial_s
+                    continue
+                # Whatever is still in flight is sent again after the failed batch.
+                for _, later in window:
+                    await later
+                window.clear()
+                posted = 0
+                if stop.is_set() and self._mes_down_since is not None:
+                    return  # stopping while the MES is down: the spool keeps the rest
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.backoff_max_s)
+        finally:
+            for _, task in window:
+                task.cancel()
 
     # --- dispatch ----------------------------------------------------------------------
 
