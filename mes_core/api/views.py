@@ -13,7 +13,10 @@ from mes_core.persistence.models import (
     Person,
 )
 from mes_core.schemas.audit import AuditEntryOut, ChangeEvent
-from mes_core.schemas.execution import JobOperationOut, JobOrderOut
+from mes_core.schemas.execution import (
+    JobOperationOut,
+    JobOrderOut,
+)
 from mes_core.schemas.masterdata import (
     CertificationOut,
     CharacteristicOut,

@@ -21,6 +21,7 @@ from mes_core.schemas.execution import (
     DispatchRequest,
     JobOrderCreate,
     JobOrderOut,
+    OperationProgressOut,
     OutputLot,
     ReportRequest,
     StartRequest,
@@ -281,21 +282,23 @@ class AsyncMesClient(AsyncQualityClientMixin):
             body=req.model_dump(mode="json", exclude_none=True),
         )
 
-    async def consume_lot(self, code: str, sequence: int, lot: str, quantity: float) -> JobOrderOut:
+    async def consume_lot(
+        self, code: str, sequence: int, lot: str, quantity: float
+    ) -> OperationProgressOut:
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/consume",
-            JobOrderOut,
+            OperationProgressOut,
             body=_body(ConsumeRequest(lot=lot, quantity=quantity)),
         )
 
     async def report_quantities(
         self, code: str, sequence: int, *, good: float = 0, scrap: float = 0
-    ) -> JobOrderOut:
+    ) -> OperationProgressOut:
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/report",
-            JobOrderOut,
+            OperationProgressOut,
             body=_body(ReportRequest(good=good, scrap=scrap)),
         )
 

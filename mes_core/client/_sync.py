@@ -20,6 +20,7 @@ from mes_core.schemas.execution import (
     DispatchRequest,
     JobOrderCreate,
     JobOrderOut,
+    OperationProgressOut,
     OutputLot,
     ReportRequest,
     StartRequest,
@@ -272,21 +273,23 @@ class MesClient(QualityClientMixin):
             body=req.model_dump(mode="json", exclude_none=True),
         )
 
-    def consume_lot(self, code: str, sequence: int, lot: str, quantity: float) -> JobOrderOut:
+    def consume_lot(
+        self, code: str, sequence: int, lot: str, quantity: float
+    ) -> OperationProgressOut:
         return self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/consume",
-            JobOrderOut,
+            OperationProgressOut,
             body=_body(ConsumeRequest(lot=lot, quantity=quantity)),
         )
 
     def report_quantities(
         self, code: str, sequence: int, *, good: float = 0, scrap: float = 0
-    ) -> JobOrderOut:
+    ) -> OperationProgressOut:
         return self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/report",
-            JobOrderOut,
+            OperationProgressOut,
             body=_body(ReportRequest(good=good, scrap=scrap)),
         )
 

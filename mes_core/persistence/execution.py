@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,7 +26,7 @@ from mes_core.domain.states import (
     Role,
 )
 from mes_core.persistence import audit
-from mes_core.persistence.base import utcnow
+from mes_core.persistence.base import Base, utcnow
 from mes_core.persistence.masterdata import (
     create_lot,
     get_lot,
@@ -45,6 +45,7 @@ from mes_core.persistence.models import (
     MaterialDefinition,
     MaterialLot,
     OperationsDefinition,
+    OperationsSegment,
     Person,
     SegmentMaterial,
 )
@@ -402,80 +403,164 @@ def start_operation(
     return job
 
 
+# ------------------------------------------------------------------ operator transactions
+#
+# Count reports and lot consumptions come many a minute per operation all shift: they read
+# and write a few columns of a few rows, with statements built once (bound parameters) and
+# rows read as tuples, not the job order's ORM tree (see get_job_order), and they answer
+# with the operation, not the job order (whose consumption list grows all shift).
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_JO, _OP, _SEG, _WU = (_table(m) for m in (JobOrder, JobOperation, OperationsSegment, Equipment))
+_LOT, _MAT, _BOM, _USE = (
+    _table(m) for m in (MaterialLot, MaterialDefinition, SegmentMaterial, MaterialConsumption)
+)
+
+#: The job order's row, locked (its operations' rows are not: ingest adds counts to them
+#: concurrently), with one of its operations; NULLs where the operation does not exist.
+_RUNNING_OPERATION = (
+    select(
+        _JO.c.state,
+        _OP.c.id,
+        _OP.c.state,
+        _OP.c.good,
+        _OP.c.scrap,
+        _OP.c.segment_id,
+        _SEG.c.name,
+        _WU.c.code,
+    )
+    .select_from(_JO)
+    .outerjoin(_OP, and_(_OP.c.job_order_id == _JO.c.id, _OP.c.sequence == bindparam("seq")))
+    .outerjoin(_SEG, _SEG.c.id == _OP.c.segment_id)
+    .outerjoin(_WU, _WU.c.id == _OP.c.work_unit_id)
+    .where(_JO.c.code == bindparam("code"))
+    .with_for_update(of=_JO)
+)
+#: Counts are added in the database (and the sums read back), not read-modify-written:
+#: ingest adds counts to the same operation concurrently without the job order's lock.
+_ADD_COUNTS = (
+    update(_OP)
+    .where(_OP.c.id == bindparam("op_id"))
+    .values(good=_OP.c.good + bindparam("add_good"), scrap=_OP.c.scrap + bindparam("add_scrap"))
+    .returning(_OP.c.good, _OP.c.scrap)
+)
+#: The lot, locked (two job orders drawing on one lot must not overdraw it: rule 2), with
+#: its material's code.
+_LOT_TO_CONSUME = (
+    select(_LOT.c.id, _MAT.c.code, _LOT.c.status, _LOT.c.quantity, _LOT.c.expires_at)
+    .join(_MAT, _MAT.c.id == _LOT.c.material_id)
+    .where(_LOT.c.code == bindparam("lot"))
+    .with_for_update(of=_LOT)
+)
+_SEGMENT_BOM = (
+    select(_MAT.c.code)
+    .join(_BOM, _BOM.c.material_id == _MAT.c.id)
+    .where(_BOM.c.segment_id == bindparam("segment_id"))
+)
+_DRAW_LOT = (
+    update(_LOT)
+    .where(_LOT.c.id == bindparam("lot_id"))
+    .values(quantity=bindparam("left"), status=bindparam("new_status"))
+)
+_BOOK_CONSUMPTION = insert(_USE)
+
+
+def _running_operation(
+    session: Session, code: str, sequence: int, action: str
+) -> tuple[str, int, ex.OperationProgressOut, int]:
+    """Lock the job order, check its operation is running (rule 5 first); returns the job
+    order's state, the operation's id, its progress and its segment's id."""
+    row = session.execute(_RUNNING_OPERATION, {"code": code, "seq": sequence}).first()
+    if row is None:
+        raise NotFound("job order", code)
+    jo_state, op_id, op_state, good, scrap, segment_id, name, work_unit = row
+    if op_id is None:
+        raise NotFound("operation", f"{code}/{sequence}")
+    rules.check_job_order_not_held(code, JobOrderState(jo_state))
+    facts = rules.OperationFacts(sequence, name, OperationState(op_state), good)
+    rules.check_operation_state(code, facts, OperationState.RUNNING, action)
+    progress = ex.OperationProgressOut(
+        job_order=code,
+        job_order_state=jo_state,
+        sequence=sequence,
+        name=name,
+        state=op_state,
+        work_unit=work_unit,
+        good=good,
+        scrap=scrap,
+    )
+    return jo_state, op_id, progress, segment_id
+
+
 @enforced
 def consume_lot(
     session: Session, code: str, sequence: int, data: ex.ConsumeRequest, *, actor: Actor
-) -> JobOrder:
+) -> ex.OperationProgressOut:
     """Consume a quantity of a lot in a running operation, enforcing rule 2 (and 5)."""
-    job = get_job_order(session, code, for_update=True)
-    op = _operation(job, sequence)
-    _moving(job, op, "consume")
-    lot = get_lot(session, data.lot, for_update=True)
-    # The segment's BOM in one query (ids and codes), not its ORM tree.
-    bom_by_id: dict[int, str] = {
-        mid: mcode
-        for mid, mcode in session.execute(
-            select(MaterialDefinition.id, MaterialDefinition.code)
-            .join(SegmentMaterial, SegmentMaterial.material_id == MaterialDefinition.id)
-            .where(SegmentMaterial.segment_id == op.segment_id)
-        )
-    }
-    bom = set(bom_by_id.values())
+    _, op_id, progress, segment_id = _running_operation(session, code, sequence, "consume")
+    lot = session.execute(_LOT_TO_CONSUME, {"lot": data.lot}).first()
+    if lot is None:
+        raise NotFound("material lot", data.lot)
+    lot_id, material, status, quantity, expires_at = lot
+    bom = set(session.scalars(_SEGMENT_BOM, {"segment_id": segment_id}))
+    now = utcnow()
     rules.check_lot_consumable(
         rules.LotFacts(
-            code=lot.code,
-            material=bom_by_id.get(lot.material_id) or lot.material.code,
-            status=LotStatus(lot.status),
-            quantity=lot.quantity,
-            expires_at=lot.expires_at,
+            code=data.lot,
+            material=material,
+            status=LotStatus(status),
+            quantity=quantity,
+            expires_at=expires_at,
         ),
         bom_materials=bom,
         quantity=data.quantity,
-        now=utcnow(),
-        operation_ref=f"operation {sequence} ({op.segment.name}) of job order {code}",
+        now=now,
+        operation_ref=f"operation {sequence} ({progress.name}) of job order {code}",
     )
-    lot.quantity = lot.quantity - data.quantity
-    if lot.quantity <= 1e-9:
-        lot.quantity = 0.0
-        lot.status = LotStatus.CONSUMED.value
-    op.consumptions.append(
-        MaterialConsumption(
-            lot_id=lot.id, lot=lot, quantity=data.quantity, at=utcnow(), actor=actor.name
-        )
+    left = quantity - data.quantity
+    if left <= 1e-9:
+        left, status = 0.0, LotStatus.CONSUMED.value
+    session.execute(_DRAW_LOT, {"lot_id": lot_id, "left": left, "new_status": status})
+    session.execute(
+        _BOOK_CONSUMPTION,
+        {
+            "job_operation_id": op_id,
+            "lot_id": lot_id,
+            "quantity": data.quantity,
+            "at": now,
+            "actor": actor.name,
+        },
     )
-    session.flush()
     _audit(
         session,
         actor,
         "lot.consumed",
         f"job_order:{code}/operation:{sequence}",
-        lot=lot.code,
+        lot=data.lot,
         quantity=data.quantity,
-        remaining=lot.quantity,
+        remaining=left,
     )
-    return job
+    progress.consumption = ex.ConsumptionOut(
+        lot=data.lot, quantity=data.quantity, at=now, lot_remaining=left
+    )
+    return progress
 
 
 @enforced
 def report_quantities(
     session: Session, code: str, sequence: int, data: ex.ReportRequest, *, actor: Actor
-) -> JobOrder:
+) -> ex.OperationProgressOut:
     """Report good and scrap units of a running operation (adds to its actuals)."""
-    job = get_job_order(session, code, for_update=True)
-    op = _operation(job, sequence)
-    _moving(job, op, "report")
-    # Added in the database (and the sums read back), not read-modify-written: ingest adds
-    # counts to the same operation concurrently without the job order's lock.
-    table = JobOperation.__table__
-    assert isinstance(table, Table)
-    good, scrap = session.execute(
-        update(table)
-        .where(table.c.id == op.id)
-        .values(good=table.c.good + data.good, scrap=table.c.scrap + data.scrap)
-        .returning(table.c.good, table.c.scrap)
+    _, op_id, progress, _ = _running_operation(session, code, sequence, "report")
+    progress.good, progress.scrap = session.execute(
+        _ADD_COUNTS, {"op_id": op_id, "add_good": data.good, "add_scrap": data.scrap}
     ).one()
-    set_committed_value(op, "good", good)
-    set_committed_value(op, "scrap", scrap)
     _audit(
         session,
         actor,
@@ -484,7 +569,7 @@ def report_quantities(
         good=data.good,
         scrap=data.scrap,
     )
-    return job
+    return progress
 
 
 @enforced

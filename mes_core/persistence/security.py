@@ -101,23 +101,32 @@ def issue_api_key(session: Session, *, name: str, role: Role) -> str:
 def resolve(session: Session, secret: str) -> Actor:
     """The actor behind a bearer token or API key, or ``NotAuthenticated``.
 
-    One query (the token with its person): it runs on every request."""
+    One query (the token with its person) of plain columns, no ORM objects: it runs on
+    every request."""
     found = session.execute(
-        select(AuthToken, Person)
+        select(
+            AuthToken.name,
+            AuthToken.role,
+            AuthToken.expires_at,
+            AuthToken.person_id,
+            Person.id,
+            Person.code,
+            Person.roles,
+            Person.active,
+        )
         .outerjoin(Person, Person.id == AuthToken.person_id)
         .where(AuthToken.token_hash == _digest(secret))
     ).first()
     if found is None:
         raise NotAuthenticated("unknown token or API key")
-    row, person = found
-    if row.expires_at is not None and row.expires_at <= utcnow():
+    name, token_roles, expires_at, person_id, pid, code, person_roles, active = found
+    if expires_at is not None and expires_at <= utcnow():
         raise NotAuthenticated("token expired, log in again")
-    roles = frozenset(r for r in row.role.split(",") if r)
-    if row.person_id is not None:
-        if person is None or not person.active:
+    if person_id is not None:
+        if pid is None or not active:
             raise NotAuthenticated("the token's person is no longer active")
-        return Actor(person.code, frozenset(person.role_list), person.id, person.code)
-    return Actor(f"api_key:{row.name}", roles)
+        return Actor(code, frozenset(r for r in person_roles.split(",") if r), pid, code)
+    return Actor(f"api_key:{name}", frozenset(r for r in token_roles.split(",") if r))
 
 
 def create_person_once(

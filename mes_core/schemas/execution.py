@@ -70,6 +70,30 @@ class JobOperationOut(Out):
     consumed: list[dict[str, object]]
 
 
+class ConsumptionOut(Out):
+    lot: str
+    quantity: float
+    at: datetime
+    lot_remaining: float = Field(description="what is left of the lot after this consumption")
+
+
+class OperationProgressOut(Out):
+    """The answer to an operator transaction on a running operation (a count report, a lot
+    consumption): the operation as the transaction left it and, for a consumption, what was
+    booked. Not the job order's whole tree, whose consumption list grows all shift
+    (``GET /api/v1/job-orders/{code}`` gives it)."""
+
+    job_order: str
+    job_order_state: str
+    sequence: int
+    name: str
+    state: str
+    work_unit: str | None
+    good: float
+    scrap: float
+    consumption: ConsumptionOut | None = None
+
+
 class JobOrderOut(Out):
     code: str
     product: str

@@ -65,20 +65,21 @@ def test_operator_reports_and_ingested_counts_at_once_lose_no_unit(pl: Plant) ->
 def test_operator_change_answers_the_job_order_as_read_afterwards(pl: Plant) -> None:
     op = pl.person("op")
     jo = pl.job_order()
-    answers = [
-        op.start_operation(jo, 1),
-        op.consume_lot(jo, 1, pl.c("B2"), 2),
-        op.report_quantities(jo, 1, good=5, scrap=1),
-        op.complete_operation(jo, 1),
-    ]
-    after = [answer.operations[0] for answer in answers]
-    assert [(o.state, o.good, o.scrap) for o in after] == [
-        ("running", 0, 0),
+    started = op.start_operation(jo, 1)
+    consumed = op.consume_lot(jo, 1, pl.c("B2"), 2)
+    reported = op.report_quantities(jo, 1, good=5, scrap=1)
+    completed = op.complete_operation(jo, 1)
+    first = started.operations[0]
+    assert (first.state, first.good, first.scrap) == ("running", 0, 0)
+    assert [(o.state, o.good, o.scrap) for o in (consumed, reported)] == [
         ("running", 0, 0),
         ("running", 5, 1),
-        ("completed", 5, 1),
     ]
-    assert answers[-1] == pl.admin.get_job_order(jo)
+    assert consumed.consumption is not None
+    assert consumed.consumption.lot_remaining == pl.admin.get_lot(pl.c("B2")).quantity
+    last = completed.operations[0]
+    assert (last.state, last.good, last.scrap) == ("completed", 5, 1)
+    assert completed == pl.admin.get_job_order(jo)
 
 
 def test_two_job_orders_drawing_on_one_lot_never_overdraw_it(pl: Plant) -> None:

@@ -51,8 +51,19 @@ def test_job_order_end_to_end_with_genealogy_both_directions(pl: Plant) -> None:
     op = pl.person("op")
     jo = pl.job_order()
     op.start_operation(jo, 1)
-    op.consume_lot(jo, 1, pl.c("B1"), 10)
-    op.report_quantities(jo, 1, good=9, scrap=1)
+    booked = op.consume_lot(jo, 1, pl.c("B1"), 10)
+    assert booked.consumption is not None
+    assert (booked.consumption.lot, booked.consumption.quantity) == (pl.c("B1"), 10)
+    assert booked.consumption.lot_remaining == 90
+    # An operator transaction answers with the operation as it left it.
+    progress = op.report_quantities(jo, 1, good=9, scrap=1)
+    assert (progress.job_order, progress.job_order_state, progress.sequence) == (jo, "running", 1)
+    assert (progress.state, progress.good, progress.scrap, progress.consumption) == (
+        "running",
+        9,
+        1,
+        None,
+    )
     op.complete_operation(jo, 1)
     op.start_operation(jo, 2)
     op.consume_lot(jo, 2, pl.c("C1"), 9)
@@ -63,6 +74,8 @@ def test_job_order_end_to_end_with_genealogy_both_directions(pl: Plant) -> None:
         ("completed", 9, 1),
         ("completed", 9, 0),
     ]
+    # The job order's tree still lists what each operation consumed.
+    assert [(c["lot"], c["quantity"]) for c in done.operations[0].consumed] == [(pl.c("B1"), 10)]
     assert pl.admin.get_lot(pl.c("B1")).quantity == 90
 
     # A second job order consumes the first one's output: genealogy two levels deep.
@@ -145,7 +158,8 @@ def test_refusal_held_lot_until_released(pl: Plant) -> None:
     qa.hold_lot(pl.c("B1"), "suspect supplier batch")
     refuse(pl, "HELD", pl.c("B1"), lambda: op.consume_lot(jo, 1, pl.c("B1"), 1))
     qa.release_lot(pl.c("B1"), "supplier CoA checked")
-    assert op.consume_lot(jo, 1, pl.c("B1"), 1).operations[0].consumed
+    booked = op.consume_lot(jo, 1, pl.c("B1"), 1).consumption
+    assert booked is not None and booked.lot == pl.c("B1") and booked.quantity == 1
 
 
 def test_refusal_held_job_order(pl: Plant) -> None:
@@ -278,6 +292,33 @@ def test_roles_are_enforced(pl: Plant, mes_url: str) -> None:
     with pytest.raises(MesForbidden):
         connector.start_operation(pl.c("X"), 1)
     assert connector.ingest([]).accepted == 0
+
+
+def test_operator_transactions_check_credentials_in_the_endpoint(pl: Plant, mes_url: str) -> None:
+    """Report and consume authenticate inside their own unit of work (one thread hop):
+    still 401 for no or an unknown token, 403 audited for another role, nothing booked."""
+    jo = pl.job_order()
+    pl.person("op").start_operation(jo, 1)
+    for client in (MesClient(mes_url), MesClient(mes_url, token="not-a-token")):
+        with pytest.raises(MesAuthError):
+            client.report_quantities(jo, 1, good=1)
+        with pytest.raises(MesAuthError):
+            client.consume_lot(jo, 1, pl.c("B1"), 1)
+    qa = pl.person("qa")
+    with pytest.raises(MesForbidden):
+        qa.report_quantities(jo, 1, good=1)
+    with pytest.raises(MesForbidden):
+        qa.consume_lot(jo, 1, pl.c("B1"), 1)
+    refused = [
+        e.detail["attempted"]
+        for e in pl.admin.audit_entries(action="refused", limit=10_000)
+        if e.detail["rule"] == "FORBIDDEN" and e.object == f"actor:{pl.c('qa')}"
+    ]
+    assert f"POST /api/v1/job-orders/{jo}/operations/1/report" in refused
+    assert f"POST /api/v1/job-orders/{jo}/operations/1/consume" in refused
+    operation = pl.admin.get_job_order(jo).operations[0]
+    assert (operation.good, operation.consumed) == (0, [])
+    assert pl.admin.get_lot(pl.c("B1")).quantity == 100
 
 
 def test_event_stream_resumes_from_last_event_id(pl: Plant) -> None:

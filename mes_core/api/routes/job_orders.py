@@ -9,7 +9,15 @@ from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 
 from mes_core.api import views
-from mes_core.api.deps import AnyUser, Planner, Quality, SessionDep, ShopFloor, Supervisor
+from mes_core.api.deps import (
+    AnyUser,
+    Planner,
+    Quality,
+    SessionDep,
+    ShopFloor,
+    ShopFloorCredentials,
+    Supervisor,
+)
 from mes_core.domain.states import JobOrderState
 from mes_core.persistence import execution
 from mes_core.persistence.db import run_transaction
@@ -20,6 +28,7 @@ from mes_core.schemas.execution import (
     DispatchRequest,
     JobOrderCreate,
     JobOrderOut,
+    OperationProgressOut,
     ReportRequest,
     StartRequest,
 )
@@ -123,22 +132,35 @@ def start(
     )
 
 
-@router.post("/{code}/operations/{sequence}/consume", response_model=JobOrderOut)
+@router.post("/{code}/operations/{sequence}/consume", response_model=OperationProgressOut)
 def consume(
-    code: str, sequence: Seq, body: ConsumeRequest, session: SessionDep, actor: ShopFloor
-) -> JobOrderOut:
-    """Consume a quantity of a material lot (rules 2, 5)."""
-    return _done(session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor))
+    code: str,
+    sequence: Seq,
+    body: ConsumeRequest,
+    session: SessionDep,
+    who: ShopFloorCredentials,
+) -> OperationProgressOut:
+    """Consume a quantity of a material lot (rules 2, 5); answers with the operation and
+    the consumption booked."""
+    actor = who.actor(session)
+    return run_transaction(
+        session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor)
+    )
 
 
-@router.post("/{code}/operations/{sequence}/report", response_model=JobOrderOut)
+@router.post("/{code}/operations/{sequence}/report", response_model=OperationProgressOut)
 def report(
-    code: str, sequence: Seq, body: ReportRequest, session: SessionDep, actor: ShopFloor
-) -> JobOrderOut:
-    """Report good and scrap quantities of a running operation."""
-    return _done(
-        session,
-        lambda: execution.report_quantities(session, code, sequence, body, actor=actor),
+    code: str,
+    sequence: Seq,
+    body: ReportRequest,
+    session: SessionDep,
+    who: ShopFloorCredentials,
+) -> OperationProgressOut:
+    """Report good and scrap quantities of a running operation; answers with the
+    operation's totals."""
+    actor = who.actor(session)
+    return run_transaction(
+        session, lambda: execution.report_quantities(session, code, sequence, body, actor=actor)
     )
 
 
