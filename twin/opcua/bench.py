@@ -120,6 +120,15 @@ class ProductStep:
     produced: int
     persisted: int
     lag_s: float
+    cpu_s: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """CPU seconds of the twin (engine + server), the connector and the MES processes
+    from the engine's start until the step drained (PostgreSQL's own not counted)."""
+
+    def cpu_ms_per_1000(self) -> tuple[float, ...]:
+        """CPU milliseconds per 1,000 tag changes, per process: what the step cost whatever
+        else ran on the machine (the figure that says which process bounds the product)."""
+        k = self.written / 1000
+        return tuple(c * 1000 / k for c in self.cpu_s) if k else (0.0, 0.0, 0.0)
 
     @property
     def tags_per_s(self) -> float:
@@ -138,6 +147,23 @@ class ProductStep:
     @property
     def clean(self) -> bool:
         return self.lost == 0 and self.lag_s <= MAX_LAG_S
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children alive now (Linux /proc)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
 
 
 def _mestwin(*args: str) -> list[str]:
@@ -282,6 +308,9 @@ async def _product_step(
         assert publisher is not None
         written0 = sum(publisher.writes[n] for n in subscribed)
         received0 = int(_stats(stats)["received"])
+        assert mes.proc is not None
+        pids = (connector.pid, mes.proc.pid)
+        cpu0 = (time.process_time(), *(_cpu_seconds(p) for p in pids))
         plant.start_engine()
         started = time.monotonic()
         await asyncio.sleep(seconds)
@@ -302,6 +331,8 @@ async def _product_step(
             await asyncio.sleep(0.05)
         else:
             lag = time.monotonic() - stopped
+        cpu1 = (time.process_time(), *(_cpu_seconds(p) for p in pids))
+        used = tuple(b - a for a, b in zip(cpu0, cpu1, strict=True))
         return ProductStep(
             asked_per_s=rate,
             seconds=ran,
@@ -311,6 +342,7 @@ async def _product_step(
             produced=int(last.get("produced", 0)),
             persisted=int(last.get("sent", 0)),
             lag_s=lag,
+            cpu_s=(used[0], used[1], used[2]),
         )
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -356,9 +388,12 @@ async def run_product(
 
 
 def format_step(s: ProductStep) -> str:
+    twin, conn, mes = s.cpu_ms_per_1000()
     flag = "" if s.clean else ("  LOSS" if s.lost else "  LAG")
     return (
         f"  asked {s.asked_per_s:>7.0f} tags/s  wrote {s.tags_per_s:>7.0f}/s  "
         f"received {s.received}/{s.expected_received}  events {s.persisted}/{s.produced} "
-        f"persisted ({s.events_per_s:.0f}/s)  lag {s.lag_s:.2f} s{flag}"
+        f"persisted ({s.events_per_s:.0f}/s)  lag {s.lag_s:.2f} s{flag}\n"
+        f"      CPU ms per 1,000 tag changes: twin {twin:.0f}, connector {conn:.0f}, "
+        f"MES {mes:.0f}"
     )

@@ -14,6 +14,7 @@ thread of its own and the OPC UA servers keep the event loop. The two meet in tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plant_models.schema import PlantModel
+from twin.opcua.fastpath import fewer_collections
 from twin.opcua.security import SecurityConfig
 from twin.opcua.server import OpcUaPublisher, PlantServer, endpoints_per_line
 
@@ -109,6 +111,7 @@ class ServedPlant:
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
         self.error: BaseException | None = None
+        self._gc = contextlib.ExitStack()
 
     @property
     def endpoints(self) -> list[str]:
@@ -128,6 +131,7 @@ class ServedPlant:
         )
 
     async def start(self) -> None:
+        self._gc.enter_context(fewer_collections())
         opts = self.options
         self.engine = self._make_engine()
         control = EngineControl(self.engine)
@@ -233,6 +237,7 @@ class ServedPlant:
             await self._pump
         for server in self.servers:
             await server.stop()
+        self._gc.close()
 
     async def __aenter__(self) -> ServedPlant:
         await self.start()
