@@ -7,6 +7,7 @@ quantities scaled down); the records must reconcile exactly, with and without a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,13 +15,14 @@ from typing import Any
 
 import pytest
 import yaml
+from asyncua import ua
 
 from mes_core.schemas.plant_events import IngestResult, MeasurementEvent, PlantEvent
 from plant_models.loader import load_plant_model
 from plant_models.scenario import SCENARIOS_DIR
 from twin.hooks import PackMLState
 from twin.scenario.link import DirectCollector, Sampling
-from twin.scenario.opcua_link import OpcUaLink
+from twin.scenario.opcua_link import OpcUaLink, connector_subscription, unacknowledged
 from twin.scenario.runner import RunOptions, RunResult, run_scenario
 
 FULL_DAY_ONLY = {"oee", "throughput"}
@@ -108,6 +110,51 @@ def test_opcua_link_publishes_the_in_process_checks_the_direct_collector_sends(
     # down), torque every 50 units (4, 56, 108 units).
     assert [c for _, c, _ in sent].count("fill_weight") == 5
     assert [c for _, c, _ in sent].count("torque") == 3
+
+
+def test_server_side_knows_when_the_client_acknowledged_every_notification() -> None:
+    """What the link reads of asyncua's server subscription: notifications queued or sent
+    and not acknowledged; zero once the client has taken in every change written."""
+    from asyncua import Client, Server
+    from asyncua.common.subscription import DataChangeEvent
+
+    from mes_core.client.local import free_port
+
+    async def main() -> None:
+        server = Server()
+        await server.init()
+        server.set_endpoint(f"opc.tcp://127.0.0.1:{free_port()}")
+        var = await server.nodes.objects.add_variable(2, "Count", 0)
+        async with server:
+            assert connector_subscription(server) is None
+            async with Client(server.endpoint.geturl()) as client:
+                sub = await client.create_subscription(50, None)
+                await sub.subscribe_data_change(client.get_node(var.nodeid), queuesize=0)
+                seen: list[int] = []
+
+                async def consume() -> None:
+                    async for event in sub:
+                        if isinstance(event, DataChangeEvent):
+                            seen.append(event.value)
+
+                consumer = asyncio.create_task(consume())
+                server_sub = connector_subscription(server)
+                assert server_sub is not None
+                for n in range(1, 6):
+                    await server.write_attribute_value(
+                        var.nodeid, ua.DataValue(ua.Variant(n, ua.VariantType.Int64))
+                    )
+                assert unacknowledged(server_sub) >= 5
+                for _ in range(200):
+                    if unacknowledged(server_sub) == 0:
+                        break
+                    await asyncio.sleep(0.01)
+                assert unacknowledged(server_sub) == 0
+                await asyncio.sleep(0)
+                assert seen == [0, 1, 2, 3, 4, 5]  # the initial value, then every write
+                consumer.cancel()
+
+    asyncio.run(main())
 
 
 @pytest.mark.slow

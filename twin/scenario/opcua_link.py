@@ -32,19 +32,25 @@ in-process test results), not every PLC scan. A process value not sampled yet re
 initial value.
 
 "Delivered" (``drain``, and ``deliver_until`` when the people are about to act on counts:
-an operation to start, a finished job order to complete) means ingested by the MES: every
-held call published, the publisher's queue written, and two consecutive snapshots of the
-connector's ``--stats`` file (written every 0.5 s), both taken after the last write had
-time to be published and collected, showing nothing received in between, an empty spool
-and every event it made sent. About a second of wall time per wait; the report notes
-how many there were.
+an operation to start, a finished job order to complete) means ingested by the MES, known
+exactly and without waiting out timers, in OPC UA's own terms:
+
+1. every held call published and the publisher's queue written to the server;
+2. the server has sent every notification of the connector's subscription and the
+   connector has *acknowledged* them all (OPC UA Part 4, Publish service: a client
+   acknowledges a NotificationMessage in its next PublishRequest, after taking it in);
+3. ``POST /flush`` on the connector's local status endpoint (``mestwin connect --status``)
+   answers that everything it received is collected and sent to the MES: connected the
+   whole time (same fault count as before step 2), nothing spooled, all it made sent.
+
+That costs a publishing interval (0.1 s) at most plus one ingest round trip; the report
+notes how often and how long the runner waited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -57,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from asyncua import ua
 
 from mes_core.client import MesClient
@@ -72,11 +79,8 @@ from twin.scenario.sut_mes_core import COLLECTOR_KEY
 
 log = logging.getLogger(__name__)
 
-SETTLE_AFTER_WRITE_S = 0.3
-"""Wall seconds after the last write before a stats snapshot counts: the connector's
-publishing interval (0.1 s) + collect interval (0.1 s) + a margin; a second snapshot
-(0.5 s later) must then show nothing more received (see ``_settle``)."""
-STATS_NAME = "connector-stats.json"
+FLUSH_WAIT_S = 5.0
+"""Longest one ``POST /flush`` waits for the MES before the link asks again."""
 RECONNECT_TIMEOUT_S = 60.0
 BARRIER_TIMEOUT_S = 60.0
 
@@ -154,7 +158,10 @@ class OpcUaLink:
         self._pump: asyncio.Future[None] | None = None
         self.proxy: TcpProxy | None = None
         self.proc: subprocess.Popen[bytes] | None = None
-        self.stats_path = workdir / STATS_NAME
+        self.status_port = free_port()
+        self._http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.status_port}", timeout=FLUSH_WAIT_S + 10
+        )
         self.log_path = workdir / "connector.log"
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -174,11 +181,7 @@ class OpcUaLink:
             raise OpcUaLinkError(f"the twin OPC UA server did not start: {exc}") from exc
         self.proxy = TcpProxy("127.0.0.1", self.port).start()
         spool = self.workdir / "connector-spool.sqlite"
-        for stale in (
-            spool,
-            self.stats_path,
-            *(spool.with_name(spool.name + x) for x in ("-wal", "-shm")),
-        ):
+        for stale in (spool, *(spool.with_name(spool.name + x) for x in ("-wal", "-shm"))):
             stale.unlink(missing_ok=True)
         cmd = [
             *mestwin_command(),
@@ -190,8 +193,8 @@ class OpcUaLink:
             "--spool",
             str(spool),
             "--no-dispatch",
-            "--stats",
-            str(self.stats_path),
+            "--status",
+            f"127.0.0.1:{self.status_port}",
         ]
         env = dict(os.environ, MESTWIN_API_KEY=self.api_key)
         with self.log_path.open("ab") as out:
@@ -224,6 +227,7 @@ class OpcUaLink:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        self._http.close()
         if self.proxy is not None:
             self.proxy.stop()
             self.proxy = None
@@ -305,7 +309,7 @@ class OpcUaLink:
         until simulated time ``until`` (restored by the first delivery from then on)."""
         if self._cut:
             return
-        self._faults_at_cut = int(self._read_stats().get("opcua_faults", 0))
+        self._faults_at_cut = int(self._status().get("opcua_faults", 0))
         self._cut, self._cut_kind, self._restore_at = True, kind, until
         if kind == "opcua_server_restart":
             self._run(self._server_down(), 30)
@@ -332,12 +336,12 @@ class OpcUaLink:
     def _wait_connected(self, faults: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            s = self._read_stats()
+            s = self._status()
             if s.get("connected") and int(s.get("opcua_faults", 0)) >= faults:
                 return True
             if self.proc is not None and self.proc.poll() is not None:
                 return False
-            time.sleep(0.1)
+            time.sleep(0.05)
         return False
 
     # -- PlantObserver: hold every call until delivered -----------------------------------
@@ -451,7 +455,7 @@ class OpcUaLink:
 
     def pending(self) -> int:
         queued = self.publisher.pending() if self.publisher is not None else 0
-        return len(self._held) + queued + int(self._read_stats().get("spooled", 0))
+        return len(self._held) + queued + int(self._status().get("spooled", 0))
 
     def pump(self) -> None:
         """Publish what is held (the connector moves it on by itself)."""
@@ -480,7 +484,7 @@ class OpcUaLink:
         )
         if self.is_down():
             # The MES is down: what the connector spools now is replayed when it is back.
-            spooled = int(self._read_stats().get("spooled", 0))
+            spooled = int(self._status().get("spooled", 0))
             self._mes_backlog = max(self._mes_backlog, spooled)
             return stopped
         if self._mes_backlog:
@@ -518,39 +522,51 @@ class OpcUaLink:
             self.settle_seconds += time.monotonic() - started
 
     def _settle_once(self, publisher: OpcUaPublisher, deadline: float) -> bool:
-        while publisher.pending() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        after = time.time() + SETTLE_AFTER_WRITE_S
-        # Two snapshots of the connector's figures, both taken after the last write had
-        # time to be published and collected, with nothing received in between, nothing
-        # spooled and all it made sent: what the plant published is in the MES.
-        previous: int | None = None
-        seen = 0.0
         while time.monotonic() < deadline:
-            try:
-                mtime = self.stats_path.stat().st_mtime
-            except FileNotFoundError:
-                mtime = 0.0
-            if mtime >= after and mtime != seen:
-                seen = mtime
-                s = self._read_stats()
-                self._take(s)
-                quiet = (
-                    bool(s.get("connected"))
-                    and not publisher.pending()
-                    and int(s.get("spooled", 1)) == 0
-                    and int(s.get("produced", 0)) == int(s.get("sent", -1))
-                )
-                received = int(s.get("received", -1))
-                if quiet and received == previous:
-                    self._dirty = self._boundary = False
-                    return True
-                previous = received if quiet else None
+            before = self._status()
+            if before.get("connected"):
+                try:
+                    # At most a second at a time: a connector that lost its session
+                    # subscribes anew, and that subscription is the one to watch.
+                    until = min(deadline, time.monotonic() + 1.0)
+                    acknowledged = self._run(self._acknowledged(until), 10)
+                except TimeoutError:
+                    acknowledged = False
+                if acknowledged:
+                    wait = min(FLUSH_WAIT_S, max(deadline - time.monotonic(), 0.0))
+                    s = self._flush(wait)
+                    self._take(s)
+                    if (
+                        s.get("connected")
+                        and int(s.get("opcua_faults", -1)) == int(before.get("opcua_faults", -2))
+                        and int(s.get("spooled", 1)) == 0
+                        and int(s.get("produced", 0)) == int(s.get("sent", -1))
+                    ):
+                        self._dirty = self._boundary = False
+                        return True
             if self.proc is not None and self.proc.poll() is not None:
                 self.last_error = f"mestwin connect exited ({self.proc.returncode})"
                 return False
-            time.sleep(0.05)
+            time.sleep(0.01)
         return False
+
+    async def _acknowledged(self, deadline: float) -> bool:
+        """On the server's loop: wait until every change is written and every notification
+        of the connector's subscription sent and acknowledged (False at ``deadline``)."""
+        while time.monotonic() < deadline:
+            if self._all_acknowledged():
+                return True
+            await asyncio.sleep(0.002)
+        return False
+
+    def _all_acknowledged(self) -> bool:
+        publisher, server = self.publisher, self._server
+        if publisher is None or server is None or server.server is None:
+            return False
+        if publisher.paused or publisher.pending():
+            return False
+        sub = connector_subscription(server.server)
+        return sub is not None and unacknowledged(sub) == 0
 
     def _take(self, s: dict[str, Any]) -> None:
         """The connector's own figures are the link's: events made, sent, faults."""
@@ -559,10 +575,23 @@ class OpcUaLink:
         self.stats.accepted = self.stats.sent
         self.stats.failures = int(s.get("mes_faults", 0)) + int(s.get("opcua_faults", 0))
 
-    def _read_stats(self) -> dict[str, Any]:
+    def _status(self) -> dict[str, Any]:
+        """The connector's counters now (``GET /status``); empty while it is not up."""
         try:
-            data = json.loads(self.stats_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            r = self._http.get("/status")
+            r.raise_for_status()
+            data = r.json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _flush(self, wait: float) -> dict[str, Any]:
+        """``POST /flush``: the connector's counters once all it received is sent."""
+        try:
+            r = self._http.post("/flush", params={"timeout": f"{wait:.3f}"})
+            r.raise_for_status()
+            data = r.json()
+        except (httpx.HTTPError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -572,6 +601,28 @@ class OpcUaLink:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def connector_subscription(server: Any) -> Any:
+    """The newest client subscription of an asyncua ``Server``: the connector's current one
+    (it is the twin server's only client; one a lost session left behind is older)."""
+    subs = [
+        sub
+        for sub in server.iserver.subscription_service.subscriptions.values()
+        if sub.pub_request_callback is not None  # a client's, not the server's own
+    ]
+    return max(subs, key=lambda sub: sub.data.SubscriptionId, default=None)
+
+
+def unacknowledged(sub: Any) -> int:
+    """Notifications of a server-side subscription not yet acknowledged by its client:
+    queued for the next publish, or sent and not acknowledged (asyncua keeps these in
+    ``InternalSubscription``; a test pins the names)."""
+    return (
+        sum(len(q) for q in sub._triggered_datachanges.values())
+        + sum(len(q) for q in sub._triggered_events.values())
+        + len(sub._not_acknowledged_results)
+    )
 
 
 def collector_api_key(mes_url: str, admin_password: str) -> str:

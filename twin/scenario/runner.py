@@ -843,7 +843,8 @@ class Runner:
                 self._tick_people(t)
                 self._watch_holds_safe(t)
                 self._pace(t, wall0)
-                progress.update(t, self._counts())
+                if progress.enabled:
+                    progress.update(t, self._counts())
         finally:
             progress.close()
 

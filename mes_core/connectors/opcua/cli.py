@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -57,6 +58,13 @@ def connect(
     stats: Annotated[
         Path | None, typer.Option(help="write counters as JSON to this file every 0.5 s")
     ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="serve the counters over HTTP on this local HOST:PORT: GET /status; "
+            "POST /flush answers once all received so far is sent to the MES"
+        ),
+    ] = None,
 ) -> None:
     """Collect plant events over OPC UA into the MES; dispatch job orders to machines."""
     from mes_core.client import AsyncMesClient
@@ -94,6 +102,13 @@ def connect(
             typer.echo(f"error: --opcua {url!r}: expected opc.tcp://HOST:PORT", err=True)
             raise typer.Exit(2)
     spool_path = spool or default_spool(opcua)
+    status_address: tuple[str, int] | None = None
+    if status is not None:
+        host, _, port = status.rpartition(":")
+        if not host or not port.isdigit():
+            typer.echo(f"error: --status {status!r}: expected HOST:PORT", err=True)
+            raise typer.Exit(2)
+        status_address = (host, int(port))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -111,7 +126,16 @@ def connect(
                 writer = (
                     asyncio.create_task(_write_stats(connector, stats, stop)) if stats else None
                 )
-                await connector.run(stop)
+                server = (
+                    StatusServer(status_address, connector, loop)
+                    if status_address is not None
+                    else None
+                )
+                try:
+                    await connector.run(stop)
+                finally:
+                    if server is not None:
+                        server.close()
                 if writer is not None and stats is not None:
                     await writer
                     await _write_stats(connector, stats, stop)  # the final figures
@@ -131,6 +155,106 @@ async def _write_stats(connector: Any, path: Path, stop: asyncio.Event) -> None:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
+
+
+FLUSH_TIMEOUT_S = 10.0
+"""Longest a ``POST /flush`` waits for the MES to take what was collected."""
+
+
+async def flush(connector: Any, timeout: float = FLUSH_TIMEOUT_S) -> dict[str, Any]:
+    """Collect every notification received so far and wait until the MES has taken all
+    the events made (or ``timeout`` passed: the MES is away, they stay spooled); the
+    counters then.
+
+    A notification the OPC UA client acknowledged to the server before this was asked is
+    in the subscription's queue or already in the connector's buffers: the client queues
+    a publish response's notifications before it acknowledges them, and the consumer's
+    wake-up is scheduled then, so it runs before this request is read (one more turn of
+    the loop is given anyway).
+    """
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0)
+    connector.collect()
+    deadline = loop.time() + timeout
+    while connector.outbox and loop.time() < deadline:
+        await asyncio.sleep(0.002)
+    stats: dict[str, Any] = connector.stats()
+    return stats
+
+
+async def _status(connector: Any) -> dict[str, Any]:
+    stats: dict[str, Any] = connector.stats()
+    return stats
+
+
+class StatusServer:
+    """``--status HOST:PORT``: the connector's counters over local HTTP, for monitoring
+    and for test benches that must know the MES has everything (``POST /flush``).
+
+    The HTTP server runs in a thread of its own; the counters are read on the
+    connector's event loop (the spool is not shared across threads)."""
+
+    def __init__(
+        self, address: tuple[str, int], connector: Any, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        from concurrent.futures import CancelledError
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _on_loop(self, coro: Any, timeout: float) -> None:
+                try:
+                    body = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout + 5)
+                except (RuntimeError, TimeoutError, CancelledError) as exc:  # loop stopping
+                    self._answer(503, {"error": f"{type(exc).__name__}: {exc}"})
+                    return
+                self._answer(200, body)
+
+            def do_GET(self) -> None:
+                if urlsplit(self.path).path != "/status":
+                    self._answer(404, {"error": "GET /status or POST /flush"})
+                    return
+                self._on_loop(_status(connector), 5)
+
+            def do_POST(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                if url.path != "/flush":
+                    self._answer(404, {"error": "GET /status or POST /flush"})
+                    return
+                try:
+                    timeout = float(parse_qs(url.query).get("timeout", [FLUSH_TIMEOUT_S])[0])
+                except ValueError:
+                    self._answer(400, {"error": "timeout: seconds expected"})
+                    return
+                timeout = min(max(timeout, 0.0), 60.0)
+                self._on_loop(flush(connector, timeout), timeout)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # one line per request would drown the connector's log
+
+        self.httpd = ThreadingHTTPServer(address, Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="connector-status", daemon=True
+        )
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def register(groups: CommandGroups) -> None:
