@@ -19,7 +19,7 @@ from conftest import LoopThread, run
 from lxml import etree
 
 from plant_models.schema import PlantModel
-from twin.opcua.fastpath import lean_notifications_active
+from twin.opcua.fastpath import double_variant, lean_notifications_active
 from twin.opcua.infomodel import NAMESPACE_URI
 from twin.opcua.nodeset import export_nodeset
 from twin.opcua.runtime import ServedPlant
@@ -187,6 +187,18 @@ def test_subscribers_get_every_change_through_the_lean_notification_path(
     assert len(values) >= 3, f"too few changes in 2 s: {values}"
     assert values == list(range(values[0], values[0] + len(values))), values
     assert all(ts is not None for _, ts in seen)
+
+
+def test_process_value_variants_are_the_doubles_asyncua_builds() -> None:
+    for value in (0.0, -1.5, 21.25, 1e300):
+        fast, built = double_variant(value), ua.Variant(value, ua.VariantType.Double)
+        assert fast == built
+        assert (fast.Value, fast.VariantType, fast.Dimensions, fast.is_array) == (
+            built.Value,
+            built.VariantType,
+            built.Dimensions,
+            built.is_array,
+        )
 
 
 def test_unpaced_runs_stamp_values_with_simulated_time_from_the_plant_start(

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from plant_models.schema import PlantModel
-from twin.opcua.bench_raw import free_port, quiet_asyncua
+from twin.opcua.bench_raw import cpu_seconds, free_port, quiet_asyncua
 from twin.opcua.runtime import ServedPlant, ServeOptions
 
 CONNECTOR_TAGS = (
@@ -147,23 +147,6 @@ class ProductStep:
     @property
     def clean(self) -> bool:
         return self.lost == 0 and self.lag_s <= MAX_LAG_S
-
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children alive now (Linux /proc)."""
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / _TICK
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += _cpu_seconds(int(child))
-    except (OSError, ValueError, IndexError):
-        pass
-    return total
 
 
 def _mestwin(*args: str) -> list[str]:
@@ -310,7 +293,7 @@ async def _product_step(
         received0 = int(_stats(stats)["received"])
         assert mes.proc is not None
         pids = (connector.pid, mes.proc.pid)
-        cpu0 = (time.process_time(), *(_cpu_seconds(p) for p in pids))
+        cpu0 = (time.process_time(), *(cpu_seconds(p) for p in pids))
         plant.start_engine()
         started = time.monotonic()
         await asyncio.sleep(seconds)
@@ -331,7 +314,7 @@ async def _product_step(
             await asyncio.sleep(0.05)
         else:
             lag = time.monotonic() - stopped
-        cpu1 = (time.process_time(), *(_cpu_seconds(p) for p in pids))
+        cpu1 = (time.process_time(), *(cpu_seconds(p) for p in pids))
         used = tuple(b - a for a, b in zip(cpu0, cpu1, strict=True))
         return ProductStep(
             asked_per_s=rate,

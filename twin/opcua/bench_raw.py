@@ -18,9 +18,11 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 PUBLISHING_INTERVAL_MS = 100.0
@@ -44,6 +46,26 @@ def free_port() -> int:
         return port
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its children alive now (Linux /proc;
+    0 where it cannot be read)."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
 @dataclass(frozen=True)
 class RawStep:
     """One rate step of the ceiling run."""
@@ -53,6 +75,13 @@ class RawStep:
     received: int
     write_seconds: float
     drain_seconds: float
+    cpu_s: tuple[float, float] = (0.0, 0.0)
+    """CPU seconds of the server's and the client's processes over the step."""
+
+    def cpu_ms_per_1000(self) -> tuple[float, float]:
+        """CPU milliseconds per 1,000 notifications: server, client."""
+        k = self.written / 1000
+        return (self.cpu_s[0] / k * 1000, self.cpu_s[1] / k * 1000) if k else (0.0, 0.0)
 
     @property
     def achieved_per_s(self) -> float:
@@ -229,6 +258,7 @@ async def _run_raw(
             flip = [0] * nodes
             for rate in rates:
                 written = 0
+                cpu0 = (time.process_time(), cpu_seconds(proc.pid))
                 started = time.perf_counter()
                 end = started + seconds
                 i = 0
@@ -248,7 +278,8 @@ async def _run_raw(
                 write_s = time.perf_counter() - started
                 parent.send("count")
                 received, drain = await _recv(parent, 60.0)
-                step = RawStep(rate, written, int(received), write_s, float(drain))
+                cpu = (time.process_time() - cpu0[0], cpu_seconds(proc.pid) - cpu0[1])
+                step = RawStep(rate, written, int(received), write_s, float(drain), cpu)
                 steps.append(step)
                 if stop_early and (step.saturated or not step.clean):
                     break

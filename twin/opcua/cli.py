@@ -198,10 +198,12 @@ def bench_opcua(
             else "  asyncua as shipped (plain DataValues, deep-copied per monitored item):"
         )
         for s in raw.steps:
+            server_ms, client_ms = s.cpu_ms_per_1000()
             typer.echo(
                 f"    asked {s.asked_per_s:>8.0f}/s  wrote {s.achieved_per_s:>8.0f}/s  "
                 f"received {s.received}/{s.written}  lost {s.lost}"
-                f"{'  (saturated)' if s.saturated else ''}"
+                f"{'  (saturated)' if s.saturated else ''}  "
+                f"CPU ms per 1,000: server {server_ms:.0f}, client {client_ms:.0f}"
             )
         ceilings[fast] = raw.ceiling_per_s
     best = ceilings[True]

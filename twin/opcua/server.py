@@ -30,7 +30,7 @@ from asyncua import Server, ua
 
 from plant_models.schema import PlantModel
 from twin.hooks import PackMLState, PlantControl
-from twin.opcua.fastpath import ImmutableDataValue, lean_notifications
+from twin.opcua.fastpath import ImmutableDataValue, double_variant, lean_notifications
 from twin.opcua.infomodel import (
     STATE_NAMES,
     PlantNodes,
@@ -335,9 +335,7 @@ class OpcUaPublisher:
         nodeid = wu.process_values.get(name)
         if nodeid is None:
             raise KeyError(f"work unit {work_unit} has no process value {name!r} in the model")
-        self._put(
-            q, nodeid, value, ua.Variant(float(value), ua.VariantType.Double), self._ts(t, wall)
-        )
+        self._put(q, nodeid, value, double_variant(float(value)), self._ts(t, wall))
 
     def on_job(
         self,
