@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -42,6 +43,7 @@ ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
 DEFAULT_PASSWORD = "mestwin"
 COLLECTOR_KEY = "mestwin-collector-"  # API key names of the bench's collector
 AUDIT_PAGE = 10_000  # the most GET /api/v1/audit returns at once
+REPORT_CONCURRENCY = 4  # requests at once while reading the MES's records for the report
 
 
 class MesCoreSut:
@@ -74,6 +76,8 @@ class MesCoreSut:
         self._order_product: dict[str, str] = {}
         self._product_material: dict[str, str] = {}
         self._produced: dict[str, str] = {}  # job order -> output lot
+        self._kpi_reports: dict[tuple[str, str, datetime, datetime], Any] = {}
+        """KPI reports (plant quantities) read by ``records``, for ``kpis`` of that window."""
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -500,16 +504,29 @@ class MesCoreSut:
                 lots_produced=produced,
             )
         start = self.plant_start
-        for wu in plant.all_work_units():
-            report = self._timed(admin.work_unit_states, wu.code, start, end)
+
+        def unit(code: str) -> tuple[Any, Any]:
+            report = self._timed(admin.work_unit_states, code, start, end)
+            try:
+                k = self._timed(admin.work_unit_kpis, code, start, end, "plant")
+            except MesClientError:
+                k = None
+            return report, k
+
+        codes = [wu.code for wu in plant.all_work_units()]
+        # A few at a time: the MES answers each from its database (hundreds of work units
+        # on the reference plant), the KPIs are kept for ``kpis`` (same window).
+        with ThreadPoolExecutor(max_workers=REPORT_CONCURRENCY) as pool:
+            answers = dict(zip(codes, pool.map(unit, codes), strict=True))
+        for code, (report, k) in answers.items():
             # What the MES recorded the work unit made: its plant counts (work units that
             # run no operation, e.g. a conveyor, still count), falling back to operations.
-            try:
-                k = self._timed(admin.work_unit_kpis, wu.code, start, end, "plant")
+            if k is not None:
+                self._kpi_reports[("work_unit", code, start, end)] = k
                 good, scrap = k.good_quantity, k.scrap_quantity
-            except MesClientError:
-                good, scrap = unit_counts.get(wu.code, [0.0, 0.0])
-            out.work_units[wu.code] = UnitRecord(
+            else:
+                good, scrap = unit_counts.get(code, [0.0, 0.0])
+            out.work_units[code] = UnitRecord(
                 good=int(good),
                 scrap=int(scrap),
                 state_seconds={k: round(v, 3) for k, v in report.seconds_by_state.items() if v > 0},
@@ -521,10 +538,12 @@ class MesCoreSut:
         t0 = self.plant_start + timedelta(seconds=start)
         t1 = self.plant_start + timedelta(seconds=end)
         fn = admin.line_kpis if scope == "line" else admin.work_unit_kpis
-        try:
-            k = self._timed(fn, ident, t0, t1)
-        except MesClientError:
-            return None
+        k = self._kpi_reports.get((scope, ident, t0, t1))
+        if k is None:
+            try:
+                k = self._timed(fn, ident, t0, t1)
+            except MesClientError:
+                return None
         return Kpis(
             availability=k.availability,
             performance=k.effectiveness,

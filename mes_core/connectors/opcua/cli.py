@@ -55,6 +55,10 @@ def connect(
     batch_size: Annotated[
         int, typer.Option(help="plant events per POST to the MES (1..10000)")
     ] = 2000,
+    publishing_interval: Annotated[
+        float,
+        typer.Option(help="OPC UA publishing interval asked of the servers (ms, 10..10000)"),
+    ] = 100.0,
     stats: Annotated[
         Path | None, typer.Option(help="write counters as JSON to this file every 0.5 s")
     ] = None,
@@ -84,6 +88,9 @@ def connect(
         if not sep or not username:
             typer.echo(f"error: --user {user!r}: expected NAME:PASSWORD", err=True)
             raise typer.Exit(2)
+    if not 10.0 <= publishing_interval <= 10_000.0:
+        typer.echo(f"error: --publishing-interval {publishing_interval:g}: 10..10000 ms", err=True)
+        raise typer.Exit(2)
     try:
         options = ConnectorOptions(
             initial_counts=initial_counts,
@@ -92,6 +99,7 @@ def connect(
             security=security,
             dispatch_interval_s=2.0 if dispatch else 0.0,
             batch_size=batch_size,
+            publishing_interval_ms=publishing_interval,
         )
         bindings = bindings_from_mapping(load_mapping(mapping)) if mapping else None
     except (ValueError, MappingError) as exc:
