@@ -125,6 +125,9 @@ class _CountingHandler:
     def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
         self.count += 1
 
+    def status_change_notification(self, status: Any) -> None:
+        """A status change (the session closing) is not a notification to count."""
+
 
 async def _client_main(url: str, ns_uri: str, nodes: int, conn: Any) -> None:
     from asyncua import Client, ua
