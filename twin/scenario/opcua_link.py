@@ -107,6 +107,68 @@ class _Held:
     count: bool = False
 
 
+async def _no_sample_yet(model: PlantModel, server: PlantServer, published: set[Any]) -> None:
+    """Process values not sampled yet read as ``BadWaitingForInitialData`` at the plant's
+    start: the connector measures no value the plant never took (the address space's
+    initial value, stamped with the wall clock, would be a spurious check dated after
+    every real one and hide them all)."""
+    assert server.server is not None and server.nodes is not None
+    status = ua.StatusCode(ua.UInt32(ua.StatusCodes.BadWaitingForInitialData))
+    for wu in server.nodes.work_units.values():
+        for nodeid in wu.process_values.values():
+            if nodeid in published:
+                continue
+            await server.server.write_attribute_value(
+                nodeid,
+                _data_value(
+                    Value=ua.Variant(),
+                    StatusCode=status,
+                    SourceTimestamp=model.plant.start,
+                    ServerTimestamp=model.plant.start,
+                ),
+            )
+
+
+class PlantServing:
+    """The twin's OPC UA server, built and started on an event loop of its own thread in
+    the background: ``mestwin run`` starts it while the MES starts (on a plant of hundreds
+    of work units both take seconds). :class:`OpcUaLink` takes it over."""
+
+    def __init__(self, model: PlantModel, port: int | None = None) -> None:
+        self.model = model
+        self.port = port or free_port()
+        self.endpoint = f"opc.tcp://127.0.0.1:{self.port}"
+        self.server: PlantServer | None = None
+        self.adopted = False
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="twin-opcua", daemon=True)
+        self.thread.start()
+        self.built = asyncio.run_coroutine_threadsafe(self._build(), self.loop)
+
+    async def _build(self) -> None:
+        server = PlantServer(self.model, self.endpoint)
+        await server.build()
+        await _no_sample_yet(self.model, server, set())
+        await server.start()
+        self.server = server
+
+    async def _stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    def close(self) -> None:
+        """Stop the server and the loop, unless a link took them over (it stops them)."""
+        if self.adopted or not self.loop.is_running():
+            return
+        with contextlib.suppress(Exception):
+            self.built.result(60)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 class OpcUaLink:
     """``EquipmentLink`` over the twin OPC UA server, the fault proxy and the connector."""
 
@@ -123,8 +185,10 @@ class OpcUaLink:
         clock: Callable[[], float],
         notes: list[str] | None = None,
         is_down: Callable[[], bool] = lambda: False,
+        serving: PlantServing | None = None,
     ) -> None:
         self.model = model
+        self._serving = serving
         self.mes_url = mes_url
         self.api_key = api_key
         self.workdir = workdir
@@ -154,7 +218,7 @@ class OpcUaLink:
         self._boundary = False
         """A job order began or ended at a work unit since the last settle: the people
         act on those moments (start, complete, book), so the MES must have it all."""
-        self.port = free_port()
+        self.port = serving.port if serving is not None else free_port()
         self.endpoint = f"opc.tcp://127.0.0.1:{self.port}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -175,12 +239,13 @@ class OpcUaLink:
         """Serve the plant, put the proxy in front, start the connector; wait until it
         has subscribed. Raises :class:`OpcUaLinkError` naming what did not come up."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="twin-opcua", daemon=True)
-        self._thread.start()
+        serving = self._serving or PlantServing(self.model, self.port)
+        serving.adopted = True  # its loop and server are the link's from now on
+        self._loop, self._thread = serving.loop, serving.thread
         try:
-            self._run(self._serve(), timeout)
+            serving.built.result(timeout)
+            self._server = serving.server
+            self._run(self._start_publisher(), timeout)
         except Exception as exc:
             self.close()
             raise OpcUaLinkError(f"the twin OPC UA server did not start: {exc}") from exc
@@ -251,35 +316,9 @@ class OpcUaLink:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    async def _no_sample_yet(self, server: PlantServer) -> None:
-        """Process values not sampled yet read as ``BadWaitingForInitialData`` at the
-        plant's start: the connector measures no value the plant never took (the address
-        space's initial value, stamped with the wall clock, would be a spurious check
-        dated after every real one and hide them all)."""
-        assert server.server is not None and server.nodes is not None
-        published = set(self.publisher.writes) if self.publisher is not None else set()
-        status = ua.StatusCode(ua.UInt32(ua.StatusCodes.BadWaitingForInitialData))
-        for wu in server.nodes.work_units.values():
-            for nodeid in wu.process_values.values():
-                if nodeid in published:
-                    continue
-                await server.server.write_attribute_value(
-                    nodeid,
-                    _data_value(
-                        Value=ua.Variant(),
-                        StatusCode=status,
-                        SourceTimestamp=self.model.plant.start,
-                        ServerTimestamp=self.model.plant.start,
-                    ),
-                )
-
-    async def _serve(self) -> None:
-        server = PlantServer(self.model, self.endpoint)
-        await server.build()
-        await self._no_sample_yet(server)
-        await server.start()
-        self._server = server
-        self.publisher = OpcUaPublisher([server], self.model.plant.start)
+    async def _start_publisher(self) -> None:
+        assert self._server is not None
+        self.publisher = OpcUaPublisher([self._server], self.model.plant.start)
         self._pump = asyncio.ensure_future(self.publisher.run())
 
     async def _stop_server(self) -> None:
@@ -302,7 +341,7 @@ class OpcUaLink:
         old = self._server
         new = PlantServer(self.model, old.endpoint, lines=old.lines, security=old.security)
         await new.build()
-        await self._no_sample_yet(new)
+        await _no_sample_yet(self.model, new, set(self.publisher.writes))
         # Retained values go in before the server listens: the connector never reads zeros.
         await self.publisher.replace_servers([new])
         await new.start()
@@ -659,6 +698,7 @@ def opcua_link_for(
         clock=sim.now,
         notes=runner.state.notes,
         is_down=lambda: bool(runner.state.mes_down),
+        serving=getattr(runner, "serving", None),
     ).start()
     sim.add_observer(link)
     sim.subscribe(link.on_ledger)

@@ -25,11 +25,12 @@ import platform
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -84,6 +85,9 @@ from twin.scenario.report import (
 from twin.scenario.sut import Answer, OrderRequest, SutUnavailable, SystemUnderTest
 from twin.scenario.truth import TruthRecorder, dominant_timeline
 from twin.streams import root_seed, sampler, substream
+
+if TYPE_CHECKING:  # the OPC UA link imports this module
+    from twin.scenario.opcua_link import PlantServing
 
 Speed = float | Literal["max"]
 MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
@@ -278,6 +282,7 @@ class Runner:
         self.tick = options.tick or self.scenario.tick
         self.state = _State()
         self.mes: MesProcess | None = None
+        self.serving: PlantServing | None = None
         self.db_proxy: TcpProxy | None = None
         self.dashboard: DashboardProcess | None = None
         self.sut: SystemUnderTest | None = None
@@ -713,6 +718,11 @@ class Runner:
         started = datetime.now(UTC)
         wall0 = time.monotonic()
         try:
+            if self.scenario.link == "opcua":
+                # The twin's OPC UA server is built while the MES starts (both take seconds).
+                from twin.scenario.opcua_link import PlantServing
+
+                self.serving = PlantServing(self.plant)
             url = self._start_mes()
             self.sut = self._connect_sut(url)
             self.sut.load_master_data(self.plant)
@@ -909,6 +919,8 @@ class Runner:
         close = getattr(self.link, "close", None)
         if close is not None:  # the OPC UA link's connector, proxy and server
             close()
+        if self.serving is not None:  # a server no link took over (the run did not start)
+            self.serving.close()
         if self.sut is not None:
             self.sut.close()
         if self.mes is not None:
@@ -991,16 +1003,17 @@ class Runner:
             compare_state_durations=settings.compare_state_durations,
         )
         kpis: list[KpiRecord] = []
+        scopes: list[tuple[str, str]] = []
         for line in self.plant.lines:
-            k = self.sut.kpis("line", line.code, 0.0, sim_end)
-            if k is not None:
-                kpis.append(KpiRecord(scope="line", id=line.code, source="mes", **_kpi_fields(k)))
-            for unit in line.work_units:
-                k = self.sut.kpis("work_unit", unit.code, 0.0, sim_end)
+            scopes.append(("line", line.code))
+            scopes.extend(("work_unit", unit.code) for unit in line.work_units)
+        sut = self.sut
+        # A few at a time (a line's KPIs take the MES a while); in the plant's order.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = pool.map(lambda sc: sut.kpis(sc[0], sc[1], 0.0, sim_end), scopes)
+            for (scope, code), k in zip(scopes, answers, strict=True):
                 if k is not None:
-                    kpis.append(
-                        KpiRecord(scope="work_unit", id=unit.code, source="mes", **_kpi_fields(k))
-                    )
+                    kpis.append(KpiRecord(scope=scope, id=code, source="mes", **_kpi_fields(k)))
         views = {o.id: o for o in self.sut.orders()}
         order_states = {oid: v.state for oid, v in views.items()}
         lot_states = {
