@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     #: How often the event stream looks for new changes (seconds).
     stream_poll_seconds: float = Field(default=0.5, gt=0)
+    #: Threads per API worker running synchronous endpoints, on PostgreSQL (few, see
+    #: ``mes_core.api.app._lifespan``; SQLite keeps anyio's 40).
+    api_threads: int = Field(default=8, ge=1, le=200)
 
 
 @lru_cache

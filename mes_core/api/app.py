@@ -113,23 +113,24 @@ def _document_roles(router: APIRouter) -> None:
             route.description = f"{route.description}\n\n{note}".strip()
 
 
-#: Threads that run synchronous routes and dependencies, per worker, on PostgreSQL (anyio's
-#: default: 40). Issue 8: with 40, that many requests share the GIL at once, each holding
-#: an open transaction while it waits its turn; fewer threads finish each request sooner.
-#: ``mestwin bench api`` (200 tx/s offered, 20 s runs): 40 threads 151-166 tx/s, p50 85 ms;
-#: 8 threads 172-183 tx/s, p50 50-70 ms. The pool (10 + 20 connections) stays larger, so
-#: a thread never waits for a connection held by a request queued for a thread.
-#: Not on SQLite: a write session holds the database lock from its first query (BEGIN
-#: IMMEDIATE, in the auth dependency's thread hop) to its commit (in the route's hop), so
-#: a few threads all waiting on the lock would starve the holder of a thread for its route.
-THREAD_POOL_SIZE = 8
+# Threads that run synchronous routes and dependencies, per worker, on PostgreSQL
+# (``MESTWIN_API_THREADS``, default 8; anyio's default: 40). Issue 8: with 40, that many
+# requests share the GIL at once, each holding an open transaction while it waits its
+# turn; fewer threads finish each request sooner.
+# ``mestwin bench api`` (200 tx/s offered, 20 s runs): 40 threads 151-166 tx/s, p50 85 ms;
+# 8 threads 172-183 tx/s, p50 50-70 ms. The pool (10 + 20 connections) stays larger, so
+# a thread never waits for a connection held by a request queued for a thread.
+# Not on SQLite: a write session holds the database lock from its first query (BEGIN
+# IMMEDIATE, in the auth dependency's thread hop) to its commit (in the route's hop), so
+# a few threads all waiting on the lock would starve the holder of a thread for its route.
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Set in the worker's own event loop: the limiter belongs to it.
     if not is_sqlite(app.state.settings.database_url):
-        anyio.to_thread.current_default_thread_limiter().total_tokens = THREAD_POOL_SIZE
+        threads = app.state.settings.api_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
     yield
 
 

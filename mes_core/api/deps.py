@@ -169,13 +169,11 @@ def allow_in_endpoint(*roles: Role) -> Callable[..., Awaitable[Credentials]]:
     hop instead of two (each a wait for a thread and the GIL under load)."""
     admitted = _admitted(roles)
 
-    async def dependency(
-        request: Request,
-        authorization: AuthorizationHeader = None,
-        x_api_key: ApiKeyHeader = None,
-        access_token: AccessTokenQuery = None,
-    ) -> Credentials:
-        secret = _presented_secret(request, authorization, x_api_key, access_token)
+    async def dependency(request: Request) -> Credentials:
+        # Read from the headers as they are (not as declared parameters, which FastAPI
+        # validates one by one on every call); no token in the query here.
+        headers = request.headers
+        secret = _secret(headers.get("authorization"), headers.get("x-api-key"), None)
         return Credentials(request, admitted, secret)
 
     dependency.__doc__ = f"Admits roles: {', '.join(sorted(admitted))}."

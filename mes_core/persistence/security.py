@@ -66,6 +66,8 @@ class Actor:
 
 
 SYSTEM = Actor(name="system", roles=frozenset({Role.ADMIN.value}))
+#: Who a failed login is recorded as: nobody has been authenticated.
+ANONYMOUS = Actor(name="anonymous", roles=frozenset())
 
 
 def verify_password(session: Session, *, person: str, password: str) -> Person:

@@ -294,6 +294,25 @@ def test_roles_are_enforced(pl: Plant, mes_url: str) -> None:
     assert connector.ingest([]).accepted == 0
 
 
+def test_logins_and_failed_logins_are_audited(pl: Plant, mes_url: str) -> None:
+    with pytest.raises(MesAuthError):
+        MesClient(mes_url).login(pl.c("op"), "not-the-password")
+    with pytest.raises(MesAuthError):
+        MesClient(mes_url).login(pl.c("nobody"), "pw")
+    MesClient(mes_url).login(pl.c("op"), "pw")
+    failed = [
+        e
+        for e in pl.admin.audit_entries(action="refused", limit=10_000)
+        if e.detail["rule"] == "NOT_AUTHENTICATED"
+    ]
+    assert {e.object for e in failed} >= {f"person:{pl.c('op')}", f"person:{pl.c('nobody')}"}
+    assert all(e.actor == "anonymous" for e in failed)
+    assert all("not-the-password" not in str(e.detail) for e in failed)
+    logins = pl.admin.audit_entries(action="auth.login", object=f"person:{pl.c('op')}")
+    assert logins and logins[-1].actor == pl.c("op")
+    assert pl.admin.verify_audit().ok
+
+
 def test_operator_transactions_check_credentials_in_the_endpoint(pl: Plant, mes_url: str) -> None:
     """Report and consume authenticate inside their own unit of work (one thread hop):
     still 401 for no or an unknown token, 403 audited for another role, nothing booked."""
