@@ -22,9 +22,15 @@ MES_APP = "mes_core.api.app:app_factory"
 
 @contextmanager
 def running_mes(
-    database_url: str, *, admin_password: str, workers: int = 1, log_dir: Path
+    database_url: str,
+    *,
+    admin_password: str,
+    workers: int = 1,
+    log_dir: Path,
+    pids: list[int] | None = None,
 ) -> Iterator[str]:
-    """Serve the MES on ``database_url`` on a free loopback port; yields its base URL."""
+    """Serve the MES on ``database_url`` on a free loopback port; yields its base URL
+    (``pids``: see :func:`~loadtests.servers.uvicorn_server`)."""
     env = {"MESTWIN_DATABASE_URL": database_url, "MESTWIN_ADMIN_PASSWORD": admin_password}
     # The MES's own migration step, as an operator would run it (idempotent): the load
     # tests reach the MES through its command and API only, never its internals.
@@ -46,6 +52,7 @@ def running_mes(
             factory=True,
             health_path="/health",
             log_path=log_dir / "mes.log",
+            pids=pids,
         ) as url:
             yield url
     finally:

@@ -32,8 +32,10 @@ def uvicorn_server(
     factory: bool = False,
     extra_args: Sequence[str] = (),
     start_timeout_s: float = 60,
+    pids: list[int] | None = None,
 ) -> Iterator[str]:
-    """Serve ``app`` (an import string) with uvicorn; yields its base URL."""
+    """Serve ``app`` (an import string) with uvicorn; yields its base URL. ``pids``, if
+    given, receives the server's process id (its workers are its children)."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -60,6 +62,8 @@ def uvicorn_server(
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(proc, url + health_path, start_timeout_s, log_path)
+            if pids is not None:
+                pids.append(proc.pid)
             yield url
         finally:
             stop_process(proc)

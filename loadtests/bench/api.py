@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from loadtests.bench import bare_api
+from loadtests.bench.cpu import postgres_cpu_seconds, tree_cpu_seconds
 from loadtests.bench.databases import throwaway_postgres
 from loadtests.bench.result import BenchResult, Figure
 from loadtests.config import Seed
@@ -34,8 +37,22 @@ TARGET_P99_MS = 50.0
 ADMIN_PASSWORD = "bench-admin"
 
 
+@dataclass(frozen=True)
+class CpuPerTransaction:
+    """CPU milliseconds per transaction over a Locust run: the server's workers, the
+    database's backends (less bound to the machine's load than the latencies)."""
+
+    server_ms: float
+    postgres_ms: float
+
+    def __str__(self) -> str:
+        return f"server workers {self.server_ms:.2f} ms, PostgreSQL {self.postgres_ms:.2f} ms"
+
+
 def _locust(host: str, cls: str, rate: float, users: int, seconds: float, out: Path,
-            env: dict[str, str]) -> RequestStats:  # fmt: skip
+            env: dict[str, str], server_pid: int, database: str,
+            ) -> tuple[RequestStats, CpuPerTransaction]:  # fmt: skip
+    cpu_before = (tree_cpu_seconds(server_pid), postgres_cpu_seconds(database))
     run = run_locust(
         host=host,
         users=users,
@@ -48,10 +65,17 @@ def _locust(host: str, cls: str, rate: float, users: int, seconds: float, out: P
         name=cls.lower(),
         reset_stats=True,
     )
+    cpu_after = (tree_cpu_seconds(server_pid), postgres_cpu_seconds(database))
     row = run.stats.get(TRANSACTION)
     if row is None or row.requests == 0:
         raise RuntimeError(f"{cls}: no '{TRANSACTION}' was made; see {run.log}")
-    return row
+    # Locust's stats are reset once the users have started; the CPU counts the setup
+    # requests too (a few per user, against thousands of transactions).
+    per = 1000 / row.requests
+    cpu = CpuPerTransaction(
+        (cpu_after[0] - cpu_before[0]) * per, (cpu_after[1] - cpu_before[1]) * per
+    )
+    return row, cpu
 
 
 def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> BenchResult:
@@ -62,16 +86,23 @@ def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> Ben
             engine = create_engine(url)
             bare_api.metadata.create_all(engine)
             engine.dispose()
+            database = make_url(url).database or ""
+            bare_pids: list[int] = []
             with uvicorn_server(
                 "loadtests.bench.bare_api:app",
                 env={bare_api.DATABASE_URL_ENV: url},
                 workers=2,
                 health_path="/bare/health",
                 log_path=folder / "bare.log",
+                pids=bare_pids,
             ) as bare_url:
-                bare = _locust(bare_url, "BareReport", rate, users, seconds, folder, {})
+                bare, bare_cpu = _locust(
+                    bare_url, "BareReport", rate, users, seconds, folder, {},
+                    bare_pids[0], database,
+                )  # fmt: skip
+            mes_pids: list[int] = []
             with running_mes(
-                url, admin_password=ADMIN_PASSWORD, workers=2, log_dir=folder
+                url, admin_password=ADMIN_PASSWORD, workers=2, log_dir=folder, pids=mes_pids
             ) as mes_url:
                 manifest = seed_mes(
                     mes_url,
@@ -82,9 +113,9 @@ def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> Ben
                 seed_path = folder / "seed.json"
                 manifest.write(seed_path)
                 before = scrape(mes_url, time.time())
-                mes = _locust(
+                mes, mes_cpu = _locust(
                     mes_url, "MesOperator", rate, users, seconds, folder,
-                    {SEED_ENV: str(seed_path)},
+                    {SEED_ENV: str(seed_path)}, mes_pids[0], database,
                 )  # fmt: skip
                 inside = mes_view(before, scrape(mes_url, time.time()))
     met = mes.p99_ms < TARGET_P99_MS and mes.rps >= 0.95 * rate and mes.failures == 0
@@ -117,6 +148,8 @@ def bench_api(*, rate: float = 200, users: int = 20, seconds: float = 30) -> Ben
                 for r in inside.routes
                 if r.route.endswith(("/report", "/consume"))
             ],
+            ("CPU per transaction, MES", str(mes_cpu)),
+            ("CPU per transaction, bare", str(bare_cpu)),
             ("ratio", "bare p99 / MES p99 (1.0: as fast as the bare endpoint)"),
         ],
     )
