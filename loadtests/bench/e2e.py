@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ class Step:
     lost: int
     detail: str
     reconciled: bool = False
+    waits: str = ""
 
     @property
     def events_per_s(self) -> float:
@@ -96,6 +98,16 @@ def run_step(speed: float, plant_s: float, folder: Path, timeout_s: float) -> St
     budget = PACE_SLACK * sim_s / speed + OVERHEAD_ALLOWANCE_S
     intact = int(events.get("lost", 1)) == 0 and int(events.get("duplicated", 1)) == 0
     kept_pace = sim_s >= plant_s and wall <= budget
+    waits = ""
+    for note in report.get("notes") or []:
+        # The OPC UA link's note: how often and how long the runner waited for the MES.
+        m = re.search(
+            r"waited (\d+) times.*?([\d.]+) s of wall time in all(?:, of which ([\d.]+) s)?", note
+        )
+        if m:
+            waits = f"waited {m[1]} times for the MES to ingest, {m[2]} s"
+            if m[3]:
+                waits += f" ({m[3]} s of it the connector's post and the MES's ingest)"
     return Step(
         speed=speed,
         held=intact and kept_pace,
@@ -107,6 +119,7 @@ def run_step(speed: float, plant_s: float, folder: Path, timeout_s: float) -> St
             f"lost {events.get('lost')}, doubled {events.get('duplicated')}"
         ),
         reconciled=checks.get("reconciliation_exact", False),
+        waits=waits,
     )
 
 
@@ -140,7 +153,8 @@ def bench_e2e(
             f"speed {s.speed:g}",
             f"{'held' if s.held else 'NOT held'}: {s.events} events ingested "
             f"({s.events_per_s:.0f}/s over the run); {s.detail}; reconciliation "
-            f"{'exact' if s.reconciled else 'NOT exact (see the run report)'}",
+            f"{'exact' if s.reconciled else 'NOT exact (see the run report)'}"
+            + (f"; {s.waits}" if s.waits else ""),
         )
         for s in steps
     ]
