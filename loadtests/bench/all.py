@@ -34,7 +34,7 @@ class External:
 
 EXTERNAL: tuple[External, ...] = (
     External("bench sim", ("bench", "sim", "--repeats", "1"), 180, writes_markdown=True),
-    External("bench opcua", ("bench", "opcua"), 240),
+    External("bench opcua", ("bench", "opcua"), 300),
     External("bench dashboards", ("bench", "dashboards", "--repeats", "3"), 180, False, True),
 )
 
