@@ -172,6 +172,11 @@ class Report(_Model):
     database: str = Field(description="Database the MES ran on (password removed).")
     started_at: str = Field(description="Wall-clock start, ISO 8601 UTC.")
     wall_time_s: float
+    plant_wall_time_s: float | None = Field(
+        default=None,
+        description="Wall seconds from the plant's start until all it made was in the MES "
+        "(start-up and this report excluded): what a paced run's pace is judged on.",
+    )
     sim_time_s: float
     passed: bool = Field(description="True only if every expectation holds.")
     expectations: list[ExpectationResult]

@@ -283,6 +283,7 @@ class Runner:
         self.state = _State()
         self.mes: MesProcess | None = None
         self.serving: PlantServing | None = None
+        self.plant_wall_s = 0.0
         self.db_proxy: TcpProxy | None = None
         self.dashboard: DashboardProcess | None = None
         self.sut: SystemUnderTest | None = None
@@ -734,7 +735,9 @@ class Runner:
             self.sim.add_observer(_JobWatcher(self))
             self.sim.subscribe(self._ledger_record)
             self.people = People(self.scenario, self.plant, self.sut, self.orders, self._dispatch)
-            self._loop(wall0)
+            # Paced from the plant's start (start-up is not the plant's time).
+            plant0 = time.monotonic()
+            self._loop(plant0)
             self._settle()
             self.sim.finish()
             self.truth.close(self.sim.now())
@@ -742,6 +745,7 @@ class Runner:
                 self.state.problems.append(
                     f"{self.link.pending()} plant events could not be delivered at the end"
                 )
+            self.plant_wall_s = time.monotonic() - plant0
             report = self._report(started, wall0)
         finally:
             self._shutdown()
@@ -832,7 +836,7 @@ class Runner:
         except SutUnavailable:
             self.people.log.unavailable += 1
 
-    def _loop(self, wall0: float) -> None:
+    def _loop(self, plant0: float) -> None:
         assert self.sim is not None and self.link is not None and self.people is not None
         actions = self._actions()
         progress = _Progress(self.end, self.options.progress, self.scenario.name)
@@ -852,7 +856,7 @@ class Runner:
                 self._deliver(t)
                 self._tick_people(t)
                 self._watch_holds_safe(t)
-                self._pace(t, wall0)
+                self._pace(t, plant0)
                 if progress.enabled:
                     progress.update(t, self._counts())
         finally:
@@ -879,10 +883,10 @@ class Runner:
         with contextlib.suppress(SutUnavailable):  # the MES is busy restarting: next tick
             self._watch_holds(t)
 
-    def _pace(self, t: float, wall0: float) -> None:
+    def _pace(self, t: float, plant0: float) -> None:
         if self.speed == "max":
             return
-        ahead = t / float(self.speed) - (time.monotonic() - wall0)
+        ahead = t / float(self.speed) - (time.monotonic() - plant0)
         if ahead > 0:
             time.sleep(ahead)
 
@@ -1113,6 +1117,7 @@ class Runner:
             database=self.database,
             started_at=started.isoformat(),
             wall_time_s=round(time.monotonic() - wall0, 3),
+            plant_wall_time_s=round(self.plant_wall_s, 3),
             sim_time_s=sim_end,
             passed=all(r.passed for r in results),
             expectations=results,
