@@ -27,8 +27,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The benchmarks' MES runs on PostgreSQL (production); this server unless one is named.
+MESTWIN_BENCH_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 bench: $(STAMP)
-	$(BIN)/mestwin bench all --write docs/BENCHMARKS.md
+	MESTWIN_BENCH_POSTGRES_URL=$(MESTWIN_BENCH_POSTGRES_URL) $(BIN)/mestwin bench all --write docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -9,7 +9,8 @@ the client runs in another process (as any real client would), makes one
 a handler that only counts. Each step asks for a higher rate; a step is *clean* when every
 value written arrived (``received == written``); a step is *saturated* when the server could
 not write at the asked rate (its event loop is full). The ceiling is the highest rate
-delivered without loss; the run stops after the first lossy or saturated step.
+delivered without loss; a lossy or saturated step is run once more, and the run stops
+when it fails again.
 """
 
 from __future__ import annotations
@@ -259,7 +260,11 @@ async def _run_raw(
                 for i in range(nodes)
             ]
             flip = [0] * nodes
-            for rate in rates:
+            # A step that fails (saturated or lossy) is run once more before the climb
+            # stops: on a shared machine one stall must not end it at its first step.
+            queue = [(rate, 1) for rate in rates]
+            while queue:
+                rate, attempt = queue.pop(0)
                 written = 0
                 cpu0 = (time.process_time(), cpu_seconds(proc.pid))
                 started = time.perf_counter()
@@ -285,6 +290,9 @@ async def _run_raw(
                 step = RawStep(rate, written, int(received), write_s, float(drain), cpu)
                 steps.append(step)
                 if stop_early and (step.saturated or not step.clean):
+                    if attempt == 1:
+                        queue.insert(0, (rate, 2))
+                        continue
                     break
         finally:
             parent.send("stop")
