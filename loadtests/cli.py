@@ -138,14 +138,17 @@ def bench_ingest(
 def bench_api(
     rate: Annotated[float, typer.Option(min=1, help="offered transactions per second")] = 200,
     users: Annotated[int, typer.Option(min=1, help="Locust users offering them")] = 20,
-    seconds: Annotated[float, typer.Option(min=5, help="measured seconds per side")] = 30,
+    seconds: Annotated[float, typer.Option(min=5, help="measured seconds per run")] = 30,
+    repeats: Annotated[
+        int, typer.Option(min=1, help="runs a side; the one with the median p99 is shown")
+    ] = 1,
 ) -> None:
     """Operator transactions with Locust: MES (PostgreSQL, 2 workers) vs a bare endpoint."""
     from rich.console import Console
 
     from loadtests.bench.api import bench_api as run
 
-    run(rate=rate, users=users, seconds=seconds).print(Console())
+    run(rate=rate, users=users, seconds=seconds, repeats=repeats).print(Console())
 
 
 def bench_e2e(

@@ -114,7 +114,7 @@ def bench_all(console: Console, write: Path | None, *, quick: bool = False) -> l
         _guarded(
             "bench api",
             "mestwin bench api",
-            lambda: bench_api(rate=200, users=20, seconds=10 if quick else 20),
+            lambda: bench_api(rate=200, users=20, seconds=10 if quick else 20, repeats=3),
         )
     )
     record(
