@@ -69,6 +69,13 @@ def connect(
             "POST /flush answers once all received so far is sent to the MES"
         ),
     ] = None,
+    name: Annotated[
+        str,
+        typer.Option(
+            help="this connector's name on the MES's /metrics (spool depth); "
+            "default: opcua: and its server URLs"
+        ),
+    ] = "",
 ) -> None:
     """Collect plant events over OPC UA into the MES; dispatch job orders to machines."""
     from mes_core.client import AsyncMesClient
@@ -100,6 +107,7 @@ def connect(
             dispatch_interval_s=2.0 if dispatch else 0.0,
             batch_size=batch_size,
             publishing_interval_ms=publishing_interval,
+            name=name.strip(),
         )
         bindings = bindings_from_mapping(load_mapping(mapping)) if mapping else None
     except (ValueError, MappingError) as exc:
