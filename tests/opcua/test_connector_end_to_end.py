@@ -308,3 +308,45 @@ def test_the_mes_metrics_show_the_connector_spool_depth_as_it_drains(
     assert before is None
     assert seen == [15, 5, 0]
     assert sent == 25
+
+
+@pytest.mark.parametrize("mes", ["sqlite"], indirect=True)
+def test_spooled_events_are_posted_as_stored_and_a_malformed_batch_goes_to_dead_letter(
+    mes: Mes, mini: PlantModel, tmp_path: Path
+) -> None:
+    """The connector posts the JSON the spool holds as it is (``ingest_json``): the MES
+    takes it as it takes ``ingest`` of the same events (a replay of them through
+    ``ingest`` is all duplicates). A stored event the MES refuses (422) moves its batch to
+    the spool's ``dead_letter``; the batches after it are still sent."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    source = f"opcua:raw-json-{time.monotonic_ns()}"
+    work_unit = mini.lines[0].work_units[0].code
+    stamp = datetime.now(UTC)
+    events = [
+        MeasurementEvent(source=source, sequence=i + 1, work_unit=work_unit, timestamp=stamp,
+                         characteristic="Temperature", value=20.5 + i, unit="degC")
+        for i in range(25)
+    ]  # fmt: skip
+    bodies = [e.model_dump_json() for e in events]
+    bodies[13] = bodies[13].replace('"sequence":14', '"sequence":0')  # not >= 1: malformed
+    spool.append(bodies, {})
+
+    async def go() -> tuple[int, int, int]:
+        async with AsyncMesClient(mes.process.url, api_key=mes.api_key) as client:
+            connector = Connector(
+                [f"opc.tcp://127.0.0.1:{free_port()}"],
+                client,
+                spool,
+                ConnectorOptions(batch_size=10, dispatch_interval_s=0),
+            )
+            took = [await connector.send_once() for _ in range(3)]
+            assert not connector.outbox
+            replay = await client.ingest([e for i, e in enumerate(events) if not 10 <= i < 20])
+            return sum(took), replay.accepted, replay.duplicates
+
+    sent, accepted, duplicates = asyncio.run(go())
+    assert sent == 15
+    assert (accepted, duplicates) == (0, 15)
+    assert spool.dead_letters() == 10
+    assert spool.depth() == 0
+    spool.close()

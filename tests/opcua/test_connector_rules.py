@@ -290,9 +290,10 @@ class _FlakyMes:
         self.most_in_flight = 0
         self.failed = False
 
-    async def ingest(
-        self, events: list[MeasurementEvent], *, spool: tuple[str, int] | None = None
+    async def ingest_json(
+        self, bodies: list[str], *, spool: tuple[str, int] | None = None
     ) -> IngestResult:
+        events = [MeasurementEvent.model_validate_json(b) for b in bodies]
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:

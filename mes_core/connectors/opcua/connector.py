@@ -49,7 +49,7 @@ from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
 from mes_core.connectors.opcua.events import EventBuilder, Notification
 from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
 from mes_core.connectors.opcua.spool import Spool
-from mes_core.schemas.plant_events import MAX_BATCH_EVENTS, PlantEvent
+from mes_core.schemas.plant_events import MAX_BATCH_EVENTS
 
 log = logging.getLogger("mes_core.connectors.opcua")
 
@@ -381,14 +381,12 @@ class Connector:
             builder = EventBuilder(f"opcua:{url}", initial_counts=self.options.initial_counts)
             builder.restore(state)
             self.links.append(EndpointLink(url, self.options, builder, mapping))
-        self.outbox: deque[tuple[int, PlantEvent]] = deque()
+        self.outbox: deque[tuple[int, str]] = deque()
+        """Spooled events not yet taken by the MES, oldest first: (spool id, JSON body).
+        The bodies are posted as the spool holds them (``AsyncMesClient.ingest_json``)."""
         pending = spool.pending()
         if pending:
-            from pydantic import TypeAdapter
-
-            adapter: TypeAdapter[PlantEvent] = TypeAdapter(PlantEvent)
-            for row_id, body in pending:
-                self.outbox.append((row_id, adapter.validate_json(body)))
+            self.outbox.extend(pending)
             log.info("spool: %d unsent events from the last run will be sent first", len(pending))
         self._wake = asyncio.Event()
         self.received = 0
@@ -412,7 +410,7 @@ class Connector:
             outcome = link.builder.process(items, alarms)
             bodies = [e.model_dump_json() for e in outcome.events]
             ids = self.spool.append(bodies, outcome.state)
-            self.outbox.extend(zip(ids, outcome.events, strict=True))
+            self.outbox.extend(zip(ids, bodies, strict=True))
             made += len(ids)
         if made:
             self.produced += made
@@ -428,22 +426,22 @@ class Connector:
 
     # --- forward -----------------------------------------------------------------------
 
-    def _batch(self, start: int) -> list[tuple[int, PlantEvent]]:
+    def _batch(self, start: int) -> list[tuple[int, str]]:
         """The outbox's events from ``start``, at most one batch of them."""
         end = min(start + self.options.batch_size, len(self.outbox))
         return [self.outbox[i] for i in range(start, end)]
 
-    async def _post(self, batch: list[tuple[int, PlantEvent]], behind: int) -> Any:
+    async def _post(self, batch: list[tuple[int, str]], behind: int) -> Any:
         """Post one batch; the ``IngestResult``, or the error that stopped it.
 
         ``behind``: the spool depth the MES shows on /metrics, what still waits behind
         this batch."""
         try:
-            return await self.mes.ingest([e for _, e in batch], spool=(self.name, behind))
+            return await self.mes.ingest_json([e for _, e in batch], spool=(self.name, behind))
         except (httpx.HTTPError, MesClientError, OSError) as exc:
             return exc
 
-    def _settle(self, batch: list[tuple[int, PlantEvent]], outcome: Any) -> int:
+    def _settle(self, batch: list[tuple[int, str]], outcome: Any) -> int:
         """Apply what the MES answered to the outbox's oldest batch: acknowledge it in the
         spool, or keep it aside when refused as malformed, or note the MES is down. How
         many events the MES took (0: it did not)."""
@@ -510,7 +508,7 @@ class Connector:
         overlapping in the MES do not move a work unit's state backwards.
         """
         delay = self.options.backoff_initial_s
-        window: deque[tuple[list[tuple[int, PlantEvent]], asyncio.Task[Any]]] = deque()
+        window: deque[tuple[list[tuple[int, str]], asyncio.Task[Any]]] = deque()
         posted = 0  # events at the head of the outbox in flight
         try:
             while True:
