@@ -48,6 +48,7 @@ from mes_core.client.errors import MesClientError, MesValidationError
 from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
 from mes_core.connectors.opcua.events import EventBuilder, Notification
 from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
+from mes_core.connectors.opcua.publish import DataChanges, lean_publish
 from mes_core.connectors.opcua.spool import Spool
 from mes_core.schemas.plant_events import MAX_BATCH_EVENTS
 
@@ -177,7 +178,14 @@ class BufferedSubscription(Subscription):
         append = self.buffer.items.append
         monitored = self._monitored_items
         for notification in message.NotificationData:
-            if isinstance(notification, ua.DataChangeNotification):
+            if isinstance(notification, DataChanges):
+                for handle, value, when in notification.items:
+                    data = monitored.get(handle)
+                    if data is None or data.node is None:
+                        log.warning("%s: notification for unknown handle %s", self.url, handle)
+                        continue
+                    append((data.node.nodeid, value, when))
+            elif isinstance(notification, ua.DataChangeNotification):
                 for item in notification.MonitoredItems:
                     data = monitored.get(item.ClientHandle)
                     if data is None or data.node is None:
@@ -279,7 +287,9 @@ class EndpointLink:
             PublishingEnabled=True,
             Priority=ua.Byte(0),
         )
-        sub = BufferedSubscription(client.uaclient.session, params, self.buffer, self.url)
+        session = client.uaclient.session
+        lean_publish(session)
+        sub = BufferedSubscription(session, params, self.buffer, self.url)
         revised = client.get_subscription_revised_params(params, await sub.init())
         if revised is not None:
             await sub.update(revised)
