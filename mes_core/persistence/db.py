@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import random
+import select
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.driver == "psycopg" and not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkout", _check_idle_connection)
+    return engine
+
+
+def _check_idle_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling without a round trip (issue 8): a pooled
+    connection has nothing to read between transactions unless the server ended it (a
+    restart, a terminated backend, a cut network path, which closes the socket), so a
+    readable socket, or a connection psycopg already knows broken, is replaced before use
+    (``DisconnectionError``: the pool reconnects). SQLAlchemy's ``pool_pre_ping`` sends a
+    ``SELECT 1`` on every checkout instead: a round trip per request, ~0.15 ms of CPU."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("the connection was closed")
+    pgconn = dbapi_connection.pgconn
+    if pgconn.status != 0:  # libpq CONNECTION_OK
+        raise DisconnectionError("the connection is bad")
+    readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection (or spoke out of turn)")
 
 
 def make_session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
