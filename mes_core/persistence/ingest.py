@@ -1,10 +1,12 @@
 """Batch ingest of plant events (ISA-95 Part 3 production data collection), rule 6.
 
-One transaction per batch: a multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` into
-``plant_event`` (keyed ``(source, sequence)``) tells which events are new; only those are
-applied, aggregated: one state update per work unit (plus a history row per state event),
-one count update per operation, one audit entry for the whole batch. Never one ORM object
-per event: that caps ingest at a few thousand events a second (PERFORMANCE-NOTES.md).
+One transaction per batch: a multi-row ``INSERT ... ON CONFLICT DO NOTHING`` into
+``plant_event`` (keyed ``(source, sequence)``) tells which events were stored already; only
+the others are applied, aggregated: one state update per work unit (plus a history row per
+state event), one count update per operation, one audit entry for the whole batch. Never
+one ORM object per event: that caps ingest at a few thousand events a second
+(PERFORMANCE-NOTES.md). Per event, Python does as little as it can (issue 8): a tuple per
+row, no dictionaries, and on PostgreSQL the state history is written by the insert itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, select, text, update
+from sqlalchemy import ARRAY, Integer, String, Table, any_, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from mes_core.persistence import audit
@@ -39,55 +41,70 @@ from mes_core.schemas.plant_events import (
     StateChangeEvent,
 )
 
-_EMPTY: dict[str, Any] = {
-    "state": None,
-    "reason": None,
-    "good": None,
-    "scrap": None,
-    "job_order": None,
-    "material_lot": None,
-    "characteristic": None,
-    "value": None,
-    "unit": None,
-    "alarm": None,
-    "severity": None,
-    "message": None,
-    "active": None,
-}
+_NONE_9 = (None,) * 9
+_NONE_11 = (None,) * 11
 
 
-def _row(event: PlantEvent, received_at: Any) -> dict[str, Any]:
-    row = dict(_EMPTY)
-    row.update(
-        source=event.source,
-        sequence=event.sequence,
-        kind=event.kind,
-        work_unit=event.work_unit,
-        ts=event.timestamp,
-        received_at=received_at,
-    )
+def _stage_row(event: PlantEvent, received_at: datetime) -> tuple[Any, ...]:
+    """The ``plant_event`` row of ``event``, in the order of :data:`_PG_COLUMN_TYPES`.
+
+    A tuple built in one step per kind: this runs once per event, and a dictionary per row
+    (then a tuple of it) cost ~1.5 us an event, a tenth of the MES's whole share (issue 8).
+    """
+    head = (event.source, event.sequence, event.kind, event.work_unit, event.timestamp)
+    if isinstance(event, CountEvent):
+        # state, reason, good, scrap, job_order, material_lot, characteristic, value, unit,
+        # alarm, severity, message, active
+        return (
+            *head,
+            received_at,
+            None,
+            None,
+            event.good,
+            event.scrap,
+            event.job_order,
+            event.material_lot,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
     if isinstance(event, StateChangeEvent):
-        row.update(state=event.state.value, reason=event.reason)
-    elif isinstance(event, CountEvent):
-        row.update(
-            good=event.good,
-            scrap=event.scrap,
-            job_order=event.job_order,
-            material_lot=event.material_lot,
+        return (*head, received_at, event.state.value, event.reason, *_NONE_11)
+    if isinstance(event, AlarmEvent):
+        return (
+            *head,
+            received_at,
+            *_NONE_9,
+            event.alarm,
+            event.severity,
+            event.message,
+            event.active,
         )
-    elif isinstance(event, MeasurementEvent):
-        row.update(
-            characteristic=event.characteristic,
-            value=event.value,
-            unit=event.unit,
-            job_order=event.job_order,
-            material_lot=event.material_lot,
-        )
-    elif isinstance(event, AlarmEvent):
-        row.update(
-            alarm=event.alarm, severity=event.severity, message=event.message, active=event.active
-        )
-    return row
+    return (
+        *head,
+        received_at,
+        None,
+        None,
+        None,
+        None,
+        event.job_order,
+        event.material_lot,
+        event.characteristic,
+        event.value,
+        event.unit,
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+_EQUIPMENT = Equipment.__table__
+assert isinstance(_EQUIPMENT, Table)
 
 
 #: Columns of plant_event with their PostgreSQL types (staging table, COPY, SQLite insert).
@@ -114,10 +131,15 @@ _PG_COLUMN_TYPES = {
 }
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
-    """Insert, ignoring keys already stored; return the keys that were new.
+_Key = tuple[str, int]
 
-    ``rows`` have unique keys (duplicates within the batch were dropped by the caller).
+
+def _insert_new(session: Session, rows: list[tuple[Any, ...]]) -> set[_Key]:
+    """Insert, ignoring keys already stored; return the keys that were stored already.
+
+    ``rows`` (from :func:`_stage_row`) have unique keys (duplicates within the batch were
+    dropped by the caller). On PostgreSQL the state history rows of the new state events
+    are written too (see :func:`_insert_new_postgres`).
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -133,33 +155,54 @@ _PG_COPY_TYPES = [
     for t in _PG_COLUMN_TYPES.values()
 ]
 
+_PG_COLUMNS = ", ".join(_PG_COLUMN_TYPES)
+_PG_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS plant_event_stage ("
+    + ", ".join(f"{c} {t}" for c, t in _PG_COLUMN_TYPES.items())
+    + ") ON COMMIT DELETE ROWS"
+)
+_PG_COPY = f"COPY plant_event_stage ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+# One statement: the insert (rule 6), the state history of the new state events of known
+# work units in time order (as _apply_states orders them; COLLATE "C" sorts sources by
+# code point, as Python does), and the answer: only the keys that were stored already,
+# nearly always none, instead of every new key for Python to parse and hash (issue 8:
+# ~1 us an event in the MES, and the history's arrays another ~1 us to dump).
+_PG_INSERT = (
+    "WITH new AS ("
+    f"INSERT INTO plant_event ({_PG_COLUMNS}) SELECT {_PG_COLUMNS} FROM plant_event_stage "
+    # Key order: concurrent batches with overlapping keys lock them in one order.
+    "ORDER BY source, sequence "
+    "ON CONFLICT (source, sequence) DO NOTHING "
+    "RETURNING source, sequence, kind, work_unit, ts, state, reason), "
+    "history AS ("
+    "INSERT INTO equipment_state_history (equipment_id, state, reason, started_at, source) "
+    "SELECT e.id, n.state, n.reason, n.ts, n.source FROM new AS n "
+    "JOIN equipment AS e ON e.code = n.work_unit WHERE n.kind = 'state' "
+    'ORDER BY n.ts, n.source COLLATE "C", n.sequence) '
+    "SELECT s.source, s.sequence FROM plant_event_stage AS s "
+    # Evaluated once, first: when every row was new (nearly always) the search is skipped.
+    "WHERE (SELECT count(*) FROM new) < %(staged)s AND NOT EXISTS "
+    "(SELECT FROM new AS n WHERE n.source = s.source AND n.sequence = s.sequence)"
+)
 
-def _insert_new_postgres(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+
+def _insert_new_postgres(session: Session, rows: list[tuple[Any, ...]]) -> set[_Key]:
     # Binary COPY into a per-connection temporary staging table, then one INSERT ...
-    # SELECT ... ON CONFLICT DO NOTHING RETURNING: COPY is the fast way in (~10x a
-    # multi-row INSERT from Python), the INSERT keeps rule 6 and says which keys were new.
-    columns = ", ".join(_PG_COLUMN_TYPES)
-    definition = ", ".join(f"{c} {t}" for c, t in _PG_COLUMN_TYPES.items())
+    # SELECT ... ON CONFLICT DO NOTHING: COPY is the fast way in (~10x a multi-row INSERT
+    # from Python), the INSERT keeps rule 6 and says which keys were stored already.
+    # The commit empties the table (ON COMMIT DELETE ROWS). Rows an earlier batch of the
+    # same transaction left there are harmless: this transaction stored them already, so
+    # the insert skips them and only keys of this batch are looked up in the answer.
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS plant_event_stage ({definition}) "
-            "ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY plant_event_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        cursor.execute(_PG_STAGE)
+        with cursor.copy(_PG_COPY) as copy:
             copy.set_types(_PG_COPY_TYPES)
+            write = copy.write_row
             for row in rows:
-                copy.write_row(tuple(row[c] for c in _PG_COLUMN_TYPES))
-        cursor.execute(
-            f"INSERT INTO plant_event ({columns}) SELECT {columns} FROM plant_event_stage "
-            # Key order: concurrent batches with overlapping keys lock them in one order.
-            "ORDER BY source, sequence "
-            "ON CONFLICT (source, sequence) DO NOTHING RETURNING source, sequence"
-        )
-        new = {(source, sequence) for source, sequence in cursor.fetchall()}
-        # Empty it now too: a later batch in the same transaction must not see these rows.
-        cursor.execute("DELETE FROM plant_event_stage")
-    return new
+                write(row)
+        cursor.execute(_PG_INSERT, {"staged": len(rows)})
+        return {(source, sequence) for source, sequence in cursor.fetchall()}
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -167,15 +210,15 @@ def _sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _insert_new_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[tuple[str, int]]:
+def _insert_new_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> set[_Key]:
     # SQLite has one writer at a time: take the write lock first (a no-op UPDATE of the
     # audit chain head, which this batch appends to anyway), so that the keys found
     # missing below cannot be inserted by anyone else before this transaction commits.
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id))
     by_source: dict[str, list[int]] = defaultdict(list)
     for row in rows:
-        by_source[row["source"]].append(row["sequence"])
-    existing: set[tuple[str, int]] = set()
+        by_source[row[0]].append(row[1])
+    existing: set[_Key] = set()
     for source, seqs in by_source.items():
         found = session.execute(
             select(PlantEventRow.sequence).where(
@@ -184,24 +227,24 @@ def _insert_new_sqlite(session: Session, rows: list[dict[str, Any]]) -> set[tupl
             )
         ).scalars()
         existing.update((source, seq) for seq in found)
-    new_rows = [r for r in rows if (r["source"], r["sequence"]) not in existing]
-    if new_rows:
-        columns = _PG_COLUMN_TYPES.keys()
+    # Columns 4 and 5 are ts and received_at (see _PG_COLUMN_TYPES).
+    params = [
+        (*row[:4], _sqlite_time(row[4]), _sqlite_time(row[5]), *row[6:])
+        for row in rows
+        if (row[0], row[1]) not in existing
+    ]
+    if params:
         sql = (
-            f"INSERT INTO plant_event ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})"
+            f"INSERT INTO plant_event ({_PG_COLUMNS}) "
+            f"VALUES ({', '.join('?' for _ in _PG_COLUMN_TYPES)})"
         )
-        params = [
-            tuple(_sqlite_time(row[c]) if c in ("ts", "received_at") else row[c] for c in columns)
-            for row in new_rows
-        ]
         raw = session.connection().connection.driver_connection
         cursor = raw.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(sql, params)
         finally:
             cursor.close()
-    return {(r["source"], r["sequence"]) for r in new_rows}
+    return existing
 
 
 @dataclass
@@ -229,27 +272,42 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
     if not batch.events:
         return IngestResult(accepted=0, duplicates=0, received_at=received_at)
     # First occurrence wins within a batch, as it does across batches.
-    unique: dict[tuple[str, int], PlantEvent] = {}
+    unique: dict[_Key, PlantEvent] = {}
     for ev in batch.events:
         unique.setdefault((ev.source, ev.sequence), ev)
-    new_keys = _insert_new(session, [_row(ev, received_at) for ev in unique.values()])
-    new = [ev for key, ev in unique.items() if key in new_keys]
+    stored = _insert_new(session, [_stage_row(ev, received_at) for ev in unique.values()])
+    new = [ev for key, ev in unique.items() if key not in stored] if stored else [*unique.values()]
 
+    postgres = _is_postgres(session)
     codes = {ev.work_unit for ev in new}
-    units = {
-        r.code: WorkUnitRef(r.id, r.code, r.state_since)
-        for r in session.execute(
-            select(Equipment.id, Equipment.code, Equipment.state_since).where(
-                Equipment.code.in_(codes)
-            )
+    lookup = (
+        select(_EQUIPMENT.c.id, _EQUIPMENT.c.code, _EQUIPMENT.c.state_since).where(
+            # One array parameter: an IN list of as many parameters as codes is a new
+            # statement for the driver to parse each time (issue 8).
+            _EQUIPMENT.c.code == any_(bindparam("codes", list(codes), type_=ARRAY(String)))
         )
-    }
+        if postgres
+        else select(_EQUIPMENT.c.id, _EQUIPMENT.c.code, _EQUIPMENT.c.state_since).where(
+            _EQUIPMENT.c.code.in_(codes)
+        )
+    )
+    units = {r.code: WorkUnitRef(r.id, r.code, r.state_since) for r in session.execute(lookup)}
     unknown = sorted(codes - units.keys())
 
-    states = [ev for ev in new if isinstance(ev, StateChangeEvent) and ev.work_unit in units]
-    counts = [ev for ev in new if isinstance(ev, CountEvent) and ev.work_unit in units]
-    measurements = [ev for ev in new if isinstance(ev, MeasurementEvent) and ev.work_unit in units]
-    last_states = _apply_states(session, states, units, actor)
+    states: list[StateChangeEvent] = []
+    counts: list[CountEvent] = []
+    measurements: list[MeasurementEvent] = []
+    for ev in new:
+        if ev.work_unit not in units:
+            continue
+        if isinstance(ev, CountEvent):
+            counts.append(ev)
+        elif isinstance(ev, StateChangeEvent):
+            states.append(ev)
+        elif isinstance(ev, MeasurementEvent):
+            measurements.append(ev)
+    # On PostgreSQL the insert wrote the state history already (_PG_INSERT).
+    last_states = _apply_states(session, states, units, history=not postgres)
     # Rows are locked in the order the execution services use (job order, then its
     # operations), so ingest and operator actions never deadlock: measurements (which may
     # hold a job order) before counts (which update operations).
@@ -284,11 +342,6 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
 # id order by one SELECT ... ORDER BY id FOR UPDATE: an UPDATE ... FROM locks in whatever
 # order its join plan visits rows, and concurrent batches must lock in one order (no
 # deadlock). Column names are fixed here, never taken from input.
-_PG_HISTORY = text(
-    "INSERT INTO equipment_state_history (equipment_id, state, reason, started_at, source) "
-    "SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:states AS text[]), "
-    "CAST(:reasons AS text[]), CAST(:ts AS timestamptz[]), CAST(:sources AS text[]))"
-)
 _PG_STATES = text(
     "UPDATE equipment AS e SET state = v.state, state_reason = v.reason, state_since = v.ts "
     "FROM unnest(CAST(:ids AS integer[]), CAST(:states AS text[]), CAST(:reasons AS text[]), "
@@ -321,28 +374,20 @@ def _apply_states(
     session: Session,
     events: list[StateChangeEvent],
     units: dict[str, WorkUnitRef],
-    actor: Actor,
+    *,
+    history: bool,
 ) -> dict[str, str]:
+    """Move each work unit to its latest new state; with ``history``, also write a history
+    row per state event (without it, the caller has: see _PG_INSERT)."""
     if not events:
         return {}
     events.sort(key=lambda e: (e.timestamp, e.source, e.sequence))
     postgres = _is_postgres(session)
-    if postgres:
+    if history:
+        table = EquipmentStateHistory.__table__
+        assert isinstance(table, Table)
         session.execute(
-            _PG_HISTORY,
-            {
-                "ids": [units[e.work_unit].id for e in events],
-                "states": [e.state.value for e in events],
-                "reasons": [e.reason for e in events],
-                "ts": [e.timestamp for e in events],
-                "sources": [e.source for e in events],
-            },
-        )
-    else:
-        history = EquipmentStateHistory.__table__
-        assert isinstance(history, Table)
-        session.execute(
-            history.insert(),
+            table.insert(),
             [
                 {
                     "equipment_id": units[e.work_unit].id,
@@ -416,11 +461,16 @@ def _apply_counts(
         s = sums[(e.work_unit, e.job_order)]
         s[0] += e.good
         s[1] += e.scrap
-    unit_ids = [units[code].id for code, _ in sums]
+    unit_ids = list({units[code].id for code, _ in sums})
+    at_units = (
+        JobOperation.work_unit_id == any_(bindparam("unit_ids", unit_ids, type_=ARRAY(Integer)))
+        if _is_postgres(session)
+        else JobOperation.work_unit_id.in_(unit_ids)
+    )
     ops = session.execute(
         select(JobOperation.id, JobOperation.work_unit_id, JobOperation.state, JobOrder.code)
         .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
-        .where(JobOperation.work_unit_id.in_(unit_ids))
+        .where(at_units)
         .order_by(JobOperation.started_at)
     ).all()
     running: dict[int | None, int] = {}
