@@ -173,8 +173,9 @@ def bench_opcua(
     """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio.
 
     The raw ceiling is measured twice: asyncua as shipped (the issue's bare server and
-    client), and with the two fast paths the twin's server takes inside asyncua
-    (``twin.opcua.fastpath``: immutable DataValues, lean notifications). The ratio is
+    client), and with the fast paths the twin's server takes inside asyncua
+    (``twin.opcua.fastpath``: immutable DataValues, lean notifications and their lean
+    encoding). The ratio is
     taken against the second, the bare pipe the product's server actually runs on; the
     ratio against asyncua as shipped is printed beside it.
     """
@@ -196,7 +197,8 @@ def bench_opcua(
     for fast in (False, True):
         raw = asyncio.run(run_raw_ceiling(nodes=nodes, seconds=seconds, immutable=fast, lean=fast))
         typer.echo(
-            "  with the twin server's fast paths (immutable DataValues, lean notifications):"
+            "  with the twin server's fast paths (immutable DataValues, lean notifications, "
+            "lean encoding):"
             if fast
             else "  asyncua as shipped (plain DataValues, deep-copied per monitored item):"
         )

@@ -13,7 +13,14 @@ work of publishing:
   logic (same checks, same filter and deadband handling, same queueing) that builds the
   notification once, with its handle and value, and only when it is queued.
 
-Both keep asyncua's behaviour exactly; ``mestwin bench opcua`` measures the raw ceiling
+- the publish response is encoded by asyncua's generic struct encoder, field by field
+  through per-field closures (~6 us per data change notification, ~12 % of the twin
+  process at 20,000 tag changes/s): ``lean_notifications()`` also makes each
+  ``DataChangeNotification`` for a client's subscription an ``ExtensionObject`` whose
+  body is encoded at once with ``struct`` (``encode_data_changes``), the same bytes on
+  the wire (tested), asyncua's own encoder for any value that is not a scalar Double.
+
+All keep asyncua's behaviour exactly; ``mestwin bench opcua`` measures the raw ceiling
 with and without them, so the product is compared with a bare server that has them too.
 """
 
@@ -22,12 +29,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import struct
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
 from asyncua import ua
+from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
+from asyncua.ua.ua_binary import struct_to_binary
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +109,89 @@ async def _lean_datachange_callback(
         )
 
 
-def lean_notifications() -> bool:
-    """Install the lean ``datachange_callback`` (once, process-wide); whether it is in.
+_I32 = struct.Struct("<i").pack
+_HANDLE_MASK = struct.Struct("<IB").pack
+_DOUBLE_VALUE = struct.Struct("<Bd").pack
+_U32 = struct.Struct("<I").pack
+_I64 = struct.Struct("<q").pack
+_to_filetime = ua.datetime_to_win_epoch
+_DATA_CHANGE_ENCODING = ua.FourByteNodeId(
+    ua.Int32(ua.ObjectIds.DataChangeNotification_Encoding_DefaultBinary)
+)
+_DataValue = ua.DataValue
+_Variant = ua.Variant
 
-    Only on the asyncua versions it was checked against: on another one asyncua's own
-    callback stays (slower, never wrong) and this says so in the log.
+
+def encode_data_changes(items: list[ua.MonitoredItemNotification]) -> bytes:
+    """The binary body of a ``DataChangeNotification`` of ``items`` (no diagnostics), as
+    asyncua 2.1.0's encoder writes it (Part 6, 5.2.2.17 DataValue: the optional fields
+    present in its encoding mask, in asyncua's field order), for a DataValue with a scalar
+    Double and no picoseconds; any other through asyncua's own encoder."""
+    parts = [_I32(len(items))]
+    append = parts.append
+    times: dict[Any, bytes] = {}
+    for item in items:
+        dv = item.Value
+        variant = dv.Value
+        if (
+            type(variant) is _Variant
+            and variant.VariantType is _DOUBLE
+            and not variant.is_array
+            and variant.Dimensions is None
+            and type(variant.Value) is float
+            and dv.SourcePicoseconds is None
+            and dv.ServerPicoseconds is None
+            and isinstance(dv, _DataValue)
+        ):
+            status, source, server = dv.StatusCode, dv.SourceTimestamp, dv.ServerTimestamp
+            mask = 0x01
+            if status is not None:
+                mask |= 0x02
+            if source is not None:
+                mask |= 0x04
+            if server is not None:
+                mask |= 0x08
+            append(_HANDLE_MASK(item.ClientHandle, mask))
+            append(_DOUBLE_VALUE(11, variant.Value))
+            if status is not None:
+                append(_U32(status.value))
+            for when in (source, server):
+                if when is not None:
+                    raw = times.get(when)
+                    if raw is None:
+                        raw = times[when] = _I64(_to_filetime(when))
+                    append(raw)
+        else:
+            append(struct_to_binary(item))
+    append(_I32(0))  # DiagnosticInfos: none
+    return b"".join(parts)
+
+
+_original_pop_datachanges = InternalSubscription._pop_triggered_datachanges
+
+
+def _lean_pop_datachanges(self: InternalSubscription, result: ua.PublishResult) -> None:
+    """asyncua 2.1.0's ``_pop_triggered_datachanges``; for a client's subscription the
+    notification goes out encoded already (an ``ExtensionObject`` of the same bytes)."""
+    if not self.pub_request_callback:  # the server's own in-process subscription
+        _original_pop_datachanges(self, result)
+        return
+    if self._triggered_datachanges:
+        items = [item for sublist in self._triggered_datachanges.values() for item in sublist]
+        self._triggered_datachanges = {}
+        result.NotificationMessage.NotificationData.append(
+            ua.ExtensionObject(
+                TypeId=_DATA_CHANGE_ENCODING, Body=ua.ByteString(encode_data_changes(items))
+            )
+        )
+
+
+def lean_notifications() -> bool:
+    """Install the lean ``datachange_callback`` and the lean encoding of data changes
+    (once, process-wide); whether they are in.
+
+    Only on the asyncua versions they were checked against: on another one asyncua's own
+    code stays (slower, never wrong) and this says so in the log.
     """
     if MonitoredItemService.datachange_callback is _lean_datachange_callback:
         return True
@@ -116,6 +204,7 @@ def lean_notifications() -> bool:
         )
         return False
     MonitoredItemService.datachange_callback = _lean_datachange_callback  # type: ignore[method-assign]
+    InternalSubscription._pop_triggered_datachanges = _lean_pop_datachanges  # type: ignore[method-assign]
     return True
 
 
@@ -124,8 +213,9 @@ def lean_notifications_active() -> bool:
 
 
 def plain_notifications() -> None:
-    """Put asyncua's own ``datachange_callback`` back (benchmarks compare the two)."""
+    """Put asyncua's own ``datachange_callback`` and encoding back (benchmarks compare)."""
     MonitoredItemService.datachange_callback = _original_callback  # type: ignore[method-assign]
+    InternalSubscription._pop_triggered_datachanges = _original_pop_datachanges  # type: ignore[method-assign]
 
 
 GC_THRESHOLDS = (10_000, 50, 50)

@@ -1,0 +1,90 @@
+"""The twin server's lean encoding of data changes (``twin.opcua.fastpath``) writes the
+bytes asyncua's encoder writes (OPC UA Part 6, 5.2.2.17 DataValue, 5.2.6 ExtensionObject),
+and is installed only on the asyncua versions it was checked against."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from asyncua import ua
+from asyncua.server.internal_subscription import InternalSubscription
+from asyncua.server.monitored_item_service import MonitoredItemService
+from asyncua.ua.ua_binary import struct_to_binary
+
+from twin.opcua import fastpath
+from twin.opcua.fastpath import ImmutableDataValue, double_variant, encode_data_changes
+
+T0: Any = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)  # asyncua types it ua.DateTime
+
+
+def _items() -> list[ua.MonitoredItemNotification]:
+    later = T0 + timedelta(milliseconds=250)
+    values: list[ua.DataValue] = [
+        ImmutableDataValue(Value=double_variant(21.5), SourceTimestamp=T0, ServerTimestamp=later),
+        ImmutableDataValue(Value=double_variant(-0.0), SourceTimestamp=T0, ServerTimestamp=later),
+        ua.DataValue(Value=ua.Variant(1e300, ua.VariantType.Double), SourceTimestamp=later),
+        ua.DataValue(Value=ua.Variant(3.5, ua.VariantType.Double), ServerTimestamp=T0),
+        ua.DataValue(Value=ua.Variant(4.5, ua.VariantType.Double), StatusCode=None),
+        ua.DataValue(
+            Value=ua.Variant(5.5, ua.VariantType.Double),
+            StatusCode=ua.StatusCode(ua.UInt32(0x00A80000)),
+            SourceTimestamp=T0,
+        ),
+        ua.DataValue(Value=ua.Variant(7, ua.VariantType.Int32), SourceTimestamp=T0),
+        ua.DataValue(Value=ua.Variant("Jam at infeed", ua.VariantType.String)),
+        ua.DataValue(Value=ua.Variant([1.0, 2.0], ua.VariantType.Double), SourceTimestamp=T0),
+        ua.DataValue(Value=ua.Variant(6.5, ua.VariantType.Double), SourcePicoseconds=ua.UInt16(5)),
+        ua.DataValue(StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadNodeIdUnknown))),
+        ua.DataValue(Value=ua.Variant(2, ua.VariantType.Double)),  # an int in a Double variant
+    ]
+    return [
+        ua.MonitoredItemNotification(ClientHandle=ua.UInt32(10 + i), Value=v)
+        for i, v in enumerate(values)
+    ]
+
+
+def test_data_changes_are_encoded_as_asyncua_encodes_them() -> None:
+    items = _items()
+    assert encode_data_changes(items) == struct_to_binary(
+        ua.DataChangeNotification(MonitoredItems=items)
+    )
+    assert encode_data_changes([]) == struct_to_binary(ua.DataChangeNotification())
+
+
+def test_a_publish_response_carries_the_same_bytes_either_way() -> None:
+    def response(notification: object) -> bytes:
+        message = ua.NotificationMessage(
+            SequenceNumber=ua.UInt32(7), PublishTime=T0, NotificationData=[notification]
+        )
+        result = ua.PublishResult(SubscriptionId=ua.UInt32(1), NotificationMessage=message)
+        header = ua.ResponseHeader(Timestamp=T0, RequestHandle=ua.UInt32(3))
+        return struct_to_binary(ua.PublishResponse(ResponseHeader=header, Parameters=result))
+
+    items = _items()
+    lean = ua.ExtensionObject(
+        TypeId=fastpath._DATA_CHANGE_ENCODING, Body=ua.ByteString(encode_data_changes(items))
+    )
+    assert response(lean) == response(ua.DataChangeNotification(MonitoredItems=items))
+
+
+def test_the_fast_paths_are_installed_only_on_checked_asyncua_versions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    was = fastpath.lean_notifications_active()
+    try:
+        fastpath.plain_notifications()
+        monkeypatch.setattr(fastpath, "version", lambda name: "9.9.9")
+        assert not fastpath.lean_notifications()
+        assert MonitoredItemService.datachange_callback is fastpath._original_callback
+        pop = InternalSubscription._pop_triggered_datachanges
+        assert pop is fastpath._original_pop_datachanges
+        monkeypatch.undo()
+        assert fastpath.lean_notifications()
+        assert InternalSubscription._pop_triggered_datachanges is fastpath._lean_pop_datachanges
+        fastpath.plain_notifications()
+        assert InternalSubscription._pop_triggered_datachanges is fastpath._original_pop_datachanges
+    finally:
+        if was:
+            fastpath.lean_notifications()
