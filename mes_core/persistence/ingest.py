@@ -17,7 +17,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, String, Table, any_, bindparam, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Select,
+    String,
+    Table,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from mes_core.persistence import audit
@@ -105,6 +117,11 @@ def _stage_row(event: PlantEvent, received_at: datetime) -> tuple[Any, ...]:
 
 _EQUIPMENT = Equipment.__table__
 assert isinstance(_EQUIPMENT, Table)
+
+
+def _unnest(values: list[Any], item: type[String] | type[Integer]) -> Select[Any]:
+    """``SELECT unnest(:values)``: the members of a list passed as one array parameter."""
+    return select(func.unnest(bindparam("values", values, type_=ARRAY(item))))
 
 
 #: Columns of plant_event with their PostgreSQL types (staging table, COPY, SQLite insert).
@@ -280,17 +297,15 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
 
     postgres = _is_postgres(session)
     codes = {ev.work_unit for ev in new}
-    lookup = (
-        select(_EQUIPMENT.c.id, _EQUIPMENT.c.code, _EQUIPMENT.c.state_since).where(
-            # One array parameter: an IN list of as many parameters as codes is a new
-            # statement for the driver to parse each time (issue 8).
-            _EQUIPMENT.c.code == any_(bindparam("codes", list(codes), type_=ARRAY(String)))
-        )
+    wanted = (
+        # One array parameter: an IN list of as many parameters as codes is a new statement
+        # for the driver to parse each batch; and a join, not "= ANY(array)", which a
+        # generic plan checks row by row against the whole array (issue 8).
+        _EQUIPMENT.c.code.in_(_unnest(list(codes), String))
         if postgres
-        else select(_EQUIPMENT.c.id, _EQUIPMENT.c.code, _EQUIPMENT.c.state_since).where(
-            _EQUIPMENT.c.code.in_(codes)
-        )
+        else _EQUIPMENT.c.code.in_(codes)
     )
+    lookup = select(_EQUIPMENT.c.id, _EQUIPMENT.c.code, _EQUIPMENT.c.state_since).where(wanted)
     units = {r.code: WorkUnitRef(r.id, r.code, r.state_since) for r in session.execute(lookup)}
     unknown = sorted(codes - units.keys())
 
@@ -463,7 +478,7 @@ def _apply_counts(
         s[1] += e.scrap
     unit_ids = list({units[code].id for code, _ in sums})
     at_units = (
-        JobOperation.work_unit_id == any_(bindparam("unit_ids", unit_ids, type_=ARRAY(Integer)))
+        JobOperation.work_unit_id.in_(_unnest(unit_ids, Integer))
         if _is_postgres(session)
         else JobOperation.work_unit_id.in_(unit_ids)
     )
