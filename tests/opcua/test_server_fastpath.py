@@ -4,16 +4,18 @@ and is installed only on the asyncua versions it was checked against."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from asyncua import ua
+from asyncua import Server, ua
 from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.ua.ua_binary import struct_to_binary
 
 from twin.opcua import fastpath
+from twin.opcua.bench_raw import free_port
 from twin.opcua.fastpath import ImmutableDataValue, double_variant, encode_data_changes
 
 T0: Any = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)  # asyncua types it ua.DateTime
@@ -88,3 +90,52 @@ def test_the_fast_paths_are_installed_only_on_checked_asyncua_versions(
     finally:
         if was:
             fastpath.lean_notifications()
+
+
+def test_the_lean_writer_stores_and_notifies_what_asyncua_would_and_refuses_what_it_refuses() -> (
+    None
+):
+    """``value_writer``: a Good value of the node's variant type is stored and reaches a
+    subscriber; a value of another type is refused and a Bad status nulls the value, as
+    ``write_attribute_value`` does; without the fast paths it is asyncua's own."""
+
+    async def go() -> tuple[list[Any], list[Any]]:
+        server = Server()
+        await server.init()
+        server.set_endpoint(f"opc.tcp://127.0.0.1:{free_port()}")
+        ns = await server.register_namespace("urn:test:fastpath")
+        node = await server.nodes.objects.add_variable(ns, "V", 1.0, ua.VariantType.Double)
+        seen: list[Any] = []
+
+        class Handler:
+            def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
+                seen.append(val)
+
+        async with server:
+            sub = await server.create_subscription(10, Handler())
+            await sub.subscribe_data_change(node)
+            write = fastpath.value_writer(server)
+            assert write != server.write_attribute_value  # the lean one
+            stored = []
+            for value in (
+                ImmutableDataValue(Value=double_variant(2.5), SourceTimestamp=T0),
+                ua.DataValue(Value=ua.Variant(7, ua.VariantType.Int32)),  # wrong type
+                ua.DataValue(Value=ua.Variant(3.5, ua.VariantType.Double)),
+                ua.DataValue(StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadOutOfRange))),
+            ):
+                await write(node.nodeid, value)
+                held = (await node.read_data_value(raise_on_bad_status=False)).Value
+                stored.append(None if held is None else held.Value)
+                await asyncio.sleep(0.05)
+            await sub.delete()
+            fastpath.plain_notifications()
+            try:
+                assert fastpath.value_writer(server) == server.write_attribute_value
+            finally:
+                fastpath.lean_notifications()
+        return stored, seen
+
+    assert fastpath.lean_notifications()
+    stored, seen = asyncio.run(go())
+    assert stored == [2.5, 2.5, 3.5, None]
+    assert seen == [1.0, 2.5, 3.5, None]

@@ -193,9 +193,10 @@ async def run_raw_ceiling(
 
     ``immutable``: write DataValues whose deep copy is themselves (what the twin's
     publisher does), sparing asyncua's per-monitored-item deep copy of each value.
-    ``lean``: asyncua's data change callback builds each notification once
+    ``lean``: asyncua's data change callback builds each notification once, encodes it
+    at once, and values are written through ``value_writer``
     (``twin.opcua.fastpath.lean_notifications``, what the twin's servers run with);
-    otherwise asyncua's own callback runs, whatever was installed before.
+    otherwise asyncua's own code runs, whatever was installed before.
     """
     from asyncua import ua
 
@@ -225,6 +226,8 @@ async def _run_raw(
     nodes: int, rates: tuple[float, ...], seconds: float, stop_early: bool, make_value: Any
 ) -> RawResult:
     from asyncua import Server, ua
+
+    from twin.opcua.fastpath import value_writer
 
     quiet_asyncua()
     ns_uri = "urn:mestwin:bench:raw"
@@ -260,6 +263,8 @@ async def _run_raw(
                 for i in range(nodes)
             ]
             flip = [0] * nodes
+            # The twin's publisher writes through this too (asyncua's own without ``lean``).
+            write = value_writer(server)
             # A step that fails (saturated or lossy) is run once more before the climb
             # stops: on a shared machine one stall must not end it at its first step.
             queue = [(rate, 1) for rate in rates]
@@ -279,7 +284,7 @@ async def _run_raw(
                     k = min(int(rate * (now - started)) - written, WRITE_SLICE)
                     for _ in range(k):
                         flip[i] ^= 1
-                        await server.write_attribute_value(node_ids[i], prebuilt[i][flip[i]])
+                        await write(node_ids[i], prebuilt[i][flip[i]])
                         i = (i + 1) % nodes
                     written += max(k, 0)
                     await asyncio.sleep(WRITE_TICK_S if k < WRITE_SLICE else 0)

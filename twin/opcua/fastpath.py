@@ -30,11 +30,11 @@ import contextlib
 import gc
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import version
 from typing import Any
 
-from asyncua import ua
+from asyncua import Server, ua
 from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.ua.ua_binary import struct_to_binary
@@ -184,6 +184,63 @@ def _lean_pop_datachanges(self: InternalSubscription, result: ua.PublishResult) 
                 TypeId=_DATA_CHANGE_ENCODING, Body=ua.ByteString(encode_data_changes(items))
             )
         )
+
+
+ValueWriter = Callable[[ua.NodeId, ua.DataValue], Awaitable[Any]]
+_VALUE = ua.AttributeIds.Value
+_NULL = ua.VariantType.Null
+
+
+def value_writer(server: Server) -> ValueWriter:
+    """``server.write_attribute_value`` of Value attributes, leaner when the fast paths are in.
+
+    asyncua 2.1.0 looks up the node and its attribute on every write (hashing the NodeId
+    twice), checks the status and the variant type, and goes through three calls; a
+    publisher writing the same nodes over and over can keep each node's attribute and
+    skip the checks a value passes by construction: a Good status and the variant type the
+    node already holds (asyncua's own check, ``_is_expected_variant_type``, accepts exactly
+    those). Any other value, a node with a value setter or an unknown node takes
+    ``write_attribute_value``. The data change callbacks are then called as asyncua calls
+    them. Without ``lean_notifications`` (another asyncua version): the server's own.
+    """
+    slow = server.write_attribute_value
+    if not lean_notifications_active():
+        return slow
+    nodes = server.iserver.aspace._nodes
+    attributes: dict[ua.NodeId, Any] = {}
+
+    async def write(nodeid: ua.NodeId, value: ua.DataValue) -> Any:
+        attval = attributes.get(nodeid)
+        if attval is None:
+            node = nodes.get(nodeid)
+            attval = None if node is None else node.attributes.get(_VALUE)
+            if attval is None or attval.value_setter is not None:
+                return await slow(nodeid, value)
+            attributes[nodeid] = attval
+        held = attval.value
+        status = value.StatusCode
+        variant = value.Value
+        if (
+            status is None
+            or status.value != 0
+            or variant is None
+            or held is None
+            or held.Value is None
+            or held.Value.VariantType is not variant.VariantType
+            or variant.VariantType is _NULL
+            or attval.value_setter is not None
+        ):
+            return await slow(nodeid, value)
+        attval.value = value
+        attval.value_callback = None
+        for handle, callback in attval.datachange_callbacks.items():
+            try:
+                await callback(handle, value)
+            except Exception as ex:
+                log.exception("Error calling datachange callback %s, %s, %s", handle, callback, ex)
+        return None
+
+    return write
 
 
 def lean_notifications() -> bool:

@@ -30,7 +30,13 @@ from asyncua import Server, ua
 
 from plant_models.schema import PlantModel
 from twin.hooks import PackMLState, PlantControl
-from twin.opcua.fastpath import ImmutableDataValue, double_variant, lean_notifications
+from twin.opcua.fastpath import (
+    ImmutableDataValue,
+    ValueWriter,
+    double_variant,
+    lean_notifications,
+    value_writer,
+)
 from twin.opcua.infomodel import (
     STATE_NAMES,
     PlantNodes,
@@ -246,6 +252,8 @@ class OpcUaPublisher:
         self._queues: dict[int, deque[tuple[Any, ...]]] = {}
         self._route: dict[str, tuple[PlantServer, WorkUnitNodes, deque[tuple[Any, ...]]]] = {}
         self._servers = list(servers)
+        self._writers: dict[int, ValueWriter] = {}
+        """Per server (``id``): how its values are written (``fastpath.value_writer``)."""
         self._last: dict[ua.NodeId, Any] = {}
         self._state_variants = {
             n: (ua.Variant(n, ua.VariantType.Int32), ua.Variant(s, ua.VariantType.String))
@@ -411,6 +419,7 @@ class OpcUaPublisher:
         queues = {id(old): self._queues[id(old)] for old in self._servers}
         self._servers = list(servers)
         self._queues = {}
+        self._writers = {}
         for old_id, new in zip(queues, self._servers, strict=True):
             self._queues[id(new)] = queues[old_id]
             assert new.nodes is not None
@@ -434,7 +443,9 @@ class OpcUaPublisher:
         self, server: PlantServer, queue: deque[tuple[Any, ...]], limit: int | None = None
     ) -> None:
         assert server.server is not None
-        write = server.server.write_attribute_value
+        write = self._writers.get(id(server))
+        if write is None:
+            write = self._writers[id(server)] = value_writer(server.server)
         writes = self.writes
         now = datetime.now(UTC)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
