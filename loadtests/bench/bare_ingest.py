@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from loadtests.bench.cpu import postgres_cpu_seconds
 
 BARE_TABLE = "bench_bare_plant_event"
 SOURCE_TABLE = "plant_event"
@@ -57,9 +60,25 @@ def _create_copy(connection: Any, backend: str) -> None:
         connection.execute(text(statement.replace(SOURCE_TABLE, BARE_TABLE)))
 
 
+@dataclass(frozen=True)
+class BareInsert:
+    """What the bare insert took: rows per second, and CPU microseconds per row of the
+    inserting process (the driver) and of the database's backends (PostgreSQL only)."""
+
+    rows_per_s: float
+    driver_us_per_row: float
+    database_us_per_row: float | None
+
+
 def bare_insert_rate(url: str, rows: Sequence[dict[str, Any]], batch: int) -> float:
     """Rows per second inserting ``rows`` into a copy of ``plant_event`` at ``url``."""
-    backend = make_url(url).get_backend_name()
+    return bare_insert(url, rows, batch).rows_per_s
+
+
+def bare_insert(url: str, rows: Sequence[dict[str, Any]], batch: int) -> BareInsert:
+    """Insert ``rows`` into a copy of ``plant_event`` at ``url``, ``batch`` a transaction."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
@@ -81,16 +100,27 @@ def bare_insert_rate(url: str, rows: Sequence[dict[str, Any]], batch: int) -> fl
                 raw.execute("PRAGMA journal_mode=WAL")  # as the MES runs it
                 raw.execute("PRAGMA synchronous=NORMAL")
             cursor = raw.cursor()
+            database = parsed.database if backend == "postgresql" else None
+            db_cpu = postgres_cpu_seconds(database) if database else 0.0
+            cpu = time.process_time()
             started = time.perf_counter()
             for at in range(0, len(values), batch):
                 cursor.executemany(sql, values[at : at + batch])
                 raw.commit()
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
+            if database:
+                db_cpu = postgres_cpu_seconds(database) - db_cpu
             cursor.close()
         finally:
             raw.close()
         with engine.begin() as connection:
             connection.execute(text(f"DROP TABLE {BARE_TABLE}"))
-        return len(values) / elapsed
+        n = len(values)
+        return BareInsert(
+            rows_per_s=n / elapsed,
+            driver_us_per_row=1e6 * cpu / n,
+            database_us_per_row=1e6 * db_cpu / n if database else None,
+        )
     finally:
         engine.dispose()

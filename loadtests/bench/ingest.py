@@ -10,6 +10,10 @@ entry and the commit.
 Ceiling: the same rows inserted by the bare driver into a copy of ``plant_event`` in the
 same database, same batch size, one transaction a batch (``bare_ingest``).
 
+CPU per event: the MES's process and the database's backends (PostgreSQL) over the timed
+posts, beside the driver's process and the backends over the bare insert; on a shared
+machine these move less than the rates do.
+
 Where the time goes: the same batches are also ingested in process (no HTTP) with the
 phases timed apart — validation of the JSON body, ``ingest_batch`` (insert + apply + audit)
 and the commit — so that a miss can be pinned to its phase.
@@ -28,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
-from loadtests.bench.bare_ingest import bare_insert_rate
+from loadtests.bench.bare_ingest import bare_insert
+from loadtests.bench.cpu import postgres_cpu_seconds, tree_cpu_seconds
 from loadtests.bench.databases import throwaway_postgres, throwaway_sqlite
 from loadtests.bench.result import BenchResult, Figure
 from loadtests.config import Seed
@@ -149,6 +155,15 @@ def phase_breakdown(
     return {phase: 1000 * seconds / len(bodies) for phase, seconds in totals.items()}
 
 
+def _cpu(client_us: float, database_us: float | None, client: str = "driver") -> str:
+    if database_us is None:  # SQLite: the database works in the client's process
+        return f"{client} {client_us:.1f} us"
+    return (
+        f"{client} {client_us:.1f} us + PostgreSQL backends {database_us:.1f} us "
+        f"= {client_us + database_us:.1f} us"
+    )
+
+
 @contextmanager
 def _database(backend: str, folder: Path) -> Iterator[str]:
     if backend == "postgresql":
@@ -166,9 +181,12 @@ def bench_ingest(
     label = "PostgreSQL" if backend == "postgresql" else "SQLite"
     with tempfile.TemporaryDirectory(prefix="mestwin-bench-") as tmp:
         folder = Path(tmp)
+        pids: list[int] = []
         with (
             _database(backend, folder) as url,
-            running_mes(url, admin_password=ADMIN_PASSWORD, workers=1, log_dir=folder) as mes,
+            running_mes(
+                url, admin_password=ADMIN_PASSWORD, workers=1, log_dir=folder, pids=pids
+            ) as mes,
         ):
             manifest = seed_mes(
                 mes,
@@ -180,9 +198,17 @@ def bench_ingest(
             warm = _bodies(make_events(f"bench:{manifest.prefix}:warm", batch, units, 2), batch)
             post_batches(mes, manifest.integration_api_key, warm)
             stream = make_events(f"bench:{manifest.prefix}:main", events, units, 1)
-            seconds = post_batches(mes, manifest.integration_api_key, _bodies(stream, batch))
+            bodies = _bodies(stream, batch)
+            # CPU per event: less bound to the load of a shared machine than the rate.
+            database = make_url(url).database if backend == "postgresql" else None
+            mes_cpu = tree_cpu_seconds(pids[0])
+            db_cpu = postgres_cpu_seconds(database) if database else 0.0
+            seconds = post_batches(mes, manifest.integration_api_key, bodies)
+            mes_us = 1e6 * (tree_cpu_seconds(pids[0]) - mes_cpu) / events
+            db_us = 1e6 * (postgres_cpu_seconds(database) - db_cpu) / events if database else None
             product = events / seconds
-            ceiling = bare_insert_rate(url, _rows(stream), batch)
+            bare = bare_insert(url, _rows(stream), batch)
+            ceiling = bare.rows_per_s
             extra = make_events(f"bench:{manifest.prefix}:phases", min(events, 10 * batch), units)
             phases = phase_breakdown(url, _bodies(extra, batch), profile_top)
     target_met: bool | None
@@ -204,6 +230,8 @@ def bench_ingest(
         details=[
             ("events", f"{events:,} in batches of {batch:,} over {len(units)} work units"),
             ("time per batch over HTTP", f"{per_batch:.1f} ms"),
+            ("CPU per event, MES over HTTP", _cpu(mes_us, db_us, "MES worker")),
+            ("CPU per row, bare insert", _cpu(bare.driver_us_per_row, bare.database_us_per_row)),
             (
                 "in process, per batch (no HTTP)",
                 ", ".join(f"{phase} {ms:.1f} ms" for phase, ms in phases.items()),
