@@ -456,8 +456,13 @@ class WorkUnitSim:
         self.proc = self.env.process(self._run())
         for k, (mode, ttf, ttr) in enumerate(self.clock_modes):
             self.env.process(self._clock_failures(k, mode, ttf, ttr))
+        # One scan per update period samples all the work unit's values of that period,
+        # in model order, as its PLC would: one SimPy event a period, not one a value.
+        scans: dict[float, list[ProcessValueSim]] = {}
         for pv in spec.process_values:
-            ProcessValueSim(engine, self, pv)
+            scans.setdefault(pv.update_period, []).append(ProcessValueSim(engine, self, pv))
+        for period, values in scans.items():
+            self.env.process(self._scan(period, values))
 
     # -- states -------------------------------------------------------------------------
     def _record(self, state: str, reason: str) -> None:
@@ -773,6 +778,32 @@ class WorkUnitSim:
         self.reset_event = None
         self.enter(IDLE, "idle: reset")
 
+    def _scan(self, period: float, values: list[ProcessValueSim]) -> SimGen:
+        """Sample ``values`` every ``period`` s (noise, drift), publishing what moved more
+        than its deadband."""
+        engine = self.engine
+        env = self.env
+        obs = engine.observers
+        timeout = env.timeout
+        code = self.code
+        while True:
+            now = env._now
+            for pv in values:
+                value = pv.noise() + pv.drift * now + pv.offset
+                pv.last = value
+                pv.count += 1
+                pv.total += value
+                if value < pv.minimum:
+                    pv.minimum = value
+                if value > pv.maximum:
+                    pv.maximum = value
+                if obs and (pv.published is None or abs(value - pv.published) > pv.deadband):
+                    pv.published = value
+                    wall = engine.wall(now)  # ``notify_value`` inlined: a call per sample
+                    for o in obs:
+                        o.on_value(now, code, pv.name, value, wall)
+            yield timeout(period)
+
     # -- figures ------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
         return {
@@ -790,12 +821,30 @@ class WorkUnitSim:
 
 
 class ProcessValueSim:
-    """A process value sampled every ``update_period`` with noise and drift."""
+    """A process value sampled every ``update_period`` with noise and drift (by its work
+    unit's scan, ``WorkUnitSim._scan``)."""
+
+    __slots__ = (
+        "count",
+        "deadband",
+        "drift",
+        "last",
+        "maximum",
+        "minimum",
+        "name",
+        "noise",
+        "offset",
+        "published",
+        "spec",
+        "total",
+        "wu",
+    )
 
     def __init__(self, engine: Engine, wu: WorkUnitSim, spec: ProcessValue) -> None:
-        self.engine = engine
         self.wu = wu
         self.spec = spec
+        self.name = spec.name
+        self.deadband = spec.deadband
         self.noise = sampler(
             spec.distribution, substream(engine.root, f"{wu.code}/pv/{spec.name}"), duration=False
         )
@@ -808,34 +857,6 @@ class ProcessValueSim:
         self.minimum = INFINITE
         self.maximum = -INFINITE
         engine.values[(wu.code, spec.name)] = self
-        engine.env.process(self._run())
-
-    def _run(self) -> SimGen:
-        engine = self.engine
-        env = engine.env
-        period = self.spec.update_period
-        deadband = self.spec.deadband
-        obs = engine.observers
-        noise = self.noise
-        timeout = env.timeout
-        code = self.wu.code
-        name = self.spec.name
-        while True:
-            now = env._now
-            value = noise() + self.drift * now + self.offset
-            self.last = value
-            self.count += 1
-            self.total += value
-            if value < self.minimum:
-                self.minimum = value
-            if value > self.maximum:
-                self.maximum = value
-            if obs and (self.published is None or abs(value - self.published) > deadband):
-                self.published = value
-                wall = engine.wall(now)  # ``notify_value`` inlined: a call per sample
-                for o in obs:
-                    o.on_value(now, code, name, value, wall)
-            yield timeout(period)
 
     def figures(self) -> dict[str, Any]:
         return {
