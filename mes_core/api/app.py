@@ -24,6 +24,7 @@ from mes_core.domain.states import Role
 from mes_core.gc_tuning import settle_heap
 from mes_core.observability import install as install_observability
 from mes_core.observability import open_holds_from
+from mes_core.persistence.auth_cache import ChangeListener, CredentialCache
 from mes_core.persistence.db import is_sqlite, make_engine, make_session_factory
 from mes_core.persistence.models import Person
 from mes_core.persistence.security import SYSTEM, create_person_once, hash_password
@@ -132,11 +133,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not is_sqlite(app.state.settings.database_url):
         threads = app.state.settings.api_threads
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+    listener = None
+    if app.state.credential_cache is not None:
+        listener = ChangeListener(app.state.settings.database_url, app.state.credential_cache)
+        listener.start()
     if app.state.served:
         # A served worker (not an app in a test's process): its start-up heap out of the
         # collector's sight (full collections of it stalled requests 120-165 ms).
         settle_heap()
-    yield
+    try:
+        yield
+    finally:
+        if listener is not None:
+            await anyio.to_thread.run_sync(listener.stop)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -158,6 +167,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = factory
     app.state.write_session_factory = write_factory
+    # Resolved credentials, kept while the database announces their changes (PostgreSQL;
+    # in use once the lifespan's listener listens: see mes_core.persistence.auth_cache).
+    app.state.credential_cache = None if is_sqlite(settings.database_url) else CredentialCache()
     errors.install(app)
     for path in ROUTERS:
         router = load_router(path)

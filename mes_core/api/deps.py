@@ -108,7 +108,7 @@ def _presented_secret(
 def _authorize(request: Request, session: Session, admitted: frozenset[str], secret: str) -> Actor:
     """The actor behind ``secret`` if it holds one of the ``admitted`` roles; 401 for an
     unknown or expired secret, 403 (audited) for another role."""
-    actor = security.resolve(session, secret)
+    actor = security.resolve(session, secret, request.app.state.credential_cache)
     request.state.actor = actor
     if not actor.has_any(admitted):
         refused = Forbidden(

@@ -11,6 +11,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +22,9 @@ from mes_core.domain.errors import NotAuthenticated
 from mes_core.domain.states import Role
 from mes_core.persistence.base import utcnow
 from mes_core.persistence.models import AuthToken, Person
+
+if TYPE_CHECKING:
+    from mes_core.persistence.auth_cache import CredentialCache
 
 # scrypt cost: ~50 ms on this project's machines; enough against offline guessing for a
 # test bench, cheap enough for e-signatures that re-enter the password.
@@ -100,11 +104,26 @@ def issue_api_key(session: Session, *, name: str, role: Role) -> str:
     return key
 
 
-def resolve(session: Session, secret: str) -> Actor:
+def resolve(session: Session, secret: str, cache: CredentialCache | None = None) -> Actor:
     """The actor behind a bearer token or API key, or ``NotAuthenticated``.
 
     One query (the token with its person) of plain columns, no ORM objects: it runs on
-    every request."""
+    every request, unless ``cache`` (a worker's, on PostgreSQL; see ``auth_cache``) holds
+    the answer."""
+    digest = _digest(secret)
+    generation = 0
+    if cache is not None:
+        hit = cache.get(digest)
+        if hit is not None and (hit.expires_at is None or hit.expires_at > utcnow()):
+            return hit.actor
+        generation = cache.generation
+    actor, expires_at = _resolve(session, digest)
+    if cache is not None:
+        cache.put(digest, actor, expires_at, generation)
+    return actor
+
+
+def _resolve(session: Session, digest: str) -> tuple[Actor, datetime | None]:
     found = session.execute(
         select(
             AuthToken.name,
@@ -117,7 +136,7 @@ def resolve(session: Session, secret: str) -> Actor:
             Person.active,
         )
         .outerjoin(Person, Person.id == AuthToken.person_id)
-        .where(AuthToken.token_hash == _digest(secret))
+        .where(AuthToken.token_hash == digest)
     ).first()
     if found is None:
         raise NotAuthenticated("unknown token or API key")
@@ -127,8 +146,10 @@ def resolve(session: Session, secret: str) -> Actor:
     if person_id is not None:
         if pid is None or not active:
             raise NotAuthenticated("the token's person is no longer active")
-        return Actor(code, frozenset(r for r in person_roles.split(",") if r), pid, code)
-    return Actor(f"api_key:{name}", frozenset(r for r in token_roles.split(",") if r))
+        roles = frozenset(r for r in person_roles.split(",") if r)
+        return Actor(code, roles, pid, code), expires_at
+    roles = frozenset(r for r in token_roles.split(",") if r)
+    return Actor(f"api_key:{name}", roles), expires_at
 
 
 def create_person_once(
