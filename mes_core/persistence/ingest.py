@@ -1,12 +1,14 @@
 """Batch ingest of plant events (ISA-95 Part 3 production data collection), rule 6.
 
-One transaction per batch: a multi-row ``INSERT ... ON CONFLICT DO NOTHING`` into
-``plant_event`` (keyed ``(source, sequence)``) tells which events were stored already; only
-the others are applied, aggregated: one state update per work unit (plus a history row per
-state event), one count update per operation, one audit entry for the whole batch. Never
-one ORM object per event: that caps ingest at a few thousand events a second
-(PERFORMANCE-NOTES.md). Per event, Python does as little as it can (issue 8): a tuple per
-row, no dictionaries, and on PostgreSQL the state history is written by the insert itself.
+One transaction per batch: the batch goes into ``plant_event`` (keyed ``(source,
+sequence)``) so that the keys stored already are known; only the other events are applied,
+aggregated: one state update per work unit (plus a history row per state event), one count
+update per operation, one audit entry for the whole batch. Never one ORM object per event:
+that caps ingest at a few thousand events a second (PERFORMANCE-NOTES.md).
+
+Issue 8: per event, Python does as little as it can (a tuple per row, no dictionaries) and
+PostgreSQL too: a new batch (nearly every batch) is copied straight into ``plant_event``;
+only a batch that repeats a stored key is staged and inserted ``ON CONFLICT DO NOTHING``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     ARRAY,
     Integer,
@@ -151,18 +154,19 @@ _PG_COLUMN_TYPES = {
 _Key = tuple[str, int]
 
 
-def _insert_new(session: Session, rows: list[tuple[Any, ...]]) -> set[_Key]:
-    """Insert, ignoring keys already stored; return the keys that were stored already.
+def _insert_new(session: Session, rows: list[tuple[Any, ...]]) -> tuple[set[_Key], bool]:
+    """Insert, ignoring keys already stored; return the keys that were stored already, and
+    whether the state history of the new state events was written too (on PostgreSQL, when
+    some keys were stored already: see :func:`_insert_new_postgres`).
 
     ``rows`` (from :func:`_stage_row`) have unique keys (duplicates within the batch were
-    dropped by the caller). On PostgreSQL the state history rows of the new state events
-    are written too (see :func:`_insert_new_postgres`).
+    dropped by the caller).
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return _insert_new_postgres(session, rows)
     if dialect == "sqlite":
-        return _insert_new_sqlite(session, rows)
+        return _insert_new_sqlite(session, rows), False
     raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
 
 
@@ -178,17 +182,22 @@ _PG_STAGE = (
     + ", ".join(f"{c} {t}" for c, t in _PG_COLUMN_TYPES.items())
     + ") ON COMMIT DELETE ROWS"
 )
-_PG_COPY = f"COPY plant_event_stage ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_PG_COPY_STAGE = f"COPY plant_event_stage ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_PG_COPY_DIRECT = f"COPY plant_event ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_PG_COPY_HISTORY = (
+    "COPY equipment_state_history (equipment_id, state, reason, started_at, source) "
+    "FROM STDIN (FORMAT BINARY)"
+)
 # One statement: the insert (rule 6), the state history of the new state events of known
 # work units in time order (as _apply_states orders them; COLLATE "C" sorts sources by
 # code point, as Python does), and the answer: only the keys that were stored already,
-# nearly always none, instead of every new key for Python to parse and hash (issue 8:
-# ~1 us an event in the MES, and the history's arrays another ~1 us to dump).
+# instead of every new key for Python to parse and hash.
 _PG_INSERT = (
     "WITH new AS ("
     f"INSERT INTO plant_event ({_PG_COLUMNS}) SELECT {_PG_COLUMNS} FROM plant_event_stage "
-    # Key order: concurrent batches with overlapping keys lock them in one order.
-    "ORDER BY source, sequence "
+    # Key order (code points, as the direct COPY's rows are sorted): concurrent batches
+    # with overlapping keys lock them in one order.
+    'ORDER BY source COLLATE "C", sequence '
     "ON CONFLICT (source, sequence) DO NOTHING "
     "RETURNING source, sequence, kind, work_unit, ts, state, reason), "
     "history AS ("
@@ -197,29 +206,55 @@ _PG_INSERT = (
     "JOIN equipment AS e ON e.code = n.work_unit WHERE n.kind = 'state' "
     'ORDER BY n.ts, n.source COLLATE "C", n.sequence) '
     "SELECT s.source, s.sequence FROM plant_event_stage AS s "
-    # Evaluated once, first: when every row was new (nearly always) the search is skipped.
+    # Evaluated once, first: when every row was new the search is skipped.
     "WHERE (SELECT count(*) FROM new) < %(staged)s AND NOT EXISTS "
     "(SELECT FROM new AS n WHERE n.source = s.source AND n.sequence = s.sequence)"
 )
 
 
-def _insert_new_postgres(session: Session, rows: list[tuple[Any, ...]]) -> set[_Key]:
+def _insert_new_postgres(session: Session, rows: list[tuple[Any, ...]]) -> tuple[set[_Key], bool]:
+    # Nearly every batch is new: COPY it straight into plant_event, in a savepoint (issue 8:
+    # ~2 us of PostgreSQL CPU an event less than staging it first). The primary key refuses
+    # the batch if any key is stored already (or is being stored by a concurrent batch,
+    # once that commits); then the savepoint is rolled back and the batch staged.
+    # Rows in key order: concurrent batches with overlapping keys lock them in one order.
+    rows.sort(key=_row_key)
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute("SAVEPOINT plant_event_copy")
+        try:
+            with cursor.copy(_PG_COPY_DIRECT) as copy:
+                copy.set_types(_PG_COPY_TYPES)
+                write = copy.write_row
+                for row in rows:
+                    write(row)
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT plant_event_copy")
+            cursor.execute("RELEASE SAVEPOINT plant_event_copy")
+            return _insert_staged(cursor, rows), True
+        cursor.execute("RELEASE SAVEPOINT plant_event_copy")
+    return set(), False
+
+
+def _row_key(row: tuple[Any, ...]) -> tuple[str, int]:
+    return row[0], row[1]
+
+
+def _insert_staged(cursor: Any, rows: list[tuple[Any, ...]]) -> set[_Key]:
     # Binary COPY into a per-connection temporary staging table, then one INSERT ...
     # SELECT ... ON CONFLICT DO NOTHING: COPY is the fast way in (~10x a multi-row INSERT
     # from Python), the INSERT keeps rule 6 and says which keys were stored already.
     # The commit empties the table (ON COMMIT DELETE ROWS). Rows an earlier batch of the
     # same transaction left there are harmless: this transaction stored them already, so
     # the insert skips them and only keys of this batch are looked up in the answer.
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
-        cursor.execute(_PG_STAGE)
-        with cursor.copy(_PG_COPY) as copy:
-            copy.set_types(_PG_COPY_TYPES)
-            write = copy.write_row
-            for row in rows:
-                write(row)
-        cursor.execute(_PG_INSERT, {"staged": len(rows)})
-        return {(source, sequence) for source, sequence in cursor.fetchall()}
+    cursor.execute(_PG_STAGE)
+    with cursor.copy(_PG_COPY_STAGE) as copy:
+        copy.set_types(_PG_COPY_TYPES)
+        write = copy.write_row
+        for row in rows:
+            write(row)
+    cursor.execute(_PG_INSERT, {"staged": len(rows)})
+    return {(source, sequence) for source, sequence in cursor.fetchall()}
 
 
 def _sqlite_time(value: datetime) -> str:
@@ -292,7 +327,9 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
     unique: dict[_Key, PlantEvent] = {}
     for ev in batch.events:
         unique.setdefault((ev.source, ev.sequence), ev)
-    stored = _insert_new(session, [_stage_row(ev, received_at) for ev in unique.values()])
+    stored, history_written = _insert_new(
+        session, [_stage_row(ev, received_at) for ev in unique.values()]
+    )
     new = [ev for key, ev in unique.items() if key not in stored] if stored else [*unique.values()]
 
     postgres = _is_postgres(session)
@@ -321,8 +358,7 @@ def ingest_batch(session: Session, batch: PlantEventBatch, *, actor: Actor) -> I
             states.append(ev)
         elif isinstance(ev, MeasurementEvent):
             measurements.append(ev)
-    # On PostgreSQL the insert wrote the state history already (_PG_INSERT).
-    last_states = _apply_states(session, states, units, history=not postgres)
+    last_states = _apply_states(session, states, units, history=not history_written)
     # Rows are locked in the order the execution services use (job order, then its
     # operations), so ingest and operator actions never deadlock: measurements (which may
     # hold a job order) before counts (which update operations).
@@ -398,7 +434,18 @@ def _apply_states(
         return {}
     events.sort(key=lambda e: (e.timestamp, e.source, e.sequence))
     postgres = _is_postgres(session)
-    if history:
+    if history and postgres:
+        raw = session.connection().connection.driver_connection
+        with (
+            raw.cursor() as cursor,  # type: ignore[union-attr]
+            cursor.copy(_PG_COPY_HISTORY) as copy,
+        ):
+            copy.set_types(["int4", "text", "text", "timestamptz", "text"])
+            for e in events:
+                copy.write_row(
+                    (units[e.work_unit].id, e.state.value, e.reason, e.timestamp, e.source)
+                )
+    elif history:
         table = EquipmentStateHistory.__table__
         assert isinstance(table, Table)
         session.execute(
