@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import time
 from collections import deque
@@ -438,8 +439,8 @@ class Connector:
 
     def _batch(self, start: int) -> list[tuple[int, str]]:
         """The outbox's events from ``start``, at most one batch of them."""
-        end = min(start + self.options.batch_size, len(self.outbox))
-        return [self.outbox[i] for i in range(start, end)]
+        # islice, not indexing: a deque is indexed from its nearer end, block by block.
+        return list(itertools.islice(self.outbox, start, start + self.options.batch_size))
 
     async def _post(self, batch: list[tuple[int, str]], behind: int) -> Any:
         """Post one batch; the ``IngestResult``, or the error that stopped it.

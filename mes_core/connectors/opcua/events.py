@@ -154,8 +154,9 @@ class EventBuilder:
         self.initial_counts = initial_counts
         self.next_sequence = 1
         self.images: dict[str, WorkUnitImage] = {}
-        self._tags: dict[ua.NodeId, tuple[WorkUnitImage, str]] = {}
-        self._pvs: dict[ua.NodeId, tuple[WorkUnitImage, ProcessValueBinding]] = {}
+        self._routes: dict[ua.NodeId, tuple[WorkUnitImage, str, ProcessValueBinding | None]] = {}
+        """Per subscribed NodeId: its work unit and tag name, or ``""`` and its process
+        value (one lookup per notification)."""
         self.skipped_values = 0
 
     # --- state -------------------------------------------------------------------------
@@ -178,16 +179,15 @@ class EventBuilder:
 
     def bind(self, bindings: Iterable[WorkUnitBinding]) -> list[ua.NodeId]:
         """Use these work units' NodeIds from now on; the nodes to subscribe to."""
-        self._tags.clear()
-        self._pvs.clear()
+        self._routes.clear()
         nodes: list[ua.NodeId] = []
         for b in bindings:
             image = self.images.setdefault(b.code, WorkUnitImage(b.code))
             for tag, nodeid in b.tags.items():
-                self._tags[nodeid] = (image, tag)
+                self._routes[nodeid] = (image, tag, None)
                 nodes.append(nodeid)
             for nodeid, pv in b.process_values.items():
-                self._pvs[nodeid] = (image, pv)
+                self._routes[nodeid] = (image, "", pv)
                 nodes.append(nodeid)
         return nodes
 
@@ -202,28 +202,27 @@ class EventBuilder:
         """Events for a batch of notifications (arrival order) and alarm events."""
         per_unit: dict[str, list[tuple[float, int, str, Any, Any]]] = {}
         now = datetime.now(UTC)
+        routes = self._routes
+        # The notifications of one moment share their timestamp (often the same object).
+        moments: dict[datetime, tuple[float, datetime]] = {}
         for idx, (nodeid, value, ts) in enumerate(items):
-            when = ts or now
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            tag = self._tags.get(nodeid)
-            if tag is not None:
-                image, name = tag
-                per_unit.setdefault(image.code, []).append(
-                    (when.timestamp(), idx, name, value, when)
-                )
+            route = routes.get(nodeid)
+            if route is None:
                 continue
-            pv = self._pvs.get(nodeid)
-            if pv is not None:
-                image, binding = pv
-                per_unit.setdefault(image.code, []).append(
-                    (when.timestamp(), idx, "", (binding, value), when)
-                )
+            image, name, binding = route
+            when = ts or now
+            moment = moments.get(when)
+            if moment is None:
+                aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                moment = moments[when] = (aware.timestamp(), aware)
+            per_unit.setdefault(image.code, []).append(
+                (moment[0], idx, name, value if binding is None else (binding, value), moment[1])
+            )
         events: list[PlantEvent] = []
         touched: list[WorkUnitImage] = []
         for code, entries in per_unit.items():
             image = self.images[code]
-            entries.sort(key=lambda e: (e[0], e[1]))
+            entries.sort()  # by time, then arrival (idx is unique: nothing after it compared)
             self._unit(image, entries, events)
             touched.append(image)
         for alarm in alarms:
