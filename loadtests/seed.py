@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loadtests.config import Seed
 from mes_core.client import MesClient
+from mes_core.schemas.execution import JobOrderCreate
 from mes_core.schemas.masterdata import (
     CertificationIn,
     CharacteristicIn,
@@ -30,6 +31,8 @@ from mes_core.schemas.masterdata import (
     SegmentMaterialIn,
 )
 
+#: A JSON list of running job orders ({"code", "operator"}): :func:`running_job_orders`.
+JOB_ORDERS_ENV = "MESTWIN_BENCH_JOB_ORDERS"
 SEED_ENV = "MESTWIN_LOADTEST_SEED"
 
 MIXER_CLASS = "LoadMixer"
@@ -193,3 +196,29 @@ def seed_mes(
     return SeedManifest(
         **{**asdict(manifest), "integration_api_key": key.api_key, "tokens": tokens}
     )
+
+
+def running_job_orders(mes_url: str, seed: SeedManifest, users: int, path: Path) -> None:
+    """One running job order per user (created, released, dispatched, its first operation
+    started by the user's operator), written to ``path`` (JSON, for ``bench api``'s users:
+    ``loadtests/bench/api_locustfile.py``).
+
+    Done before Locust starts: Locust's rate is the transactions over the time since its
+    statistics were reset, once the users are spawned; set-up requests in ``on_start``
+    fell in that window and cost the MES's figure 2-4 % of its transactions per second,
+    which the bare endpoint (no set-up) did not pay."""
+    jobs = []
+    with MesClient(mes_url, token=seed.tokens[seed.supervisor], timeout=60) as supervisor:
+        for number in range(users):
+            code = f"{seed.prefix}-BJ-{uuid.uuid4().hex[:10]}"
+            operator = seed.operators[number % len(seed.operators)]
+            mixer = seed.mixers[number % len(seed.mixers)]
+            supervisor.create_job_order(
+                JobOrderCreate(code=code, product=seed.product, quantity=1e6)
+            )
+            supervisor.release_job_order(code)
+            supervisor.dispatch_job_order(code, {1: mixer})
+            with MesClient(mes_url, token=seed.tokens[operator], timeout=60) as op:
+                op.start_operation(code, 1)
+            jobs.append({"code": code, "operator": operator})
+    path.write_text(json.dumps(jobs))

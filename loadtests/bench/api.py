@@ -27,7 +27,7 @@ from loadtests.config import Seed
 from loadtests.mes import running_mes
 from loadtests.mes_metrics import mes_view, scrape
 from loadtests.runner import run_locust
-from loadtests.seed import SEED_ENV, seed_mes
+from loadtests.seed import JOB_ORDERS_ENV, SEED_ENV, running_job_orders, seed_mes
 from loadtests.servers import uvicorn_server
 from loadtests.slo import RequestStats
 
@@ -132,6 +132,8 @@ def bench_api(
                 )
                 seed_path = folder / "seed.json"
                 manifest.write(seed_path)
+                jobs_path = folder / "job-orders.json"
+                running_job_orders(mes_url, manifest, users, jobs_path)
                 before = scrape(mes_url, time.time())
                 mes_runs = [
                     _locust(
@@ -141,7 +143,7 @@ def bench_api(
                         users,
                         seconds,
                         folder,
-                        {SEED_ENV: str(seed_path)},
+                        {SEED_ENV: str(seed_path), JOB_ORDERS_ENV: str(jobs_path)},
                         mes_pids[0],
                         database,
                     )

@@ -1,8 +1,9 @@
 """Locust users of ``mestwin bench api``: operator transactions at a fixed offered rate.
 
-``MesOperator``: each user gets a job order of its own set up once (create, release,
-dispatch, start; requests named ``setup``), then reports counts and consumes lots on its
-running operation — the operator transactions of a shift — named ``operator transaction``.
+``MesOperator``: each user takes a running job order of its own, set up before Locust
+starts (``loadtests.seed.running_job_orders``), and reports counts and consumes lots on
+its running operation — the operator transactions of a shift — named ``operator
+transaction``.
 ``BareReport``: the same rate of one-insert requests to the bare FastAPI app.
 Each user offers ``MESTWIN_BENCH_RATE_PER_USER`` transactions a second as a Poisson
 process (:func:`poisson_arrivals`), so users x rate is the offered load whatever the
@@ -14,18 +15,19 @@ spawned at 20/s offering 10/s each arrive as bursts of 10 requests every 50 ms.)
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from locust import FastHttpUser, User, task
 
-from loadtests.seed import SEED_ENV, SeedManifest
+from loadtests.seed import JOB_ORDERS_ENV, SEED_ENV, SeedManifest
 
 RATE_PER_USER = float(os.environ.get("MESTWIN_BENCH_RATE_PER_USER", "10"))
+
 API = "/api/v1"
 _numbers = itertools.count()
 #: A user more than this late on its schedule (a stall) starts afresh instead of
@@ -56,20 +58,12 @@ class MesOperator(FastHttpUser):
         self.seed = SeedManifest.read(Path(os.environ[SEED_ENV]))
         s = self.seed
         number = next(_numbers)
-        person = s.operators[number % len(s.operators)]
-        self.op = {"Authorization": f"Bearer {s.tokens[person]}"}
-        sup = {"Authorization": f"Bearer {s.tokens[s.supervisor]}"}
-        self.code = f"{s.prefix}-BJ-{uuid.uuid4().hex[:10]}"
-        jo = f"{API}/job-orders/{self.code}"
-        mixer = s.mixers[number % len(s.mixers)]
-        for url, body, headers in (
-            (f"{API}/job-orders", {"code": self.code, "product": s.product, "quantity": 1e6},
-             sup),
-            (f"{jo}/release", {}, sup),
-            (f"{jo}/dispatch", {"work_units": {"1": mixer}}, sup),
-            (f"{jo}/operations/1/start", {}, self.op),
-        ):  # fmt: skip
-            self.client.post(url, json=body, headers=headers, name="setup")
+        # A running job order of its own, set up before Locust started (running_job_orders
+        # in loadtests.seed), so that the measured window holds operator transactions only.
+        jobs = json.loads(Path(os.environ[JOB_ORDERS_ENV]).read_text())
+        job = jobs[number % len(jobs)]
+        self.code = job["code"]
+        self.op = {"Authorization": f"Bearer {s.tokens[job['operator']]}"}
 
     @task(4)
     def report_counts(self) -> None:
