@@ -788,6 +788,7 @@ class WorkUnitSim:
         code = self.code
         while True:
             now = env._now
+            wall = engine.wall(now) if obs else None
             for pv in values:
                 value = pv.noise() + pv.drift * now + pv.offset
                 pv.last = value
@@ -799,8 +800,7 @@ class WorkUnitSim:
                     pv.maximum = value
                 if obs and (pv.published is None or abs(value - pv.published) > pv.deadband):
                     pv.published = value
-                    wall = engine.wall(now)  # ``notify_value`` inlined: a call per sample
-                    for o in obs:
+                    for o in obs:  # ``notify_value`` inlined: this is a call per sample
                         o.on_value(now, code, pv.name, value, wall)
             yield timeout(period)
 

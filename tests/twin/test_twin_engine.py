@@ -11,6 +11,7 @@ from twin_test_plants import exponential, plant, work_unit
 
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel
+from twin.bench import events_scheduled
 from twin.engine import CannotKeepPace, ControlError, Engine
 from twin.hooks import PACKML_FOR_STATE, PackMLState
 from twin.streams import substream
@@ -431,3 +432,67 @@ def test_the_summary_is_strict_json() -> None:
     engine.run_until(86_400.0)
     text = json.dumps(engine.finish(), allow_nan=False)
     assert json.loads(text)["plant"] == "PHARMA"
+
+
+def _valued(*values: tuple[str, float]) -> PlantModel:
+    """One work unit with process values (name, update period), normal noise."""
+    return plant(
+        [
+            work_unit(
+                "L1-A",
+                1.0,
+                process_values=[
+                    {
+                        "name": name,
+                        "distribution": {"kind": "normal", "mean": 50.0, "sd": 1.0},
+                        "update_period": period,
+                    }
+                    for name, period in values
+                ],
+            )
+        ]
+    )
+
+
+def test_values_of_one_period_are_sampled_in_one_scan_each_from_its_own_stream() -> None:
+    def run(*values: tuple[str, float]) -> tuple[Engine, Recorder]:
+        engine = Engine(_valued(*values), 1)
+        recorder = Recorder()
+        engine.add_observer(recorder)
+        engine.run_until(100.0)
+        return engine, recorder
+
+    both, rec_both = run(("V1", 10.0), ("V2", 10.0), ("V3", 25.0))
+    alone, rec_alone = run(("V1", 10.0), ("V3", 25.0))
+    # A PLC scan: the second value of period 10 s costs no event of its own.
+    assert events_scheduled(both.env) == events_scheduled(alone.env)
+    times = {
+        name: [c[1] for c in rec_both.of("value") if c[3] == name] for name in ("V1", "V2", "V3")
+    }
+    assert times["V1"] == times["V2"] == [10.0 * k for k in range(10)]
+    assert times["V3"] == [0.0, 25.0, 50.0, 75.0]
+    # Each value draws from its own named stream: adding V2 moves none of V1's draws.
+    v1 = [c[4] for c in rec_both.of("value") if c[3] == "V1"]
+    assert v1 == [c[4] for c in rec_alone.of("value") if c[3] == "V1"]
+    assert v1 != [c[4] for c in rec_both.of("value") if c[3] == "V2"]
+    assert both.values[("L1-A", "V1")].figures() == alone.values[("L1-A", "V1")].figures()
+
+
+def test_paced_run_stamps_what_it_publishes_with_the_wall_time_of_its_simulated_time() -> None:
+    stamps: list[tuple[float, float | None]] = []
+
+    class Stamps(Recorder):
+        def on_value(
+            self, t: float, work_unit: str, name: str, value: float, wall: float | None
+        ) -> None:
+            stamps.append((t, wall))
+
+    speed = 100.0
+    engine = Engine(_valued(("V1", 0.5)), 1, speed=speed)
+    engine.add_observer(Stamps())
+    engine.run_until(10.0)
+    assert [t for t, _ in stamps] == [0.5 * k for k in range(20)]
+    # Events are handled in batches, but each is stamped exactly: wall = wall0 + t / speed.
+    wall0 = engine.wall(0.0)
+    assert wall0 is not None
+    assert all(w == pytest.approx(wall0 + t / speed, abs=1e-6) for t, w in stamps)
