@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import Compiled
 
 from mes_core.persistence.base import utcnow
 from mes_core.persistence.models import AuditEntry, AuditHead
@@ -175,9 +177,11 @@ def _append_postgres(session: Session, params: dict[str, Any]) -> AuditEntry:
 # append (the action), its id the order of commits: of two transactions committing within
 # the same few milliseconds, the later id may carry the earlier time.
 
-#: ``session.info`` keys: appends are deferred while DEFER is set; the pending ones.
+#: ``session.info`` keys: appends are deferred while DEFER is set; the pending ones; the
+#: writes deferred to the commit (:func:`write_with_commit`).
 DEFER = "mestwin_audit_defer"
 PENDING = "mestwin_audit_pending"
+WRITES = "mestwin_deferred_writes"
 
 _PSYCOPG_HEAD = (
     "INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, %(genesis)s) "
@@ -195,18 +199,79 @@ def write_pending(session: Session) -> None:
         _append_postgres(session, params)
 
 
+@dataclass(frozen=True)
+class _Write:
+    """A statement deferred to the commit's round trip (:func:`write_with_commit`)."""
+
+    sql: str
+    params: dict[str, Any]
+    on_row: Callable[[Any], None] | None
+
+
+#: Statements compiled for the driver, by (statement, parameter names); the statement is
+#: kept so that its id is never reused.
+_DRIVER_SQL: dict[tuple[int, tuple[str, ...]], tuple[Executable, Compiled]] = {}
+
+
+def _driver_statement(session: Session, statement: Executable, params: dict[str, Any]) -> _Write:
+    key = (id(statement), tuple(sorted(params)))
+    found = _DRIVER_SQL.get(key)
+    if found is None:
+        compiled = statement.compile(  # type: ignore[attr-defined]
+            dialect=session.get_bind().dialect, column_keys=sorted(params)
+        )
+        found = _DRIVER_SQL[key] = (statement, compiled)
+    compiled = found[1]
+    return _Write(compiled.string, dict(compiled.construct_params(params) or {}), None)
+
+
+def write_with_commit(
+    session: Session,
+    statement: Executable,
+    params: dict[str, Any],
+    on_row: Callable[[Any], None] | None = None,
+) -> bool:
+    """Send ``statement`` (a SQLAlchemy Core write of plain values) in the commit's round
+    trip instead of now, if the session's transaction is run by ``run_transaction`` on
+    PostgreSQL; ``on_row`` then gets its first row (``RETURNING``) once committed, before
+    ``run_transaction`` returns. False when it cannot be deferred: execute it yourself.
+
+    For a transaction's last writes only: they run after everything else the work
+    executes, in the order deferred, before the audit appends; nothing of the work may
+    read what they write."""
+    if not session.info.get(DEFER):
+        return False
+    write = _driver_statement(session, statement, params)
+    session.info.setdefault(WRITES, []).append(_Write(write.sql, write.params, on_row))
+    return True
+
+
 def commit_with_appends(session: Session) -> None:
-    """Commit, sending the deferred appends and the COMMIT in one round trip."""
+    """Commit, sending the deferred writes, the deferred appends and the COMMIT in one
+    round trip (one pipeline, one sync)."""
+    writes: list[_Write] = session.info.pop(WRITES, [])
     pending = session.info.pop(PENDING, [])
-    if pending:
+    if pending or writes:
         session.flush()
         raw: Any = session.connection().connection.driver_connection
         try:
-            with raw.pipeline(), raw.cursor() as cursor:
-                cursor.execute(_PSYCOPG_HEAD, {"genesis": GENESIS_HASH})
-                for params in pending:
-                    cursor.execute(_PSYCOPG_APPEND, params)
-                raw.commit()
+            with raw.pipeline():
+                answers = []
+                for write in writes:
+                    cursor = raw.cursor()
+                    cursor.execute(write.sql, write.params)
+                    answers.append((cursor, write.on_row))
+                with raw.cursor() as cursor:
+                    if pending:
+                        cursor.execute(_PSYCOPG_HEAD, {"genesis": GENESIS_HASH})
+                    for params in pending:
+                        cursor.execute(_PSYCOPG_APPEND, params)
+                    # A statement, not raw.commit(): that syncs once more (a round trip).
+                    cursor.execute("COMMIT")
+            for cursor, on_row in answers:
+                if on_row is not None:
+                    on_row(cursor.fetchone())
+                cursor.close()
         except psycopg.Error as exc:
             # As SQLAlchemy would have raised it (OperationalError for a deadlock...), so
             # that run_transaction retries it and the API answers it like any other.
@@ -215,8 +280,20 @@ def commit_with_appends(session: Session) -> None:
     session.commit()
 
 
+def _write_deferred(session: Session) -> None:
+    """Send the deferred writes now, one round trip each (before a plain commit)."""
+    raw: Any = session.connection().connection.driver_connection
+    for write in session.info.pop(WRITES, []):
+        with raw.cursor() as cursor:
+            cursor.execute(write.sql, write.params)
+            if write.on_row is not None:
+                write.on_row(cursor.fetchone())
+
+
 @event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
+    if session.info.get(WRITES):
+        _write_deferred(session)
     if session.info.get(PENDING):
         write_pending(session)
 
@@ -224,6 +301,7 @@ def _write_before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_on_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(PENDING, None)
+    session.info.pop(WRITES, None)
 
 
 def append(

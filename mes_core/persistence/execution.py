@@ -526,17 +526,22 @@ def consume_lot(
     left = quantity - data.quantity
     if left <= 1e-9:
         left, status = 0.0, LotStatus.CONSUMED.value
-    session.execute(_DRAW_LOT, {"lot_id": lot_id, "left": left, "new_status": status})
-    session.execute(
-        _BOOK_CONSUMPTION,
-        {
-            "job_operation_id": op_id,
-            "lot_id": lot_id,
-            "quantity": data.quantity,
-            "at": now,
-            "actor": actor.name,
-        },
-    )
+    # The transaction's last writes: sent with its commit where the database allows.
+    for statement, params in (
+        (_DRAW_LOT, {"lot_id": lot_id, "left": left, "new_status": status}),
+        (
+            _BOOK_CONSUMPTION,
+            {
+                "job_operation_id": op_id,
+                "lot_id": lot_id,
+                "quantity": data.quantity,
+                "at": now,
+                "actor": actor.name,
+            },
+        ),
+    ):
+        if not audit.write_with_commit(session, statement, params):
+            session.execute(statement, params)
     _audit(
         session,
         actor,
@@ -558,9 +563,14 @@ def report_quantities(
 ) -> ex.OperationProgressOut:
     """Report good and scrap units of a running operation (adds to its actuals)."""
     _, op_id, progress, _ = _running_operation(session, code, sequence, "report")
-    progress.good, progress.scrap = session.execute(
-        _ADD_COUNTS, {"op_id": op_id, "add_good": data.good, "add_scrap": data.scrap}
-    ).one()
+
+    def totals(row: Any) -> None:  # the operation's sums after this report
+        progress.good, progress.scrap = row
+
+    params = {"op_id": op_id, "add_good": data.good, "add_scrap": data.scrap}
+    # The transaction's last write: sent with its commit where the database allows.
+    if not audit.write_with_commit(session, _ADD_COUNTS, params, totals):
+        totals(session.execute(_ADD_COUNTS, params).one())
     _audit(
         session,
         actor,
