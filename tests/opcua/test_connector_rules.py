@@ -4,7 +4,8 @@ deltas, notification batches -> plant events, the spool, the YAML tag mapping.""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from mes_core.connectors.opcua.discovery import (
     bindings_from_mapping,
     load_mapping,
 )
-from mes_core.connectors.opcua.events import EventBuilder, measurement
+from mes_core.connectors.opcua.events import EventBuilder, EventJson, measurement
 from mes_core.connectors.opcua.mapping import (
     DEFECTIVE,
     PROCESSED,
@@ -32,6 +33,7 @@ from mes_core.schemas.plant_events import (
     EquipmentState,
     IngestResult,
     MeasurementEvent,
+    PlantEvent,
     StateChangeEvent,
 )
 
@@ -343,3 +345,31 @@ def test_posts_in_flight_are_acknowledged_in_order_and_resent_after_a_failure(
     assert spool.depth() == 0 and not connector.outbox
     assert mes.depths == [5, 15, 5, 0]
     spool.close()
+
+
+def test_events_are_spooled_as_the_json_pydantic_writes_for_them() -> None:
+    """``EventJson`` writes measurements itself: the same text as ``model_dump_json``
+    (the same number where Python and pydantic spell a float differently); any other
+    event is pydantic's own."""
+    odd = 'Füllgewicht "netto"\n\x01\u2028'
+    plus_one = timezone(timedelta(hours=1))
+    events: list[PlantEvent] = [
+        measurement("opcua:x", 1, "LA-FILL", T0, "fill_weight", 501.5, "g", None, None),
+        measurement("opcua:x", 2, "LA-FILL", T0.replace(microsecond=120000), "T", -0.25,
+                    "degC", "JO-1", "LOT-7"),
+        measurement("opcua:y", 3, odd, T0.astimezone(plus_one), odd, 20.0, odd, odd, odd),
+        measurement("opcua:x", 4, "LA-FILL", T0, "fill_weight", 1e-05, "g", "JO-1", None),
+        measurement("opcua:x", 5, "LA-FILL", T0, "fill_weight", 1e16, "g", None, "LOT-7"),
+        measurement("opcua:x", 6, "LA-FILL", T0, "fill_weight", 0.1 + 0.2, "g", None, None),
+        StateChangeEvent(source="opcua:x", sequence=7, work_unit="LA-FILL", timestamp=T0,
+                         state=EquipmentState.DOWN, reason="jam", packml_state=11),
+        CountEvent(source="opcua:x", sequence=8, work_unit="LA-FILL", timestamp=T0, good=3),
+        measurement("opcua:x", 9, "LA-FILL", T0, "fill_weight", 501.5, "g", None, None),
+    ]  # fmt: skip
+    writer = EventJson()
+    bodies = writer.bodies(events)
+    pydantic = [e.model_dump_json() for e in events]
+    assert [json.loads(b) for b in bodies] == [json.loads(p) for p in pydantic]
+    same_text = [i for i, (b, p) in enumerate(zip(bodies, pydantic, strict=True)) if b == p]
+    assert same_text == [0, 1, 2, 4, 5, 6, 7, 8]  # 3: Python 1e-05, pydantic 0.00001
+    assert writer.bodies(events) == bodies  # from its kept fragments: the same again

@@ -47,7 +47,7 @@ from asyncua.ua.uaerrors import UaError
 from mes_core.client import AsyncMesClient
 from mes_core.client.errors import MesClientError, MesValidationError
 from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
-from mes_core.connectors.opcua.events import EventBuilder, Notification
+from mes_core.connectors.opcua.events import EventBuilder, EventJson, Notification
 from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
 from mes_core.connectors.opcua.publish import DataChanges, lean_publish
 from mes_core.connectors.opcua.spool import Spool
@@ -399,6 +399,7 @@ class Connector:
         if pending:
             self.outbox.extend(pending)
             log.info("spool: %d unsent events from the last run will be sent first", len(pending))
+        self._json = EventJson()
         self._wake = asyncio.Event()
         self.received = 0
         self.sent = 0
@@ -419,7 +420,7 @@ class Connector:
                 continue
             self.received += len(items) + len(alarms)
             outcome = link.builder.process(items, alarms)
-            bodies = [e.model_dump_json() for e in outcome.events]
+            bodies = self._json.bodies(outcome.events)
             ids = self.spool.append(bodies, outcome.state)
             self.outbox.extend(zip(ids, bodies, strict=True))
             made += len(ids)

@@ -21,6 +21,7 @@ continues the sequence and the counters exactly.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
@@ -104,6 +105,74 @@ def measurement(
     _set(event, "__pydantic_extra__", None)
     _set(event, "__pydantic_private__", None)
     return event
+
+
+_json_str = json.encoder.encode_basestring
+"""A str as a JSON string, non-ASCII kept as it is (as pydantic writes it)."""
+
+
+def _iso(when: datetime) -> str:
+    text = when.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+class EventJson:
+    """Plant events as JSON, what ``model_dump_json`` writes (the spool keeps it and the
+    MES gets it as it is).
+
+    A ``MeasurementEvent``, one per process value change, is written here from fragments
+    kept per source, work unit, characteristic and unit/job order/lot (~0.4 us against
+    ~1.2 us): the same fields in the same order, the same strings and timestamps; a float
+    as Python writes it (``1e-05`` where pydantic writes ``0.00001``, the same number).
+    Every other event: ``model_dump_json``. Tested against it.
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[str, str] = {}
+        self._units: dict[str, str] = {}
+        self._characteristics: dict[str, str] = {}
+        self._tails: dict[tuple[str, str | None, str | None], str] = {}
+
+    def bodies(self, events: Sequence[PlantEvent]) -> list[str]:
+        out: list[str] = []
+        append = out.append
+        stamps: dict[int, str] = {}  # the events keep their timestamps alive meanwhile
+        heads, units, chars, tails = self._heads, self._units, self._characteristics, self._tails
+        for event in events:
+            if type(event) is not MeasurementEvent:
+                append(event.model_dump_json())
+                continue
+            d = event.__dict__
+            source, work_unit, char = d["source"], d["work_unit"], d["characteristic"]
+            tail_key = (d["unit"], d["job_order"], d["material_lot"])
+            head = heads.get(source)
+            if head is None:
+                head = heads[source] = '{"source":' + _json_str(source) + ',"sequence":'
+            unit = units.get(work_unit)
+            if unit is None:
+                unit = units[work_unit] = ',"work_unit":' + _json_str(work_unit) + ',"timestamp":"'
+            middle = chars.get(char)
+            if middle is None:
+                middle = chars[char] = (
+                    '","kind":"measurement","characteristic":' + _json_str(char) + ',"value":'
+                )
+            tail = tails.get(tail_key)
+            if tail is None:
+                u, job, lot = tail_key
+                tail = tails[tail_key] = (
+                    f',"unit":{_json_str(u)},'
+                    f'"job_order":{"null" if job is None else _json_str(job)},'
+                    f'"material_lot":{"null" if lot is None else _json_str(lot)}}}'
+                )
+            when = d["timestamp"]
+            # By identity: equal instants in other time zones are written as they are.
+            stamp = stamps.get(id(when))
+            if stamp is None:
+                stamp = stamps[id(when)] = _iso(when)
+            append(f"{head}{d['sequence']}{unit}{stamp}{middle}{d['value']!r}{tail}")
+        if len(tails) > 10_000:  # job orders and lots come and go
+            tails.clear()
+        return out
 
 
 @dataclass
@@ -203,18 +272,20 @@ class EventBuilder:
         per_unit: dict[str, list[tuple[float, int, str, Any, Any]]] = {}
         now = datetime.now(UTC)
         routes = self._routes
-        # The notifications of one moment share their timestamp (often the same object).
-        moments: dict[datetime, tuple[float, datetime]] = {}
+        # The notifications of one moment share their timestamp object (the decoder makes
+        # one per distinct value); by identity, so an equal instant in another time zone
+        # keeps its own. ``items`` keeps them alive meanwhile.
+        moments: dict[int, tuple[float, datetime]] = {}
         for idx, (nodeid, value, ts) in enumerate(items):
             route = routes.get(nodeid)
             if route is None:
                 continue
             image, name, binding = route
             when = ts or now
-            moment = moments.get(when)
+            moment = moments.get(id(when))
             if moment is None:
                 aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-                moment = moments[when] = (aware.timestamp(), aware)
+                moment = moments[id(when)] = (aware.timestamp(), aware)
             per_unit.setdefault(image.code, []).append(
                 (moment[0], idx, name, value if binding is None else (binding, value), moment[1])
             )
