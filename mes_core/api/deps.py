@@ -161,6 +161,13 @@ class Credentials:
     def actor(self, session: Session) -> Actor:
         return _authorize(self.request, session, self.admitted, self.secret)
 
+    def session(self) -> Session:
+        """A write session of the endpoint's own (``with who.session() as session:``),
+        opened and closed in the endpoint's thread: no generator dependency (FastAPI's
+        exit stack and a shielded close on the loop were ~8 % of a worker's time)."""
+        factory: sessionmaker[Session] = self.request.app.state.write_session_factory
+        return factory()
+
 
 def allow_in_endpoint(*roles: Role) -> Callable[..., Awaitable[Credentials]]:
     """Like :func:`allow`, for the endpoints called most (operator transactions): the

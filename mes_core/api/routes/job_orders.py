@@ -134,34 +134,29 @@ def start(
 
 @router.post("/{code}/operations/{sequence}/consume", response_model=OperationProgressOut)
 def consume(
-    code: str,
-    sequence: Seq,
-    body: ConsumeRequest,
-    session: SessionDep,
-    who: ShopFloorCredentials,
+    code: str, sequence: Seq, body: ConsumeRequest, who: ShopFloorCredentials
 ) -> OperationProgressOut:
     """Consume a quantity of a material lot (rules 2, 5); answers with the operation and
     the consumption booked."""
-    actor = who.actor(session)
-    return run_transaction(
-        session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor)
-    )
+    with who.session() as session:
+        actor = who.actor(session)
+        return run_transaction(
+            session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor)
+        )
 
 
 @router.post("/{code}/operations/{sequence}/report", response_model=OperationProgressOut)
 def report(
-    code: str,
-    sequence: Seq,
-    body: ReportRequest,
-    session: SessionDep,
-    who: ShopFloorCredentials,
+    code: str, sequence: Seq, body: ReportRequest, who: ShopFloorCredentials
 ) -> OperationProgressOut:
     """Report good and scrap quantities of a running operation; answers with the
     operation's totals."""
-    actor = who.actor(session)
-    return run_transaction(
-        session, lambda: execution.report_quantities(session, code, sequence, body, actor=actor)
-    )
+    with who.session() as session:
+        actor = who.actor(session)
+        return run_transaction(
+            session,
+            lambda: execution.report_quantities(session, code, sequence, body, actor=actor),
+        )
 
 
 @router.post("/{code}/operations/{sequence}/complete", response_model=JobOrderOut)
