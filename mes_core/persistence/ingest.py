@@ -258,8 +258,9 @@ def _insert_staged(cursor: Any, rows: list[tuple[Any, ...]]) -> set[_Key]:
 
 
 def _sqlite_time(value: datetime) -> str:
-    # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, as UtcDateTime).
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The storage format SQLAlchemy's SQLite DateTime reads back (UTC, as UtcDateTime):
+    # "YYYY-MM-DD HH:MM:SS.ffffff", which isoformat writes faster than strftime.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _insert_new_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> set[_Key]:
@@ -279,9 +280,16 @@ def _insert_new_sqlite(session: Session, rows: list[tuple[Any, ...]]) -> set[_Ke
             )
         ).scalars()
         existing.update((source, seq) for seq in found)
-    # Columns 4 and 5 are ts and received_at (see _PG_COLUMN_TYPES).
+    # Columns 4 and 5 are ts and received_at (see _PG_COLUMN_TYPES); a batch's rows share
+    # their received_at, formatted once.
+    received: dict[datetime, str] = {}
     params = [
-        (*row[:4], _sqlite_time(row[4]), _sqlite_time(row[5]), *row[6:])
+        (
+            *row[:4],
+            _sqlite_time(row[4]),
+            received.get(row[5]) or received.setdefault(row[5], _sqlite_time(row[5])),
+            *row[6:],
+        )
         for row in rows
         if (row[0], row[1]) not in existing
     ]
