@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from psycopg.errors import UniqueViolation
@@ -182,6 +183,8 @@ _PG_STAGE = (
     + ", ".join(f"{c} {t}" for c, t in _PG_COLUMN_TYPES.items())
     + ") ON COMMIT DELETE ROWS"
 )
+#: A staged row's key, (source, sequence).
+_ROW_KEY = itemgetter(0, 1)
 _PG_COPY_STAGE = f"COPY plant_event_stage ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _PG_COPY_DIRECT = f"COPY plant_event ({_PG_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _PG_COPY_HISTORY = (
@@ -218,7 +221,7 @@ def _insert_new_postgres(session: Session, rows: list[tuple[Any, ...]]) -> tuple
     # the batch if any key is stored already (or is being stored by a concurrent batch,
     # once that commits); then the savepoint is rolled back and the batch staged.
     # Rows in key order: concurrent batches with overlapping keys lock them in one order.
-    rows.sort(key=_row_key)
+    rows.sort(key=_ROW_KEY)
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cursor:  # type: ignore[union-attr]
         cursor.execute("SAVEPOINT plant_event_copy")
@@ -234,10 +237,6 @@ def _insert_new_postgres(session: Session, rows: list[tuple[Any, ...]]) -> tuple
             return _insert_staged(cursor, rows), True
         cursor.execute("RELEASE SAVEPOINT plant_event_copy")
     return set(), False
-
-
-def _row_key(row: tuple[Any, ...]) -> tuple[str, int]:
-    return row[0], row[1]
 
 
 def _insert_staged(cursor: Any, rows: list[tuple[Any, ...]]) -> set[_Key]:
