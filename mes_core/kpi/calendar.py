@@ -9,6 +9,7 @@ zone, each with its planned breaks, plus non-working days (holidays).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -57,14 +58,20 @@ def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
 
 
 def subtract(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
-    """The parts of ``a`` not covered by ``b``."""
+    """The parts of ``a`` not covered by ``b``.
+
+    One sweep over both, merged and sorted: O(n + m) after sorting (state histories of a
+    long window against many stops; it was O(n x m))."""
     out: list[Interval] = []
     cuts = merge(b)
+    first = 0  # the first cut that may still reach the intervals to come
     for start, end in merge(a):
+        while first < len(cuts) and cuts[first][1] <= start:
+            first += 1
         cursor = start
-        for cut_start, cut_end in cuts:
-            if cut_end <= cursor or cut_start >= end:
-                continue
+        for cut_start, cut_end in itertools.islice(cuts, first, None):
+            if cut_start >= end:
+                break
             if cut_start > cursor:
                 out.append((cursor, cut_start))
             cursor = max(cursor, cut_end)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+import itertools
+import random
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from mes_core.kpi import calendar
 from mes_core.kpi.calendar import (
     ALWAYS_OFF,
     ROUND_THE_CLOCK,
@@ -207,3 +210,33 @@ def test_state_history_last_state_lasts_until_window_end() -> None:
 
 def test_state_history_without_any_change_has_no_intervals() -> None:
     assert state_intervals([], until=at(12)) == []
+
+
+def test_subtract_matches_a_minute_by_minute_count() -> None:
+    """``calendar.subtract`` (one sweep) against a brute-force oracle: random intervals
+    on a minute grid, overlapping, touching, unsorted, empty."""
+    rng = random.Random(22400)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def intervals(n: int) -> list[tuple[datetime, datetime]]:
+        out = []
+        for _ in range(n):
+            a, b = rng.randrange(0, 300), rng.randrange(0, 40)
+            out.append((t0 + timedelta(minutes=a), t0 + timedelta(minutes=a + b)))
+        return out
+
+    def minutes(ivs: list[tuple[datetime, datetime]]) -> set[int]:
+        return {
+            m
+            for start, end in ivs
+            for m in range(
+                int((start - t0).total_seconds() // 60), int((end - t0).total_seconds() // 60)
+            )
+        }
+
+    for _ in range(300):
+        a, b = intervals(rng.randrange(0, 12)), intervals(rng.randrange(0, 12))
+        got = calendar.subtract(a, b)
+        assert minutes(got) == minutes(a) - minutes(b)
+        assert all(start < end for start, end in got)
+        assert all(x[1] <= y[0] for x, y in itertools.pairwise(got))  # sorted, apart
