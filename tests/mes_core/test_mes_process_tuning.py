@@ -28,14 +28,16 @@ from mes_core.settings import Settings
 
 
 def _terminate_backends(url: str) -> int:
-    """Terminate every backend of ``url``'s database but the caller's; how many."""
+    """Terminate every backend of ``url``'s database but the caller's; how many. Waits
+    until each has exited (a terminated backend goes at its own pace: until it has, its
+    connection still looks idle to the client)."""
     other = create_engine(url, poolclass=None)
     try:
         with other.connect() as conn:
             return int(
                 conn.execute(
                     text(
-                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
                         "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                     )
                 ).scalar_one()
