@@ -75,10 +75,17 @@ def bare_insert_rate(url: str, rows: Sequence[dict[str, Any]], batch: int) -> fl
     return bare_insert(url, rows, batch).rows_per_s
 
 
-def bare_insert(url: str, rows: Sequence[dict[str, Any]], batch: int) -> BareInsert:
-    """Insert ``rows`` into a copy of ``plant_event`` at ``url``, ``batch`` a transaction."""
+def bare_insert(
+    url: str, rows: Sequence[dict[str, Any]], batch: int, *, copy: bool = False
+) -> BareInsert:
+    """Insert ``rows`` into a copy of ``plant_event`` at ``url``, ``batch`` a transaction.
+
+    ``copy`` (PostgreSQL): ``COPY ... FROM STDIN`` instead of the conflict-handling insert,
+    as the MES's first path for a batch of new keys does: the bare form of that path."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
+    if copy and backend != "postgresql":
+        raise ValueError("COPY is PostgreSQL's")
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
@@ -105,7 +112,12 @@ def bare_insert(url: str, rows: Sequence[dict[str, Any]], batch: int) -> BareIns
             cpu = time.process_time()
             started = time.perf_counter()
             for at in range(0, len(values), batch):
-                cursor.executemany(sql, values[at : at + batch])
+                if copy:
+                    with cursor.copy(f"COPY {BARE_TABLE} ({columns}) FROM STDIN") as stream:
+                        for value in values[at : at + batch]:
+                            stream.write_row(value)
+                else:
+                    cursor.executemany(sql, values[at : at + batch])
                 raw.commit()
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu
