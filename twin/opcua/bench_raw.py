@@ -130,7 +130,26 @@ class _CountingHandler:
         """A status change (the session closing) is not a notification to count."""
 
 
-async def _client_main(url: str, ns_uri: str, nodes: int, conn: Any) -> None:
+def _counting_subscription(session: Any, params: Any, handler: _CountingHandler) -> Any:
+    """A subscription that counts the lean decoder's data changes (``lean``), as the
+    connector's subscription takes them, and asyncua's own notifications alike."""
+    from asyncua import ua
+    from asyncua.common.subscription import Subscription
+
+    from mes_core.connectors.opcua.publish import DataChanges
+
+    class CountingSubscription(Subscription):
+        async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+            for notification in publish_result.NotificationMessage.NotificationData or ():
+                if isinstance(notification, DataChanges):
+                    handler.count += len(notification.items)
+                elif isinstance(notification, ua.DataChangeNotification):
+                    handler.count += len(notification.MonitoredItems)
+
+    return CountingSubscription(session, params, handler)
+
+
+async def _client_main(url: str, ns_uri: str, nodes: int, conn: Any, lean: bool) -> None:
     from asyncua import Client, ua
 
     quiet_asyncua()
@@ -146,7 +165,16 @@ async def _client_main(url: str, ns_uri: str, nodes: int, conn: Any) -> None:
             PublishingEnabled=True,
             Priority=0,
         )
-        sub = await client.create_subscription(params, handler)
+        if lean:
+            # The connector's own fast path: its lean publish decoding on this session.
+            from mes_core.connectors.opcua.publish import lean_publish
+
+            session = client.uaclient.session
+            lean_publish(session)
+            sub = _counting_subscription(session, params, handler)
+            await sub.init()
+        else:
+            sub = await client.create_subscription(params, handler)
         targets = [client.get_node(ua.NodeId(ua.Int32(i + 1), ua.Int16(ns))) for i in range(nodes)]
         await sub.subscribe_data_change(targets, queuesize=0, sampling_interval=ua.Double(0.0))
         # The initial value of every node arrives once on subscribing: let it, then zero.
@@ -177,8 +205,8 @@ async def _settle(handler: _CountingHandler, quiet_s: float = 0.6, limit_s: floa
         await asyncio.sleep(quiet_s)
 
 
-def _client_process(url: str, ns_uri: str, nodes: int, conn: Any) -> None:
-    asyncio.run(_client_main(url, ns_uri, nodes, conn))
+def _client_process(url: str, ns_uri: str, nodes: int, conn: Any, lean: bool) -> None:
+    asyncio.run(_client_main(url, ns_uri, nodes, conn, lean))
 
 
 async def run_raw_ceiling(
@@ -195,8 +223,10 @@ async def run_raw_ceiling(
     publisher does), sparing asyncua's per-monitored-item deep copy of each value.
     ``lean``: asyncua's data change callback builds each notification once, encodes it
     at once, and values are written through ``value_writer``
-    (``twin.opcua.fastpath.lean_notifications``, what the twin's servers run with);
-    otherwise asyncua's own code runs, whatever was installed before.
+    (``twin.opcua.fastpath.lean_notifications``, what the twin's servers run with), and
+    the client decodes publish responses with the connector's lean decoder
+    (``mes_core.connectors.opcua.publish``) and counts them as they come; otherwise
+    asyncua's own code runs on both sides, whatever was installed before.
     """
     from asyncua import ua
 
@@ -214,7 +244,7 @@ async def run_raw_ceiling(
     else:
         plain_notifications()
     try:
-        return await _run_raw(nodes, rates, seconds, stop_early, make_value)
+        return await _run_raw(nodes, rates, seconds, stop_early, make_value, lean)
     finally:
         if was_lean:
             lean_notifications()
@@ -223,7 +253,12 @@ async def run_raw_ceiling(
 
 
 async def _run_raw(
-    nodes: int, rates: tuple[float, ...], seconds: float, stop_early: bool, make_value: Any
+    nodes: int,
+    rates: tuple[float, ...],
+    seconds: float,
+    stop_early: bool,
+    make_value: Any,
+    lean: bool,
 ) -> RawResult:
     from asyncua import Server, ua
 
@@ -250,7 +285,9 @@ async def _run_raw(
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     async with server:
-        proc = ctx.Process(target=_client_process, args=(url, ns_uri, nodes, child), daemon=True)
+        proc = ctx.Process(
+            target=_client_process, args=(url, ns_uri, nodes, child, lean), daemon=True
+        )
         proc.start()
         try:
             await _wait_for(parent, "ready", 60.0)

@@ -146,6 +146,10 @@ def nodeset(
 
 
 DEFAULT_RATES = "10000,12500,15000,17500,20000,25000,30000"
+#: Steps of the raw ceiling: asyncua as shipped, and with the product's fast paths (which
+#: carried 80,000/s without loss: the climb goes on past it).
+RAW_RATES = (5_000.0, 10_000.0, 20_000.0, 40_000.0, 80_000.0)
+FAST_RAW_RATES = (*RAW_RATES, 160_000.0)
 PRODUCT_BUDGET_S = 120.0
 """No product step starts after this many seconds of product steps: ``make bench`` gives
 the whole ``bench opcua`` 240 s, and the raw ceiling (~45 s), the MES's start and a last
@@ -172,12 +176,14 @@ def bench_opcua(
 ) -> None:
     """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio.
 
-    The raw ceiling is measured twice: asyncua as shipped (the issue's bare server and
-    client), and with the fast paths the twin's server takes inside asyncua
-    (``twin.opcua.fastpath``: immutable DataValues, lean notifications and their lean
-    encoding). The ratio is
-    taken against the second, the bare pipe the product's server actually runs on; the
-    ratio against asyncua as shipped is printed beside it.
+    The raw ceiling is measured twice. The ratio is taken, as issue 5 defines it, against
+    asyncua as shipped: a bare server writing prebuilt values with
+    ``write_attribute_value`` to a bare client subscription whose handler only counts.
+    Beside it, the stricter ratio against the same pipe with the fast paths the product
+    itself installs in asyncua on both ends: the twin's server (``twin.opcua.fastpath``:
+    immutable DataValues, lean notifications and their lean encoding) and the connector
+    (``mes_core.connectors.opcua.publish``: lean publish decoding), a pipe that does
+    nothing but carry values.
     """
     from twin.opcua.bench import run_product
     from twin.opcua.bench_raw import run_raw_ceiling
@@ -195,10 +201,18 @@ def bench_opcua(
     ceilings: dict[bool, float] = {}
     pipe_ms = 0.0
     for fast in (False, True):
-        raw = asyncio.run(run_raw_ceiling(nodes=nodes, seconds=seconds, immutable=fast, lean=fast))
+        raw = asyncio.run(
+            run_raw_ceiling(
+                nodes=nodes,
+                seconds=seconds,
+                immutable=fast,
+                lean=fast,
+                rates=FAST_RAW_RATES if fast else RAW_RATES,
+            )
+        )
         typer.echo(
-            "  with the twin server's fast paths (immutable DataValues, lean notifications, "
-            "lean encoding):"
+            "  with the product's fast paths (server: immutable DataValues, lean notifications, "
+            "lean encoding; client: lean publish decoding):"
             if fast
             else "  asyncua as shipped (plain DataValues, deep-copied per monitored item):"
         )
@@ -214,11 +228,11 @@ def bench_opcua(
         if fast:
             pipe = [sum(s.cpu_ms_per_1000()) for s in raw.steps if s.clean]
             pipe_ms = statistics.median(pipe) if pipe else 0.0
-    best = ceilings[True]
+    best = ceilings[False]
     typer.echo(
-        f"raw: {best:.0f} notifications/s delivered without loss with the twin server's fast "
-        f"paths, the ceiling of the ratio: the product's server runs on them, so this is the "
-        f"bare pipe it is built on (asyncua as shipped: {ceilings[False]:.0f}/s)"
+        f"raw: {best:.0f} notifications/s delivered without loss by bare asyncua, the "
+        f"ceiling of the ratio (issue 5); with the product's own fast paths on both ends: "
+        f"{ceilings[True]:.0f}/s"
     )
     if raw_only:
         return
@@ -249,8 +263,11 @@ def bench_opcua(
         f"{pipe_ms / product_ms if product_ms else 0.0:.2f} of the raw pipe's efficiency"
     )
     typer.echo(f"1-minute load average at the end: {os.getloadavg()[0]:.1f}")
-    shipped = top.tags_per_s / ceilings[False] if ceilings[False] else 0.0
-    typer.echo(f"against asyncua as shipped ({ceilings[False]:.0f}/s): {shipped:.2f}")
+    strict = top.tags_per_s / ceilings[True] if ceilings[True] else 0.0
+    typer.echo(
+        f"against the pipe with the product's fast paths on both ends "
+        f"({ceilings[True]:.0f}/s, nothing but carrying values): {strict:.2f}"
+    )
     ratio = top.tags_per_s / best if best else 0.0
     typer.echo(f"ratio: {ratio:.2f}")
 
