@@ -145,7 +145,7 @@ def nodeset(
     typer.echo(f"wrote {count} nodes of {plant_model.plant.code} to {output}")
 
 
-DEFAULT_RATES = "10000,12500,15000,17500,20000,25000,30000"
+DEFAULT_RATES = "10000,15000,20000,25000,30000,40000,50000"
 #: Steps of the raw ceiling: asyncua as shipped, and with the product's fast paths (which
 #: carried 80,000/s without loss: the climb goes on past it).
 RAW_RATES = (5_000.0, 10_000.0, 20_000.0, 40_000.0, 80_000.0)
