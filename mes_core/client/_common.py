@@ -15,6 +15,13 @@ def body_of(model: BaseModel | None) -> Any:
     return None if model is None else model.model_dump(mode="json", exclude_unset=True)
 
 
+def spool_headers(spool: tuple[str, int] | None) -> dict[str, str] | None:
+    """The headers reporting a collector's spool depth with an ingest batch, if any."""
+    if spool is None:
+        return None
+    return {"X-Mestwin-Collector": spool[0], "X-Mestwin-Spool-Depth": str(spool[1])}
+
+
 def parse_sse_line(line: str, data: list[str]) -> ChangeEvent | None:
     """Feed one line of a server-sent event stream; returns an event at its blank line."""
     if line == "":

@@ -9,7 +9,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from mes_core.client._common import body_of as _body
-from mes_core.client._common import parse_sse_line
+from mes_core.client._common import parse_sse_line, spool_headers
 from mes_core.client.errors import raise_for_response
 from mes_core.quality.client import QualityClientMixin
 from mes_core.schemas.audit import AuditEntryOut, AuditVerifyOut, ChangeEvent, GenealogyTrace
@@ -320,11 +320,7 @@ class MesClient(QualityClientMixin):
         holds back (its spool), reported with the batch so that the MES's ``/metrics``
         shows it (``mestwin_connector_spool_depth``)."""
         batch = PlantEventBatch(events=list(events))
-        headers = (
-            None
-            if spool is None
-            else {"X-Mestwin-Collector": spool[0], "X-Mestwin-Spool-Depth": str(spool[1])}
-        )
+        headers = spool_headers(spool)
         return self._call(
             "POST",
             "/api/v1/plant-events/batch",
@@ -342,11 +338,7 @@ class MesClient(QualityClientMixin):
         them again (~5 us an event). Not checked here: the MES validates the batch and
         answers 422 (``MesValidationError``) when one is malformed."""
         parts = [e if isinstance(e, bytes) else e.encode() for e in events]
-        headers = (
-            None
-            if spool is None
-            else {"X-Mestwin-Collector": spool[0], "X-Mestwin-Spool-Depth": str(spool[1])}
-        )
+        headers = spool_headers(spool)
         return self._call(
             "POST",
             "/api/v1/plant-events/batch",
