@@ -213,7 +213,10 @@ class _Write:
 _DRIVER_SQL: dict[tuple[int, tuple[str, ...]], tuple[Executable, Compiled]] = {}
 
 
-def _driver_statement(session: Session, statement: Executable, params: dict[str, Any]) -> _Write:
+def _driver_statement(
+    session: Session, statement: Executable, params: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """``statement`` as the driver's SQL (compiled once) and its parameters."""
     key = (id(statement), tuple(sorted(params)))
     found = _DRIVER_SQL.get(key)
     if found is None:
@@ -222,7 +225,7 @@ def _driver_statement(session: Session, statement: Executable, params: dict[str,
         )
         found = _DRIVER_SQL[key] = (statement, compiled)
     compiled = found[1]
-    return _Write(compiled.string, dict(compiled.construct_params(params) or {}), None)
+    return compiled.string, dict(compiled.construct_params(params) or {})
 
 
 def write_with_commit(
@@ -241,8 +244,8 @@ def write_with_commit(
     read what they write."""
     if not session.info.get(DEFER):
         return False
-    write = _driver_statement(session, statement, params)
-    session.info.setdefault(WRITES, []).append(_Write(write.sql, write.params, on_row))
+    sql, values = _driver_statement(session, statement, params)
+    session.info.setdefault(WRITES, []).append(_Write(sql, values, on_row))
     return True
 
 
