@@ -87,9 +87,20 @@ def _check_idle_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> 
     pgconn = dbapi_connection.pgconn
     if pgconn.status != 0:  # libpq CONNECTION_OK
         raise DisconnectionError("the connection is bad")
-    readable, _, _ = select.select([pgconn.socket], [], [], 0)
-    if readable:
+    if _has_input(pgconn.socket):
         raise DisconnectionError("the server closed the connection (or spoke out of turn)")
+
+
+def _has_input(fd: int) -> bool:
+    """Whether socket ``fd`` is readable, hung up or in error, without waiting. ``poll``
+    where there is one: ``select`` refuses descriptors past 1,023, which a busy API worker
+    with many client connections reaches."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, errors = select.select([fd], [], [fd], 0)
+    return bool(readable or errors)
 
 
 def make_session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:

@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,7 +25,7 @@ from support import postgres_url, require, throwaway_postgres
 
 from mes_core.client import MesClient
 from mes_core.demo import ServerThread
-from mes_core.persistence.db import make_engine
+from mes_core.persistence.db import _has_input, make_engine
 from mes_core.persistence.migrate import upgrade
 from mes_core.settings import Settings
 
@@ -116,3 +119,23 @@ def test_a_served_worker_freezes_its_start_up_heap(tmp_path: Path) -> None:
     assert isinstance(result["served"], int) and result["served"] > 10_000
     assert result["threshold"] == [10_000, 50, 50]
     assert result["ok"] == 200
+
+
+def test_the_idle_check_takes_descriptors_past_select_s_limit() -> None:
+    # select() refuses descriptors >= 1024 (FD_SETSIZE); a busy worker's sockets get there.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    left, right = socket.socketpair()
+    try:
+        high = os.dup2(left.fileno(), 1500)
+        try:
+            assert _has_input(high) is False
+            right.sendall(b"x")
+            assert _has_input(high) is True
+        finally:
+            os.close(high)
+    finally:
+        left.close()
+        right.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
