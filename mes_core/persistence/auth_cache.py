@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: The channel the triggers notify (migration 0003_auth_change_notify).
 CHANNEL = "mestwin_auth_changed"
+#: The triggers that announce changes (migration 0003_auth_change_notify).
+TRIGGERS = ("auth_token_changed", "person_changed")
+#: Pause before looking again for triggers found missing (a database not migrated yet).
+TRIGGERS_RETRY_S = 30.0
 #: The listener's connection, as ``pg_stat_activity`` names it.
 APP_NAME = "mestwin-auth-listener"
 #: At most this many credentials are kept; past it the cache starts again empty.
@@ -111,6 +115,10 @@ class CredentialCache:
             self._live = live
 
 
+class NotAnnounced(RuntimeError):
+    """The database lacks the triggers that announce credential changes."""
+
+
 def _conninfo(database_url: str) -> str:
     """A libpq URI for the SQLAlchemy URL ``database_url``."""
     url = make_url(database_url).set(drivername="postgresql")
@@ -137,19 +145,34 @@ class ChangeListener:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            pause = RECONNECT_AFTER_S
             try:
                 self._listen()
             except psycopg.Error as exc:
                 log.warning("credential cache off until the listener is back: %s", exc)
+            except NotAnnounced as exc:
+                log.warning("credential cache off: %s", exc)
+                pause = TRIGGERS_RETRY_S
             finally:
                 self.cache.invalidate(live=False)
-            self._stop.wait(RECONNECT_AFTER_S)
+            self._stop.wait(pause)
 
     def _listen(self) -> None:
         with psycopg.connect(
             self.conninfo, autocommit=True, connect_timeout=10, application_name=APP_NAME
         ) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
+            found = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT tgname FROM pg_trigger WHERE tgname = ANY(%s)", (list(TRIGGERS),)
+                )
+            }
+            if found != set(TRIGGERS):
+                raise NotAnnounced(
+                    "the database does not announce credential changes (triggers "
+                    f"{', '.join(sorted(set(TRIGGERS) - found))} missing: run mestwin db upgrade)"
+                )
             # From here every change that commits is announced: the cache may be used.
             self.cache.invalidate(live=True)
             self.cache.confirm()

@@ -187,3 +187,20 @@ def test_without_its_listener_the_api_resolves_from_the_database(
         assert eventually(lambda: cache.live, within=auth_cache.RECONNECT_AFTER_S + 10)
         _sql(url, "UPDATE person SET active = false WHERE code = 'op-cut'")
         assert eventually(lambda: _status(op.whoami) == 401)
+
+
+def test_without_the_triggers_the_cache_stays_off() -> None:
+    """A database that does not announce credential changes (not migrated to 0003): the
+    cache is never used, and the API resolves every request from the database."""
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    with throwaway_postgres("mestwin_authcache_off") as url:
+        upgrade(url)
+        _sql(url, "DROP TRIGGER person_changed ON person")
+        settings = Settings(database_url=url, admin_password=ADMIN_PASSWORD)
+        with ServerThread(settings) as server:
+            cache = server.server.config.app.state.credential_cache
+            with _operator(server.url, "op-off") as op:
+                assert op.whoami().name == "op-off"
+                assert not eventually(lambda: cache.live, within=1.5)
+                assert op.whoami().name == "op-off"
+                assert not cache._entries
