@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mes_core_factories import ADMIN_PASSWORD
+from mes_core_factories import ADMIN_PASSWORD, Plant, plant
 from support import postgres_url, require, throwaway_postgres
 
 from mes_core.client import MesClient
@@ -44,3 +44,11 @@ def mes_url(
 def admin(mes_url: str) -> Iterator[MesClient]:
     with MesClient(mes_url).login("admin", ADMIN_PASSWORD) as client:
         yield client
+
+
+@pytest.fixture
+def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
+    """A freshly loaded two-step plant with unique codes (``factories.plant``)."""
+    p = plant(mes_url, admin)
+    yield p
+    p.close()

@@ -4,18 +4,15 @@ error and count exactly; API workers starting together create one admin, without
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
-from mes_core_factories import ADMIN_PASSWORD, Plant, plant
+from mes_core_factories import ADMIN_PASSWORD, Plant
 from sqlalchemy import func, select
 from support import postgres_url, require, throwaway_postgres
 
 from mes_core.api.app import ensure_admin
-from mes_core.client import MesClient
 from mes_core.persistence import audit
 from mes_core.persistence.db import make_engine, make_session_factory
 from mes_core.persistence.migrate import upgrade
@@ -31,13 +28,6 @@ from mes_core.settings import Settings
 
 ROUNDS = 6
 UNITS = ("FILL", "CAP", "FILL-UNCAL", "FILL-UNQUAL")
-
-
-@pytest.fixture
-def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
-    p = plant(mes_url, admin)
-    yield p
-    p.close()
 
 
 def _round(pl: Plant, first_seq: int, t0: datetime) -> list[PlantEvent]:

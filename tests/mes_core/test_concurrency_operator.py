@@ -4,12 +4,10 @@ a change, built from the rows it locked, is the job order as read afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import pytest
-from mes_core_factories import Plant, plant
+from mes_core_factories import Plant
 
 from mes_core.client import MesClient, MesRuleViolation
 from mes_core.schemas.plant_events import CountEvent
@@ -17,13 +15,6 @@ from mes_core.schemas.plant_events import CountEvent
 REPORTS = 24
 BATCHES = 8
 PER_BATCH = 25
-
-
-@pytest.fixture
-def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
-    p = plant(mes_url, admin)
-    yield p
-    p.close()
 
 
 def test_operator_reports_and_ingested_counts_at_once_lose_no_unit(pl: Plant) -> None:

@@ -5,7 +5,6 @@ roles, the event stream."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,13 +19,6 @@ from mes_core.client import (
 )
 from mes_core.schemas.execution import JobOrderCreate, OutputLot
 from mes_core.schemas.plant_events import CountEvent, StateChangeEvent
-
-
-@pytest.fixture
-def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
-    p = plant(mes_url, admin)
-    yield p
-    p.close()
 
 
 def assert_refusal_recorded(pl: Plant, rule: str, obj_part: str) -> None:

@@ -6,17 +6,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from mes_core_factories import Plant, plant
+from mes_core_factories import Plant
 
-from mes_core.client import MesClient, MesNotFound, MesValidationError
+from mes_core.client import MesNotFound, MesValidationError
 from mes_core.schemas.masterdata import MasterData
-
-
-@pytest.fixture
-def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
-    p = plant(mes_url, admin)
-    yield p
-    p.close()
 
 
 @pytest.fixture

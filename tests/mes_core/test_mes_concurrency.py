@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-import pytest
-from mes_core_factories import Plant, plant
+from mes_core_factories import Plant
 
 from mes_core.client import MesClient, MesRuleViolation
 from mes_core.schemas.plant_events import CountEvent
-
-
-@pytest.fixture
-def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
-    p = plant(mes_url, admin)
-    yield p
-    p.close()
 
 
 def test_concurrent_consumption_never_overdraws_a_lot(pl: Plant) -> None:

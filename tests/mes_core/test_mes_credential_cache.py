@@ -119,6 +119,10 @@ def _operator(api: str, code: str) -> MesClient:
                 {"code": code, "name": code, "roles": ["operator"], "password": "pw-123456"}
             )
         )
+    return _operator_login(api, code)
+
+
+def _operator_login(api: str, code: str) -> MesClient:
     return MesClient(api).login(code, "pw-123456")
 
 
@@ -163,10 +167,6 @@ def test_a_deleted_or_expired_token_is_refused(pg_mes: tuple[str, str, Credentia
             "UPDATE auth_token SET expires_at = now() - interval '1 minute' WHERE name = 'op-del'",
         )
         assert eventually(lambda: _status(third.whoami) == 401)
-
-
-def _operator_login(api: str, code: str) -> MesClient:
-    return MesClient(api).login(code, "pw-123456")
 
 
 def test_without_its_listener_the_api_resolves_from_the_database(

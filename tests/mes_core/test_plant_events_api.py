@@ -12,18 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from mes_core_factories import Plant, plant
-
-from mes_core.client import MesClient
+from mes_core_factories import Plant
 
 PATH = "/api/v1/plant-events/batch"
-
-
-@pytest.fixture
-def pl(mes_url: str, admin: MesClient) -> Iterator[Plant]:
-    p = plant(mes_url, admin)
-    yield p
-    p.close()
 
 
 @pytest.fixture

@@ -257,6 +257,16 @@ def test_a_restarted_connector_replays_its_spool_and_counts_stay_exact(
     assert extra == 0, "events were lost or doubled across the restart"
 
 
+def _temperatures(source: str, work_unit: str, n: int) -> list[MeasurementEvent]:
+    """``n`` temperature measurements of ``work_unit`` from ``source``, sequences 1..n."""
+    stamp = datetime.now(UTC)
+    return [
+        MeasurementEvent(source=source, sequence=i + 1, work_unit=work_unit, timestamp=stamp,
+                         characteristic="Temperature", value=20.5 + i, unit="degC")
+        for i in range(n)
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("mes", ["sqlite"], indirect=True)
 def test_the_mes_metrics_show_the_connector_spool_depth_as_it_drains(
     mes: Mes, mini: PlantModel, tmp_path: Path
@@ -266,12 +276,7 @@ def test_the_mes_metrics_show_the_connector_spool_depth_as_it_drains(
     spool = Spool(tmp_path / "spool.sqlite")
     source = f"opcua:spool-depth-{time.monotonic_ns()}"
     work_unit = mini.lines[0].work_units[0].code
-    stamp = datetime.now(UTC)
-    waiting = [
-        MeasurementEvent(source=source, sequence=i + 1, work_unit=work_unit, timestamp=stamp,
-                         characteristic="Temperature", value=20.0 + i, unit="degC")
-        for i in range(25)
-    ]  # fmt: skip
+    waiting = _temperatures(source, work_unit, 25)
     spool.append([e.model_dump_json() for e in waiting], {})
     name = "line-B-connector"
 
@@ -321,12 +326,7 @@ def test_spooled_events_are_posted_as_stored_and_a_malformed_batch_goes_to_dead_
     spool = Spool(tmp_path / "spool.sqlite")
     source = f"opcua:raw-json-{time.monotonic_ns()}"
     work_unit = mini.lines[0].work_units[0].code
-    stamp = datetime.now(UTC)
-    events = [
-        MeasurementEvent(source=source, sequence=i + 1, work_unit=work_unit, timestamp=stamp,
-                         characteristic="Temperature", value=20.5 + i, unit="degC")
-        for i in range(25)
-    ]  # fmt: skip
+    events = _temperatures(source, work_unit, 25)
     bodies = [e.model_dump_json() for e in events]
     bodies[13] = bodies[13].replace('"sequence":14', '"sequence":0')  # not >= 1: malformed
     spool.append(bodies, {})
