@@ -48,7 +48,7 @@ from mes_core.client.errors import MesClientError, MesValidationError
 from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
 from mes_core.connectors.opcua.events import EventBuilder, EventJson, Notification
 from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
-from mes_core.connectors.opcua.publish import DataChanges, lean_publish
+from mes_core.connectors.opcua.publish import data_changes, lean_publish
 from mes_core.connectors.opcua.spool import Spool
 from mes_core.gc_tuning import fewer_collections
 from mes_core.schemas.plant_events import MAX_BATCH_EVENTS
@@ -161,30 +161,14 @@ class BufferedSubscription(Subscription):
         append = self.buffer.items.append
         monitored = self._monitored_items
         for notification in message.NotificationData:
-            if isinstance(notification, DataChanges):
-                for handle, value, when in notification.items:
+            changes = data_changes(notification)
+            if changes is not None:
+                for handle, value, when in changes:
                     data = monitored.get(handle)
                     if data is None or data.node is None:
                         log.warning("%s: notification for unknown handle %s", self.url, handle)
                         continue
                     append((data.node.nodeid, value, when))
-            elif isinstance(notification, ua.DataChangeNotification):
-                for item in notification.MonitoredItems:
-                    data = monitored.get(item.ClientHandle)
-                    if data is None or data.node is None:
-                        log.warning(
-                            "%s: notification for unknown handle %s", self.url, item.ClientHandle
-                        )
-                        continue
-                    dv = item.Value
-                    variant = dv.Value
-                    append(
-                        (
-                            data.node.nodeid,
-                            None if variant is None else variant.Value,
-                            dv.SourceTimestamp or dv.ServerTimestamp,
-                        )
-                    )
             elif isinstance(notification, ua.EventNotificationList):
                 self.buffer.alarms.extend(e.event for e in self._explode_events(notification))
             elif isinstance(notification, ua.StatusChangeNotification):

@@ -53,6 +53,28 @@ class DataChanges:
         self.items = items
 
 
+def data_changes(notification: Any) -> list[DataChange] | None:
+    """The data changes of ``notification`` as ``(ClientHandle, value, timestamp)``,
+    whether decoded lean (``DataChanges``) or by asyncua (``DataChangeNotification``);
+    ``None`` for any other notification (events, status changes)."""
+    if isinstance(notification, DataChanges):
+        return notification.items
+    if isinstance(notification, ua.DataChangeNotification):
+        changes: list[DataChange] = []
+        for item in notification.MonitoredItems:
+            value = item.Value
+            variant = value.Value
+            changes.append(
+                (
+                    item.ClientHandle,
+                    None if variant is None else variant.Value,
+                    value.SourceTimestamp or value.ServerTimestamp,
+                )
+            )
+        return changes
+    return None
+
+
 _PUBLISH_RESPONSE = b"\x01\x00" + struct.pack(
     "<H", ua.ObjectIds.PublishResponse_Encoding_DefaultBinary
 )
