@@ -17,7 +17,7 @@ from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 
 from mes_core.connectors.opcua import publish
 from mes_core.connectors.opcua.connector import BufferedSubscription, _Buffer
-from mes_core.connectors.opcua.publish import DataChanges, decode_publish_response
+from mes_core.connectors.opcua.publish import DataChanges, data_changes, decode_publish_response
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 
@@ -80,17 +80,6 @@ def _decode_both(raw: bytes) -> tuple[ua.PublishResponse, ua.PublishResponse]:
     return lean, struct_from_binary(ua.PublishResponse, Buffer(raw))
 
 
-def _as_changes(notification: ua.DataChangeNotification) -> list[tuple[int, Any, Any]]:
-    return [
-        (
-            m.ClientHandle,
-            None if m.Value.Value is None else m.Value.Value.Value,
-            m.Value.SourceTimestamp or m.Value.ServerTimestamp,
-        )
-        for m in notification.MonitoredItems
-    ]
-
-
 def _assert_same(lean: ua.PublishResponse, plain: ua.PublishResponse) -> None:
     assert lean.ResponseHeader == plain.ResponseHeader
     a, b = lean.Parameters, plain.Parameters
@@ -106,8 +95,9 @@ def _assert_same(lean: ua.PublishResponse, plain: ua.PublishResponse) -> None:
     for mine, theirs in zip(am.NotificationData, bm.NotificationData, strict=True):
         if isinstance(theirs, ua.DataChangeNotification):
             assert isinstance(mine, DataChanges)
-            assert mine.items == _as_changes(theirs)
-            for (_, value, when), (_, v2, w2) in zip(mine.items, _as_changes(theirs), strict=True):
+            expected = data_changes(theirs)  # asyncua's decoding, as the connector reads it
+            assert expected is not None and mine.items == expected
+            for (_, value, when), (_, v2, w2) in zip(mine.items, expected, strict=True):
                 assert type(value) is type(v2) and type(when) is type(w2)
         else:
             assert mine == theirs
