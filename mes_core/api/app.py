@@ -10,6 +10,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -17,7 +18,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mes_core.api import errors
+from mes_core.api import errors, health
 from mes_core.api.deps import admitted_roles
 from mes_core.api.limits import BodySizeLimit
 from mes_core.domain.states import Role
@@ -148,10 +149,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(listener.stop)
 
 
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """The API's bounds on every wait for the database (issue 21, item 8)."""
+    if is_sqlite(settings.database_url):
+        return {}
+    return {
+        "connect_timeout_s": settings.db_connect_timeout_s,
+        "statement_timeout_s": settings.db_statement_timeout_s,
+        "pool_timeout": settings.db_pool_timeout_s,
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **engine_options(settings))
     factory = make_session_factory(engine)
     write_factory = make_session_factory(engine, write=True)
     ensure_admin(write_factory, settings)
@@ -176,9 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _document_roles(router)
         app.include_router(router)
 
-    @app.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    health.install(app)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # /metrics, and latency by route outermost so that body-limit refusals count (issue 8).

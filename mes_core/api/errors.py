@@ -9,15 +9,69 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mes_core.domain.errors import MesError, RuleViolation
+from mes_core.schemas.common import ErrorBody
 
 log = logging.getLogger(__name__)
 
 #: PostgreSQL errors after which a retry of the whole request is the remedy.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
+#: PostgreSQL errors of a database that is down, restarting, full or out of reach
+#: (class 08: connection exception; 57P01-03: shutdown, crash, cannot connect now;
+#: 53300: too many connections).
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+#: The rule of a 503 for a database that cannot be reached (issue 21, item 8).
+UNAVAILABLE = "DATABASE_UNAVAILABLE"
+#: Seconds a client is told to wait before retrying after a 503.
+RETRY_AFTER_S = 1
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "No credentials, or unknown, expired or revoked ones (WWW-Authenticate: Bearer)",
+    403: "The credentials' roles do not admit this (the refusal is audited)",
+    404: "Not found",
+    409: "Refused by a rule (named in `rule`), or a clash with existing data",
+    413: "Request body too large",
+    422: "Invalid input: `message` and `detail` name each field and the problem",
+    429: "Too many attempts: wait `Retry-After` seconds",
+    503: "The database is busy or unreachable: nothing was written; retry after "
+    "`Retry-After` seconds",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring ``codes`` with the error body."""
+    return {
+        code: {"model": ErrorBody, "description": _DESCRIPTIONS.get(code, "Error")}
+        for code in codes
+    }
+
+
+def is_unavailable(exc: DBAPIError) -> bool:
+    """True if ``exc`` says the database is down or unreachable, not that a statement is
+    wrong: a PostgreSQL connection failure (no SQLSTATE from psycopg, or class 08), a
+    server shutting down, or a connection SQLAlchemy found broken."""
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlstate", None)
+    if code is not None:
+        return str(code).startswith("08") or code in UNAVAILABLE_SQLSTATES
+    return type(exc.orig).__module__.startswith("psycopg") and isinstance(
+        exc, OperationalError | InterfaceError
+    )
+
+
+def unavailable_response(why: str) -> JSONResponse:
+    return JSONResponse(
+        _body(UNAVAILABLE, f"{why}; nothing was written, retry", "database"),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 def _body(rule: str, message: str, obj: str | None, **extra: Any) -> dict[str, Any]:
@@ -67,8 +121,20 @@ def install(app: FastAPI) -> None:
             status_code=409,
         )
 
-    @app.exception_handler(OperationalError)
-    async def contention(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free in time: %s", exc)
+        return unavailable_response("no database connection was free in time")
+
+    @app.exception_handler(DBAPIError)
+    async def contention(_: Request, exc: DBAPIError) -> JSONResponse:
+        # A database that is down or out of reach: 503, quickly (bounded waits, see
+        # make_engine); the pool replaces the broken connections when it is back.
+        if is_unavailable(exc):
+            log.warning("database unavailable: %s", exc.orig)
+            return unavailable_response("the database is unreachable")
+        if not isinstance(exc, OperationalError):
+            return _internal_error(exc)
         # Deadlock victim, serialization failure, lock timeout, SQLite busy: the
         # transaction rolled back whole; the client may simply retry.
         code = getattr(exc.orig, "sqlstate", None)
@@ -77,7 +143,7 @@ def install(app: FastAPI) -> None:
             return JSONResponse(
                 _body("RETRY", "the database was busy; nothing was written, retry", None),
                 status_code=503,
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         return _internal_error(exc)
 

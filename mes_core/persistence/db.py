@@ -40,8 +40,25 @@ def is_postgres(url: str) -> bool:
     return make_url(url).get_backend_name() == "postgresql"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the pragmas the MES relies on."""
+#: PostgreSQL: seconds to wait for a new connection (libpq ``connect_timeout``).
+CONNECT_TIMEOUT_S = 5
+
+
+def make_engine(
+    url: str,
+    *,
+    connect_timeout_s: int = CONNECT_TIMEOUT_S,
+    statement_timeout_s: float = 0,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for ``url`` with the pragmas the MES relies on.
+
+    On PostgreSQL every wait on the database is bounded (issue 21, item 8), so that a
+    database that is down or unreachable is answered 503 (``mes_core.api.errors``), not
+    a hang: opening a connection (``connect_timeout_s``), a statement on the server
+    (``statement_timeout_s``, 0: unbounded, for migrations and the CLI), data left
+    unacknowledged on a dead network path (``tcp_user_timeout``, the same bound) and a
+    silent peer (TCP keepalives); the pool's own wait is ``pool_timeout``."""
     if is_sqlite(url):
         engine = create_engine(
             url,
@@ -69,6 +86,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    if make_url(url).get_driver_name() == "psycopg":
+        connect_args: dict[str, Any] = {
+            "connect_timeout": connect_timeout_s,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+        }
+        if statement_timeout_s > 0:
+            ms = int(statement_timeout_s * 1000)
+            connect_args["options"] = f"-c statement_timeout={ms}"
+            connect_args["tcp_user_timeout"] = ms
+        connect_args.update(kwargs.pop("connect_args", {}))
+        kwargs["connect_args"] = connect_args
     engine = create_engine(url, **kwargs)
     if engine.dialect.driver == "psycopg" and not kwargs.get("pool_pre_ping"):
         event.listen(engine, "checkout", _check_idle_connection)
