@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from datetime import UTC, datetime
 
 from mes_core.schemas.plant_events import CountEvent, IngestResult, PlantEvent, StateChangeEvent
 from twin.hooks import PackMLState
 from twin.scenario.link import DirectCollector, Sampling
-from twin.scenario.truth import TruthRecorder
+from twin.scenario.report import StateInterval
+from twin.scenario.truth import TruthRecorder, state_timeline
 
 START = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
 
@@ -97,18 +100,61 @@ def test_count_deltas_coalesce_per_period_and_flush_at_a_job_change() -> None:
     assert counts == [(1, 0, "JO-1"), (5, 0, "JO-1"), (3, 0, "JO-1"), (0, 1, "JO-2")]
 
 
-def test_dominant_timeline_shows_what_filled_each_slice_and_merges_neighbours() -> None:
-    from twin.scenario.report import StateInterval
-    from twin.scenario.truth import dominant_timeline
+def _drawn_seconds(out: list[StateInterval]) -> dict[str, float]:
+    drawn: dict[str, float] = {}
+    for iv in out:
+        drawn[iv.state] = drawn.get(iv.state, 0.0) + iv.end - iv.start
+    return drawn
 
+
+def test_state_timeline_draws_every_state_second_of_a_flickering_unit() -> None:
     flicker = []
     for i in range(100):  # 100 s: 0.8 s running, 0.2 s starved, every second
         flicker.append(StateInterval(work_unit="C", state="running", start=i, end=i + 0.8))
         flicker.append(StateInterval(work_unit="C", state="starved", start=i + 0.8, end=i + 1))
     flicker.append(StateInterval(work_unit="C", state="down", start=100, end=200))
-    out, step = dominant_timeline(flicker, 200.0, buckets=20)
+    out, step = state_timeline(flicker, 200.0, buckets=20)
     assert step == 10.0
-    assert [(i.state, i.start, i.end) for i in out] == [
-        ("running", 0.0, 100.0),
-        ("down", 100.0, 200.0),
+    drawn = _drawn_seconds(out)
+    assert abs(drawn["running"] - 80.0) < 1e-9 and abs(drawn["starved"] - 20.0) < 1e-9
+    assert drawn["down"] == 100.0
+    # A few bars a slice at most, the down time one bar, nothing outside its slice.
+    assert len(out) <= 2 * 10 + 1
+    assert (out[-1].state, out[-1].start, out[-1].end) == ("down", 100.0, 200.0)
+    assert all(a.end <= b.start + 1e-9 for a, b in itertools.pairwise(out))
+
+
+def test_state_timeline_drawn_seconds_per_state_equal_the_reconciled_seconds() -> None:
+    """Issue 13: 37,774 s running reconciled, 231 s drawn (a float floor, ``t // step``,
+    sent the rest of an interval into one slice). Over a day of random states with a slice
+    length no float holds exactly, every unit's drawn seconds per state equal the ledger's
+    (reconciled) seconds within one slice; by construction they are exact."""
+    rng = random.Random(13)
+    truth = TruthRecorder()
+    states = ["running", "starved", "blocked", "down", "setup"]
+    for unit in ("P", "Q"):
+        t = 0.0
+        while t < 86_000.0:
+            truth.on_state(t, unit, rng.choice(states), PackMLState.EXECUTE, "", None)
+            t += rng.choice([0.3, 0.7, 1.1, 45.3, 3_777.7, 12_345.6])
+    end = 86_400.1
+    truth.close(end)
+    out, step = state_timeline(truth.intervals, end)
+    assert step == end / 1500
+    reconciled = truth.records().work_units
+    for unit in ("P", "Q"):
+        drawn = _drawn_seconds([iv for iv in out if iv.work_unit == unit])
+        for state, seconds in reconciled[unit].state_seconds.items():
+            assert abs(drawn.get(state, 0.0) - seconds) <= min(step, 1e-3), (unit, state)
+        assert set(drawn) == set(reconciled[unit].state_seconds)
+
+
+def test_state_timeline_keeps_few_slices_per_unit_on_a_large_plant() -> None:
+    ivs = [
+        StateInterval(work_unit=f"U{u:03d}", state=s, start=i * 100.0, end=(i + 1) * 100.0)
+        for u in range(200)
+        for i, s in enumerate(["running", "down"] * 50)
     ]
+    out, step = state_timeline(ivs, 10_000.0)
+    assert step == 100.0  # 100 slices a unit (20,000 in all), not 1,500
+    assert len(out) == len(ivs)

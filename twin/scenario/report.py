@@ -187,9 +187,10 @@ class Report(_Model):
     faults: list[FaultRecord]
     orders: list[OrderProgress]
     states: list[StateInterval] = Field(
-        description="Ground-truth equipment state timeline, at ``state_resolution_s``: each "
-        "interval shows the state that filled most of it (exact seconds per state are in "
-        "the reconciliation)."
+        description="Ground-truth equipment state timeline in slices of "
+        "``state_resolution_s``: within a slice each state is drawn once, as long as it "
+        "lasted there, in the order the states first occurred, so the seconds per state "
+        "add up to the reconciled ones."
     )
     state_resolution_s: float = Field(0.0, description="Slice length of ``states`` (s).")
     api_latency: LatencySummary

@@ -83,7 +83,7 @@ from twin.scenario.report import (
     write_json,
 )
 from twin.scenario.sut import Answer, OrderRequest, SutUnavailable, SystemUnderTest
-from twin.scenario.truth import TruthRecorder, dominant_timeline
+from twin.scenario.truth import TruthRecorder, state_timeline
 from twin.streams import root_seed, sampler, substream
 
 if TYPE_CHECKING:  # the OPC UA link imports this module
@@ -1101,7 +1101,7 @@ class Runner:
             )
             for o in self.orders
         ]
-        states, resolution = dominant_timeline(self.truth.intervals, sim_end)
+        states, resolution = state_timeline(self.truth.intervals, sim_end)
         return Report(
             scenario=ScenarioInfo(
                 name=self.scenario.name,

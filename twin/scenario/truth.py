@@ -9,6 +9,7 @@ merges that in.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -155,41 +156,71 @@ class TruthRecorder:
         return dict(seen)
 
 
-def dominant_timeline(
+MAX_SLICES = 20_000
+"""Slices of the drawn timeline over all work units (a few bars each at most)."""
+
+
+def state_timeline(
     intervals: list[StateInterval], end: float, buckets: int = 1500
 ) -> tuple[list[StateInterval], float]:
-    """The state timeline at a readable resolution: time is cut into ``buckets`` equal
-    slices per work unit, each shown as the state that filled most of it, and equal
-    neighbours are merged. A line that flickers between blocked and starved every second
-    stays exact in the reconciliation (seconds per state) but would make a Gantt of
-    hundreds of thousands of bars. Returns the intervals and the slice length (s)."""
+    """The state timeline at a readable resolution, every second of the ledger kept.
+
+    Time is cut into ``buckets`` equal slices per work unit. Within a slice each state the
+    unit was in is drawn once, as long as it lasted in that slice, in the order the states
+    first occurred there; equal neighbours are merged. So a state that fills a day is one
+    bar, and a line that flickers between running and starved every second (hundreds of
+    thousands of intervals, exact in the reconciliation) is drawn as at most a few bars a
+    slice whose lengths still add up, per state, to the reconciled seconds. Intervals past
+    ``end`` are drawn in the last slice. A plant of many work units gets fewer slices
+    (``MAX_SLICES`` in all), so the page stays drawable. Returns the intervals and the
+    slice length (s).
+    """
     if end <= 0 or not intervals:
         return list(intervals), 0.0
+    units = len({iv.work_unit for iv in intervals})
+    buckets = max(min(buckets, MAX_SLICES // units), 1)
     step = max(end / buckets, 1.0)
-    per_unit: dict[str, list[dict[str, float]]] = defaultdict(
-        lambda: [defaultdict(float) for _ in range(int(end // step) + 1)]
-    )
+    n = max(math.ceil(end / step), 1)
+
+    def slice_of(t: float) -> int:
+        # ``t // step`` is a float floor: 0.3 // 0.1 == 2.0, so correct by one either way.
+        k = min(max(int(t / step), 0), n - 1)
+        if k > 0 and k * step > t:
+            k -= 1
+        elif k < n - 1 and (k + 1) * step <= t:
+            k += 1
+        return k
+
+    # unit -> slice -> state -> [seconds, first instant, last instant]
+    per_unit: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(dict)
     for iv in intervals:
+        if iv.end <= iv.start:
+            continue
         slices = per_unit[iv.work_unit]
-        t = iv.start
-        while t < iv.end:
-            k = min(int(t // step), len(slices) - 1)
-            stop = min(iv.end, (k + 1) * step)
-            if stop <= t:  # the last slice is open-ended
-                stop = iv.end
-            slices[k][iv.state] += stop - t
-            t = stop
+        first, last = slice_of(iv.start), slice_of(iv.end)
+        for k in range(first, last + 1):
+            lo = max(iv.start, k * step)
+            hi = iv.end if k == n - 1 else min(iv.end, (k + 1) * step)
+            if hi <= lo:
+                continue
+            acc = slices.setdefault(k, {}).setdefault(iv.state, [0.0, lo, hi])
+            acc[0] += hi - lo
+            acc[1], acc[2] = min(acc[1], lo), max(acc[2], hi)
     out: list[StateInterval] = []
     for wu in sorted(per_unit):
         current: StateInterval | None = None
-        for k, seconds in enumerate(per_unit[wu]):
-            if not seconds:
-                continue
-            state = max(seconds.items(), key=lambda kv: (kv[1], kv[0]))[0]
-            start, stop = k * step, min((k + 1) * step, end)
-            if current is not None and current.state == state and current.end == start:
-                current.end = stop
-            else:
-                current = StateInterval(work_unit=wu, state=state, start=start, end=stop)
-                out.append(current)
+        for k in sorted(per_unit[wu]):
+            pieces = sorted(per_unit[wu][k].items(), key=lambda kv: (kv[1][1], kv[1][2], kv[0]))
+            t = pieces[0][1][1]  # the slice is drawn from its first covered instant
+            for state, (seconds, _, _) in pieces:
+                if (
+                    current is not None
+                    and current.state == state
+                    and abs(current.end - t) <= 1e-9 * max(1.0, t)
+                ):
+                    current.end = t + seconds
+                else:
+                    current = StateInterval(work_unit=wu, state=state, start=t, end=t + seconds)
+                    out.append(current)
+                t += seconds
     return out, step
