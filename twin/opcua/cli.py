@@ -79,8 +79,17 @@ def serve(
     duration: Annotated[
         float, typer.Option(help="stop after this many simulated seconds (0: run until Ctrl-C)")
     ] = 0.0,
+    sparkplug: Annotated[
+        str | None,
+        typer.Option(
+            help="also publish as Sparkplug B edge nodes (one per line) to this MQTT broker, "
+            "e.g. mqtt://127.0.0.1:1883"
+        ),
+    ] = None,
+    group: Annotated[str, typer.Option(help="Sparkplug group id (with --sparkplug)")] = "mestwin",
 ) -> None:
-    """Run the plant model and serve it over OPC UA (WorkUnitType instances)."""
+    """Run the plant model and serve it over OPC UA (WorkUnitType instances), and over
+    MQTT Sparkplug B with ``--sparkplug``."""
     from twin.opcua.runtime import ServedPlant, ServeOptions
     from twin.opcua.server import quiet_asyncua
 
@@ -98,7 +107,19 @@ def serve(
         security=_security(security, user or [], pki_dir),
         seed=seed,
         auto_dispatch=dispatch == "model",
+        sparkplug=sparkplug,
+        sparkplug_group=group,
     )
+    if sparkplug is not None:
+        from sparkplug_b.topic import check_id
+        from twin.sparkplug.edge import broker_address
+
+        try:
+            broker_address(sparkplug)
+            check_id("--group", group)
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_asyncua()
 
@@ -110,6 +131,8 @@ def serve(
         async with ServedPlant(plant_model, options) as plant:
             for ep in plant.endpoints:
                 typer.echo(f"serving {plant_model.plant.code} at {ep}")
+            if sparkplug:
+                typer.echo(f"publishing {plant_model.plant.code} to {sparkplug} as group {group}")
             while not stop.is_set() and plant.error is None:
                 if duration and plant.engine.now >= duration:
                     break
@@ -123,6 +146,9 @@ def serve(
 
     try:
         asyncio.run(main())
+    except ConnectionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"error: cannot serve at {endpoint}: {exc}", err=True)
         raise typer.Exit(1) from None

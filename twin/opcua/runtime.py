@@ -79,6 +79,11 @@ class ServeOptions:
     seed: int = 0
     auto_dispatch: bool = True
     strict_pace: bool = False
+    sparkplug: str | None = None
+    """An MQTT broker (``mqtt://HOST:PORT``) to publish the plant to as Sparkplug B edge
+    nodes too (``twin.sparkplug``), beside the OPC UA servers."""
+    sparkplug_group: str = "mestwin"
+    """The Sparkplug group id of the edge nodes (one per line)."""
 
 
 class ServedPlant:
@@ -108,6 +113,9 @@ class ServedPlant:
         self.servers: list[PlantServer] = []
         self.publisher: OpcUaPublisher | None = None
         self._pump: asyncio.Task[None] | None = None
+        self.sparkplug: Any = None
+        """The ``SparkplugPublisher`` when ``options.sparkplug`` names a broker."""
+        self._sparkplug_pump: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
         self.error: BaseException | None = None
@@ -160,6 +168,15 @@ class ServedPlant:
         self.engine.add_observer(self.publisher)
         await self.publisher.flush()
         self._pump = asyncio.create_task(self.publisher.run(), name="opcua-pump")
+        if opts.sparkplug:
+            from twin.sparkplug.edge import SparkplugPublisher
+
+            self.sparkplug = SparkplugPublisher(
+                self.model, opts.sparkplug, opts.sparkplug_group, start=self.model.plant.start
+            )
+            self.engine.add_observer(self.sparkplug)
+            await self.sparkplug.start()
+            self._sparkplug_pump = asyncio.create_task(self.sparkplug.run(), name="spb-pump")
         if self.autorun:
             self.start_engine()
 
@@ -226,6 +243,8 @@ class ServedPlant:
         """Wait until every queued change has been written to the servers."""
         assert self.publisher is not None
         await self.publisher.flush()
+        if self.sparkplug is not None:
+            self.sparkplug.flush()
 
     async def stop(self) -> None:
         self._halt.set()
@@ -235,6 +254,11 @@ class ServedPlant:
             self.publisher.stop()
         if self._pump is not None:
             await self._pump
+        if self.sparkplug is not None:
+            self.sparkplug.stop()
+            if self._sparkplug_pump is not None:
+                await self._sparkplug_pump
+            self.sparkplug.close()
         for server in self.servers:
             await server.stop()
         self._gc.close()
