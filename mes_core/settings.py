@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     #: Threads per API worker running synchronous endpoints, on PostgreSQL (few, see
     #: ``mes_core.api.app._lifespan``; SQLite keeps anyio's 40).
     api_threads: int = Field(default=8, ge=1, le=200)
+    #: The window of plant time in which plant events may be stamped (issue 21, item 9):
+    #: outside it a batch is refused 422, naming the event. Plant time, not the wall
+    #: clock: a simulated plant runs on its own calendar (a scenario's start is a date in
+    #: its YAML, runs go at up to 1000x), so the default is wide: 2000-01-01 .. 2100-01-01.
+    plant_time_earliest: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    plant_time_latest: AwareDatetime = datetime(2100, 1, 1, tzinfo=UTC)
     #: PostgreSQL: seconds to wait for a connection to open (libpq ``connect_timeout``);
     #: past it a request is answered 503 with ``Retry-After`` instead of hanging.
     db_connect_timeout_s: int = Field(default=5, ge=2, le=300)

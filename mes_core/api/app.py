@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mes_core.api import errors, health
 from mes_core.api.deps import admitted_roles
-from mes_core.api.limits import BodySizeLimit
+from mes_core.api.limits import BodySizeLimit, RefuseNul
 from mes_core.domain.states import Role
 from mes_core.gc_tuning import settle_heap
 from mes_core.observability import install as install_observability
@@ -190,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     health.install(app)
 
+    app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # /metrics, and latency by route outermost so that body-limit refusals count (issue 8).
     install_observability(app, open_holds=open_holds_from(engine))

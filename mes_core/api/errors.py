@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mes_core.api.limits import NulInRequest, nul_detail, nul_message
 from mes_core.domain.errors import MesError, RuleViolation
 from mes_core.schemas.common import ErrorBody
 
@@ -153,6 +154,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, NulInRequest):
+            return JSONResponse(
+                _body("VALIDATION", nul_message(exc.where), None, detail=nul_detail(exc.where)),
+                status_code=422,
+            )
         rule = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}.get(
             exc.status_code, "HTTP_ERROR"
         )

@@ -39,7 +39,9 @@ class EquipmentState(StrEnum):
 
 
 class _EventBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and Infinity are no measurement (issue 21, item 9): one ingested would be judged
+    # out of specification and hold the order.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     source: Annotated[str, Field(min_length=1, max_length=200)]
     sequence: Annotated[int, Field(ge=1, le=2**62)]
@@ -103,6 +105,25 @@ class PlantEventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: Annotated[list[PlantEvent], Field(max_length=MAX_BATCH_EVENTS)]
+
+
+def outside_plant_time(
+    batch: PlantEventBatch, earliest: datetime, latest: datetime
+) -> list[tuple[int, str]]:
+    """``(index, message)`` of each event of ``batch`` stamped outside the plant-time
+    window ``[earliest, latest]`` (issue 21, item 9): a plant clock never set (year 1) or
+    corrupted (year 9999) would poison the record, a far-future state event freezing its
+    work unit's state for good, since a state never moves backwards in time."""
+    return [
+        (
+            i,
+            f"timestamp {e.timestamp.isoformat()} is outside the plant-time window "
+            f"{earliest.isoformat()} .. {latest.isoformat()} (MESTWIN_PLANT_TIME_EARLIEST, "
+            "MESTWIN_PLANT_TIME_LATEST)",
+        )
+        for i, e in enumerate(batch.events)
+        if not earliest <= e.timestamp <= latest
+    ]
 
 
 class IngestResult(BaseModel):

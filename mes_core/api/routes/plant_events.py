@@ -16,11 +16,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from mes_core.api.deps import Credentials, SessionDep, allow_in_endpoint
+from mes_core.api.deps import Credentials, SessionDep, SettingsDep, allow_in_endpoint
 from mes_core.domain.states import Role
 from mes_core.persistence import ingest
 from mes_core.persistence.db import run_transaction
-from mes_core.schemas.plant_events import IngestResult, PlantEventBatch
+from mes_core.schemas.plant_events import IngestResult, PlantEventBatch, outside_plant_time
+from mes_core.settings import Settings
 
 router = APIRouter(prefix="/api/v1/plant-events", tags=["plant events"])
 
@@ -34,13 +35,31 @@ async def _body_bytes(request: Request) -> bytes:
 BodyBytes = Annotated[bytes, Depends(_body_bytes)]
 
 
-def parse_batch(body: bytes) -> PlantEventBatch:
-    """The batch in ``body`` (JSON), or the 422 FastAPI gives a declared body parameter."""
+def parse_batch(body: bytes, settings: Settings | None = None) -> PlantEventBatch:
+    """The batch in ``body`` (JSON), or the 422 FastAPI gives a declared body parameter;
+    with ``settings``, also 422 for events stamped outside their plant-time window."""
     try:
-        return PlantEventBatch.model_validate_json(body)
+        batch = PlantEventBatch.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors, body=body) from None
+    if settings is not None:
+        outside = outside_plant_time(
+            batch, settings.plant_time_earliest, settings.plant_time_latest
+        )
+        if outside:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "events", i, "timestamp"),
+                        "msg": message,
+                        "type": "plant_time_window",
+                    }
+                    for i, message in outside
+                ],
+                body=body,
+            )
+    return batch
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -85,10 +104,14 @@ _BATCH_REQUEST_BODY = {
     openapi_extra=_BATCH_REQUEST_BODY,
     responses={422: {"description": "The batch, or an event of it (by index), is malformed"}},
 )
-def ingest_batch(session: SessionDep, who: IntegrationCredentials, body: BodyBytes) -> IngestResult:
+def ingest_batch(
+    session: SessionDep, who: IntegrationCredentials, body: BodyBytes, settings: SettingsDep
+) -> IngestResult:
     """Store a batch idempotently on (source, sequence) and apply its new events, in one
-    transaction (integration role: the connector)."""
+    transaction (integration role: the connector). A batch with a malformed event, a
+    non-finite value or a timestamp outside the plant-time window is refused whole (422,
+    naming each such event by index): nothing of it is written."""
     actor = who.actor(session)
-    batch = parse_batch(body)
+    batch = parse_batch(body, settings)
     # A deadlock or serialization failure is retried whole (bounded), never a 500.
     return run_transaction(session, lambda: ingest.ingest_batch(session, batch, actor=actor))
