@@ -185,3 +185,24 @@ def is_nonnegative(dist: AnyDistribution) -> bool:
     if isinstance(dist, Triangular | Uniform):
         return dist.low >= 0
     return min(dist.values) >= 0
+
+
+def spread(dist: AnyDistribution) -> tuple[float, float]:
+    """The interval that holds nearly all draws of ``dist``: its bounds where it has them
+    (deterministic, triangular, uniform, empirical; a normal's ``min``/``max``), else
+    mean +/- 3 sd (99.73 % of a normal's draws)."""
+    if isinstance(dist, Deterministic):
+        return dist.value, dist.value
+    if isinstance(dist, Triangular | Uniform):
+        return dist.low, dist.high
+    if isinstance(dist, Empirical):
+        return min(dist.values), max(dist.values)
+    if isinstance(dist, Normal):
+        low, high = dist.mean_ - 3 * dist.sd, dist.mean_ + 3 * dist.sd
+        if dist.min is not None:
+            low, high = max(low, dist.min), max(high, dist.min)
+        if dist.max is not None:
+            low, high = min(low, dist.max), min(high, dist.max)
+        return low, high
+    sd = dist.mean_ if isinstance(dist, Exponential) else dist.sd
+    return max(dist.mean_ - 3 * sd, 0.0), dist.mean_ + 3 * sd

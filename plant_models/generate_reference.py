@@ -17,12 +17,23 @@ CLASSES = (
 )  # fmt: skip
 
 
+def _mean_cycle(line: int, pos: int) -> float:
+    # Slightly unbalanced lines (bottleneck varies by line) so that blocking and
+    # starving both happen; means between 9 and 11 s.
+    return 9.0 + ((line * 7 + pos * 3) % 9) * 0.25
+
+
+def _standard_run_time(line: int, cls: str) -> float:
+    """The routing's PRU on the line's first unit of ``cls``: one sd (0.4 s) below its
+    mean cycle, the machine's ideal rate, so its ISO 22400-2 effectiveness stays below
+    100 % (the plant model refuses a PRU above the mean cycle)."""
+    return _mean_cycle(line, CLASSES.index(cls)) - 0.4
+
+
 def _work_unit(line: int, pos: int) -> str:
     cls = CLASSES[pos % len(CLASSES)]
     code = f"L{line:02d}-WU{pos + 1:02d}"
-    # Slightly unbalanced lines (bottleneck varies by line) so that blocking and
-    # starving both happen; means between 9 and 11 s.
-    mean = 9.0 + ((line * 7 + pos * 3) % 9) * 0.25
+    mean = _mean_cycle(line, pos)
     out = [
         f"      - code: {code}",
         f"        equipment_class: {cls}",
@@ -82,9 +93,11 @@ def render() -> str:
                 f"    material: FG-L{line:02d}-{variant}",
                 f"    line: L{line:02d}",
                 "    segments:",
-                f"      - {{id: FILL, equipment_class: Filler, standard_run_time: 11, "
+                "      - {id: FILL, equipment_class: Filler, "
+                f"standard_run_time: {_standard_run_time(line, 'Filler'):.2f}, "
                 f"materials: [{{material: RAW-L{line:02d}, quantity_per_unit: 1}}]}}",
-                "      - {id: PACK, equipment_class: CasePacker, standard_run_time: 11}",
+                "      - {id: PACK, equipment_class: CasePacker, "
+                f"standard_run_time: {_standard_run_time(line, 'CasePacker'):.2f}}}",
             ]
     parts += [
         "shift_calendars:",

@@ -23,6 +23,7 @@ file, line, column and field path.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import date, datetime, time
 from typing import Annotated, Literal
@@ -36,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from plant_models.distributions import Distribution, is_nonnegative
+from plant_models.distributions import Distribution, is_nonnegative, spread
 from plant_models.durations import Duration
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -89,15 +90,21 @@ class ProcessValue(_Model):
     """A process value the work unit exposes (temperature, fill weight...).
 
     Sampled every ``update_period`` seconds from ``distribution`` plus
-    ``drift_per_hour`` x hours since start. ``characteristic`` ties it to an inspection
-    characteristic of the operation segment run on this work unit. A sample is published
-    only when it differs from the last published one by more than ``deadband`` (OPC UA
-    absolute deadband; 0: any change), so only what changed is written.
+    ``drift_per_hour`` x hours since start; while the work unit runs (or last ran) a
+    product named in ``per_product``, from that product's distribution instead (a tablet
+    press makes 400 mg tablets of one product and 500 mg of another). ``characteristic``
+    ties it to an inspection characteristic of the operation segment run on this work
+    unit: for every product whose segment inspects it, the value's distribution for that
+    product must lie within the characteristic's spec limits (``reference_problems``), so a
+    clean run makes in-spec product and only a drift or a fault makes it out of spec. A
+    sample is published only when it differs from the last published one by more than
+    ``deadband`` (OPC UA absolute deadband; 0: any change), so only what changed is written.
     """
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     unit: str = ""
     distribution: Distribution
+    per_product: dict[str, Distribution] = Field(default_factory=dict)
     drift_per_hour: float = 0.0
     update_period: Annotated[Duration, Field(gt=0)] = 1.0
     eu_range: tuple[float, float] | None = None
@@ -514,6 +521,9 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
             for pi, pv in enumerate(wu.process_values):
                 if names[pv.name] > 1:
                     bad((*wloc, "process_values", pi, "name"), f"duplicate value {pv.name!r}")
+                for p in pv.per_product:
+                    if p not in products:
+                        bad((*wloc, "process_values", pi, "per_product", p), f"no product {p!r}")
 
     start_day = model.plant.start.date()
     for i, lot in enumerate(model.material_lots):
@@ -556,6 +566,8 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
             if seg.skill is not None and seg.skill not in skills_known:
                 bad((*sloc, "skill"), f"no operator has skill {seg.skill!r}")
 
+    problems.extend(_spec_problems(model))
+
     for oi, op in enumerate(model.operators):
         cal = calendars.get(op.calendar)
         if cal is None:
@@ -592,6 +604,92 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                         f"break {brk.start}-{brk.end} is outside shift {shift.start}-{shift.end}",
                     )
     return problems
+
+
+def segments_of(product: Product, line: Line) -> list[OperationSegment | None]:
+    """Which operation segment each work unit of ``line`` runs for ``product``: segments
+    follow the line's flow, each on the next work unit of its equipment class."""
+    out: list[OperationSegment | None] = [None] * len(line.work_units)
+    cursor = 0
+    for seg in product.segments:
+        for i in range(cursor, len(line.work_units)):
+            if line.work_units[i].equipment_class == seg.equipment_class:
+                out[i] = seg
+                cursor = i + 1
+                break
+    return out
+
+
+def _spec_problems(model: PlantModel) -> list[tuple[Loc, str]]:
+    """The routing against the machines that run it.
+
+    A segment's standard run time (ISO 22400-2 PRU) must not exceed the mean cycle time of
+    the work unit that runs it: a machine that beats its standard on average shows an
+    effectiveness above 100 %, which is a master-data error, not a good day.
+
+    For each product, a process value tied to an inspection characteristic of the segment
+    that product runs on the work unit must be capable of that spec: its distribution for
+    the product (``per_product`` or the default) keeps nearly all samples (mean +/- 3 sd,
+    i.e. a process capability index Cpk >= 1 for a normal value; the bounds of a bounded
+    one) within [LSL, USL]. Otherwise a clean run would make out-of-spec product.
+    """
+    problems: list[tuple[Loc, str]] = []
+    index = {p.id: pi for pi, p in enumerate(model.products)}
+    for li, line in enumerate(model.lines):
+        for product in model.products:
+            if product.line != line.code:
+                continue
+            for wi, (wu, seg) in enumerate(
+                zip(line.work_units, segments_of(product, line), strict=True)
+            ):
+                if seg is None:
+                    continue
+                si = product.segments.index(seg)
+                cycle = wu.cycle_time.mean()
+                if seg.standard_run_time > cycle * (1 + 1e-9):
+                    problems.append(
+                        (
+                            ("products", index[product.id], "segments", si, "standard_run_time"),
+                            f"{seg.standard_run_time:g} s per unit is slower than {wu.code}'s "
+                            f"mean cycle time {cycle:g} s: the machine would beat its standard "
+                            "(ISO 22400-2:2014 effectiveness = PRU x PQ / APT above 100 %); "
+                            "the routing's planned run time per unit must not exceed the "
+                            "machine's ideal cycle time",
+                        )
+                    )
+                limits = {c.name: (ci, c) for ci, c in enumerate(seg.inspections)}
+                for pi, pv in enumerate(wu.process_values):
+                    if pv.characteristic is None or pv.characteristic not in limits:
+                        continue
+                    ci, char = limits[pv.characteristic]
+                    dist = pv.per_product.get(product.id, pv.distribution)
+                    low, high = spread(dist)
+                    lsl = -math.inf if char.lsl is None else char.lsl
+                    usl = math.inf if char.usl is None else char.usl
+                    if lsl <= low and high <= usl:
+                        continue
+                    where = (
+                        ("per_product", product.id)
+                        if product.id in pv.per_product
+                        else ("distribution",)
+                    )
+                    seg_loc = format_loc(("products", index[product.id], "segments", si))
+                    problems.append(
+                        (
+                            ("lines", li, "work_units", wi, "process_values", pi, *where),
+                            f"{pv.name} for product {product.id} ranges {low:g} to {high:g} "
+                            f"{pv.unit}, outside the spec {_limit(char.lsl)} to "
+                            f"{_limit(char.usl)} {char.unit} of {char.name} "
+                            f"({seg_loc}.inspections[{ci}]): a clean run would make "
+                            f"out-of-spec product; give per_product.{product.id} a "
+                            "distribution within the spec",
+                        )
+                    )
+    return problems
+
+
+def _limit(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
 
 
 def _minutes(t: time) -> int:

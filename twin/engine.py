@@ -48,6 +48,7 @@ from plant_models.schema import (
     ProcessValue,
     Product,
     WorkUnit,
+    segments_of,
 )
 from twin.hooks import (
     ALARM_BLOCKED,
@@ -843,8 +844,13 @@ class WorkUnitSim:
         while True:
             now = env._now
             wall = engine.wall(now) if obs else None
+            job = self.job
             for pv in values:
-                value = pv.noise() + pv.drift * now + pv.offset
+                # The product being made (or last made) sets the value's distribution.
+                noise = (
+                    pv.by_product.get(job.product, pv.noise) if job and pv.by_product else pv.noise
+                )
+                value = noise() + pv.drift * now + pv.offset
                 pv.last = value
                 pv.count += 1
                 pv.total += value
@@ -879,6 +885,7 @@ class ProcessValueSim:
     unit's scan, ``WorkUnitSim._scan``)."""
 
     __slots__ = (
+        "by_product",
         "count",
         "deadband",
         "drift",
@@ -902,6 +909,15 @@ class ProcessValueSim:
         self.noise = sampler(
             spec.distribution, substream(engine.root, f"{wu.code}/pv/{spec.name}"), duration=False
         )
+        # One stream per product, so adding a product leaves the others' values unchanged.
+        self.by_product = {
+            product: sampler(
+                dist,
+                substream(engine.root, f"{wu.code}/pv/{spec.name}/{product}"),
+                duration=False,
+            )
+            for product, dist in spec.per_product.items()
+        }
         self.drift = spec.drift_per_hour / 3600.0
         self.offset = 0.0
         self.last: float | None = None
@@ -1180,15 +1196,7 @@ class Engine:
     @staticmethod
     def segments_for(product: Product, line: Line) -> list[OperationSegment | None]:
         """Which operation segment each work unit of ``line`` runs for ``product``."""
-        out: list[OperationSegment | None] = [None] * len(line.work_units)
-        cursor = 0
-        for seg in product.segments:
-            for i in range(cursor, len(line.work_units)):
-                if line.work_units[i].equipment_class == seg.equipment_class:
-                    out[i] = seg
-                    cursor = i + 1
-                    break
-        return out
+        return segments_of(product, line)
 
     def _crews(self, model: PlantModel) -> None:
         calendars = {c.id: c for c in model.shift_calendars}

@@ -240,3 +240,84 @@ def test_a_model_built_in_code_is_checked_for_references_too() -> None:
     }
     with pytest.raises(ValidationError, match=r"lines\[0\]\.work_units\[0\]\.operator_skill"):
         PlantModel.model_validate(data)
+
+
+PRESS = """\
+plant:
+  code: P
+lines:
+  - code: L1
+    work_units:
+      - code: L1-PRESS
+        equipment_class: TabletPress
+        cycle_time: {kind: normal, mean: 30m, sd: 1m}
+        process_values:
+          - {name: TabletWeight, unit: mg, distribution: {kind: normal, mean: 500, sd: 3},
+             characteristic: tablet_weight}
+materials: [{id: FG-A, unit: ea}, {id: FG-B, unit: ea}]
+products:
+  - id: P500
+    material: FG-A
+    line: L1
+    segments:
+      - id: COMPRESS
+        equipment_class: TabletPress
+        standard_run_time: 29m
+        inspections:
+          - {name: tablet_weight, lsl: 485, target: 500, usl: 515, sampling: {every_units: 1}}
+  - id: P400
+    material: FG-B
+    line: L1
+    segments:
+      - id: COMPRESS
+        equipment_class: TabletPress
+        standard_run_time: 29m
+        inspections:
+          - {name: tablet_weight, lsl: 388, target: 400, usl: 412, sampling: {every_units: 1}}
+"""
+
+
+def test_process_value_outside_a_products_spec_is_refused_at_its_distribution() -> None:
+    """Issue 13: TabletWeight N(500, 3) for every product, while a 400 mg product's spec is
+    388-412 mg: a clean run would make out-of-spec product, so the model is refused."""
+    err = _error(PRESS)
+    assert len(err.problems) == 1
+    problem = err.problems[0]
+    assert problem.path == "lines[0].work_units[0].process_values[0].distribution"
+    assert problem.line == 10
+    assert "TabletWeight for product P400 ranges 491 to 509 mg" in problem.message
+    assert "spec 388 to 412" in problem.message
+    assert "products[1].segments[0].inspections[0]" in problem.message
+
+
+def test_process_value_per_product_makes_each_product_in_spec() -> None:
+    text = PRESS.replace(
+        "characteristic: tablet_weight}",
+        "characteristic: tablet_weight,\n"
+        "             per_product: {P400: {kind: normal, mean: 400, sd: 2.5}}}",
+    )
+    model = parse_plant_model(text, name="plant.yaml")
+    pv = model.lines[0].work_units[0].process_values[0]
+    assert pv.per_product["P400"].mean() == 400
+    narrow = text.replace("mean: 400, sd: 2.5", "mean: 400, sd: 5")  # 385-415: not capable
+    err = _error(narrow)
+    assert [p.path for p in err.problems] == [
+        "lines[0].work_units[0].process_values[0].per_product.P400"
+    ]
+    unknown = text.replace("{P400: {kind", "{P999: {kind")
+    assert "no product 'P999'" in str(_error(unknown))
+
+
+def test_standard_run_time_slower_than_the_machines_mean_cycle_is_refused() -> None:
+    """ISO 22400-2:2014 effectiveness = PRU x PQ / APT: a routing PRU above the machine's
+    mean cycle (bottling shipped 0.5 s against a 0.43 s capper: 113-123 %) is master data
+    that makes every good day look impossible."""
+    capable = PRESS.replace(
+        "characteristic: tablet_weight}",
+        "characteristic: tablet_weight,\n"
+        "             per_product: {P400: {kind: normal, mean: 400, sd: 2.5}}}",
+    )
+    parse_plant_model(capable, name="plant.yaml")
+    err = _error(capable.replace("standard_run_time: 29m", "standard_run_time: 31m", 1))
+    assert [p.path for p in err.problems] == ["products[0].segments[0].standard_run_time"]
+    assert "1860 s per unit is slower than L1-PRESS's mean cycle time 1800 s" in str(err)

@@ -496,3 +496,32 @@ def test_paced_run_stamps_what_it_publishes_with_the_wall_time_of_its_simulated_
     wall0 = engine.wall(0.0)
     assert wall0 is not None
     assert all(w == pytest.approx(wall0 + t / speed, abs=1e-6) for t, w in stamps)
+
+
+def test_process_values_follow_the_product_on_the_work_unit_and_stay_in_its_spec() -> None:
+    """Issue 13: the press weighed 500 mg tablets for every product while IBU400's spec is
+    388-412 mg. Each product now has its own distribution, so a clean run is in spec."""
+    model = load_plant_model("tablet_line")
+    spec = {
+        p.id: next(c for s in p.segments for c in s.inspections if c.name == "tablet_weight")
+        for p in model.products
+    }
+    engine = Engine(model, 11)
+    recorder = Recorder()
+    engine.add_observer(recorder)
+    engine.run_until(30 * 3600.0)
+    product = ""
+    weights: dict[str, list[float]] = {}
+    for call in recorder.calls:
+        if call[0] == "job" and call[2] == "TAB1-PRESS":
+            product = call[4]
+        elif call[0] == "value" and call[2] == "TAB1-PRESS" and call[3] == "TabletWeight":
+            weights.setdefault(product, []).append(call[4])
+    assert set(weights) >= {"PCM500", "IBU400"}
+    for p, values in weights.items():
+        if not p:
+            continue  # before the first job order: the default distribution
+        lsl, usl = spec[p].lsl, spec[p].usl
+        assert lsl is not None and usl is not None
+        assert all(lsl <= v <= usl for v in values), (p, min(values), max(values))
+        assert abs(sum(values) / len(values) - spec[p].target) < 1.0, p

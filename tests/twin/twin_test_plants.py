@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from plant_models.distributions import Distribution
 from plant_models.schema import PlantModel
+
+_DISTRIBUTION: TypeAdapter[Distribution] = TypeAdapter(Distribution)
 
 
 def work_unit(code: str, cycle: Any, **extra: Any) -> dict[str, Any]:
@@ -54,7 +59,10 @@ def plant(
                     {
                         "id": "S1",
                         "equipment_class": work_units[0].get("equipment_class", "Station"),
-                        "standard_run_time": 1.0,
+                        # The routing may not promise less than the machine does.
+                        "standard_run_time": min(
+                            1.0, _DISTRIBUTION.validate_python(work_units[0]["cycle_time"]).mean()
+                        ),
                     }
                 ],
             }
