@@ -21,6 +21,9 @@ class CommandGroups:
     root: typer.Typer
     db: typer.Typer = field(default_factory=lambda: typer.Typer(help="Database migrations."))
     audit: typer.Typer = field(default_factory=lambda: typer.Typer(help="The audit trail."))
+    mes: typer.Typer = field(
+        default_factory=lambda: typer.Typer(help="A running MES: load a plant's master data.")
+    )
     erp: typer.Typer = field(
         default_factory=lambda: typer.Typer(help="ERP exchange in B2MML V0701.")
     )
@@ -37,6 +40,7 @@ class CommandGroups:
 COMMAND_MODULES: tuple[str, ...] = (
     "mes_core.cli",
     "mes_core.erp.cli",
+    "twin.scenario.load_plant",
     "mes_core.connectors.opcua.cli",
     "twin.cli",
     "twin.opcua.cli",
@@ -59,6 +63,7 @@ def build_app() -> typer.Typer:
         module.register(groups)
     app.add_typer(groups.db, name="db")
     app.add_typer(groups.audit, name="audit")
+    app.add_typer(groups.mes, name="mes")
     app.add_typer(groups.erp, name="erp")
     app.add_typer(groups.twin, name="twin")
     app.add_typer(groups.bench, name="bench")

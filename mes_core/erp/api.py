@@ -21,13 +21,23 @@ def import_schedule(
     session: SessionDep,
     actor: Planner,
     document: Annotated[bytes, Body(media_type=XML, description="ProcessOperationsSchedule")],
+    response: Response,
 ) -> ImportOut:
-    """Import a ProcessOperationsSchedule (OperationsType Production) into planned job
-    orders, all or nothing (integration, supervisor). Hostile or invalid XML: 4xx."""
+    """Import a ProcessOperationsSchedule (OperationsType Production) into job orders, all
+    or nothing (integration, supervisor): planned, or released when the request's
+    RequestState is Released. Sending the same document again changes nothing. Hostile or
+    invalid XML, or an order that exists otherwise: 4xx naming the request."""
     result = service.import_schedule(session, document, actor=actor)
     session.commit()
+    if not result.created:
+        response.status_code = 200  # nothing new: the document was imported before
     return ImportOut(
-        schedule_id=result.schedule_id, job_orders=result.job_orders, sha256=result.sha256
+        schedule_id=result.schedule_id,
+        job_orders=result.job_orders,
+        sha256=result.sha256,
+        created=result.created,
+        released=result.released,
+        unchanged=result.unchanged,
     )
 
 
@@ -41,11 +51,17 @@ def export_performance(
     actor: Planner,
     job_order: Annotated[list[str] | None, Query(max_length=1000)] = None,
     since: datetime | None = None,
+    include_open: bool = False,
 ) -> Response:
     """ProcessOperationsPerformance of completed job orders (named ones, or all completed or
-    closed since ``since``), validated against the B2MML XSD."""
+    closed since ``since``), validated against the B2MML XSD. ``include_open``: job orders
+    in any state, as they stand (PerformanceState Running while any is open)."""
     document = service.export_performance(
-        session, job_orders=job_order or (), since=since, actor=actor
+        session,
+        job_orders=job_order or (),
+        since=since,
+        include_open=include_open,
+        actor=actor,
     )
     session.commit()
     return Response(content=document, media_type=XML)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from mes_core.erp.schemas import ImportOut
     from mestwin.cli import CommandGroups
 
 MesUrl = Annotated[
@@ -94,12 +95,13 @@ def erp_import(
 ) -> None:
     """Import a ProcessOperationsSchedule (OperationsType Production) into job orders."""
 
-    def run() -> tuple[str, list[str]]:
+    def run() -> ImportOut:
         data = file.read_bytes()
         if mes_url:
             with _client(mes_url, api_key, user, password) as mes:
-                out = mes.import_schedule(data)
-                return out.schedule_id, out.job_orders
+                out: ImportOut = mes.import_schedule(data)
+                return out
+        from mes_core.erp.schemas import ImportOut
         from mes_core.erp.service import import_schedule
         from mes_core.persistence.security import Actor
 
@@ -108,10 +110,14 @@ def erp_import(
                 session, data, actor=Actor(name="cli:erp-import", roles=frozenset({"integration"}))
             )
             session.commit()
-            return result.schedule_id, result.job_orders
+            return ImportOut.model_validate(result, from_attributes=True)
 
-    schedule_id, orders = _run(f"import of {file}", run)
-    typer.echo(f"imported schedule {schedule_id}: {len(orders)} job orders ({', '.join(orders)})")
+    out: ImportOut = _run(f"import of {file}", run)
+    typer.echo(
+        f"imported schedule {out.schedule_id}: {len(out.job_orders)} job orders "
+        f"({', '.join(out.job_orders)}): {len(out.created)} created, "
+        f"{len(out.released)} released, {len(out.unchanged)} unchanged"
+    )
 
 
 def erp_export(

@@ -3,9 +3,11 @@
 ISA-95 Part 2 (IEC 62264-2), clause 7 "Operations performance": one
 ``OperationsResponse`` per job order (its ``OperationsRequestID`` is the ERP's order
 number), one ``SegmentResponse`` per executed operation with its actual start and end,
-the equipment and people that did it, and the material actuals: lots consumed and lots
-produced with their quantities. The document is validated against the XSD before it
-leaves the MES; an invalid one is a bug and raises ``B2MMLError``.
+the equipment and people that did it, the material actuals (lots consumed and lots
+produced with their quantities) and, as ``SegmentData``, the operation's good and scrap
+quantities (ISO 22400-2 GQ and SQ: ``GoodQuantity``, ``ScrapQuantity``). The document is
+validated against the XSD before it leaves the MES; an invalid one is a bug and raises
+``B2MMLError``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from lxml import etree
 from mes_core.erp.b2mml import B2MML_NS, PERFORMANCE_XSD, validate
 
 RELEASE_ID = "V0701"
+#: SegmentData IDs of an operation's good and scrap quantities (ISO 22400-2 GQ, SQ).
+GOOD_QUANTITY = "GoodQuantity"
+SCRAP_QUANTITY = "ScrapQuantity"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,9 @@ class SegmentActual:
     personnel: Sequence[str] = ()
     materials: Sequence[MaterialActual] = ()
     process_segment: str = ""
+    good: float | None = None
+    scrap: float | None = None
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ def build_performance(
     performance_id: str,
     sender: str = "mestwin-mes",
     created_at: datetime | None = None,
+    performance_state: str = "Completed",
 ) -> bytes:
     """The ``ProcessOperationsPerformance`` document for ``orders`` (UTF-8 bytes).
 
@@ -111,7 +120,7 @@ def build_performance(
     b.el(perf, "ID", performance_id)
     b.el(perf, "PublishedDate", _iso(now))
     b.el(perf, "OperationsType", "Production")
-    b.el(perf, "PerformanceState", "Completed")
+    b.el(perf, "PerformanceState", performance_state)
     for order in orders:
         _response(b, perf, order)
     validate(root, PERFORMANCE_XSD)
@@ -158,6 +167,15 @@ def _segment(
         b.el(sr, "OperationsDefinitionID", order.operations_definition)
     b.el(sr, "OperationsSegmentID", segment.segment_id)
     b.el(sr, "SegmentState", segment.state)
+    for ident, value in ((GOOD_QUANTITY, segment.good), (SCRAP_QUANTITY, segment.scrap)):
+        if value is not None:
+            data = b.el(sr, "SegmentData")
+            b.el(data, "ID", ident)
+            v = b.el(data, "Value")
+            b.el(v, "ValueString", _quantity(value))
+            b.el(v, "DataType", "decimal")
+            if segment.unit:
+                b.el(v, "UnitOfMeasure", segment.unit)
     for n, person in enumerate(segment.personnel, start=1):
         pa = b.el(sr, "PersonnelActual")
         b.el(pa, "ID", f"P{n}")

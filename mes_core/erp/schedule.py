@@ -15,10 +15,14 @@ OperationsRequest/OperationsDefinitionID (else that    routing (operations defin
 of the first SegmentRequirement)
 SegmentRequirement/MaterialRequirement with            product (MaterialDefinitionID),
 MaterialUse "Produced"                                 quantity and unit (first Quantity)
+OperationsRequest/RequestState                         Released: the job order is released;
+                                                       Forecast, Waiting or none: planned
 =====================================================  ===================================
 
-A request without exactly one produced material, or with a quantity that is not a
-positive number, is refused naming the request.
+A request without exactly one produced material, with a quantity that is not a positive
+number, or with a RequestState an ERP does not send (Running, Completed...: those are the
+MES's to report, in a ProcessOperationsPerformance) is refused naming the request. The
+schedule's own ScheduleState is not inherited: ISA-95 gives each request its state.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from mes_core.erp.b2mml import B2MML_NS, SCHEDULE_XSD, B2MMLError, parse_untrust
 
 _NS = {"b": B2MML_NS}
 PRODUCED_USES = {"Produced", "Yield Produced", "Material Produced"}
+#: RequestState values an ERP may send, and the job order state each lands in.
+REQUEST_STATES = {"Forecast": "planned", "Waiting": "planned", "Released": "released"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,13 @@ class ScheduledJobOrder:
     planned_start: datetime | None = None
     due: datetime | None = None
     priority: int | None = None
+    request_state: str | None = None
+    """The document's RequestState (None when absent)."""
+
+    @property
+    def state(self) -> str:
+        """The job order state the request lands in (``planned`` or ``released``)."""
+        return REQUEST_STATES.get(self.request_state or "Waiting", "planned")
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,13 @@ def _job_order(
             "bad-value",
             f"{where}: quantity {raw_quantity!r} of {product!r} is not a positive number",
         )
+    request_state = _text(request, "b:RequestState")
+    if request_state is not None and request_state not in REQUEST_STATES:
+        raise B2MMLError(
+            "bad-value",
+            f"{where}: RequestState {request_state!r} is not imported; a schedule's request "
+            f"is {', '.join(REQUEST_STATES)} (the MES reports the others in its performance)",
+        )
     raw_priority = _text(request, "b:Priority")
     priority: int | None = None
     if raw_priority is not None:
@@ -169,4 +189,5 @@ def _job_order(
         planned_start=_datetime(request, "b:StartTime", where),
         due=_datetime(request, "b:EndTime", where),
         priority=priority,
+        request_state=request_state,
     )

@@ -255,12 +255,19 @@ class QualityClientMixin:
         return ImportOut.model_validate(response.json())
 
     def export_performance(
-        self, job_orders: Sequence[str] = (), since: datetime | None = None
+        self,
+        job_orders: Sequence[str] = (),
+        since: datetime | None = None,
+        *,
+        include_open: bool = False,
     ) -> bytes:
-        """The ProcessOperationsPerformance XML of completed job orders."""
+        """The ProcessOperationsPerformance XML of completed job orders (with
+        ``include_open``: of job orders in any state, as they stand)."""
         params: dict[str, Any] = {"job_order": list(job_orders)} if job_orders else {}
         if since is not None:
             params["since"] = since.isoformat()
+        if include_open:
+            params["include_open"] = "true"
         response = self._http.get(
             "/api/v1/erp/performance", params=params, headers={**self._headers(), **XML_HEADERS}
         )
@@ -463,11 +470,17 @@ class AsyncQualityClientMixin:
         return ImportOut.model_validate(response.json())
 
     async def export_performance(
-        self, job_orders: Sequence[str] = (), since: datetime | None = None
+        self,
+        job_orders: Sequence[str] = (),
+        since: datetime | None = None,
+        *,
+        include_open: bool = False,
     ) -> bytes:
         params: dict[str, Any] = {"job_order": list(job_orders)} if job_orders else {}
         if since is not None:
             params["since"] = since.isoformat()
+        if include_open:
+            params["include_open"] = "true"
         response = await self._http.get(
             "/api/v1/erp/performance", params=params, headers={**self._headers(), **XML_HEADERS}
         )

@@ -157,3 +157,36 @@ def test_performance_export_of_an_order_without_operations_is_still_valid() -> N
 def test_performance_export_needs_at_least_one_order() -> None:
     with pytest.raises(ValueError, match="no completed job orders"):
         build_performance([], performance_id="PERF-3")
+
+
+def test_schedule_request_state_says_which_orders_land_released() -> None:
+    first, second = parse_schedule((SAMPLES / "bottling_schedule.xml").read_bytes()).job_orders
+    assert (first.request_state, first.state) == ("Released", "released")
+    assert (second.request_state, second.state) == (None, "planned")
+
+
+def test_schedule_refuses_a_request_state_only_the_mes_reports() -> None:
+    text = (SAMPLES / "bottling_schedule.xml").read_text()
+    with pytest.raises(B2MMLError, match="OperationsRequest 'PO-4711': RequestState 'Completed'"):
+        parse_schedule(
+            text.replace(">Released</RequestState>", ">Completed</RequestState>").encode()
+        )
+
+
+def test_performance_export_carries_good_and_scrap_as_segment_data() -> None:
+    order = _order()
+    segment = SegmentActual("1", order.start, order.end, good=11950, scrap=150.5, unit="ea")
+    data = build_performance(
+        [JobOrderActual("PO-4711", "WATER-500", order.start, order.end, segments=[segment])],
+        performance_id="PERF-4",
+        performance_state="Running",
+    )
+    doc = etree.fromstring(data)
+    schema(PERFORMANCE_XSD).assertValid(doc)
+    ns = {"b": "http://www.mesa.org/xml/B2MML"}
+    found = [
+        (d.findtext("b:ID", namespaces=ns), d.findtext("b:Value/b:ValueString", namespaces=ns))
+        for d in doc.xpath("//b:SegmentData", namespaces=ns)
+    ]
+    assert found == [("GoodQuantity", "11950"), ("ScrapQuantity", "150.5")]
+    assert doc.findtext(".//b:PerformanceState", namespaces=ns) == "Running"

@@ -18,7 +18,7 @@ from mes_core.client import MesClient
 from mes_core.client.errors import MesClientError
 from mes_core.erp.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, schema
 from mes_core.persistence import execution
-from mes_core.persistence.models import AuditEntry
+from mes_core.persistence.models import AuditEntry, JobOrder
 from mes_core.persistence.security import SYSTEM
 from mes_core.schemas import execution as ex
 from mes_core.schemas.execution import OutputLot
@@ -43,35 +43,84 @@ def _integration(admin: MesClient, mes_url: str, tag: str) -> MesClient:
     return MesClient(mes_url, api_key=admin.create_api_key(f"erp-{tag}").api_key)
 
 
-def test_erp_import_creates_planned_job_orders(
+def test_erp_import_honours_each_requests_request_state(
     session: Session, mes_url: str, admin: MesClient
 ) -> None:
     cell = build_cell(session)
     with _integration(admin, mes_url, cell.tag) as erp:
         out = erp.import_schedule(_schedule_for(cell.routing, cell.product, cell.tag))
     assert out.schedule_id == "SCHED-BTL-20260302"
-    assert out.job_orders == [f"PO-{cell.tag}-1", f"PO-{cell.tag}-2"]
-    first = admin.get_job_order(f"PO-{cell.tag}-1")
-    assert (first.state, first.quantity) == ("planned", 12000)
+    assert out.job_orders == out.created == [f"PO-{cell.tag}-1", f"PO-{cell.tag}-2"]
+    assert out.released == [f"PO-{cell.tag}-1"]
+    first = admin.get_job_order(f"PO-{cell.tag}-1")  # RequestState Released
+    assert (first.state, first.quantity) == ("released", 12000)
+    second = admin.get_job_order(f"PO-{cell.tag}-2")  # no RequestState
+    assert second.state == "planned"
 
 
-def test_erp_import_is_all_or_nothing_and_a_repeat_is_refused(
+def test_erp_reimport_of_the_same_document_is_idempotent(
     session: Session, mes_url: str, admin: MesClient
 ) -> None:
     cell = build_cell(session)
     data = _schedule_for(cell.routing, cell.product, cell.tag)
     with _integration(admin, mes_url, cell.tag) as erp:
         erp.import_schedule(data)
-        with pytest.raises(MesClientError) as again:
-            erp.import_schedule(data)
-    assert again.value.status == 409
+        again = erp.import_schedule(data)
+    assert again.created == again.released == []
+    assert again.unchanged == [f"PO-{cell.tag}-1", f"PO-{cell.tag}-2"]
+    rows = session.execute(
+        select(JobOrder.code, JobOrder.state, JobOrder.quantity)
+        .where(JobOrder.code.like(f"PO-{cell.tag}-%"))
+        .order_by(JobOrder.code)
+    ).all()
+    assert [tuple(r) for r in rows] == [
+        (f"PO-{cell.tag}-1", "released", 12000),
+        (f"PO-{cell.tag}-2", "planned", 8000),
+    ]
+    # The ERP releases the planned order by sending it again with RequestState Released.
+    released = data.replace(
+        b"<Priority>2</Priority>", b"<Priority>2</Priority><RequestState>Released</RequestState>"
+    )
+    with _integration(admin, mes_url, cell.tag) as erp:
+        third = erp.import_schedule(released)
+    assert (third.released, third.unchanged) == ([f"PO-{cell.tag}-2"], [f"PO-{cell.tag}-1"])
+    assert admin.get_job_order(f"PO-{cell.tag}-2").state == "released"
+
+
+def test_erp_import_is_all_or_nothing_and_names_the_request_it_refuses(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    data = _schedule_for(cell.routing, cell.product, cell.tag)
+    with _integration(admin, mes_url, cell.tag) as erp:
+        erp.import_schedule(data)
+        with pytest.raises(MesClientError) as changed:
+            erp.import_schedule(data.replace(b">8000<", b">9000<"))
+    assert changed.value.status == 409
+    assert f"OperationsRequest 'PO-{cell.tag}-2'" in changed.value.message
+    assert "quantity 8000, the document says 9000" in changed.value.message
+    assert admin.get_job_order(f"PO-{cell.tag}-2").quantity == 8000
     broken = data.replace(cell.product.encode(), b"NO-SUCH-PRODUCT", 1)
     broken = broken.replace(f"PO-{cell.tag}-".encode(), f"PO-{cell.tag}-X".encode())
     with _integration(admin, mes_url, cell.tag) as erp, pytest.raises(MesClientError) as bad:
         erp.import_schedule(broken)
     assert bad.value.status == 404
+    assert f"OperationsRequest 'PO-{cell.tag}-X1'" in bad.value.message
+    assert "NO-SUCH-PRODUCT" in bad.value.message
     with pytest.raises(MesClientError):
         admin.get_job_order(f"PO-{cell.tag}-X2")  # the valid second order was not kept
+
+
+def test_erp_import_refuses_a_request_state_only_the_mes_may_report(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    data = _schedule_for(cell.routing, cell.product, cell.tag)
+    running = data.replace(b"<RequestState>Released<", b"<RequestState>Running<")
+    with _integration(admin, mes_url, cell.tag) as erp, pytest.raises(MesClientError) as bad:
+        erp.import_schedule(running)
+    assert (bad.value.status, bad.value.rule) == (422, "B2MML_BAD_VALUE")
+    assert f"OperationsRequest 'PO-{cell.tag}-1': RequestState 'Running'" in bad.value.message
 
 
 @pytest.mark.parametrize(
@@ -123,8 +172,7 @@ def test_erp_export_of_a_completed_job_order_is_valid_b2mml_with_lots(
     cell = build_cell(session)
     with _integration(admin, mes_url, cell.tag) as erp:
         erp.import_schedule(_schedule_for(cell.routing, cell.product, cell.tag))
-    job = f"PO-{cell.tag}-1"
-    admin.release_job_order(job)
+    job = f"PO-{cell.tag}-1"  # released by the import (RequestState Released)
     admin.dispatch_job_order(job, {10: cell.filler, 20: cell.capper})
     admin.start_operation(job, 10, operators=[cell.operator])
     admin.consume_lot(job, 10, cell.preform_lot, 120)
@@ -151,6 +199,19 @@ def test_erp_export_of_a_completed_job_order_is_valid_b2mml_with_lots(
     }
     assert found == {("Consumed", cell.preform_lot, "120"), ("Produced", f"FG-{cell.tag}", "118")}
     assert root.xpath("//b:PersonnelActual/b:PersonID/text()", namespaces=NS) == [cell.operator]
+    data = {
+        (d.findtext("b:ID", namespaces=NS), d.findtext("b:Value/b:ValueString", namespaces=NS))
+        for d in root.xpath(
+            "//b:SegmentResponse[b:OperationsSegmentID='10']/b:SegmentData", namespaces=NS
+        )
+    }
+    assert data == {("GoodQuantity", "118"), ("ScrapQuantity", "2")}
+    # Open job orders as they stand, on request: the planned one is Waiting.
+    both = etree.fromstring(admin.export_performance([job, f"PO-{cell.tag}-2"], include_open=True))
+    schema(PERFORMANCE_XSD).assertValid(both)
+    states = both.xpath("//b:OperationsResponse/b:ResponseState/text()", namespaces=NS)
+    assert states == ["Completed", "Waiting"]
+    assert both.findtext(".//b:PerformanceState", namespaces=NS) == "Running"
 
 
 def test_cli_erp_import_against_a_running_mes(
@@ -218,8 +279,8 @@ def test_cli_erp_import_and_export_on_the_database_directly(
 
 
 def _complete(session: Session, job: str, cell: Cell) -> None:
-    """Walk ``job`` through both operations with the execution services."""
-    execution.release_job_order(session, job, actor=SYSTEM)
+    """Walk ``job`` (released by its import) through both operations with the execution
+    services."""
     execution.dispatch_job_order(
         session,
         job,

@@ -9,6 +9,18 @@ plant timestamps (``plant.start + t``); reading state history back uses the same
 Each simulated person logs in with their own password, so the MES judges the actor as it
 would on the shop floor (roles, certifications); the bench's admin loads master data and
 plays ERP (planner) and supervisor.
+
+Orders and actuals travel one of two ways (the ``orders`` setting):
+
+- ``rest`` (the default): job orders are created and released through the REST API, and
+  their actuals read back from it;
+- ``b2mml``: the vendor-neutral channel (:mod:`twin.scenario.b2mml_channel`). Job orders go
+  in only as a B2MML ``ProcessOperationsSchedule`` (``POST /api/v1/erp/schedules``,
+  RequestState Released), and every order's state, good and scrap counts, lots consumed and
+  produced and the genealogy edges come back only from a ``ProcessOperationsPerformance``
+  (``GET /api/v1/erp/performance``). No REST endpoint of job orders, lots or genealogy is
+  used for orders or actuals; operator actions and equipment records (state seconds, KPIs)
+  still use the REST API, since B2MML carries neither.
 """
 
 from __future__ import annotations
@@ -24,9 +36,10 @@ import httpx
 from mes_core.client import MesClient, MesClientError
 from mes_core.kpi.schemas import CalendarIn
 from mes_core.schemas.execution import JobOrderCreate, JobOrderOut, OutputLot
-from mes_core.schemas.masterdata import MasterData
+from mes_core.schemas.masterdata import MasterData, MasterDataResult
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from plant_models.schema import PlantModel
+from twin.scenario import b2mml_channel
 from twin.scenario.reconcile import OrderRecord, Records, UnitRecord
 from twin.scenario.sut import (
     Answer,
@@ -44,6 +57,8 @@ DEFAULT_PASSWORD = "mestwin"
 COLLECTOR_KEY = "mestwin-collector-"  # API key names of the bench's collector
 AUDIT_PAGE = 10_000  # the most GET /api/v1/audit returns at once
 REPORT_CONCURRENCY = 4  # requests at once while reading the MES's records for the report
+ORDER_CHANNELS = ("rest", "b2mml")
+PERFORMANCE_CHUNK = 200  # job orders named per ProcessOperationsPerformance request
 
 
 class MesCoreSut:
@@ -59,8 +74,12 @@ class MesCoreSut:
         passwords: dict[str, str] | None = None,
         supervisor: str | None = None,
         timeout: float = 30.0,
+        orders: str = "rest",
     ) -> None:
+        if orders not in ORDER_CHANNELS:
+            raise ValueError(f"orders: {orders!r} is not one of {', '.join(ORDER_CHANNELS)}")
         self.url = url
+        self.order_channel = orders
         self.plant_start = plant_start
         self.shift = datetime.now(UTC).date() - plant_start.date()
         self.admin_user = admin_user
@@ -78,6 +97,8 @@ class MesCoreSut:
         self._produced: dict[str, str] = {}  # job order -> output lot
         self._kpi_reports: dict[tuple[str, str, datetime, datetime], Any] = {}
         """KPI reports (plant quantities) read by ``records``, for ``kpis`` of that window."""
+        self._plant: PlantModel | None = None
+        self._sent: dict[str, int] = {}  # job orders the MES accepted -> quantity
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -138,6 +159,11 @@ class MesCoreSut:
     # -- SystemUnderTest ----------------------------------------------------------------
 
     def describe(self) -> str:
+        if self.order_channel == "b2mml":
+            return (
+                f"mes_core at {self.url}, orders and actuals in B2MML V0701 only "
+                "(adapter twin.scenario.sut_mes_core, orders: b2mml)"
+            )
         return f"mes_core REST API at {self.url} (adapter twin.scenario.sut_mes_core)"
 
     def version(self) -> str:
@@ -268,14 +294,22 @@ class MesCoreSut:
         )
 
     def load_master_data(self, plant: PlantModel) -> None:
-        data = self.master_data(plant)
-        admin = self._admin_client()
         try:
-            self._timed(admin.load_master_data, data)
+            self.load_plant(plant)
         except MesClientError as exc:
             if exc.status != 409:  # already loaded (a restarted run on the same database)
                 raise
+            self._load_calendars(plant)
+
+    def load_plant(self, plant: PlantModel) -> MasterDataResult:
+        """Load the plant's master data (equipment, materials, routings with their bills of
+        materials, people, lots) and its shift calendars; what the MES created. A plant
+        loaded before is refused (``MesClientError`` 409) and left as it is."""
+        self._plant = plant
+        admin = self._admin_client()
+        result: MasterDataResult = self._timed(admin.load_master_data, self.master_data(plant))
         self._load_calendars(plant)
+        return result
 
     def _load_calendars(self, plant: PlantModel) -> None:
         """Each line follows the shift calendar of the people who staff it (planned busy
@@ -309,6 +343,21 @@ class MesCoreSut:
 
     def send_order(self, order: OrderRequest) -> Answer:
         self._order_product[order.id] = order.product
+        answer = self._send_b2mml(order) if self.order_channel == "b2mml" else self._send(order)
+        if answer.accepted:
+            self._sent[order.id] = order.quantity
+        return answer
+
+    def _send_b2mml(self, order: OrderRequest) -> Answer:
+        """ERP sends the order as a ProcessOperationsSchedule with RequestState Released."""
+        if self._plant is None:
+            raise RuntimeError("send_order before load_master_data: the plant is unknown")
+        document = b2mml_channel.build_schedule(
+            [order], self._plant, schedule_id=f"MESTWIN-{order.id}", released=True
+        )
+        return self._answer(self._admin_client().import_schedule, document)
+
+    def _send(self, order: OrderRequest) -> Answer:
         admin = self._admin_client()
         due = self.plant_start + timedelta(seconds=order.due) if order.due else None
         create = JobOrderCreate(
@@ -404,7 +453,49 @@ class MesCoreSut:
             return client
         return self._answer(client.update_equipment, work_unit, update)
 
+    def performance(self) -> b2mml_channel.Performance:
+        """The actuals of every job order the MES accepted from the bench, as they stand,
+        read from ProcessOperationsPerformance documents (a few hundred orders each)."""
+        admin = self._admin_client()
+        merged = b2mml_channel.Performance("")
+        names = list(self._sent)
+        for i in range(0, len(names), PERFORMANCE_CHUNK):
+            document = self._timed(
+                admin.export_performance, names[i : i + PERFORMANCE_CHUNK], include_open=True
+            )
+            merged.orders.update(b2mml_channel.parse_performance(document).orders)
+        return merged
+
+    def _views(self, performance: b2mml_channel.Performance) -> list[OrderView]:
+        out = []
+        for number, actual in performance.orders.items():
+            product = self._order_product.get(number, "")
+            ops = [
+                OperationView(
+                    s.process_segment,
+                    s.state.lower(),
+                    s.good,
+                    s.scrap,
+                    s.equipment[0] if s.equipment else None,
+                )
+                for s in actual.segments
+            ]
+            out.append(
+                OrderView(
+                    id=number,
+                    product=self._product_material.get(product, product),
+                    quantity=self._sent.get(number, 0),
+                    state=actual.state,
+                    good=actual.record.good,
+                    scrap=actual.record.scrap,
+                    operations=ops,
+                )
+            )
+        return out
+
     def orders(self) -> list[OrderView]:
+        if self.order_channel == "b2mml":
+            return self._views(self.performance())
         admin = self._admin_client()
         out: list[OrderView] = []
         offset = 0
@@ -474,9 +565,23 @@ class MesCoreSut:
 
     def records(self, plant: PlantModel, until: float) -> Records:
         out = Records()
-        end = self.plant_start + timedelta(seconds=until)
-        admin = self._admin_client()
         unit_counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        if self.order_channel == "b2mml":
+            performance = self.performance()
+            out.job_orders = performance.records()
+            out.genealogy = performance.genealogy()
+            for actual in performance.orders.values():
+                for seg in actual.segments:
+                    for code in seg.equipment:
+                        unit_counts[code][0] += seg.good
+                        unit_counts[code][1] += seg.scrap
+        else:
+            self._rest_order_records(out, unit_counts)
+        self._unit_records(plant, until, out, unit_counts)
+        return out
+
+    def _rest_order_records(self, out: Records, unit_counts: dict[str, list[float]]) -> None:
+        admin = self._admin_client()
         for view in self.orders():
             consumed: dict[str, float] = defaultdict(float)
             jo = self._timed(admin.get_job_order, view.id)
@@ -503,7 +608,17 @@ class MesCoreSut:
                 lots_consumed=dict(consumed),
                 lots_produced=produced,
             )
+
+    def _unit_records(
+        self,
+        plant: PlantModel,
+        until: float,
+        out: Records,
+        unit_counts: dict[str, list[float]],
+    ) -> None:
+        admin = self._admin_client()
         start = self.plant_start
+        end = self.plant_start + timedelta(seconds=until)
 
         def unit(code: str) -> tuple[Any, Any]:
             report = self._timed(admin.work_unit_states, code, start, end)
@@ -531,7 +646,6 @@ class MesCoreSut:
                 scrap=int(scrap),
                 state_seconds={k: round(v, 3) for k, v in report.seconds_by_state.items() if v > 0},
             )
-        return out
 
     def kpis(self, scope: str, ident: str, start: float, end: float) -> Kpis | None:
         admin = self._admin_client()

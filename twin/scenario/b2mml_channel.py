@@ -1,0 +1,324 @@
+"""B2MML V0701 as the vendor-neutral channel between the bench and any MES.
+
+ISA-95 Part 2 / IEC 62264-2 (clause 7, operations schedule and performance), in MESA's
+XML: the bench plays ERP and sends job orders as a ``ProcessOperationsSchedule``; the MES
+gives its actuals back as a ``ProcessOperationsPerformance``. Any adapter whose MES speaks
+B2MML can use this module: :func:`build_schedule` turns the runner's
+:class:`~twin.scenario.sut.OrderRequest` list into the schedule document, and
+:func:`parse_performance` reads the performance document into the reconciliation's
+per-order shape (:class:`~twin.scenario.reconcile.OrderRecord`), the orders' states and
+the lot genealogy. Both documents are validated against the XSDs, both ways.
+
+"The Business To Manufacturing Markup Language (B2MML) is used courtesy of MESA
+International." The schemas ship once in this repository, unchanged, in
+``mes_core/erp/xsd`` (see the README and LICENSE there); the channel reads those files and
+imports nothing of the MES. An adapter may point ``xsd_dir`` at its own copy.
+
+Mapping of the schedule (one OperationsRequest per job order):
+
+=================================  ======================================================
+OrderRequest / plant model         B2MML
+=================================  ======================================================
+``id``                             OperationsRequest/ID
+``release_at``, ``due``            StartTime, EndTime (plant time: plant start + seconds)
+``priority``                       Priority
+``product`` (the routing)          OperationsDefinitionID
+each operation segment             SegmentRequirement (ProcessSegmentID, OperationsSegmentID
+                                   = its position, 1-based), its bill of materials as
+                                   MaterialRequirement Consumed (quantity x per unit)
+the product's material             MaterialRequirement Produced on the last segment
+released (the ERP's release)       RequestState Released (else Waiting)
+=================================  ======================================================
+
+What the performance document must carry for the reconciliation: per OperationsResponse
+(``OperationsRequestID`` = the job order) its SegmentResponses in operation order, each with
+``SegmentData`` ``GoodQuantity`` / ``ScrapQuantity`` and MaterialActuals with
+``MaterialLotID`` (Consumed, Produced). A job order's good count is its last operation's
+good quantity; its scrap, the sum over operations; genealogy edges go from every lot
+consumed by the order to every lot it produced.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
+from lxml import etree
+
+from plant_models.schema import PlantModel
+from twin.scenario.reconcile import OrderRecord
+from twin.scenario.sut import OrderRequest
+
+B2MML_NS = "http://www.mesa.org/xml/B2MML"
+RELEASE_ID = "V0701"
+SCHEDULE_XSD = "B2MML-OperationsSchedule.xsd"
+PERFORMANCE_XSD = "B2MML-OperationsPerformance.xsd"
+#: SegmentData IDs of an operation's good and scrap quantities (ISO 22400-2 GQ, SQ).
+GOOD_QUANTITY = "GoodQuantity"
+SCRAP_QUANTITY = "ScrapQuantity"
+#: ISA-95 ResponseState -> the job order state names of the scenario language.
+ORDER_STATES = {
+    "Waiting": "planned",
+    "Ready": "released",
+    "Running": "running",
+    "Held": "held",
+    "Paused": "held",
+    "Suspended": "held",
+    "Aborted": "aborted",
+    "Completed": "completed",
+    "Closed": "closed",
+}
+PRODUCED_USES = {"Produced", "Yield Produced", "Material Produced"}
+CONSUMED_USES = {"Consumed", "Material Consumed"}
+_NS = {"b": B2MML_NS}
+
+
+class B2MMLChannelError(ValueError):
+    """A document that does not hold: invalid against the XSD, or without what the
+    channel needs; the message names the document and the line or element."""
+
+
+def default_xsd_dir() -> Path:
+    """MESA's V0701 schemas as shipped in this repository (``mes_core/erp/xsd``)."""
+    return Path(str(files("mes_core"))) / "erp" / "xsd"
+
+
+@cache
+def _schema(xsd_dir: Path, name: str) -> etree.XMLSchema:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return etree.XMLSchema(etree.parse(str(xsd_dir / name), parser))
+
+
+def validate(root: etree._Element, xsd: str, xsd_dir: Path | None = None) -> None:
+    """Raise :class:`B2MMLChannelError` naming the first XSD error and its line."""
+    compiled = _schema(xsd_dir or default_xsd_dir(), xsd)
+    if not compiled.validate(root):
+        first = compiled.error_log[0]
+        raise B2MMLChannelError(
+            f"not valid against {xsd} (line {first.line}): "
+            + first.message.replace(f"{{{B2MML_NS}}}", "")
+        )
+
+
+def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
+    child = etree.SubElement(parent, f"{{{B2MML_NS}}}{name}")
+    if text is not None:
+        child.text = text
+    return child
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:.10g}"
+
+
+def _quantity(parent: etree._Element, value: float, unit: str) -> None:
+    q = _el(parent, "Quantity")
+    _el(q, "QuantityString", _number(value))
+    _el(q, "DataType", "decimal")
+    if unit:
+        _el(q, "UnitOfMeasure", unit)
+
+
+def build_schedule(
+    orders: Sequence[OrderRequest],
+    plant: PlantModel,
+    *,
+    schedule_id: str,
+    released: bool = True,
+    sender: str = "mestwin-erp",
+    created_at: datetime | None = None,
+    xsd_dir: Path | None = None,
+) -> bytes:
+    """The ``ProcessOperationsSchedule`` (OperationsType Production) for ``orders``, one
+    OperationsRequest each, validated against the XSD (UTF-8 bytes).
+
+    Times are plant times: ``plant.plant.start`` plus the order's seconds. ``released``
+    says RequestState Released (the bench's ERP sends and releases in one step); otherwise
+    Waiting. ``KeyError`` names an order whose product the plant model does not have.
+    """
+    if not orders:
+        raise ValueError("a ProcessOperationsSchedule needs at least one order")
+    start = plant.plant.start
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    units = {m.id: m.unit for m in plant.materials}
+    root = etree.Element(
+        f"{{{B2MML_NS}}}ProcessOperationsSchedule", nsmap={None: B2MML_NS}, releaseID=RELEASE_ID
+    )
+    area = _el(root, "ApplicationArea")
+    _el(_el(area, "Sender"), "LogicalID", sender)
+    _el(area, "CreationDateTime", _iso(created_at or datetime.now(UTC)))
+    _el(area, "BODID", schedule_id)
+    data = _el(root, "DataArea")
+    _el(data, "Process")
+    schedule = _el(data, "OperationsSchedule")
+    _el(schedule, "ID", schedule_id)
+    _el(schedule, "OperationsType", "Production")
+    for order in orders:
+        product = plant.product(order.product)
+        request = _el(schedule, "OperationsRequest")
+        _el(request, "ID", order.id)
+        _el(request, "StartTime", _iso(start + timedelta(seconds=order.release_at)))
+        if order.due is not None:
+            _el(request, "EndTime", _iso(start + timedelta(seconds=order.due)))
+        _el(request, "OperationsType", "Production")
+        _el(request, "Priority", str(order.priority))
+        _el(request, "RequestState", "Released" if released else "Waiting")
+        _el(request, "OperationsDefinitionID", product.id)
+        last = len(product.segments)
+        for position, segment in enumerate(product.segments, start=1):
+            requirement = _el(request, "SegmentRequirement")
+            _el(requirement, "ID", f"{order.id}-{segment.id}")
+            _el(requirement, "ProcessSegmentID", segment.id)
+            _el(requirement, "OperationsDefinitionID", product.id)
+            _el(requirement, "OperationsSegmentID", str(position))
+            for n, bom in enumerate(segment.materials, start=1):
+                material = _el(requirement, "MaterialRequirement")
+                _el(material, "ID", f"{order.id}-{segment.id}-IN{n}")
+                _el(material, "MaterialDefinitionID", bom.material)
+                _el(material, "MaterialUse", "Consumed")
+                _quantity(
+                    material, bom.quantity_per_unit * order.quantity, units.get(bom.material, "")
+                )
+            if position == last:
+                material = _el(requirement, "MaterialRequirement")
+                _el(material, "ID", f"{order.id}-OUT")
+                _el(material, "MaterialDefinitionID", product.material)
+                _el(material, "MaterialUse", "Produced")
+                _quantity(material, order.quantity, units.get(product.material, ""))
+    validate(root, SCHEDULE_XSD, xsd_dir)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+@dataclass
+class SegmentPerformance:
+    """One operation's actuals as a SegmentResponse reports them."""
+
+    process_segment: str
+    state: str
+    good: float = 0.0
+    scrap: float = 0.0
+    equipment: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OrderPerformance:
+    """One job order's actuals (an OperationsResponse): its ISA-95 ResponseState, the
+    scenario's name for that state, its operations and its reconciliation record."""
+
+    id: str
+    response_state: str
+    segments: list[SegmentPerformance] = field(default_factory=list)
+    record: OrderRecord = field(default_factory=OrderRecord)
+
+    @property
+    def state(self) -> str:
+        """The job order state in the scenario's words (``completed``, ``running``...)."""
+        return ORDER_STATES.get(self.response_state, self.response_state.lower())
+
+
+@dataclass
+class Performance:
+    """A parsed ``ProcessOperationsPerformance``."""
+
+    performance_id: str
+    orders: dict[str, OrderPerformance] = field(default_factory=dict)
+
+    def records(self) -> dict[str, OrderRecord]:
+        """Per job order, the reconciliation's record."""
+        return {number: o.record for number, o in self.orders.items()}
+
+    def genealogy(self) -> set[tuple[str, str]]:
+        """Edges (lot consumed, lot produced) of every order that produced a lot."""
+        return {
+            (parent, child)
+            for o in self.orders.values()
+            for child in o.record.lots_produced
+            for parent in o.record.lots_consumed
+        }
+
+
+def _text(element: etree._Element, path: str) -> str:
+    found = element.find(path, _NS)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _float(raw: str, where: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise B2MMLChannelError(f"{where}: {raw!r} is not a number") from exc
+
+
+def parse_performance(data: bytes, *, xsd_dir: Path | None = None) -> Performance:
+    """Read a ``ProcessOperationsPerformance`` (validated against the XSD; DTDs, entities
+    and external references refused) into per-order actuals.
+
+    Raises :class:`B2MMLChannelError` naming what does not hold and where.
+    """
+    try:
+        DefusedET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        root = etree.fromstring(data, parser)
+    except (DefusedXmlException, DefusedET.ParseError, etree.XMLSyntaxError) as exc:
+        raise B2MMLChannelError(f"performance document refused: {exc}") from exc
+    if root.tag != f"{{{B2MML_NS}}}ProcessOperationsPerformance":
+        raise B2MMLChannelError(f"expected <ProcessOperationsPerformance>, got <{root.tag}>")
+    validate(root, PERFORMANCE_XSD, xsd_dir)
+    out = Performance(_text(root, "b:DataArea/b:OperationsPerformance/b:ID"))
+    for response in root.iterfind("b:DataArea/b:OperationsPerformance/b:OperationsResponse", _NS):
+        number = _text(response, "b:OperationsRequestID")
+        if not number:
+            raise B2MMLChannelError(
+                f"OperationsResponse {_text(response, 'b:ID')!r} (line {response.sourceline}) "
+                "names no OperationsRequestID: which job order it answers is unknown"
+            )
+        order = out.orders.setdefault(
+            number, OrderPerformance(number, _text(response, "b:ResponseState") or "Other")
+        )
+        consumed: dict[str, float] = defaultdict(float, order.record.lots_consumed)
+        for sr in response.iterfind("b:SegmentResponse", _NS):
+            where = f"OperationsResponse {number!r} / SegmentResponse {_text(sr, 'b:ID')!r}"
+            segment = SegmentPerformance(
+                process_segment=_text(sr, "b:ProcessSegmentID"),
+                state=_text(sr, "b:SegmentState"),
+                equipment=[
+                    e.text or "" for e in sr.iterfind("b:EquipmentActual/b:EquipmentID", _NS)
+                ],
+            )
+            for item in sr.iterfind("b:SegmentData", _NS):
+                ident = _text(item, "b:ID")
+                if ident in (GOOD_QUANTITY, SCRAP_QUANTITY):
+                    value = _float(_text(item, "b:Value/b:ValueString"), f"{where} / {ident}")
+                    setattr(segment, "good" if ident == GOOD_QUANTITY else "scrap", value)
+            order.segments.append(segment)
+            for actual in sr.iterfind("b:MaterialActual", _NS):
+                lot = _text(actual, "b:MaterialLotID")
+                use = _text(actual, "b:MaterialUse")
+                if not lot:
+                    continue
+                quantity = _float(
+                    _text(actual, "b:Quantity/b:QuantityString"), f"{where} / lot {lot}"
+                )
+                if use in CONSUMED_USES:
+                    consumed[lot] += quantity
+                elif use in PRODUCED_USES:
+                    order.record.lots_produced[lot] = (
+                        order.record.lots_produced.get(lot, 0.0) + quantity
+                    )
+        order.record.lots_consumed = dict(consumed)
+        if order.segments:
+            order.record.good = int(order.segments[-1].good)
+            order.record.scrap = int(sum(s.scrap for s in order.segments))
+    return out
