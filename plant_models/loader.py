@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from plant_models.schema import Loc, PlantModel, format_loc, reference_problems
+from plant_models.yaml_guard import check_tree, decode
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster
 
@@ -106,7 +107,17 @@ def parse_plant_model(text: str, name: str = "<string>") -> PlantModel:
     try:
         # One parse: compose the node tree (with marks), then build the data from it.
         node = loader.get_single_node()
+        # Hostile constructs (billion laughs, duplicate keys) before any data is built.
+        hostile = check_tree(node)
+        if hostile is not None:
+            raise PlantModelError(
+                [Problem(name, hostile.line, hostile.column, hostile.field, hostile.message)]
+            )
         data = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise PlantModelError(
+            [Problem(name, 1, 1, "(document)", "not valid YAML: nested too deeply")]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -158,11 +169,14 @@ def load_plant_model(path: str | Path) -> PlantModel:
     """
     p = resolve_model_path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         shipped = ", ".join(SHIPPED_MODELS)
         message = f"cannot read: {exc.strerror} (shipped models: {shipped})"
         raise PlantModelError([Problem(str(path), 0, 0, "", message)]) from None
+    text = decode(raw)
+    if not isinstance(text, str):
+        raise PlantModelError([Problem(p.name, text.line, text.column, text.field, text.message)])
     return parse_plant_model(text, name=p.name)
 
 

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from plant_models.yaml_guard import check_tree, decode
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -77,9 +79,12 @@ def load_document(path: Path, model: type[M]) -> M:
     """
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise DocumentError([FieldProblem(name, 0, "(file)", exc.strerror or str(exc))]) from exc
+    text = decode(raw)
+    if not isinstance(text, str):
+        raise DocumentError([FieldProblem(name, text.line, text.field, text.message)])
     return load_text(text, model, name=name)
 
 
@@ -87,7 +92,13 @@ def load_text(text: str, model: type[M], *, name: str = "<string>") -> M:
     """Validate YAML ``text`` as ``model``; ``name`` is used in error messages."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        # Hostile constructs (billion laughs, duplicate keys) before any data is built.
+        hostile = check_tree(root)
+        if hostile is not None:
+            raise DocumentError([FieldProblem(name, hostile.line, hostile.field, hostile.message)])
         data: Any = yaml.safe_load(text)
+    except RecursionError:
+        raise DocumentError([FieldProblem(name, 1, "(yaml)", "nested too deeply")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0

@@ -511,6 +511,12 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
             wloc: Loc = ("lines", li, "work_units", wi)
             if not is_nonnegative(wu.cycle_time):
                 bad((*wloc, "cycle_time"), "a duration cannot be negative")
+            elif wu.cycle_time.mean() <= 0:
+                # A unit made in no time at all: the simulation would run without a word.
+                bad(
+                    (*wloc, "cycle_time"),
+                    f"the mean cycle time must be > 0, got {wu.cycle_time.mean():g}",
+                )
             if wu.setup is not None:
                 for p in wu.setup.per_product:
                     if p not in products:
