@@ -15,12 +15,12 @@ Effect of each disposition on the held lots and job order (what an MES user expe
 - ``scrap``: the lots are rejected (never consumable again); the job order resumes, with
   the lost quantity reported as scrap.
 
-A job order or lot stays on hold while *any* open nonconformance still holds it.
+A job order or lot stays on hold while *any* hold is still open on it: another
+nonconformance's, or one placed by hand (:mod:`mes_core.quality.holds`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
 
 from mes_core.domain.states import LotStatus
@@ -66,8 +66,3 @@ def check_can_dispose(state: str, number: str) -> None:
     """Only an open nonconformance can be disposed (a signature is never overwritten)."""
     if state != NonconformanceState.OPEN:
         raise DispositionError(f"nonconformance {number} is already {state}")
-
-
-def still_held(other_open_holds: Iterable[object]) -> bool:
-    """True if another open nonconformance still holds the object."""
-    return any(True for _ in other_open_holds)

@@ -80,16 +80,25 @@ class Nonconformance(Base):
 
 
 class QualityHold(Base):
-    """A hold a nonconformance placed on a material lot or a job order (rule 5)."""
+    """A hold on a material lot or a job order (rule 5) and its owner: the nonconformance
+    that placed it, or (``nonconformance_id`` empty) the person who placed it by hand.
+    Each is lifted only by its owner's decision (:mod:`mes_core.quality.holds`).
+    Migration ``0004_hold_owners`` added the owner columns."""
 
     __tablename__ = "quality_hold"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nonconformance_id: Mapped[int] = mapped_column(ForeignKey("nonconformance.id"), index=True)
+    nonconformance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nonconformance.id"), index=True
+    )
     object_kind: Mapped[str] = mapped_column(String(20))  # "lot" | "job_order"
     object_id: Mapped[int] = mapped_column(Integer)
     placed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    placed_by: Mapped[str] = mapped_column(String(100), default="")
+    reason: Mapped[str] = mapped_column(String(500), default="")
     released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(100))
+    release_reason: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (Index("ix_quality_hold_object", "object_kind", "object_id"),)
 

@@ -53,8 +53,15 @@ from mes_core.persistence.models import (
     MaterialLot,
     OperationsSegment,
 )
+from mes_core.persistence.refusals import record_refusal
 from mes_core.persistence.security import Actor, verify_password
 from mes_core.quality import disposition as dz
+from mes_core.quality.holds import (
+    BY_HAND,
+    OpenHold,
+    holds_lifted_by_hand_release,
+    stays_held,
+)
 from mes_core.quality.inspection import Verdict, judge
 from mes_core.quality.models import (
     ElectronicSignature,
@@ -491,7 +498,12 @@ def _hold(session: Session, nc: Nonconformance, kind: str, object_id: int) -> No
     if exists is None:
         session.add(
             QualityHold(
-                nonconformance_id=nc.id, object_kind=kind, object_id=object_id, placed_at=utcnow()
+                nonconformance_id=nc.id,
+                object_kind=kind,
+                object_id=object_id,
+                placed_at=utcnow(),
+                placed_by=nc.opened_by,
+                reason=nc.description[:500],
             )
         )
         session.flush()
@@ -733,32 +745,163 @@ def _refuse(session: Session, actor: Actor, ref: str, message: str) -> None:
 def _release_holds(
     session: Session, nc: Nonconformance, kind: dz.Disposition, *, actor: Actor
 ) -> None:
+    """Lift the holds this nonconformance placed, and only those: a lot or job order that
+    another hold (by hand, or another nonconformance's) still holds stays held."""
     now = utcnow()
     reason = f"{nc.number} disposed: {kind.value}"
     for hold in holds_of(session, nc):
-        hold.released_at = now
+        if hold.released_at is None:
+            hold.released_at = now
+            hold.released_by = actor.name
+            hold.release_reason = reason
     session.flush()
     for hold in holds_of(session, nc):
-        others = session.execute(
-            select(QualityHold.id).where(
-                QualityHold.object_kind == hold.object_kind,
-                QualityHold.object_id == hold.object_id,
-                QualityHold.released_at.is_(None),
-            )
-        ).all()
         if hold.object_kind == "lot":
-            lot = session.get_one(MaterialLot, hold.object_id)
+            lot = get_lot(
+                session, session.get_one(MaterialLot, hold.object_id).code, for_update=True
+            )
+            remaining = _open_holds(session, "lot", lot.id)
+            _audit_lifted(session, actor, f"material_lot:{lot.code}", nc.number, reason, remaining)
             if lot.status == LotStatus.CONSUMED.value or (
                 lot.status != LotStatus.ON_HOLD.value and kind != dz.Disposition.SCRAP
             ):
                 continue
-            target = dz.lot_status_after(kind, lot.status_before_hold, dz.still_held(others))
+            target = dz.lot_status_after(kind, lot.status_before_hold, bool(remaining))
             if target != LotStatus.ON_HOLD:
                 release_lot(session, lot.code, reason, actor=actor, status=target)
         else:
-            job = session.get_one(JobOrder, hold.object_id)
-            if not others and job.state == JobOrderState.HELD.value:
+            code = session.get_one(JobOrder, hold.object_id).code
+            job = get_job_order(session, code, for_update=True)
+            remaining = _open_holds(session, "job_order", job.id)
+            _audit_lifted(session, actor, f"job_order:{code}", nc.number, reason, remaining)
+            if not remaining and job.state == JobOrderState.HELD.value:
                 release_job_order_hold(session, job.code, reason, actor=actor)
+
+
+# ------------------------------------------------------------------ holds and their owners
+
+
+def _open_holds(session: Session, kind: str, object_id: int) -> list[OpenHold]:
+    """The holds still open on a lot or job order, each with its owner."""
+    rows = session.execute(
+        select(QualityHold.id, Nonconformance.number)
+        .outerjoin(Nonconformance, Nonconformance.id == QualityHold.nonconformance_id)
+        .where(
+            QualityHold.object_kind == kind,
+            QualityHold.object_id == object_id,
+            QualityHold.released_at.is_(None),
+        )
+        .order_by(QualityHold.id)
+    ).all()
+    return [OpenHold(hold_id, number or BY_HAND) for hold_id, number in rows]
+
+
+def _audit_lifted(
+    session: Session,
+    actor: Actor,
+    object_ref: str,
+    owner: str,
+    reason: str,
+    remaining: Sequence[OpenHold],
+) -> None:
+    audit.append(
+        session,
+        actor=actor.name,
+        action="hold.lifted",
+        object_ref=object_ref,
+        detail={
+            "owner": owner,
+            "reason": reason,
+            "still_held_by": sorted({h.owner for h in remaining}),
+        },
+    )
+
+
+def _place_by_hand(session: Session, kind: str, object_id: int, reason: str, actor: Actor) -> None:
+    session.add(
+        QualityHold(
+            nonconformance_id=None,
+            object_kind=kind,
+            object_id=object_id,
+            placed_at=utcnow(),
+            placed_by=actor.name,
+            reason=reason,
+        )
+    )
+    session.flush()
+
+
+def _lift_by_hand(
+    session: Session, kind: str, object_id: int, object_ref: str, reason: str, actor: Actor
+) -> tuple[bool, bool]:
+    """Lift the holds placed by hand on an object; (any hold had an owner, still held).
+
+    Refused (and the refusal recorded) when only nonconformances hold it."""
+    open_holds = _open_holds(session, kind, object_id)
+    try:
+        lifted = holds_lifted_by_hand_release(object_ref, open_holds)
+    except RuleViolation as exc:
+        record_refusal(session, exc, actor=actor, action=f"release {kind} hold")
+        raise
+    now = utcnow()
+    for hold_id in lifted:
+        row = session.get_one(QualityHold, hold_id)
+        row.released_at = now
+        row.released_by = actor.name
+        row.release_reason = reason
+    session.flush()
+    remaining = [h for h in open_holds if h.id not in set(lifted)]
+    if lifted:
+        _audit_lifted(session, actor, object_ref, BY_HAND, reason, remaining)
+    return bool(open_holds), stays_held(open_holds, lifted)
+
+
+def hold_job_order_by_hand(session: Session, code: str, reason: str, *, actor: Actor) -> JobOrder:
+    """A person (supervisor or QA) puts a job order on hold. The hold is theirs: only a
+    release by hand lifts it, never a nonconformance's disposition. A job order already
+    held (by a nonconformance, say) gets this hold as well."""
+    job = get_job_order(session, code, for_update=True)
+    if job.state == JobOrderState.HELD.value:
+        audit.append(
+            session,
+            actor=actor.name,
+            action="job_order.hold",
+            object_ref=f"job_order:{code}",
+            detail={"reason": reason, "previous": job.state, "owner": BY_HAND},
+        )
+    else:
+        hold_job_order(session, code, reason, actor=actor)
+    _place_by_hand(session, "job_order", job.id, reason, actor)
+    return job
+
+
+def release_job_order_hold_by_hand(
+    session: Session, code: str, reason: str, *, actor: Actor
+) -> JobOrder:
+    """Lift the holds placed by hand on a job order; it moves again only if no
+    nonconformance holds it too (``HELD`` if only nonconformances hold it)."""
+    job = get_job_order(session, code, for_update=True)
+    _, held = _lift_by_hand(session, "job_order", job.id, f"job_order:{code}", reason, actor)
+    if held:
+        return job
+    return release_job_order_hold(session, code, reason, actor=actor)
+
+
+def hold_lot_by_hand(session: Session, code: str, reason: str, *, actor: Actor) -> MaterialLot:
+    """A person puts a material lot on hold; only a release by hand lifts this hold."""
+    lot = hold_lot(session, code, reason, actor=actor)
+    _place_by_hand(session, "lot", lot.id, reason, actor)
+    return lot
+
+
+def release_lot_by_hand(session: Session, code: str, reason: str, *, actor: Actor) -> MaterialLot:
+    """Lift the holds placed by hand on a lot; it becomes consumable again only if no
+    nonconformance holds it too (``HELD`` if only nonconformances hold it)."""
+    lot = get_lot(session, code, for_update=True)
+    _, held = _lift_by_hand(session, "lot", lot.id, f"material_lot:{code}", reason, actor)
+    if held:
+        return lot
+    return release_lot(session, code, reason, actor=actor)
 
 
 def signature_of(session: Session, nc: Nonconformance) -> ElectronicSignature | None:

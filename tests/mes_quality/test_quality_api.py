@@ -79,6 +79,23 @@ def test_disposition_over_the_api_needs_quality_role_password_and_shows_the_sign
     assert admin.get_job_order(job.code).state == "running"
 
 
+def test_a_supervisors_hold_outlives_an_unrelated_disposition_over_the_api(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    admin.hold_job_order(job.code, "held by hand: line clearance")
+    with _login(mes_url, cell.operator, "op-secret-1") as op:
+        number = op.record_measurement(job.code, 10, "fill_volume", 490.0).nonconformance
+    assert number is not None
+    with _login(mes_url, cell.qa, QA_PASSWORD) as qa:
+        qa.dispose_nonconformance(
+            number, "release", password=QA_PASSWORD, meaning="approval", reason="gauge error"
+        )
+    assert admin.get_job_order(job.code).state == "held"
+    assert admin.release_job_order_hold(job.code, "line clearance signed").state == "running"
+
+
 def test_spc_limits_set_over_the_api_make_an_in_spec_trend_a_deviation(
     session: Session, mes_url: str, admin: MesClient
 ) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from mes_core.domain.errors import Forbidden, InvalidInput, RuleViolation
 from mes_core.persistence import execution, masterdata
 from mes_core.persistence.models import AuditEntry
-from mes_core.persistence.security import SYSTEM
+from mes_core.persistence.security import SYSTEM, Actor
 from mes_core.quality import service as qs
 from mes_core.quality.models import ElectronicSignature
 from mes_core.quality.signature import SignatureManifest, SignatureMeaning, verify_binding
@@ -259,3 +259,89 @@ def test_a_disposed_nonconformance_cannot_be_signed_again(session: Session) -> N
     session.commit()
     with pytest.raises(InvalidInput, match="already disposed"):
         qs.dispose(session, nc.number, **kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ holds have owners
+
+SUPERVISOR = Actor("sup-holds", frozenset({"supervisor"}))
+
+
+def _release(session: Session, cell, number: str):  # type: ignore[no-untyped-def]
+    out = qs.dispose(
+        session,
+        number,
+        disposition="release",
+        password=QA_PASSWORD,
+        meaning="approval",
+        reason="Gauge error, retest in spec",
+        actor=cell.qa_actor(session),
+    )
+    session.commit()
+    return out
+
+
+def test_a_disposition_lifts_only_the_holds_its_nonconformance_placed(session: Session) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    qs.hold_job_order_by_hand(session, job.code, "line clearance not signed", actor=SUPERVISOR)
+    qs.hold_lot_by_hand(session, cell.preform_lot, "supplier CoA missing", actor=SUPERVISOR)
+    session.commit()
+    lot = masterdata.get_lot(session, cell.preform_lot)
+    nc = _measure(session, job, 510.0, lot=lot).nonconformance
+    assert nc is not None
+    _release(session, cell, nc.number)
+    # The supervisor's holds are still there: nothing moves.
+    assert execution.get_job_order(session, job.code).state == "held"
+    assert masterdata.get_lot(session, cell.preform_lot).status == "on_hold"
+    with pytest.raises(RuleViolation) as refused:
+        execution.report_quantities(session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM)
+    assert refused.value.rule.value == "HELD"
+    kept = session.execute(
+        select(AuditEntry).where(
+            AuditEntry.object_ref == f"job_order:{job.code}", AuditEntry.action == "hold.lifted"
+        )
+    ).scalar_one()
+    assert json.loads(kept.detail) == {
+        "owner": nc.number,
+        "reason": f"{nc.number} disposed: release",
+        "still_held_by": ["by hand"],
+    }
+    # The supervisor's release lifts them; the job order resumes where it was.
+    qs.release_job_order_hold_by_hand(session, job.code, "line clearance signed", actor=SUPERVISOR)
+    qs.release_lot_by_hand(session, cell.preform_lot, "CoA received", actor=SUPERVISOR)
+    session.commit()
+    assert execution.get_job_order(session, job.code).state == "running"
+    assert masterdata.get_lot(session, cell.preform_lot).status == "available"
+
+
+def test_a_hold_by_hand_is_not_lifted_by_a_release_while_a_nonconformance_holds(
+    session: Session,
+) -> None:
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    lot = masterdata.get_lot(session, cell.preform_lot)
+    nc = _measure(session, job, 510.0, lot=lot).nonconformance
+    assert nc is not None
+    # A release by hand cannot lift a nonconformance's hold: that needs QA's signature.
+    with pytest.raises(RuleViolation) as refused:
+        qs.release_job_order_hold_by_hand(session, job.code, "looks fine", actor=SUPERVISOR)
+    assert refused.value.rule.value == "HELD"
+    assert nc.number in refused.value.message
+    with pytest.raises(RuleViolation):
+        qs.release_lot_by_hand(session, cell.preform_lot, "looks fine", actor=SUPERVISOR)
+    recorded = session.execute(
+        select(AuditEntry).where(
+            AuditEntry.object_ref == f"job_order:{job.code}", AuditEntry.action == "refused"
+        )
+    ).scalar_one()
+    assert json.loads(recorded.detail)["rule"] == "HELD"
+    assert execution.get_job_order(session, job.code).state == "held"
+    # A supervisor holds the held job order as well; the disposition then leaves it held.
+    qs.hold_job_order_by_hand(session, job.code, "pending investigation", actor=SUPERVISOR)
+    session.commit()
+    _release(session, cell, nc.number)
+    assert execution.get_job_order(session, job.code).state == "held"
+    assert masterdata.get_lot(session, cell.preform_lot).status == "available"
+    qs.release_job_order_hold_by_hand(session, job.code, "investigation closed", actor=SUPERVISOR)
+    session.commit()
+    assert execution.get_job_order(session, job.code).state == "running"

@@ -22,6 +22,7 @@ from mes_core.domain.states import JobOrderState
 from mes_core.persistence import execution
 from mes_core.persistence.db import run_transaction
 from mes_core.persistence.models import JobOrder
+from mes_core.quality import service as holds
 from mes_core.schemas.execution import (
     CompleteRequest,
     ConsumeRequest,
@@ -91,14 +92,20 @@ def dispatch(
 
 @router.post("/{code}/hold", response_model=JobOrderOut)
 def hold(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> JobOrderOut:
-    return _done(session, lambda: execution.hold_job_order(session, code, body.reason, actor=actor))
+    """Put a job order on hold by hand (rule 5). The hold is the caller's: only a release
+    by hand lifts it, never the disposition of a nonconformance."""
+    return _done(
+        session, lambda: holds.hold_job_order_by_hand(session, code, body.reason, actor=actor)
+    )
 
 
 @router.post("/{code}/release-hold", response_model=JobOrderOut)
 def release_hold(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> JobOrderOut:
+    """Lift the holds placed by hand; the job order moves again only if no nonconformance
+    holds it (409 ``HELD`` if only nonconformances do: their signed disposition lifts them)."""
     return _done(
         session,
-        lambda: execution.release_job_order_hold(session, code, body.reason, actor=actor),
+        lambda: holds.release_job_order_hold_by_hand(session, code, body.reason, actor=actor),
     )
 
 

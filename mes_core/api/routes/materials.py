@@ -11,8 +11,9 @@ from sqlalchemy.orm import selectinload
 from mes_core.api import views
 from mes_core.api.deps import AnyUser, Quality, SessionDep, Supervisor
 from mes_core.domain.states import LotStatus
-from mes_core.persistence import execution, masterdata
+from mes_core.persistence import masterdata
 from mes_core.persistence.models import JobOperation, MaterialDefinition, MaterialLot
+from mes_core.quality import service as holds
 from mes_core.schemas.masterdata import HoldRequest, LotCreate, LotOut, MaterialCreate, MaterialOut
 
 router = APIRouter(prefix="/api/v1", tags=["material"])
@@ -74,15 +75,17 @@ def get_lot(code: str, session: SessionDep, _: AnyUser) -> LotOut:
 
 @router.post("/material-lots/{code}/hold", response_model=LotOut)
 def hold_lot(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> LotOut:
-    """Put a lot on hold (rule 5): it cannot be consumed until released."""
-    row = execution.hold_lot(session, code, body.reason, actor=actor)
+    """Put a lot on hold by hand (rule 5): it cannot be consumed until released. The hold
+    is the caller's: only a release by hand lifts it, never a nonconformance's disposition."""
+    row = holds.hold_lot_by_hand(session, code, body.reason, actor=actor)
     session.commit()
     return views.lot_out(row)
 
 
 @router.post("/material-lots/{code}/release", response_model=LotOut)
 def release_lot(code: str, body: HoldRequest, session: SessionDep, actor: Quality) -> LotOut:
-    """Release a lot from hold (back to the status it had before)."""
-    row = execution.release_lot(session, code, body.reason, actor=actor)
+    """Lift the holds placed by hand on a lot (back to the status it had before), unless a
+    nonconformance holds it too (409 ``HELD`` if only nonconformances do)."""
+    row = holds.release_lot_by_hand(session, code, body.reason, actor=actor)
     session.commit()
     return views.lot_out(row)
