@@ -74,7 +74,7 @@ from twin.opcua.server import OpcUaPublisher, PlantServer
 from twin.scenario.link import LinkStats, Sampling
 from twin.scenario.mes_process import free_port, mestwin_command
 from twin.scenario.proxy import TcpProxy
-from twin.scenario.runner import MesStartError
+from twin.scenario.sut import MesStartError
 from twin.scenario.sut_mes_core import COLLECTOR_KEY
 
 log = logging.getLogger(__name__)
@@ -684,25 +684,33 @@ def collector_api_key(mes_url: str, admin_password: str) -> str:
 
 
 def opcua_link_for(
-    runner: Any, sim: Any, characteristics: dict[tuple[str, str], Sampling]
+    *,
+    plant: PlantModel,
+    mes_url: str,
+    admin_password: str,
+    workdir: Path,
+    state: Any,
+    serving: PlantServing | None,
+    sim: Any,
+    characteristics: dict[tuple[str, str], Sampling],
 ) -> OpcUaLink:
     """The OPC UA link of a scenario run (``link: opcua``), started and registered as the
-    engine's observer. ``runner`` is the :class:`~twin.scenario.runner.Runner`."""
-    url = runner.sut.url
+    engine's observer. ``state`` is the run's :class:`~twin.scenario.context.RunState`
+    (notes; whether the MES is down)."""
     link = OpcUaLink(
-        runner.plant,
-        mes_url=url,
-        api_key=collector_api_key(url, runner.admin_password),
-        workdir=runner.options.report_dir,
+        plant,
+        mes_url=mes_url,
+        api_key=collector_api_key(mes_url, admin_password),
+        workdir=workdir,
         characteristics=characteristics,
         clock=sim.now,
-        notes=runner.state.notes,
-        is_down=lambda: bool(runner.state.mes_down),
-        serving=getattr(runner, "serving", None),
+        notes=state.notes,
+        is_down=lambda: bool(state.mes_down),
+        serving=serving,
     ).start()
     sim.add_observer(link)
     sim.subscribe(link.on_ledger)
-    runner.state.notes.append(
+    state.notes.append(
         f"Equipment traffic went over OPC UA: the twin's server at {link.endpoint}, a fault "
         f"proxy, and the MES's connector (mestwin connect, log {link.log_path.name}); OPC UA "
         "faults cut the proxy or restart the server, the connector spools while the MES is "

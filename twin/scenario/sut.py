@@ -23,6 +23,10 @@ from plant_models.schema import PlantModel
 from twin.scenario.reconcile import Records
 
 
+class MesStartError(RuntimeError):
+    """The MES the run needs could not be started or reached: the run cannot start."""
+
+
 class SutUnavailable(RuntimeError):
     """The MES could not be reached (connection refused, timeout, 5xx)."""
 

@@ -1,0 +1,256 @@
+"""The report of a run: read back what the MES recorded, reconcile it against the twin's
+ground truth, ask the MES for its KPIs, check the expectations, and gather faults,
+deviations, orders, the state timeline and notes into :class:`~twin.scenario.report.Report`."""
+
+from __future__ import annotations
+
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from importlib import metadata
+
+import numpy as np
+
+from plant_models.scenario import LotInState
+from twin.engine import Engine
+from twin.scenario.context import RunContext
+from twin.scenario.deviations import DeviationInjector
+from twin.scenario.expectations import Observed, check_all
+from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
+from twin.scenario.report import (
+    EventCounts,
+    KpiRecord,
+    LatencySummary,
+    OrderProgress,
+    Report,
+    ScenarioInfo,
+)
+from twin.scenario.sut import SutUnavailable, SystemUnderTest
+from twin.scenario.truth import state_timeline
+
+MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
+
+
+class ReportBuilder:
+    """Builds one run's report (see the module docstring)."""
+
+    def __init__(self, ctx: RunContext, deviations: DeviationInjector) -> None:
+        self.ctx = ctx
+        self.deviations = deviations
+
+    def _operation_units(self, product_id: str) -> list[str]:
+        """Work units that run an operation segment of ``product_id``, in flow order."""
+        product = self.ctx.plant.product(product_id)
+        line = next(ln for ln in self.ctx.plant.lines if ln.code == product.line)
+        segments = Engine.segments_for(product, line)
+        return [wu.code for wu, seg in zip(line.work_units, segments, strict=True) if seg]
+
+    def _clipped_seconds(self, work_unit: str, since: float) -> dict[str, float]:
+        """Seconds per state of ``work_unit`` from ``since`` to the end (ground truth)."""
+        out: dict[str, float] = {}
+        for iv in self.ctx.truth.intervals:
+            if iv.work_unit != work_unit or iv.end <= since:
+                continue
+            out[iv.state] = out.get(iv.state, 0.0) + iv.end - max(iv.start, since)
+        return {k: round(v, 3) for k, v in out.items() if v > 0}
+
+    def _twin_records(self, window: dict[str, float]) -> Records:
+        assert self.ctx.sim is not None
+        ledger = self.ctx.sim.ledger
+        truth = self.ctx.truth.records()
+        out = Records(work_units={})
+        for wu, rec in truth.work_units.items():
+            secs = ledger.state_seconds.get(wu)
+            state_seconds = (
+                {k: round(v, 3) for k, v in secs.items() if v > 0}
+                if secs is not None
+                else rec.state_seconds
+            )
+            if wu in window:
+                state_seconds = self._clipped_seconds(wu, window[wu])
+            out.work_units[wu] = UnitRecord(
+                good=rec.good, scrap=rec.scrap, state_seconds=state_seconds
+            )
+        for jid, job in ledger.jobs.items():
+            consumed: dict[str, float] = {}
+            for (j, _wu, _mat, lot), qty in ledger.consumed.items():
+                if j == jid:
+                    consumed[lot] = consumed.get(lot, 0.0) + qty
+            produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
+            # As the MES counts an order: good = finished units (made at the work unit of
+            # its last operation), scrap = scrap at the work units that run an operation.
+            units = self._operation_units(job.product)
+            last = units[-1] if units else ""
+            good = job.work_units[last].made if last in job.work_units else 0
+            scrap = sum(a.scrapped for wu, a in job.work_units.items() if wu in units)
+            out.job_orders[jid] = OrderRecord(
+                good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced
+            )
+        # Only finished orders have produced their lot (in the plant and in the MES).
+        finished = {j.output_lot for j in ledger.jobs.values() if j.ended_at is not None}
+        out.genealogy = {
+            (g["from_lot"], g["to_lot"]) for g in ledger.genealogy() if g["to_lot"] in finished
+        }
+        return out
+
+    def build(self, started: datetime, wall0: float, database: str) -> Report:
+        """The report of the run, once the plant stopped and the link is drained."""
+        ctx = self.ctx
+        sut, sim, link = ctx.sut, ctx.sim, ctx.link
+        assert sut is not None and sim is not None and link is not None
+        sim_end = sim.now()
+        mes = sut.records(ctx.plant, sim_end)
+        twin = self._twin_records(mes.state_window)
+        for wu, since in sorted(mes.state_window.items()):
+            ctx.state.notes.append(
+                f"State durations of {wu} reconciled from {since:.0f} s on: the MES API "
+                "returns the newest state changes only."
+            )
+        settings = ctx.scenario.reconciliation
+        rec = reconcile(
+            twin,
+            mes,
+            duration_tolerance=settings.duration_tolerance,
+            compare_state_durations=settings.compare_state_durations,
+        )
+        kpis: list[KpiRecord] = []
+        scopes: list[tuple[str, str]] = []
+        for line in ctx.plant.lines:
+            scopes.append(("line", line.code))
+            scopes.extend(("work_unit", unit.code) for unit in line.work_units)
+        # A few at a time (a line's KPIs take the MES a while); in the plant's order.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = pool.map(lambda sc: sut.kpis(sc[0], sc[1], 0.0, sim_end), scopes)
+            for (scope, code), k in zip(scopes, answers, strict=True):
+                if k is not None:
+                    kpis.append(KpiRecord(scope=scope, id=code, source="mes", **_kpi_fields(k)))
+        views = {o.id: o for o in sut.orders()}
+        order_states = {oid: v.state for oid, v in views.items()}
+        lot_states = {
+            x.lot: sut.lot_state(x.lot)
+            for x in ctx.scenario.expectations
+            if isinstance(x, LotInState)
+        }
+        st = link.stats
+        ingest = sut.ingest_stats()
+        lost = max(st.produced - ingest.accepted, 0) if st.produced else 0
+        duplicated = max(ingest.accepted - st.produced, 0)
+        events = EventCounts(
+            sent=st.sent,
+            ingested=ingest.accepted,
+            lost=lost,
+            duplicated=duplicated,
+            replayed=st.replayed,
+            detail=f"{st.produced} produced by the plant, {ingest.duplicates} refused as "
+            f"duplicates by the MES (idempotent ingest), {st.failures} failed posts retried",
+        )
+        lat = np.array(sut.latencies_ms()) if sut.latencies_ms() else np.array([])
+        latency = LatencySummary(
+            count=int(lat.size),
+            p50_ms=float(np.percentile(lat, 50)) if lat.size else None,
+            p95_ms=float(np.percentile(lat, 95)) if lat.size else None,
+            p99_ms=float(np.percentile(lat, 99)) if lat.size else None,
+            max_ms=float(lat.max()) if lat.size else None,
+        )
+        observed = Observed(
+            order_ids=[o.id for o in ctx.orders],
+            order_states=order_states,
+            lot_states=lot_states,
+            deviations=ctx.state.deviations,
+            kpis=kpis,
+            reconciliation=rec,
+            events=events,
+            latency=latency,
+            problems=ctx.state.problems,
+        )
+        self.deviations.mark_recorded()
+        results = check_all(ctx.scenario.expectations, observed)
+        if ctx.people is not None:
+            log = ctx.people.log
+            ctx.state.notes.append(
+                f"The simulated people made {log.actions} MES calls; {len(log.refused)} were "
+                f"refused; {log.unavailable} times the MES was unreachable and they waited."
+            )
+            seen: dict[str, int] = {}
+            for t, what, answer in log.refused:
+                kind = f"{what.split()[1]} {answer.rule}"
+                seen[kind] = seen.get(kind, 0) + 1
+                if seen[kind] <= 3 and len(seen) <= MAX_LISTED:
+                    ctx.state.notes.append(
+                        f"refused at {t:.0f} s: {what}: {answer.rule}: {answer.message}"
+                    )
+        self.deviations.add_not_injected()
+        orders = [
+            OrderProgress(
+                id=o.id,
+                product=o.product,
+                quantity=o.quantity,
+                released_at=ctx.people.sent.get(o.id) if ctx.people else None,
+                completed_at=sim.ledger.jobs[o.id].ended_at if o.id in sim.ledger.jobs else None,
+                state=order_states.get(o.id),
+                good=views[o.id].good if o.id in views else None,
+                scrap=views[o.id].scrap if o.id in views else None,
+            )
+            for o in ctx.orders
+        ]
+        states, resolution = state_timeline(ctx.truth.intervals, sim_end)
+        return Report(
+            scenario=ScenarioInfo(
+                name=ctx.scenario.name,
+                file=str(ctx.options.scenario),
+                description=ctx.scenario.description,
+                plant=str(ctx.plant_path),
+                duration_s=ctx.duration,
+                speed=ctx.speed,
+            ),
+            seed=ctx.scenario.seed,
+            versions=_versions(sut),
+            system_under_test=sut.describe(),
+            database=database,
+            started_at=started.isoformat(),
+            wall_time_s=round(time.monotonic() - wall0, 3),
+            plant_wall_time_s=round(ctx.plant_wall_s, 3),
+            sim_time_s=sim_end,
+            passed=all(r.passed for r in results),
+            expectations=results,
+            reconciliation=rec,
+            kpis=kpis,
+            events=events,
+            deviations=ctx.state.deviations,
+            faults=ctx.state.faults,
+            orders=orders,
+            states=states,
+            state_resolution_s=round(resolution, 3),
+            api_latency=latency,
+            notes=ctx.state.notes,
+        )
+
+
+def _kpi_fields(k: object) -> dict[str, object]:
+    names = (
+        "availability",
+        "performance",
+        "quality",
+        "oee",
+        "throughput_per_hour",
+        "good",
+        "scrap",
+        "scrap_ratio",
+        "time_elements",
+    )
+    return {n: getattr(k, n) for n in names}
+
+
+def _versions(sut: SystemUnderTest) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("mestwin", "simpy", "asyncua"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        out["system_under_test"] = sut.version()
+    except SutUnavailable:
+        out["system_under_test"] = "unknown (unreachable)"
+    return out
