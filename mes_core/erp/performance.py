@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from lxml import etree
 
@@ -73,7 +74,11 @@ def _iso(moment: datetime) -> str:
 
 
 def _quantity(value: float) -> str:
-    return f"{value:g}" if value != int(value) else str(int(value))
+    """``value`` as an xsd:decimal string that reads back as the same float (the shortest
+    such digits, never an exponent): a reconciliation compares lot quantities exactly."""
+    if value == int(value):
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
 
 
 class _Builder:

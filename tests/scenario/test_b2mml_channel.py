@@ -100,7 +100,8 @@ def _actual(state: str = "Completed") -> JobOrderActual:
                 equipment=["BTL1-FILLER"],
                 materials=[
                     MaterialActual("PREFORM-500", 60, "ea", "Consumed", lot="PF-1"),
-                    MaterialActual("PREFORM-500", 42, "ea", "Consumed", lot="PF-2"),
+                    # A share of a case per bottle: the quantity must come back to the last bit.
+                    MaterialActual("CASE-12", 41.291666666666664, "ea", "Consumed", lot="CS-1"),
                 ],
                 good=100,
                 scrap=2,
@@ -129,11 +130,11 @@ def test_performance_reads_into_the_reconciliations_per_order_shape() -> None:
         "JO-1": OrderRecord(
             good=99,
             scrap=3,
-            lots_consumed={"PF-1": 60, "PF-2": 42, "CAP-1": 100},
+            lots_consumed={"PF-1": 60, "CS-1": 41.291666666666664, "CAP-1": 100},
             lots_produced={"FG-1": 99},
         )
     }
-    assert performance.genealogy() == {("PF-1", "FG-1"), ("PF-2", "FG-1"), ("CAP-1", "FG-1")}
+    assert performance.genealogy() == {("PF-1", "FG-1"), ("CS-1", "FG-1"), ("CAP-1", "FG-1")}
     order = performance.orders["JO-1"]
     assert order.state == "completed"
     assert [(s.process_segment, s.equipment) for s in order.segments] == [

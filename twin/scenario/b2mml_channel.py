@@ -44,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -119,7 +120,11 @@ def _iso(moment: datetime) -> str:
 
 
 def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else f"{value:.10g}"
+    """``value`` as an xsd:decimal string that reads back as the same float (the shortest
+    such digits, never an exponent): a reconciliation compares lot quantities exactly."""
+    if value == int(value):
+        return str(int(value))
+    return format(Decimal(repr(value)), "f")
 
 
 def _quantity(parent: etree._Element, value: float, unit: str) -> None:
