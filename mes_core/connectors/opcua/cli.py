@@ -26,10 +26,25 @@ def default_spool(urls: list[str]) -> Path:
 
 
 def connect(
-    opcua: Annotated[
-        list[str], typer.Option("--opcua", help="OPC UA server URL (repeat for several)")
-    ],
     mes: Annotated[str, typer.Option("--mes", help="MES base URL, e.g. http://127.0.0.1:8000")],
+    opcua: Annotated[
+        list[str] | None, typer.Option("--opcua", help="OPC UA server URL (repeat for several)")
+    ] = None,
+    sparkplug: Annotated[
+        str | None,
+        typer.Option(
+            "--sparkplug",
+            help="MQTT broker to ingest Sparkplug B from as a primary host application, "
+            "e.g. mqtt://127.0.0.1:1883 (instead of --opcua)",
+        ),
+    ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="Sparkplug group id served (repeat; default: mestwin)"),
+    ] = None,
+    host_id: Annotated[
+        str, typer.Option(help="Sparkplug primary host id (its STATE topic)")
+    ] = "mestwin-mes",
     api_key: Annotated[
         str | None,
         typer.Option("--api-key", envvar="MESTWIN_API_KEY", help="MES API key (integration)"),
@@ -77,7 +92,8 @@ def connect(
         ),
     ] = "",
 ) -> None:
-    """Collect plant events over OPC UA into the MES; dispatch job orders to machines."""
+    """Collect plant events over OPC UA (or MQTT Sparkplug B) into the MES; dispatch job
+    orders to machines (OPC UA)."""
     from mes_core.client import AsyncMesClient
     from mes_core.connectors.opcua.connector import Connector, ConnectorOptions, quiet_asyncua
     from mes_core.connectors.opcua.discovery import (
@@ -104,7 +120,7 @@ def connect(
             username=username,
             password=password,
             security=security,
-            dispatch_interval_s=2.0 if dispatch else 0.0,
+            dispatch_interval_s=2.0 if dispatch and not sparkplug else 0.0,
             batch_size=batch_size,
             publishing_interval_ms=publishing_interval,
             name=name.strip(),
@@ -113,11 +129,28 @@ def connect(
     except (ValueError, MappingError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    opcua = opcua or []
+    if bool(opcua) == bool(sparkplug):
+        typer.echo("error: give --opcua URL (repeatable) or --sparkplug URL, one kind", err=True)
+        raise typer.Exit(2)
+    host: Any = None
+    if sparkplug:
+        from mes_core.connectors.sparkplug.host import HostLink, HostOptions
+
+        try:
+            host_options = HostOptions(
+                groups=tuple(group or ["mestwin"]), host_id=host_id, initial_counts=initial_counts
+            )
+            host = (HostLink, sparkplug, host_options)
+            HostLink(sparkplug, host_options, {})  # checks the URL and the ids
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     for url in opcua:
         if not url.startswith("opc.tcp://"):
             typer.echo(f"error: --opcua {url!r}: expected opc.tcp://HOST:PORT", err=True)
             raise typer.Exit(2)
-    spool_path = spool or default_spool(opcua)
+    spool_path = spool or default_spool(opcua or [f"sparkplug:{sparkplug}:{host_id}"])
     status_address: tuple[str, int] | None = None
     if status is not None:
         host, _, port = status.rpartition(":")
@@ -138,7 +171,11 @@ def connect(
             async with AsyncMesClient(
                 mes, api_key=api_key or os.environ.get("MESTWIN_API_KEY")
             ) as client:
-                connector = Connector(opcua, client, store, options, bindings)
+                links = None
+                if host is not None:
+                    link_class, url, host_options = host
+                    links = [link_class(url, host_options, store.state())]
+                connector = Connector(opcua, client, store, options, bindings, links=links)
                 writer = (
                     asyncio.create_task(_write_stats(connector, stats, stop)) if stats else None
                 )

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from asyncua import Client, ua
@@ -46,7 +46,7 @@ from asyncua.ua.uaerrors import UaError
 from mes_core.client import AsyncMesClient
 from mes_core.client.errors import MesClientError, MesValidationError
 from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
-from mes_core.connectors.opcua.events import EventBuilder, EventJson, Notification
+from mes_core.connectors.opcua.events import BatchOutcome, EventBuilder, EventJson, Notification
 from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
 from mes_core.connectors.opcua.publish import data_changes, lean_publish
 from mes_core.connectors.opcua.spool import Spool
@@ -175,6 +175,25 @@ class BufferedSubscription(Subscription):
                 log.warning("%s: subscription status %s", self.url, notification.Status)
 
 
+class CollectorLink(Protocol):
+    """What the connector collects from: one OPC UA server (``EndpointLink``) or one MQTT
+    session of a Sparkplug host application (``mes_core.connectors.sparkplug``)."""
+
+    url: str
+    bindings: dict[str, WorkUnitBinding]
+    connected: asyncio.Event
+    faults: int
+
+    def collect(self) -> list[tuple[int, BatchOutcome]]:
+        """(notifications received, the events and state built from them) per source,
+        for what arrived since the last call."""
+        ...
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until ``stop``; ride out every fault."""
+        ...
+
+
 class EndpointLink:
     """One OPC UA server: session, discovery, subscription, reconnect with backoff."""
 
@@ -203,6 +222,12 @@ class EndpointLink:
         items, buffer.items = buffer.items, []
         alarms, buffer.alarms = buffer.alarms, []
         return items, alarms
+
+    def collect(self) -> list[tuple[int, BatchOutcome]]:
+        items, alarms = self.take()
+        if not items and not alarms:
+            return []
+        return [(len(items) + len(alarms), self.builder.process(items, alarms))]
 
     async def _connection_lost(self, exc: Exception) -> None:
         self._lost.set()
@@ -345,16 +370,20 @@ class Connector:
         spool: Spool,
         options: ConnectorOptions | None = None,
         mapping: list[WorkUnitBinding] | None = None,
+        *,
+        links: Sequence[CollectorLink] | None = None,
     ) -> None:
-        if not urls:
+        """``links``: collect from these instead of OPC UA servers at ``urls``."""
+        if not urls and not links:
             raise ValueError("at least one OPC UA server URL is needed")
         self.options = options or ConnectorOptions()
-        self.name = (self.options.name or "opcua:" + ",".join(urls))[:100]
+        default_name = ",".join(link.url for link in links) if links else "opcua:" + ",".join(urls)
+        self.name = (self.options.name or default_name)[:100]
         self.mes = mes
         self.spool = spool
         state = spool.state()
-        self.links: list[EndpointLink] = []
-        for url in urls:
+        self.links: list[CollectorLink] = list(links or [])
+        for url in urls if not links else ():
             builder = EventBuilder(f"opcua:{url}", initial_counts=self.options.initial_counts)
             builder.restore(state)
             self.links.append(EndpointLink(url, self.options, builder, mapping))
@@ -381,15 +410,12 @@ class Connector:
         """Turn buffered notifications into spooled events; how many were made."""
         made = 0
         for link in self.links:
-            items, alarms = link.take()
-            if not items and not alarms:
-                continue
-            self.received += len(items) + len(alarms)
-            outcome = link.builder.process(items, alarms)
-            bodies = self._json.bodies(outcome.events)
-            ids = self.spool.append(bodies, outcome.state)
-            self.outbox.extend(zip(ids, bodies, strict=True))
-            made += len(ids)
+            for received, outcome in link.collect():
+                self.received += received
+                bodies = self._json.bodies(outcome.events)
+                ids = self.spool.append(bodies, outcome.state)
+                self.outbox.extend(zip(ids, bodies, strict=True))
+                made += len(ids)
         if made:
             self.produced += made
             self._wake.set()
@@ -595,7 +621,10 @@ class Connector:
         """Which work unit runs each operation: the planned ones, else a line that fits."""
         ops = sorted(job.operations, key=lambda o: o.sequence)
         bound = {
-            code: link for link in self.links if link.connected.is_set() for code in link.bindings
+            code: link
+            for link in self.links
+            if isinstance(link, EndpointLink) and link.connected.is_set()
+            for code in link.bindings
         }
         planned = {o.sequence: o.planned_work_unit for o in ops if o.planned_work_unit}
         if len(planned) == len(ops) and ops:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +60,22 @@ log = logging.getLogger(__name__)
 MAX_COUNT = 1_000_000
 """Largest good/scrap of one CountEvent (the wire contract); larger deltas are split."""
 
-Notification = tuple[ua.NodeId, Any, datetime | None]
+Notification = tuple[Hashable, Any, datetime | None]
+"""(the tag's key: an OPC UA NodeId, or a Sparkplug metric's (node, device, name); value;
+source time)"""
+
+
+@dataclass(frozen=True)
+class AlarmFields:
+    """An alarm occurrence from a source without OPC UA events (a Sparkplug metric)."""
+
+    work_unit: str
+    alarm: str
+    severity: int
+    message: str
+    active: bool
+    timestamp: datetime
+
 
 _MEASUREMENT_FIELDS = frozenset(MeasurementEvent.model_fields) - {"kind"}
 _new = object.__new__
@@ -223,9 +238,9 @@ class EventBuilder:
         self.initial_counts = initial_counts
         self.next_sequence = 1
         self.images: dict[str, WorkUnitImage] = {}
-        self._routes: dict[ua.NodeId, tuple[WorkUnitImage, str, ProcessValueBinding | None]] = {}
-        """Per subscribed NodeId: its work unit and tag name, or ``""`` and its process
-        value (one lookup per notification)."""
+        self._routes: dict[Hashable, tuple[WorkUnitImage, str, ProcessValueBinding | None]] = {}
+        """Per subscribed key (NodeId): its work unit and tag name, or ``""`` and its
+        process value (one lookup per notification)."""
         self.skipped_values = 0
 
     # --- state -------------------------------------------------------------------------
@@ -251,14 +266,25 @@ class EventBuilder:
         self._routes.clear()
         nodes: list[ua.NodeId] = []
         for b in bindings:
-            image = self.images.setdefault(b.code, WorkUnitImage(b.code))
             for tag, nodeid in b.tags.items():
-                self._routes[nodeid] = (image, tag, None)
+                self.route(b.code, nodeid, tag)
                 nodes.append(nodeid)
             for nodeid, pv in b.process_values.items():
-                self._routes[nodeid] = (image, "", pv)
+                self.route(b.code, nodeid, process_value=pv)
                 nodes.append(nodeid)
         return nodes
+
+    def route(
+        self,
+        code: str,
+        key: Hashable,
+        tag: str = "",
+        process_value: ProcessValueBinding | None = None,
+    ) -> None:
+        """Notifications keyed ``key`` are work unit ``code``'s ``tag`` (one of
+        ``SUBSCRIBED_TAGS``) or its ``process_value`` from now on."""
+        image = self.images.setdefault(code, WorkUnitImage(code))
+        self._routes[key] = (image, tag, process_value)
 
     # --- building ----------------------------------------------------------------------
 
@@ -438,6 +464,20 @@ class EventBuilder:
         )
 
     def _alarm(self, event: Any, now: datetime) -> AlarmEvent | None:
+        if isinstance(event, AlarmFields):
+            if event.work_unit not in self.images:
+                log.warning("alarm of unknown work unit %r ignored", event.work_unit)
+                return None
+            return AlarmEvent(
+                source=self.source,
+                sequence=self._seq(),
+                work_unit=event.work_unit,
+                timestamp=event.timestamp,
+                alarm=event.alarm[:100] or "alarm",
+                severity=max(1, min(1000, event.severity or 500)),
+                message=event.message[:500],
+                active=event.active,
+            )
         fields = getattr(event, "get_event_props_as_fields_dict", None)
         data: dict[str, Any] = {}
         if fields is not None:

@@ -1,0 +1,1 @@
+"""The MES as a Sparkplug B host application (MQTT), beside its OPC UA connector."""

@@ -1,0 +1,408 @@
+"""The MES's Sparkplug B 3.0 primary host application: metrics into plant events.
+
+One ``HostLink`` is one MQTT session (paho-mqtt, its network thread) subscribed to the
+Sparkplug groups it serves (``spBv1.0/<group>/#``); the ``Connector`` of the OPC UA
+connector collects from it as from an OPC UA server (``CollectorLink``), so Sparkplug
+data goes through the same ``EventBuilder`` rules, the same spool and the same idempotent
+batch ingest. The network thread only appends ``(topic, payload)`` to an inbox; every
+``flush_interval`` the connector's collect step decodes and checks them in arrival
+order, in the event loop (one thread for every decision):
+
+- **Births.** ``NBIRTH`` starts an edge node's session (``bdSeq``, ``seq`` 0); ``DBIRTH``
+  declares a device's metrics: the device id is the MES work unit code, the PackML tags
+  of the OPC UA model map to the same rules (``mapping``), ``ProcessValues/<name>``
+  carries its unit (``engUnit``) and inspection characteristic (``characteristic``). A
+  birth's values are the current ones: cumulative counters resynchronise the counts
+  exactly, a state already sent is not sent again, a process value already sent (same
+  timestamp) is skipped.
+- **Sequence.** Every message after the NBIRTH must carry the next ``seq`` (mod 256).
+  A gap, data from a node or device without a birth, or a host session that was
+  dropped makes the host discard that node's data and ask for a rebirth (an ``NCMD``
+  with ``Node Control/Rebirth`` true, spec 3.0, 6.4.18; at most once per
+  ``REBIRTH_INTERVAL_S`` per node); the births that answer resynchronise counts and
+  states. Process value samples published during a gap are lost (they are not
+  cumulative); counts and states are not.
+- **Deaths.** An ``NDEATH`` whose ``bdSeq`` matches the node's birth ends its session
+  (a stale one, from an earlier session, is ignored); a ``DDEATH`` ends a device's.
+- **STATE** (spec 3.0, 7.2, a primary host): the will is ``{"online": false}`` and, once
+  subscribed, ``{"online": true}`` with the same timestamp, both retained at QoS 1 on
+  ``spBv1.0/STATE/<host_id>``; a STATE offline for this host from the broker (a stale
+  will) is answered with online again.
+- **Alarms**: a ``Alarms/<alarm>/Active`` metric in DDATA is an ``AlarmEvent`` (with the
+  device's last ``Severity`` and ``Message`` of that alarm); in a birth it is a level,
+  not an occurrence, and makes no event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+from mes_core.connectors.opcua.discovery import ProcessValueBinding, WorkUnitBinding
+from mes_core.connectors.opcua.events import (
+    AlarmFields,
+    BatchOutcome,
+    EventBuilder,
+    Notification,
+)
+from mes_core.connectors.opcua.mapping import SUBSCRIBED_TAGS
+from sparkplug_b.payload import DataType, Payload, metric_value, properties_of, set_value
+from sparkplug_b.topic import (
+    BD_SEQ,
+    NAMESPACE,
+    REBIRTH,
+    Topic,
+    TopicError,
+    check_id,
+    parse_state,
+    state_payload,
+    state_topic,
+)
+
+log = logging.getLogger("mes_core.connectors.sparkplug")
+
+PROCESS_VALUES = "ProcessValues/"
+ALARMS = "Alarms/"
+REBIRTH_INTERVAL_S = 2.0
+_TAGS = frozenset(SUBSCRIBED_TAGS)
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """(host, port) of ``mqtt://HOST[:PORT]`` (1883 by default); ``ValueError`` else."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+        raise ValueError(f"--sparkplug {url!r}: expected mqtt://HOST[:PORT]")
+    return parsed.hostname, parsed.port or 1883
+
+
+@dataclass
+class HostOptions:
+    groups: Sequence[str] = ("mestwin",)
+    """Sparkplug group ids served; ``()``: every group (``spBv1.0/+/...``)."""
+    host_id: str = "mestwin-mes"
+    """The primary host id of the STATE messages."""
+    initial_counts: str = "count"
+
+
+@dataclass
+class _Device:
+    types: dict[str, int] = field(default_factory=dict)
+    aliases: dict[int, str] = field(default_factory=dict)
+    alarms: dict[str, list[Any]] = field(default_factory=dict)
+    """Per alarm: [severity, message] last seen."""
+
+
+@dataclass
+class EdgeNodeTrack:
+    """What the host knows of one edge node's session."""
+
+    group: str
+    node: str
+    builder: EventBuilder
+    born: bool = False
+    bd_seq: int | None = None
+    next_seq: int = 0
+    devices: dict[str, _Device] = field(default_factory=dict)
+    rebirth_asked_at: float = -1e9
+    births: int = 0
+    gaps: int = 0
+
+
+class HostLink:
+    """One MQTT session of the host application (a ``CollectorLink``, see module doc)."""
+
+    def __init__(self, url: str, options: HostOptions, state: dict[str, Any]) -> None:
+        self.broker = broker_address(url)
+        self.url = f"sparkplug:{url}"
+        self.options = options
+        for group in options.groups:
+            check_id("group id", group)
+        self._state_topic = state_topic(options.host_id)
+        self._restore = state
+        self.bindings: dict[str, WorkUnitBinding] = {}
+        self.nodes: dict[tuple[str, str], EdgeNodeTrack] = {}
+        self.connected = asyncio.Event()
+        self.faults = 0
+        self.connects = 0
+        self.rebirths_requested = 0
+        self._inbox: deque[tuple[str, bytes]] = deque()
+        self._lost = threading.Event()
+        self._resync = False
+        """Set by a new session: every known node must be born again (data was missed)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._online_ts = 0
+        client_id = f"{options.host_id}-{uuid.uuid4().hex[:8]}"[:64]
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
+        )
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(1, 5)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # --- the session (paho's network thread) -------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT broker %s:%d refused the host (%s)", *self.broker, reason)
+            return
+        groups = self.options.groups or ("+",)
+        subs = [(self._state_topic, 1)] + [(f"{NAMESPACE}/{g}/#", 1) for g in groups]
+        client.subscribe(subs)
+        client.publish(self._state_topic, state_payload(True, self._online_ts), qos=1, retain=True)
+        self._resync = True
+        self.connects += 1
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.set)
+        log.info(
+            "Sparkplug host %s online at %s:%d (groups %s)",
+            self.options.host_id,
+            *self.broker,
+            ",".join(groups),
+        )
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.connected.clear)
+        if not self._lost.is_set():
+            self.faults += 1
+            log.warning("lost the MQTT broker %s:%d (%s); reconnecting", *self.broker, reason)
+            # The will's timestamp must be the next online STATE's (spec 3.0, 7.2).
+            self._set_will()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self._inbox.append((msg.topic, msg.payload))
+
+    def _set_will(self) -> None:
+        self._online_ts = int(time.time() * 1000)
+        self.client.will_set(
+            self._state_topic, state_payload(False, self._online_ts), qos=1, retain=True
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect (paho reconnects by itself) and stay until ``stop``; then go offline
+        as the specification asks: STATE offline, then DISCONNECT."""
+        self._loop = asyncio.get_running_loop()
+        self._set_will()
+        self.client.connect_async(*self.broker, keepalive=10)
+        self.client.loop_start()
+        try:
+            await stop.wait()
+        finally:
+            self._lost.set()
+            if self.client.is_connected():
+                info = self.client.publish(
+                    self._state_topic, state_payload(False, self._online_ts), qos=1, retain=True
+                )
+                with contextlib.suppress(RuntimeError, ValueError):
+                    await asyncio.to_thread(info.wait_for_publish, 2.0)
+            self.client.disconnect()
+            await asyncio.to_thread(self.client.loop_stop)
+            self.connected.clear()
+
+    # --- collecting (the event loop) ----------------------------------------------------
+
+    def _track(self, group: str, node: str) -> EdgeNodeTrack:
+        key = (group, node)
+        track = self.nodes.get(key)
+        if track is None:
+            builder = EventBuilder(
+                f"sparkplug:{group}/{node}", initial_counts=self.options.initial_counts
+            )
+            builder.restore(self._restore)
+            track = self.nodes[key] = EdgeNodeTrack(group, node, builder)
+        return track
+
+    def request_rebirth(self, track: EdgeNodeTrack, why: str) -> None:
+        """Ask the edge node for births (NCMD Node Control/Rebirth), at most once per
+        ``REBIRTH_INTERVAL_S``; its data is ignored until its NBIRTH."""
+        track.born = False
+        now = time.monotonic()
+        if now - track.rebirth_asked_at < REBIRTH_INTERVAL_S:
+            return
+        track.rebirth_asked_at = now
+        command = Payload(timestamp=int(time.time() * 1000))
+        set_value(command.metrics.add(name=REBIRTH), DataType.Boolean, True)
+        topic = str(Topic(track.group, "NCMD", track.node))
+        self.client.publish(topic, command.SerializeToString(), qos=0)
+        self.rebirths_requested += 1
+        log.info("%s/%s: rebirth requested (%s)", track.group, track.node, why)
+
+    def collect(self) -> list[tuple[int, BatchOutcome]]:
+        inbox = self._inbox
+        if self._resync:
+            # A new session: what was published meanwhile is lost to us (QoS 0, clean
+            # session); what arrived before the drop is still in the inbox, and valid.
+            self._resync = False
+            resync = list(self.nodes.values())
+        else:
+            resync = []
+        batches: dict[tuple[str, str], tuple[list[Notification], list[Any], list[int]]] = {}
+        moments: dict[int, datetime] = {}
+        for _ in range(len(inbox) if inbox else 0):
+            topic_text, raw = inbox.popleft()
+            if topic_text == self._state_topic:
+                self._own_state(raw)
+                continue
+            try:
+                topic = Topic.parse(topic_text)
+                payload = Payload.FromString(raw)
+            except (TopicError, ValueError) as exc:
+                log.warning("ignored %s: %s", topic_text, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, a peer's fault
+                log.warning("ignored %s: undecodable payload (%s)", topic_text, exc)
+                continue
+            kind = topic.message_type
+            if kind in ("NCMD", "DCMD"):
+                continue
+            track = self._track(topic.group, topic.edge_node)
+            batch = batches.get((topic.group, topic.edge_node))
+            if batch is None:
+                batch = batches[(topic.group, topic.edge_node)] = ([], [], [0])
+            self._message(track, topic, payload, batch, moments)
+        out: list[tuple[int, BatchOutcome]] = []
+        for key, (items, alarms, received) in batches.items():
+            if items or alarms:
+                out.append((received[0], self.nodes[key].builder.process(items, alarms)))
+        for track in resync:
+            track.rebirth_asked_at = -1e9
+            self.request_rebirth(track, "new host session")
+        return out
+
+    def _own_state(self, raw: bytes) -> None:
+        try:
+            online, _ = parse_state(raw)
+        except ValueError as exc:
+            log.warning("%s", exc)
+            return
+        if not online and not self._lost.is_set() and self.client.is_connected():
+            # A will of an earlier session delivered late: say we are online (7.2).
+            self.client.publish(
+                self._state_topic, state_payload(True, self._online_ts), qos=1, retain=True
+            )
+
+    def _message(
+        self,
+        track: EdgeNodeTrack,
+        topic: Topic,
+        payload: Any,
+        batch: tuple[list[Notification], list[Any], list[int]],
+        moments: dict[int, datetime],
+    ) -> None:
+        kind = topic.message_type
+        if kind == "NDEATH":
+            bd = _bd_seq(payload)
+            if track.born and bd == track.bd_seq:
+                track.born = False
+                log.info("%s/%s: edge node offline (NDEATH)", track.group, track.node)
+            return
+        if kind == "NBIRTH":
+            track.born = True
+            track.bd_seq = _bd_seq(payload)
+            track.next_seq = (payload.seq + 1) % 256
+            track.devices.clear()
+            track.births += 1
+            return
+        if not track.born:
+            self.request_rebirth(track, f"{kind} without a birth")
+            return
+        if not payload.HasField("seq") or payload.seq != track.next_seq:
+            track.gaps += 1
+            got = payload.seq if payload.HasField("seq") else None
+            self.request_rebirth(track, f"seq {got}, expected {track.next_seq}")
+            return
+        track.next_seq = (payload.seq + 1) % 256
+        if kind == "NDATA" or topic.device is None:
+            return
+        device = topic.device
+        if kind == "DDEATH":
+            track.devices.pop(device, None)
+            return
+        if kind == "DBIRTH":
+            self._device_birth(track, device, payload)
+        elif device not in track.devices:
+            self.request_rebirth(track, f"DDATA of {device} without a DBIRTH")
+            return
+        self._values(track, device, payload, kind == "DBIRTH", batch, moments)
+
+    def _device_birth(self, track: EdgeNodeTrack, device: str, payload: Any) -> None:
+        dev = track.devices[device] = _Device()
+        builder = track.builder
+        for metric in payload.metrics:
+            name = metric.name
+            dev.types[name] = metric.datatype
+            if metric.HasField("alias"):
+                dev.aliases[metric.alias] = name
+            key: Hashable = (track.node, device, name)
+            if name in _TAGS:
+                builder.route(device, key, name)
+            elif name.startswith(PROCESS_VALUES):
+                props = properties_of(metric)
+                pv = name[len(PROCESS_VALUES) :]
+                builder.route(
+                    device,
+                    key,
+                    process_value=ProcessValueBinding(
+                        pv, str(props.get("engUnit", "")), str(props.get("characteristic") or pv)
+                    ),
+                )
+        if device not in self.bindings:
+            log.info("bound %s (edge node %s/%s)", device, track.group, track.node)
+        self.bindings[device] = WorkUnitBinding(device, track.node, None)
+
+    def _values(
+        self,
+        track: EdgeNodeTrack,
+        device: str,
+        payload: Any,
+        birth: bool,
+        batch: tuple[list[Notification], list[Any], list[int]],
+        moments: dict[int, datetime],
+    ) -> None:
+        items, alarms, received = batch
+        dev = track.devices[device]
+        node = track.node
+        default_ts = payload.timestamp
+        for metric in payload.metrics:
+            name = metric.name or dev.aliases.get(metric.alias, "")
+            ts = metric.timestamp if metric.HasField("timestamp") else default_ts
+            when = moments.get(ts)
+            if when is None:
+                when = moments[ts] = datetime.fromtimestamp(ts / 1000, UTC)
+            value = metric_value(metric, dev.types.get(name))
+            received[0] += 1
+            if name.startswith(ALARMS):
+                alarm, _, part = name[len(ALARMS) :].rpartition("/")
+                seen = dev.alarms.setdefault(alarm, [500, ""])
+                if part == "Severity" and value is not None:
+                    seen[0] = int(value)
+                elif part == "Message" and value is not None:
+                    seen[1] = str(value)
+                elif part == "Active" and not birth and value is not None:
+                    alarms.append(AlarmFields(device, alarm, seen[0], seen[1], bool(value), when))
+                continue
+            items.append(((node, device, name), value, when))
+
+
+def _bd_seq(payload: Any) -> int | None:
+    for metric in payload.metrics:
+        if metric.name == BD_SEQ:
+            value = metric_value(metric)
+            return int(value) if value is not None else None
+    return None
