@@ -4,6 +4,7 @@ edit the sync client, then run ``python -m mes_core.client.gen_async``."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -279,9 +280,14 @@ class AsyncMesClient(AsyncQualityClientMixin):
         *,
         work_unit: str | None = None,
         operators: Sequence[str] | None = None,
+        occurred_at: datetime | None = None,
     ) -> JobOrderOut:
+        """``occurred_at``: when it happened, for a caller allowed to backdate (role
+        ``backdate``); the same on the other operator transactions."""
         req = StartRequest(
-            work_unit=work_unit, operators=list(operators) if operators is not None else None
+            work_unit=work_unit,
+            operators=list(operators) if operators is not None else None,
+            occurred_at=occurred_at,
         )
         return await self._call(
             "POST",
@@ -291,33 +297,50 @@ class AsyncMesClient(AsyncQualityClientMixin):
         )
 
     async def consume_lot(
-        self, code: str, sequence: int, lot: str, quantity: float
+        self,
+        code: str,
+        sequence: int,
+        lot: str,
+        quantity: float,
+        *,
+        occurred_at: datetime | None = None,
     ) -> OperationProgressOut:
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/consume",
             OperationProgressOut,
-            body=_body(ConsumeRequest(lot=lot, quantity=quantity)),
+            body=_body(ConsumeRequest(lot=lot, quantity=quantity, occurred_at=occurred_at)),
         )
 
     async def report_quantities(
-        self, code: str, sequence: int, *, good: float = 0, scrap: float = 0
+        self,
+        code: str,
+        sequence: int,
+        *,
+        good: float = 0,
+        scrap: float = 0,
+        occurred_at: datetime | None = None,
     ) -> OperationProgressOut:
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/report",
             OperationProgressOut,
-            body=_body(ReportRequest(good=good, scrap=scrap)),
+            body=_body(ReportRequest(good=good, scrap=scrap, occurred_at=occurred_at)),
         )
 
     async def complete_operation(
-        self, code: str, sequence: int, *, output_lot: OutputLot | None = None
+        self,
+        code: str,
+        sequence: int,
+        *,
+        output_lot: OutputLot | None = None,
+        occurred_at: datetime | None = None,
     ) -> JobOrderOut:
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/complete",
             JobOrderOut,
-            body=_body(CompleteRequest(output_lot=output_lot)),
+            body=_body(CompleteRequest(output_lot=output_lot, occurred_at=occurred_at)),
         )
 
     # -------------------------------------------------------------- ingest, trace, audit

@@ -67,3 +67,8 @@ class Role(StrEnum):
     QUALITY = "quality"
     INTEGRATION = "integration"
     ADMIN = "admin"
+    BACKDATE = "backdate"
+    """Not a job but a permission (what MES vendors call "backdating"): the holder may
+    state when an action happened (``occurred_at``), and the MES records it at that
+    business time instead of its own clock; for systems that replay a plant's timeline,
+    e.g. the test bench's simulated people (see :mod:`mes_core.domain.clock`)."""

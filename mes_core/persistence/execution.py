@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from mes_core.domain import rules
+from mes_core.domain import clock, rules
 from mes_core.domain.errors import Conflict, InvalidInput, NotFound
 from mes_core.domain.states import (
     EquipmentState,
@@ -132,6 +132,16 @@ def _state(job: JobOrder) -> JobOrderState:
 
 def _audit(session: Session, actor: Actor, action: str, ref: str, **detail: object) -> None:
     audit.append(session, actor=actor.name, action=action, object_ref=ref, detail=detail)
+
+
+def _when(occurred_at: datetime | None, actor: Actor, ref: str) -> tuple[datetime, dict[str, str]]:
+    """The business time of an action (see :mod:`mes_core.domain.clock`) and what its
+    audit entry adds to say so: the stated time, when one was stated (the entry's own
+    ``at`` stays the MES's clock)."""
+    when = clock.business_time(
+        occurred_at, now=utcnow(), actor=actor.name, roles=actor.roles, object_ref=ref
+    )
+    return when, ({"occurred_at": when.isoformat()} if occurred_at is not None else {})
 
 
 # ------------------------------------------------------------------ job order life cycle
@@ -368,7 +378,10 @@ def start_operation(
             f"operation {sequence} of job order {code}: name a work_unit (none was dispatched)",
             object_ref=f"job_order:{code}/operation:{sequence}",
         )
-    today = utcnow().date()
+    ref = f"job_order:{code}/operation:{sequence}"
+    now, stated = _when(data.occurred_at, actor, ref)
+    # Rules 3 and 4 judge dates at the moment the action happened (its business time).
+    today = now.date()
     rules.check_work_unit(_unit_facts(unit), required_class=op.segment.equipment_class, today=today)
     # Rule 3: every operator certified for the segment's skill.
     names = data.operators
@@ -381,7 +394,6 @@ def start_operation(
     for name, person in operators.items():
         rules.check_certification(name, op.segment.skill, _cert_facts(person), today=today)
 
-    now = utcnow()
     job.state = rules.next_job_order_state(code, _state(job), "start").value
     job.started_at = job.started_at or now
     op.state = OperationState.RUNNING.value
@@ -396,9 +408,10 @@ def start_operation(
         session,
         actor,
         "operation.started",
-        f"job_order:{code}/operation:{sequence}",
+        ref,
         work_unit=unit.code,
         operators=sorted(operators),
+        **stated,
     )
     return job
 
@@ -509,7 +522,8 @@ def consume_lot(
         raise NotFound("material lot", data.lot)
     lot_id, material, status, quantity, expires_at = lot
     bom = set(session.scalars(_SEGMENT_BOM, {"segment_id": segment_id}))
-    now = utcnow()
+    ref = f"job_order:{code}/operation:{sequence}"
+    now, stated = _when(data.occurred_at, actor, ref)  # expiry judged at that moment
     rules.check_lot_consumable(
         rules.LotFacts(
             code=data.lot,
@@ -546,10 +560,11 @@ def consume_lot(
         session,
         actor,
         "lot.consumed",
-        f"job_order:{code}/operation:{sequence}",
+        ref,
         lot=data.lot,
         quantity=data.quantity,
         remaining=left,
+        **stated,
     )
     progress.consumption = ex.ConsumptionOut(
         lot=data.lot, quantity=data.quantity, at=now, lot_remaining=left
@@ -563,6 +578,8 @@ def report_quantities(
 ) -> ex.OperationProgressOut:
     """Report good and scrap units of a running operation (adds to its actuals)."""
     _, op_id, progress, _ = _running_operation(session, code, sequence, "report")
+    ref = f"job_order:{code}/operation:{sequence}"
+    _, stated = _when(data.occurred_at, actor, ref)
 
     def totals(row: Any) -> None:  # the operation's sums after this report
         progress.good, progress.scrap = row
@@ -575,9 +592,10 @@ def report_quantities(
         session,
         actor,
         "operation.reported",
-        f"job_order:{code}/operation:{sequence}",
+        ref,
         good=data.good,
         scrap=data.scrap,
+        **stated,
     )
     return progress
 
@@ -605,7 +623,9 @@ def complete_operation(
     set_committed_value(op, "scrap", scrap)
     earlier = [_facts(o) for o in job.operations if o.sequence < sequence]
     rules.check_predecessors(_facts(op), earlier, allow_partial=False, job_order=code)
-    now = utcnow()
+    ref = f"job_order:{code}/operation:{sequence}"
+    now, stated = _when(data.occurred_at, actor, ref)
+    clock.check_not_before(now, op.started_at, what=f"end of operation {sequence}", ref=ref)
     op.state = OperationState.COMPLETED.value
     op.ended_at = now
     last = all(o.state == OperationState.COMPLETED for o in job.operations)
@@ -614,7 +634,7 @@ def complete_operation(
         output = ex.OutputLot(code=f"{code}-OUT")
     lot_code = None
     if output is not None:
-        lot_code = _produce_lot(session, job, op, output, actor=actor).code
+        lot_code = _produce_lot(session, job, op, output, actor=actor, at=now).code
     if last:
         job.state = rules.next_job_order_state(code, _state(job), "complete").value
         job.ended_at = now
@@ -623,17 +643,24 @@ def complete_operation(
         session,
         actor,
         "operation.completed",
-        f"job_order:{code}/operation:{sequence}",
+        ref,
         good=op.good,
         scrap=op.scrap,
         output_lot=lot_code,
         job_order_state=job.state,
+        **stated,
     )
     return job
 
 
 def _produce_lot(
-    session: Session, job: JobOrder, op: JobOperation, output: ex.OutputLot, *, actor: Actor
+    session: Session,
+    job: JobOrder,
+    op: JobOperation,
+    output: ex.OutputLot,
+    *,
+    actor: Actor,
+    at: datetime,
 ) -> MaterialLot:
     quantity = output.quantity if output.quantity is not None else op.good
     if quantity <= 0:
@@ -652,6 +679,7 @@ def _produce_lot(
         actor=actor,
     )
     lot.produced_by_operation_id = op.id
+    lot.created_at = at  # made when the operation ended (its business time)
     consumed: dict[int, float] = defaultdict(float)
     for o in job.operations:
         for c in o.consumptions:

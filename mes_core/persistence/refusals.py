@@ -13,7 +13,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
-from mes_core.domain.errors import MesError, RuleViolation
+from mes_core.domain.errors import Forbidden, MesError, RuleViolation
 from mes_core.persistence import audit
 from mes_core.persistence.security import SYSTEM, Actor
 
@@ -38,13 +38,15 @@ def record_refusal(session: Session, exc: MesError, *, actor: Actor, action: str
 def enforced(
     fn: Callable[Concatenate[Session, P], T],
 ) -> Callable[Concatenate[Session, P], T]:
-    """Wrap a service function so that a :class:`RuleViolation` it raises is recorded."""
+    """Wrap a service function so that a :class:`RuleViolation` it raises is recorded, and
+    a :class:`Forbidden` decided inside it (e.g. a time stated without the right to
+    backdate, :func:`mes_core.domain.clock.business_time`)."""
 
     @functools.wraps(fn)
     def wrapper(session: Session, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(session, *args, **kwargs)
-        except RuleViolation as exc:
+        except (RuleViolation, Forbidden) as exc:
             actor = kwargs.get("actor", SYSTEM)
             assert isinstance(actor, Actor)
             record_refusal(session, exc, actor=actor, action=fn.__name__)

@@ -9,6 +9,16 @@ from pydantic import AwareDatetime, Field
 
 from mes_core.schemas.common import Code, Count, Out, Quantity, Strict
 
+#: When the action happened (business time), for callers holding a role allowed to
+#: backdate (``backdate``, ``integration``: see ``mes_core.domain.clock``); others leave it
+#: out and the MES records its own clock. A caller without that role is refused (403).
+OccurredAt = Annotated[
+    AwareDatetime | None,
+    Field(
+        description="when it happened (roles backdate, integration); default: now",
+    ),
+]
+
 
 class JobOrderCreate(Strict):
     code: Code
@@ -33,16 +43,19 @@ class StartRequest(Strict):
     operators: Annotated[list[Code], Field(max_length=50)] | None = Field(
         default=None, description="default: the calling person, if an operator"
     )
+    occurred_at: OccurredAt = None
 
 
 class ConsumeRequest(Strict):
     lot: Code
     quantity: Quantity
+    occurred_at: OccurredAt = None
 
 
 class ReportRequest(Strict):
     good: Count = 0
     scrap: Count = 0
+    occurred_at: OccurredAt = None
 
 
 class OutputLot(Strict):
@@ -53,6 +66,7 @@ class OutputLot(Strict):
 
 class CompleteRequest(Strict):
     output_lot: OutputLot | None = None
+    occurred_at: OccurredAt = None
 
 
 class JobOperationOut(Out):

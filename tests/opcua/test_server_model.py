@@ -364,3 +364,23 @@ def test_per_line_serves_each_line_on_consecutive_ports(mini: PlantModel) -> Non
     (url_a, lines_a), (url_b, lines_b) = found
     assert lines_a == ["LA"] and lines_b == ["LB"]
     assert int(url_b.rsplit(":", 1)[1]) == int(url_a.rsplit(":", 1)[1]) + 1
+
+
+def test_initial_values_are_dated_at_the_plant_start_not_when_the_server_was_built(
+    mini: PlantModel,
+) -> None:
+    """A client's first read of a tag the plant has not written yet (the work unit still
+    Stopped) is dated at the plant's start: dated at the wall clock it would be later than
+    everything the plant then reports, and an MES keeping the latest state would show the
+    work unit offline for the whole run (issue 13)."""
+
+    async def check() -> None:
+        server = PlantServer(mini, "opc.tcp://127.0.0.1:4840")
+        nodes = await server.build()
+        assert server.server is not None
+        wu = nodes.work_units["LA-CAP"]
+        for nodeid in (wu.variables["State"], wu.variables["ProdProcessedCount"]):
+            dv = server.server.read_attribute_value(nodeid)
+            assert dv.SourceTimestamp == mini.plant.start
+
+    run(check())

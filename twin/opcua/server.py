@@ -117,6 +117,7 @@ class PlantServer:
         )
         await apply_security(server, self.security)
         nodes = await build_address_space(server, self.model, self.lines)
+        await self._stamp_initial_values(server, nodes)
         for wu in nodes.work_units.values():
             for method_name, method_id in wu.methods.items():
                 # One callback per method node: asyncua passes the object the client
@@ -135,6 +136,21 @@ class PlantServer:
         self.server = server
         self.nodes = nodes
         return nodes
+
+    async def _stamp_initial_values(self, server: Server, nodes: PlantNodes) -> None:
+        """Date the address space's initial values at the plant's start (or now, if that
+        is later), not at the moment the server was built: a client's first read of a tag
+        the plant has not written yet (a work unit still ``Stopped``) must not be dated
+        after everything the plant then reports, or an MES that keeps the latest state
+        would keep that first read as current for the whole run."""
+        origin = min(self.model.plant.start.astimezone(UTC), datetime.now(UTC))
+        for wu in nodes.work_units.values():
+            for nodeid in (*wu.variables.values(), *wu.process_values.values()):
+                current = server.read_attribute_value(nodeid)
+                await server.write_attribute_value(
+                    nodeid,
+                    _DataValue(Value=current.Value, SourceTimestamp=origin, ServerTimestamp=origin),
+                )
 
     async def start(self) -> None:
         """Build (if needed) and start listening."""

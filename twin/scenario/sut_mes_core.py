@@ -1,10 +1,12 @@
 """The system-under-test adapter for mes_core, over its REST API through ``mes_core.client``.
 
-Clock mapping: the MES judges expiry, certification and calibration by its own calendar
-(today), while the plant model's dates are written relative to the plant's start date. The
-adapter shifts every date it loads by ``today - plant start date`` so that what is expired
-(or valid) at the plant's start is expired (or valid) for the MES today. Plant events carry
-plant timestamps (``plant.start + t``); reading state history back uses the same anchor.
+One clock, the plant's (``plant.start + t``, millisecond resolution as on the wire):
+plant events carry it, and every action of a simulated person states it as
+``occurred_at`` (business time), which the MES honours because the bench gives its people
+the ``backdate`` permission besides their roles (``mes_core.domain.clock``). Master data
+dates (certifications, lot expiries, calibration, due dates) are loaded as the plant model
+writes them, on the plant's timeline, and the MES judges them at the action's business
+time; reading records back uses the same anchor.
 
 Each simulated person logs in with their own password, so the MES judges the actor as it
 would on the shop floor (roles, certifications); the bench's admin loads master data and
@@ -53,6 +55,8 @@ from twin.scenario.sut import (
 )
 
 ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
+BACKDATE = "backdate"
+"""The permission every simulated person gets: their actions happen at plant time."""
 DEFAULT_PASSWORD = "mestwin"
 COLLECTOR_KEY = "mestwin-collector-"  # API key names of the bench's collector
 AUDIT_PAGE = 10_000  # the most GET /api/v1/audit returns at once
@@ -81,7 +85,6 @@ class MesCoreSut:
         self.url = url
         self.order_channel = orders
         self.plant_start = plant_start
-        self.shift = datetime.now(UTC).date() - plant_start.date()
         self.admin_user = admin_user
         self.admin_password = admin_password
         self.passwords = passwords or {}
@@ -143,11 +146,12 @@ class MesCoreSut:
         except MesClientError as exc:
             return Answer(False, exc.rule, f"{person} cannot log in: {exc.message}", exc.status)
 
-    def _date(self, d: date) -> date:
-        return d + self.shift
+    def plant_time(self, t: float) -> datetime:
+        """Simulated second ``t`` on the plant's timeline (as plant events carry it)."""
+        return self.plant_start + timedelta(milliseconds=round(t * 1000))
 
     def _plant_date(self, t: float) -> date:
-        return (self.plant_start + timedelta(seconds=t)).date() + self.shift
+        return self.plant_time(t).date()
 
     def _seq(self, order: str, segment: str) -> int:
         product = self._order_product.get(order, "")
@@ -191,8 +195,8 @@ class MesCoreSut:
         raise SutUnavailable(f"no answer from {self.url} within {timeout:g} s ({last})")
 
     def master_data(self, plant: PlantModel) -> MasterData:
-        """The plant model as mes_core master data (dates shifted, see module docstring)."""
-        far = self._date(plant.plant.start.date()) + timedelta(days=3650)
+        """The plant model as mes_core master data (dates on the plant's timeline)."""
+        far = plant.plant.start.date() + timedelta(days=3650)
         equipment: list[dict[str, Any]] = [
             {"code": plant.plant.code, "name": plant.plant.name, "level": "site"}
         ]
@@ -255,7 +259,7 @@ class MesCoreSut:
             )
         persons = []
         for op in plant.operators:
-            roles = sorted({ROLE_MAP.get(r, "operator") for r in op.roles})
+            roles = sorted({ROLE_MAP.get(r, "operator") for r in op.roles} | {BACKDATE})
             persons.append(
                 {
                     "code": op.id,
@@ -263,7 +267,7 @@ class MesCoreSut:
                     "roles": roles,
                     "password": self.passwords.get(op.id, DEFAULT_PASSWORD),
                     "certifications": [
-                        {"skill": c.skill, "valid_until": self._date(c.expires).isoformat()}
+                        {"skill": c.skill, "valid_until": c.expires.isoformat()}
                         for c in op.certifications
                     ],
                 }
@@ -277,7 +281,7 @@ class MesCoreSut:
                 "status": lot.status,
             }
             if lot.expiry is not None:
-                end = self._date(lot.expiry) + timedelta(days=1)  # valid through its date
+                end = lot.expiry + timedelta(days=1)  # valid through its date
                 item["expires_at"] = datetime(end.year, end.month, end.day, tzinfo=UTC).isoformat()
             lots.append(item)
         for m in plant.materials:
@@ -401,7 +405,12 @@ class MesCoreSut:
         except KeyError as exc:
             return Answer(False, "NOT_FOUND", str(exc), 404)
         return self._answer(
-            client.start_operation, order, seq, work_unit=work_unit or None, operators=[person]
+            client.start_operation,
+            order,
+            seq,
+            work_unit=work_unit or None,
+            operators=[person],
+            occurred_at=self.plant_time(at),
         )
 
     def complete_operation(
@@ -414,7 +423,9 @@ class MesCoreSut:
         lot = OutputLot(code=output_lot) if output_lot else None
         if output_lot:
             self._produced[order] = output_lot
-        return self._answer(client.complete_operation, order, seq, output_lot=lot)
+        return self._answer(
+            client.complete_operation, order, seq, output_lot=lot, occurred_at=self.plant_time(at)
+        )
 
     def consume_lot(
         self, order: str, segment: str, lot: str, quantity: float, person: str, at: float
@@ -426,7 +437,9 @@ class MesCoreSut:
             seq = self._seq(order, segment)
         except KeyError as exc:
             return Answer(False, "NOT_FOUND", str(exc), 404)
-        return self._answer(client.consume_lot, order, seq, lot, quantity)
+        return self._answer(
+            client.consume_lot, order, seq, lot, quantity, occurred_at=self.plant_time(at)
+        )
 
     def dispose(
         self, target: str, person: str, password: str, decision: str, reason: str
