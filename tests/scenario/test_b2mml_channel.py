@@ -39,8 +39,8 @@ from twin.scenario.b2mml_channel import (
     build_schedule,
     parse_performance,
 )
+from twin.scenario.loading import scenario_orders
 from twin.scenario.reconcile import OrderRecord
-from twin.scenario.runner import scenario_orders
 from twin.scenario.sut import OrderRequest
 from twin.scenario.sut_mes_core import MesCoreSut
 
