@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mes_core.api import errors, health
 from mes_core.api.deps import admitted_roles
 from mes_core.api.limits import BodySizeLimit, RefuseNul
+from mes_core.api.throttle import LoginThrottle
 from mes_core.domain.states import Role
 from mes_core.gc_tuning import settle_heap
 from mes_core.observability import install as install_observability
@@ -182,6 +183,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Resolved credentials, kept while the database announces their changes (PostgreSQL;
     # in use once the lifespan's listener listens: see mes_core.persistence.auth_cache).
     app.state.credential_cache = None if is_sqlite(settings.database_url) else CredentialCache()
+    app.state.login_throttle = LoginThrottle(
+        account_free=settings.login_account_free_failures,
+        client_free=settings.login_client_free_failures,
+        max_backoff_s=settings.login_max_backoff_s,
+        audit_per_hour=settings.login_failure_audit_per_hour,
+    )
     errors.install(app)
     for path in ROUTERS:
         router = load_router(path)

@@ -96,7 +96,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(MesError)
     async def mes_error(_: Request, exc: MesError) -> JSONResponse:
         code = exc.rule.value if isinstance(exc, RuleViolation) else exc.code
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
         return JSONResponse(
             _body(code, exc.message, exc.object_ref), status_code=exc.status_code, headers=headers
         )

@@ -74,10 +74,26 @@ SYSTEM = Actor(name="system", roles=frozenset({Role.ADMIN.value}))
 ANONYMOUS = Actor(name="anonymous", roles=frozenset())
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash no password matches, of the same cost as a real one (made once)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY_HASH[0]
+
+
 def verify_password(session: Session, *, person: str, password: str) -> Person:
-    """The active person ``person`` if ``password`` is theirs (login and e-signatures)."""
+    """The active person ``person`` if ``password`` is theirs (login and e-signatures).
+
+    The password is checked against a hash in every case, a dummy one for an unknown or
+    password-less person, so that the answer takes as long whether the person exists or
+    not (issue 21, item 3: timing told which usernames exist)."""
     row = session.execute(select(Person).where(Person.code == person)).scalar_one_or_none()
-    if row is None or not row.active or not check_password(password, row.password_hash):
+    stored = row.password_hash if row is not None and row.password_hash else None
+    matches = check_password(password, stored or _dummy_hash())
+    if row is None or stored is None or not row.active or not matches:
         raise NotAuthenticated("wrong username or password", object_ref=f"person:{person}")
     return row
 
