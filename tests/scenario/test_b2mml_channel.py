@@ -250,11 +250,15 @@ def test_b2mml_mode_sends_orders_and_reads_actuals_through_b2mml_only(fresh_mes:
         assert "quantity 12, the document says 13" in refused.message
         (view,) = [v for v in sut.orders() if v.id == order.id]
         assert (view.state, view.quantity, view.good) == ("released", 12, 0)
+        assert [(o.segment, o.state) for o in view.operations] == [
+            (segment, "pending") for segment in ("FILL", "CAP", "LABEL", "PACK")
+        ]
         _walk(fresh_mes, order.id)
         paths_before_records = len(paths)
         records = sut.records(plant, 3600.0)
         (view,) = [v for v in sut.orders() if v.id == order.id]
         assert (view.state, view.good, view.scrap) == ("completed", 11, 1)
+        assert {o.state for o in view.operations} == {"completed"}
         mes_records = rest.records(plant, 3600.0)
     finally:
         sut.close()

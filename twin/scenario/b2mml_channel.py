@@ -76,6 +76,14 @@ ORDER_STATES = {
     "Completed": "completed",
     "Closed": "closed",
 }
+#: ISA-95 SegmentState of an operation -> the operation state names of the scenario language.
+OPERATION_STATES = {
+    "Waiting": "pending",
+    "Ready": "pending",
+    "Running": "running",
+    "Completed": "completed",
+    "Aborted": "aborted",
+}
 PRODUCED_USES = {"Produced", "Yield Produced", "Material Produced"}
 CONSUMED_USES = {"Consumed", "Material Consumed"}
 _NS = {"b": B2MML_NS}
@@ -215,6 +223,11 @@ class SegmentPerformance:
     good: float = 0.0
     scrap: float = 0.0
     equipment: list[str] = field(default_factory=list)
+
+    @property
+    def operation_state(self) -> str:
+        """The operation state in the scenario's words (``pending``, ``running``...)."""
+        return OPERATION_STATES.get(self.state, self.state.lower())
 
 
 @dataclass

@@ -486,7 +486,7 @@ class MesCoreSut:
             ops = [
                 OperationView(
                     s.process_segment,
-                    s.state.lower(),
+                    s.operation_state,
                     s.good,
                     s.scrap,
                     s.equipment[0] if s.equipment else None,
