@@ -213,6 +213,7 @@ def oee_view(report: KpiReport) -> OeeView:
         oee=report.oee,
         good=report.good_quantity,
         scrap=report.scrap_quantity,
+        master_data_errors=tuple(report.master_data_errors),
     )
 
 

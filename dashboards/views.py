@@ -77,6 +77,8 @@ class OeeView:
     oee: float | None
     good: float = 0.0
     scrap: float = 0.0
+    #: The MES's word on each factor above 100 % (impossible: wrong master data).
+    master_data_errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -123,8 +123,23 @@ def _kpi(label: str, value: str, kpi_id: str) -> html.Div:
 
 
 def kpi_cards(view: LineView) -> list[html.Div]:
+    """The line's KPI cards; above them, when the MES finds a factor above 100 %, a
+    master-data error (ISO 22400-2 ratios are at most 1: the figures are impossible)."""
     oee = view.oee
+    warning = []
+    if oee.master_data_errors:
+        warning.append(
+            html.Div(
+                [
+                    html.Strong("Master-data error: these figures are impossible. "),
+                    html.Ul([html.Li(e) for e in oee.master_data_errors]),
+                ],
+                className="banner error wide",
+                id="line-master-data",
+            )
+        )
     return [
+        *warning,
         _kpi("OEE", percent(oee.oee), "kpi-oee"),
         _kpi("Availability (APT/PBT)", percent(oee.availability), "kpi-availability"),
         _kpi("Effectiveness (PRU×PQ/APT)", percent(oee.effectiveness), "kpi-effectiveness"),

@@ -243,3 +243,29 @@ def compute_kpis(
         scrap_ratio=_ratio(sq, pq),
         first_pass_yield=_ratio(max(0.0, pq - sq - rq), pq),
     )
+
+
+#: A factor above 1 by more than this is implausible (below it: floating-point noise).
+PLAUSIBLE_TOLERANCE = 1e-6
+
+
+def master_data_errors(kpis: Kpis) -> list[str]:
+    """One sentence per factor above 100 %, naming its likely cause.
+
+    Availability (APT / PBT), effectiveness (PRU x PQ / APT) and quality ratio (GQ / PQ)
+    range 0 to 1 (ISO 22400-2:2014, clause 6). Above 1 the inputs, not the plant, are
+    wrong: most often a routing PRU slower than the machine really runs.
+    """
+    out = []
+    checks = (
+        ("availability", kpis.availability, "APT exceeds PBT: the shift calendar plans "
+         "less time than the unit ran"),
+        ("effectiveness", kpis.effectiveness, "the routing's planned run time per unit "
+         "(PRU) is slower than the machine really runs; set the operation segment's PRU to "
+         "the machine's ideal cycle"),
+        ("quality ratio", kpis.quality_ratio, "more good units than produced units"),
+    )  # fmt: skip
+    for name, value, cause in checks:
+        if value is not None and value > 1 + PLAUSIBLE_TOLERANCE:
+            out.append(f"master-data error: {name} {value:.1%} is above 100 %: {cause}")
+    return out

@@ -113,3 +113,18 @@ class KpiReport(BaseModel):
     scrap_ratio: float | None
     first_pass_yield: float | None
     work_units: list[str] = []
+    output_work_units: list[str] = Field(
+        default=[],
+        description="line: the work units where its job orders' last operations ran; its "
+        "good quantity is what they made (what leaves the line)",
+    )
+    master_data_errors: list[str] = Field(
+        default=[],
+        description="each factor above 100 % (ISO 22400-2 clause 6 ratios are at most 1): "
+        "wrong master data, e.g. a routing PRU slower than the machine runs",
+    )
+    constraint_work_unit: str | None = Field(
+        default=None,
+        description="line: the work unit whose time elements and PRU the line's KPIs use "
+        "(the most planned run time in the window: its constraint)",
+    )

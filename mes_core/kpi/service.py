@@ -36,6 +36,7 @@ from mes_core.kpi.iso22400 import (
     StateInterval,
     TimeElements,
     compute_kpis,
+    master_data_errors,
     state_intervals,
     time_elements,
 )
@@ -262,6 +263,10 @@ class _Quantities:
     items: list[ProducedQuantity]
     without_pru: float
     rework: float
+    by_job: dict[str | None, list[float]]
+    """[good, scrap] per job order (None: counts no operation claims)."""
+    pru: dict[str, float]
+    """PRU (s) per job order of the segment it ran on this unit."""
 
 
 def _pru_by_job(session: Session, unit_id: int) -> dict[str, float]:
@@ -373,7 +378,7 @@ def _quantities(
             # throughput include these units, effectiveness cannot.
             items.append(ProducedQuantity(good=good, scrap=scrap, pru_seconds=0.0))
             without += good + scrap
-    return _Quantities(items, without, _rework(session, unit, start, end))
+    return _Quantities(items, without, _rework(session, unit, start, end), dict(sums), pru)
 
 
 # ------------------------------------------------------------------ KPIs
@@ -400,6 +405,8 @@ def _report(
     kpis: Kpis,
     without_pru: float,
     units: Sequence[str] = (),
+    output: Sequence[str] = (),
+    constraint: str | None = None,
 ) -> KpiReport:
     t = kpis.time
     return KpiReport(
@@ -433,6 +440,9 @@ def _report(
         scrap_ratio=kpis.scrap_ratio,
         first_pass_yield=kpis.first_pass_yield,
         work_units=list(units),
+        output_work_units=list(output),
+        constraint_work_unit=constraint,
+        master_data_errors=master_data_errors(kpis),
     )
 
 
@@ -461,26 +471,101 @@ def _work_units_below(session: Session, root: Equipment) -> list[Equipment]:
     return sorted(out, key=lambda e: e.code)
 
 
+def _output_units(session: Session, unit_ids: Sequence[int]) -> dict[str, int]:
+    """Per job order run on ``unit_ids``: the work unit of its last operation there (the
+    highest sequence; the actual unit, else the planned one), where its product leaves."""
+    rows = session.execute(
+        select(
+            JobOrder.code,
+            JobOperation.sequence,
+            JobOperation.work_unit_id,
+            JobOperation.planned_work_unit_id,
+        )
+        .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
+        .where(
+            (JobOperation.work_unit_id.in_(unit_ids))
+            | (JobOperation.planned_work_unit_id.in_(unit_ids))
+        )
+        .order_by(JobOrder.code, JobOperation.sequence)
+    ).all()
+    out: dict[str, int] = {}
+    for code, _, actual, planned in rows:  # ascending sequence: the last one wins
+        unit = actual if actual in unit_ids else planned
+        if unit is not None and unit in unit_ids:
+            out[code] = unit
+    return out
+
+
 def line_kpis(
     session: Session, code: str, start: datetime, end: datetime, *, quantity_source: str = "plant"
 ) -> KpiReport:
-    """KPIs of a line (or any node) over its work units: time elements and quantities are
-    summed over the units, so each ratio is the units' time-weighted aggregate."""
+    """KPIs of a line (or any node above work units) over ``[start, end)``.
+
+    ISO 22400-2:2014 defines its KPIs for a work unit; a line is measured as one, by what
+    leaves it and at its constraint:
+
+    - good quantity (GQ) is what leaves the line: each job order's good units counted at
+      the work unit of its last operation (its output), not the sum over every unit (a
+      bottle filled, capped, labelled and packed is one bottle, not four);
+    - scrap quantity (SQ) is the scrap of every work unit of the line (each scrapped unit
+      is lost to the line's output); PQ = GQ + SQ;
+    - the time elements (PBT, APT, ADET...) and PRU are those of the line's constraint: the
+      work unit with the most planned run time (sum of PRU x PQ) in the window, i.e. the
+      one whose routing rate limits the line (theory of constraints: an hour lost there is
+      an hour lost for the line). Without any PRU, the output unit stands in.
+
+    So availability = APT / PBT of the constraint, effectiveness = PRU x PQ / APT with the
+    constraint's PRU, quality ratio = GQ / PQ, throughput = PQ per hour of the constraint's
+    busy time, and OEE = GQ x PRU / PBT: the time elements of ISO 22400-2:2014, 5.1, on
+    the work unit time model of 5.2, and the KPI formulas of clause 6 as for any work
+    unit. The report names the output and constraint units.
+    """
     _check_window(start, end)
     node = get_equipment(session, code)
     units = _work_units_below(session, node)
-    total = ZERO_TIME
-    items: list[ProducedQuantity] = []
-    without = rework = 0.0
     calendars: set[str] = set()
+    parts: dict[int, tuple[TimeElements, _Quantities]] = {}
     for unit in units:
         name, elements, q = _unit_parts(session, unit, start, end, quantity_source)
         calendars.add(name)
-        total = total + elements
-        items.extend(q.items)
-        without += q.without_pru
-        rework += q.rework
-    kpis = compute_kpis(total, items, rework=rework)
+        parts[unit.id] = (elements, q)
+    by_id = {u.id: u for u in units}
+    output = _output_units(session, list(by_id))
+    output_ids = set(output.values())
+
+    def planned(unit_id: int) -> float:
+        q = parts[unit_id][1]
+        return sum(q.pru.get(j, 0.0) * (g + s) for j, (g, s) in q.by_job.items() if j)
+
+    ranked = sorted(by_id, key=lambda i: (planned(i), i in output_ids, by_id[i].code))
+    constraint: int | None = None
+    if ranked and planned(ranked[-1]) > 0:
+        constraint = ranked[-1]
+    elif output_ids:
+        constraint = max(output_ids, key=lambda i: by_id[i].code)
+    good: dict[str | None, float] = defaultdict(float)
+    scrap: dict[str | None, float] = defaultdict(float)
+    for unit_id, (_, q) in parts.items():
+        for job, (g, s) in q.by_job.items():
+            scrap[job] += s
+            # Counts no operation claims leave the line only at an output unit.
+            if (job is None and unit_id in output_ids) or (job and output.get(job) == unit_id):
+                good[job] += g
+    items: list[ProducedQuantity] = []
+    without = 0.0
+    for job in sorted(set(good) | set(scrap), key=lambda j: j or ""):
+        prus = [parts[u][1].pru[job] for u in parts if job and job in parts[u][1].pru]
+        pru = 0.0
+        if job and constraint is not None and job in parts[constraint][1].pru:
+            pru = parts[constraint][1].pru[job]
+        elif prus:
+            pru = max(prus)
+        if pru <= 0:
+            without += good[job] + scrap[job]
+        items.append(ProducedQuantity(good=good[job], scrap=scrap[job], pru_seconds=pru))
+    rework = sum(q.rework for _, q in parts.values())
+    time = parts[constraint][0] if constraint is not None else ZERO_TIME
+    kpis = compute_kpis(time, items, rework=rework)
     return _report(
         node,
         start,
@@ -490,4 +575,6 @@ def line_kpis(
         kpis,
         without,
         [u.code for u in units],
+        sorted(by_id[i].code for i in output_ids),
+        by_id[constraint].code if constraint is not None else None,
     )

@@ -10,6 +10,7 @@ import pytest
 
 from dashboards.mes_source import (
     holds_view,
+    oee_view,
     plant_view,
     throughput_points,
     translated,
@@ -145,3 +146,23 @@ def test_holds_name_the_open_nonconformance_that_holds_them() -> None:
 def test_client_errors_become_what_the_page_says(raised: Exception, expected: type) -> None:
     with pytest.raises(expected), translated("http://mes"):
         raise raised
+
+
+def test_line_page_flags_an_effectiveness_above_100_percent_as_a_master_data_error() -> None:
+    """ISO 22400-2:2014 clause 6: effectiveness = PRU x PQ / APT is at most 1; the MES
+    says when it is not, and the Line page shows it above the KPI cards."""
+    from dashboards.pages.line import kpi_cards
+    from dashboards.views import LineView
+
+    error = "master-data error: effectiveness 116.3% is above 100 %: the routing's PRU ..."
+    report = kpi(good=5000, pbt=3600, planned_run_time=4187, produced=5000).model_copy(
+        update={"effectiveness": 1.163, "master_data_errors": [error]}
+    )
+    view = LineView(code="L1", name="", oee=oee_view(report), states=(), work_units=())
+    assert view.oee.master_data_errors == (error,)
+    cards = kpi_cards(view)
+    assert cards[0].id == "line-master-data"
+    assert error in str(cards[0].children)
+    plausible = LineView(code="L1", name="", oee=oee_view(kpi(5000, 3600, 3000, 5000)), states=(),
+                         work_units=())  # fmt: skip
+    assert all(getattr(c, "id", "") != "line-master-data" for c in kpi_cards(plausible))

@@ -23,6 +23,7 @@ from mes_core.kpi.iso22400 import (
     StateChange,
     TimeElements,
     compute_kpis,
+    master_data_errors,
     state_intervals,
     time_elements,
 )
@@ -240,3 +241,20 @@ def test_subtract_matches_a_minute_by_minute_count() -> None:
         assert minutes(got) == minutes(a) - minutes(b)
         assert all(start < end for start, end in got)
         assert all(x[1] <= y[0] for x, y in itertools.pairwise(got))  # sorted, apart
+
+
+def test_iso22400_clause6_effectiveness_above_one_is_a_master_data_error() -> None:
+    """ISO 22400-2:2014 clause 6: effectiveness = PRU x PQ / APT ranges 0 to 1. Bottling
+    shipped a 0.5 s PRU for a capper cycling in 0.43 s: 6.5 h running at 0.43 s gives
+    54 419 units, 7.56 h of standard time in 6.5 h (116 %)."""
+    t = worked_time_elements()
+    k = compute_kpis(t, [ProducedQuantity(good=54_419, scrap=0, pru_seconds=0.5)])
+    assert k.effectiveness == pytest.approx(1.163, abs=1e-3)
+    assert master_data_errors(k) == [
+        "master-data error: effectiveness 116.3% is above 100 %: the routing's planned run "
+        "time per unit (PRU) is slower than the machine really runs; set the operation "
+        "segment's PRU to the machine's ideal cycle"
+    ]
+    fair = compute_kpis(t, [ProducedQuantity(good=54_419, scrap=0, pru_seconds=0.41)])
+    assert fair.effectiveness is not None and fair.effectiveness < 1
+    assert master_data_errors(fair) == []

@@ -91,19 +91,68 @@ def test_iso22400_work_unit_kpis_over_the_api_match_the_hand_worked_example(
     assert k.quantity_without_pru == 0
 
 
-def test_iso22400_line_kpis_sum_time_elements_over_the_work_units(
+def test_iso22400_line_good_quantity_is_what_leaves_the_line_and_time_is_its_constraints(
     session: Session, admin: MesClient
 ) -> None:
+    """ISO 22400-2:2014 5.1/5.2 and 6: a line is measured as one work unit. GQ = the good
+    units of the job order's last operation (the capper: what leaves the line), not the sum
+    over its units; SQ = scrap anywhere on the line; time elements and PRU of the
+    constraint, the unit with the most planned run time (filler: 18 720 x 0.5 s = 2.6 h,
+    capper 17 100 x 0.4 s = 1.9 h)."""
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    _shift_day(admin, f"CAL-{cell.tag}", cell.line)
+    _plant_day(admin, cell.filler, job.code, cell.tag)
+    key = admin.create_api_key(f"capper-{cell.tag}").api_key
+    capper = [
+        StateChangeEvent(
+            source=f"opcua:kpi-test/{cell.tag}/cap",
+            sequence=1,
+            work_unit=cell.capper,
+            timestamp=at(6, 30),
+            state=EquipmentState.RUNNING,
+        ),
+        CountEvent(
+            source=f"opcua:kpi-test/{cell.tag}/cap",
+            sequence=2,
+            work_unit=cell.capper,
+            timestamp=at(9),
+            good=17_000,
+            scrap=100,
+            job_order=job.code,
+        ),
+    ]
+    with MesClient(str(admin._http.base_url), api_key=key) as collector:
+        collector.ingest(capper)
+    k = admin.line_kpis(cell.line, DAY_START, DAY_END)
+    assert k.work_units == sorted([cell.capper, cell.filler])
+    assert k.output_work_units == [cell.capper]
+    assert k.constraint_work_unit == cell.filler
+    assert k.good_quantity == 17_000  # not 17 784 + 17 000
+    assert k.scrap_quantity == 936 + 100
+    assert k.produced_quantity == 18_036
+    # The filler's time model: PBT 7.5 h, APT 6.5 h.
+    assert (k.time.pbt, k.time.apt) == (7.5 * HOUR, 6.5 * HOUR)
+    assert k.availability == pytest.approx(6.5 / 7.5)
+    assert k.effectiveness == pytest.approx(0.5 * 18_036 / (6.5 * HOUR))
+    assert k.quality_ratio == pytest.approx(17_000 / 18_036)
+    # OEE = GQ x PRU / PBT: the good units leaving the line at the constraint's rate.
+    assert k.oee == pytest.approx(17_000 * 0.5 / (7.5 * HOUR))
+    assert k.throughput_per_hour == pytest.approx(18_036 / 7.5)
+
+
+def test_iso22400_line_with_nothing_out_yet_has_zero_good_quantity(
+    session: Session, admin: MesClient
+) -> None:
+    """Units filled but not yet capped have not left the line: GQ 0, quality ratio 0."""
     cell = build_cell(session)
     job = running_job(session, cell)
     _shift_day(admin, f"CAL-{cell.tag}", cell.line)
     _plant_day(admin, cell.filler, job.code, cell.tag)
     k = admin.line_kpis(cell.line, DAY_START, DAY_END)
-    assert k.work_units == sorted([cell.capper, cell.filler])
-    assert k.time.pbt == 2 * 7.5 * HOUR
-    # The capper reported no state: its planned busy time counts as down time (ADOT).
-    assert k.time.adot == 7.5 * HOUR
-    assert k.availability == pytest.approx(6.5 / 15)
+    assert k.constraint_work_unit == cell.filler
+    assert (k.good_quantity, k.scrap_quantity) == (0, 936)
+    assert k.quality_ratio == 0.0
 
 
 def test_iso22400_no_calendar_means_round_the_clock_and_no_production_leaves_ratios_undefined(

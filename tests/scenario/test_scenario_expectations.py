@@ -101,3 +101,24 @@ def test_a_refusal_missing_from_the_audit_trail_fails_the_expectation() -> None:
     result = next(r for r in check_all(sc.expectations, obs) if "wl" in r.name)
     assert not result.passed
     assert "not in the MES's audit trail" in result.detail
+
+
+def test_an_oee_built_on_an_effectiveness_above_100_percent_fails_its_expectation() -> None:
+    """ISO 22400-2:2014 clause 6: effectiveness = PRU x PQ / APT is at most 1; an OEE in
+    bounds because a wrong PRU inflates it proves nothing."""
+    sc = load_text(SCENARIO, Scenario)
+    obs = _observed()
+    obs.kpis = [
+        KpiRecord(
+            scope="line",
+            id="BTL1",
+            source="mes",
+            oee=0.7,
+            performance=1.2,
+            master_data_errors=["master-data error: effectiveness of line BTL1 is 120.0%"],
+        )
+    ]
+    result = next(r for r in check_all(sc.expectations, obs) if r.type == "oee")
+    assert not result.passed
+    assert "OEE of line BTL1 = 0.7" in result.detail
+    assert "master-data error: effectiveness of line BTL1 is 120.0%" in result.detail

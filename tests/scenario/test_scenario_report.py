@@ -135,3 +135,37 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     # plotly.js inlined exactly once, and no script loaded from the network
     assert page.count("plotly.js v") >= 1
     assert '<script src="http' not in page
+
+
+def test_effectiveness_above_100_percent_is_flagged_as_a_master_data_error(
+    tmp_path: Path,
+) -> None:
+    """ISO 22400-2:2014 clause 6: availability = APT / PBT, effectiveness = PRU x PQ / APT
+    and quality ratio = GQ / PQ are fractions of a whole. Bottling shipped a 0.5 s routing
+    PRU against a 0.43 s capper: effectiveness 116 %, reported without a word."""
+    from twin.scenario.kpi_checks import flag_master_data_errors
+
+    kpis = flag_master_data_errors(
+        [
+            KpiRecord(scope="work_unit", id="BTL1-CAPPER", source="mes", performance=1.163),
+            KpiRecord(scope="line", id="BTL1", source="mes", availability=0.9, performance=0.95),
+            KpiRecord(scope="work_unit", id="IDLE", source="mes"),  # undefined: not an error
+        ]
+    )
+    capper, line, idle = kpis
+    assert capper.master_data_errors == [
+        "master-data error: effectiveness of work unit BTL1-CAPPER is 116.3%, above 100 %: "
+        "the routing's planned run time per unit (PRU) is slower than the machine really "
+        "runs (ISO 22400-2:2014 effectiveness = PRU x PQ / APT); set the segment's standard "
+        "run time to the machine's ideal cycle"
+    ]
+    assert line.master_data_errors == [] and idle.master_data_errors == []
+    report = sample_report().model_copy(update={"kpis": kpis})
+    write_json(report, tmp_path / "report.json")
+    data = json.loads((tmp_path / "report.json").read_text())
+    jsonschema.validate(data, load_schema())
+    assert data["kpis"][0]["master_data_errors"] == capper.master_data_errors
+    write_html(report, tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text()
+    assert "Master-data errors: these figures are impossible" in page
+    assert "effectiveness of work unit BTL1-CAPPER is 116.3%" in page

@@ -132,11 +132,13 @@ def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:
         scope, ident = ("line", exp.line) if exp.line else ("work_unit", exp.work_unit or "")
         k = _kpi(obs, scope, ident)
         ok, detail = _bounds(k.oee if k else None, exp.min, exp.max, f"OEE of {scope} {ident}")
+        if k and k.master_data_errors:  # an OEE built on an impossible factor proves nothing
+            ok, detail = False, f"{detail}; but {'; '.join(k.master_data_errors)}"
         return ok, detail + (f" (computed by the {k.source})" if k else "")
     if isinstance(exp, ThroughputWithin):
         k = _kpi(obs, "line", exp.line)
         ok, detail = _bounds(
-            k.throughput_per_hour if k else None, exp.min, exp.max, f"good units/h of {exp.line}"
+            k.throughput_per_hour if k else None, exp.min, exp.max, f"units/h of {exp.line}"
         )
         return ok, detail + (f" (computed by the {k.source})" if k else "")
     if isinstance(exp, ReconciliationExact):

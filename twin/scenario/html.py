@@ -1,7 +1,8 @@
 """``report.html``: a self-contained page (plotly.js inlined, no network) for one run.
 
-Sections: summary, expectations (pass/fail), OEE waterfall per line (ISO 22400-2 losses:
-availability, performance, quality), equipment state timeline (Gantt, ground truth), order
+Sections: summary, expectations (pass/fail), KPIs (a factor above 100 % flagged as a
+master-data error), OEE waterfall per line (ISO 22400-2 losses: availability, performance,
+quality), equipment state timeline (Gantt, ground truth), order
 progress, deviations, faults, reconciliation.
 """
 
@@ -32,6 +33,7 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.pass{color:#2e7d32;font-weight:bold}.fail{color:#c62828;font-weight:bold}
 .verdict{font-size:1.6em}.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.mismatch{background:#fdecea}
+.mde{border:2px solid #c62828;background:#fdecea;padding:0 1em;margin:1em 0}
 """
 
 
@@ -187,7 +189,7 @@ def render_html(report: Report) -> str:
             "performance",
             "quality",
             "OEE",
-            "good/h",
+            "units/h",
             "good",
             "scrap",
         ],
@@ -206,7 +208,15 @@ def render_html(report: Report) -> str:
             ]
             for k in report.kpis
         ],
+        ["mismatch" if k.master_data_errors else "" for k in report.kpis],
     )
+    errors = [e for k in report.kpis for e in k.master_data_errors]
+    if errors:
+        items = "".join(f"<li>{escape(e)}</li>" for e in errors)
+        kpis = (
+            '<div class="mde"><p class="fail">Master-data errors: these figures are '
+            f"impossible, not good results.</p><ul>{items}</ul></div>{kpis}"
+        )
     devs = _table(
         ["deviation", "type", "at (s)", "target", "MES answer", "rule", "message"],
         [

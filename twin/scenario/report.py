@@ -68,12 +68,22 @@ class KpiRecord(_Model):
     performance: float | None = None
     quality: float | None = None
     oee: float | None = None
-    throughput_per_hour: float | None = Field(None, description="Good units per simulated hour.")
+    throughput_per_hour: float | None = Field(
+        None,
+        description="ISO 22400-2 throughput rate: produced units (PQ) per simulated hour of "
+        "busy time; for a line, the units leaving it per hour of its constraint's busy time.",
+    )
     good: float | None = None
     scrap: float | None = None
     scrap_ratio: float | None = None
     time_elements: dict[str, float] = Field(
         default_factory=dict, description="PBT, APT, ADOT... in seconds, as given by the source."
+    )
+    master_data_errors: list[str] = Field(
+        default_factory=list,
+        description="Each factor above 100 % (availability, effectiveness, quality ratio "
+        "are fractions by ISO 22400-2 clause 6): wrong master data, e.g. a routing PRU "
+        "slower than the machine runs. Empty when the figures are plausible.",
     )
 
 

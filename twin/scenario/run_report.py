@@ -17,6 +17,7 @@ from twin.engine import Engine
 from twin.scenario.context import RunContext
 from twin.scenario.deviations import DeviationInjector
 from twin.scenario.expectations import Observed, check_all
+from twin.scenario.kpi_checks import flag_master_data_errors
 from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
 from twin.scenario.report import (
     EventCounts,
@@ -125,6 +126,7 @@ class ReportBuilder:
             for (scope, code), k in zip(scopes, answers, strict=True):
                 if k is not None:
                     kpis.append(KpiRecord(scope=scope, id=code, source="mes", **_kpi_fields(k)))
+        kpis = flag_master_data_errors(kpis)
         views = {o.id: o for o in sut.orders()}
         order_states = {oid: v.state for oid, v in views.items()}
         lot_states = {
