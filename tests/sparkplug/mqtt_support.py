@@ -5,21 +5,30 @@ leftover retained message, never reach another test."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from support import require
 
+from plant_models.loader import load_plant_model
 from sparkplug_b.payload import Payload
 from sparkplug_b.topic import Topic
+from twin.engine import Engine
+from twin.sparkplug.edge import SparkplugPublisher
 
 BROKER = ("127.0.0.1", 1883)
 BROKER_URL = f"mqtt://{BROKER[0]}:{BROKER[1]}"
+MINI = Path(__file__).parents[1] / "opcua" / "mini_plant.yaml"
+NODE_DIR = Path(__file__).with_name("node")
 
 
 def require_broker() -> None:
@@ -70,3 +79,73 @@ class Recorder:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class Twin:
+    """An unpaced engine and its Sparkplug publisher in a loop the test drives."""
+
+    def __init__(self, group: str) -> None:
+        self.model = load_plant_model(MINI)
+        self.engine = Engine(self.model, 0, speed=None, auto_dispatch=True)
+        self.publisher = SparkplugPublisher(
+            self.model, BROKER_URL, group, start=self.model.plant.start
+        )
+        self.engine.add_observer(self.publisher)
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.publisher.start())
+
+    def advance(self, seconds: float) -> None:
+        self.engine.run_until(self.engine.now + seconds)
+        self.publisher.flush()
+
+    def pump(self, seconds: float) -> None:
+        """Let the pump answer commands for a while (births on an NCMD)."""
+        self.publisher._stopping = False
+        task = self.loop.create_task(self.publisher.run())
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+        self.publisher.stop()
+        self.loop.run_until_complete(task)
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.loop.close()
+
+
+def tahu_node() -> str:
+    """``node`` with Eclipse Tahu's JavaScript client and codec installed in ``node/``
+    (``npm ci`` from the committed lock file on first use)."""
+    node = shutil.which("node")
+    require(node is not None, "node (Node.js) for the Eclipse Tahu interoperability tests")
+    assert node is not None
+    if not (NODE_DIR / "node_modules" / "sparkplug-client").is_dir():
+        npm = shutil.which("npm")
+        require(npm is not None, "npm to install Eclipse Tahu's sparkplug-client")
+        assert npm is not None
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        require(done.returncode == 0, f"sparkplug-client from npm (npm ci: {done.stderr[-500:]})")
+    return node
+
+
+def start_node_script(node: str, *args: str, ready: str) -> subprocess.Popen[str]:
+    """Run ``node/<script>`` and wait for its ``ready`` line on stdout."""
+    proc = subprocess.Popen(
+        [node, *args],
+        cwd=NODE_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != ready:
+        proc.kill()
+        raise RuntimeError(f"{args[0]} said {line!r}, not {ready!r}: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+    return proc

@@ -8,52 +8,17 @@ the NDEATH the broker publishes when the session dies. ~4 s.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_support import BROKER_URL, Recorder, require_broker, unique_group
+from mqtt_support import BROKER_URL, MINI, Recorder, Twin, require_broker, unique_group
 
 from plant_models.loader import load_plant_model
 from sparkplug_b.payload import DataType, Payload, metric_value, properties_of, set_value
 from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic
-from twin.engine import Engine
 from twin.sparkplug.edge import TAGS, SparkplugPublisher
-
-MINI = Path(__file__).parents[1] / "opcua" / "mini_plant.yaml"
-
-
-class Twin:
-    """An unpaced engine and its Sparkplug publisher in a loop the test drives."""
-
-    def __init__(self, group: str) -> None:
-        self.model = load_plant_model(MINI)
-        self.engine = Engine(self.model, 0, speed=None, auto_dispatch=True)
-        self.publisher = SparkplugPublisher(
-            self.model, BROKER_URL, group, start=self.model.plant.start
-        )
-        self.engine.add_observer(self.publisher)
-        self.loop = asyncio.new_event_loop()
-        self.loop.run_until_complete(self.publisher.start())
-
-    def advance(self, seconds: float) -> None:
-        self.engine.run_until(self.engine.now + seconds)
-        self.publisher.flush()
-
-    def pump(self, seconds: float) -> None:
-        """Let the pump answer commands for a while (births on an NCMD)."""
-        self.publisher._stopping = False
-        task = self.loop.create_task(self.publisher.run())
-        self.loop.run_until_complete(asyncio.sleep(seconds))
-        self.publisher.stop()
-        self.loop.run_until_complete(task)
-
-    def close(self) -> None:
-        self.publisher.close()
-        self.loop.close()
 
 
 @pytest.fixture

@@ -1,18 +1,22 @@
 """End to end over Sparkplug B: twin edge nodes -> Mosquitto -> the MES's host
 application -> MES (a child process, SQLite), with the host's MQTT session and an edge
 node's session each dropped mid-run. The MES's counts per work unit must equal the
-twin's ground-truth ledger exactly and every event made must be stored once. ~15 s."""
+twin's ground-truth ledger exactly and every event made must be stored once. Then Eclipse
+Tahu's JavaScript client (``sparkplug-client``, ``node/edge.js``) as an edge node, born
+before the host: the host asks it for a rebirth and ingests its counts exactly. ~25 s
+with the MES's start."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_support import BROKER_URL, require_broker, unique_group
+from mqtt_support import BROKER_URL, require_broker, start_node_script, tahu_node, unique_group
 from opcua.e2e_support import integration_key, mes_counts, mes_event_count, start_mes
 
 from mes_core.client import AsyncMesClient
@@ -115,3 +119,54 @@ def test_mes_counts_equal_the_twin_ledger_through_dropped_mqtt_sessions(
     assert connector.sent == connector.produced
     stored = sum(mes_event_count(mes[1], track.builder.source) for track in host.nodes.values())
     assert stored == connector.produced  # every event once
+
+
+async def _ingest_tahu(
+    mes: tuple[MesProcess, str, str], spool_path: Path, node: str
+) -> tuple[dict[str, int], dict[str, tuple[int, int]], HostLink]:
+    process, database_url, api_key = mes
+    group = unique_group("tahuedge")
+    # Tahu's edge node is born before the host is up: the host sees DDATA without a birth
+    # and must ask for one (NCMD Node Control/Rebirth), which Tahu's client answers.
+    proc = await asyncio.to_thread(
+        start_node_script, node, "edge.js", BROKER_URL, group, "60", ready="born"
+    )
+    stop = asyncio.Event()
+    spool = Spool(spool_path)
+    host = HostLink(BROKER_URL, HostOptions(groups=(group,), host_id=f"host-{group}"), {})
+    try:
+        async with AsyncMesClient(process.url, api_key=api_key) as client:
+            connector = Connector(
+                [], client, spool, ConnectorOptions(dispatch_interval_s=0), links=[host]
+            )
+            task = asyncio.create_task(connector.run(stop))
+            out, err = await asyncio.to_thread(proc.communicate, None, 60)
+            assert proc.returncode == 0, err[-2000:]
+            tahu = json.loads(out.strip().splitlines()[-1])
+            expected = {"TAHU-WU1": (tahu["processed"] - tahu["defective"], tahu["defective"])}
+            got: dict[str, tuple[int, int]] = {}
+            deadline = time.monotonic() + SETTLE_S
+            while time.monotonic() < deadline:
+                got = await asyncio.to_thread(
+                    mes_counts, database_url, f"sparkplug:{group}/TAHU-L1"
+                )
+                if got == expected and not connector.outbox:
+                    break
+                await asyncio.sleep(0.3)
+            stop.set()
+            await task
+    finally:
+        proc.kill()
+        spool.close()
+    return tahu, got, host
+
+
+def test_tahu_edge_node_is_ingested_by_the_host_after_a_rebirth_it_asked_for(
+    mes: tuple[MesProcess, str, str], tmp_path: Path
+) -> None:
+    node = tahu_node()
+    tahu, got, host = asyncio.run(_ingest_tahu(mes, tmp_path / "spool.sqlite", node))
+    assert tahu["processed"] == 60 and tahu["defective"] == 12
+    assert tahu["rebirths"] >= 1  # Tahu's client answered the host's NCMD
+    assert got == {"TAHU-WU1": (48, 12)}
+    assert host.bindings["TAHU-WU1"].line == "TAHU-L1"
