@@ -7,7 +7,6 @@ refusals are recorded by :func:`~mes_core.persistence.refusals.enforced`.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from mes_core.domain.states import (
 )
 from mes_core.persistence import audit
 from mes_core.persistence.base import Base, utcnow
+from mes_core.persistence.genealogy import link_output_lot
 from mes_core.persistence.masterdata import (
     create_lot,
     get_lot,
@@ -40,7 +40,6 @@ from mes_core.persistence.models import (
     JobOperation,
     JobOperationOperator,
     JobOrder,
-    LotGenealogy,
     MaterialConsumption,
     MaterialDefinition,
     MaterialLot,
@@ -680,16 +679,7 @@ def _produce_lot(
     )
     lot.produced_by_operation_id = op.id
     lot.created_at = at  # made when the operation ended (its business time)
-    consumed: dict[int, float] = defaultdict(float)
-    for o in job.operations:
-        for c in o.consumptions:
-            consumed[c.lot_id] += c.quantity
-    for parent_id, qty in consumed.items():
-        session.add(
-            LotGenealogy(
-                parent_lot_id=parent_id, child_lot_id=lot.id, job_operation_id=op.id, quantity=qty
-            )
-        )
+    link_output_lot(session, job, op, lot)
     return lot
 
 

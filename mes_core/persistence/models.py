@@ -99,7 +99,9 @@ class MaterialLot(Base):
 
 
 class LotGenealogy(Base):
-    """Edge of the genealogy graph: ``parent`` lot went into ``child`` lot."""
+    """Edge of the genealogy graph: ``parent`` lot went into ``child`` lot, in the job
+    operation that consumed it (``mes_core.domain.genealogy``; one edge per operation since
+    migration ``0005_genealogy_edge_operation``)."""
 
     __tablename__ = "lot_genealogy"
 
@@ -109,7 +111,11 @@ class LotGenealogy(Base):
     job_operation_id: Mapped[int] = mapped_column(ForeignKey("job_operation.id"))
     quantity: Mapped[float] = mapped_column(Float, default=0)
 
-    __table_args__ = (UniqueConstraint("parent_lot_id", "child_lot_id", name="uq_lot_edge"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "parent_lot_id", "child_lot_id", "job_operation_id", name="uq_lot_edge_operation"
+        ),
+    )
 
 
 # ------------------------------------------------------------------ routing (ISA-95 Part 2 §8)

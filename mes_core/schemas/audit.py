@@ -52,8 +52,22 @@ class GenealogyEdge(Out):
     quantity: float
 
 
+class LotUse(Out):
+    """A job order that consumed (forward trace) or produced (backward trace) a lot of the
+    trace, whatever its state: running and held orders appear before they make a lot."""
+
+    lot: str
+    job_order: str
+    job_order_state: str
+    operation: int
+    use: Literal["consumed", "produced"]
+    quantity: float
+
+
 class GenealogyTrace(Out):
     root: str
     direction: Literal["forward", "backward"]
     lots: list[LotNode]
     edges: list[GenealogyEdge]
+    """Each edge on the operation that consumed its parent lot."""
+    job_orders: list[LotUse] = []
