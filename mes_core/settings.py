@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     #: Lifetime of bearer tokens issued by ``POST /api/v1/auth/token``.
     token_ttl_hours: float = Field(default=12.0, gt=0)
+    #: Lifetime of API keys created without ``expires_in_days`` (days).
+    api_key_ttl_days: float = Field(default=90.0, gt=0, le=3650)
     #: Largest request body accepted (bytes); a full batch of 10,000 events fits.
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     #: How often the event stream looks for new changes (seconds).

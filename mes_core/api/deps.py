@@ -91,7 +91,7 @@ AccessTokenQuery = Annotated[
 ]
 
 
-def _presented_secret(
+def presented_secret(
     request: Request,
     authorization: str | None,
     x_api_key: str | None,
@@ -140,7 +140,7 @@ def allow(*roles: Role) -> Callable[..., Actor]:
         x_api_key: ApiKeyHeader = None,
         access_token: AccessTokenQuery = None,
     ) -> Actor:
-        secret = _presented_secret(request, authorization, x_api_key, access_token)
+        secret = presented_secret(request, authorization, x_api_key, access_token)
         return _authorize(request, session, admitted, secret)
 
     dependency.__doc__ = f"Admits roles: {', '.join(sorted(admitted))}."

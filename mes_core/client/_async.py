@@ -100,6 +100,8 @@ class AsyncMesClient(AsyncQualityClientMixin):
         else:
             response = await self._http.request(method, path, json=body, params=clean, headers=sent)
         raise_for_response(response)
+        if out is None:  # 204 No Content
+            return None
         return TypeAdapter(out).validate_python(response.json())
 
     async def close(self) -> None:
@@ -124,10 +126,22 @@ class AsyncMesClient(AsyncQualityClientMixin):
         self.token, self.api_key = tok.access_token, None
         return self
 
-    async def create_api_key(self, name: str, role: str = "integration") -> ApiKeyOut:
-        return await self._call(
-            "POST", "/api/v1/auth/api-keys", ApiKeyOut, body={"name": name, "role": role}
-        )
+    async def create_api_key(
+        self, name: str, role: str = "integration", expires_in_days: float | None = None
+    ) -> ApiKeyOut:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return await self._call("POST", "/api/v1/auth/api-keys", ApiKeyOut, body=body)
+
+    async def revoke_api_key(self, name: str) -> None:
+        """Revoke every API key named ``name`` (admin)."""
+        await self._call("DELETE", f"/api/v1/auth/api-keys/{name}", None)
+
+    async def logout(self) -> None:
+        """Revoke this client's token (or API key): refused from now on, by every worker."""
+        await self._call("POST", "/api/v1/auth/logout", None)
+        self.token = self.api_key = None
 
     async def whoami(self) -> WhoAmI:
         return await self._call("GET", "/api/v1/auth/me", WhoAmI)

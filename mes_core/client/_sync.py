@@ -97,6 +97,8 @@ class MesClient(QualityClientMixin):
         else:
             response = self._http.request(method, path, json=body, params=clean, headers=sent)
         raise_for_response(response)
+        if out is None:  # 204 No Content
+            return None
         return TypeAdapter(out).validate_python(response.json())
 
     def close(self) -> None:
@@ -121,10 +123,22 @@ class MesClient(QualityClientMixin):
         self.token, self.api_key = tok.access_token, None
         return self
 
-    def create_api_key(self, name: str, role: str = "integration") -> ApiKeyOut:
-        return self._call(
-            "POST", "/api/v1/auth/api-keys", ApiKeyOut, body={"name": name, "role": role}
-        )
+    def create_api_key(
+        self, name: str, role: str = "integration", expires_in_days: float | None = None
+    ) -> ApiKeyOut:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires_in_days is not None:
+            body["expires_in_days"] = expires_in_days
+        return self._call("POST", "/api/v1/auth/api-keys", ApiKeyOut, body=body)
+
+    def revoke_api_key(self, name: str) -> None:
+        """Revoke every API key named ``name`` (admin)."""
+        self._call("DELETE", f"/api/v1/auth/api-keys/{name}", None)
+
+    def logout(self) -> None:
+        """Revoke this client's token (or API key): refused from now on, by every worker."""
+        self._call("POST", "/api/v1/auth/logout", None)
+        self.token = self.api_key = None
 
     def whoami(self) -> WhoAmI:
         return self._call("GET", "/api/v1/auth/me", WhoAmI)

@@ -37,6 +37,7 @@ def generate(sync_source: str) -> str:
     body = body.replace("self.close()", "await self.close()")
     body = body.replace("self._http.close()", "await self._http.aclose()")
     body = body.replace("return self._call(", "return await self._call(")
+    body = body.replace("\n        self._call(", "\n        await self._call(")
     body = body.replace("tok: TokenOut = self._call(", "tok: TokenOut = await self._call(")
     body = body.replace("response = self._http.request(", "response = await self._http.request(")
     body = body.replace("-> MesClient:", "-> AsyncMesClient:")

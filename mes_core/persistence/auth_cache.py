@@ -107,6 +107,13 @@ class CredentialCache:
                 self._entries.clear()
             self._entries[digest] = Resolved(actor, expires_at, time.monotonic())
 
+    def forget(self, digest: str) -> None:
+        """Drop one credential now (revoked by this worker: its own next request must not
+        wait for the database's notification); resolutions under way are not kept."""
+        with self._lock:
+            self._entries.pop(digest, None)
+            self._generation += 1
+
     def invalidate(self, *, live: bool) -> None:
         """Drop everything; ``live``: whether the cache may be used from now on."""
         with self._lock:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -114,10 +114,43 @@ def issue_token(session: Session, *, person: Person, ttl: timedelta) -> tuple[st
     return token, expires
 
 
-def issue_api_key(session: Session, *, name: str, role: Role) -> str:
+def issue_api_key(
+    session: Session, *, name: str, role: Role, ttl: timedelta
+) -> tuple[str, datetime]:
+    """A new API key for the integration ``name``, expiring after ``ttl``."""
     key = "mtk_" + secrets.token_urlsafe(32)
-    session.add(AuthToken(token_hash=_digest(key), kind="api_key", name=name, role=role.value))
-    return key
+    expires = utcnow() + ttl
+    session.add(
+        AuthToken(
+            token_hash=_digest(key), kind="api_key", name=name, role=role.value, expires_at=expires
+        )
+    )
+    return key, expires
+
+
+def revoke_secret(session: Session, secret: str) -> bool:
+    """Revoke the token or API key ``secret`` (True if there was one). The row is
+    deleted: every API worker's credential cache drops it when this commits (the
+    ``auth_token`` trigger announces it; see ``auth_cache``)."""
+    found = session.execute(
+        delete(AuthToken).where(AuthToken.token_hash == _digest(secret)).returning(AuthToken.id)
+    ).first()
+    return found is not None
+
+
+def revoke_api_keys(session: Session, name: str) -> int:
+    """Revoke every API key named ``name``; how many there were."""
+    rows = session.execute(
+        delete(AuthToken)
+        .where(AuthToken.kind == "api_key", AuthToken.name == name)
+        .returning(AuthToken.id)
+    ).all()
+    return len(rows)
+
+
+def digest(secret: str) -> str:
+    """The stored form of ``secret`` (its sha256), as the credential cache keys it."""
+    return _digest(secret)
 
 
 def resolve(session: Session, secret: str, cache: CredentialCache | None = None) -> Actor:
