@@ -45,6 +45,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "twin.cli",
     "twin.opcua.cli",
     "twin.scenario.cli",
+    "mestwin_tryton.cli",
     "dashboards.cli",
     "loadtests.cli",
 )

@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("mestwin", "mes_core", "twin", "plant_models", "dashboards", "loadtests", "sparkplug_b")
+PROJECT = (
+    "mestwin",
+    "mes_core",
+    "twin",
+    "plant_models",
+    "dashboards",
+    "loadtests",
+    "sparkplug_b",
+    "mestwin_tryton",
+)
 MES_PUBLIC = ("mes_core.client", "mes_core.schemas")
 # Every part registers its commands with the front door; it names only its type.
 FRONT_DOOR = "mestwin.cli"
@@ -43,6 +52,20 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "twin": (*MES_PUBLIC, "plant_models", "sparkplug_b"),
     "dashboards": MES_PUBLIC,
     "loadtests": (*MES_PUBLIC, "twin", "plant_models"),
+    # The Tryton adapter is shipped as a third party would ship one: it implements the
+    # scenario runner's seam (twin.scenario.sut, and the Records shape of
+    # twin.scenario.reconcile) over Tryton's JSON-RPC, reads plant models for master data,
+    # and its OPC UA collector reuses two pure pieces any gateway for the twin's
+    # information model needs (browsing WorkUnitType instances, cumulative counters to
+    # deltas) instead of copying them. It never imports mes_core's MES (nor its client).
+    "mestwin_tryton": (
+        "mes_core.schemas",
+        "twin.scenario.sut",
+        "twin.scenario.reconcile",
+        "plant_models",
+        "mes_core.connectors.opcua.discovery",
+        "mes_core.connectors.opcua.mapping",
+    ),
 }
 
 
