@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
+from typing import cast
+
+import pytest
+
+from twin.scenario.reconcile import OperationTimes, OrderRecord, Records, UnitRecord, reconcile
+from twin.scenario.sut import Answer, SutUnavailable, SystemUnderTest
+from twin.scenario.witness import ActionWitness
 
 
 def _truth() -> Records:
@@ -64,3 +70,44 @@ def test_state_durations_can_be_left_out() -> None:
     mes.work_units["FILLER"].state_seconds = {}
     assert reconcile(_truth(), mes, compare_state_durations=False).exact
     assert not reconcile(_truth(), mes).exact
+
+
+def test_operation_times_on_another_clock_are_named_within_the_tick_they_match() -> None:
+    """Issue 13: an operation's start and end as the MES recorded them, against when the
+    bench's people did it (plant seconds), within the scenario's tick."""
+    twin, mes = _truth(), _truth()
+    twin.operation_times = {("JO-1", "FILL"): OperationTimes(300.0, 3600.0)}
+    mes.operation_times = {("JO-1", "FILL"): OperationTimes(300.001, 3600.0)}
+    assert reconcile(twin, mes, time_tolerance=120.0).exact
+    # A MES stamping a compressed wall clock: the 55-minute operation shows as 55 s.
+    mes.operation_times = {("JO-1", "FILL"): OperationTimes(300.0, 355.0)}
+    rec = reconcile(twin, mes, time_tolerance=120.0)
+    assert rec.mismatches == [
+        "operation JO-1/FILL: end (plant s): plant 3600, MES 355, difference -3245 (tolerance 120)"
+    ]
+    # An adapter that cannot read times back compares none (the run report says so).
+    mes.operation_times = None
+    assert not [r for r in reconcile(twin, mes).rows if r.entity == "operation"]
+
+
+def test_the_witness_notes_when_actions_were_accepted_and_a_lost_answer_by_its_retry() -> None:
+    class Sut:
+        def __init__(self) -> None:
+            self.answers = [SutUnavailable("MES killed"), Answer(False, "INVALID_TRANSITION")]
+
+        def start_operation(self, *args: object) -> Answer:
+            return Answer(True)
+
+        def complete_operation(self, *args: object) -> Answer:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    witness = ActionWitness(cast(SystemUnderTest, Sut()))
+    sut = witness.as_sut()
+    assert sut.start_operation("JO-1", "FILL", "op", "FILLER", 300.0004).accepted
+    with pytest.raises(SutUnavailable):
+        sut.complete_operation("JO-1", "FILL", "op", 3600.0, None)
+    sut.complete_operation("JO-1", "FILL", "op", 3720.0, None)  # already done: at 3600
+    assert witness.operation_times == {("JO-1", "FILL"): OperationTimes(300.0, 3600.0)}

@@ -66,10 +66,23 @@ def assert_passed(result: RunResult) -> dict[str, Any]:
     return data
 
 
+def assert_operation_times_reconciled(data: dict[str, Any]) -> None:
+    """Every operation's start and end, as the MES recorded them, lie on the plant's
+    timeline: within the scenario's tick of when the bench's people started and completed
+    it (issue 13; wall-clock or compressed stamps are off by hours)."""
+    rows = [r for r in data["reconciliation"]["rows"] if r["entity"] == "operation"]
+    starts = [r for r in rows if r["quantity"].startswith("start")]
+    ends = [r for r in rows if r["quantity"].startswith("end")]
+    assert starts and ends, "no operation times reconciled"
+    assert all(r["twin"] is not None for r in starts)
+    assert [r for r in rows if not r["matches"]] == []
+
+
 def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
     path = shortened(tmp_path, "clean_bottling_day", "2h", drain="2h")
     data = assert_passed(run(path, tmp_path, order_scale=0.1))
     assert data["reconciliation"]["exact"] and data["reconciliation"]["mismatches"] == []
+    assert_operation_times_reconciled(data)
     assert {o["state"] for o in data["orders"]} == {"completed"}
     assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
     assert any(k["scope"] == "line" and k["source"] == "mes" for k in data["kpis"])
@@ -87,6 +100,7 @@ def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
 def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
     path = shortened(tmp_path, "tablet_batch_deviations", "12h30m")
     data = assert_passed(run(path, tmp_path))
+    assert_operation_times_reconciled(data)
     outcomes = {d["name"]: (d["outcome"], d["rule"]) for d in data["deviations"]}
     assert outcomes == {
         "wrong-material-lot": ("refused", "MATERIAL_NOT_ON_BOM"),

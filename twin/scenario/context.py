@@ -16,6 +16,7 @@ from plant_models.schema import PlantModel
 from twin.scenario.report import DeviationOutcome, FaultRecord, Report
 from twin.scenario.sut import OrderRequest, SystemUnderTest
 from twin.scenario.truth import TruthRecorder
+from twin.scenario.witness import ActionWitness
 
 if TYPE_CHECKING:
     from twin.scenario.link import EquipmentLink
@@ -81,6 +82,8 @@ class RunContext:
     state: RunState = field(default_factory=RunState)
     truth: TruthRecorder = field(default_factory=TruthRecorder)
     sut: SystemUnderTest | None = None
+    witness: ActionWitness | None = None
+    """Stands in front of ``sut``: when the people's operation starts and ends happened."""
     sim: EnginePlant | None = None
     link: EquipmentLink | None = None
     people: People | None = None

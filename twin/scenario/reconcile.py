@@ -10,6 +10,11 @@ without opening the MES.
 Counts (units, lot quantities, genealogy edges) must match exactly. Seconds in a state may
 differ by ``duration_tolerance`` (timestamps cross the wire at millisecond resolution, and
 the state in force at the end of the run is cut at the moment each side is read).
+
+Times too (issue 13, "one clock"): per operation of a job order, its start and end as the
+MES recorded them against when the bench's people really started and completed it, both
+as plant seconds (since the plant's start), within ``time_tolerance`` (the scenario's
+tick). A MES that stamped its own wall clock, or a compressed one, is off by hours here.
 """
 
 from __future__ import annotations
@@ -39,6 +44,14 @@ class OrderRecord:
 
 
 @dataclass
+class OperationTimes:
+    """An operation's actual start and end (ISA-95 Part 3 job response), plant seconds."""
+
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
 class Records:
     """One side of a reconciliation (the twin's ledger or the MES's records)."""
 
@@ -46,6 +59,9 @@ class Records:
     job_orders: dict[str, OrderRecord] = field(default_factory=dict)
     genealogy: set[tuple[str, str]] = field(default_factory=set)
     """Edges ``(lot in, lot out)``."""
+    operation_times: dict[tuple[str, str], OperationTimes] | None = field(default_factory=dict)
+    """Per (job order, operation segment), when it started and ended in plant seconds;
+    None when that side cannot tell (then no time is compared, and the report says so)."""
     state_window: dict[str, float] = field(default_factory=dict)
     """Per work unit, the simulated second from which ``state_seconds`` are counted when
     that side could not give the whole run (e.g. an API that returns the newest N state
@@ -108,9 +124,12 @@ def reconcile(
     *,
     duration_tolerance: float = 1.0,
     compare_state_durations: bool = True,
+    time_tolerance: float = 1.0,
 ) -> ReconciliationReport:
     """Compare ``mes`` against ``twin`` (the ground truth); rows are sorted, deterministic."""
     rows: list[ReconciliationRow] = []
+    if twin.operation_times is not None and mes.operation_times is not None:
+        rows.extend(_time_rows(twin.operation_times, mes.operation_times, time_tolerance))
     for wu in sorted(set(twin.work_units) | set(mes.work_units)):
         t = twin.work_units.get(wu)
         m = mes.work_units.get(wu)
@@ -157,6 +176,28 @@ def reconcile(
         )
     mismatches = [_describe(r) for r in rows if not r.matches]
     return ReconciliationReport(exact=not mismatches, rows=rows, mismatches=mismatches)
+
+
+def _time_rows(
+    twin: dict[tuple[str, str], OperationTimes],
+    mes: dict[tuple[str, str], OperationTimes],
+    tolerance: float,
+) -> list[ReconciliationRow]:
+    rows = []
+    for key in sorted(set(twin) | set(mes)):
+        t, m = twin.get(key, OperationTimes()), mes.get(key, OperationTimes())
+        for quantity in ("start", "end"):
+            rows.append(
+                _row(
+                    "operation",
+                    f"{key[0]}/{key[1]}",
+                    f"{quantity} (plant s)",
+                    getattr(t, quantity),
+                    getattr(m, quantity),
+                    tolerance,
+                )
+            )
+    return rows
 
 
 def _opt(rec: UnitRecord | OrderRecord | None, attr: str) -> float | None:

@@ -38,9 +38,15 @@ class ExpectationResult(_Model):
 class ReconciliationRow(_Model):
     """One quantity of one entity, as the twin's ledger and the MES saw it."""
 
-    entity: Literal["work_unit", "job_order", "genealogy"]
-    id: str = Field(description="Work unit code, job order id or genealogy edge 'in -> out'.")
-    quantity: str = Field(description="good, scrap, 'seconds <state>', 'lot <id> consumed'...")
+    entity: Literal["work_unit", "job_order", "operation", "genealogy"]
+    id: str = Field(
+        description="Work unit code, job order id, '<job order>/<operation segment>' or "
+        "genealogy edge 'in -> out'."
+    )
+    quantity: str = Field(
+        description="good, scrap, 'seconds <state>', 'lot <id> consumed', "
+        "'start (plant s)' (seconds since the plant's start)..."
+    )
     twin: float | None = Field(description="Ground truth; null when the plant has no record.")
     mes: float | None = Field(description="What the MES recorded; null when it has none.")
     difference: float | None = Field(description="mes - twin; null when one side is missing.")

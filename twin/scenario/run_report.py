@@ -108,12 +108,19 @@ class ReportBuilder:
                 f"State durations of {wu} reconciled from {since:.0f} s on: the MES API "
                 "returns the newest state changes only."
             )
+        twin.operation_times = ctx.witness.operation_times if ctx.witness else None
+        if mes.operation_times is None:
+            ctx.state.notes.append(
+                "Operation start and end times not reconciled: the adapter cannot read them "
+                "back from the MES."
+            )
         settings = ctx.scenario.reconciliation
         rec = reconcile(
             twin,
             mes,
             duration_tolerance=settings.duration_tolerance,
             compare_state_durations=settings.compare_state_durations,
+            time_tolerance=ctx.tick,
         )
         kpis: list[KpiRecord] = []
         scopes: list[tuple[str, str]] = []

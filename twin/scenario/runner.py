@@ -41,6 +41,7 @@ from twin.scenario.plant import EnginePlant
 from twin.scenario.report import write_json
 from twin.scenario.run_report import ReportBuilder
 from twin.scenario.sut import MesStartError, SutUnavailable
+from twin.scenario.witness import ActionWitness
 
 __all__ = [
     "MesStartError",
@@ -102,7 +103,8 @@ class Runner:
             # The twin's OPC UA server is built while the MES starts (both take seconds).
             self.links.prepare()
             url = self.launcher.start()
-            ctx.sut = self.launcher.connect(url)
+            ctx.witness = ActionWitness(self.launcher.connect(url))
+            ctx.sut = ctx.witness.as_sut()
             ctx.sut.load_master_data(ctx.plant)
             self.launcher.start_dashboard(url)
             ctx.sim = EnginePlant(ctx.plant, ctx.scenario.seed)

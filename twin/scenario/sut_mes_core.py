@@ -42,7 +42,7 @@ from mes_core.schemas.masterdata import MasterData, MasterDataResult
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from plant_models.schema import PlantModel
 from twin.scenario import b2mml_channel
-from twin.scenario.reconcile import OrderRecord, Records, UnitRecord
+from twin.scenario.reconcile import OperationTimes, OrderRecord, Records, UnitRecord
 from twin.scenario.sut import (
     Answer,
     IngestStats,
@@ -149,6 +149,10 @@ class MesCoreSut:
     def plant_time(self, t: float) -> datetime:
         """Simulated second ``t`` on the plant's timeline (as plant events carry it)."""
         return self.plant_start + timedelta(milliseconds=round(t * 1000))
+
+    def _plant_seconds(self, at: datetime | None) -> float | None:
+        """A time the MES recorded, as plant seconds (the inverse of ``plant_time``)."""
+        return None if at is None else round((at - self.plant_start).total_seconds(), 3)
 
     def _plant_date(self, t: float) -> date:
         return self.plant_time(t).date()
@@ -580,6 +584,7 @@ class MesCoreSut:
         out = Records()
         unit_counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         if self.order_channel == "b2mml":
+            out.operation_times = None  # the performance document is read for counts only
             performance = self.performance()
             out.job_orders = performance.records()
             out.genealogy = performance.genealogy()
@@ -598,7 +603,12 @@ class MesCoreSut:
         for view in self.orders():
             consumed: dict[str, float] = defaultdict(float)
             jo = self._timed(admin.get_job_order, view.id)
+            assert out.operation_times is not None
             for op in jo.operations:
+                if op.started_at is not None or op.ended_at is not None:
+                    out.operation_times[(jo.code, op.name)] = OperationTimes(
+                        self._plant_seconds(op.started_at), self._plant_seconds(op.ended_at)
+                    )
                 if op.work_unit:
                     unit_counts[op.work_unit][0] += op.good
                     unit_counts[op.work_unit][1] += op.scrap

@@ -153,11 +153,11 @@ def connect(
     spool_path = spool or default_spool(opcua or [f"sparkplug:{sparkplug}:{host_id}"])
     status_address: tuple[str, int] | None = None
     if status is not None:
-        host, _, port = status.rpartition(":")
-        if not host or not port.isdigit():
+        status_host, _, port = status.rpartition(":")
+        if not status_host or not port.isdigit():
             typer.echo(f"error: --status {status!r}: expected HOST:PORT", err=True)
             raise typer.Exit(2)
-        status_address = (host, int(port))
+        status_address = (status_host, int(port))
 
     async def main() -> None:
         stop = asyncio.Event()

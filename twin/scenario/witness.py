@@ -1,0 +1,78 @@
+"""When the bench's people really did what: the ground truth of operator actions' times.
+
+Every action of the run's people (and of its deviations) goes through the system under
+test; :class:`ActionWitness` stands in front of it and notes, per operation of a job order,
+the plant time at which a start and a completion were accepted. The reconciliation holds
+the MES's recorded start and end against these (``reconcile.OperationTimes``), so an MES
+that records operator actions on another clock (its wall clock, a compressed one) is
+caught.
+
+A call that did not come back (``SutUnavailable``: the MES died or timed out) may still have
+been recorded by the MES; if a later attempt at the same action is refused as already done
+(``INVALID_TRANSITION``), the first unanswered attempt is when it happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twin.scenario.reconcile import OperationTimes
+from twin.scenario.sut import Answer, SutUnavailable, SystemUnderTest
+
+
+class ActionWitness:
+    """A ``SystemUnderTest`` that forwards everything to ``sut`` and keeps
+    :attr:`operation_times`."""
+
+    def __init__(self, sut: SystemUnderTest) -> None:
+        self.sut = sut
+        self.operation_times: dict[tuple[str, str], OperationTimes] = {}
+        self._unanswered: dict[tuple[str, str, str], float] = {}
+
+    def as_sut(self) -> SystemUnderTest:
+        """This witness where a ``SystemUnderTest`` is expected (it forwards every method
+        it does not define, see ``__getattr__``)."""
+        return cast(SystemUnderTest, self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sut, name)
+
+    def _note(self, what: str, order: str, segment: str, at: float, call: Any) -> Answer:
+        key = (what, order, segment)
+        try:
+            answer: Answer = call()
+        except SutUnavailable:
+            self._unanswered.setdefault(key, at)
+            raise
+        when: float | None = None
+        if answer.accepted:
+            when = round(at, 3)  # as the MES keeps it (milliseconds)
+        elif answer.rule == "INVALID_TRANSITION" and key in self._unanswered:
+            when = self._unanswered[key]
+        self._unanswered.pop(key, None)
+        if when is not None:
+            times = self.operation_times.setdefault((order, segment), OperationTimes())
+            setattr(times, what, when)
+        return answer
+
+    def start_operation(
+        self, order: str, segment: str, person: str, work_unit: str, at: float
+    ) -> Answer:
+        return self._note(
+            "start",
+            order,
+            segment,
+            at,
+            lambda: self.sut.start_operation(order, segment, person, work_unit, at),
+        )
+
+    def complete_operation(
+        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+    ) -> Answer:
+        return self._note(
+            "end",
+            order,
+            segment,
+            at,
+            lambda: self.sut.complete_operation(order, segment, person, at, output_lot),
+        )
