@@ -105,7 +105,7 @@ def presented_secret(
     return _secret(authorization, x_api_key, access_token)
 
 
-def _authorize(request: Request, session: Session, admitted: frozenset[str], secret: str) -> Actor:
+def authorize(request: Request, session: Session, admitted: frozenset[str], secret: str) -> Actor:
     """The actor behind ``secret`` if it holds one of the ``admitted`` roles; 401 for an
     unknown or expired secret, 403 (audited) for another role."""
     actor = security.resolve(session, secret, request.app.state.credential_cache)
@@ -141,7 +141,7 @@ def allow(*roles: Role) -> Callable[..., Actor]:
         access_token: AccessTokenQuery = None,
     ) -> Actor:
         secret = presented_secret(request, authorization, x_api_key, access_token)
-        return _authorize(request, session, admitted, secret)
+        return authorize(request, session, admitted, secret)
 
     dependency.__doc__ = f"Admits roles: {', '.join(sorted(admitted))}."
     dependency.admitted_roles = admitted  # type: ignore[attr-defined]
@@ -159,7 +159,7 @@ class Credentials:
     secret: str
 
     def actor(self, session: Session) -> Actor:
-        return _authorize(self.request, session, self.admitted, self.secret)
+        return authorize(self.request, session, self.admitted, self.secret)
 
     def session(self) -> Session:
         """A write session of the endpoint's own (``with who.session() as session:``),

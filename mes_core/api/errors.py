@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mes_core.api.limits import NulInRequest, nul_detail, nul_message
-from mes_core.domain.errors import MesError, RuleViolation
+from mes_core.domain.errors import Forbidden, MesError, NotAuthenticated, RuleViolation
 from mes_core.schemas.common import ErrorBody
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,44 @@ def _internal_error(exc: Exception) -> JSONResponse:
     )
 
 
+def _judge_credentials(request: Request, admitted: frozenset[str]) -> MesError | None:
+    """The refusal (401, or 403 audited) of the request's credentials, if any."""
+    from mes_core.api.deps import authorize, presented_secret
+
+    headers = request.headers
+    try:
+        secret = presented_secret(
+            request,
+            headers.get("authorization"),
+            headers.get("x-api-key"),
+            request.query_params.get("access_token"),
+        )
+        with request.app.state.write_session_factory() as session:
+            authorize(request, session, admitted, secret)
+    except (NotAuthenticated, Forbidden) as refused:
+        return refused
+    return None
+
+
+async def _credentials_refusal(request: Request) -> MesError | None:
+    """For a request refused before its endpoint ran (its input invalid), the refusal its
+    credentials deserve first, if the endpoint admits only some roles."""
+    from mes_core.api.deps import admitted_roles
+
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return None
+    admitted = admitted_roles(route.dependant)
+    if admitted is None:
+        return None
+    try:
+        return await anyio.to_thread.run_sync(_judge_credentials, request, admitted)
+    except DBAPIError as exc:
+        if not is_unavailable(exc):
+            raise
+        return None  # the input's 422 stands; the next call meets the 503
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MesError)
     async def mes_error(_: Request, exc: MesError) -> JSONResponse:
@@ -105,7 +145,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Credentials are judged before input (issue 21, item 11): a request without
+        # valid credentials learns nothing of the input rules of what it may not call.
+        refusal = await _credentials_refusal(request)
+        if refusal is not None:
+            return await mes_error(request, refusal)
         errors = exc.errors()
         parts = []
         detail = []
