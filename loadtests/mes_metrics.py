@@ -9,6 +9,7 @@ inside the bucket the rank falls in (as PromQL's ``histogram_quantile``).
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -38,8 +39,11 @@ def parse(text: str, at: float) -> Scrape:
 
 
 def scrape(base_url: str, at: float, timeout: float = 10) -> Scrape:
-    """Scrape ``base_url/metrics``."""
-    response = httpx.get(f"{base_url.rstrip('/')}/metrics", timeout=timeout)
+    """Scrape ``base_url/metrics`` (with ``MESTWIN_METRICS_TOKEN`` when set: an MES that
+    is not on this host admits a scrape only with it)."""
+    token = os.environ.get("MESTWIN_METRICS_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(f"{base_url.rstrip('/')}/metrics", timeout=timeout, headers=headers)
     response.raise_for_status()
     return parse(response.text, at)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,13 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     #: Lifetime of bearer tokens issued by ``POST /api/v1/auth/token``.
     token_ttl_hours: float = Field(default=12.0, gt=0)
+    #: Who may read /metrics without the metrics token: ``loopback`` (clients on this
+    #: host), ``true`` (everyone), ``false`` (nobody); see ``mes_core.api.exposure``.
+    metrics_public: Literal["loopback", "true", "false"] = "loopback"
+    #: The bearer token that admits a scrape of /metrics from anywhere.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document and /docs (the API's shape, no data) to everyone.
+    openapi_public: bool = True
     #: Lifetime of API keys created without ``expires_in_days`` (days).
     api_key_ttl_days: float = Field(default=90.0, gt=0, le=3650)
     #: Largest request body accepted (bytes); a full batch of 10,000 events fits.

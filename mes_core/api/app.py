@@ -13,13 +13,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes_core.api import errors, health
 from mes_core.api.deps import admitted_roles
+from mes_core.api.exposure import metrics_access
 from mes_core.api.limits import BodySizeLimit, RefuseNul
 from mes_core.api.throttle import LoginThrottle
 from mes_core.domain.states import Role
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         title="mestwin MES core",
         version="0.1.0",
+        openapi_url="/openapi.json" if settings.openapi_public else None,
         description="A strict MES: equipment, material, routings, personnel, job orders, "
         "plant event ingest, genealogy, audit trail (ISA-95 names).",
     )
@@ -200,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # /metrics, and latency by route outermost so that body-limit refusals count (issue 8).
-    install_observability(app, open_holds=open_holds_from(engine))
+    install_observability(app, open_holds=open_holds_from(engine), access=[Depends(metrics_access)])
     return app
 
 

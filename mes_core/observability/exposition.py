@@ -9,7 +9,8 @@ through the ``open_holds`` callable the app factory passes in.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -57,13 +58,20 @@ def render_metrics(open_holds: OpenHoldsProvider | None = None) -> bytes:
     return bytes(text)
 
 
-def install(app: FastAPI, *, open_holds: OpenHoldsProvider | None = None) -> None:
-    """Time every request of ``app`` and serve ``GET /metrics`` (no authentication, as is
-    usual for a scrape endpoint on a plant network; put it behind the reverse proxy's
-    allow-list where that is not acceptable)."""
+def install(
+    app: FastAPI,
+    *,
+    open_holds: OpenHoldsProvider | None = None,
+    access: Sequence[Any] = (),
+) -> None:
+    """Time every request of ``app`` and serve ``GET /metrics``, to whom the ``access``
+    dependencies admit (``mes_core.api.exposure``: loopback clients or a metrics token by
+    default)."""
 
     def metrics() -> Response:
         return Response(render_metrics(open_holds), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        "/metrics", metrics, methods=["GET"], include_in_schema=False, dependencies=list(access)
+    )
     app.add_middleware(MetricsMiddleware)

@@ -118,7 +118,8 @@ def test_mes_app_exposes_every_named_series_and_counts_open_holds(tmp_path: Path
 
     url = f"sqlite:///{tmp_path / 'mes.db'}"
     upgrade(url)
-    client = TestClient(create_app(Settings(database_url=url)))
+    # A Prometheus on this host (TestClient calls itself "testclient", not loopback).
+    client = TestClient(create_app(Settings(database_url=url)), client=("127.0.0.1", 50000))
     token = client.post("/api/v1/auth/token", json={"username": "admin", "password": "admin"})
     auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
     data, manifest = build_master_data("M", Seed(work_units_per_class=1, operators=1), "pw")
