@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -54,20 +55,38 @@ def serve(
     )
 
 
-def audit_verify() -> None:
-    """Prove the audit trail's hash chain untouched, or name the first broken entry."""
-    from mes_core.persistence import audit
+CheckpointsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        help="file of signed chain heads (default MESTWIN_AUDIT_CHECKPOINTS)",
+    ),
+]
+
+
+def audit_verify(checkpoints: CheckpointsOption = None) -> None:
+    """Prove the audit trail's hash chain untouched, or name the first broken entry; with
+    checkpoints (``--checkpoints`` or ``MESTWIN_AUDIT_CHECKPOINTS``), also that no
+    checkpointed entry was cut or rewritten."""
+    from mes_core.persistence import audit, audit_anchor
     from mes_core.persistence.db import make_engine, make_session_factory
     from mes_core.settings import get_settings
 
-    engine = make_engine(get_settings().database_url)
+    settings = get_settings()
+    path = checkpoints or settings.audit_checkpoints
+    key = settings.audit_key.get_secret_value() if settings.audit_key else None
+    engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
-            result = audit.verify(session)
+            if path is None:
+                result = audit.verify(session)
+            else:
+                result = audit_anchor.verify_anchored(session, path, key)
     finally:
         engine.dispose()
     if result.ok:
-        typer.echo(f"audit trail OK: {result.checked} entries, hash chain intact")
+        anchored = f", anchored by {path}" if path is not None else " (no checkpoints given)"
+        typer.echo(f"audit trail OK: {result.checked} entries, hash chain intact{anchored}")
         return
     typer.echo(
         f"audit trail BROKEN at entry {result.broken_id}: {result.reason} "
@@ -75,6 +94,37 @@ def audit_verify() -> None:
         err=True,
     )
     raise typer.Exit(1)
+
+
+def audit_checkpoint(
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", help="file to append to (default MESTWIN_AUDIT_CHECKPOINTS)"),
+    ] = None,
+) -> None:
+    """Verify the audit trail and append its head, signed with MESTWIN_AUDIT_KEY, to a
+    file outside the database (run it often: a timer)."""
+    from mes_core.persistence import audit_anchor
+    from mes_core.persistence.db import make_engine, make_session_factory
+    from mes_core.settings import get_settings
+
+    settings = get_settings()
+    path = to or settings.audit_checkpoints
+    if path is None:
+        typer.echo("error: give --to or set MESTWIN_AUDIT_CHECKPOINTS", err=True)
+        raise typer.Exit(2)
+    key = settings.audit_key.get_secret_value() if settings.audit_key else None
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            point = audit_anchor.checkpoint(session, path, key)
+    except audit_anchor.CheckpointRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    signed = "signed" if point.mac else "UNSIGNED (set MESTWIN_AUDIT_KEY)"
+    typer.echo(f"checkpoint {point.last_id} {point.last_hash[:16]}... {signed} -> {path}")
 
 
 def demo(
@@ -99,6 +149,7 @@ def register(groups: CommandGroups) -> None:
     """Add the MES core's commands to the ``mestwin`` app."""
     groups.db.command("upgrade")(db_upgrade)
     groups.audit.command("verify")(audit_verify)
+    groups.audit.command("checkpoint")(audit_checkpoint)
     groups.root.command("serve")(serve)
     # ``mestwin demo`` is the main job (twin.scenario.cli); this walk-through stays.
     groups.root.command("mes-demo")(demo)

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: Serve the OpenAPI document and /docs (the API's shape, no data) to everyone.
     openapi_public: bool = True
+    #: Where ``mestwin audit checkpoint`` appends the signed chain head and ``audit
+    #: verify`` checks it (outside the database; see ``persistence.audit_anchor``).
+    audit_checkpoints: Path | None = None
+    #: The key that signs audit checkpoints (kept away from the database).
+    audit_key: SecretStr | None = None
     #: Lifetime of API keys created without ``expires_in_days`` (days).
     api_key_ttl_days: float = Field(default=90.0, gt=0, le=3650)
     #: Largest request body accepted (bytes); a full batch of 10,000 events fits.

@@ -417,6 +417,12 @@ def verify(session: Session) -> VerifyResult:
         expected_id += 1
         checked += 1
     head = session.get(AuditHead, 1)
+    if head is None and checked:
+        # Issue 21, item 10: the head is written with the first entry and never removed;
+        # a trail without it had its tail cut together with the head.
+        return VerifyResult(
+            False, checked, checked, f"the chain head is missing ({checked} entries found)"
+        )
     if head is not None and (head.last_id != checked or head.last_hash != prev_hash):
         return VerifyResult(
             False,
