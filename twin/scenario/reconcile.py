@@ -59,9 +59,10 @@ class Records:
     job_orders: dict[str, OrderRecord] = field(default_factory=dict)
     genealogy: set[tuple[str, str]] = field(default_factory=set)
     """Edges ``(lot in, lot out)``."""
-    operation_times: dict[tuple[str, str], OperationTimes] | None = field(default_factory=dict)
+    operation_times: dict[tuple[str, str], OperationTimes] | None = None
     """Per (job order, operation segment), when it started and ended in plant seconds;
-    None when that side cannot tell (then no time is compared, and the report says so)."""
+    None (the default) when that side cannot tell: then no time is compared, and the run's
+    report says so. An adapter that reads times back sets a dict."""
     state_window: dict[str, float] = field(default_factory=dict)
     """Per work unit, the simulated second from which ``state_seconds`` are counted when
     that side could not give the whole run (e.g. an API that returns the newest N state

@@ -584,7 +584,7 @@ class MesCoreSut:
         out = Records()
         unit_counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         if self.order_channel == "b2mml":
-            out.operation_times = None  # the performance document is read for counts only
+            # operation_times stay None: the performance document is read for counts only
             performance = self.performance()
             out.job_orders = performance.records()
             out.genealogy = performance.genealogy()
@@ -600,13 +600,13 @@ class MesCoreSut:
 
     def _rest_order_records(self, out: Records, unit_counts: dict[str, list[float]]) -> None:
         admin = self._admin_client()
+        times = out.operation_times = {}
         for view in self.orders():
             consumed: dict[str, float] = defaultdict(float)
             jo = self._timed(admin.get_job_order, view.id)
-            assert out.operation_times is not None
             for op in jo.operations:
                 if op.started_at is not None or op.ended_at is not None:
-                    out.operation_times[(jo.code, op.name)] = OperationTimes(
+                    times[(jo.code, op.name)] = OperationTimes(
                         self._plant_seconds(op.started_at), self._plant_seconds(op.ended_at)
                     )
                 if op.work_unit:
