@@ -78,6 +78,9 @@ def run_locust(
     ``reset_stats`` drops what was measured while users were still spawning (their log-ins,
     mostly), so that the figures are those of the steady state.
     """
+    # Absolute: Locust runs with out_dir as its working folder, where a relative path would
+    # point one level deeper (issue 21, item 1: `mestwin loadtest` from another folder).
+    out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_prefix = out_dir / name
     html = out_dir / f"{name}.html"
