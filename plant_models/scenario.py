@@ -369,9 +369,11 @@ class Scenario(_Strict):
     seed: int = 0
     speed: float | Literal["max"] = "max"
     """Simulated seconds per wall second, or ``max`` (as fast as possible)."""
-    link: Literal["opcua", "direct"] = "opcua"
+    link: Literal["opcua", "sparkplug", "direct"] = "opcua"
     """How equipment traffic reaches the MES: ``opcua`` (twin OPC UA server -> fault
-    proxy -> ``mestwin connect``) or ``direct`` (the in-process stand-in collector)."""
+    proxy -> ``mestwin connect``), ``sparkplug`` (twin Sparkplug B edge nodes -> MQTT
+    broker -> fault proxy -> ``mestwin connect --sparkplug``; the link faults cut the
+    proxy or restart the broker) or ``direct`` (the in-process stand-in collector)."""
     tick: PositiveSeconds = 120.0
     """How often (simulated seconds) the bench's people look at their terminals and the
     collector delivers plant events: their reaction delays are rounded up to it."""

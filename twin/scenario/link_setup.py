@@ -1,6 +1,8 @@
 """Building a run's equipment link, the way plant events reach the MES: the scenario's
 ``link``: OPC UA (twin server -> fault proxy -> the MES's connector,
-``twin.scenario.opcua_link``; the default) or the direct collector stand-in
+``twin.scenario.opcua_link``; the default), Sparkplug B (twin edge nodes -> broker ->
+fault proxy -> the MES's host application, ``twin.scenario.sparkplug_link``) or the
+direct collector stand-in
 (``twin.scenario.link``). Also cutting it for the OPC UA faults."""
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ class LinkBuilder:
     ) -> EquipmentLink:
         ctx = self.ctx
         characteristics = self.characteristics()
+        if ctx.scenario.link == "sparkplug":
+            from twin.scenario.sparkplug_link import sparkplug_link_for
+
+            return sparkplug_link_for(
+                plant=ctx.plant,
+                mes_url=mes_url,
+                admin_password=admin_password,
+                workdir=ctx.options.report_dir,
+                state=ctx.state,
+                sim=sim,
+                characteristics=characteristics,
+            )
         if ctx.scenario.link == "opcua":
             from twin.scenario.opcua_link import opcua_link_for
 

@@ -173,6 +173,7 @@ class OpcUaLink:
     """``EquipmentLink`` over the twin OPC UA server, the fault proxy and the connector."""
 
     name = "OPC UA (twin server -> fault proxy -> mestwin connect)"
+    short_name = "OPC UA link"
 
     def __init__(
         self,
@@ -550,12 +551,11 @@ class OpcUaLink:
         done = self._settle(max(deadline - time.monotonic(), 0.0))
         if self.notes is not None:
             self.notes.append(
-                f"OPC UA link: the runner waited {self.settles} times for the MES to ingest "
+                f"{self.short_name}: the runner waited {self.settles} times for the MES to ingest "
                 f"what the plant had published (starts, completions, the end), "
                 f"{self.settle_seconds:.1f} s of wall time in all, of which "
                 f"{self.flush_seconds:.1f} s for the connector to send it and the MES to "
-                "ingest it (the rest: the twin's server publishing, the connector "
-                "acknowledging)."
+                "ingest it (the rest: the twin publishing, the connector taking it in)."
             )
         return done
 

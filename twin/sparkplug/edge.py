@@ -64,7 +64,7 @@ ALARMS = (ALARM_BREAKDOWN, ALARM_BLOCKED, ALARM_STARVED)
 _STATE_NAMES = {s.value: s.name.title() for s in PackMLState}
 _MODE_OF_STATE = {"maintenance": "Maintenance"}
 
-# (metric, data type, value before the engine says anything): the OPC UA model's tags.
+# (metric, data type, the OPC UA model's initial value): the OPC UA model's tags.
 TAGS: tuple[tuple[str, DataType, Any], ...] = (
     ("State", DataType.Int32, int(PackMLState.STOPPED)),
     ("StateName", DataType.String, "Stopped"),
@@ -101,7 +101,9 @@ def device_metrics(wu: WorkUnit) -> list[MetricDef]:
     """Every metric a work unit's ``DBIRTH`` declares."""
     cycle = wu.cycle_time.mean()
     speed = 60.0 / cycle if cycle > 0 else 0.0
-    out = [MetricDef(n, t, speed if n == "MachSpeed" else v) for n, t, v in TAGS]
+    # Null until the engine says otherwise (spec 3.0, 6.4.4 is_null): a host must not take
+    # a placeholder for the plant's state. MachSpeed is the set point, known from the start.
+    out = [MetricDef(n, t, speed if n == "MachSpeed" else None) for n, t, _ in TAGS]
     for pv in wu.process_values:
         props: dict[str, str | float] = {"engUnit": pv.unit}
         if pv.eu_range is not None:
@@ -145,6 +147,10 @@ class EdgeNode:
         self.connected = False
         self.closing = False
         self.births = 0
+        self.birth_timestamp = 0
+        """The timestamp of the last NBIRTH."""
+        self.since_birth = 0
+        """Messages published after that NBIRTH (a host that took them all has the same)."""
         self.messages = 0
         self.metrics_sent = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -237,16 +243,19 @@ class EdgeNode:
     def _publish(self, topic: Topic, payload: Any, qos: int = 0) -> None:
         self.client.publish(str(topic), payload.SerializeToString(), qos=qos)
         self.messages += 1
+        self.since_birth += 1
 
     def birth(self) -> None:
         """NBIRTH and every DBIRTH, from what was last published."""
         self.need_birth = False
-        now = _now_ms()
+        # Strictly later than the last: a birth is told from the one before by its time.
+        now = max(_now_ms(), self.birth_timestamp + 1)
         self.seq = 0
         nbirth = Payload(timestamp=now, seq=0)
         set_value(nbirth.metrics.add(name=BD_SEQ, timestamp=now), DataType.Int64, self.bd_seq)
         set_value(nbirth.metrics.add(name=REBIRTH, timestamp=now), DataType.Boolean, False)
         self._publish(Topic(self.group, "NBIRTH", self.node), nbirth, qos=0)
+        self.birth_timestamp, self.since_birth = now, 0
         for device, defs in self.defs.items():
             published = self.published[device]
             dbirth = Payload(timestamp=now, seq=self._next_seq())

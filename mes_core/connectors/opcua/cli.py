@@ -133,7 +133,7 @@ def connect(
     if bool(opcua) == bool(sparkplug):
         typer.echo("error: give --opcua URL (repeatable) or --sparkplug URL, one kind", err=True)
         raise typer.Exit(2)
-    host: Any = None
+    sparkplug_host: Any = None
     if sparkplug:
         from mes_core.connectors.sparkplug.host import HostLink, HostOptions
 
@@ -141,7 +141,7 @@ def connect(
             host_options = HostOptions(
                 groups=tuple(group or ["mestwin"]), host_id=host_id, initial_counts=initial_counts
             )
-            host = (HostLink, sparkplug, host_options)
+            sparkplug_host = (HostLink, sparkplug, host_options)
             HostLink(sparkplug, host_options, {})  # checks the URL and the ids
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -172,8 +172,8 @@ def connect(
                 mes, api_key=api_key or os.environ.get("MESTWIN_API_KEY")
             ) as client:
                 links = None
-                if host is not None:
-                    link_class, url, host_options = host
+                if sparkplug_host is not None:
+                    link_class, url, host_options = sparkplug_host
                     links = [link_class(url, host_options, store.state())]
                 connector = Connector(opcua, client, store, options, bindings, links=links)
                 writer = (

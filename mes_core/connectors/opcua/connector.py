@@ -713,8 +713,14 @@ class Connector:
         )
 
     def stats(self) -> dict[str, Any]:
-        """Counters for monitoring (``mestwin connect --stats FILE``)."""
-        return {
+        """Counters for monitoring (``mestwin connect --stats FILE``), with each link's
+        own (``link_stats()``, where it has some: a Sparkplug host's edge node sessions)."""
+        extra: dict[str, Any] = {}
+        for link in self.links:
+            link_stats = getattr(link, "link_stats", None)
+            if link_stats is not None:
+                extra.update(link_stats())
+        return extra | {
             "received": self.received,
             "produced": self.produced,
             "sent": self.sent,

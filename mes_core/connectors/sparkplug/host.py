@@ -16,12 +16,14 @@ order, in the event loop (one thread for every decision):
   exactly, a state already sent is not sent again, a process value already sent (same
   timestamp) is skipped.
 - **Sequence.** Every message after the NBIRTH must carry the next ``seq`` (mod 256).
-  A gap, data from a node or device without a birth, or a host session that was
-  dropped makes the host discard that node's data and ask for a rebirth (an ``NCMD``
-  with ``Node Control/Rebirth`` true, spec 3.0, 6.4.18; at most once per
-  ``REBIRTH_INTERVAL_S`` per node); the births that answer resynchronise counts and
-  states. Process value samples published during a gap are lost (they are not
-  cumulative); counts and states are not.
+  A gap, or data from a node or device without a birth, makes the host discard that
+  node's data and ask for a rebirth (an ``NCMD`` with ``Node Control/Rebirth`` true,
+  spec 3.0, 6.4.18; at most once per ``REBIRTH_INTERVAL_S`` per node); the births that
+  answer resynchronise counts and states. A new host session asks every known node for
+  a rebirth too, and meanwhile keeps what continues a node's seq. What a dropped
+  message carried is lost: process value samples, and the states a work unit passed
+  through before the births (the births carry the current state); counts are not, being
+  cumulative.
 - **Deaths.** An ``NDEATH`` whose ``bdSeq`` matches the node's birth ends its session
   (a stale one, from an earlier session, is ignored); a ``DDEATH`` ends a device's.
 - **STATE** (spec 3.0, 7.2, a primary host): the will is ``{"online": false}`` and, once
@@ -118,6 +120,10 @@ class EdgeNodeTrack:
     rebirth_asked_at: float = -1e9
     births: int = 0
     gaps: int = 0
+    birth_timestamp: int = 0
+    """The timestamp of the NBIRTH of the session being followed."""
+    since_birth: int = 0
+    """Messages taken in order since that NBIRTH."""
 
 
 class HostLink:
@@ -228,10 +234,22 @@ class HostLink:
             track = self.nodes[key] = EdgeNodeTrack(group, node, builder)
         return track
 
-    def request_rebirth(self, track: EdgeNodeTrack, why: str) -> None:
+    def link_stats(self) -> dict[str, Any]:
+        """Per edge node ``group/node``: [NBIRTH timestamp, messages taken in order since,
+        born]; a test bench compares them with what its edge nodes published."""
+        return {
+            "sparkplug_nodes": {
+                f"{t.group}/{t.node}": [t.birth_timestamp, t.since_birth, t.born]
+                for t in self.nodes.values()
+            },
+            "sparkplug_rebirths_requested": self.rebirths_requested,
+        }
+
+    def request_rebirth(self, track: EdgeNodeTrack, why: str, *, forget: bool = True) -> None:
         """Ask the edge node for births (NCMD Node Control/Rebirth), at most once per
-        ``REBIRTH_INTERVAL_S``; its data is ignored until its NBIRTH."""
-        track.born = False
+        ``REBIRTH_INTERVAL_S``; with ``forget`` its data is ignored until its NBIRTH."""
+        if forget:
+            track.born = False
         now = time.monotonic()
         if now - track.rebirth_asked_at < REBIRTH_INTERVAL_S:
             return
@@ -247,7 +265,9 @@ class HostLink:
         inbox = self._inbox
         if self._resync:
             # A new session: what was published meanwhile is lost to us (QoS 0, clean
-            # session); what arrived before the drop is still in the inbox, and valid.
+            # session); what arrived before the drop is still in the inbox, and valid, and
+            # so is what continues a node's seq after it (a gap shows a loss): births are
+            # asked for anyway (a loss at the end of a node's traffic shows no gap).
             self._resync = False
             resync = list(self.nodes.values())
         else:
@@ -282,7 +302,7 @@ class HostLink:
                 out.append((received[0], self.nodes[key].builder.process(items, alarms)))
         for track in resync:
             track.rebirth_asked_at = -1e9
-            self.request_rebirth(track, "new host session")
+            self.request_rebirth(track, "new host session", forget=False)
         return out
 
     def _own_state(self, raw: bytes) -> None:
@@ -316,6 +336,8 @@ class HostLink:
             track.born = True
             track.bd_seq = _bd_seq(payload)
             track.next_seq = (payload.seq + 1) % 256
+            track.birth_timestamp = payload.timestamp
+            track.since_birth = 0
             track.devices.clear()
             track.births += 1
             return
@@ -328,6 +350,7 @@ class HostLink:
             self.request_rebirth(track, f"seq {got}, expected {track.next_seq}")
             return
         track.next_seq = (payload.seq + 1) % 256
+        track.since_birth += 1
         if kind == "NDATA" or topic.device is None:
             return
         device = topic.device
