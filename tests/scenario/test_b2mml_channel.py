@@ -145,6 +145,38 @@ def test_performance_reads_into_the_reconciliations_per_order_shape() -> None:
     assert running.orders["JO-1"].state == "running"
 
 
+def test_performance_genealogy_through_intermediate_lots_and_times_in_plant_seconds() -> None:
+    start = _bottling().plant.start
+    granulate = SegmentActual(
+        "1",
+        start,
+        start + timedelta(minutes=30),
+        process_segment="GRANULATE",
+        materials=[
+            MaterialActual("API-PCM", 5, "kg", "Consumed", lot="API-1"),
+            MaterialActual("GRANULATE", 5, "kg", "Produced", lot="GR-1"),
+        ],
+    )
+    press = SegmentActual(
+        "2",
+        start + timedelta(minutes=30),
+        None,
+        state="Running",
+        process_segment="COMPRESS",
+        materials=[
+            MaterialActual("LUBRICANT", 0.1, "kg", "Consumed", lot="LUB-1"),
+            MaterialActual("FG-PCM500", 4.9, "kg", "Produced", lot="TAB-1"),
+        ],
+    )
+    order = JobOrderActual("B-1", "PCM500", start, None, "Running", [granulate, press])
+    performance = parse_performance(build_performance([order], performance_id="P"))
+    # The tablets come from the granulate and the lubricant, the granulate from the API.
+    assert performance.genealogy() == {("API-1", "GR-1"), ("GR-1", "TAB-1"), ("LUB-1", "TAB-1")}
+    times = performance.operation_times(start)
+    assert (times[("B-1", "GRANULATE")].start, times[("B-1", "GRANULATE")].end) == (0.0, 1800.0)
+    assert (times[("B-1", "COMPRESS")].start, times[("B-1", "COMPRESS")].end) == (1800.0, None)
+
+
 def test_performance_that_is_not_valid_b2mml_is_refused_naming_the_line() -> None:
     document = build_performance([_actual()], performance_id="PERF-9")
     broken = document.replace(
@@ -279,6 +311,9 @@ def test_b2mml_mode_sends_orders_and_reads_actuals_through_b2mml_only(fresh_mes:
         }
     )
     assert records.work_units == mes_records.work_units
+    assert records.operation_times == mes_records.operation_times
+    assert records.operation_times is not None
+    assert {segment for _, segment in records.operation_times} == {"FILL", "CAP", "LABEL", "PACK"}
     orders_and_actuals = [p for p in paths if "/erp/" in p]
     assert orders_and_actuals[:3] == ["POST /api/v1/erp/schedules"] * 3
     assert "GET /api/v1/erp/performance" in paths[paths_before_records:]

@@ -34,8 +34,11 @@ What the performance document must carry for the reconciliation: per OperationsR
 (``OperationsRequestID`` = the job order) its SegmentResponses in operation order, each with
 ``SegmentData`` ``GoodQuantity`` / ``ScrapQuantity`` and MaterialActuals with
 ``MaterialLotID`` (Consumed, Produced). A job order's good count is its last operation's
-good quantity; its scrap, the sum over operations; genealogy edges go from every lot
-consumed by the order to every lot it produced.
+good quantity; its scrap, the sum over operations. Genealogy as an auditor traces it
+(ISA-95 material lot relationships): a lot an operation produced comes from the lots
+consumed since the order's previous produced lot, and from that previous (intermediate)
+lot. Each operation's ``ActualStartTime`` / ``ActualEndTime`` give its times in plant
+seconds, for the reconciliation of times.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from defusedxml import DefusedXmlException
 from lxml import etree
 
 from plant_models.schema import PlantModel
-from twin.scenario.reconcile import OrderRecord
+from twin.scenario.reconcile import OperationTimes, OrderRecord
 from twin.scenario.sut import OrderRequest
 
 B2MML_NS = "http://www.mesa.org/xml/B2MML"
@@ -223,6 +226,12 @@ class SegmentPerformance:
     good: float = 0.0
     scrap: float = 0.0
     equipment: list[str] = field(default_factory=list)
+    start: datetime | None = None
+    end: datetime | None = None
+    consumed: list[str] = field(default_factory=list)
+    """Lots consumed, in document order."""
+    produced: list[str] = field(default_factory=list)
+    """Lots produced, in document order."""
 
     @property
     def operation_state(self) -> str:
@@ -258,13 +267,45 @@ class Performance:
         return {number: o.record for number, o in self.orders.items()}
 
     def genealogy(self) -> set[tuple[str, str]]:
-        """Edges (lot consumed, lot produced) of every order that produced a lot."""
-        return {
-            (parent, child)
-            for o in self.orders.values()
-            for child in o.record.lots_produced
-            for parent in o.record.lots_consumed
-        }
+        """Edges (lot in, lot out): into each lot an operation produced, the lots consumed
+        since the order's previous produced lot, and that previous lot."""
+        edges: set[tuple[str, str]] = set()
+        for order in self.orders.values():
+            window: set[str] = set()
+            for segment in order.segments:
+                window.update(segment.consumed)
+                if segment.produced:
+                    edges.update((p, c) for c in segment.produced for p in window if p != c)
+                    window = set(segment.produced)
+        return edges
+
+    def operation_times(self, plant_start: datetime) -> dict[tuple[str, str], OperationTimes]:
+        """Per (job order, process segment), its actual start and end in plant seconds
+        (since ``plant_start``), for operations with either."""
+        out: dict[tuple[str, str], OperationTimes] = {}
+        for number, order in self.orders.items():
+            for s in order.segments:
+                if s.process_segment and (s.start is not None or s.end is not None):
+                    out[(number, s.process_segment)] = OperationTimes(
+                        _seconds(s.start, plant_start), _seconds(s.end, plant_start)
+                    )
+        return out
+
+
+def _seconds(moment: datetime | None, plant_start: datetime) -> float | None:
+    return None if moment is None else round((moment - plant_start).total_seconds(), 3)
+
+
+def _datetime(raw: str, where: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise B2MMLChannelError(f"{where}: {raw!r} is not a date-time") from exc
+    if moment.tzinfo is None:
+        raise B2MMLChannelError(f"{where}: {raw!r} has no time zone offset")
+    return moment
 
 
 def _text(element: etree._Element, path: str) -> str:
@@ -314,6 +355,8 @@ def parse_performance(data: bytes, *, xsd_dir: Path | None = None) -> Performanc
                 equipment=[
                     e.text or "" for e in sr.iterfind("b:EquipmentActual/b:EquipmentID", _NS)
                 ],
+                start=_datetime(_text(sr, "b:ActualStartTime"), f"{where} / ActualStartTime"),
+                end=_datetime(_text(sr, "b:ActualEndTime"), f"{where} / ActualEndTime"),
             )
             for item in sr.iterfind("b:SegmentData", _NS):
                 ident = _text(item, "b:ID")
@@ -331,7 +374,9 @@ def parse_performance(data: bytes, *, xsd_dir: Path | None = None) -> Performanc
                 )
                 if use in CONSUMED_USES:
                     consumed[lot] += quantity
+                    segment.consumed.append(lot)
                 elif use in PRODUCED_USES:
+                    segment.produced.append(lot)
                     order.record.lots_produced[lot] = (
                         order.record.lots_produced.get(lot, 0.0) + quantity
                     )

@@ -584,10 +584,11 @@ class MesCoreSut:
         out = Records()
         unit_counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         if self.order_channel == "b2mml":
-            # operation_times stay None: the performance document is read for counts only
             performance = self.performance()
             out.job_orders = performance.records()
             out.genealogy = performance.genealogy()
+            # SegmentResponse ActualStartTime / ActualEndTime: the times the MES stored.
+            out.operation_times = performance.operation_times(self.plant_start)
             for actual in performance.orders.values():
                 for seg in actual.segments:
                     for code in seg.equipment:
