@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from mes_core.api.deps import Planner, SessionDep
@@ -16,11 +16,27 @@ router = APIRouter(prefix="/api/v1/erp", tags=["ERP (B2MML)"])
 XML = "application/xml"
 
 
-@router.post("/schedules", response_model=ImportOut, status_code=201)
+async def _raw_body(request: Request) -> bytes:
+    """The request body as sent, whatever its Content-Type: the B2MML parser judges it
+    (a JSON body is "not well-formed XML" naming the line, never a schema error of FastAPI's
+    own about bytes)."""
+    return await request.body()
+
+
+_SCHEDULE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "ProcessOperationsSchedule",
+        "content": {XML: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post("/schedules", response_model=ImportOut, status_code=201, openapi_extra=_SCHEDULE_BODY)
 def import_schedule(
     session: SessionDep,
     actor: Planner,
-    document: Annotated[bytes, Body(media_type=XML, description="ProcessOperationsSchedule")],
+    document: Annotated[bytes, Depends(_raw_body)],
     response: Response,
 ) -> ImportOut:
     """Import a ProcessOperationsSchedule (OperationsType Production) into job orders, all

@@ -153,6 +153,28 @@ def test_hostile_or_invalid_b2mml_is_refused_with_a_4xx_and_recorded(
     assert json.loads(last.detail)["rule"] == rule
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b'{"orders": []}', "application/json", "not well-formed XML"),
+        (b"", "application/xml", "document is empty"),
+        (b"<a>", "text/plain", "not well-formed XML"),
+    ],
+)
+def test_a_schedule_that_is_no_xml_is_refused_by_the_b2mml_reader_whatever_its_content_type(
+    mes_url: str, admin: MesClient, body: bytes, content_type: str, message: str
+) -> None:
+    assert admin.token is not None
+    response = httpx.post(
+        mes_url + "/api/v1/erp/schedules",
+        content=body,
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": content_type},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["rule"] == "B2MML_MALFORMED"
+    assert message in response.json()["message"]
+
+
 def test_erp_import_needs_the_integration_or_supervisor_role(
     session: Session, mes_url: str
 ) -> None:
