@@ -15,13 +15,19 @@ over a time window:
 - AUBT, actual unit busy time = APT + AUST + ADET.
 
 Actual elements are counted inside PBT only: the time model partitions planned busy time,
-so production outside the calendar does not inflate availability above 1.
+so production outside the calendar does not inflate availability above 1. Production that
+happens anyway during planned down time (a coating pan finishing its batch through a
+break) is kept apart as ``apt_outside_pbt``: effectiveness compares the planned run time of
+the quantity produced with the time spent producing it, so it divides by all the running
+time that made that quantity, not only the part inside PBT (else a batch unit's every
+break would read as speed, and effectiveness could pass 100 %).
 
 KPIs (ISO 22400-2:2014, clause 6, KPI descriptions):
 
 - availability = APT / PBT
 - effectiveness = sum(PRU x PQ) / APT (PRU, planned run time per unit, from the routing;
-  with several products each product's PQ is weighted by its own PRU)
+  with several products each product's PQ is weighted by its own PRU; APT here includes
+  ``apt_outside_pbt``, see above)
 - quality ratio = GQ / PQ
 - OEE index = availability x effectiveness x quality ratio
 - throughput rate = PQ / AUBT (units per hour of busy time)
@@ -103,6 +109,8 @@ class TimeElements:
     aust: float
     adet: float
     adot: float
+    apt_outside_pbt: float = 0.0
+    """Running time in the window outside PBT (planned down time, outside the calendar)."""
 
     @property
     def aubt(self) -> float:
@@ -118,6 +126,7 @@ class TimeElements:
             aust=self.aust + other.aust,
             adet=self.adet + other.adet,
             adot=self.adot + other.adot,
+            apt_outside_pbt=self.apt_outside_pbt + other.apt_outside_pbt,
         )
 
 
@@ -146,14 +155,16 @@ def time_elements(
         buckets[STATE_TIME_ELEMENT[iv.state]].append((iv.start, iv.end))
         covered.append((iv.start, iv.end))
     unknown = subtract(pbt_iv, covered)
+    apt = total_seconds(intersect(buckets["APT"], pbt_iv))
     return TimeElements(
         pot=total_seconds(pot_iv),
         pdot=total_seconds(pdot_iv),
         pbt=total_seconds(pbt_iv),
-        apt=total_seconds(intersect(buckets["APT"], pbt_iv)),
+        apt=apt,
         aust=total_seconds(intersect(buckets["AUST"], pbt_iv)),
         adet=total_seconds(intersect(buckets["ADET"], pbt_iv)),
         adot=total_seconds(intersect(buckets["ADOT"], pbt_iv)) + total_seconds(unknown),
+        apt_outside_pbt=max(total_seconds(merge(buckets["APT"])) - apt, 0.0),
     )
 
 
@@ -220,7 +231,7 @@ def compute_kpis(
     rq = sum(q.rework for q in items) + rework
     planned_run = sum(q.pru_seconds * q.produced for q in items)
     availability = _ratio(time.apt, time.pbt)
-    effectiveness = _ratio(planned_run, time.apt)
+    effectiveness = _ratio(planned_run, time.apt + time.apt_outside_pbt)
     quality = _ratio(gq, pq)
     oee = (
         availability * effectiveness * quality

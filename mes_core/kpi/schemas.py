@@ -84,6 +84,11 @@ class TimeElementsOut(BaseModel):
     adet: float
     adot: float
     aubt: float
+    apt_outside_pbt: float = Field(
+        default=0.0,
+        description="running time outside PBT (during planned down time): not in APT or "
+        "availability, but in effectiveness's denominator with the units it made",
+    )
 
 
 class KpiReport(BaseModel):

@@ -425,6 +425,7 @@ def _report(
             adet=t.adet,
             adot=t.adot,
             aubt=t.aubt,
+            apt_outside_pbt=t.apt_outside_pbt,
         ),
         produced_quantity=kpis.produced_quantity,
         good_quantity=kpis.good_quantity,
@@ -516,9 +517,9 @@ def line_kpis(
 
     So availability = APT / PBT of the constraint, effectiveness = PRU x PQ / APT with the
     constraint's PRU, quality ratio = GQ / PQ, throughput = PQ per hour of the constraint's
-    busy time, and OEE = GQ x PRU / PBT: the time elements of ISO 22400-2:2014, 5.1, on
-    the work unit time model of 5.2, and the KPI formulas of clause 6 as for any work
-    unit. The report names the output and constraint units.
+    busy time, and (nothing running outside PBT) OEE = GQ x PRU / PBT: the time elements
+    of ISO 22400-2:2014, 5.1, on the work unit time model of 5.2, and the KPI formulas of
+    clause 6 as for any work unit. The report names the output and constraint units.
     """
     _check_window(start, end)
     node = get_equipment(session, code)

@@ -90,10 +90,12 @@ def test_iso22400_availability_effectiveness_quality_ratio_and_oee_hand_worked()
     # PRU 1 s/unit, PQ 18720 -> planned run time 5.2 h; SQ 936 (5 %), RQ 936.
     k = compute_kpis(t, [ProducedQuantity(good=17784, scrap=936, pru_seconds=1.0, rework=936)])
     assert k.availability == pytest.approx(6.5 / 7.5)  # APT / PBT
-    assert k.effectiveness == pytest.approx(18720 / (6.5 * HOUR))  # PRU x PQ / APT = 0.8
-    assert k.effectiveness == pytest.approx(0.8)
+    # The unit ran through the 10:00-10:30 break: the 18 720 units took 7 h of running
+    # (6.5 h APT + 0.5 h outside PBT), so PRU x PQ / running time = 5.2 / 7.
+    assert t.apt_outside_pbt == 0.5 * HOUR
+    assert k.effectiveness == pytest.approx(18720 / (7 * HOUR))
     assert k.quality_ratio == pytest.approx(0.95)  # GQ / PQ
-    assert k.oee == pytest.approx(6.5 / 7.5 * 0.8 * 0.95)
+    assert k.oee == pytest.approx(6.5 / 7.5 * 5.2 / 7 * 0.95)
     assert k.throughput_per_hour == pytest.approx(18720 / 7.5)  # PQ / AUBT
     assert k.scrap_ratio == pytest.approx(0.05)  # SQ / PQ
     assert k.first_pass_yield == pytest.approx(0.9)  # (PQ - SQ - RQ) / PQ
@@ -109,7 +111,7 @@ def test_iso22400_effectiveness_weights_each_product_by_its_own_pru() -> None:
         ],
     )
     assert k.planned_run_time == 4 * HOUR
-    assert k.effectiveness == pytest.approx(4 / 6.5)
+    assert k.effectiveness == pytest.approx(4 / 7)  # 7 h of running, the break included
 
 
 def test_iso22400_no_planned_time_leaves_availability_and_oee_undefined() -> None:
@@ -121,7 +123,10 @@ def test_iso22400_no_planned_time_leaves_availability_and_oee_undefined() -> Non
     assert t.pbt == 0 and t.apt == 0
     k = compute_kpis(t, [ProducedQuantity(good=10, scrap=0, pru_seconds=1.0)])
     assert k.availability is None
-    assert k.effectiveness is None
+    # Effectiveness is a speed: 10 units in the 7 h of running that made them (all outside
+    # any plan) is a figure; only the time-based ratios are undefined.
+    assert t.apt_outside_pbt == 7 * HOUR
+    assert k.effectiveness == pytest.approx(10 / (7 * HOUR))
     assert k.oee is None
     assert k.quality_ratio == 1.0
 
@@ -245,16 +250,31 @@ def test_subtract_matches_a_minute_by_minute_count() -> None:
 
 def test_iso22400_clause6_effectiveness_above_one_is_a_master_data_error() -> None:
     """ISO 22400-2:2014 clause 6: effectiveness = PRU x PQ / APT ranges 0 to 1. Bottling
-    shipped a 0.5 s PRU for a capper cycling in 0.43 s: 6.5 h running at 0.43 s gives
-    54 419 units, 7.56 h of standard time in 6.5 h (116 %)."""
+    shipped a 0.5 s PRU for a capper cycling in 0.43 s: 7 h running at 0.43 s gives
+    58 605 units, 8.14 h of standard time in 7 h (116 %)."""
     t = worked_time_elements()
-    k = compute_kpis(t, [ProducedQuantity(good=54_419, scrap=0, pru_seconds=0.5)])
+    k = compute_kpis(t, [ProducedQuantity(good=58_605, scrap=0, pru_seconds=0.5)])
     assert k.effectiveness == pytest.approx(1.163, abs=1e-3)
     assert master_data_errors(k) == [
         "master-data error: effectiveness 116.3% is above 100 %: the routing's planned run "
         "time per unit (PRU) is slower than the machine really runs; set the operation "
         "segment's PRU to the machine's ideal cycle"
     ]
-    fair = compute_kpis(t, [ProducedQuantity(good=54_419, scrap=0, pru_seconds=0.41)])
+    fair = compute_kpis(t, [ProducedQuantity(good=58_605, scrap=0, pru_seconds=0.41)])
     assert fair.effectiveness is not None and fair.effectiveness < 1
     assert master_data_errors(fair) == []
+
+
+def test_iso22400_running_through_a_planned_break_counts_in_effectiveness_not_availability() -> (
+    None
+):
+    """ISO 22400-2:2014 5.1/5.2: APT lies inside PBT, so availability stays APT / PBT. A
+    coating pan that finishes its batch through the 10:00-10:30 break made its units in
+    7 h, not 6.5 h: effectiveness (clause 6, PRU x PQ / APT) divides by all 7 h, else the
+    break reads as speed (7 h of work in 6.5 h: 107.7 %)."""
+    t = worked_time_elements()  # running 06:30-09:00 and 09:30-14:00, through the break
+    assert (t.pbt, t.apt, t.apt_outside_pbt) == (7.5 * HOUR, 6.5 * HOUR, 0.5 * HOUR)
+    k = compute_kpis(t, [ProducedQuantity(good=14, scrap=0, pru_seconds=30 * 60)])  # 7 h
+    assert k.availability == pytest.approx(6.5 / 7.5)
+    assert k.effectiveness == pytest.approx(1.0)
+    assert master_data_errors(k) == []

@@ -83,10 +83,12 @@ def test_iso22400_work_unit_kpis_over_the_api_match_the_hand_worked_example(
     assert (k.time.apt, k.time.aust, k.time.adet) == (6.5 * HOUR, 0.5 * HOUR, 0.5 * HOUR)
     assert k.produced_quantity == 18720
     assert k.availability == pytest.approx(6.5 / 7.5)
-    # PRU of the fill segment is 0.5 s: 18 720 x 0.5 s = 2.6 h planned in 6.5 h of APT.
-    assert k.effectiveness == pytest.approx(0.4)
+    # PRU of the fill segment is 0.5 s: 18 720 x 0.5 s = 2.6 h planned in 7 h of running
+    # (6.5 h APT and 0.5 h through the break, outside PBT).
+    assert k.time.apt_outside_pbt == 0.5 * HOUR
+    assert k.effectiveness == pytest.approx(2.6 / 7)
     assert k.quality_ratio == pytest.approx(0.95)
-    assert k.oee == pytest.approx(6.5 / 7.5 * 0.4 * 0.95)
+    assert k.oee == pytest.approx(6.5 / 7.5 * 2.6 / 7 * 0.95)
     assert k.scrap_ratio == pytest.approx(0.05)
     assert k.quantity_without_pru == 0
 
@@ -134,10 +136,9 @@ def test_iso22400_line_good_quantity_is_what_leaves_the_line_and_time_is_its_con
     # The filler's time model: PBT 7.5 h, APT 6.5 h.
     assert (k.time.pbt, k.time.apt) == (7.5 * HOUR, 6.5 * HOUR)
     assert k.availability == pytest.approx(6.5 / 7.5)
-    assert k.effectiveness == pytest.approx(0.5 * 18_036 / (6.5 * HOUR))
+    assert k.effectiveness == pytest.approx(0.5 * 18_036 / (7 * HOUR))  # break included
     assert k.quality_ratio == pytest.approx(17_000 / 18_036)
-    # OEE = GQ x PRU / PBT: the good units leaving the line at the constraint's rate.
-    assert k.oee == pytest.approx(17_000 * 0.5 / (7.5 * HOUR))
+    assert k.oee == pytest.approx(6.5 / 7.5 * 0.5 * 17_000 / (7 * HOUR))
     assert k.throughput_per_hour == pytest.approx(18_036 / 7.5)
 
 

@@ -78,6 +78,15 @@ def assert_operation_times_reconciled(data: dict[str, Any]) -> None:
     assert [r for r in rows if not r["matches"]] == []
 
 
+def assert_plausible_kpis(data: dict[str, Any]) -> None:
+    """ISO 22400-2:2014 clause 6: availability, effectiveness, quality ratio and OEE of a
+    clean run are fractions, each at most 100 %, and none is flagged as master data."""
+    for k in data["kpis"]:
+        assert k["master_data_errors"] == [], k["master_data_errors"]
+        for factor in ("availability", "performance", "quality", "oee"):
+            assert k[factor] is None or 0 <= k[factor] <= 1, (k["id"], factor, k[factor])
+
+
 def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
     path = shortened(tmp_path, "clean_bottling_day", "2h", drain="2h")
     data = assert_passed(run(path, tmp_path, order_scale=0.1))
@@ -85,7 +94,11 @@ def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
     assert_operation_times_reconciled(data)
     assert {o["state"] for o in data["orders"]} == {"completed"}
     assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
-    assert any(k["scope"] == "line" and k["source"] == "mes" for k in data["kpis"])
+    kpis = {k["id"]: k for k in data["kpis"] if k["source"] == "mes"}
+    # A line's good quantity is what leaves it (ISO 22400-2 GQ of the line measured as one
+    # work unit): the case packer's bottles, not the sum over four machines.
+    assert kpis["BTL1"]["good"] == kpis["BTL1-CASEPACKER"]["good"] > 0
+    assert_plausible_kpis(data)
 
 
 def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
@@ -120,6 +133,7 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
         "non-qa-signs-disposition",
         "booth-calibration-lapsed",
     }
+    assert_plausible_kpis(data)
 
 
 def test_reference_plant_load_run(tmp_path: Path) -> None:
