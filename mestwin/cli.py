@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mes_core.connectors.opcua.cli",
     "twin.cli",
     "twin.opcua.cli",
+    "twin.sparkplug.cli",
     "twin.scenario.cli",
     "mestwin_tryton.cli",
     "dashboards.cli",

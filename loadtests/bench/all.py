@@ -1,6 +1,7 @@
 """``mestwin bench all``: every benchmark of the project, then ``docs/BENCHMARKS.md``.
 
-The benchmarks of other parts (``bench sim``, ``bench opcua``, ``bench dashboards``) run
+The benchmarks of other parts (``bench sim``, ``bench opcua``, ``bench sparkplug``,
+``bench dashboards``) run
 as their own ``mestwin`` subprocesses, each with a time limit, and their output is kept
 as they print (or write) it; this part's run in process. The whole file is regenerated
 from this run's results, so no section is ever a leftover of an older run.
@@ -35,6 +36,7 @@ class External:
 EXTERNAL: tuple[External, ...] = (
     External("bench sim", ("bench", "sim", "--repeats", "1"), 180, writes_markdown=True),
     External("bench opcua", ("bench", "opcua"), 300),
+    External("bench sparkplug", ("bench", "sparkplug"), 300),
     External("bench dashboards", ("bench", "dashboards", "--repeats", "3"), 180, False, True),
 )
 
