@@ -52,6 +52,7 @@ from mes_core.kpi.schemas import KpiReport, StateIntervalOut
 from mes_core.quality.schemas import CharacteristicOut, MeasurementOut, NonconformanceOut
 from mes_core.schemas.execution import JobOrderOut
 from mes_core.schemas.masterdata import EquipmentOut, LotOut
+from mes_core.schemas.plant_events import PlantClockOut
 
 T = TypeVar("T")
 
@@ -62,6 +63,8 @@ TIMEOUT_S = 5.0
 
 #: Most job orders / lots read for a list (the API's own cap is 10 000).
 LIST_LIMIT = 2000
+#: How long a read of the plant's clock serves the pages (one refresh reads it once).
+PLANT_CLOCK_TTL_S = 0.5
 
 #: Newest measurement results drawn per SPC chart.
 MAX_SPC_POINTS = 500
@@ -353,6 +356,8 @@ class MesSource:
         self._kpis: dict[tuple[str, datetime], tuple[KpiReport, float, float]] = {}
         #: Latest state change per work unit seen by ``latest_data`` (plant time).
         self._latest_change: dict[str, datetime] = {}
+        #: The plant's clock as last read, and when (monotonic): pages of one refresh share it.
+        self._plant_clock: tuple[datetime | None, float] | None = None
 
     def _call(self, fn: Callable[[], T]) -> T:
         with translated(self._url):
@@ -366,14 +371,30 @@ class MesSource:
         futures = [self._pool.submit(self._call, read) for read in reads]
         return [f.result() for f in futures]
 
+    def _remember_clock(self, clock: PlantClockOut) -> datetime | None:
+        at = _aware(clock.plant_time)
+        with self._lock:
+            self._plant_clock = (at, time.monotonic())
+        return at
+
+    def now(self) -> datetime | None:
+        with self._lock:
+            known = self._plant_clock
+        if known is not None and time.monotonic() - known[1] < PLANT_CLOCK_TTL_S:
+            return known[0]
+        return self._remember_clock(self._call(self._client.plant_clock))
+
     def plant(self) -> PlantView:
-        equipment, running, held = self._gather(
+        equipment, running, held, clock = self._gather(
             self._client.list_equipment,
             partial(self._client.list_job_orders, state="running", limit=LIST_LIMIT),
             # A held order still occupies its work unit: its tile says so.
             partial(self._client.list_job_orders, state="held", limit=LIST_LIMIT),
+            self._client.plant_clock,
         )
-        return plant_view(equipment, running + held, self._clock())
+        # "Since" and "for" on the tiles are on the plant's clock (issue 13).
+        now = self._remember_clock(clock) or self._clock()
+        return plant_view(equipment, running + held, now)
 
     def lines(self) -> list[tuple[str, str]]:
         lines = self._call(lambda: self._client.list_equipment(level="line"))

@@ -48,6 +48,12 @@ class DashboardSource(Protocol):
         """(code, name) of every line, in plant order."""
         ...
 
+    def now(self) -> datetime | None:
+        """The plant's clock as the MES knows it (the latest plant event's time), None
+        before the first event. A simulated plant keeps a timeline of its own: "now" on the
+        pages (durations, due dates, KPI windows) is this one, during and after a run."""
+        ...
+
     def latest_data(self, line: str) -> datetime | None:
         """Plant time of the line's latest state change, if any. A scenario run may keep a
         simulated clock far from the wall clock; the Line page can follow this one."""

@@ -32,6 +32,12 @@ class PageContext:
     #: Clock of the pages (a test may pin it).
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
+    def now(self) -> datetime:
+        """ "Now" for the pages: the plant's clock as the MES knows it (a simulated run keeps
+        a timeline of its own, during and after the run), else ``clock`` (no plant event
+        yet). Raises ``SourceError`` like any read."""
+        return self.read(lambda source: source.now()) or self.clock()
+
     def read(self, what: Callable[[DashboardSource], T]) -> T:
         """Run ``what`` against the calling browser's session.
 

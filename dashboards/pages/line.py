@@ -192,7 +192,7 @@ def register(app: Dash, ctx: PageContext) -> None:
         if not line:
             return (no_update,) * 7 + banner_ok() + (no_update,)
         try:
-            now = ctx.clock()
+            now = ctx.now()  # the plant's clock (issue 13)
             if clock == "data":
                 # A run on a simulated clock: the window ends at its latest state change.
                 now = ctx.read(lambda source: source.latest_data(line)) or now

@@ -158,8 +158,8 @@ def register(app: Dash, ctx: PageContext) -> None:
     def refresh(
         _tick: int, which: str, search: str | None, selected: str | None, seen: int | None
     ) -> tuple[Any, ...]:
-        now = ctx.clock()
         try:
+            now = ctx.now()  # due dates and durations on the plant's clock (issue 13)
             if selected:
                 order = ctx.read(lambda source: source.job_order(selected))
                 sig = _signature(repr(order), iso(now)[:16])

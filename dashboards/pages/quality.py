@@ -173,6 +173,7 @@ def register(app: Dash, ctx: PageContext) -> None:
         wanted = None if pick == ALL else pick
         try:
             view = ctx.read(lambda source: source.quality(wanted))
+            now = ctx.now()
         except SourceError as exc:
             return (no_update,) * 5 + failure_banner(exc) + (no_update,)
         keys = [limits_key(c) for c in view.charts]
@@ -183,7 +184,7 @@ def register(app: Dash, ctx: PageContext) -> None:
             options = [{"label": "all characteristics", "value": ALL}] + [
                 {"label": c.characteristic, "value": c.characteristic} for c in view.charts
             ]
-        clock = iso(ctx.clock())[11:19]
+        clock = iso(now)[11:19]
         asof = f"{sum(counts)} results · {len(view.holds)} on hold · as of {clock} UTC"
         tables = (holds_table(view.holds), nonconformance_table(view.nonconformances))
         same_charts = (

@@ -45,7 +45,12 @@ from mes_core.schemas.masterdata import (
     StateChange,
     StateHistoryOut,
 )
-from mes_core.schemas.plant_events import IngestResult, PlantEvent, PlantEventBatch
+from mes_core.schemas.plant_events import (
+    IngestResult,
+    PlantClockOut,
+    PlantEvent,
+    PlantEventBatch,
+)
 
 
 class AsyncMesClient(AsyncQualityClientMixin):
@@ -358,6 +363,10 @@ class AsyncMesClient(AsyncQualityClientMixin):
         )
 
     # -------------------------------------------------------------- ingest, trace, audit
+
+    async def plant_clock(self) -> PlantClockOut:
+        """The plant's clock as the MES knows it (latest plant event time) and its own."""
+        return await self._call("GET", "/api/v1/plant-events/clock", PlantClockOut)
 
     async def ingest(
         self, events: Sequence[PlantEvent], *, spool: tuple[str, int] | None = None

@@ -44,7 +44,12 @@ from mes_core.schemas.masterdata import (
     StateChange,
     StateHistoryOut,
 )
-from mes_core.schemas.plant_events import IngestResult, PlantEvent, PlantEventBatch
+from mes_core.schemas.plant_events import (
+    IngestResult,
+    PlantClockOut,
+    PlantEvent,
+    PlantEventBatch,
+)
 
 
 class MesClient(QualityClientMixin):
@@ -347,6 +352,10 @@ class MesClient(QualityClientMixin):
         )
 
     # -------------------------------------------------------------- ingest, trace, audit
+
+    def plant_clock(self) -> PlantClockOut:
+        """The plant's clock as the MES knows it (latest plant event time) and its own."""
+        return self._call("GET", "/api/v1/plant-events/clock", PlantClockOut)
 
     def ingest(
         self, events: Sequence[PlantEvent], *, spool: tuple[str, int] | None = None

@@ -587,3 +587,30 @@ def _apply_counts(
             [{"b_id": k, "b_good": g, "b_scrap": sc} for k, (g, sc) in sorted(deltas.items())],
         )
     return applied, unassigned
+
+
+#: The kinds of plant event (``plant_event.kind``), each read through the
+#: ``(work_unit, kind, ts)`` index by :func:`latest_plant_time`.
+PLANT_EVENT_KINDS = ("state", "count", "measurement", "alarm")
+
+
+def latest_plant_time(session: Session) -> datetime | None:
+    """The latest timestamp of any plant event the MES holds: the plant's clock as far as
+    the MES knows it (issue 13). One index probe per work unit and kind (the newest row of
+    ``ix_plant_event_unit_kind_ts``), never a scan of the event table."""
+    pe, eq = PlantEventRow.__table__, _EQUIPMENT
+    latest: datetime | None = None
+    for kind in PLANT_EVENT_KINDS:
+        newest = (
+            select(func.max(pe.c.ts))
+            .where(pe.c.work_unit == eq.c.code, pe.c.kind == kind)
+            .correlate(eq)
+            .scalar_subquery()
+        )
+        at = session.execute(
+            select(func.max(newest)).select_from(eq).where(eq.c.level == "work_unit")
+        ).scalar()
+        if at is not None:
+            at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite: naive UTC
+            latest = at if latest is None or at > latest else latest
+    return latest

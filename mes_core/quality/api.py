@@ -282,6 +282,7 @@ def dispose(
         meaning=body.meaning,
         reason=body.reason,
         quantity=body.quantity,
+        occurred_at=body.occurred_at,
         actor=actor,
     )
     session.commit()

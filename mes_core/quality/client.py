@@ -147,6 +147,7 @@ class QualityClientMixin:
         meaning: str,
         reason: str,
         quantity: float | None = None,
+        occurred_at: datetime | None = None,
     ) -> NonconformanceOut:
         """Dispose under an electronic signature (quality role; the password again)."""
         body = {
@@ -156,6 +157,8 @@ class QualityClientMixin:
             "reason": reason,
             "quantity": quantity,
         }
+        if occurred_at is not None:  # when it was signed (role backdate only)
+            body["occurred_at"] = occurred_at.isoformat()
         return self._call(
             "POST",
             f"/api/v1/quality/nonconformances/{number}/disposition",
@@ -340,6 +343,7 @@ class AsyncQualityClientMixin:
         meaning: str,
         reason: str,
         quantity: float | None = None,
+        occurred_at: datetime | None = None,
     ) -> NonconformanceOut:
         body = {
             "disposition": disposition,
@@ -348,6 +352,8 @@ class AsyncQualityClientMixin:
             "reason": reason,
             "quantity": quantity,
         }
+        if occurred_at is not None:  # when it was signed (role backdate only)
+            body["occurred_at"] = occurred_at.isoformat()
         return await self._call(
             "POST",
             f"/api/v1/quality/nonconformances/{number}/disposition",

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, Field
 
 from mes_core.schemas.common import Code, Count, Strict
+from mes_core.schemas.execution import OccurredAt
 
 
 class CharacteristicOut(BaseModel):
@@ -128,6 +129,7 @@ class DispositionIn(Strict):
     meaning: Literal["approval", "review", "responsibility"]
     reason: Annotated[str, Field(min_length=5, max_length=500)]
     quantity: Count | None = Field(default=None, description="units reworked or scrapped")
+    occurred_at: OccurredAt = None
 
 
 CharacteristicOut.model_rebuild()

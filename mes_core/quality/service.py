@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mes_core.domain import rules
+from mes_core.domain import clock, rules
 from mes_core.domain.errors import (
     Forbidden,
     InvalidInput,
@@ -456,7 +456,8 @@ def _open_or_join(
             description=description,
             characteristic_id=characteristic.id,
             job_order_id=job_order.id if job_order else None,
-            opened_at=utcnow(),
+            # When the deviating value was measured (plant time for a plant event, issue 13).
+            opened_at=result.measured_at,
             opened_by=actor.name,
         )
         session.add(nc)
@@ -477,17 +478,17 @@ def _open_or_join(
         )
     reason = f"{nc.number}: {description}"
     for affected in _affected_lots(session, operation, lot):
-        _hold(session, nc, "lot", affected.id)
+        _hold(session, nc, "lot", affected.id, at=result.measured_at)
         if affected.status not in (LotStatus.REJECTED.value, LotStatus.CONSUMED.value):
             hold_lot(session, affected.code, reason, actor=actor)
     if job_order is not None:
-        _hold(session, nc, "job_order", job_order.id)
+        _hold(session, nc, "job_order", job_order.id, at=result.measured_at)
         if JobOrderState(job_order.state) in _HOLDABLE:
             hold_job_order(session, job_order.code, reason, actor=actor)
     return nc
 
 
-def _hold(session: Session, nc: Nonconformance, kind: str, object_id: int) -> None:
+def _hold(session: Session, nc: Nonconformance, kind: str, object_id: int, *, at: datetime) -> None:
     exists = session.execute(
         select(QualityHold.id).where(
             QualityHold.nonconformance_id == nc.id,
@@ -501,7 +502,7 @@ def _hold(session: Session, nc: Nonconformance, kind: str, object_id: int) -> No
                 nonconformance_id=nc.id,
                 object_kind=kind,
                 object_id=object_id,
-                placed_at=utcnow(),
+                placed_at=at,
                 placed_by=nc.opened_by,
                 reason=nc.description[:500],
             )
@@ -591,10 +592,10 @@ def open_manual_nonconformance(
     reason = f"{nc.number}: {description}"
     for code in lots:
         lot = get_lot(session, code)
-        _hold(session, nc, "lot", lot.id)
+        _hold(session, nc, "lot", lot.id, at=nc.opened_at)
         hold_lot(session, code, reason, actor=actor)
     if job is not None:
-        _hold(session, nc, "job_order", job.id)
+        _hold(session, nc, "job_order", job.id, at=nc.opened_at)
         if JobOrderState(job.state) in _HOLDABLE:
             hold_job_order(session, job.code, reason, actor=actor)
     return nc
@@ -637,16 +638,26 @@ def dispose(
     meaning: str,
     reason: str,
     quantity: float | None = None,
+    occurred_at: datetime | None = None,
     actor: Actor,
 ) -> tuple[Nonconformance, ElectronicSignature]:
     """Dispose a nonconformance (release, rework, scrap) under an electronic signature.
 
     Only the quality role; the signer re-enters the password (21 CFR 11.200(a)(1)(i)) and
     must hold a valid certification for ``DISPOSITION_SKILL`` (rule 3 at signing). Every
-    refusal is recorded in the audit trail.
+    refusal is recorded in the audit trail. ``occurred_at``: when it was signed, for a
+    signer allowed to backdate (:mod:`mes_core.domain.clock`); the certification is judged
+    then, and the signature and the lifted holds carry that time.
     """
     nc = get_nonconformance(session, number)
     ref = f"nonconformance:{number}"
+    try:
+        when = clock.business_time(
+            occurred_at, now=utcnow(), actor=actor.name, roles=actor.roles, object_ref=ref
+        )
+    except Forbidden as exc:
+        _refuse(session, actor, ref, exc.message)
+        raise
     try:
         kind = dz.Disposition(disposition)
     except ValueError as exc:
@@ -672,7 +683,7 @@ def dispose(
             person.code,
             DISPOSITION_SKILL,
             [rules.CertificationFacts(c.skill, c.valid_until) for c in person.certifications],
-            today=utcnow().date(),
+            today=when.date(),
             action="sign a disposition",
         )
     except RuleViolation as exc:
@@ -683,7 +694,7 @@ def dispose(
     manifest = SignatureManifest(
         signer=person.code,
         printed_name=person.name or person.code,
-        signed_at=utcnow(),
+        signed_at=when,
         meaning=parsed_meaning,
         reason=reason.strip(),
         record_ref=ref,
@@ -708,7 +719,7 @@ def dispose(
     nc.quantity = quantity
     nc.disposed_at = manifest.signed_at
     nc.signature_id = signature.id
-    _release_holds(session, nc, kind, actor=actor)
+    _release_holds(session, nc, kind, actor=actor, at=when)
     audit.append(
         session,
         actor=actor.name,
@@ -722,6 +733,7 @@ def dispose(
             "reason": manifest.reason,
             "record_hash": manifest.record_hash,
             "binding_hash": signature.binding_hash,
+            **({"occurred_at": when.isoformat()} if occurred_at is not None else {}),
         },
     )
     session.flush()
@@ -743,11 +755,11 @@ def _refuse(session: Session, actor: Actor, ref: str, message: str) -> None:
 
 
 def _release_holds(
-    session: Session, nc: Nonconformance, kind: dz.Disposition, *, actor: Actor
+    session: Session, nc: Nonconformance, kind: dz.Disposition, *, actor: Actor, at: datetime
 ) -> None:
     """Lift the holds this nonconformance placed, and only those: a lot or job order that
     another hold (by hand, or another nonconformance's) still holds stays held."""
-    now = utcnow()
+    now = at
     reason = f"{nc.number} disposed: {kind.value}"
     for hold in holds_of(session, nc):
         if hold.released_at is None:

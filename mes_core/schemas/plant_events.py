@@ -139,3 +139,13 @@ class IngestResult(BaseModel):
         default_factory=list,
         description="work unit codes the MES does not know: stored, not applied",
     )
+
+
+class PlantClockOut(BaseModel):
+    """The plant's clock as the MES knows it (issue 13): ``plant_time`` is the latest
+    timestamp of any plant event it holds (null before the first), ``mes_time`` its own
+    clock. A simulated plant runs ahead of or behind the wall clock; "up to now" on a
+    dashboard is ``plant_time`` when there is one."""
+
+    plant_time: datetime | None
+    mes_time: datetime

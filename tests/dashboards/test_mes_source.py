@@ -166,3 +166,27 @@ def test_line_page_flags_an_effectiveness_above_100_percent_as_a_master_data_err
     plausible = LineView(code="L1", name="", oee=oee_view(kpi(5000, 3600, 3000, 5000)), states=(),
                          work_units=())  # fmt: skip
     assert all(getattr(c, "id", "") != "line-master-data" for c in kpi_cards(plausible))
+
+
+def test_now_on_the_pages_is_the_plant_clock_the_mes_knows_not_the_wall_clock() -> None:
+    """Issue 13: a simulated plant months behind the wall clock shows its tiles' "for"
+    and its orders' due dates on its own timeline."""
+    from dashboards.mes_source import MesSource
+    from mes_core.schemas.plant_events import PlantClockOut
+
+    plant_time = T0 + timedelta(hours=3)
+
+    class Client:
+        def list_equipment(self, level: str | None = None) -> list[EquipmentOut]:
+            return [line("L1"), unit("L1-A", "L1")]
+
+        def list_job_orders(self, **_: Any) -> list[JobOrderOut]:
+            return []
+
+        def plant_clock(self) -> PlantClockOut:
+            return PlantClockOut(plant_time=plant_time, mes_time=datetime.now(UTC))
+
+    wall = datetime(2026, 12, 3, 13, 0, tzinfo=UTC)
+    source = MesSource(Client(), "http://mes", lambda: wall)  # type: ignore[arg-type]
+    assert source.plant().at == plant_time
+    assert source.now() == plant_time

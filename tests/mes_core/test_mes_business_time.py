@@ -14,6 +14,7 @@ from mes_core.client import MesClient, MesForbidden, MesRuleViolation, MesValida
 from mes_core.domain.clock import business_time
 from mes_core.domain.errors import Forbidden
 from mes_core.schemas.masterdata import PersonCreate
+from mes_core.schemas.plant_events import CountEvent, StateChangeEvent
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PLANT_T0 = NOW - timedelta(days=40)  # a plant running on a timeline of its own
@@ -106,3 +107,36 @@ def test_an_operation_cannot_end_before_it_started(pl: Plant) -> None:
     with pytest.raises(MesValidationError, match="is before"):
         op.complete_operation(jo, 1, occurred_at=PLANT_T0 - timedelta(seconds=1))
     assert pl.admin.get_job_order(jo).operations[0].state == "running"
+
+
+def test_the_plant_clock_is_the_latest_plant_event_time_the_mes_holds(pl: Plant) -> None:
+    """``GET /api/v1/plant-events/clock``: the latest timestamp of any plant event (what
+    the dashboards call "now" for a simulated plant); a late arrival never moves it back.
+    (Dated far ahead of every other test's events on the shared database.)"""
+    connector = MesClient(pl.url, api_key=pl.admin.create_api_key(pl.c("conn")).api_key)
+    ahead = datetime(2090, 1, 5, 6, 0, tzinfo=UTC)
+    connector.ingest(
+        [
+            StateChangeEvent(
+                source=pl.c("src"), sequence=1, work_unit=pl.c("FILL"), timestamp=ahead,
+                state="running",
+            ),
+            CountEvent(
+                source=pl.c("src"), sequence=2, work_unit=pl.c("CAP"),
+                timestamp=ahead + timedelta(minutes=7), good=3,
+            ),
+        ]
+    )  # fmt: skip
+    clock = pl.admin.plant_clock()
+    assert clock.plant_time == ahead + timedelta(minutes=7)
+    assert abs((clock.mes_time - datetime.now(UTC)).total_seconds()) < 300
+    connector.ingest(
+        [
+            StateChangeEvent(
+                source=pl.c("src"), sequence=3, work_unit=pl.c("FILL"), timestamp=ahead,
+                state="idle",
+            )
+        ]
+    )  # fmt: skip
+    assert pl.admin.plant_clock().plant_time == ahead + timedelta(minutes=7)
+    connector.close()

@@ -121,6 +121,7 @@ class DeviationInjector:
                             spec.password if spec else "mestwin",
                             "release",
                             "signed by the bench to test rule 3",
+                            t,
                         )
             elif isinstance(e, OutOfSequenceStart):
                 outcome.target = f"start {order}/{seg} before its predecessors"

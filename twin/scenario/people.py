@@ -299,6 +299,7 @@ class People:
                 qa.password,
                 qa.behaviour.qa_disposition,
                 "scenario QA: investigated, disposition per the scenario",
+                t,
             )
             self._count(t, f"{qa.id} disposes {target}", answer)
             if answer.accepted:

@@ -165,9 +165,16 @@ class SystemUnderTest(Protocol):
         ...
 
     def dispose(
-        self, target: str, person: str, password: str, decision: str, reason: str
+        self,
+        target: str,
+        person: str,
+        password: str,
+        decision: str,
+        reason: str,
+        at: float | None = None,
     ) -> Answer:
-        """QA disposes what ``held`` listed, under an electronic signature (rule 5)."""
+        """QA disposes what ``held`` listed, under an electronic signature (rule 5), at
+        plant time ``at`` (None: the adapter's own clock)."""
         ...
 
     def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:

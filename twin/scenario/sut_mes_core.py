@@ -446,7 +446,13 @@ class MesCoreSut:
         )
 
     def dispose(
-        self, target: str, person: str, password: str, decision: str, reason: str
+        self,
+        target: str,
+        person: str,
+        password: str,
+        decision: str,
+        reason: str,
+        at: float | None = None,
     ) -> Answer:
         client = self._as(person)
         if isinstance(client, Answer):
@@ -459,6 +465,7 @@ class MesCoreSut:
             password=password,
             meaning="approval",
             reason=reason,
+            occurred_at=None if at is None else self.plant_time(at),
         )
 
     def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:

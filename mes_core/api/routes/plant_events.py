@@ -16,11 +16,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from mes_core.api.deps import Credentials, SessionDep, SettingsDep, allow_in_endpoint
+from mes_core.api.deps import AnyUser, Credentials, SessionDep, SettingsDep, allow_in_endpoint
 from mes_core.domain.states import Role
 from mes_core.persistence import ingest
+from mes_core.persistence.base import utcnow
 from mes_core.persistence.db import run_transaction
-from mes_core.schemas.plant_events import IngestResult, PlantEventBatch, outside_plant_time
+from mes_core.schemas.plant_events import (
+    IngestResult,
+    PlantClockOut,
+    PlantEventBatch,
+    outside_plant_time,
+)
 from mes_core.settings import Settings
 
 router = APIRouter(prefix="/api/v1/plant-events", tags=["plant events"])
@@ -115,3 +121,11 @@ def ingest_batch(
     batch = parse_batch(body, settings)
     # A deadlock or serialization failure is retried whole (bounded), never a 500.
     return run_transaction(session, lambda: ingest.ingest_batch(session, batch, actor=actor))
+
+
+@router.get("/clock", response_model=PlantClockOut)
+def clock(session: SessionDep, _: AnyUser) -> PlantClockOut:
+    """The plant's clock as the MES knows it: the latest timestamp of any plant event it
+    holds (null before the first), beside the MES's own clock. A simulated plant keeps
+    its own timeline; dashboards show "now" on it."""
+    return PlantClockOut(plant_time=ingest.latest_plant_time(session), mes_time=utcnow())
