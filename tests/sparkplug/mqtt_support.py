@@ -77,8 +77,8 @@ class Recorder:
             time.sleep(0.02)
 
     def close(self) -> None:
+        self.client.disconnect()  # first: the network thread then ends at once
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 class Twin:

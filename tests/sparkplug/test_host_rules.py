@@ -36,8 +36,8 @@ def _payload(seq: int | None, metrics: list[tuple[str, DataType, Any]], ts: int 
 
 
 class Feed:
-    def __init__(self) -> None:
-        self.link = HostLink("mqtt://127.0.0.1:1", HostOptions(groups=(GROUP,)), {})
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        self.link = HostLink("mqtt://127.0.0.1:1", HostOptions(groups=(GROUP,)), state or {})
         self.sent: list[tuple[str, bytes]] = []
         self.link.client.publish = lambda topic, payload, qos=0, retain=False: self.sent.append(  # type: ignore[method-assign]
             (topic, payload)
@@ -56,6 +56,15 @@ class Feed:
 
     def events(self) -> list[Any]:
         return [e for _, outcome in self.link.collect() for e in outcome.events]
+
+    def collect(self) -> tuple[list[Any], dict[str, Any]]:
+        """Events and the state the connector spools with them."""
+        events: list[Any] = []
+        state: dict[str, Any] = {}
+        for _, outcome in self.link.collect():
+            events.extend(outcome.events)
+            state.update(outcome.state)
+        return events, state
 
     def rebirths(self) -> int:
         out = 0
@@ -176,3 +185,19 @@ def test_broker_url_and_group_ids_are_checked() -> None:
         HostLink("opc.tcp://x:1", HostOptions(), {})
     with pytest.raises(ValueError, match="group id"):
         HostLink("mqtt://x", HostOptions(groups=("a/b",)), {})
+
+
+def test_a_restarted_host_continues_sequences_and_counts_from_the_spooled_state() -> None:
+    first = Feed()
+    _births(first, 0, 0)
+    first.push("DDATA", 2, [("ProdProcessedCount", DataType.Int32, 7)], ts=T0 + 1000)
+    events, state = first.collect()
+    assert sum(e.good for e in events if isinstance(e, CountEvent)) == 7
+    last = max(e.sequence for e in events)
+    again = Feed(state)  # the host restarted: the edge node's births carry the counters
+    _births(again, 10, 1, ts=T0 + 5000)
+    events, _ = again.collect()
+    counts = [(e.good, e.scrap) for e in events if isinstance(e, CountEvent)]
+    assert counts == [(2, 1)]  # 10 processed - 1 defective = 9 good, 7 already counted
+    assert min(e.sequence for e in events) == last + 1
+    assert not [e for e in events if isinstance(e, StateChangeEvent)]  # running, as sent

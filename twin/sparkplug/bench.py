@@ -139,8 +139,8 @@ def _ceiling_step(url: str, per_message: int, rate: float, seconds: float) -> Ce
         time.sleep(0.01)
     ran = time.monotonic() - started
     out, _ = sub.communicate(timeout=120)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
     return CeilingStep(rate, per_message, messages, int(out.strip().splitlines()[-1]), ran)
 
 
