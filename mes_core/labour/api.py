@@ -36,7 +36,7 @@ def _att(person: str, row: Attendance) -> AttendanceOut:
 def clock_in(body: PersonRef, session: SessionDep, actor: ShopFloor) -> AttendanceOut:
     """Clock in (yourself; a supervisor may clock in others)."""
     person = service.person_for(session, body.person, actor)
-    row = service.clock_in(session, person, actor=actor)
+    row = service.clock_in(session, person, actor=actor, occurred_at=body.occurred_at)
     session.commit()
     return _att(person.code, row)
 
@@ -45,7 +45,7 @@ def clock_in(body: PersonRef, session: SessionDep, actor: ShopFloor) -> Attendan
 def clock_out(body: PersonRef, session: SessionDep, actor: ShopFloor) -> AttendanceOut:
     """Clock out; open labour bookings end at the same instant."""
     person = service.person_for(session, body.person, actor)
-    row = service.clock_out(session, person, actor=actor)
+    row = service.clock_out(session, person, actor=actor, occurred_at=body.occurred_at)
     session.commit()
     return _att(person.code, row)
 
@@ -69,7 +69,9 @@ def start(
 ) -> BookingOut:
     """Start booking labour on an operation (clocked in, certified for its skill: rule 3)."""
     person = service.person_for(session, body.person, actor)
-    row = service.start_labour(session, code, sequence, person, actor=actor)
+    row = service.start_labour(
+        session, code, sequence, person, actor=actor, occurred_at=body.occurred_at
+    )
     session.commit()
     return _booking(person.code, code, sequence, row)
 
@@ -79,7 +81,9 @@ def stop(
     code: str, sequence: Seq, body: PersonRef, session: SessionDep, actor: ShopFloor
 ) -> BookingOut:
     person = service.person_for(session, body.person, actor)
-    row = service.stop_labour(session, code, sequence, person, actor=actor)
+    row = service.stop_labour(
+        session, code, sequence, person, actor=actor, occurred_at=body.occurred_at
+    )
     session.commit()
     return _booking(person.code, code, sequence, row)
 

@@ -7,12 +7,15 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from mes_core.schemas.common import Code, Strict
+from mes_core.schemas.execution import OccurredAt
 
 
 class PersonRef(Strict):
-    """The person acted for (default: the calling person)."""
+    """The person acted for (default: the calling person), and when (business time, for a
+    caller allowed to backdate; default: the MES's clock)."""
 
     person: Code | None = None
+    occurred_at: OccurredAt = None
 
 
 class AttendanceOut(BaseModel):

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mes_core.domain import rules
+from mes_core.domain import clock, rules
 from mes_core.domain.errors import Conflict, Forbidden, NotFound
 from mes_core.domain.states import Role
 from mes_core.labour import rules as lr
@@ -73,28 +73,51 @@ def _conflict(exc: lr.LabourError, ref: str) -> Conflict:
     return Conflict(str(exc), object_ref=ref)
 
 
-def clock_in(session: Session, person: Person, *, actor: Actor) -> Attendance:
+def _when(occurred_at: datetime | None, actor: Actor, ref: str) -> tuple[datetime, dict[str, str]]:
+    """Business time of a labour action (see :mod:`mes_core.domain.clock`) and what its
+    audit entry adds to say so."""
+    when = clock.business_time(
+        occurred_at, now=utcnow(), actor=actor.name, roles=actor.roles, object_ref=ref
+    )
+    return when, ({"occurred_at": when.isoformat()} if occurred_at is not None else {})
+
+
+@enforced
+def clock_in(
+    session: Session, person: Person, *, actor: Actor, occurred_at: datetime | None = None
+) -> Attendance:
+    ref = f"person:{person.code}"
+    when, stated = _when(occurred_at, actor, ref)
     try:
         lr.check_clock_in(person.code, _open_attendance(session, person) is not None)
     except lr.LabourError as exc:
-        raise _conflict(exc, f"person:{person.code}") from exc
-    row = Attendance(person_id=person.id, clock_in=utcnow())
+        raise _conflict(exc, ref) from exc
+    row = Attendance(person_id=person.id, clock_in=when)
     session.add(row)
     session.flush()
     audit.append(
-        session, actor=actor.name, action="labour.clock_in", object_ref=f"person:{person.code}"
+        session,
+        actor=actor.name,
+        action="labour.clock_in",
+        object_ref=ref,
+        detail=stated or None,
     )
     return row
 
 
-def clock_out(session: Session, person: Person, *, actor: Actor) -> Attendance:
+@enforced
+def clock_out(
+    session: Session, person: Person, *, actor: Actor, occurred_at: datetime | None = None
+) -> Attendance:
+    ref = f"person:{person.code}"
+    now, stated = _when(occurred_at, actor, ref)
     row = _open_attendance(session, person)
     try:
         lr.check_clock_out(person.code, row is not None)
     except lr.LabourError as exc:
-        raise _conflict(exc, f"person:{person.code}") from exc
+        raise _conflict(exc, ref) from exc
     assert row is not None
-    now = utcnow()
+    clock.check_not_before(now, row.clock_in, what=f"clock-out of {person.code}", ref=ref)
     row.clock_out = now
     closed = _open_bookings(session, person)
     for booking in closed:
@@ -104,8 +127,8 @@ def clock_out(session: Session, person: Person, *, actor: Actor) -> Attendance:
         session,
         actor=actor.name,
         action="labour.clock_out",
-        object_ref=f"person:{person.code}",
-        detail={"bookings_closed": len(closed)},
+        object_ref=ref,
+        detail={"bookings_closed": len(closed), **stated},
     )
     return row
 
@@ -119,13 +142,20 @@ def _operation(job: JobOrder, sequence: int) -> JobOperation:
 
 @enforced
 def start_labour(
-    session: Session, code: str, sequence: int, person: Person, *, actor: Actor
+    session: Session,
+    code: str,
+    sequence: int,
+    person: Person,
+    *,
+    actor: Actor,
+    occurred_at: datetime | None = None,
 ) -> LabourBooking:
     """Book ``person`` on an operation: clocked in, not already booked there, and certified
-    for the segment's skill (rule 3)."""
+    for the segment's skill (rule 3, judged at the booking's business time)."""
     job = get_job_order(session, code)
     op = _operation(job, sequence)
     ref = f"job_order:{code}/operation:{sequence}"
+    when, stated = _when(occurred_at, actor, ref)
     already = any(b.job_operation_id == op.id for b in _open_bookings(session, person))
     try:
         lr.check_labour_start(
@@ -140,10 +170,10 @@ def start_labour(
         person.code,
         op.segment.skill,
         [rules.CertificationFacts(c.skill, c.valid_until) for c in person.certifications],
-        today=utcnow().date(),
+        today=when.date(),
         action=f"book labour on operation {sequence} of job order {code}",
     )
-    row = LabourBooking(person_id=person.id, job_operation_id=op.id, started_at=utcnow())
+    row = LabourBooking(person_id=person.id, job_operation_id=op.id, started_at=when)
     session.add(row)
     session.flush()
     audit.append(
@@ -151,31 +181,40 @@ def start_labour(
         actor=actor.name,
         action="labour.started",
         object_ref=ref,
-        detail={"person": person.code},
+        detail={"person": person.code, **stated},
     )
     return row
 
 
+@enforced
 def stop_labour(
-    session: Session, code: str, sequence: int, person: Person, *, actor: Actor
+    session: Session,
+    code: str,
+    sequence: int,
+    person: Person,
+    *,
+    actor: Actor,
+    occurred_at: datetime | None = None,
 ) -> LabourBooking:
     job = get_job_order(session, code)
     op = _operation(job, sequence)
     ref = f"job_order:{code}/operation:{sequence}"
+    when, stated = _when(occurred_at, actor, ref)
     open_here = [b for b in _open_bookings(session, person) if b.job_operation_id == op.id]
     try:
         lr.check_labour_stop(person.code, f"{code}/{sequence}", booked=bool(open_here))
     except lr.LabourError as exc:
         raise _conflict(exc, ref) from exc
     row = open_here[0]
-    row.ended_at = utcnow()
+    clock.check_not_before(when, row.started_at, what=f"end of {person.code}'s labour", ref=ref)
+    row.ended_at = when
     session.flush()
     audit.append(
         session,
         actor=actor.name,
         action="labour.stopped",
         object_ref=ref,
-        detail={"person": person.code},
+        detail={"person": person.code, **stated},
     )
     return row
 

@@ -38,6 +38,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _who(person: str | None, occurred_at: datetime | None) -> dict[str, Any]:
+    """A labour request's body: the person acted for and, if stated, when."""
+    body: dict[str, Any] = {"person": person}
+    if occurred_at is not None:
+        body["occurred_at"] = occurred_at.isoformat()
+    return body
+
+
 def _measurement_body(
     job_order: str,
     operation: int,
@@ -217,28 +225,49 @@ class QualityClientMixin:
 
     # -------------------------------------------------------------- labour
 
-    def clock_in(self, person: str | None = None) -> AttendanceOut:
-        return self._call("POST", "/api/v1/labour/clock-in", AttendanceOut, body={"person": person})
-
-    def clock_out(self, person: str | None = None) -> AttendanceOut:
+    def clock_in(
+        self, person: str | None = None, *, occurred_at: datetime | None = None
+    ) -> AttendanceOut:
+        """``occurred_at``: when (role backdate only; the same on the other labour calls)."""
         return self._call(
-            "POST", "/api/v1/labour/clock-out", AttendanceOut, body={"person": person}
+            "POST", "/api/v1/labour/clock-in", AttendanceOut, body=_who(person, occurred_at)
         )
 
-    def start_labour(self, job_order: str, sequence: int, person: str | None = None) -> BookingOut:
+    def clock_out(
+        self, person: str | None = None, *, occurred_at: datetime | None = None
+    ) -> AttendanceOut:
+        return self._call(
+            "POST", "/api/v1/labour/clock-out", AttendanceOut, body=_who(person, occurred_at)
+        )
+
+    def start_labour(
+        self,
+        job_order: str,
+        sequence: int,
+        person: str | None = None,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> BookingOut:
         return self._call(
             "POST",
             f"/api/v1/labour/job-orders/{job_order}/operations/{sequence}/start",
             BookingOut,
-            body={"person": person},
+            body=_who(person, occurred_at),
         )
 
-    def stop_labour(self, job_order: str, sequence: int, person: str | None = None) -> BookingOut:
+    def stop_labour(
+        self,
+        job_order: str,
+        sequence: int,
+        person: str | None = None,
+        *,
+        occurred_at: datetime | None = None,
+    ) -> BookingOut:
         return self._call(
             "POST",
             f"/api/v1/labour/job-orders/{job_order}/operations/{sequence}/stop",
             BookingOut,
-            body={"person": person},
+            body=_who(person, occurred_at),
         )
 
     def job_order_labour(self, job_order: str) -> JobOrderLabour:
@@ -389,14 +418,18 @@ class AsyncQualityClientMixin:
             params={"start": _iso(start), "end": _iso(end), "quantity_source": quantity_source},
         )
 
-    async def clock_in(self, person: str | None = None) -> AttendanceOut:
+    async def clock_in(
+        self, person: str | None = None, *, occurred_at: datetime | None = None
+    ) -> AttendanceOut:
         return await self._call(
-            "POST", "/api/v1/labour/clock-in", AttendanceOut, body={"person": person}
+            "POST", "/api/v1/labour/clock-in", AttendanceOut, body=_who(person, occurred_at)
         )
 
-    async def clock_out(self, person: str | None = None) -> AttendanceOut:
+    async def clock_out(
+        self, person: str | None = None, *, occurred_at: datetime | None = None
+    ) -> AttendanceOut:
         return await self._call(
-            "POST", "/api/v1/labour/clock-out", AttendanceOut, body={"person": person}
+            "POST", "/api/v1/labour/clock-out", AttendanceOut, body=_who(person, occurred_at)
         )
 
     async def job_order_labour(self, job_order: str) -> JobOrderLabour:
@@ -446,23 +479,33 @@ class AsyncQualityClientMixin:
         )
 
     async def start_labour(
-        self, job_order: str, sequence: int, person: str | None = None
+        self,
+        job_order: str,
+        sequence: int,
+        person: str | None = None,
+        *,
+        occurred_at: datetime | None = None,
     ) -> BookingOut:
         return await self._call(
             "POST",
             f"/api/v1/labour/job-orders/{job_order}/operations/{sequence}/start",
             BookingOut,
-            body={"person": person},
+            body=_who(person, occurred_at),
         )
 
     async def stop_labour(
-        self, job_order: str, sequence: int, person: str | None = None
+        self,
+        job_order: str,
+        sequence: int,
+        person: str | None = None,
+        *,
+        occurred_at: datetime | None = None,
     ) -> BookingOut:
         return await self._call(
             "POST",
             f"/api/v1/labour/job-orders/{job_order}/operations/{sequence}/stop",
             BookingOut,
-            body={"person": person},
+            body=_who(person, occurred_at),
         )
 
     async def person_labour(self, person: str) -> PersonLabour:

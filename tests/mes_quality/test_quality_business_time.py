@@ -99,3 +99,30 @@ def test_a_stated_signing_time_without_the_backdate_permission_is_refused_and_re
     ).scalar_one()
     assert "may not state when" in refused.detail
     assert qs.get_nonconformance(session, nc.number).state == "open"
+
+
+def test_labour_is_booked_at_the_stated_plant_time_and_counts_those_hours(
+    session: Session,
+) -> None:
+    from mes_core.labour import service as labour
+
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    person = masterdata.get_person(session, cell.operator)
+    actor = _backdating(session, cell.operator)
+    at = [PLANT_T + timedelta(hours=h) for h in (0, 1, 3, 8)]
+    attendance = labour.clock_in(session, person, actor=actor, occurred_at=at[0])
+    booking = labour.start_labour(session, job.code, 10, person, actor=actor, occurred_at=at[1])
+    labour.stop_labour(session, job.code, 10, person, actor=actor, occurred_at=at[2])
+    labour.clock_out(session, person, actor=actor, occurred_at=at[3])
+    session.commit()
+    assert (attendance.clock_in, attendance.clock_out) == (at[0], at[3])
+    assert (booking.started_at, booking.ended_at) == (at[1], at[2])
+    assert labour.job_order_labour(session, job.code).hours == pytest.approx(2.0)
+    with pytest.raises(Forbidden, match="may not state when"):
+        labour.clock_in(
+            session,
+            person,
+            actor=Actor(person.code, frozenset(person.role_list), person.id, person.code),
+            occurred_at=at[3],
+        )
