@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -515,11 +515,12 @@ def line_kpis(
       one whose routing rate limits the line (theory of constraints: an hour lost there is
       an hour lost for the line). Without any PRU, the output unit stands in.
 
-    So availability = APT / PBT of the constraint, effectiveness = PRU x PQ / APT with the
-    constraint's PRU, quality ratio = GQ / PQ, throughput = PQ per hour of the constraint's
-    busy time, and (nothing running outside PBT) OEE = GQ x PRU / PBT: the time elements
-    of ISO 22400-2:2014, 5.1, on the work unit time model of 5.2, and the KPI formulas of
-    clause 6 as for any work unit. The report names the output and constraint units.
+    So availability = APT / PBT and effectiveness = PRU x PQ / APT are the constraint's
+    (the line's pace: its own units, so work still inside the line at the window's end is
+    not lost speed), quality ratio = GQ / PQ of the line, throughput = the line's PQ per
+    hour of the constraint's busy time, and OEE their product: the time elements of ISO
+    22400-2:2014, 5.1, on the work unit time model of 5.2, and the KPI formulas of clause
+    6 as for any work unit. The report names the output and constraint units.
     """
     _check_window(start, end)
     node = get_equipment(session, code)
@@ -567,6 +568,16 @@ def line_kpis(
     rework = sum(q.rework for _, q in parts.values())
     time = parts[constraint][0] if constraint is not None else ZERO_TIME
     kpis = compute_kpis(time, items, rework=rework)
+    if constraint is not None:
+        # The line's pace is its constraint's: its own units over its own running time.
+        # The line's PQ (what left it) would count the units still inside the line at the
+        # window's end as lost speed (a batch line's hours of work in process).
+        pace = compute_kpis(time, parts[constraint][1].items).effectiveness
+        avail, quality = kpis.availability, kpis.quality_ratio
+        oee: float | None = None
+        if avail is not None and pace is not None and quality is not None:
+            oee = avail * pace * quality
+        kpis = replace(kpis, effectiveness=pace, oee=oee)
     return _report(
         node,
         start,

@@ -100,7 +100,7 @@ def test_iso22400_line_good_quantity_is_what_leaves_the_line_and_time_is_its_con
     units of the job order's last operation (the capper: what leaves the line), not the sum
     over its units; SQ = scrap anywhere on the line; time elements and PRU of the
     constraint, the unit with the most planned run time (filler: 18 720 x 0.5 s = 2.6 h,
-    capper 17 100 x 0.4 s = 1.9 h)."""
+    capper 17 100 x 0.4 s = 1.9 h): its availability and pace are the line's."""
     cell = build_cell(session)
     job = running_job(session, cell)
     _shift_day(admin, f"CAL-{cell.tag}", cell.line)
@@ -136,9 +136,12 @@ def test_iso22400_line_good_quantity_is_what_leaves_the_line_and_time_is_its_con
     # The filler's time model: PBT 7.5 h, APT 6.5 h.
     assert (k.time.pbt, k.time.apt) == (7.5 * HOUR, 6.5 * HOUR)
     assert k.availability == pytest.approx(6.5 / 7.5)
-    assert k.effectiveness == pytest.approx(0.5 * 18_036 / (7 * HOUR))  # break included
+    # The line's pace is the filler's own: its 18 720 units in its 7 h of running (the
+    # break included), not the 18 036 that left the line or were scrapped.
+    assert k.effectiveness == pytest.approx(0.5 * 18_720 / (7 * HOUR))
     assert k.quality_ratio == pytest.approx(17_000 / 18_036)
-    assert k.oee == pytest.approx(6.5 / 7.5 * 0.5 * 17_000 / (7 * HOUR))
+    assert k.oee == pytest.approx(6.5 / 7.5 * 0.5 * 18_720 / (7 * HOUR) * 17_000 / 18_036)
+    assert k.planned_run_time == pytest.approx(0.5 * 18_036)  # the line's PQ at its PRU
     assert k.throughput_per_hour == pytest.approx(18_036 / 7.5)
 
 
