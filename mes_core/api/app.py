@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     health.install(app)
+    errors.declare_errors(app)
 
     app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -55,6 +55,85 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+#: What any endpoint may answer besides its success: a rule or state refusal (409), an
+#: object named that does not exist (404), bad input (400, 422; NUL characters anywhere),
+#: an oversized body (413), an unreachable database (503).
+EVERY_ENDPOINT = (400, 404, 409, 413, 422, 503)
+#: What the edges answer whatever the endpoint (body size, NUL characters, database).
+EDGE_ONLY = (413, 422, 503)
+
+
+#: How a client authenticates: a bearer token (``POST /api/v1/auth/token``) or an API key.
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+_CREDENTIAL_PARAMETERS = {("header", "authorization"), ("header", "x-api-key")}
+
+
+def _credentials_as_security(path: str, operation: dict[str, Any]) -> None:
+    """Credentials are declared as security schemes, not as parameters of each endpoint
+    (which is how the ``allow(...)`` dependency reads them)."""
+    parameters = operation.get("parameters", [])
+    kept = []
+    for parameter in parameters:
+        where, name = parameter.get("in"), str(parameter.get("name", "")).lower()
+        if (where, name) in _CREDENTIAL_PARAMETERS or (
+            where == "query" and name == "access_token" and not path.endswith("/events/stream")
+        ):
+            continue
+        kept.append(parameter)
+    if len(kept) != len(parameters) or "**Roles:** open" not in operation.get("description", ""):
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+    if kept:
+        operation["parameters"] = kept
+    else:
+        operation.pop("parameters", None)
+
+
+def declare_errors(app: FastAPI) -> None:
+    """Declare in the OpenAPI document every error each endpoint can answer, with the
+    API's error body (issue 21, item 2: a client generated from the document must not
+    meet an undeclared status or body). Endpoints with roles (their description names
+    them, see ``app._document_roles``) add 401 and 403. Done on the document (FastAPI
+    includes routers lazily), once, when it is first asked for."""
+    make_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = make_document()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        document["components"]["securitySchemes"] = SECURITY_SCHEMES
+        for path, item in document.get("paths", {}).items():
+            for operation in item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                _credentials_as_security(path, operation)
+                codes = EDGE_ONLY if path.startswith("/health") else EVERY_ENDPOINT
+                if "**Roles:** open" not in operation.get("description", ""):
+                    codes = (*codes, 401, 403)
+                responses = operation["responses"]
+                for code in sorted(
+                    {*codes, *(int(c) for c in responses if c.startswith(("4", "5")))}
+                ):
+                    declared = responses.setdefault(
+                        str(code), {"description": _DESCRIPTIONS.get(code, "Error")}
+                    )
+                    # FastAPI's own 422 body (HTTPValidationError) is not what we answer.
+                    declared["content"] = error
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def is_unavailable(exc: DBAPIError) -> bool:
     """True if ``exc`` says the database is down or unreachable, not that a statement is
     wrong: a PostgreSQL connection failure (no SQLSTATE from psycopg, or class 08), a
