@@ -111,3 +111,15 @@ def test_the_witness_notes_when_actions_were_accepted_and_a_lost_answer_by_its_r
         sut.complete_operation("JO-1", "FILL", "op", 3600.0, None)
     sut.complete_operation("JO-1", "FILL", "op", 3720.0, None)  # already done: at 3600
     assert witness.operation_times == {("JO-1", "FILL"): OperationTimes(300.0, 3600.0)}
+
+
+def test_a_timestamp_off_the_plant_timeline_is_counted_per_kind_of_record() -> None:
+    twin, mes = _truth(), _truth()
+    mes.record_times = {"consumptions": [60.0, 3600.0], "signatures": [29_000_000.0]}
+    rec = reconcile(twin, mes, time_tolerance=120.0, timeline_end=7200.0)
+    rows = {r.id: r for r in rec.rows if r.entity == "timeline"}
+    assert rows["consumptions"].matches and rows["consumptions"].mes == 0
+    assert rec.mismatches == [
+        "timeline signatures: records off the plant's timeline (of 1): plant 0, MES 1, "
+        "difference +1"
+    ]

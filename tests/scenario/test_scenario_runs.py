@@ -76,6 +76,10 @@ def assert_operation_times_reconciled(data: dict[str, Any]) -> None:
     assert starts and ends, "no operation times reconciled"
     assert all(r["twin"] is not None for r in starts)
     assert [r for r in rows if not r["matches"]] == []
+    # Every other timestamp the MES keeps of the run lies on the plant's timeline.
+    timeline = {r["id"]: r for r in data["reconciliation"]["rows"] if r["entity"] == "timeline"}
+    assert {"consumptions", "job order start/end"} <= set(timeline)
+    assert [r for r in timeline.values() if not r["matches"]] == []
 
 
 def assert_plausible_kpis(data: dict[str, Any]) -> None:

@@ -63,6 +63,10 @@ class Records:
     """Per (job order, operation segment), when it started and ended in plant seconds;
     None (the default) when that side cannot tell: then no time is compared, and the run's
     report says so. An adapter that reads times back sets a dict."""
+    record_times: dict[str, list[float]] | None = None
+    """Every other timestamp that side keeps of the run, per kind of record (consumptions,
+    job order start/end, nonconformances, signatures), in plant seconds; each must lie on
+    the plant's timeline of the run (``reconcile``'s ``timeline_end``). None: not read."""
     state_window: dict[str, float] = field(default_factory=dict)
     """Per work unit, the simulated second from which ``state_seconds`` are counted when
     that side could not give the whole run (e.g. an API that returns the newest N state
@@ -126,11 +130,26 @@ def reconcile(
     duration_tolerance: float = 1.0,
     compare_state_durations: bool = True,
     time_tolerance: float = 1.0,
+    timeline_end: float | None = None,
 ) -> ReconciliationReport:
-    """Compare ``mes`` against ``twin`` (the ground truth); rows are sorted, deterministic."""
+    """Compare ``mes`` against ``twin`` (the ground truth); rows are sorted, deterministic.
+    With ``timeline_end`` (the run's last plant second), every timestamp in
+    ``mes.record_times`` must lie in ``[0, timeline_end + time_tolerance]``."""
     rows: list[ReconciliationRow] = []
     if twin.operation_times is not None and mes.operation_times is not None:
         rows.extend(_time_rows(twin.operation_times, mes.operation_times, time_tolerance))
+    if timeline_end is not None and mes.record_times is not None:
+        for kind, times in sorted(mes.record_times.items()):
+            off = sum(1 for t in times if not -_EPS <= t <= timeline_end + time_tolerance)
+            rows.append(
+                _row(
+                    "timeline",
+                    kind,
+                    f"records off the plant's timeline (of {len(times)})",
+                    0.0,
+                    float(off),
+                )
+            )
     for wu in sorted(set(twin.work_units) | set(mes.work_units)):
         t = twin.work_units.get(wu)
         m = mes.work_units.get(wu)

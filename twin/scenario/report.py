@@ -38,10 +38,10 @@ class ExpectationResult(_Model):
 class ReconciliationRow(_Model):
     """One quantity of one entity, as the twin's ledger and the MES saw it."""
 
-    entity: Literal["work_unit", "job_order", "operation", "genealogy"]
+    entity: Literal["work_unit", "job_order", "operation", "timeline", "genealogy"]
     id: str = Field(
-        description="Work unit code, job order id, '<job order>/<operation segment>' or "
-        "genealogy edge 'in -> out'."
+        description="Work unit code, job order id, '<job order>/<operation segment>', a "
+        "kind of timestamped record (timeline) or genealogy edge 'in -> out'."
     )
     quantity: str = Field(
         description="good, scrap, 'seconds <state>', 'lot <id> consumed', "

@@ -121,6 +121,7 @@ class ReportBuilder:
             duration_tolerance=settings.duration_tolerance,
             compare_state_durations=settings.compare_state_durations,
             time_tolerance=ctx.tick,
+            timeline_end=sim_end,
         )
         kpis: list[KpiRecord] = []
         scopes: list[tuple[str, str]] = []

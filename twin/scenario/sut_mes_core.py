@@ -150,9 +150,24 @@ class MesCoreSut:
         """Simulated second ``t`` on the plant's timeline (as plant events carry it)."""
         return self.plant_start + timedelta(milliseconds=round(t * 1000))
 
+    def _quality_stamps(self, stamps: dict[str, list[float]]) -> None:
+        """Nonconformances (opened, disposed) and their signatures, in plant seconds."""
+        for nc in self._timed(self._admin_client().nonconformances):
+            stamps["nonconformances opened"].extend(self._seconds_of(nc.opened_at))
+            stamps["dispositions"].extend(self._seconds_of(nc.disposed_at))
+            if nc.signature is not None:
+                stamps["signatures"].extend(self._seconds_of(nc.signature.signed_at))
+
+    def _seconds_of(self, at: datetime | None) -> list[float]:
+        seconds = self._plant_seconds(at)
+        return [] if seconds is None else [seconds]
+
     def _plant_seconds(self, at: datetime | None) -> float | None:
         """A time the MES recorded, as plant seconds (the inverse of ``plant_time``)."""
-        return None if at is None else round((at - self.plant_start).total_seconds(), 3)
+        if at is None:
+            return None
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        return round((at - self.plant_start).total_seconds(), 3)
 
     def _plant_date(self, t: float) -> date:
         return self.plant_time(t).date()
@@ -609,9 +624,12 @@ class MesCoreSut:
     def _rest_order_records(self, out: Records, unit_counts: dict[str, list[float]]) -> None:
         admin = self._admin_client()
         times = out.operation_times = {}
+        stamps: dict[str, list[float]] = defaultdict(list)
         for view in self.orders():
             consumed: dict[str, float] = defaultdict(float)
             jo = self._timed(admin.get_job_order, view.id)
+            for at in (jo.started_at, jo.ended_at):
+                stamps["job order start/end"].extend(self._seconds_of(at))
             for op in jo.operations:
                 if op.started_at is not None or op.ended_at is not None:
                     times[(jo.code, op.name)] = OperationTimes(
@@ -622,6 +640,8 @@ class MesCoreSut:
                     unit_counts[op.work_unit][1] += op.scrap
                 for c in op.consumed:
                     consumed[str(c.get("lot"))] += float(c.get("quantity", 0.0))
+                    at = datetime.fromisoformat(str(c["at"])) if c.get("at") else None
+                    stamps["consumptions"].extend(self._seconds_of(at))
             produced: dict[str, float] = {}
             out_lot = self._produced.get(view.id, f"{view.id}-OUT")
             if view.state in ("completed", "closed"):
@@ -639,6 +659,8 @@ class MesCoreSut:
                 lots_consumed=dict(consumed),
                 lots_produced=produced,
             )
+        self._quality_stamps(stamps)
+        out.record_times = dict(stamps)
 
     def _unit_records(
         self,
