@@ -84,11 +84,11 @@ class Recorder:
 class Twin:
     """An unpaced engine and its Sparkplug publisher in a loop the test drives."""
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, primary_host: str | None = None) -> None:
         self.model = load_plant_model(MINI)
         self.engine = Engine(self.model, 0, speed=None, auto_dispatch=True)
         self.publisher = SparkplugPublisher(
-            self.model, BROKER_URL, group, start=self.model.plant.start
+            self.model, BROKER_URL, group, start=self.model.plant.start, primary_host=primary_host
         )
         self.engine.add_observer(self.publisher)
         self.loop = asyncio.new_event_loop()

@@ -17,7 +17,7 @@ from mqtt_support import BROKER_URL, MINI, Recorder, Twin, require_broker, uniqu
 
 from plant_models.loader import load_plant_model
 from sparkplug_b.payload import DataType, Payload, metric_value, properties_of, set_value
-from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic
+from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic, state_payload, state_topic
 from twin.sparkplug.edge import TAGS, SparkplugPublisher
 
 
@@ -137,6 +137,47 @@ def test_ndeath_is_the_will_with_the_sessions_bdseq_and_the_next_session_moves_i
     reborn = [p for t, p in rec.of("NBIRTH") if t.edge_node == "LB"][-1]
     assert metric_value(_metrics(reborn)[BD_SEQ]) == 1
     assert reborn.seq == 0
+
+
+def test_births_wait_for_the_primary_hosts_state_online_and_its_offline_ends_the_session() -> None:
+    require_broker()
+    rec = Recorder(unique_group())
+    host = f"host-{rec.group}"
+    topic = state_topic(host)
+    twin = Twin(rec.group, primary_host=host)
+    try:
+        twin.advance(5.0)
+        twin.pump(0.5)
+        assert rec.of("NBIRTH") == []  # no STATE from the host yet: nothing published
+        rec.client.publish(topic, state_payload(True, 1000), qos=1, retain=True)
+        twin.pump(1.0)
+        rec.wait_for(lambda: len(rec.of("NBIRTH")) == 2)
+        twin.advance(5.0)
+        rec.client.publish(topic, state_payload(False, 2000), qos=1, retain=True)
+        twin.pump(1.5)
+        rec.wait_for(lambda: len(rec.of("NDEATH")) == 2)
+        deaths = {t.edge_node: metric_value(_metrics(p)[BD_SEQ]) for t, p in rec.of("NDEATH")}
+        assert deaths == {"LA": 0, "LB": 0}
+        twin.advance(5.0)  # changes while the host is away: held
+        twin.pump(0.5)
+        assert len(rec.of("NBIRTH")) == 2
+        rec.client.publish(topic, state_payload(True, 3000), qos=1, retain=True)
+        twin.pump(1.5)
+        rec.wait_for(lambda: len(rec.of("NBIRTH")) == 4)
+        reborn = [metric_value(_metrics(p)[BD_SEQ]) for _, p in rec.of("NBIRTH")[2:]]
+        assert reborn == [1, 1]  # a new session each
+        last = None
+        for topic_, payload in rec.of("DBIRTH") + rec.of("DDATA"):
+            if topic_.device == "LA-FILL":
+                for m in payload.metrics:
+                    if m.name == "ProdProcessedCount":
+                        last = metric_value(m)
+        assert last == twin.engine.work_units["LA-FILL"].processed  # nothing held was lost
+        _check_seq(rec, "LA")
+    finally:
+        twin.close()
+        rec.client.publish(topic, b"", qos=1, retain=True)  # no retained STATE left behind
+        rec.close()
 
 
 def test_broker_address_and_ids_are_checked() -> None:

@@ -35,3 +35,12 @@ def test_twin_serve_refuses_a_broker_that_is_not_mqtt() -> None:
     )
     assert result.exit_code == 2
     assert "expected mqtt://HOST" in result.output
+
+
+def test_twin_serve_refuses_a_primary_host_id_the_namespace_does_not_allow() -> None:
+    result = CliRunner().invoke(
+        build_app(),
+        ["twin", "serve", str(MINI), "--sparkplug", "mqtt://127.0.0.1", "--primary-host", "a+b"],
+    )
+    assert result.exit_code == 2
+    assert "--primary-host 'a+b'" in result.output

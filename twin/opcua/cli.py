@@ -87,6 +87,10 @@ def serve(
         ),
     ] = None,
     group: Annotated[str, typer.Option(help="Sparkplug group id (with --sparkplug)")] = "mestwin",
+    primary_host: Annotated[
+        str | None,
+        typer.Option(help="Sparkplug primary host id: birth only while its STATE is online"),
+    ] = None,
 ) -> None:
     """Run the plant model and serve it over OPC UA (WorkUnitType instances), and over
     MQTT Sparkplug B with ``--sparkplug``."""
@@ -109,6 +113,7 @@ def serve(
         auto_dispatch=dispatch == "model",
         sparkplug=sparkplug,
         sparkplug_group=group,
+        sparkplug_primary_host=primary_host,
     )
     if sparkplug is not None:
         from sparkplug_b.topic import check_id
@@ -117,6 +122,8 @@ def serve(
         try:
             broker_address(sparkplug)
             check_id("--group", group)
+            if primary_host is not None:
+                check_id("--primary-host", primary_host)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

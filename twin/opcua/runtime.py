@@ -84,6 +84,8 @@ class ServeOptions:
     nodes too (``twin.sparkplug``), beside the OPC UA servers."""
     sparkplug_group: str = "mestwin"
     """The Sparkplug group id of the edge nodes (one per line)."""
+    sparkplug_primary_host: str | None = None
+    """A primary host application id: the edge nodes birth only while it is online."""
 
 
 class ServedPlant:
@@ -172,7 +174,11 @@ class ServedPlant:
             from twin.sparkplug.edge import SparkplugPublisher
 
             self.sparkplug = SparkplugPublisher(
-                self.model, opts.sparkplug, opts.sparkplug_group, start=self.model.plant.start
+                self.model,
+                opts.sparkplug,
+                opts.sparkplug_group,
+                start=self.model.plant.start,
+                primary_host=opts.sparkplug_primary_host,
             )
             self.engine.add_observer(self.sparkplug)
             await self.sparkplug.start()

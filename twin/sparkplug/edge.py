@@ -14,7 +14,11 @@ own will. What goes on the wire (Eclipse Sparkplug 3.0.0):
   unit and range as properties (``engUnit``, ``engLow``, ``engHigh``; ``characteristic``);
 - ``DDATA`` on change, QoS 0, the metrics of one work unit drained together; every
   message after the ``NBIRTH`` carries the next ``seq`` (0..255, wrapping);
-- an ``NCMD`` whose ``Node Control/Rebirth`` is true: births again (same ``bdSeq``).
+- an ``NCMD`` whose ``Node Control/Rebirth`` is true: births again (same ``bdSeq``);
+- with a primary host application (``primary_host``, spec 3.0, 5.x session establishment):
+  subscribe to its ``STATE`` and birth only once it says online; when it says offline
+  (a STATE no older than the last one), publish the NDEATH, disconnect and connect
+  again, and wait for it to be online. Changes queue up meanwhile, and follow the births.
 
 Births always carry what was last *published* (not what is still queued), and the queue
 follows them as ``DDATA``: a host never sees a cumulative counter go back. While the
@@ -45,7 +49,7 @@ import paho.mqtt.client as mqtt
 
 from plant_models.schema import PlantModel, WorkUnit
 from sparkplug_b.payload import DataType, Payload, property_set, set_value
-from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic, check_id
+from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic, check_id, parse_state, state_topic
 from twin.hooks import (
     ALARM_BLOCKED,
     ALARM_BREAKDOWN,
@@ -131,8 +135,16 @@ class EdgeNode:
         node: str,
         devices: dict[str, list[MetricDef]],
         broker: tuple[str, int],
+        primary_host: str | None = None,
     ) -> None:
         self.group = check_id("group id", group)
+        self.primary_host = primary_host
+        self._state_topic = state_topic(primary_host) if primary_host else None
+        self.host_online = primary_host is None
+        """Births and data go out only while the primary host (if any) is online."""
+        self._host_ts = -1
+        self.bounce = False
+        """The primary host went offline: NDEATH, disconnect, connect again (the pump)."""
         self.node = check_id("edge node id", node)
         for device in devices:
             check_id("device id", device)
@@ -200,7 +212,10 @@ class EdgeNode:
             log.warning("edge node %s: broker refused the connection (%s)", self.node, reason)
             return
         base = f"spBv1.0/{self.group}"
-        client.subscribe([(f"{base}/NCMD/{self.node}", 1), (f"{base}/DCMD/{self.node}/+", 1)])
+        subs = [(f"{base}/NCMD/{self.node}", 1), (f"{base}/DCMD/{self.node}/+", 1)]
+        if self._state_topic is not None:
+            subs.append((self._state_topic, 1))
+        client.subscribe(subs)
         self.connected = True
         self.need_birth = True
         self._poke()
@@ -217,6 +232,9 @@ class EdgeNode:
         log.warning("edge node %s lost the broker (%s); reconnecting", self.node, reason)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        if msg.topic == self._state_topic:
+            self._host_state(msg.payload)
+            return
         try:
             payload = Payload.FromString(msg.payload)
         except Exception as exc:  # noqa: BLE001 - a peer's bad payload must not stop us
@@ -229,6 +247,43 @@ class EdgeNode:
                 self._poke()
                 return
         log.info("edge node %s: command on %s ignored (no such control)", self.node, msg.topic)
+
+    def _host_state(self, body: bytes) -> None:
+        try:
+            online, ts = parse_state(body)
+        except ValueError as exc:
+            log.warning("edge node %s: %s", self.node, exc)
+            return
+        if ts < self._host_ts:
+            return  # older than what we know (spec 3.0: compare the timestamps)
+        self._host_ts = ts
+        if online and not self.host_online:
+            log.info("edge node %s: primary host %s online", self.node, self.primary_host)
+            self.host_online = True
+            self.need_birth = True
+            self._poke()
+        elif not online and self.host_online:
+            log.warning("edge node %s: primary host %s offline", self.node, self.primary_host)
+            self.host_online = False
+            self.bounce = True
+            self._poke()
+
+    def _bounce(self) -> None:
+        """NDEATH, disconnect, connect again: a new session waits for the host."""
+        self.bounce = False
+        if self.connected:
+            death = Payload(timestamp=_now_ms())
+            set_value(death.metrics.add(name=BD_SEQ), DataType.Int64, self.bd_seq)
+            info = self.client.publish(
+                str(Topic(self.group, "NDEATH", self.node)), death.SerializeToString(), qos=1
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(2.0)
+        self.client.disconnect()
+        self.client.loop_stop()  # on_disconnect moved bdSeq on and set the next will
+        self.connected = False
+        self.client.connect_async(*self.broker, keepalive=10)
+        self.client.loop_start()
 
     def _poke(self) -> None:
         if self._loop is not None:
@@ -284,7 +339,9 @@ class EdgeNode:
 
     def drain(self, limit: int | None = None) -> int:
         """Publish queued changes as DDATA, one message per run of one device's changes."""
-        if not self.connected:
+        if self.bounce:
+            self._bounce()
+        if not self.connected or not self.host_online:
             return 0
         if self.need_birth:
             self.birth()
@@ -335,9 +392,13 @@ class SparkplugPublisher:
         *,
         start: datetime,
         lines: Iterable[str] | None = None,
+        primary_host: str | None = None,
     ) -> None:
+        """``primary_host``: the host id whose STATE the edge nodes wait for."""
         self.model = model
         self.broker = broker_address(broker_url)
+        if primary_host is not None:
+            check_id("primary host id", primary_host)
         self.group = check_id("group id", group)
         self._start = start.timestamp()
         self.lines = list(lines) if lines is not None else [line.code for line in model.lines]
@@ -351,7 +412,7 @@ class SparkplugPublisher:
             if line.code not in self.lines:
                 continue
             devices = {wu.code: device_metrics(wu) for wu in line.work_units}
-            node = EdgeNode(self.group, line.code, devices, self.broker)
+            node = EdgeNode(self.group, line.code, devices, self.broker, primary_host)
             self.nodes[line.code] = node
             for wu in line.work_units:
                 self._route[wu.code] = node
