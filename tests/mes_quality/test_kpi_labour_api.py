@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mes_core.client import MesClient, MesRuleViolation
 from mes_core.client.errors import MesClientError
 from mes_core.kpi.schemas import BreakIn, CalendarIn, ShiftIn
+from mes_core.schemas.masterdata import PersonCreate
 from mes_core.schemas.plant_events import CountEvent, EquipmentState, StateChangeEvent
 
 HOUR = 3600.0
@@ -239,3 +240,48 @@ def test_operators_book_labour_only_for_themselves(session: Session, mes_url: st
     ):
         op.clock_in(cell.qa)
     assert other.value.status == 403
+
+
+def test_labour_is_recorded_at_the_stated_business_time_of_a_backdating_person(
+    session: Session, mes_url: str, admin: MesClient
+) -> None:
+    """A simulated plant's people clock and book on the plant's timeline (occurred_at,
+    mes_core.domain.clock); hours are the stated intervals, and clocking out at a stated
+    time closes the open booking at that time."""
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    code = f"{cell.operator}-bd"
+    admin.create_person(
+        PersonCreate.model_validate(
+            {
+                "code": code,
+                "roles": ["operator", "backdate"],
+                "password": "bd-secret-1",
+                "certifications": [{"skill": "filling", "valid_until": "2030-01-01"}],
+            }
+        )
+    )
+    with MesClient(mes_url).login(code, "bd-secret-1") as op:
+        assert op.clock_in(occurred_at=at(6)).clock_in == at(6)
+        op.start_labour(job.code, 10, occurred_at=at(7))
+        with pytest.raises(MesClientError) as before:
+            op.stop_labour(job.code, 10, occurred_at=at(6, 30))
+        assert before.value.status == 422 and "before" in before.value.message
+        op.stop_labour(job.code, 10, occurred_at=at(9, 30))
+        op.start_labour(job.code, 10, occurred_at=at(10))
+        op.clock_out(occurred_at=at(11))
+        person = op.person_labour(code)
+    assert person.attendance_hours == pytest.approx(5.0)
+    assert person.booked_hours == pytest.approx(3.5)
+    assert [(b.started_at, b.ended_at) for b in person.bookings] == [
+        (at(10), at(11)),
+        (at(7), at(9, 30)),
+    ]
+    by_person = admin.job_order_labour(job.code).operations[0].hours_by_person
+    assert by_person[code] == pytest.approx(3.5)
+    with (
+        MesClient(mes_url).login(cell.operator, "op-secret-1") as plain,
+        pytest.raises(MesClientError) as refused,
+    ):
+        plain.clock_in(occurred_at=at(6))
+    assert refused.value.status == 403

@@ -91,11 +91,23 @@ def assert_plausible_kpis(data: dict[str, Any]) -> None:
             assert k[factor] is None or 0 <= k[factor] <= 1, (k["id"], factor, k[factor])
 
 
+def assert_labour_reconciled(data: dict[str, Any]) -> None:
+    """The bench's operators clocked in and booked labour, and the MES's hours per person
+    and per job order are theirs (issue 13: attendance and labour_booking not empty)."""
+    rows = [r for r in data["reconciliation"]["rows"] if r["quantity"].endswith(" hours")]
+    attendance = [r for r in rows if r["quantity"] == "attendance hours"]
+    labour = [r for r in rows if r["quantity"] == "labour hours" and r["entity"] == "job_order"]
+    assert attendance and labour, "no attendance or labour reconciled"
+    assert all(r["mes"] > 0 for r in attendance + labour)
+    assert [r for r in rows if not r["matches"]] == []
+
+
 def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
     path = shortened(tmp_path, "clean_bottling_day", "2h", drain="2h")
     data = assert_passed(run(path, tmp_path, order_scale=0.1))
     assert data["reconciliation"]["exact"] and data["reconciliation"]["mismatches"] == []
     assert_operation_times_reconciled(data)
+    assert_labour_reconciled(data)
     assert {o["state"] for o in data["orders"]} == {"completed"}
     assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
     kpis = {k["id"]: k for k in data["kpis"] if k["source"] == "mes"}

@@ -13,18 +13,26 @@ They act on the MES only through the system-under-test adapter, as people do:
 - When the plant has finished a job order, the operator completes its operations in
   routing order after their reaction delay, the last one naming the output lot.
 - QA disposes whatever is on hold after their reaction delay, with a signature.
+- Operators clock in and out with their shifts (presence intervals of their shift
+  calendar, breaks off the clock) and book labour on the operations they run: from the
+  start of an operation (or their clock-in, if it ran already) to its completion or their
+  clock-out, whichever comes first; a clocked-in operator is preferred for every action.
+  What they did is the ground truth of labour (:class:`LabourLog`); the adapter records it
+  only if it has the labour capability (``twin.scenario.sut.LabourCapability``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from plant_models.scenario import Scenario
 from plant_models.schema import OperationSegment, Operator, PlantModel, Product
-from twin.scenario.sut import Answer, OrderRequest, SystemUnderTest
+from twin.scenario.reconcile import LabourHours
+from twin.scenario.sut import Answer, LabourCapability, OrderRequest, SystemUnderTest
+from twin.shifts import Interval, operator_intervals
 
 DispatchFn = Callable[[OrderRequest], str]
 BOOKING_INTERVAL = 900.0
@@ -45,6 +53,7 @@ class _Op:
     gave_up: bool = False  # its start was refused: its counts are not held back
     completed: bool = False
     attempts: int = 0
+    started_at: float = 0.0
 
 
 @dataclass
@@ -54,6 +63,26 @@ class PeopleLog:
     actions: int = 0
     refused: list[tuple[float, str, Answer]] = field(default_factory=list)
     unavailable: int = 0
+
+
+@dataclass
+class LabourLog:
+    """The ground truth of attendance and labour: what the people did, in plant seconds."""
+
+    attendance: list[tuple[str, float, float]] = field(default_factory=list)
+    """(person, clock in, clock out)"""
+    bookings: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    """(person, job order, segment, start, end)"""
+
+    def hours(self) -> LabourHours:
+        out = LabourHours()
+        for person, start, end in self.attendance:
+            out.attendance[person] = out.attendance.get(person, 0.0) + (end - start) / 3600.0
+        for person, order, _segment, start, end in self.bookings:
+            hours = (end - start) / 3600.0
+            out.by_person[person] = out.by_person.get(person, 0.0) + hours
+            out.by_order[order] = out.by_order.get(order, 0.0) + hours
+        return out
 
 
 def certified(person: Operator, skill: str, on: date) -> bool:
@@ -98,6 +127,24 @@ class People:
         self.plant_done: set[str] = set()
         self.disposed_seen: dict[str, float] = {}
         self.last_booking = -BOOKING_INTERVAL
+        # Attendance and labour (ground truth in ``labour``; the MES told if it can record).
+        self.labour = LabourLog()
+        self.labour_sut: LabourCapability | None = (
+            sut if isinstance(sut, LabourCapability) else None
+        )
+        calendars = {c.id: c for c in plant.shift_calendars}
+        self._shifts: dict[str, Iterator[Interval]] = {
+            o.id: operator_intervals(o, calendars[o.calendar], plant.plant.start)
+            for o in self.operators
+            if o.calendar in calendars
+        }
+        self._next_shift: dict[str, Interval | None] = {}
+        for person, stream in self._shifts.items():
+            self._next_shift[person] = next((iv for iv in stream if iv[1] > 0), None)
+        self.clocked: dict[str, tuple[float, float]] = {}  # person -> (clock in, shift end)
+        self._last_out: dict[str, float] = {}
+        self.booked: dict[tuple[str, str], tuple[str, float]] = {}  # op -> (person, since)
+        self._labour_refused: set[tuple[str, str, str]] = set()
 
     # -- what the plant tells ---------------------------------------------------------
 
@@ -155,6 +202,7 @@ class People:
         operation refused here stops holding back its counts (they then reach the MES
         unassigned, and the reconciliation names the difference)."""
         progressed = False
+        self._attendance(t)
         for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
             if op.taken and not op.started and not op.completed:
                 self._start(t, op)
@@ -162,6 +210,8 @@ class People:
                     progressed = True
                 else:
                     op.gave_up = True
+        if progressed:
+            self._book_labour(t)
         return progressed
 
     def lot_drawn(self, order: str, work_unit: str, lot: str, quantity: float) -> None:
@@ -185,6 +235,8 @@ class People:
         """Everything due at ``t`` but starts (the runner starts operations while it
         delivers plant events, see ``start_waiting``). ``SutUnavailable`` propagates: the
         runner calls again at the next tick."""
+        self._attendance(t)
+        self._book_labour(t)
         self._erp(t)
         self._book_lots(t)
         self._complete(t)
@@ -216,11 +268,98 @@ class People:
         self._count(t, f"{person.id} starts {op.order}/{op.segment.id}", answer)
         if answer.accepted or (answer.rule == "INVALID_TRANSITION" and op.attempts > 1):
             op.started = True
+            op.started_at = t
 
     def book_all(self, t: float) -> None:
-        """Book every outstanding lot draw (the end of the run: the shift hands over)."""
+        """Book every outstanding lot draw (the end of the run: the shift hands over), and
+        clock everyone out (their open labour ends with it)."""
         self.last_booking = -BOOKING_INTERVAL
         self._book_lots(t)
+        self._attendance(t)
+        for person in sorted(self.clocked):
+            self._clock_out(person, t)
+
+    # -- attendance and labour ------------------------------------------------------------
+
+    def _attendance(self, t: float) -> None:
+        """Clock operators out at the end of each presence interval up to ``t`` and in at
+        the start of each (breaks are off the clock). ``SutUnavailable`` propagates; what
+        was not told yet is told at the next call."""
+        for person in sorted(self._shifts):
+            while True:
+                if person in self.clocked:
+                    end = self.clocked[person][1]
+                    if end > t:
+                        break
+                    self._clock_out(person, end)
+                    continue
+                nxt = self._next_shift.get(person)
+                if nxt is None or nxt[0] > t:
+                    break
+                start = max(nxt[0], 0.0, self._last_out.get(person, 0.0))
+                if start < nxt[1]:
+                    answer = self.labour_sut.clock_in(person, start) if self.labour_sut else None
+                    if answer is not None:
+                        self._count(t, f"{person} clocks in", answer)
+                    # "already clocked in": an answer lost in an MES restart; it is done.
+                    if answer is None or answer.accepted or answer.status == 409:
+                        self.clocked[person] = (start, nxt[1])
+                self._next_shift[person] = next(self._shifts[person], None)
+
+    def _clock_out(self, person: str, at: float) -> None:
+        since, _ = self.clocked[person]
+        at = max(at, since)
+        if self.labour_sut is not None:
+            answer = self.labour_sut.clock_out(person, at)
+            self._count(at, f"{person} clocks out", answer)
+        for key, (who, started) in list(self.booked.items()):
+            if who == person:  # clocking out ends the person's open labour
+                self.labour.bookings.append((person, key[0], key[1], started, max(at, started)))
+                del self.booked[key]
+        self.labour.attendance.append((person, since, at))
+        self._last_out[person] = at
+        del self.clocked[person]
+
+    def _book_labour(self, t: float) -> None:
+        """Every running operation gets a clocked-in, certified operator's labour."""
+        for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
+            key = (op.order, op.segment.id)
+            if not op.started or op.completed or key in self.booked:
+                continue
+            person = self._present_operator(op.segment, op.work_unit, t, op)
+            if person is None:
+                continue
+            at = max(op.started_at, self.clocked[person.id][0])
+            if self.labour_sut is not None:
+                answer = self.labour_sut.start_labour(op.order, op.segment.id, person.id, at)
+                self._count(t, f"{person.id} books labour on {op.order}/{op.segment.id}", answer)
+                if not answer.accepted:
+                    self._labour_refused.add((op.order, op.segment.id, person.id))
+                    continue
+            self.booked[key] = (person.id, at)
+
+    def _stop_labour(self, op: _Op, t: float) -> None:
+        key = (op.order, op.segment.id)
+        if key not in self.booked:
+            return
+        person, since = self.booked[key]
+        if self.labour_sut is not None:
+            answer = self.labour_sut.stop_labour(op.order, op.segment.id, person, t)
+            self._count(t, f"{person} stops labour on {op.order}/{op.segment.id}", answer)
+            if not answer.accepted:
+                return  # still open in the MES: it ends when the person clocks out
+        self.labour.bookings.append((person, op.order, op.segment.id, since, max(t, since)))
+        del self.booked[key]
+
+    def _present_operator(
+        self, segment: OperationSegment, work_unit: str, t: float, op: _Op
+    ) -> Operator | None:
+        for person in self._candidates(segment, work_unit, t):
+            if person.id in self.clocked and (op.order, segment.id, person.id) not in (
+                self._labour_refused
+            ):
+                return person
+        return None
 
     def _book_lots(self, t: float) -> None:
         due = t - self.last_booking >= BOOKING_INTERVAL
@@ -271,19 +410,28 @@ class People:
                 if not answer.accepted:
                     break
                 op.completed = True
+                self._stop_labour(op, t)
             if all(op is not None and op.completed for op in ops):
                 del self.finished[order]
 
     def operator_for(self, segment: OperationSegment, work_unit: str, t: float) -> Operator | None:
-        """A simulated operator allowed on the line and certified for the segment today."""
+        """A simulated operator allowed on the line and certified for the segment today:
+        one on the clock if there is one, else any."""
+        candidates = self._candidates(segment, work_unit, t)
+        present = [op for op in candidates if op.id in self.clocked]
+        if present:
+            return present[0]
+        return candidates[0] if candidates else None
+
+    def _candidates(self, segment: OperationSegment, work_unit: str, t: float) -> list[Operator]:
         line = self.wu_line.get(work_unit)
         today = (self.plant.plant.start + timedelta(seconds=t)).date()
-        for op in self.operators:
-            if op.lines and line not in op.lines:
-                continue
-            if segment.skill is None or certified(op, segment.skill, today):
-                return op
-        return None
+        return [
+            op
+            for op in self.operators
+            if not (op.lines and line not in op.lines)
+            and (segment.skill is None or certified(op, segment.skill, today))
+        ]
 
     def _qa(self, t: float) -> None:
         if not self.qa:

@@ -52,6 +52,16 @@ class OperationTimes:
 
 
 @dataclass
+class LabourHours:
+    """Attendance and labour in hours (ISA-95 Part 3 personnel actuals): attendance and
+    labour booked per person, labour booked per job order."""
+
+    attendance: dict[str, float] = field(default_factory=dict)
+    by_person: dict[str, float] = field(default_factory=dict)
+    by_order: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class Records:
     """One side of a reconciliation (the twin's ledger or the MES's records)."""
 
@@ -71,9 +81,14 @@ class Records:
     """Per work unit, the simulated second from which ``state_seconds`` are counted when
     that side could not give the whole run (e.g. an API that returns the newest N state
     changes only); the other side is then clipped to the same window."""
+    labour: LabourHours | None = None
+    """Hours per person and job order; ``None`` when that side cannot tell (an adapter
+    without the labour capability): then labour is not reconciled."""
 
 
 _EPS = 1e-9
+LABOUR_TOLERANCE_H = 0.001
+"""Hours may differ by 3.6 s: each clock and booking time crosses the wire in milliseconds."""
 
 
 def _row(
@@ -131,10 +146,12 @@ def reconcile(
     compare_state_durations: bool = True,
     time_tolerance: float = 1.0,
     timeline_end: float | None = None,
+    labour_tolerance: float = LABOUR_TOLERANCE_H,
 ) -> ReconciliationReport:
     """Compare ``mes`` against ``twin`` (the ground truth); rows are sorted, deterministic.
     With ``timeline_end`` (the run's last plant second), every timestamp in
-    ``mes.record_times`` must lie in ``[0, timeline_end + time_tolerance]``."""
+    ``mes.record_times`` must lie in ``[0, timeline_end + time_tolerance]``. Labour is
+    compared only when both sides have it (hours, ``labour_tolerance``)."""
     rows: list[ReconciliationRow] = []
     if twin.operation_times is not None and mes.operation_times is not None:
         rows.extend(_time_rows(twin.operation_times, mes.operation_times, time_tolerance))
@@ -194,6 +211,8 @@ def reconcile(
                 1.0 if edge in mes.genealogy else None,
             )
         )
+    if twin.labour is not None and mes.labour is not None:
+        rows += _labour_rows(twin.labour, mes.labour, labour_tolerance)
     mismatches = [_describe(r) for r in rows if not r.matches]
     return ReconciliationReport(exact=not mismatches, rows=rows, mismatches=mismatches)
 
@@ -222,3 +241,43 @@ def _time_rows(
 
 def _opt(rec: UnitRecord | OrderRecord | None, attr: str) -> float | None:
     return None if rec is None else float(getattr(rec, attr))
+
+
+def _labour_rows(twin: LabourHours, mes: LabourHours, tolerance: float) -> list[ReconciliationRow]:
+    """Attendance and labour hours per person, labour hours per job order. A person or
+    order nobody booked on either side has no row."""
+    rows: list[ReconciliationRow] = []
+    for person in sorted(set(twin.attendance) | set(mes.attendance)):
+        rows.append(
+            _row(
+                "person",
+                person,
+                "attendance hours",
+                twin.attendance.get(person, 0.0),
+                mes.attendance.get(person, 0.0),
+                tolerance,
+            )
+        )
+    for person in sorted(set(twin.by_person) | set(mes.by_person)):
+        rows.append(
+            _row(
+                "person",
+                person,
+                "labour hours",
+                twin.by_person.get(person, 0.0),
+                mes.by_person.get(person, 0.0),
+                tolerance,
+            )
+        )
+    for order in sorted(set(twin.by_order) | set(mes.by_order)):
+        rows.append(
+            _row(
+                "job_order",
+                order,
+                "labour hours",
+                twin.by_order.get(order, 0.0),
+                mes.by_order.get(order, 0.0),
+                tolerance,
+            )
+        )
+    return rows

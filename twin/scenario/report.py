@@ -38,10 +38,10 @@ class ExpectationResult(_Model):
 class ReconciliationRow(_Model):
     """One quantity of one entity, as the twin's ledger and the MES saw it."""
 
-    entity: Literal["work_unit", "job_order", "operation", "timeline", "genealogy"]
+    entity: Literal["work_unit", "job_order", "operation", "timeline", "genealogy", "person"]
     id: str = Field(
         description="Work unit code, job order id, '<job order>/<operation segment>', a "
-        "kind of timestamped record (timeline) or genealogy edge 'in -> out'."
+        "kind of timestamped record (timeline), genealogy edge 'in -> out' or person code."
     )
     quantity: str = Field(
         description="good, scrap, 'seconds <state>', 'lot <id> consumed', "

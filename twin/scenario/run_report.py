@@ -93,6 +93,9 @@ class ReportBuilder:
         out.genealogy = {
             (g["from_lot"], g["to_lot"]) for g in ledger.genealogy() if g["to_lot"] in finished
         }
+        people = self.ctx.people
+        if people is not None and people.labour_sut is not None:
+            out.labour = people.labour.hours()  # who worked when: what the people did
         return out
 
     def build(self, started: datetime, wall0: float, database: str) -> Report:
@@ -113,6 +116,11 @@ class ReportBuilder:
             ctx.state.notes.append(
                 "Operation start and end times not reconciled: the adapter cannot read them "
                 "back from the MES."
+            )
+        if twin.labour is None or mes.labour is None:
+            ctx.state.notes.append(
+                "Labour not reconciled (not checked): the system under test has no labour "
+                "capability (twin.scenario.sut.LabourCapability)."
             )
         settings = ctx.scenario.reconciliation
         rec = reconcile(

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from plant_models.schema import PlantModel
-from twin.scenario.reconcile import Records
+from twin.scenario.reconcile import LabourHours, Records
 
 
 class MesStartError(RuntimeError):
@@ -227,4 +227,32 @@ class SystemUnderTest(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@runtime_checkable
+class LabourCapability(Protocol):
+    """Optional capability of an adapter: the MES records attendance (clock in / out) and
+    labour booked on the operations people run. The simulated people use it when the
+    adapter has it (``isinstance(sut, LabourCapability)``); without it, labour is reported
+    as not checked. Times are plant seconds, as everywhere in :class:`SystemUnderTest`."""
+
+    def clock_in(self, person: str, at: float) -> Answer:
+        """``person`` clocks in (attendance starts)."""
+        ...
+
+    def clock_out(self, person: str, at: float) -> Answer:
+        """``person`` clocks out; the MES closes their open labour bookings then."""
+        ...
+
+    def start_labour(self, order: str, segment: str, person: str, at: float) -> Answer:
+        """``person`` starts booking labour on an operation (rule 3 applies)."""
+        ...
+
+    def stop_labour(self, order: str, segment: str, person: str, at: float) -> Answer:
+        """``person`` stops booking labour on an operation."""
+        ...
+
+    def labour_records(self, persons: list[str], orders: list[str]) -> LabourHours:
+        """Hours recorded for ``persons`` and ``orders``."""
         ...

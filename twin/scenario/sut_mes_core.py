@@ -21,8 +21,8 @@ Orders and actuals travel one of two ways (the ``orders`` setting):
   RequestState Released), and every order's state, good and scrap counts, lots consumed and
   produced and the genealogy edges come back only from a ``ProcessOperationsPerformance``
   (``GET /api/v1/erp/performance``). No REST endpoint of job orders, lots or genealogy is
-  used for orders or actuals; operator actions and equipment records (state seconds, KPIs)
-  still use the REST API, since B2MML carries neither.
+  used for orders or actuals; operator actions, equipment records (state seconds, KPIs)
+  and labour hours still use the REST API, since B2MML carries none of them here.
 """
 
 from __future__ import annotations
@@ -42,7 +42,13 @@ from mes_core.schemas.masterdata import MasterData, MasterDataResult
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from plant_models.schema import PlantModel
 from twin.scenario import b2mml_channel
-from twin.scenario.reconcile import OperationTimes, OrderRecord, Records, UnitRecord
+from twin.scenario.reconcile import (
+    LabourHours,
+    OperationTimes,
+    OrderRecord,
+    Records,
+    UnitRecord,
+)
 from twin.scenario.sut import (
     Answer,
     IngestStats,
@@ -460,6 +466,61 @@ class MesCoreSut:
             client.consume_lot, order, seq, lot, quantity, occurred_at=self.plant_time(at)
         )
 
+    # -- LabourCapability: attendance and labour on the plant's timeline -----------------
+
+    def clock_in(self, person: str, at: float) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        return self._answer(client.clock_in, occurred_at=self.plant_time(at))
+
+    def clock_out(self, person: str, at: float) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        return self._answer(client.clock_out, occurred_at=self.plant_time(at))
+
+    def start_labour(self, order: str, segment: str, person: str, at: float) -> Answer:
+        return self._labour(order, segment, person, at, start=True)
+
+    def stop_labour(self, order: str, segment: str, person: str, at: float) -> Answer:
+        return self._labour(order, segment, person, at, start=False)
+
+    def _labour(self, order: str, segment: str, person: str, at: float, *, start: bool) -> Answer:
+        client = self._as(person)
+        if isinstance(client, Answer):
+            return client
+        try:
+            seq = self._seq(order, segment)
+        except KeyError as exc:
+            return Answer(False, "NOT_FOUND", str(exc), 404)
+        call = client.start_labour if start else client.stop_labour
+        return self._answer(call, order, seq, occurred_at=self.plant_time(at))
+
+    def labour_records(self, persons: list[str], orders: list[str]) -> LabourHours:
+        """Attendance per person (``GET /labour/persons``), labour per job order and, summed
+        over the orders' operations, per person (``GET /labour/job-orders``)."""
+        admin = self._admin_client()
+        out = LabourHours()
+        for person in persons:
+            try:
+                hours = self._timed(admin.person_labour, person).attendance_hours
+            except MesClientError:
+                continue  # a person the MES does not know has no attendance there
+            if hours > 0:
+                out.attendance[person] = hours
+        for order in orders:
+            try:
+                labour = self._timed(admin.job_order_labour, order)
+            except MesClientError:
+                continue
+            if labour.hours > 0:
+                out.by_order[order] = labour.hours
+            for op in labour.operations:
+                for person, hours in op.hours_by_person.items():
+                    out.by_person[person] = out.by_person.get(person, 0.0) + hours
+        return out
+
     def dispose(
         self,
         target: str,
@@ -619,6 +680,7 @@ class MesCoreSut:
         else:
             self._rest_order_records(out, unit_counts)
         self._unit_records(plant, until, out, unit_counts)
+        out.labour = self.labour_records([o.id for o in plant.operators], sorted(self._sent))
         return out
 
     def _rest_order_records(self, out: Records, unit_counts: dict[str, list[float]]) -> None:
