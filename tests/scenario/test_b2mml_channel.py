@@ -313,6 +313,10 @@ def test_b2mml_mode_sends_orders_and_reads_actuals_through_b2mml_only(fresh_mes:
     assert records.work_units == mes_records.work_units
     assert records.operation_times == mes_records.operation_times
     assert records.operation_times is not None
+    assert records.record_times is not None and mes_records.record_times is not None
+    assert mes_records.record_times.pop("consumptions")  # a performance gives no such time
+    assert records.record_times == mes_records.record_times
+    assert len(records.record_times["job order start/end"]) == 2
     assert {segment for _, segment in records.operation_times} == {"FILL", "CAP", "LABEL", "PACK"}
     orders_and_actuals = [p for p in paths if "/erp/" in p]
     assert orders_and_actuals[:3] == ["POST /api/v1/erp/schedules"] * 3

@@ -248,6 +248,10 @@ class OrderPerformance:
     response_state: str
     segments: list[SegmentPerformance] = field(default_factory=list)
     record: OrderRecord = field(default_factory=OrderRecord)
+    start: datetime | None = None
+    """The response's StartTime (the job order's actual start)."""
+    end: datetime | None = None
+    """The response's EndTime (the job order's actual end)."""
 
     @property
     def state(self) -> str:
@@ -290,6 +294,15 @@ class Performance:
                         _seconds(s.start, plant_start), _seconds(s.end, plant_start)
                     )
         return out
+
+    def job_order_times(self, plant_start: datetime) -> list[float]:
+        """Every job order's actual start and end (those it has), in plant seconds."""
+        return [
+            t
+            for o in self.orders.values()
+            for t in (_seconds(o.start, plant_start), _seconds(o.end, plant_start))
+            if t is not None
+        ]
 
 
 def _seconds(moment: datetime | None, plant_start: datetime) -> float | None:
@@ -343,8 +356,15 @@ def parse_performance(data: bytes, *, xsd_dir: Path | None = None) -> Performanc
                 f"OperationsResponse {_text(response, 'b:ID')!r} (line {response.sourceline}) "
                 "names no OperationsRequestID: which job order it answers is unknown"
             )
+        where = f"OperationsResponse {number!r}"
         order = out.orders.setdefault(
-            number, OrderPerformance(number, _text(response, "b:ResponseState") or "Other")
+            number,
+            OrderPerformance(
+                number,
+                _text(response, "b:ResponseState") or "Other",
+                start=_datetime(_text(response, "b:StartTime"), f"{where} / StartTime"),
+                end=_datetime(_text(response, "b:EndTime"), f"{where} / EndTime"),
+            ),
         )
         consumed: dict[str, float] = defaultdict(float, order.record.lots_consumed)
         for sr in response.iterfind("b:SegmentResponse", _NS):

@@ -672,6 +672,11 @@ class MesCoreSut:
             out.genealogy = performance.genealogy()
             # SegmentResponse ActualStartTime / ActualEndTime: the times the MES stored.
             out.operation_times = performance.operation_times(self.plant_start)
+            # Consumptions carry no time in a performance document: not read here.
+            stamps: dict[str, list[float]] = defaultdict(list)
+            stamps["job order start/end"] = performance.job_order_times(self.plant_start)
+            self._quality_stamps(stamps)
+            out.record_times = dict(stamps)
             for actual in performance.orders.values():
                 for seg in actual.segments:
                     for code in seg.equipment:
