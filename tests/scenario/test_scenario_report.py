@@ -67,6 +67,7 @@ def sample_report(passed: bool = False) -> Report:
                 performance=0.8,
                 quality=0.99,
                 oee=0.9 * 0.8 * 0.99,
+                basis="good = what left the line at PACKER; time, PRU and pace of FILLER",
             )
         ],
         events=EventCounts(sent=10, ingested=10, lost=0, duplicated=0),
@@ -131,6 +132,7 @@ def test_html_is_self_contained(tmp_path: Path) -> None:
     page = path.read_text()
     assert "FAILED" in page
     assert "OEE waterfall, line L1" in page
+    assert "line L1: good = what left the line at PACKER; time, PRU and pace of FILLER" in page
     assert "work_unit FILLER: good: plant 10, MES 9, difference -1" in page
     # plotly.js inlined exactly once, and no script loaded from the network
     assert page.count("plotly.js v") >= 1

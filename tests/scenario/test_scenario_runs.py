@@ -114,6 +114,10 @@ def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
     # A line's good quantity is what leaves it (ISO 22400-2 GQ of the line measured as one
     # work unit): the case packer's bottles, not the sum over four machines.
     assert kpis["BTL1"]["good"] == kpis["BTL1-CASEPACKER"]["good"] > 0
+    assert kpis["BTL1"]["basis"] == (
+        "good = what left the line at BTL1-CASEPACKER; time, PRU and pace of its "
+        "constraint BTL1-FILLER"
+    )
     assert_plausible_kpis(data)
 
 

@@ -210,6 +210,13 @@ def render_html(report: Report) -> str:
         ],
         ["mismatch" if k.master_data_errors else "" for k in report.kpis],
     )
+    bases = "".join(
+        f"<li>{k.scope.replace('_', ' ')} {escape(k.id)}: {escape(k.basis)}</li>"
+        for k in report.kpis
+        if k.basis
+    )
+    if bases:
+        kpis += f"<ul>{bases}</ul>"
     errors = [e for k in report.kpis for e in k.master_data_errors]
     if errors:
         items = "".join(f"<li>{escape(e)}</li>" for e in errors)

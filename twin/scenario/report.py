@@ -85,6 +85,11 @@ class KpiRecord(_Model):
     time_elements: dict[str, float] = Field(
         default_factory=dict, description="PBT, APT, ADOT... in seconds, as given by the source."
     )
+    basis: str = Field(
+        "",
+        description="How the source measured the scope, when it says: for a line, where its "
+        "good units are counted and whose time and pace it takes.",
+    )
     master_data_errors: list[str] = Field(
         default_factory=list,
         description="Each factor above 100 % (availability, effectiveness, quality ratio "

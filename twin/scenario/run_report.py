@@ -256,6 +256,7 @@ def _kpi_fields(k: object) -> dict[str, object]:
         "scrap",
         "scrap_ratio",
         "time_elements",
+        "basis",
     )
     return {n: getattr(k, n) for n in names}
 

@@ -104,6 +104,9 @@ class Kpis:
     scrap: float | None
     scrap_ratio: float | None
     time_elements: dict[str, float] = field(default_factory=dict)
+    basis: str = ""
+    """How the MES measured the scope, when it says (a line: where its good units are
+    counted, whose time and pace it takes)."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from mes_core.client import MesClient, MesClientError
-from mes_core.kpi.schemas import CalendarIn
+from mes_core.kpi.schemas import CalendarIn, KpiReport
 from mes_core.schemas.execution import JobOrderCreate, JobOrderOut, OutputLot
 from mes_core.schemas.masterdata import MasterData, MasterDataResult
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
@@ -788,6 +788,7 @@ class MesCoreSut:
             scrap=k.scrap_quantity,
             scrap_ratio=k.scrap_ratio,
             time_elements=k.time.model_dump(),
+            basis=_line_basis(k),
         )
 
     def post_events(self, events: list[PlantEvent]) -> IngestResult:
@@ -832,3 +833,12 @@ class MesCoreSut:
         for client in (self._admin, self._collector, *self._people.values()):
             if client is not None:
                 client.close()
+
+
+def _line_basis(k: KpiReport) -> str:
+    """What mes_core measures a line at (empty for a work unit)."""
+    if k.level != "line":
+        return ""
+    out = ", ".join(k.output_work_units) or "none yet"
+    pace = k.constraint_work_unit or "none"
+    return f"good = what left the line at {out}; time, PRU and pace of its constraint {pace}"
