@@ -8,9 +8,12 @@ lots and shift calendars. It is the load a scenario run does first
 (:meth:`twin.scenario.sut_mes_core.MesCoreSut.load_plant`), so that a newcomer can then
 import the shipped ERP samples (``mestwin erp import plant_models/erp/*.xml``).
 
-Dates are shifted as a run shifts them: what is valid (or expired) at the plant model's
-start date is valid (or expired) for the MES today. A refusal (a plant loaded before, a
-wrong password, an MES that does not answer) exits 1 with one line naming the reason.
+No simulated plant runs here: people act at terminals on the MES's clock, so the plant
+starts today. Dates are shifted by ``today - plant start date`` (what is valid, or
+expired, at the plant model's start is so for the MES today), and the people get no
+``backdate`` permission. (A scenario run keeps them on the plant's own timeline instead.)
+A refusal (a plant loaded before, a wrong password, an MES that does not answer) exits 1
+with one line naming the reason.
 """
 
 from __future__ import annotations
@@ -54,12 +57,15 @@ def load_plant(
     except (OSError, PlantModelError) as exc:
         raise _fail(f"{plant_file}: {exc}") from None
     start = plant.plant.start
+    shift = datetime.now(UTC).date() - start.date()
     sut = MesCoreSut(
         url,
         plant_start=start,
         admin_user=user,
         admin_password=password,
         passwords={o.id: people_password for o in plant.operators},
+        date_shift=shift,
+        backdating=False,
     )
     try:
         result = sut.load_plant(plant)
@@ -73,12 +79,11 @@ def load_plant(
         raise _fail(f"cannot reach the MES at {url}: {exc}") from None
     finally:
         sut.close()
-    shift = (datetime.now(UTC).date() - start.date()).days
     typer.echo(
         f"loaded plant {plant.plant.code} into {url}: {result.equipment} equipment, "
         f"{result.materials} materials, {result.routings} routings, {result.persons} people, "
         f"{result.lots} lots, {len(plant.shift_calendars)} shift calendars "
-        f"(dates shifted by {shift} days to today)"
+        f"(dates shifted by {shift.days} days to today)"
     )
 
 

@@ -85,12 +85,20 @@ class MesCoreSut:
         supervisor: str | None = None,
         timeout: float = 30.0,
         orders: str = "rest",
+        date_shift: timedelta = timedelta(0),
+        backdating: bool = True,
     ) -> None:
+        """``date_shift``: added to every master data date; 0 for a run (one clock, the
+        plant's). A plant loaded for people at terminals with no simulated plant running
+        (``mestwin mes load-plant``) starts today instead, and its people act on the MES's
+        clock (``backdating=False``: no ``backdate`` permission)."""
         if orders not in ORDER_CHANNELS:
             raise ValueError(f"orders: {orders!r} is not one of {', '.join(ORDER_CHANNELS)}")
         self.url = url
         self.order_channel = orders
         self.plant_start = plant_start
+        self.date_shift = date_shift
+        self.backdating = backdating
         self.admin_user = admin_user
         self.admin_password = admin_password
         self.passwords = passwords or {}
@@ -175,8 +183,11 @@ class MesCoreSut:
         at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
         return round((at - self.plant_start).total_seconds(), 3)
 
+    def _date(self, d: date) -> date:
+        return d + self.date_shift
+
     def _plant_date(self, t: float) -> date:
-        return self.plant_time(t).date()
+        return self._date(self.plant_time(t).date())
 
     def _seq(self, order: str, segment: str) -> int:
         product = self._order_product.get(order, "")
@@ -221,7 +232,7 @@ class MesCoreSut:
 
     def master_data(self, plant: PlantModel) -> MasterData:
         """The plant model as mes_core master data (dates on the plant's timeline)."""
-        far = plant.plant.start.date() + timedelta(days=3650)
+        far = self._date(plant.plant.start.date()) + timedelta(days=3650)
         equipment: list[dict[str, Any]] = [
             {"code": plant.plant.code, "name": plant.plant.name, "level": "site"}
         ]
@@ -284,15 +295,17 @@ class MesCoreSut:
             )
         persons = []
         for op in plant.operators:
-            roles = sorted({ROLE_MAP.get(r, "operator") for r in op.roles} | {BACKDATE})
+            roles = {ROLE_MAP.get(r, "operator") for r in op.roles}
+            if self.backdating:
+                roles.add(BACKDATE)
             persons.append(
                 {
                     "code": op.id,
                     "name": op.name,
-                    "roles": roles,
+                    "roles": sorted(roles),
                     "password": self.passwords.get(op.id, DEFAULT_PASSWORD),
                     "certifications": [
-                        {"skill": c.skill, "valid_until": c.expires.isoformat()}
+                        {"skill": c.skill, "valid_until": self._date(c.expires).isoformat()}
                         for c in op.certifications
                     ],
                 }
@@ -306,7 +319,7 @@ class MesCoreSut:
                 "status": lot.status,
             }
             if lot.expiry is not None:
-                end = lot.expiry + timedelta(days=1)  # valid through its date
+                end = self._date(lot.expiry) + timedelta(days=1)  # valid through its date
                 item["expires_at"] = datetime(end.year, end.month, end.day, tzinfo=UTC).isoformat()
             lots.append(item)
         for m in plant.materials:
