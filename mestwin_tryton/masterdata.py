@@ -11,12 +11,12 @@ ISA-95 -> Tryton:
   per unit; output: the product's material) and ``production.routing``.
 - operation segment -> ``production.routing.operation`` named ``<product>/<segment>``,
   its equipment class as work center category; a routing step in segment order.
-- equipment class / work unit -> ``production.work.center.category`` /
-  ``production.work.center`` (name = work unit code).
+- line -> ``production.work.center`` (productions run on it); equipment class / work
+  unit -> ``production.work.center.category`` / a child work center (name = its code).
 - operator -> ``party.party`` (code = person id) + ``company.employee``; every employee is
   one of the admin user's, so the adapter acts as any of them (``context.employee``).
-- inspection characteristics -> a ``quality.control`` on ``production:do`` of the
-  product's material, a float point per characteristic, LSL/USL as its tolerances.
+- inspection characteristic -> a ``quality.control`` ``<product>/<characteristic>`` of
+  the product's material with one float point, LSL/USL as its tolerances.
 
 What Tryton has no field for is not loaded and is said so by the adapter: lot expiry and
 status (``stock_lot`` has neither without ``stock_lot_sled``), operator skills and
@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from mestwin_tryton.rpc import TrytonRpc
-from plant_models.schema import PlantModel
+from plant_models.schema import MaterialLot, PlantModel
 
 
 @dataclass
@@ -40,6 +40,7 @@ class MasterData:
     """Ids of what was loaded, by the plant model's codes."""
 
     company: int = 0
+    currency: int = 0
     warehouse: int = 0
     storage: int = 0
     production_location: int = 0
@@ -55,10 +56,13 @@ class MasterData:
     operations: dict[tuple[str, str], int] = field(default_factory=dict)
     """(plant product, segment) -> production.routing.operation"""
     work_centers: dict[str, int] = field(default_factory=dict)
+    """work unit code -> production.work.center (a child of its line's)"""
+    lines: dict[str, int] = field(default_factory=dict)
+    """line code -> production.work.center"""
     lots: dict[str, int] = field(default_factory=dict)
     employees: dict[str, int] = field(default_factory=dict)
     controls: dict[str, int] = field(default_factory=dict)
-    """plant product id -> quality.control"""
+    """``<plant product>/<characteristic>`` -> quality.control"""
 
 
 def _one(rpc: TrytonRpc, model: str, domain: list[Any], values: dict[str, Any]) -> int:
@@ -91,6 +95,7 @@ def load_plant(rpc: TrytonRpc, plant: PlantModel) -> MasterData:
     else:
         party = rpc.create("party.party", [{"name": company_name}])[0]
         md.company = rpc.create("company.company", [{"party": party, "currency": currency}])[0]
+    md.currency = currency
     rpc.write("res.user", [rpc.user_id], {"companies": [("add", [md.company])]})
     rpc.write("res.user", [rpc.user_id], {"company": md.company})
     rpc.context["company"] = md.company
@@ -106,6 +111,8 @@ def load_plant(rpc: TrytonRpc, plant: PlantModel) -> MasterData:
     warehouse = rpc.read("stock.location", [md.warehouse], ["production_location"])[0]
     if not warehouse.get("production_location"):
         rpc.write("stock.location", [md.warehouse], {"production_location": md.production_location})
+    # scrap is a production output into lost and found, Tryton's place for waste
+    rpc.write("stock.location", [md.lost_found], {"waste_warehouses": [("add", [md.warehouse])]})
 
     # units: one category and unit per plant unit, fine enough for fractions of a case
     uoms: dict[str, int] = {}
@@ -158,6 +165,19 @@ def load_plant(rpc: TrytonRpc, plant: PlantModel) -> MasterData:
         )[0]
 
     for line in plant.lines:
+        # the line is the work center productions run on; its work units are children
+        md.lines[line.code] = _one(
+            rpc,
+            "production.work.center",
+            [("name", "=", line.code)],
+            {
+                "name": line.code,
+                "warehouse": md.warehouse,
+                "company": md.company,
+                "cost_price": Decimal(0),
+                "cost_method": "cycle",
+            },
+        )
         for wu in line.work_units:
             category = _one(
                 rpc,
@@ -171,6 +191,7 @@ def load_plant(rpc: TrytonRpc, plant: PlantModel) -> MasterData:
                 [("name", "=", wu.code)],
                 {
                     "name": wu.code,
+                    "parent": md.lines[line.code],
                     "category": category,
                     "warehouse": md.warehouse,
                     "company": md.company,
@@ -193,7 +214,11 @@ def load_plant(rpc: TrytonRpc, plant: PlantModel) -> MasterData:
                 rpc,
                 "production.routing.operation",
                 [("name", "=", f"{product.id}/{segment.id}")],
-                {"name": f"{product.id}/{segment.id}", "work_center_category": category},
+                {
+                    "name": f"{product.id}/{segment.id}",
+                    "work_center_category": category,
+                    "timesheet_available": True,
+                },
             )
             md.operations[(product.id, segment.id)] = operation
             steps.append({"operation": operation, "sequence": seq})
@@ -240,37 +265,46 @@ def load_plant(rpc: TrytonRpc, plant: PlantModel) -> MasterData:
             [("product", "=", fg), ("bom", "=", md.boms[product.id])],
             {"product": fg, "bom": md.boms[product.id], "routing": md.routings[product.id]},
         )
-        characteristics = [c for s in product.segments for c in s.inspections]
-        if characteristics:
-            md.controls[product.id] = _one(
-                rpc,
-                "quality.control",
-                [("name", "=", product.id)],
-                {
-                    "name": product.id,
-                    "operations": ["production:do"],
-                    "frequency": 1.0,
-                    "company": md.company,
-                    "product": fg,
-                    "points": [
-                        (
-                            "create",
-                            [
-                                {
-                                    "name": c.name,
-                                    "string": f"{c.name} [{c.unit}]",
-                                    "type_": "float",
-                                    "tolerance_lower": c.lsl,
-                                    "tolerance_upper": c.usl,
-                                }
-                                for c in characteristics
-                            ],
-                        )
-                    ],
-                },
-            )
+        # One control per characteristic, each sample an inspection of the production.
+        # No operation requires it (the plant samples on its own plan), but a failed
+        # inspection opens an alert, and Tryton finishes no production with an open one.
+        for segment in product.segments:
+            for c in segment.inspections:
+                name = f"{product.id}/{c.name}"
+                md.controls[name] = _one(
+                    rpc,
+                    "quality.control",
+                    [("name", "=", name)],
+                    {
+                        "name": name,
+                        "operations": [],
+                        "frequency": 1.0,
+                        "company": md.company,
+                        "product": fg,
+                        "points": [
+                            (
+                                "create",
+                                [
+                                    {
+                                        "name": c.name,
+                                        "string": f"{c.name} [{c.unit}]",
+                                        "type_": "float",
+                                        "tolerance_lower": c.lsl,
+                                        "tolerance_upper": c.usl,
+                                    }
+                                ],
+                            )
+                        ],
+                    },
+                )
 
-    for lot in plant.material_lots:
+    # a material of unlimited supply is drawn from one bulk lot that never runs out
+    bulk = [
+        MaterialLot(id=f"{m.id}-BULK", material=m.id, quantity=1e9)
+        for m in plant.materials
+        if m.unlimited_supply
+    ]
+    for lot in [*plant.material_lots, *bulk]:
         product_id = md.products[lot.material]
         found = rpc.search("stock.lot", [("number", "=", lot.id)], limit=1)
         if found:

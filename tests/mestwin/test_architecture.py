@@ -56,14 +56,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # scenario runner's seam (twin.scenario.sut, and the Records shape of
     # twin.scenario.reconcile) over Tryton's JSON-RPC, reads plant models for master data,
     # and its OPC UA collector reuses two pure pieces any gateway for the twin's
-    # information model needs (browsing WorkUnitType instances, cumulative counters to
-    # deltas) instead of copying them. It never imports mes_core's MES (nor its client).
+    # information model needs (browsing WorkUnitType instances, notifications to plant
+    # events: cumulative counters to deltas cut at job changes) instead of copying them.
+    # It never imports mes_core's MES (nor its client).
     "mestwin_tryton": (
         "mes_core.schemas",
         "twin.scenario.sut",
         "twin.scenario.reconcile",
         "plant_models",
         "mes_core.connectors.opcua.discovery",
+        "mes_core.connectors.opcua.events",
         "mes_core.connectors.opcua.mapping",
     ),
 }

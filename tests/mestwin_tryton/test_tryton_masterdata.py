@@ -48,9 +48,11 @@ def test_products_boms_and_routings_follow_the_plant_model(loaded: tuple[Any, An
 def test_work_centers_lots_in_stock_and_employees(loaded: tuple[Any, Any]) -> None:
     rpc, md = loaded
     plant = load_plant_model("bottling_line")
-    centers = rpc.search_read("production.work.center", [], ["name", "category.name"])
-    assert {c["name"]: c["category."]["name"] for c in centers} == {
-        wu.code: wu.equipment_class for line in plant.lines for wu in line.work_units
+    centers = rpc.search_read(
+        "production.work.center", [("parent", "!=", None)], ["name", "category.name", "parent.name"]
+    )
+    assert {c["name"]: (c["category."]["name"], c["parent."]["name"]) for c in centers} == {
+        wu.code: (wu.equipment_class, line.code) for line in plant.lines for wu in line.work_units
     }
     lots = rpc.call(
         "stock.lot",
@@ -62,8 +64,9 @@ def test_work_centers_lots_in_stock_and_employees(loaded: tuple[Any, Any]) -> No
         ["number", "quantity"],
         context={"locations": [md.storage]},
     )
+    bulk = {f"{m.id}-BULK": 1e9 for m in plant.materials if m.unlimited_supply}
     assert {lot["number"]: lot["quantity"] for lot in lots} == pytest.approx(
-        {lot.id: lot.quantity for lot in plant.material_lots}
+        {**{lot.id: lot.quantity for lot in plant.material_lots}, **bulk}
     )
     employees = rpc.search_read("company.employee", [], ["party.code"])
     assert {e["party."]["code"] for e in employees} == {o.id for o in plant.operators}
