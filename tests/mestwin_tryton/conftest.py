@@ -1,4 +1,4 @@
-"""One Tryton server for the Tryton tests of a session (starting one costs seconds; the
+"""A Tryton server per test module, on a fresh database (starting one costs seconds; the
 database template, created once by trytond-admin, about half a minute of CPU)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def tryton_installed() -> bool:
     return importlib.util.find_spec("trytond") is not None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tryton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     require(tryton_installed(), "Tryton (the extra named tryton: pip install -e '.[tryton]')")
     from mestwin_tryton.server import TrytonServer
