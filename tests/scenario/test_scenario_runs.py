@@ -108,6 +108,10 @@ def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
     assert data["reconciliation"]["exact"] and data["reconciliation"]["mismatches"] == []
     assert_operation_times_reconciled(data)
     assert_labour_reconciled(data)
+    booked_at = [
+        r for r in data["reconciliation"]["rows"] if r["quantity"].startswith("consumed at")
+    ]
+    assert booked_at, "no genealogy edge reconciled at its consuming work unit"
     assert {o["state"] for o in data["orders"]} == {"completed"}
     assert data["events"]["lost"] == 0 and data["events"]["duplicated"] == 0
     kpis = {k["id"]: k for k in data["kpis"] if k["source"] == "mes"}

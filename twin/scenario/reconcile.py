@@ -69,6 +69,9 @@ class Records:
     job_orders: dict[str, OrderRecord] = field(default_factory=dict)
     genealogy: set[tuple[str, str]] = field(default_factory=set)
     """Edges ``(lot in, lot out)``."""
+    genealogy_at: set[tuple[str, str, str]] | None = None
+    """Edges ``(lot in, lot out, work unit)``: where the input lot was consumed (ISA-95:
+    an edge belongs to the consuming operation); ``None`` when that side cannot tell."""
     operation_times: dict[tuple[str, str], OperationTimes] | None = None
     """Per (job order, operation segment), when it started and ended in plant seconds;
     None (the default) when that side cannot tell: then no time is compared, and the run's
@@ -211,6 +214,18 @@ def reconcile(
                 1.0 if edge in mes.genealogy else None,
             )
         )
+    if twin.genealogy_at is not None and mes.genealogy_at is not None:
+        for lot_in, lot_out, unit in sorted(twin.genealogy_at | mes.genealogy_at):
+            booked = (lot_in, lot_out, unit)
+            rows.append(
+                _row(
+                    "genealogy",
+                    f"{lot_in} -> {lot_out}",
+                    f"consumed at {unit}",
+                    1.0 if booked in twin.genealogy_at else None,
+                    1.0 if booked in mes.genealogy_at else None,
+                )
+            )
     if twin.labour is not None and mes.labour is not None:
         rows += _labour_rows(twin.labour, mes.labour, labour_tolerance)
     mismatches = [_describe(r) for r in rows if not r.matches]

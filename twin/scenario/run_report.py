@@ -93,6 +93,12 @@ class ReportBuilder:
         out.genealogy = {
             (g["from_lot"], g["to_lot"]) for g in ledger.genealogy() if g["to_lot"] in finished
         }
+        # Where each input lot was drawn: its edge belongs to that work unit's operation.
+        out.genealogy_at = {
+            (lot, ledger.jobs[job].output_lot, unit)
+            for (job, unit, _mat, lot) in ledger.consumed
+            if job in ledger.jobs and ledger.jobs[job].output_lot in finished
+        }
         people = self.ctx.people
         if people is not None and people.labour_sut is not None:
             out.labour = people.labour.hours()  # who worked when: what the people did

@@ -704,6 +704,8 @@ class MesCoreSut:
     def _rest_order_records(self, out: Records, unit_counts: dict[str, list[float]]) -> None:
         admin = self._admin_client()
         times = out.operation_times = {}
+        edges_at: set[tuple[str, str, str]] = set()
+        out.genealogy_at = edges_at  # each edge at the work unit of the operation it is booked on
         stamps: dict[str, list[float]] = defaultdict(list)
         for view in self.orders():
             consumed: dict[str, float] = defaultdict(float)
@@ -729,8 +731,10 @@ class MesCoreSut:
                     lot = self._timed(admin.get_lot, out_lot)
                     produced[lot.code] = lot.initial_quantity
                     trace = self._timed(admin.genealogy, lot.code, "backward", 1)
+                    units = {op.sequence: op.work_unit for op in jo.operations}
                     for edge in trace.edges:
                         out.genealogy.add((edge.parent, edge.child))
+                        edges_at.add((edge.parent, edge.child, units.get(edge.operation) or "?"))
                 except MesClientError:
                     pass
             out.job_orders[view.id] = OrderRecord(
