@@ -26,7 +26,10 @@ ISA-95 job order -> ``production`` (reference = order id) with its routing's wor
 What Tryton cannot express is said so (``not_checkable``), never passed: per work unit
 counts and state seconds (a work cycle has a duration and a cost, no quantity; Tryton
 has no equipment state), lot expiry and status, operator certification, work unit
-calibration and qualification, electronic signatures.
+calibration and qualification, electronic signatures, KPIs. The adapter has no method for
+what Tryton cannot do (calibration dates, lot status, KPIs), so the runner's capability
+check reports those as not checked; where Tryton accepts an action it cannot judge (an
+expired lot, an uncertified operator) the answer says why it could not refuse.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import datetime as dt
 import threading
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from mes_core.schemas.plant_events import (
@@ -57,7 +61,6 @@ from twin.scenario.reconcile import OrderRecord, Records
 from twin.scenario.sut import (
     Answer,
     IngestStats,
-    Kpis,
     OperationView,
     OrderRequest,
     OrderView,
@@ -301,7 +304,29 @@ class TrytonSut:
             self.rpc.call("production.work.cycle", "run", cycle, context={"employee": employee})
             self.starts[(order, segment)] = (at, person)
 
-        return self._answer(f"job_order:{order}/{segment}", start)
+        answer = self._answer(f"job_order:{order}/{segment}", start)
+        uncertified = self._uncertified(order, segment, person, at)
+        if answer.accepted and uncertified:
+            return Answer(True, message=f"{uncertified}; {NOT_CHECKABLE['uncertified_operator']}")
+        return answer
+
+    def _uncertified(self, order: str, segment: str, person: str, at: float) -> str:
+        """Why the plant model says ``person`` may not do ``segment`` ('' if they may)."""
+        if self.plant is None or order not in self.order_product:
+            return ""
+        seg = next(
+            (x for x in self.plant.product(self.order_product[order]).segments if x.id == segment),
+            None,
+        )
+        if seg is None or seg.skill is None:
+            return ""
+        op = next((o for o in self.plant.operators if o.id == person), None)
+        on = (self.plant_start + dt.timedelta(seconds=at)).date()
+        if op is None or not any(
+            c.skill == seg.skill and c.expires >= on for c in op.certifications
+        ):
+            return f"{person} holds no valid certification for {seg.skill} on {on}"
+        return ""
 
     def complete_operation(
         self, order: str, segment: str, person: str, at: float, output_lot: str | None
@@ -404,7 +429,21 @@ class TrytonSut:
                 ],
             )
 
-        return self._answer(f"lot:{lot}", consume)
+        answer = self._answer(f"lot:{lot}", consume)
+        expired = self._expired(lot, at)
+        if answer.accepted and expired:
+            return Answer(True, message=f"{expired}; {NOT_CHECKABLE['expired_lot']}")
+        return answer
+
+    def _expired(self, lot: str, at: float) -> str:
+        """Why the plant model says ``lot`` was expired at ``at`` ('' if it was not)."""
+        spec = (
+            next((x for x in self.plant.material_lots if x.id == lot), None) if self.plant else None
+        )
+        if spec is None or spec.expiry is None:
+            return ""
+        on = (self.plant_start + dt.timedelta(seconds=at)).date()
+        return f"lot {lot} expired on {spec.expiry}" if spec.expiry < on else ""
 
     def _unit_of(self, product: int) -> int:
         for material, pid in self.md.products.items():
@@ -447,7 +486,13 @@ class TrytonSut:
         return out
 
     def dispose(
-        self, target: str, person: str, password: str, decision: str, reason: str
+        self,
+        target: str,
+        person: str,
+        password: str,
+        decision: str,
+        reason: str,
+        at: float | None = None,
     ) -> Answer:
         number = target.removeprefix("alert:")
         employee = self.md.employees.get(person)
@@ -465,24 +510,29 @@ class TrytonSut:
 
         return self._answer(target, resolve)
 
-    def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:
-        return Answer(
-            False, rule="NOT_CHECKABLE", message=NOT_CHECKABLE["out_of_calibration"], status=0
-        )
-
     # -- equipment traffic (the gateway) ----------------------------------------------------
 
     def subscribe(self, endpoint: str) -> None:
         """Start the OPC UA gateway on the twin's server ``endpoint``."""
         rpc = TrytonRpc(self.url, self.database)
         rpc.login("admin", _admin_password())
-        rpc.context = dict(self.rpc.context)
+        rpc.context = self.rpc.context  # shared: the company is set when master data loads
         self._collector_rpc = rpc
         self.collector = OpcUaCollector(endpoint, self._book).start()
 
     def booked_counters(self) -> dict[str, tuple[int, int]]:
         """Per work unit, the PackML (processed, defective) booked into Tryton."""
         return self.collector.booked_counters() if self.collector else {}
+
+    def caught_up(self, until: float, expected: dict[str, Any]) -> bool:
+        """Has Tryton booked, per work unit, the cumulative counts the plant published
+        (``expected``: work unit -> progress with ``good`` and ``scrap``)?"""
+        booked = self.booked_counters()
+        for wu, want in expected.items():
+            processed, defective = booked.get(wu, (0, 0))
+            if (processed - defective, defective) < (int(want.good), int(want.scrap)):
+                return False
+        return True
 
     def wait_caught_up(self, expected: dict[str, tuple[int, int]], timeout: float) -> bool:
         """Block until Tryton has booked the plant's counters ``expected``."""
@@ -641,10 +691,6 @@ class TrytonSut:
                     rec.lots_produced[lot] = rec.lots_produced.get(lot, 0.0) + q
         return rec
 
-    def lot_state(self, lot: str) -> str | None:
-        found = self._call(self.rpc.search, "stock.lot", [("number", "=", lot)])
-        return "available" if found else None
-
     def refusals(self) -> list[Refusal]:
         return list(self.refused)
 
@@ -657,9 +703,6 @@ class TrytonSut:
                 for child in rec.lots_produced:
                     out.genealogy.add((parent, child))
         return out
-
-    def kpis(self, scope: str, ident: str, start: float, end: float) -> Kpis | None:
-        return None
 
     def ingest_stats(self) -> IngestStats:
         c = self.collector
@@ -681,3 +724,46 @@ def _admin_password() -> str:
     from mestwin_tryton.server import ADMIN_PASSWORD
 
     return ADMIN_PASSWORD
+
+
+class TrytonRun(TrytonSut):
+    """A ``TrytonSut`` on a trytond this adapter started for the run (stopped by close)."""
+
+    def __init__(self, server: Any, *, plant_start: dt.datetime) -> None:
+        super().__init__(server.url, server.database, plant_start=plant_start)
+        self.server = server
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.server.stop()
+
+
+def open_tryton(settings: dict[str, Any], env: Any) -> TrytonRun:
+    """The ``tryton`` adapter factory (entry point group ``mestwin.sut_adapters``): start
+    trytond for the run in ``<report dir>/tryton`` (settings: ``database``, its name),
+    and, with ``link: opcua-external``, subscribe the adapter's gateway to the twin's
+    OPC UA endpoint. ``env`` is the runner's ``SutEnvironment``."""
+    from mestwin_tryton.server import TrytonServer, TrytonStartError
+
+    unknown = sorted(set(settings) - {"database"})
+    if unknown:
+        raise ValueError(f"tryton takes no setting {unknown[0]!r} (it takes: database)")
+    if getattr(env, "mes_url", None):
+        raise ValueError("tryton starts its own trytond; --mes-url is not supported")
+    server = TrytonServer(Path(env.report_dir) / "tryton", str(settings.get("database", "mestwin")))
+    try:
+        server.start(timeout=120.0)
+    except TrytonStartError as exc:
+        raise SutUnavailable(str(exc)) from exc
+    sut = TrytonRun(server, plant_start=env.plant.plant.start)
+    try:
+        sut.rpc.login("admin", _admin_password())
+        endpoint = getattr(env, "opcua_endpoint", None)
+        if getattr(env, "link", "") == "opcua-external" and endpoint:
+            sut.subscribe(str(endpoint))
+    except BaseException:
+        sut.close()
+        raise
+    return sut
