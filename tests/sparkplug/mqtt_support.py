@@ -39,6 +39,16 @@ def require_broker() -> None:
         require(False, f"an MQTT broker (Mosquitto) at {BROKER_URL}")
 
 
+def clear_retained(topic: str) -> None:
+    """Remove a retained message (a host's STATE) from the shared broker."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"clear-{uuid.uuid4()}")
+    client.connect(*BROKER)
+    client.loop_start()
+    client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
 def unique_group(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 

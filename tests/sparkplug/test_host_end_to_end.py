@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_support import BROKER_URL, require_broker, start_node_script, tahu_node, unique_group
+from mqtt_support import (
+    BROKER_URL,
+    clear_retained,
+    require_broker,
+    start_node_script,
+    tahu_node,
+    unique_group,
+)
 from opcua.e2e_support import integration_key, mes_counts, mes_event_count, start_mes
 
 from mes_core.client import AsyncMesClient
@@ -25,6 +32,7 @@ from mes_core.connectors.opcua.spool import Spool
 from mes_core.connectors.sparkplug.host import HostLink, HostOptions
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel
+from sparkplug_b.topic import state_topic
 from twin.opcua.bench_raw import free_port
 from twin.opcua.runtime import ServedPlant, ServeOptions
 from twin.scenario.mes_process import MesProcess
@@ -110,6 +118,7 @@ def test_mes_counts_equal_the_twin_ledger_through_dropped_mqtt_sessions(
     mes: tuple[MesProcess, str, str], mini: PlantModel, tmp_path: Path
 ) -> None:
     got, expected, connector, host = asyncio.run(_run(mes, mini, tmp_path / "spool.sqlite"))
+    clear_retained(state_topic(host.options.host_id))
     assert expected, "the twin made nothing: the test plant is broken"
     assert got == expected
     assert host.faults >= 1 and host.connects >= 2  # the host's session was dropped
@@ -166,6 +175,7 @@ def test_tahu_edge_node_is_ingested_by_the_host_after_a_rebirth_it_asked_for(
 ) -> None:
     node = tahu_node()
     tahu, got, host = asyncio.run(_ingest_tahu(mes, tmp_path / "spool.sqlite", node))
+    clear_retained(state_topic(host.options.host_id))
     assert tahu["processed"] == 60 and tahu["defective"] == 12
     assert tahu["rebirths"] >= 1  # Tahu's client answered the host's NCMD
     assert got == {"TAHU-WU1": (48, 12)}

@@ -39,6 +39,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from sparkplug_b.payload import DataType, Payload, set_value
+from sparkplug_b.topic import state_topic
 from twin.opcua.bench import MAX_LAG_S, _database, _Mes, _mestwin, _stats, bench_plant
 from twin.opcua.bench_raw import cpu_seconds
 from twin.sparkplug.edge import SparkplugPublisher, broker_address
@@ -303,6 +304,18 @@ async def _product_step(
             os.killpg(host.pid, 15)
         with contextlib.suppress(subprocess.TimeoutExpired):
             host.wait(15)
+        _clear_retained(broker, state_topic(f"h-{group}"))
+
+
+def _clear_retained(url: str, topic: str) -> None:
+    """Leave no retained STATE of the bench's host behind on a shared broker."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"clear-{uuid.uuid4()}")
+    with contextlib.suppress(OSError, RuntimeError, ValueError):
+        client.connect(*broker_address(url))
+        client.loop_start()
+        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
 
 
 async def run_product(
