@@ -62,9 +62,9 @@ class Settings(BaseSettings):
     #: PostgreSQL: seconds to wait for a connection to open (libpq ``connect_timeout``);
     #: past it a request is answered 503 with ``Retry-After`` instead of hanging.
     db_connect_timeout_s: int = Field(default=5, ge=2, le=300)
-    #: PostgreSQL: longest a statement may run (server-side ``statement_timeout``; 0: off)
-    #: and longest unacknowledged data may wait on a dead network path
-    #: (``tcp_user_timeout``).
+    #: PostgreSQL: longest a statement may run (server-side ``statement_timeout``; 0: off).
+    #: Data left unacknowledged on a dead network path fails after twice the connect
+    #: timeout (``tcp_user_timeout``).
     db_statement_timeout_s: float = Field(default=30.0, ge=0)
     #: Seconds a request waits for a free connection of the pool before a 503.
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
