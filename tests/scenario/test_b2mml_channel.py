@@ -152,6 +152,7 @@ def test_performance_genealogy_through_intermediate_lots_and_times_in_plant_seco
         start,
         start + timedelta(minutes=30),
         process_segment="GRANULATE",
+        equipment=["TAB1-GRAN"],
         materials=[
             MaterialActual("API-PCM", 5, "kg", "Consumed", lot="API-1"),
             MaterialActual("GRANULATE", 5, "kg", "Produced", lot="GR-1"),
@@ -163,6 +164,7 @@ def test_performance_genealogy_through_intermediate_lots_and_times_in_plant_seco
         None,
         state="Running",
         process_segment="COMPRESS",
+        equipment=["TAB1-PRESS"],
         materials=[
             MaterialActual("LUBRICANT", 0.1, "kg", "Consumed", lot="LUB-1"),
             MaterialActual("FG-PCM500", 4.9, "kg", "Produced", lot="TAB-1"),
@@ -172,6 +174,12 @@ def test_performance_genealogy_through_intermediate_lots_and_times_in_plant_seco
     performance = parse_performance(build_performance([order], performance_id="P"))
     # The tablets come from the granulate and the lubricant, the granulate from the API.
     assert performance.genealogy() == {("API-1", "GR-1"), ("GR-1", "TAB-1"), ("LUB-1", "TAB-1")}
+    # Each edge where its input went in: the granulate into the press, after the granulator.
+    assert performance.genealogy_at() == {
+        ("API-1", "GR-1", "TAB1-GRAN"),
+        ("GR-1", "TAB-1", "TAB1-PRESS"),
+        ("LUB-1", "TAB-1", "TAB1-PRESS"),
+    }
     times = performance.operation_times(start)
     assert (times[("B-1", "GRANULATE")].start, times[("B-1", "GRANULATE")].end) == (0.0, 1800.0)
     assert (times[("B-1", "COMPRESS")].start, times[("B-1", "COMPRESS")].end) == (1800.0, None)

@@ -273,14 +273,32 @@ class Performance:
     def genealogy(self) -> set[tuple[str, str]]:
         """Edges (lot in, lot out): into each lot an operation produced, the lots consumed
         since the order's previous produced lot, and that previous lot."""
-        edges: set[tuple[str, str]] = set()
+        return {(lot_in, lot_out) for lot_in, lot_out, _ in self.genealogy_at()}
+
+    def genealogy_at(self) -> set[tuple[str, str, str]]:
+        """The edges with the work unit where the input went in (ISA-95: an edge belongs
+        to the consuming operation; a previous produced lot goes into the operation after
+        the one that made it): ``(lot in, lot out, work unit)``, ``?`` when the operation
+        names no equipment."""
+        edges: set[tuple[str, str, str]] = set()
         for order in self.orders.values():
-            window: set[str] = set()
+            taken: list[tuple[str, str]] = []  # (lot, work unit) since the previous output
+            carried: list[str] = []  # the previous output lots
+            first_unit: str | None = None  # the operation after the previous output
             for segment in order.segments:
-                window.update(segment.consumed)
+                unit = segment.equipment[0] if segment.equipment else "?"
+                first_unit = first_unit or unit
+                taken += [(lot, unit) for lot in segment.consumed]
                 if segment.produced:
-                    edges.update((p, c) for c in segment.produced for p in window if p != c)
-                    window = set(segment.produced)
+                    explicit = {lot for lot, _ in taken}
+                    inputs = taken + [(lot, first_unit) for lot in carried if lot not in explicit]
+                    edges.update(
+                        (lot_in, lot_out, at)
+                        for lot_out in segment.produced
+                        for lot_in, at in inputs
+                        if lot_in != lot_out
+                    )
+                    taken, carried, first_unit = [], list(segment.produced), None
         return edges
 
     def operation_times(self, plant_start: datetime) -> dict[tuple[str, str], OperationTimes]:

@@ -683,6 +683,7 @@ class MesCoreSut:
             performance = self.performance()
             out.job_orders = performance.records()
             out.genealogy = performance.genealogy()
+            out.genealogy_at = performance.genealogy_at()
             # SegmentResponse ActualStartTime / ActualEndTime: the times the MES stored.
             out.operation_times = performance.operation_times(self.plant_start)
             # Consumptions carry no time in a performance document: not read here.
