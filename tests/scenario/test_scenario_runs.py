@@ -78,7 +78,7 @@ def assert_operation_times_reconciled(data: dict[str, Any]) -> None:
     assert [r for r in rows if not r["matches"]] == []
     # Every other timestamp the MES keeps of the run lies on the plant's timeline.
     timeline = {r["id"]: r for r in data["reconciliation"]["rows"] if r["entity"] == "timeline"}
-    assert {"consumptions", "job order start/end"} <= set(timeline)
+    assert {"consumptions", "job order start/end", "attendance", "labour bookings"} <= set(timeline)
     assert [r for r in timeline.values() if not r["matches"]] == []
 
 

@@ -172,6 +172,22 @@ class MesCoreSut:
             if nc.signature is not None:
                 stamps["signatures"].extend(self._seconds_of(nc.signature.signed_at))
 
+    def _labour_stamps(self, persons: list[str], stamps: dict[str, list[float]]) -> None:
+        """Clock-in/out and labour bookings of the plant's people, in plant seconds (a
+        person the MES does not know has none)."""
+        admin = self._admin_client()
+        for person in persons:
+            try:
+                labour = self._timed(admin.person_labour, person)
+            except MesClientError:
+                continue
+            for a in labour.attendance:
+                for at in (a.clock_in, a.clock_out):
+                    stamps.setdefault("attendance", []).extend(self._seconds_of(at))
+            for b in labour.bookings:
+                for at in (b.started_at, b.ended_at):
+                    stamps.setdefault("labour bookings", []).extend(self._seconds_of(at))
+
     def _seconds_of(self, at: datetime | None) -> list[float]:
         seconds = self._plant_seconds(at)
         return [] if seconds is None else [seconds]
@@ -698,6 +714,8 @@ class MesCoreSut:
                         unit_counts[code][1] += seg.scrap
         else:
             self._rest_order_records(out, unit_counts)
+        if out.record_times is not None:
+            self._labour_stamps([o.id for o in plant.operators], out.record_times)
         self._unit_records(plant, until, out, unit_counts)
         out.labour = self.labour_records([o.id for o in plant.operators], sorted(self._sent))
         return out
