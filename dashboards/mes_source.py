@@ -464,6 +464,12 @@ class MesSource:
                 )
         buckets, pending, failed = self._finished_buckets(code, start, end)
         notes = []
+        if window.constraint_work_unit:
+            out = ", ".join(window.output_work_units) or "none yet"
+            notes.append(
+                f"Good is what left the line (at {out}); availability and effectiveness "
+                f"are its constraint's, {window.constraint_work_unit} (ISO 22400-2)."
+            )
         if kpi_age > 0:
             notes.append(
                 f"The MES takes long to compute this window's KPIs: they are "

@@ -178,6 +178,10 @@ def test_line_page_shows_the_mes_kpis_states_and_throughput(
     )
     assert sorted(gantt_rows) == ["BTL1-CAPPER", "BTL1-FILLER", "BTL1-LABELLER"]
     assert "Loss waterfall" in text_of(browser, "#line-waterfall")
+    # ISO 22400-2 for a line: the page says where its figures come from.
+    assert f"left the line (at {', '.join(report.output_work_units)})" in text_of(
+        browser, "#line-notes"
+    )
     browser.save_screenshot(str(shots / "line.png"))
     assert console_errors(browser) == []
 
