@@ -46,6 +46,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "twin.opcua.cli",
     "twin.sparkplug.cli",
     "twin.scenario.cli",
+    "twin.scenario.evidence_cli",
     "mestwin_tryton.cli",
     "dashboards.cli",
     "loadtests.cli",

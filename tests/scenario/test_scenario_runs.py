@@ -24,6 +24,7 @@ import yaml
 from support import postgres_url, require, throwaway_postgres
 
 from plant_models.scenario import SCENARIOS_DIR
+from twin.scenario.evidence import verify
 from twin.scenario.report import load_schema
 from twin.scenario.runner import RunOptions, RunResult, run_scenario
 
@@ -63,6 +64,10 @@ def assert_passed(result: RunResult) -> dict[str, Any]:
     jsonschema.validate(data, load_schema())
     assert (folder / "junit.xml").read_text().count("<testcase") == len(data["expectations"])
     assert "plotly" in (folder / "report.html").read_text()
+    pack = verify(folder)  # sealed last: the manifest covers every file of the run
+    assert pack.ok and {"report.json", "junit.xml"} <= set(
+        json.loads((folder / "manifest.json").read_text())["files"]
+    ), (pack.changed, pack.added, pack.missing, pack.problems)
     return data
 
 

@@ -50,6 +50,10 @@ def run(
     dashboard_port: Annotated[
         int, typer.Option(min=0, max=65535, help="port of --dashboard (0: any free one)")
     ] = 8050,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Ed25519 private key (PEM) sealing the report (default: per run)"),
+    ] = None,
 ) -> None:
     """Run a scenario against the MES; exit 0 when every expectation holds, 1 when one
     fails, 2 when the scenario file is broken."""
@@ -63,6 +67,7 @@ def run(
         progress,
         order_scale,
         dashboard_port if dashboard else None,
+        signing_key,
     )
     raise typer.Exit(code)
 
@@ -77,15 +82,23 @@ def run_command(
     progress: bool,
     order_scale: float = 1.0,
     dashboard_port: int | None = None,
+    signing_key: Path | None = None,
 ) -> int:
     """The body of ``mestwin run``; returns the exit code."""
     from rich.console import Console
 
     from plant_models.durations import parse_duration
+    from twin.scenario.evidence import EvidenceError, load_signing_key
     from twin.scenario.runner import MesStartError, RunOptions, ScenarioError, run_scenario
 
     console = Console(stderr=True, soft_wrap=True)
     folder = report_dir or Path("reports") / scenario.stem
+    if signing_key is not None:
+        try:  # refused before the run, not after it
+            load_signing_key(signing_key)
+        except EvidenceError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False)
+            return 2
     try:
         options = RunOptions(
             scenario=scenario,
@@ -97,6 +110,7 @@ def run_command(
             progress=progress,
             order_scale=order_scale,
             dashboard_port=dashboard_port,
+            signing_key=signing_key,
         )
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -125,6 +139,10 @@ def run_command(
         f"({report.sim_time_s / 3600:.2f} h simulated)"
     )
     console.print(f"report: {(result.report_dir / 'report.html').resolve()}")
+    console.print(
+        f"sealed: {(result.report_dir / 'manifest.json').resolve()} "
+        f"(check with: mestwin evidence verify {result.report_dir})"
+    )
     return result.exit_code
 
 

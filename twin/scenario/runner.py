@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from twin.scenario.context import RunContext, RunOptions, RunResult, RunState, Speed
 from twin.scenario.dashboard_process import DashboardProcess
 from twin.scenario.deviations import DeviationInjector
+from twin.scenario.evidence import seal
 from twin.scenario.faults import FaultInjector
 from twin.scenario.html import write_html
 from twin.scenario.junit import write_junit
@@ -132,6 +133,7 @@ class Runner:
         write_json(report, opts.report_dir / "report.json")
         write_html(report, opts.report_dir / "report.html")
         write_junit(report, opts.report_dir / "junit.xml")
+        seal(opts.report_dir, opts.signing_key)  # last: the manifest covers every file
         return RunResult(0 if report.passed else 1, report, opts.report_dir)
 
     def _loop(self, plant0: float) -> None:
