@@ -143,6 +143,10 @@ class AsyncMesClient(AsyncQualityClientMixin):
         """Revoke every API key named ``name`` (admin)."""
         await self._call("DELETE", f"/api/v1/auth/api-keys/{name}", None)
 
+    async def revoke_tokens(self, person: str) -> None:
+        """Revoke every token of ``person`` (admin): they must log in again."""
+        await self._call("DELETE", f"/api/v1/auth/persons/{person}/tokens", None)
+
     async def logout(self) -> None:
         """Revoke this client's token (or API key): refused from now on, by every worker."""
         await self._call("POST", "/api/v1/auth/logout", None)

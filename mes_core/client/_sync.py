@@ -140,6 +140,10 @@ class MesClient(QualityClientMixin):
         """Revoke every API key named ``name`` (admin)."""
         self._call("DELETE", f"/api/v1/auth/api-keys/{name}", None)
 
+    def revoke_tokens(self, person: str) -> None:
+        """Revoke every token of ``person`` (admin): they must log in again."""
+        self._call("DELETE", f"/api/v1/auth/persons/{person}/tokens", None)
+
     def logout(self) -> None:
         """Revoke this client's token (or API key): refused from now on, by every worker."""
         self._call("POST", "/api/v1/auth/logout", None)

@@ -148,6 +148,20 @@ def revoke_api_keys(session: Session, name: str) -> int:
     return len(rows)
 
 
+def revoke_person_tokens(session: Session, person_code: str) -> int | None:
+    """Revoke every bearer token of the person ``person_code``: how many there were, or
+    None if there is no such person."""
+    person_id = session.execute(
+        select(Person.id).where(Person.code == person_code)
+    ).scalar_one_or_none()
+    if person_id is None:
+        return None
+    rows = session.execute(
+        delete(AuthToken).where(AuthToken.person_id == person_id).returning(AuthToken.id)
+    ).all()
+    return len(rows)
+
+
 def digest(secret: str) -> str:
     """The stored form of ``secret`` (its sha256), as the credential cache keys it."""
     return _digest(secret)

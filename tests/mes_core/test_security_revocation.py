@@ -43,6 +43,17 @@ def test_logout_revokes_the_token_at_once(pl: Plant) -> None:
         stale.close()
 
 
+def test_an_admin_revokes_every_token_of_a_person(pl: Plant) -> None:
+    with (
+        MesClient(pl.url).login(pl.c("sup"), "pw") as first,
+        MesClient(pl.url).login(pl.c("sup"), "pw") as second,
+    ):
+        assert first.whoami().name == second.whoami().name == pl.c("sup")
+        pl.admin.revoke_tokens(pl.c("sup"))
+        assert _status(first.whoami) == _status(second.whoami) == 401
+    assert _status(lambda: pl.admin.revoke_tokens(f"{pl.p}-nobody")) == 404
+
+
 def test_api_keys_expire_by_default_and_can_be_revoked_by_name(pl: Plant) -> None:
     created = pl.admin.create_api_key(f"{pl.p}-erp")
     assert created.expires_at is not None

@@ -167,6 +167,29 @@ def revoke_api_key(name: str, request: Request, session: SessionDep, actor: Admi
     return Response(status_code=204)
 
 
+@router.delete("/persons/{code}/tokens", status_code=204, responses=error_responses(401, 403, 404))
+def revoke_person_tokens(
+    code: str, request: Request, session: SessionDep, actor: Admin
+) -> Response:
+    """Revoke every token of the person ``code`` at once (a lost badge or laptop): they
+    must log in again. Admin only; audited."""
+    count = security.revoke_person_tokens(session, code)
+    if count is None:
+        raise NotFound("person", code)
+    audit.append(
+        session,
+        actor=actor.name,
+        action="auth.tokens_revoked",
+        object_ref=f"person:{code}",
+        detail={"tokens": str(count)},
+    )
+    session.commit()
+    cache = request.app.state.credential_cache
+    if cache is not None:
+        cache.invalidate(live=cache.live)
+    return Response(status_code=204)
+
+
 @router.post("/logout", status_code=204, responses=error_responses(401))
 def logout(
     request: Request,
