@@ -244,9 +244,26 @@ DEVIATION_TYPES = (
 # --- expectations ---------------------------------------------------------------------------
 
 
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+RequirementId = Annotated[
+    str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$", examples=["URS-014"])
+]
+RiskClass = Literal["high", "medium", "low"]
+"""GAMP 5 risk class of what a requirement guards (severity x probability x detectability,
+reduced to the three classes a test plan records)."""
+
+
 class _Expectation(_Strict):
     name: Name | None = None
     """Shown in the report and as the JUnit test case name (default: derived)."""
+    requirement: Annotated[list[RequirementId], BeforeValidator(_one_or_many)] = []
+    """Requirement ids (URS, FS...) this expectation verifies: one id or a list. The
+    report's traceability matrix goes requirement -> expectations -> evidence -> verdict."""
+    risk: RiskClass | None = None
+    """Risk class of the requirement(s), for a reviewer's risk-based assurance."""
 
 
 class AllOrdersCompleted(_Expectation):

@@ -85,7 +85,45 @@ def check(exp: Expectation, obs: Observed) -> ExpectationResult:
     """Evaluate one expectation."""
     name = exp.name or default_name(exp)
     passed, detail = _evaluate(exp, obs)
-    return ExpectationResult(name=name, type=exp.type, passed=passed, detail=detail)
+    return ExpectationResult(
+        name=name,
+        type=exp.type,
+        passed=passed,
+        detail=detail,
+        requirements=list(exp.requirement),
+        risk=exp.risk,
+        evidence=evidence(exp, obs),
+    )
+
+
+def evidence(exp: Expectation, obs: Observed) -> list[str]:
+    """The records ``exp`` compares: JSON pointers into the report (its ``orders`` follow
+    ``obs.order_ids``, its ``deviations`` and ``kpis`` are ``obs``'s lists), or what was
+    read from the MES when the report does not hold it."""
+    if isinstance(exp, AllOrdersCompleted):
+        return ["#/orders"]
+    if isinstance(exp, OrderInState):
+        if exp.order in obs.order_ids:
+            return [f"#/orders/{obs.order_ids.index(exp.order)}"]
+        return [f"MES job order {exp.order} (not in the scenario's order stream)"]
+    if isinstance(exp, LotInState):
+        return [f"MES material lot {exp.lot}: state read back at the end of the run"]
+    if isinstance(exp, DeviationRefused):
+        found = [i for i, d in enumerate(obs.deviations) if d.name == exp.deviation]
+        return [f"#/deviations/{i}" for i in found]
+    if isinstance(exp, OeeWithin | ThroughputWithin):
+        scope, ident = (
+            ("line", exp.line) if exp.line else ("work_unit", getattr(exp, "work_unit", ""))
+        )
+        k = _kpi(obs, scope, ident or "")
+        return [f"#/kpis/{obs.kpis.index(k)}"] if k is not None else []
+    if isinstance(exp, ReconciliationExact):
+        return ["#/reconciliation"]
+    if isinstance(exp, EventsLossWithin):
+        return ["#/events"]
+    if isinstance(exp, ApiLatencyWithin):
+        return ["#/api_latency"]
+    return []  # pragma: no cover
 
 
 def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:

@@ -1,8 +1,8 @@
 """``report.html``: a self-contained page (plotly.js inlined, no network) for one run.
 
-Sections: summary, expectations (pass/fail), KPIs (a factor above 100 % flagged as a
-master-data error), OEE waterfall per line (ISO 22400-2 losses: availability, performance,
-quality), equipment state timeline (Gantt, ground truth), order
+Sections: summary, expectations (pass/fail), traceability matrix, KPIs (a factor above
+100 % flagged as a master-data error), OEE waterfall per line (ISO 22400-2 losses:
+availability, performance, quality), equipment state timeline (Gantt, ground truth), order
 progress, deviations, faults, reconciliation.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from twin.scenario.report import Report
+from twin.scenario.traceability import matrix_html
 
 _STATE_COLOURS = {
     "running": "#2e7d32",
@@ -275,6 +276,7 @@ def render_html(report: Report) -> str:
 <h2>Summary</h2>{summary}
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Expectations</h2>{exp}
+<h2>Traceability: requirement, expectations, evidence, verdict</h2>{matrix_html(report)}
 <h2>KPIs (ISO 22400-2)</h2>{kpis}
 {"".join(plots)}
 <h2>Plant events</h2>{events}

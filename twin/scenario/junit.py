@@ -1,4 +1,8 @@
-"""``junit.xml``: one test case per expectation, so any CI system shows the run's verdict."""
+"""``junit.xml``: one test case per expectation, so any CI system shows the run's verdict.
+
+Traceability travels as properties: each test case lists the requirement ids it verifies,
+its risk class and its evidence; the suite has one ``requirement:<id>`` property per
+requirement with its verdict and expectations."""
 
 from __future__ import annotations
 
@@ -29,10 +33,22 @@ def junit_xml(report: Report) -> bytes:
         ("system_under_test", report.system_under_test),
     ):
         ET.SubElement(props, "property", name=key, value=value)
+    # The traceability matrix, one property per requirement: "<verdict>: <expectations>".
+    for row in report.traceability:
+        value = f"{row.verdict}: {'; '.join(row.expectations)}"
+        ET.SubElement(props, "property", name=f"requirement:{row.requirement}", value=value)
     for exp in report.expectations:
         case = ET.SubElement(
             suite, "testcase", classname=f"scenario.{report.scenario.name}", name=exp.name
         )
+        if exp.requirements or exp.risk or exp.evidence:
+            case_props = ET.SubElement(case, "properties")
+            for req in exp.requirements:
+                ET.SubElement(case_props, "property", name="requirement", value=req)
+            if exp.risk:
+                ET.SubElement(case_props, "property", name="risk", value=exp.risk)
+            for item in exp.evidence:
+                ET.SubElement(case_props, "property", name="evidence", value=item)
         if not exp.passed:
             fail = ET.SubElement(case, "failure", message=exp.detail, type=exp.type)
             fail.text = exp.detail

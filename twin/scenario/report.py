@@ -33,6 +33,33 @@ class ExpectationResult(_Model):
     type: str = Field(description="Expectation type as written in the scenario.")
     passed: bool
     detail: str = Field(description="Why it passed or failed, with the values compared.")
+    requirements: list[str] = Field(
+        default_factory=list, description="Requirement ids it verifies (the scenario's)."
+    )
+    risk: Literal["high", "medium", "low"] | None = Field(
+        None, description="GAMP 5 risk class the scenario gives its requirement(s)."
+    )
+    evidence: list[str] = Field(
+        default_factory=list,
+        description="The records compared: JSON pointers into this report "
+        "(e.g. '#/deviations/2') or, for what the report does not hold, what was read "
+        "from the MES.",
+    )
+
+
+class TraceRow(_Model):
+    """One requirement of the traceability matrix: requirement -> expectations ->
+    evidence -> verdict."""
+
+    requirement: str
+    risk: Literal["high", "medium", "low"] | None = Field(
+        None, description="The highest risk class its expectations give it."
+    )
+    expectations: list[str] = Field(description="Names of the expectations verifying it.")
+    evidence: list[str] = Field(description="The records those expectations compared.")
+    verdict: Literal["passed", "failed"] = Field(
+        description="passed only when every expectation verifying it passed."
+    )
 
 
 class ReconciliationRow(_Model):
@@ -201,6 +228,11 @@ class Report(_Model):
     sim_time_s: float
     passed: bool = Field(description="True only if every expectation holds.")
     expectations: list[ExpectationResult]
+    traceability: list[TraceRow] = Field(
+        default_factory=list,
+        description="Requirement -> expectations -> evidence -> verdict, in the order the "
+        "requirements first appear; expectations with no requirement are not listed.",
+    )
     reconciliation: ReconciliationReport
     kpis: list[KpiRecord]
     events: EventCounts

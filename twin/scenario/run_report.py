@@ -28,6 +28,7 @@ from twin.scenario.report import (
     ScenarioInfo,
 )
 from twin.scenario.sut import SutUnavailable, SystemUnderTest
+from twin.scenario.traceability import trace_matrix
 from twin.scenario.truth import state_timeline
 
 MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
@@ -238,6 +239,7 @@ class ReportBuilder:
             sim_time_s=sim_end,
             passed=all(r.passed for r in results),
             expectations=results,
+            traceability=trace_matrix(results),
             reconciliation=rec,
             kpis=kpis,
             events=events,
