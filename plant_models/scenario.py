@@ -14,7 +14,7 @@ Load with :func:`load_scenario`; every error names the file, the line and the fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -103,7 +103,13 @@ class PersonSpec(_Strict):
 # --- timeline: faults ---------------------------------------------------------------------
 
 
-class Breakdown(_Strict):
+class _Fault(_Strict):
+    optional: bool = False
+    """A fault the bench cannot inject fails the scenario unless it is ``optional`` (e.g.
+    ``database_unreachable`` on an embedded database): then the report only notes it."""
+
+
+class Breakdown(_Fault):
     """A work unit breaks down at ``at`` for ``duration`` (ISO 22400 unplanned downtime)."""
 
     type: Literal["breakdown"]
@@ -113,7 +119,7 @@ class Breakdown(_Strict):
     reason: str = "injected breakdown"
 
 
-class RandomBreakdowns(_Strict):
+class RandomBreakdowns(_Fault):
     """Breakdowns drawn from exponential distributions (seeded): mean time between failures
     ``mtbf`` and mean time to repair ``mttr``, between ``start`` and ``end``."""
 
@@ -125,7 +131,7 @@ class RandomBreakdowns(_Strict):
     end: Seconds | None = None
 
 
-class OpcUaDrop(_Strict):
+class OpcUaDrop(_Fault):
     """The OPC UA link between connector and server is cut for ``duration``."""
 
     type: Literal["opcua_drop"]
@@ -133,7 +139,7 @@ class OpcUaDrop(_Strict):
     duration: PositiveSeconds
 
 
-class OpcUaServerRestart(_Strict):
+class OpcUaServerRestart(_Fault):
     """The twin's OPC UA server stops and starts again after ``downtime``."""
 
     type: Literal["opcua_server_restart"]
@@ -141,7 +147,7 @@ class OpcUaServerRestart(_Strict):
     downtime: Seconds = 5.0
 
 
-class MesRestart(_Strict):
+class MesRestart(_Fault):
     """The MES process is killed (SIGKILL) and started again on the same database."""
 
     type: Literal["mes_restart"]
@@ -149,7 +155,7 @@ class MesRestart(_Strict):
     downtime: Seconds = 0.0
 
 
-class DatabaseUnreachable(_Strict):
+class DatabaseUnreachable(_Fault):
     """The MES's database connection is cut for ``duration`` (PostgreSQL: a TCP proxy)."""
 
     type: Literal["database_unreachable"]
@@ -160,14 +166,35 @@ class DatabaseUnreachable(_Strict):
 # --- timeline: deviations (the MES must refuse or catch them) ---------------------------
 
 
+Trigger = Literal["operation_startable", "operation_running", "lot_consumed"]
+
+
 class _Deviation(_Strict):
     name: Name
     """The deviation's name, referred to by ``deviation_refused`` expectations."""
-    at: Seconds
+    optional: bool = False
+    """A deviation the bench cannot inject (or whose outcome it cannot see) fails the
+    scenario unless it is ``optional``."""
+    at: Seconds = 0.0
+    """When it is injected; with ``when``, the earliest moment it may be."""
+    when: Trigger | None = None
+    """Inject it on an event instead of at a time, so it tests the rule it names:
+    ``operation_startable`` (the machine took the order's first unit at the operation's
+    work unit, the predecessor's good units are in, nobody started it yet),
+    ``operation_running`` (started in the MES, not completed), ``lot_consumed`` (the
+    machine drew a lot for the operation). Restricted to ``order`` / ``operation`` when
+    given, else the first operation the event happens to after ``at``."""
     order: Name | None = None
     """The job order it targets (default: the first running order)."""
     operation: Name | None = None
     """The operation segment it targets (default: the order's first one)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _at_or_when(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "at" not in data and "when" not in data:
+            raise ValueError("give at (a time), when (an event), or both")
+        return data
 
 
 class WrongLot(_Deviation):
@@ -375,6 +402,20 @@ class ReconciliationSettings(_Strict):
     compare_state_durations: bool = True
 
 
+class SystemUnderTestSpec(BaseModel):
+    """The MES a scenario runs against: an adapter name (``mes_core``, ``tryton``, or any
+    installed under the ``mestwin.sut_adapters`` entry point group) and that adapter's own
+    settings, which the adapter checks."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    adapter: Name = "mes_core"
+
+    def settings(self) -> dict[str, Any]:
+        """Everything but ``adapter``: the adapter's own settings."""
+        return dict(self.model_extra or {})
+
+
 class Scenario(_Strict):
     """A validation scenario (see the module docstring)."""
 
@@ -386,11 +427,15 @@ class Scenario(_Strict):
     seed: int = 0
     speed: float | Literal["max"] = "max"
     """Simulated seconds per wall second, or ``max`` (as fast as possible)."""
-    link: Literal["opcua", "sparkplug", "direct"] = "opcua"
+    system_under_test: SystemUnderTestSpec = SystemUnderTestSpec()
+    """The MES under test (default: the bench's own ``mes_core``)."""
+    link: Literal["opcua", "opcua-external", "sparkplug", "direct"] = "opcua"
     """How equipment traffic reaches the MES: ``opcua`` (twin OPC UA server -> fault
-    proxy -> ``mestwin connect``), ``sparkplug`` (twin Sparkplug B edge nodes -> MQTT
-    broker -> fault proxy -> ``mestwin connect --sparkplug``; the link faults cut the
-    proxy or restart the broker) or ``direct`` (the in-process stand-in collector)."""
+    proxy -> ``mestwin connect``), ``opcua-external`` (the twin serves OPC UA and the MES
+    subscribes with its own collector; the bench starts none), ``sparkplug`` (twin
+    Sparkplug B edge nodes -> MQTT broker -> fault proxy -> ``mestwin connect
+    --sparkplug``; the link faults cut the proxy or restart the broker) or ``direct`` (the
+    in-process stand-in collector)."""
     tick: PositiveSeconds = 120.0
     """How often (simulated seconds) the bench's people look at their terminals and the
     collector delivers plant events: their reaction delays are rounded up to it."""

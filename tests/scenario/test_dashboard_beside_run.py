@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from test_scenario_runs import shortened
 
+from twin.scenario.mes_core_launch import MesCoreRun
 from twin.scenario.runner import Runner, RunOptions
 
 
@@ -29,10 +30,10 @@ def test_dashboards_serve_beside_a_run_and_stop_with_it(tmp_path: Path) -> None:
     def watch() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not answered:
-            dashboard = runner.dashboard
-            if dashboard is not None:
+            url = runner.dashboard_url
+            if url is not None:
                 with contextlib.suppress(httpx.HTTPError):
-                    answered.append(httpx.get(dashboard.url + "/", timeout=2).status_code)
+                    answered.append(httpx.get(url + "/", timeout=2).status_code)
             time.sleep(0.2)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -41,7 +42,10 @@ def test_dashboards_serve_beside_a_run_and_stop_with_it(tmp_path: Path) -> None:
     watcher.join(5)
     assert result.exit_code == 0
     assert answered == [200], "the dashboards never answered while the run went on"
-    assert runner.dashboard is not None and runner.dashboard.proc is not None
-    assert runner.dashboard.proc.poll() is not None, "the dashboards outlived the run"
+    witness = runner.ctx.witness
+    assert witness is not None and isinstance(witness.sut, MesCoreRun)
+    dashboard = witness.sut.launcher.dashboard
+    assert dashboard is not None and dashboard.proc is not None
+    assert dashboard.proc.poll() is not None, "the dashboards outlived the run"
     log = (tmp_path / "report" / "dashboard.log").read_text(encoding="utf-8")
-    assert f"dashboards at {runner.dashboard.url}" in log
+    assert f"dashboards at {runner.dashboard_url}" in log

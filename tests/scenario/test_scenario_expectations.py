@@ -69,8 +69,8 @@ def test_each_expectation_passes_or_fails_with_its_reason() -> None:
     assert verdicts == {
         "all orders completed": False,
         "order JO-2 is held": True,
-        "deviation wl refused (MATERIAL_NOT_ON_BOM)": True,
-        "deviation ex refused (LOT_EXPIRED)": False,
+        "deviation wl refused or caught (MATERIAL_NOT_ON_BOM)": True,
+        "deviation ex refused or caught (LOT_EXPIRED)": False,
         "OEE of BTL1 within bounds": False,
         "reconciliation exact": True,
         "events": True,
@@ -78,7 +78,8 @@ def test_each_expectation_passes_or_fails_with_its_reason() -> None:
     }
     assert results["all orders completed"].detail == "1 of 2 completed; not completed: JO-2 (held)"
     assert (
-        results["deviation ex refused (LOT_EXPIRED)"].detail == "deviation ex: accepted: consumed 1"
+        results["deviation ex refused or caught (LOT_EXPIRED)"].detail
+        == "deviation ex: accepted: consumed 1"
     )
     assert "OEE of line BTL1 = 0.55, expected within [0.6, inf]" in (
         results["OEE of BTL1 within bounds"].detail

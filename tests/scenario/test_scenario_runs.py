@@ -131,8 +131,16 @@ def test_clean_bottling_day_reconciles_exactly(tmp_path: Path) -> None:
 
 
 def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
-    path = shortened(tmp_path, "bottling_with_faults", "4h", drain="1h")
+    shipped = yaml.safe_load((SCENARIOS_DIR / "bottling_with_faults.yaml").read_text())
+    # On SQLite the database cannot be cut: this copy marks that fault optional, so the
+    # run passes and only notes it (the shipped file fails there, see the test below).
+    timeline = [
+        {**e, "optional": True} if e["type"] == "database_unreachable" else e
+        for e in shipped["timeline"]
+    ]
+    path = shortened(tmp_path, "bottling_with_faults", "4h", drain="1h", timeline=timeline)
     data = assert_passed(run(path, tmp_path, order_scale=0.1))
+    assert any(n.startswith("optional database_unreachable") for n in data["notes"])
     kinds = {f["type"] for f in data["faults"]}
     assert {"breakdown", "opcua_drop", "mes_restart", "opcua_server_restart"} <= kinds
     assert data["events"]["replayed"] > 0  # the drop and the MES kill made the link replay
@@ -209,7 +217,8 @@ def test_postgresql_cut_and_mes_kill_still_reconcile_exactly(tmp_path: Path) -> 
         )
     data = assert_passed(result)
     cut = next(f for f in data["faults"] if f["type"] == "database_unreachable")
-    assert cut["target"] == "PostgreSQL"  # really injected, not skipped as on SQLite
+    # Really injected, not skipped as on SQLite.
+    assert not cut["detail"].startswith("not injected"), cut["detail"]
     assert data["database"].startswith("postgresql+psycopg://")
 
 
@@ -238,6 +247,78 @@ def _mestwin(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
         text=True,
         **kwargs,
     )
+
+
+def test_a_fault_that_cannot_be_injected_fails_its_scenario_unless_optional(
+    tmp_path: Path,
+) -> None:
+    """The database of the embedded SQLite MES cannot be cut: the scenario fails, naming
+    the fault and why; marked optional, the same run passes and notes it. ~20 s."""
+    base = yaml.safe_load(IMPOSSIBLE.format(plant=SCENARIOS_DIR.parent / "bottling_line.yaml"))
+    base["link"] = "direct"
+    base["expectations"] = [{"type": "reconciliation_exact"}]
+    for optional, code in ((False, 1), (True, 0)):
+        cut = {"type": "database_unreachable", "at": "5m", "duration": "1m"}
+        path = tmp_path / f"db-{optional}.yaml"
+        data = dict(base, timeline=[{**cut, "optional": True} if optional else cut])
+        path.write_text(yaml.safe_dump(data))
+        result = run(path, tmp_path / str(optional))
+        assert result.exit_code == code
+        timeline = [e for e in result.report.expectations if e.type == "timeline"]
+        if optional:
+            assert timeline == []
+            assert any("optional database_unreachable" in n for n in result.report.notes)
+        else:
+            (failed,) = timeline
+            assert failed.name == "database_unreachable at 300 s injected"
+            assert "embedded SQLite" in failed.detail and not failed.passed
+
+
+TRIGGERED = """\
+name: triggered-deviations
+plant: {plant}
+duration: 40m
+seed: 1
+link: direct
+erp:
+  plant_orders: false
+  orders:
+    - {{id: JO-T1, product: WATER-500, quantity: 60}}
+people:
+  - {{id: OP-ANNA, role: operator, behaviour: {{reaction: 1m}}}}
+  - {{id: OP-DAN, role: operator}}
+timeline:
+  - {{type: uncertified_operator, name: uc, when: operation_startable, order: JO-T1,
+     operation: FILL, person: OP-DAN}}
+  - {{type: wrong_lot, name: wl, when: operation_running, at: 2m, order: JO-T1,
+     operation: CAP, lot: JB-3301}}
+  - {{type: wrong_lot, name: drawn, when: lot_consumed, order: JO-T1, operation: LABEL,
+     lot: JB-3301}}
+  - {{type: wrong_lot, name: never, when: operation_startable, at: 39m, order: JO-T1,
+     operation: FILL, lot: JB-3301, optional: true}}
+expectations:
+  - {{type: deviation_refused, deviation: uc, rule: CERTIFICATION}}
+  - {{type: deviation_refused, deviation: wl, rule: MATERIAL_NOT_ON_BOM}}
+  - {{type: deviation_refused, deviation: drawn, rule: MATERIAL_NOT_ON_BOM}}
+"""
+
+
+def test_deviations_on_an_event_test_the_rule_they_name(tmp_path: Path) -> None:
+    """``when:`` injects a deviation on the plant's event: the uncertified start comes when
+    the filler took the order and nobody started it (CERTIFICATION, not SEQUENCE or
+    INVALID_TRANSITION); the wrong lots while the operation runs and when the machine
+    drew a lot. One whose event never comes is not injected (optional here). ~30 s."""
+    path = tmp_path / "triggered.yaml"
+    path.write_text(TRIGGERED.format(plant=SCENARIOS_DIR.parent / "bottling_line.yaml"))
+    result = run(path, tmp_path)
+    failed = [f"{e.name}: {e.detail}" for e in result.report.expectations if not e.passed]
+    assert result.exit_code == 0, "\n".join(failed)
+    by_name = {d.name: d for d in result.report.deviations}
+    assert by_name["uc"].outcome == "refused" and by_name["uc"].rule == "CERTIFICATION"
+    assert by_name["wl"].at >= 120 and by_name["wl"].rule == "MATERIAL_NOT_ON_BOM"
+    assert by_name["drawn"].target == "lot JB-3301 for JO-T1/LABEL"
+    assert by_name["never"].outcome == "not_injected"
+    assert "did not happen to JO-T1/FILL after 2340 s" in by_name["never"].message
 
 
 def test_a_scenario_built_to_fail_exits_1_and_says_why(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from twin.scenario.plant import EnginePlant
 
 Speed = float | Literal["max"]
+LINKS = ("opcua", "opcua-external", "direct")
 
 
 @dataclass
@@ -48,6 +49,15 @@ class RunOptions:
     signing_key: Path | None = None
     """Ed25519 private key (PEM) that seals the report folder (default: one made per run,
     see ``twin.scenario.evidence``)."""
+    adapter: str | None = None
+    """Run against this system-under-test adapter instead of the scenario's (the shipped
+    scenarios against another MES); its settings are then the adapter's defaults."""
+    link: str | None = None
+    """Override of the scenario's ``link`` (``opcua``, ``opcua-external``, ``direct``)."""
+
+    def __post_init__(self) -> None:
+        if self.link is not None and self.link not in LINKS:
+            raise ValueError(f"link {self.link!r}: give one of {', '.join(LINKS)}")
 
 
 @dataclass

@@ -45,6 +45,25 @@ class Observed:
     events: EventCounts
     latency: LatencySummary
     problems: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Optional capabilities of the system under test it lacks -> the reason to report:
+    an expectation that needs one is ``not_checked``, never passed."""
+
+
+def needs(exp: Expectation) -> str | None:
+    """The optional capability of the system under test ``exp`` is checked with (a key of
+    ``twin.scenario.sut.CAPABILITIES``), or None when orders and records suffice."""
+    if isinstance(exp, OeeWithin | ThroughputWithin):
+        return "kpis"
+    if isinstance(exp, LotInState):
+        return "lot_status"
+    if isinstance(exp, DeviationRefused) and exp.recorded:
+        return "audit_trail"
+    if isinstance(exp, EventsLossWithin):
+        return "event_ingest"
+    if isinstance(exp, ApiLatencyWithin):
+        return "api_latency"
+    return None
 
 
 def default_name(exp: Expectation) -> str:
@@ -54,7 +73,10 @@ def default_name(exp: Expectation) -> str:
     if isinstance(exp, LotInState):
         return f"lot {exp.lot} is {exp.state}"
     if isinstance(exp, DeviationRefused):
-        return f"deviation {exp.deviation} refused" + (f" ({exp.rule})" if exp.rule else "")
+        # Refused (the action) or caught (a hold): the outcome itself names which.
+        return f"deviation {exp.deviation} refused or caught" + (
+            f" ({exp.rule})" if exp.rule else ""
+        )
     if isinstance(exp, OeeWithin):
         return f"OEE of {exp.line or exp.work_unit} within bounds"
     if isinstance(exp, ThroughputWithin):
@@ -84,6 +106,17 @@ def _kpi(obs: Observed, scope: str, ident: str) -> KpiRecord | None:
 def check(exp: Expectation, obs: Observed) -> ExpectationResult:
     """Evaluate one expectation."""
     name = exp.name or default_name(exp)
+    capability = needs(exp)
+    if capability is not None and capability in obs.unavailable:
+        return ExpectationResult(
+            name=name,
+            type=exp.type,
+            passed=False,
+            status="not_checked",
+            detail=f"not checked: {obs.unavailable[capability]}",
+            requirements=list(exp.requirement),
+            risk=exp.risk,
+        )
     passed, detail = _evaluate(exp, obs)
     return ExpectationResult(
         name=name,

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from plant_models.scenario import (
+    DEVIATION_TYPES,
     Breakdown,
     DatabaseUnreachable,
+    Fault,
     MesRestart,
     OpcUaDrop,
     OpcUaServerRestart,
@@ -21,9 +23,8 @@ from plant_models.scenario import (
 )
 from twin.scenario.context import RunContext
 from twin.scenario.deviations import DeviationInjector
-from twin.scenario.mes_core_launch import MesCoreLauncher
 from twin.scenario.report import FaultRecord
-from twin.scenario.sut import SutUnavailable
+from twin.scenario.sut import DatabaseLink, ProcessControl, SutUnavailable, missing
 
 
 @dataclass
@@ -39,14 +40,13 @@ class Action:
 class FaultInjector:
     """The timeline's actions of one run, and the faults among them."""
 
-    def __init__(
-        self, ctx: RunContext, launcher: MesCoreLauncher, deviations: DeviationInjector
-    ) -> None:
+    def __init__(self, ctx: RunContext, deviations: DeviationInjector) -> None:
         self.ctx = ctx
-        self.launcher = launcher
         self.deviations = deviations
         self._pending_restart: float | None = None
         self._db_restore_at: float | None = None
+        self.not_injected: list[tuple[Fault, float, str]] = []
+        """Faults the bench could not inject: (entry, plant time, why)."""
 
     # -- the timeline ---------------------------------------------------------------------
 
@@ -57,9 +57,10 @@ class FaultInjector:
         for e in ctx.scenario.timeline:
             at = getattr(e, "at", None)
             if at is not None and at > ctx.end:
-                ctx.state.notes.append(
-                    f"{e.type} at {at:g} s not injected: the run was shortened to {ctx.end:g} s"
-                )
+                why = f"the run was shortened to {ctx.end:g} s"
+                ctx.state.notes.append(f"{e.type} at {at:g} s not injected: {why}")
+                if not isinstance(e, DEVIATION_TYPES):
+                    self.not_injected.append((e, at, why))
         return acts
 
     def _all_actions(self) -> list[Action]:
@@ -69,7 +70,7 @@ class FaultInjector:
         for n, e in enumerate(ctx.scenario.timeline):
             if isinstance(e, Breakdown):
                 acts.append(
-                    Action(e.at, n, e.type, self._breakdown(e.work_unit, e.duration, e.reason))
+                    Action(e.at, n, e.type, self._breakdown(e.work_unit, e.duration, e.reason, e))
                 )
             elif isinstance(e, RandomBreakdowns):
                 t = e.start
@@ -90,9 +91,9 @@ class FaultInjector:
             elif isinstance(e, OpcUaServerRestart):
                 acts.append(Action(e.at, n, e.type, self._link_drop(e.type, e.downtime)))
             elif isinstance(e, MesRestart):
-                acts.append(Action(e.at, n, e.type, self._mes_restart(e.downtime)))
+                acts.append(Action(e.at, n, e.type, self._mes_restart(e)))
             elif isinstance(e, DatabaseUnreachable):
-                acts.append(Action(e.at, n, e.type, self._db_cut(e.duration)))
+                acts.append(Action(e.at, n, e.type, self._db_cut(e)))
             else:
                 acts.append(Action(e.at, n, e.type, self.deviations.action(e)))
         return sorted(acts, key=lambda a: (a.at, a.order))
@@ -107,15 +108,26 @@ class FaultInjector:
 
     # -- the faults -----------------------------------------------------------------------
 
-    def _breakdown(self, wu: str, duration: float, reason: str) -> Callable[[float], None]:
+    def _breakdown(
+        self, wu: str, duration: float, reason: str, entry: Breakdown | None = None
+    ) -> Callable[[float], None]:
+        """A breakdown of ``wu``; ``entry`` when the timeline names this one (a random
+        draw that finds the machine already down is only noted)."""
+
         def do(t: float) -> None:
             assert self.ctx.sim is not None
             why = self.ctx.sim.breakdown(wu, duration, reason)
             self.ctx.state.faults.append(
                 FaultRecord(
-                    type="breakdown", at=t, until=t + duration, target=wu, detail=why or reason
+                    type="breakdown",
+                    at=t,
+                    until=t + duration,
+                    target=wu,
+                    detail=f"not injected: {why}" if why else reason,
                 )
             )
+            if why and entry is not None:
+                self.not_injected.append((entry, t, why))
 
         return do
 
@@ -138,28 +150,29 @@ class FaultInjector:
 
         return do
 
-    def _mes_restart(self, downtime: float) -> Callable[[float], None]:
+    def _mes_restart(self, e: MesRestart) -> Callable[[float], None]:
+        downtime = e.downtime
+
         def do(t: float) -> None:
-            state = self.ctx.state
-            mes = self.launcher.mes
-            if mes is None:
-                state.faults.append(
-                    FaultRecord(
-                        type="mes_restart",
-                        at=t,
-                        detail="not injected: the MES is "
-                        "external (--mes-url); the bench cannot kill it",
-                    )
+            ctx = self.ctx
+            sut = ctx.sut
+            if isinstance(sut, ProcessControl):
+                why = sut.kill_process()
+            else:
+                why = missing("process_control", ctx.scenario.system_under_test.adapter)
+            if why is not None:
+                ctx.state.faults.append(
+                    FaultRecord(type="mes_restart", at=t, detail=f"not injected: {why}")
                 )
+                self.not_injected.append((e, t, why))
                 return
-            mes.kill()
-            state.mes_down = True
-            state.faults.append(
+            ctx.state.mes_down = True
+            ctx.state.faults.append(
                 FaultRecord(
                     type="mes_restart",
                     at=t,
                     until=t + downtime,
-                    target="mestwin serve",
+                    target="the MES process",
                     detail="SIGKILL of the MES process group, restarted on the same DB",
                 )
             )
@@ -168,49 +181,55 @@ class FaultInjector:
         return do
 
     def maybe_restart_mes(self, t: float) -> None:
-        mes = self.launcher.mes
-        if self._pending_restart is None or t < self._pending_restart or mes is None:
+        sut = self.ctx.sut
+        if self._pending_restart is None or t < self._pending_restart:
             return
-        mes.start()
-        assert self.ctx.sut is not None
+        assert isinstance(sut, ProcessControl)
+        sut.restart_process()
         try:
-            self.ctx.sut.wait_ready(90)
+            sut.wait_ready(90)
         except SutUnavailable as exc:
             self.ctx.state.problems.append(f"the MES did not come back after its restart: {exc}")
         self.ctx.state.mes_down = False
         self._pending_restart = None
 
-    def _db_cut(self, duration: float) -> Callable[[float], None]:
+    def _db_cut(self, e: DatabaseUnreachable) -> Callable[[float], None]:
+        duration = e.duration
+
         def do(t: float) -> None:
-            proxy = self.launcher.db_proxy
-            if proxy is None:
-                self.ctx.state.faults.append(
+            ctx = self.ctx
+            sut = ctx.sut
+            if isinstance(sut, DatabaseLink):
+                why = sut.cut_database()
+            else:
+                why = missing("database_link", ctx.scenario.system_under_test.adapter)
+            if why is not None:
+                ctx.state.faults.append(
                     FaultRecord(
                         type="database_unreachable",
                         at=t,
                         until=t + duration,
-                        detail="not injected: the MES runs on embedded SQLite (a file in its own "
-                        "process, no network path to cut); use --database-url postgresql+psycopg"
-                        "://... to cut the database connection",
+                        detail=f"not injected: {why}",
                     )
                 )
+                self.not_injected.append((e, t, why))
                 return
-            proxy.cut()
             self._db_restore_at = t + duration
-            self.ctx.state.faults.append(
+            ctx.state.faults.append(
                 FaultRecord(
                     type="database_unreachable",
                     at=t,
                     until=t + duration,
-                    target="PostgreSQL",
-                    detail="TCP proxy between MES and PostgreSQL cut",
+                    target="the MES's database",
+                    detail="the connection between MES and database cut",
                 )
             )
 
         return do
 
     def maybe_restore_db(self, t: float) -> None:
-        proxy = self.launcher.db_proxy
-        if self._db_restore_at is not None and t >= self._db_restore_at and proxy:
-            proxy.restore()
+        sut = self.ctx.sut
+        if self._db_restore_at is not None and t >= self._db_restore_at:
+            if isinstance(sut, DatabaseLink):
+                sut.restore_database()
             self._db_restore_at = None

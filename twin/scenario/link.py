@@ -115,6 +115,8 @@ class DirectCollector:
         self._job: dict[str, tuple[str, str]] = {}
         self._attempted: set[int] = set()
         self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
+        self.samples: list[tuple[float, str, str, float]] = []
+        """Every in-process check sent: (time, work unit, process value, value)."""
         self._state: dict[str, str] = {}
         # Count deltas per work unit held back up to ``count_period`` simulated seconds,
         # as an OPC UA subscription samples a cumulative counter at its publishing
@@ -217,6 +219,7 @@ class DirectCollector:
         if not plan.due(t, processed, self._last_sample.get((work_unit, name))):
             return
         self._last_sample[(work_unit, name)] = (t, processed)
+        self.samples.append((t, work_unit, name, value))
         characteristic = plan.characteristic
         job, lot = self._job.get(work_unit, ("", ""))
         self._spool.append(

@@ -7,13 +7,23 @@ direct collector stand-in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
 from twin.scenario.context import RunContext
 from twin.scenario.link import DirectCollector, EquipmentLink, Poster, Sampling
 from twin.scenario.plant import EnginePlant
-from twin.scenario.sut import SystemUnderTest
+from twin.scenario.proxy import TcpProxy
+from twin.scenario.sut import (
+    CatchUp,
+    ConnectorTarget,
+    EventIngest,
+    SutUnavailable,
+    SystemUnderTest,
+    UnitProgress,
+    missing,
+)
 
 if TYPE_CHECKING:  # the OPC UA link is imported only when a run uses it
     from twin.scenario.opcua_link import PlantServing
@@ -25,13 +35,22 @@ class LinkBuilder:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.serving: PlantServing | None = None
+        self.proxy: TcpProxy | None = None
+        self.endpoint: str | None = None
+        """With ``link: opcua-external``: where the MES's own collector subscribes."""
 
     def prepare(self) -> None:
-        """Build the twin's OPC UA server early: it takes seconds, as the MES's start."""
-        if self.ctx.scenario.link == "opcua":
+        """Build the twin's OPC UA server early: it takes seconds, as the MES's start.
+        With ``opcua-external`` its fault proxy too, so the endpoint the MES's collector
+        subscribes to is known before the MES starts."""
+        if self.ctx.scenario.link in ("opcua", "opcua-external"):
             from twin.scenario.opcua_link import PlantServing
 
             self.serving = PlantServing(self.ctx.plant)
+        if self.ctx.scenario.link == "opcua-external":
+            assert self.serving is not None
+            self.proxy = TcpProxy("127.0.0.1", self.serving.port).start()
+            self.endpoint = f"opc.tcp://127.0.0.1:{self.proxy.port}"
 
     def characteristics(self) -> dict[tuple[str, str], Sampling]:
         """Sampling plan of each (work unit, process value) that feeds an inspection
@@ -52,18 +71,32 @@ class LinkBuilder:
             if pv.characteristic
         }
 
-    def build(
-        self, sut: SystemUnderTest, sim: EnginePlant, *, mes_url: str, admin_password: str
-    ) -> EquipmentLink:
+    def unsupported(self, sut: SystemUnderTest) -> str | None:
+        """Why the scenario's ``link`` cannot reach this system under test, or None."""
+        adapter = self.ctx.scenario.system_under_test.adapter
+        link = self.ctx.scenario.link
+        if link in ("opcua", "sparkplug") and not isinstance(sut, ConnectorTarget):
+            why = missing("connector_target", adapter)
+            return (
+                f"link: {link} starts the bench's connector, but {why}; use link: "
+                "opcua-external (the MES subscribes with its own collector)"
+            )
+        if link == "direct" and not isinstance(sut, EventIngest):
+            return f"link: direct posts plant events, but {missing('event_ingest', adapter)}"
+        return None
+
+    def build(self, sut: SystemUnderTest, sim: EnginePlant) -> EquipmentLink:
         ctx = self.ctx
         characteristics = self.characteristics()
         if ctx.scenario.link == "sparkplug":
             from twin.scenario.sparkplug_link import sparkplug_link_for
 
+            assert isinstance(sut, ConnectorTarget)
+            mes_url, api_key = sut.connector_target()
             return sparkplug_link_for(
                 plant=ctx.plant,
                 mes_url=mes_url,
-                admin_password=admin_password,
+                api_key=api_key,
                 workdir=ctx.options.report_dir,
                 state=ctx.state,
                 sim=sim,
@@ -72,16 +105,21 @@ class LinkBuilder:
         if ctx.scenario.link == "opcua":
             from twin.scenario.opcua_link import opcua_link_for
 
+            assert isinstance(sut, ConnectorTarget)
+            mes_url, api_key = sut.connector_target()
             return opcua_link_for(
                 plant=ctx.plant,
                 mes_url=mes_url,
-                admin_password=admin_password,
+                api_key=api_key,
                 workdir=ctx.options.report_dir,
                 state=ctx.state,
                 serving=self.serving,  # adopted by the link (closing it is then a no-op)
                 sim=sim,
                 characteristics=characteristics,
             )
+        if ctx.scenario.link == "opcua-external":
+            return self._external(sut, sim, characteristics)
+        assert isinstance(sut, EventIngest)
         link = DirectCollector(
             self._guarded_post(sut.post_events),
             source=f"twin-direct:{ctx.plant.plant.code}",
@@ -95,6 +133,68 @@ class LinkBuilder:
             "counters, store-and-forward; OPC UA faults cut that link."
         )
         return link
+
+    def _external(
+        self,
+        sut: SystemUnderTest,
+        sim: EnginePlant,
+        characteristics: dict[tuple[str, str], Sampling],
+    ) -> EquipmentLink:
+        from twin.scenario.opcua_external import ExternalOpcUaLink
+
+        ctx = self.ctx
+        assert self.proxy is not None
+        state = ctx.state
+        link = ExternalOpcUaLink(
+            ctx.plant,
+            workdir=ctx.options.report_dir,
+            characteristics=characteristics,
+            clock=sim.now,
+            notes=state.notes,
+            is_down=lambda: bool(state.mes_down),
+            serving=self.serving,
+            proxy=self.proxy,
+            caught_up=self._caught_up(sut),
+        ).start()
+        self.proxy = None  # the link stops it
+        sim.add_observer(link)
+        sim.subscribe(link.on_ledger)
+        how = (
+            "the adapter's caught_up"
+            if isinstance(sut, CatchUp)
+            else "its records against the counts the twin published (the adapter has no caught_up)"
+        )
+        state.notes.append(
+            f"Equipment traffic went over OPC UA to the MES's own collector: the twin's "
+            f"server at {link.endpoint} (behind a fault proxy); the bench ran no connector "
+            f"and learnt that the MES had caught up from {how}."
+        )
+        return link
+
+    def _caught_up(self, sut: SystemUnderTest) -> Callable[[float, dict[str, UnitProgress]], bool]:
+        if isinstance(sut, CatchUp):
+            ask = sut
+
+            def adapter_says(until: float, expected: dict[str, UnitProgress]) -> bool:
+                try:
+                    return ask.caught_up(until, expected)
+                except SutUnavailable:
+                    return False
+
+            return adapter_says
+        plant = self.ctx.plant
+
+        def by_records(until: float, expected: dict[str, UnitProgress]) -> bool:
+            try:
+                units = sut.records(plant, until).work_units
+            except SutUnavailable:
+                return False
+            return all(
+                wu in units and units[wu].good >= p.good and units[wu].scrap >= p.scrap
+                for wu, p in expected.items()
+            )
+
+        return by_records
 
     def _guarded_post(self, post: Poster) -> Poster:
         """Posting fails while the link is cut (an OPC UA drop or server restart)."""
@@ -114,3 +214,6 @@ class LinkBuilder:
         if self.serving is not None:  # a server no link took over (the run did not start)
             self.serving.close()
             self.serving = None
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None

@@ -1,57 +1,73 @@
-"""Starting mes_core as the system under test of a run, and what only the bench's own MES
-allows: killing and restarting its process, cutting its database connection, serving the
-live dashboards beside it.
+"""The ``mes_core`` system-under-test adapter as a plug-in: starting the bench's own MES
+for a run, and what only it allows: killing and restarting its process, cutting its
+database connection, serving the live dashboards beside it, taking the bench's connector.
 
 ``mestwin serve`` runs as a child process on a free port, on an SQLite file in the report
 folder or the given ``--database-url`` (PostgreSQL through a TCP proxy the bench can cut),
-unless ``--mes-url`` names an MES that is already running.
+unless ``--mes-url`` names an MES that is already running. The REST side of the adapter is
+:class:`~twin.scenario.sut_mes_core.MesCoreSut`.
+
+Settings (``system_under_test: {adapter: mes_core, ...}``): ``orders``: ``rest`` (default)
+or ``b2mml`` (job orders in and actuals out as B2MML documents only).
+
+With ``link: opcua-external`` mes_core collects for itself: the adapter starts its own
+``mestwin connect`` against the twin's endpoint, as the MES's site would run it, and the
+bench learns it caught up from the MES's records only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
+import subprocess
+from typing import Any
 
-from twin.scenario.context import RunContext
 from twin.scenario.dashboard_process import DashboardProcess
-from twin.scenario.mes_process import MesProcess
+from twin.scenario.mes_process import MesProcess, mestwin_command
 from twin.scenario.proxy import TcpProxy
-from twin.scenario.sut import MesStartError, SutUnavailable, SystemUnderTest
+from twin.scenario.sut import MesStartError, SutEnvironment, SutSettingsError, SutUnavailable
+from twin.scenario.sut_mes_core import ORDER_CHANNELS, MesCoreSut
+
+SETTINGS = ("orders",)
 
 
 class MesCoreLauncher:
-    """The mes_core process (or external URL) of one run, and its fault hooks."""
+    """The mes_core process (or external URL) of one run, its database proxy and
+    dashboards."""
 
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
+    def __init__(self, env: SutEnvironment) -> None:
+        self.env = env
         self.mes: MesProcess | None = None
         self.db_proxy: TcpProxy | None = None
         self.dashboard: DashboardProcess | None = None
+        self.collector: subprocess.Popen[bytes] | None = None
         self.database = ""
         # The bench's own MES gets a fresh admin password per run; an external MES is
         # reached with MESTWIN_ADMIN_PASSWORD (its demo default when unset).
         self.admin_password = (
             os.environ.get("MESTWIN_ADMIN_PASSWORD", "admin")
-            if ctx.options.mes_url
+            if env.mes_url
             else secrets.token_urlsafe(12)
         )
 
     def start(self) -> str:
         """Start the MES (or take the external one); its base URL."""
-        opts = self.ctx.options
-        if opts.mes_url:
+        env = self.env
+        if env.mes_url:
             self.database = "(external MES: its own database)"
-            return opts.mes_url
-        if opts.database_url is None:
+            return env.mes_url
+        if env.database_url is None:
             # A fresh embedded database per run: a report never mixes two runs.
-            db = (opts.report_dir / "mes.db").resolve()
+            db = (env.report_dir / "mes.db").resolve()
             for stale in (db, db.with_name("mes.db-wal"), db.with_name("mes.db-shm")):
                 stale.unlink(missing_ok=True)
-        url = opts.database_url or f"sqlite:///{(opts.report_dir / 'mes.db').resolve()}"
+        url = env.database_url or f"sqlite:///{(env.report_dir / 'mes.db').resolve()}"
         if url.startswith("postgresql"):
             url = self._proxied_postgres(url)
-        self.database = _redact(opts.database_url or url)
-        self.mes = MesProcess(url, opts.report_dir / "mes.log", self.admin_password)
+        self.database = _redact(env.database_url or url)
+        self.mes = MesProcess(url, env.report_dir / "mes.log", self.admin_password)
         self.mes.start()
         return self.mes.url
 
@@ -65,52 +81,158 @@ class MesCoreLauncher:
             hide_password=False
         )
 
-    def connect(self, url: str) -> SystemUnderTest:
-        """The adapter for the MES at ``url``, once it answers."""
-        from twin.scenario.sut_mes_core import MesCoreSut
-
-        scenario = self.ctx.scenario
-        sut = MesCoreSut(
+    def start_collector(self, url: str, api_key: str, endpoint: str) -> None:
+        """mes_core's own OPC UA collector (``link: opcua-external``): ``mestwin connect``
+        subscribed to ``endpoint``, posting to the MES at ``url``."""
+        spool = self.env.report_dir / "collector-spool.sqlite"
+        for stale in (spool, *(spool.with_name(spool.name + x) for x in ("-wal", "-shm"))):
+            stale.unlink(missing_ok=True)
+        cmd = [
+            *mestwin_command(),
+            "connect",
+            "--opcua",
+            endpoint,
+            "--mes",
             url,
-            plant_start=self.ctx.plant.plant.start,
-            admin_password=self.admin_password,
-            passwords={p.id: p.password for p in scenario.people},
-            supervisor=next((p.id for p in scenario.people if p.role == "supervisor"), None),
-        )
-        try:
-            sut.wait_ready(90)
-        except SutUnavailable as exc:
-            tail = self.mes.log_tail() if self.mes else ""
-            raise MesStartError(f"the MES did not come up at {url}: {exc}\n{tail}") from exc
-        return sut
-
-    def start_dashboard(self, mes_url: str) -> None:
-        opts = self.ctx.options
-        if opts.dashboard_port is None:
-            return
-        from rich.console import Console
-
-        self.dashboard = DashboardProcess(
-            mes_url,
-            "admin",
-            self.admin_password,
-            opts.report_dir / "dashboard.log",
-            report=opts.report_dir / "report.json",
-            port=opts.dashboard_port,
-        )
-        self.dashboard.start()
-        Console(stderr=True).print(f"dashboards: {self.dashboard.url} (until the run ends)")
-
-    def stop_dashboard(self) -> None:
-        if self.dashboard is not None:
-            self.dashboard.stop()
+            "--spool",
+            str(spool),
+            "--no-dispatch",
+        ]
+        with (self.env.report_dir / "collector.log").open("ab") as out:
+            self.collector = subprocess.Popen(
+                cmd,
+                env=dict(os.environ, MESTWIN_API_KEY=api_key),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def stop(self) -> None:
-        """Stop the MES child and the database proxy (after the adapter is closed)."""
+        """Stop the collector, the dashboards, the MES child and the database proxy."""
+        proc = self.collector
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.mes is not None:
             self.mes.stop()
         if self.db_proxy is not None:
             self.db_proxy.stop()
+
+
+class MesCoreRun(MesCoreSut):
+    """mes_core as a run's system under test: the REST adapter plus the process-level
+    capabilities (``ProcessControl``, ``DatabaseLink``, ``Dashboards``,
+    ``ConnectorTarget``)."""
+
+    def __init__(self, launcher: MesCoreLauncher, url: str, *, orders: str) -> None:
+        env = launcher.env
+        super().__init__(
+            url,
+            plant_start=env.plant.plant.start,
+            admin_password=launcher.admin_password,
+            passwords={p.id: p.password for p in env.people},
+            supervisor=next((p.id for p in env.people if p.role == "supervisor"), None),
+            orders=orders,
+        )
+        self.launcher = launcher
+
+    @property
+    def database(self) -> str:
+        """The database the MES runs on (password removed)."""
+        return self.launcher.database
+
+    def kill_process(self) -> str | None:
+        if self.launcher.mes is None:
+            return "the MES is external (--mes-url); the bench cannot kill it"
+        self.launcher.mes.kill()
+        return None
+
+    def restart_process(self) -> None:
+        if self.launcher.mes is not None:
+            self.launcher.mes.start()
+
+    def cut_database(self) -> str | None:
+        if self.launcher.db_proxy is None:
+            return (
+                "the MES runs on embedded SQLite (a file in its own process, no network "
+                "path to cut); use --database-url postgresql+psycopg://... to cut the "
+                "database connection"
+            )
+        self.launcher.db_proxy.cut()
+        return None
+
+    def restore_database(self) -> None:
+        if self.launcher.db_proxy is not None:
+            self.launcher.db_proxy.restore()
+
+    def connector_target(self) -> tuple[str, str]:
+        from twin.scenario.opcua_link import collector_api_key
+
+        return self.url, collector_api_key(self.url, self.launcher.admin_password)
+
+    def start_dashboard(self, port: int) -> str:
+        from rich.console import Console
+
+        env = self.launcher.env
+        self.launcher.dashboard = DashboardProcess(
+            self.url,
+            "admin",
+            self.launcher.admin_password,
+            env.report_dir / "dashboard.log",
+            report=env.report_dir / "report.json",
+            port=port,
+        )
+        self.launcher.dashboard.start()
+        url = self.launcher.dashboard.url
+        Console(stderr=True).print(f"dashboards: {url} (until the run ends)")
+        return url
+
+    def stop_dashboard(self) -> None:
+        if self.launcher.dashboard is not None:
+            self.launcher.dashboard.stop()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.launcher.stop()
+
+
+def open_mes_core(settings: dict[str, Any], env: SutEnvironment) -> MesCoreRun:
+    """The ``mes_core`` adapter factory (entry point ``mestwin.sut_adapters: mes_core``):
+    start mestwin serve (or reach ``--mes-url``) and wait until it answers."""
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise SutSettingsError(
+            unknown[0], f"mes_core takes no setting {unknown[0]!r} (it takes: orders)"
+        )
+    orders = settings.get("orders", "rest")
+    if orders not in ORDER_CHANNELS:
+        raise SutSettingsError("orders", f"orders must be one of {', '.join(ORDER_CHANNELS)}")
+    launcher = MesCoreLauncher(env)
+    try:
+        url = launcher.start()
+        sut = MesCoreRun(launcher, url, orders=str(orders))
+        try:
+            sut.wait_ready(90)
+        except SutUnavailable as exc:
+            tail = launcher.mes.log_tail() if launcher.mes else ""
+            raise MesStartError(f"the MES did not come up at {url}: {exc}\n{tail}") from exc
+        if env.link == "opcua-external" and env.opcua_endpoint:
+            _url, key = sut.connector_target()
+            launcher.start_collector(url, key, env.opcua_endpoint)
+    except BaseException:
+        launcher.stop()
+        raise
+    return sut
 
 
 def _redact(url: str) -> str:

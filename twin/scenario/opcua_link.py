@@ -205,6 +205,8 @@ class OpcUaLink:
         self._state: dict[str, str] = {}
         self._processed: dict[str, int] = {}
         self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
+        self.samples: list[tuple[float, str, str, float]] = []
+        """Every in-process check sent: (time, work unit, process value, value)."""
         self._counters: dict[str, tuple[int, int]] = {}
         self._cut = False
         self._cut_kind = ""
@@ -439,6 +441,7 @@ class OpcUaLink:
         if not plan.due(t, processed, self._last_sample.get((work_unit, name))):
             return
         self._last_sample[(work_unit, name)] = (t, processed)
+        self.samples.append((t, work_unit, name, value))
         self._held.append(_Held("on_value", (t, work_unit, name, value, None), work_unit))
 
     def on_job(
@@ -687,7 +690,7 @@ def opcua_link_for(
     *,
     plant: PlantModel,
     mes_url: str,
-    admin_password: str,
+    api_key: str,
     workdir: Path,
     state: Any,
     serving: PlantServing | None,
@@ -700,7 +703,7 @@ def opcua_link_for(
     link = OpcUaLink(
         plant,
         mes_url=mes_url,
-        api_key=collector_api_key(mes_url, admin_password),
+        api_key=api_key,
         workdir=workdir,
         characteristics=characteristics,
         clock=sim.now,

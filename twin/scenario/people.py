@@ -31,7 +31,15 @@ from datetime import date, timedelta
 from plant_models.scenario import Scenario
 from plant_models.schema import OperationSegment, Operator, PlantModel, Product
 from twin.scenario.reconcile import LabourHours
-from twin.scenario.sut import Answer, LabourCapability, OrderRequest, SystemUnderTest
+from twin.scenario.sut import (
+    Answer,
+    Dispatching,
+    LabourCapability,
+    OperatorActions,
+    OrderRequest,
+    QualityHolds,
+    SystemUnderTest,
+)
 from twin.shifts import Interval, operator_intervals
 
 DispatchFn = Callable[[OrderRequest], str]
@@ -104,6 +112,11 @@ class People:
         self.scenario = scenario
         self.plant = plant
         self.sut = sut
+        # Optional capabilities (twin.scenario.sut): without them the bench's people do
+        # not act there (the plant still runs; the report says what was not checked).
+        self.dispatcher = sut if isinstance(sut, Dispatching) else None
+        self.terminal = sut if isinstance(sut, OperatorActions) else None
+        self.quality = sut if isinstance(sut, QualityHolds) else None
         self.dispatch = dispatch
         self.pending_orders = sorted(orders, key=lambda o: (o.release_at, o.id))
         self.order_req = {o.id: o for o in orders}
@@ -194,6 +207,8 @@ class People:
 
     def awaits_start(self, order: str, work_unit: str) -> bool:
         """Must counts of ``order`` at ``work_unit`` wait for its operation's start?"""
+        if self.terminal is None:
+            return False  # nobody starts operations at this MES: counts are not held back
         op = self.op_for(order, work_unit)
         return op is not None and op.taken and not op.started and not op.gave_up
 
@@ -203,6 +218,8 @@ class People:
         unassigned, and the reconciliation names the difference)."""
         progressed = False
         self._attendance(t)
+        if self.terminal is None:
+            return False
         for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
             if op.taken and not op.started and not op.completed:
                 self._start(t, op)
@@ -223,6 +240,8 @@ class People:
 
     def open_work(self) -> bool:
         """Anything left to close out: lots not booked, finished orders not completed."""
+        if self.terminal is None:
+            return False
         return bool(self.finished) or any(q > 0 for q in self.unbooked.values())
 
     def finished_orders(self) -> set[str]:
@@ -248,8 +267,9 @@ class People:
             if order.id not in self.sent:
                 self._count(t, f"ERP sends {order.id}", self.sut.send_order(order))
                 self.sent[order.id] = t
-                answer = self.sut.dispatch_order(order.id, self.work_units_for(order.id))
-                self._count(t, f"supervisor dispatches {order.id}", answer)
+                if self.dispatcher is not None:
+                    answer = self.dispatcher.dispatch_order(order.id, self.work_units_for(order.id))
+                    self._count(t, f"supervisor dispatches {order.id}", answer)
                 why = self.dispatch(order)
                 if why:
                     self._count(t, f"plant takes {order.id}", Answer(False, "PLANT", why, 0))
@@ -261,9 +281,9 @@ class People:
 
     def _start(self, t: float, op: _Op) -> None:
         person = self.operator_for(op.segment, op.work_unit, t)
-        if person is None:
+        if person is None or self.terminal is None:
             return
-        answer = self.sut.start_operation(op.order, op.segment.id, person.id, op.work_unit, t)
+        answer = self.terminal.start_operation(op.order, op.segment.id, person.id, op.work_unit, t)
         op.attempts += 1
         self._count(t, f"{person.id} starts {op.order}/{op.segment.id}", answer)
         if answer.accepted or (answer.rule == "INVALID_TRANSITION" and op.attempts > 1):
@@ -362,6 +382,8 @@ class People:
         return None
 
     def _book_lots(self, t: float) -> None:
+        if self.terminal is None:
+            return
         due = t - self.last_booking >= BOOKING_INTERVAL
         finishing = {order for order in self.finished}
         if not due and not finishing:
@@ -378,12 +400,15 @@ class People:
                 continue
             person = self.operator_for(op.segment, work_unit, t)
             who = person.id if person else (self.operators[0].id if self.operators else "")
-            answer = self.sut.consume_lot(order, op.segment.id, lot, qty, who, t)
+            answer = self.terminal.consume_lot(order, op.segment.id, lot, qty, who, t)
             self._count(t, f"{who} books {qty:g} of {lot} on {order}/{op.segment.id}", answer)
             if answer.accepted:
                 del self.unbooked[key]
 
     def _complete(self, t: float) -> None:
+        if self.terminal is None:
+            self.finished.clear()  # nobody completes operations at this MES
+            return
         for order, (t_done, output_lot) in sorted(self.finished.items()):
             product = self.product_of(order)
             if product is None:
@@ -403,7 +428,7 @@ class People:
                 if person is None or t < t_done + self._reaction(person.id):
                     break
                 last = op.sequence == len(product.segments)
-                answer = self.sut.complete_operation(
+                answer = self.terminal.complete_operation(
                     order, op.segment.id, person.id, t, output_lot if last else None
                 )
                 self._count(t, f"{person.id} completes {order}/{op.segment.id}", answer)
@@ -434,14 +459,14 @@ class People:
         ]
 
     def _qa(self, t: float) -> None:
-        if not self.qa:
+        if not self.qa or self.quality is None:
             return
         qa = self.qa[0]
-        for target in self.sut.held():
+        for target in self.quality.held():
             first = self.disposed_seen.setdefault(target, t)
             if t < first + qa.behaviour.reaction:
                 continue
-            answer = self.sut.dispose(
+            answer = self.quality.dispose(
                 target,
                 qa.id,
                 qa.password,

@@ -6,6 +6,7 @@ finished, and the MES's dispatch reaching the machine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mes_core.schemas.plant_events import CountEvent, PlantEvent
@@ -18,8 +19,19 @@ from twin.scenario.sut import OrderRequest, SutUnavailable
 class PeopleLoop:
     """The people of one run and the order in which plant events reach the MES."""
 
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        before_starts: Callable[[float], None] | None = None,
+        lot_drawn: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.before_starts = before_starts
+        """Called when the plant has taken work nobody started yet, before the people
+        start it (deviations triggered ``when: operation_startable``)."""
+        self.lot_drawn = lot_drawn
+        """Called with (job order, work unit) when a machine drew a lot."""
 
     def start(self) -> People:
         """The people, once the MES, the twin and the link are up; registers the plant's
@@ -47,6 +59,8 @@ class PeopleLoop:
             people.lot_drawn(
                 record["job_order"], record["work_unit"], record["lot"], record["quantity"]
             )
+            if self.lot_drawn is not None:
+                self.lot_drawn(record["job_order"], record["work_unit"])
         elif kind == "job" and record.get("event") == "completed":
             assert self.ctx.sim is not None
             job = self.ctx.sim.ledger.jobs[record["job_order"]]
@@ -82,6 +96,8 @@ class PeopleLoop:
         try:
             for _ in range(100):
                 stopped = ctx.link.deliver_until(self._blocked)
+                if self.before_starts is not None:
+                    self.before_starts(t)
                 progressed = ctx.people.start_waiting(t)
                 if not stopped and not progressed:
                     return

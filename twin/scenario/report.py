@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
 SCHEMA_VERSION = "1.0"
@@ -31,7 +31,7 @@ class ExpectationResult(_Model):
 
     name: str = Field(description="Name of the expectation (the JUnit test case name).")
     type: str = Field(description="Expectation type as written in the scenario.")
-    passed: bool
+    passed: bool = Field(description="True only when it was checked and holds.")
     detail: str = Field(description="Why it passed or failed, with the values compared.")
     requirements: list[str] = Field(
         default_factory=list, description="Requirement ids it verifies (the scenario's)."
@@ -45,6 +45,19 @@ class ExpectationResult(_Model):
         "(e.g. '#/deviations/2') or, for what the report does not hold, what was read "
         "from the MES.",
     )
+    status: Literal["passed", "failed", "not_checked"] | None = Field(
+        None,
+        description="passed / failed, or not_checked: the system under test offers nothing "
+        "to check it with (the detail says what); never counted as passed.",
+    )
+
+    @model_validator(mode="after")
+    def _status(self) -> ExpectationResult:
+        if self.status is None:
+            self.status = "passed" if self.passed else "failed"
+        elif self.status != "passed":
+            self.passed = False
+        return self
 
 
 class TraceRow(_Model):
@@ -145,9 +158,11 @@ class DeviationOutcome(_Model):
     type: str
     at: float = Field(description="Simulated second it was injected.")
     target: str = Field(description="Order, lot, person or work unit it aimed at.")
-    outcome: Literal["refused", "caught", "accepted", "not_injected"] = Field(
+    outcome: Literal["refused", "caught", "accepted", "not_injected", "not_checked"] = Field(
         description="refused: the action was rejected; caught: the MES reacted (hold); "
-        "accepted: the MES let it through; not_injected: the bench could not inject it."
+        "accepted: the MES let it through; not_injected: the bench could not inject it; "
+        "not_checked: injected, but the system under test offers no way to see what it "
+        "did about it."
     )
     rule: str | None = Field(None, description="The rule the MES named.")
     message: str = Field("", description="The MES's answer, or why it was not injected.")

@@ -12,22 +12,34 @@ from importlib import metadata
 
 import numpy as np
 
-from plant_models.scenario import LotInState
+from plant_models.scenario import DeviationRefused, LotInState
 from twin.engine import Engine
 from twin.scenario.context import RunContext
 from twin.scenario.deviations import DeviationInjector
 from twin.scenario.expectations import Observed, check_all
+from twin.scenario.faults import FaultInjector
 from twin.scenario.kpi_checks import flag_master_data_errors
 from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
 from twin.scenario.report import (
     EventCounts,
+    ExpectationResult,
     KpiRecord,
     LatencySummary,
     OrderProgress,
     Report,
     ScenarioInfo,
 )
-from twin.scenario.sut import SutUnavailable, SystemUnderTest
+from twin.scenario.sut import (
+    CAPABILITIES,
+    ApiLatency,
+    EventIngest,
+    KpiSource,
+    LotStatus,
+    SutUnavailable,
+    SystemUnderTest,
+    missing,
+    supports,
+)
 from twin.scenario.traceability import trace_matrix
 from twin.scenario.truth import state_timeline
 
@@ -37,9 +49,55 @@ MAX_LISTED = 25  # refusals of the simulated people listed in the report notes
 class ReportBuilder:
     """Builds one run's report (see the module docstring)."""
 
-    def __init__(self, ctx: RunContext, deviations: DeviationInjector) -> None:
+    def __init__(
+        self, ctx: RunContext, deviations: DeviationInjector, faults: FaultInjector
+    ) -> None:
         self.ctx = ctx
         self.deviations = deviations
+        self.faults = faults
+
+    def _timeline_results(self) -> list[ExpectationResult]:
+        """Every fault and deviation of the timeline must have been injected and its
+        outcome seen, unless the scenario marks it ``optional``: a scenario does not pass
+        without the very thing it tests (an optional one is only noted)."""
+        ctx = self.ctx
+        out: list[ExpectationResult] = []
+        hint = " (mark it optional: true in the scenario when that is expected)"
+        for entry, at, why in self.faults.not_injected:
+            what = f"{entry.type} at {at:g} s"
+            if entry.optional:
+                ctx.state.notes.append(f"optional {what} not injected: {why}")
+                continue
+            out.append(
+                ExpectationResult(
+                    name=f"{what} injected",
+                    type="timeline",
+                    passed=False,
+                    detail=f"not injected: {why}{hint}",
+                )
+            )
+        named = {x.deviation for x in ctx.scenario.expectations if isinstance(x, DeviationRefused)}
+        specs = {d.name: d for d in ctx.scenario.deviations}
+        for d in ctx.state.deviations:
+            spec = specs.get(d.name)
+            if d.outcome not in ("not_injected", "not_checked") or spec is None:
+                continue
+            if spec.optional:
+                ctx.state.notes.append(f"optional deviation {d.name} {d.outcome}: {d.message}")
+                continue
+            if d.name in named:
+                continue  # its deviation_refused expectation says so already
+            out.append(
+                ExpectationResult(
+                    name=f"deviation {d.name} "
+                    + ("injected" if d.outcome == "not_injected" else "judged"),
+                    type="timeline",
+                    passed=False,
+                    status="failed" if d.outcome == "not_injected" else "not_checked",
+                    detail=f"{d.outcome.replace('_', ' ')}: {d.message}{hint}",
+                )
+            )
+        return out
 
     def _operation_units(self, product_id: str) -> list[str]:
         """Work units that run an operation segment of ``product_id``, in flow order."""
@@ -105,7 +163,7 @@ class ReportBuilder:
             out.labour = people.labour.hours()  # who worked when: what the people did
         return out
 
-    def build(self, started: datetime, wall0: float, database: str) -> Report:
+    def build(self, started: datetime, wall0: float) -> Report:
         """The report of the run, once the plant stopped and the link is drained."""
         ctx = self.ctx
         sut, sim, link = ctx.sut, ctx.sim, ctx.link
@@ -138,39 +196,60 @@ class ReportBuilder:
             time_tolerance=ctx.tick,
             timeline_end=sim_end,
         )
+        adapter = ctx.scenario.system_under_test.adapter
+        unavailable = {c: missing(c, adapter) for c in CAPABILITIES if not supports(sut, c)}
         kpis: list[KpiRecord] = []
         scopes: list[tuple[str, str]] = []
         for line in ctx.plant.lines:
             scopes.append(("line", line.code))
             scopes.extend(("work_unit", unit.code) for unit in line.work_units)
-        # A few at a time (a line's KPIs take the MES a while); in the plant's order.
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = pool.map(lambda sc: sut.kpis(sc[0], sc[1], 0.0, sim_end), scopes)
-            for (scope, code), k in zip(scopes, answers, strict=True):
-                if k is not None:
-                    kpis.append(KpiRecord(scope=scope, id=code, source="mes", **_kpi_fields(k)))
+        if isinstance(sut, KpiSource):
+            source = sut
+            # A few at a time (a line's KPIs take the MES a while); in the plant's order.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                answers = pool.map(lambda sc: source.kpis(sc[0], sc[1], 0.0, sim_end), scopes)
+                for (scope, code), k in zip(scopes, answers, strict=True):
+                    if k is not None:
+                        kpis.append(KpiRecord(scope=scope, id=code, source="mes", **_kpi_fields(k)))
         kpis = flag_master_data_errors(kpis)
         views = {o.id: o for o in sut.orders()}
         order_states = {oid: v.state for oid, v in views.items()}
-        lot_states = {
-            x.lot: sut.lot_state(x.lot)
-            for x in ctx.scenario.expectations
-            if isinstance(x, LotInState)
-        }
-        st = link.stats
-        ingest = sut.ingest_stats()
-        lost = max(st.produced - ingest.accepted, 0) if st.produced else 0
-        duplicated = max(ingest.accepted - st.produced, 0)
-        events = EventCounts(
-            sent=st.sent,
-            ingested=ingest.accepted,
-            lost=lost,
-            duplicated=duplicated,
-            replayed=st.replayed,
-            detail=f"{st.produced} produced by the plant, {ingest.duplicates} refused as "
-            f"duplicates by the MES (idempotent ingest), {st.failures} failed posts retried",
+        lot_states = (
+            {
+                x.lot: sut.lot_state(x.lot)
+                for x in ctx.scenario.expectations
+                if isinstance(x, LotInState)
+            }
+            if isinstance(sut, LotStatus)
+            else {}
         )
-        lat = np.array(sut.latencies_ms()) if sut.latencies_ms() else np.array([])
+        st = link.stats
+        if isinstance(sut, EventIngest):
+            ingest = sut.ingest_stats()
+            lost = max(st.produced - ingest.accepted, 0) if st.produced else 0
+            duplicated = max(ingest.accepted - st.produced, 0)
+            events = EventCounts(
+                sent=st.sent,
+                ingested=ingest.accepted,
+                lost=lost,
+                duplicated=duplicated,
+                replayed=st.replayed,
+                detail=f"{st.produced} produced by the plant, {ingest.duplicates} refused as "
+                f"duplicates by the MES (idempotent ingest), {st.failures} failed posts "
+                "retried",
+            )
+        else:
+            events = EventCounts(
+                sent=st.sent,
+                ingested=0,
+                lost=0,
+                duplicated=0,
+                replayed=st.replayed,
+                detail=f"{st.produced} produced by the plant; not checked: "
+                + unavailable["event_ingest"],
+            )
+        timed = sut.latencies_ms() if isinstance(sut, ApiLatency) else []
+        lat = np.array(timed) if timed else np.array([])
         latency = LatencySummary(
             count=int(lat.size),
             p50_ms=float(np.percentile(lat, 50)) if lat.size else None,
@@ -188,9 +267,12 @@ class ReportBuilder:
             events=events,
             latency=latency,
             problems=ctx.state.problems,
+            unavailable=unavailable,
         )
+        self.deviations.judge_drifts()
         self.deviations.mark_recorded()
-        results = check_all(ctx.scenario.expectations, observed)
+        self.deviations.add_not_injected()
+        results = check_all(ctx.scenario.expectations, observed) + self._timeline_results()
         if ctx.people is not None:
             log = ctx.people.log
             ctx.state.notes.append(
@@ -205,7 +287,6 @@ class ReportBuilder:
                     ctx.state.notes.append(
                         f"refused at {t:.0f} s: {what}: {answer.rule}: {answer.message}"
                     )
-        self.deviations.add_not_injected()
         orders = [
             OrderProgress(
                 id=o.id,
@@ -232,7 +313,7 @@ class ReportBuilder:
             seed=ctx.scenario.seed,
             versions=_versions(sut),
             system_under_test=sut.describe(),
-            database=database,
+            database=str(getattr(sut, "database", "(the adapter does not say)")),
             started_at=started.isoformat(),
             wall_time_s=round(time.monotonic() - wall0, 3),
             plant_wall_time_s=round(ctx.plant_wall_s, 3),

@@ -3,9 +3,11 @@ job to the module that owns it; none of them knows which MES it drives.
 
 1. Load the scenario and its plant model (``loading``: a broken file is a
    :class:`ScenarioError`: exit 2, naming file, line and field).
-2. Start the system under test and load the plant's master data through its adapter
-   (``mes_core_launch``: ``mestwin serve`` as a child process on a free port, on an SQLite
-   file in the report folder or the given ``--database-url``, unless ``--mes-url`` is given).
+2. Open the scenario's system under test through its adapter, a plug-in found by name
+   (``sut_registry``; ``system_under_test: {adapter: ...}``, default ``mes_core``, whose
+   factory in ``mes_core_launch`` starts ``mestwin serve``), and load the plant's master
+   data through it. What the adapter cannot do (``sut.CAPABILITIES``) is reported as not
+   checked or not injected, with the reason.
 3. Build the twin and its equipment link (``link_setup``: OPC UA server + connector, or the
    direct collector stand-in; the report says which), the simulated ERP and people
    (``people_loop``).
@@ -27,8 +29,9 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from plant_models.scenario import SystemUnderTestSpec
+from plant_models.scenario_yaml import locate
 from twin.scenario.context import RunContext, RunOptions, RunResult, RunState, Speed
-from twin.scenario.dashboard_process import DashboardProcess
 from twin.scenario.deviations import DeviationInjector
 from twin.scenario.evidence import seal
 from twin.scenario.faults import FaultInjector
@@ -36,12 +39,28 @@ from twin.scenario.html import write_html
 from twin.scenario.junit import write_junit
 from twin.scenario.link_setup import LinkBuilder
 from twin.scenario.loading import ScenarioError, load, reference_problems, scenario_orders
-from twin.scenario.mes_core_launch import MesCoreLauncher
 from twin.scenario.people_loop import PeopleLoop
 from twin.scenario.plant import EnginePlant
 from twin.scenario.report import write_json
 from twin.scenario.run_report import ReportBuilder
-from twin.scenario.sut import MesStartError, SutUnavailable
+from twin.scenario.sut import (
+    Dashboards,
+    MesStartError,
+    PersonAccount,
+    QualityHolds,
+    SutEnvironment,
+    SutSettingsError,
+    SutUnavailable,
+    SystemUnderTest,
+    capabilities,
+)
+from twin.scenario.sut_registry import (
+    AdapterFactory,
+    NotAnAdapter,
+    UnknownAdapter,
+    required_missing,
+    resolve,
+)
 from twin.scenario.witness import ActionWitness
 
 __all__ = [
@@ -65,6 +84,11 @@ class Runner:
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         scenario, plant, plant_path = load(options.scenario)
+        if options.adapter and options.adapter != scenario.system_under_test.adapter:
+            spec = SystemUnderTestSpec(adapter=options.adapter)
+            scenario = scenario.model_copy(update={"system_under_test": spec})
+        if options.link:
+            scenario = scenario.model_copy(update={"link": options.link})
         duration = options.duration or scenario.duration
         self.ctx = RunContext(
             options=options,
@@ -81,16 +105,63 @@ class Runner:
                 if o.release_at < duration  # released at the very end, it cannot run
             ],
         )
-        self.launcher = MesCoreLauncher(self.ctx)
+        self.adapter = self._resolve_adapter()
         self.links = LinkBuilder(self.ctx)
         self.deviations = DeviationInjector(self.ctx)
-        self.faults = FaultInjector(self.ctx, self.launcher, self.deviations)
-        self.people_loop = PeopleLoop(self.ctx)
+        self.faults = FaultInjector(self.ctx, self.deviations)
+        self.people_loop = PeopleLoop(
+            self.ctx,
+            before_starts=self.deviations.fire_startable,
+            lot_drawn=self.deviations.lot_drawn,
+        )
+        self.dashboard_url: str | None = None
 
-    @property
-    def dashboard(self) -> DashboardProcess | None:
-        """The live dashboards beside the run (``--dashboard``), once started."""
-        return self.launcher.dashboard
+    # -- the system under test ------------------------------------------------------------
+
+    def _problem(self, loc: tuple[str | int, ...], message: str) -> ScenarioError:
+        path = self.options.scenario
+        return ScenarioError([f"{path}:{locate(path, loc)}: {'.'.join(map(str, loc))}: {message}"])
+
+    def _resolve_adapter(self) -> AdapterFactory:
+        try:
+            return resolve(self.ctx.scenario.system_under_test.adapter)
+        except UnknownAdapter as exc:
+            raise self._problem(("system_under_test", "adapter"), str(exc)) from None
+
+    def _open_sut(self) -> SystemUnderTest:
+        """Start (or reach) the system under test and check it can take the link."""
+        ctx = self.ctx
+        opts = self.options
+        spec = ctx.scenario.system_under_test
+        env = SutEnvironment(
+            plant=ctx.plant,
+            people=tuple(PersonAccount(p.id, p.role, p.password) for p in ctx.scenario.people),
+            report_dir=opts.report_dir,
+            mes_url=opts.mes_url,
+            database_url=opts.database_url,
+            link=ctx.scenario.link,
+            opcua_endpoint=self.links.endpoint,
+        )
+        try:
+            sut = self.adapter(spec.settings(), env)
+        except SutSettingsError as exc:
+            raise self._problem(("system_under_test", exc.field), str(exc)) from None
+        ctx.sut = sut  # closed by _shutdown whatever follows
+        lacking = required_missing(sut)
+        if lacking:
+            raise NotAnAdapter(
+                f"adapter {spec.adapter!r} returned {type(sut).__name__}, which lacks the "
+                f"required {', '.join(lacking)} of SystemUnderTest (twin/scenario/sut.py)"
+            )
+        why = self.links.unsupported(sut)
+        if why is not None:
+            raise self._problem(("link",), why)
+        has = capabilities(sut)
+        ctx.state.notes.append(
+            f"System under test: adapter {spec.adapter} ({sut.describe()}); optional "
+            f"capabilities: {', '.join(has) or 'none'}."
+        )
+        return sut
 
     # -- main loop ------------------------------------------------------------------------
 
@@ -103,16 +174,14 @@ class Runner:
         try:
             # The twin's OPC UA server is built while the MES starts (both take seconds).
             self.links.prepare()
-            url = self.launcher.start()
-            ctx.witness = ActionWitness(self.launcher.connect(url))
-            ctx.sut = ctx.witness.as_sut()
-            ctx.sut.load_master_data(ctx.plant)
-            self.launcher.start_dashboard(url)
+            sut = self._open_sut()
+            ctx.witness = ActionWitness(sut)
+            ctx.sut = sut = ctx.witness.as_sut()
+            sut.load_master_data(ctx.plant)
+            self._start_dashboard(sut)
             ctx.sim = EnginePlant(ctx.plant, ctx.scenario.seed)
             ctx.sim.add_observer(ctx.truth)
-            ctx.link = self.links.build(
-                ctx.sut, ctx.sim, mes_url=url, admin_password=self.launcher.admin_password
-            )
+            ctx.link = self.links.build(sut, ctx.sim)
             self.people_loop.start()
             # Paced from the plant's start (start-up is not the plant's time).
             plant0 = time.monotonic()
@@ -121,13 +190,13 @@ class Runner:
             ctx.sim.finish()
             ctx.truth.close(ctx.sim.now())
             if not ctx.link.drain(timeout=120):
+                why = getattr(ctx.link, "last_error", "")
                 ctx.state.problems.append(
                     f"{ctx.link.pending()} plant events could not be delivered at the end"
+                    + (f": {why}" if why else "")
                 )
             ctx.plant_wall_s = time.monotonic() - plant0
-            report = ReportBuilder(ctx, self.deviations).build(
-                started, wall0, self.launcher.database
-            )
+            report = ReportBuilder(ctx, self.deviations, self.faults).build(started, wall0)
         finally:
             self._shutdown()
         write_json(report, opts.report_dir / "report.json")
@@ -156,6 +225,7 @@ class Runner:
                 self.faults.maybe_restart_mes(t)
                 self.people_loop.deliver(t)
                 self.people_loop.tick(t)
+                self.deviations.fire_triggered(t)
                 self.deviations.watch_holds_safe(t)
                 self._pace(t, plant0)
                 if progress.enabled:
@@ -173,7 +243,8 @@ class Runner:
         limit = ctx.end + ctx.scenario.settle
         while t < limit:
             try:
-                if not ctx.sut.held() and not ctx.people.open_work():
+                held = ctx.sut.held() if isinstance(ctx.sut, QualityHolds) else []
+                if not held and not ctx.people.open_work():
                     break
             except SutUnavailable:
                 pass
@@ -209,12 +280,25 @@ class Runner:
             f"dev {len(ctx.state.deviations)} faults {len(ctx.state.faults)}"
         )
 
+    def _start_dashboard(self, sut: SystemUnderTest) -> None:
+        port = self.options.dashboard_port
+        if port is None:
+            return
+        if isinstance(sut, Dashboards):
+            self.dashboard_url = sut.start_dashboard(port)
+        else:
+            self.ctx.state.notes.append(
+                f"--dashboard: the {self.ctx.scenario.system_under_test.adapter} adapter "
+                "has no dashboards to serve."
+            )
+
     def _shutdown(self) -> None:
-        self.launcher.stop_dashboard()
+        sut = self.ctx.sut
+        if isinstance(sut, Dashboards):
+            sut.stop_dashboard()
         self.links.close(self.ctx.link)
-        if self.ctx.sut is not None:
-            self.ctx.sut.close()
-        self.launcher.stop()
+        if sut is not None:
+            sut.close()
 
 
 class _Progress:

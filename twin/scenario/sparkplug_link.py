@@ -44,7 +44,6 @@ from twin.scenario.opcua_link import (
     FLUSH_WAIT_S,
     OpcUaLink,
     OpcUaLinkError,
-    collector_api_key,
 )
 from twin.scenario.proxy import TcpProxy
 from twin.sparkplug.edge import SparkplugPublisher
@@ -328,7 +327,7 @@ def sparkplug_link_for(
     *,
     plant: PlantModel,
     mes_url: str,
-    admin_password: str,
+    api_key: str,
     workdir: Path,
     state: Any,
     sim: Any,
@@ -339,7 +338,7 @@ def sparkplug_link_for(
     link = SparkplugLink(
         plant,
         mes_url=mes_url,
-        api_key=collector_api_key(mes_url, admin_password),
+        api_key=api_key,
         workdir=workdir,
         characteristics=characteristics,
         clock=sim.now,

@@ -2,20 +2,31 @@
 
 Everything the bench does to the MES (load master data, send ERP orders, act as operator,
 supervisor and QA) and everything it reads back (job orders, lots, genealogy, state
-history, KPIs, refusals) goes through :class:`SystemUnderTest`. The first implementation,
-``twin.scenario.sut_mes_core.MesCoreSut``, speaks mes_core's REST API through
-``mes_core.client``; pointing the bench at another MES means writing one more file with a
-class that has these methods. Equipment traffic does not pass here: it reaches any MES over
-OPC UA, the standard way.
+history, KPIs, refusals) goes through an adapter. Adapters are plug-ins
+(:mod:`twin.scenario.sut_registry`): a scenario names one (``system_under_test: {adapter:
+NAME, ...settings}``) and a package ships one under the ``mestwin.sut_adapters`` entry
+point group. ``twin.scenario.mes_core_launch`` is the bench's own MES's.
+
+What an adapter must do is small, :class:`SystemUnderTest`: **orders in, records out**
+(take the plant's master data and the ERP's job orders; give back what it recorded per
+work unit and job order). Everything else is an optional capability, one ``Protocol``
+each (:data:`CAPABILITIES`): the runner asks the adapter what it supports
+(:func:`supports`) and reports what it therefore could not check as ``not_checked`` or
+``not_injected`` with the reason, never as passed.
 
 Every action returns an :class:`Answer` instead of raising when the MES *refuses*: a
 refusal is an expected outcome of a deviation, and the runner records it with the rule the
-MES named. Transport failures (MES down) raise :class:`SutUnavailable`.
+MES named. Transport failures (MES down) raise :class:`SutUnavailable`. All times are
+plant times in seconds since the plant model's start (``plant.plant.start``); adapters
+convert to their own clocks.
+
+Changes to this Protocol are named in the commit message that makes them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
@@ -117,10 +128,57 @@ class IngestStats:
     duplicates: int
 
 
+@dataclass(frozen=True)
+class PersonAccount:
+    """A simulated person as the scenario defines them: id, role and password."""
+
+    id: str
+    role: str
+    password: str
+
+
+@dataclass(frozen=True)
+class SutEnvironment:
+    """What an adapter factory is given besides its own settings."""
+
+    plant: PlantModel
+    people: tuple[PersonAccount, ...]
+    report_dir: Path
+    """The run's report folder: logs and files the adapter makes belong here."""
+    mes_url: str | None = None
+    """``--mes-url``: an MES that is already running (the adapter starts none)."""
+    database_url: str | None = None
+    """``--database-url``: the database an MES the adapter starts should use."""
+    link: str = "opcua"
+    """The scenario's ``link``: ``opcua-external`` means the MES collects for itself."""
+    opcua_endpoint: str | None = None
+    """With ``link: opcua-external``: the twin's OPC UA endpoint the MES must subscribe to
+    (known when the adapter is opened; the twin serves it before the MES starts)."""
+
+
+class SutSettingsError(ValueError):
+    """An adapter refused its settings; ``field`` names the one (exit code 2, with the
+    scenario's file and line)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    """What the plant published for one work unit up to a moment: cumulative counts."""
+
+    good: int
+    scrap: int
+
+
+# -- required -------------------------------------------------------------------------------
+
+
 @runtime_checkable
 class SystemUnderTest(Protocol):
-    """What the bench needs from an MES. All times are plant times in seconds since the
-    plant model's start (``plant.plant.start``); adapters convert to their own clocks."""
+    """What every adapter must do: orders in, records out."""
 
     def describe(self) -> str:
         """Adapter name and where the MES is reached (for the report)."""
@@ -143,15 +201,43 @@ class SystemUnderTest(Protocol):
         """ERP sends (and releases) a job order."""
         ...
 
+    def orders(self) -> list[OrderView]:
+        """Every job order the MES knows, with its actuals."""
+        ...
+
+    def records(self, plant: PlantModel, until: float) -> Records:
+        """What the MES recorded, in the reconciliation's shape: per work unit good, scrap
+        and seconds per state up to ``until``; per job order good, scrap, lots consumed and
+        produced; genealogy edges. What it does not record stays empty (the
+        reconciliation then names the difference)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections, and stop whatever the adapter started."""
+        ...
+
+
+# -- optional capabilities ------------------------------------------------------------------
+
+
+@runtime_checkable
+class Dispatching(Protocol):
+    """The supervisor dispatches released orders in the MES (ISA-95 job dispatching).
+    Without it the bench hands an accepted order to the plant itself."""
+
+    def dispatch_order(self, order: str, work_units: dict[str, str]) -> Answer:
+        """Dispatch a released order, naming the work unit per operation segment."""
+        ...
+
+
+@runtime_checkable
+class OperatorActions(Protocol):
+    """Operators start and complete operations and scan lots at the MES's terminal."""
+
     def start_operation(
         self, order: str, segment: str, person: str, work_unit: str, at: float
     ) -> Answer:
         """An operator starts an operation of a job order on a work unit (rules 1, 3, 4)."""
-        ...
-
-    def dispatch_order(self, order: str, work_units: dict[str, str]) -> Answer:
-        """The supervisor dispatches a released order, naming the work unit per operation
-        segment (ISA-95 job dispatching)."""
         ...
 
     def complete_operation(
@@ -167,6 +253,19 @@ class SystemUnderTest(Protocol):
         """An operator scans a lot for consumption by an operation (rule 2)."""
         ...
 
+
+@runtime_checkable
+class QualityHolds(Protocol):
+    """Holds and QA dispositions (nonconformances)."""
+
+    def held(self) -> list[str]:
+        """What awaits QA's disposition now (ids the adapter understands in ``dispose``)."""
+        ...
+
+    def holds_of(self, target: str) -> list[str]:
+        """What ``target`` (from ``held``) keeps on hold: ``job_order:<id>``, ``lot:<id>``."""
+        ...
+
     def dispose(
         self,
         target: str,
@@ -180,56 +279,74 @@ class SystemUnderTest(Protocol):
         plant time ``at`` (None: the adapter's own clock)."""
         ...
 
+
+@runtime_checkable
+class Calibration(Protocol):
+    """Maintenance records calibration due dates (rule 4)."""
+
     def set_calibration_due(self, work_unit: str, due_at: float) -> Answer:
-        """Maintenance records the calibration due date of a work unit (rule 4)."""
+        """Record the calibration due date of a work unit."""
         ...
 
-    def orders(self) -> list[OrderView]:
-        """Every job order the MES knows, with its actuals."""
-        ...
 
-    def lot_state(self, lot: str) -> str | None:
-        """The status of a material lot (None when the MES does not know it)."""
-        ...
-
-    def held(self) -> list[str]:
-        """What awaits QA's disposition now (ids the adapter understands in ``dispose``)."""
-        ...
-
-    def holds_of(self, target: str) -> list[str]:
-        """What ``target`` (from ``held``) keeps on hold: ``job_order:<id>``, ``lot:<id>``."""
-        ...
+@runtime_checkable
+class AuditTrail(Protocol):
+    """The MES records its refusals (rule, object, message)."""
 
     def refusals(self) -> list[Refusal]:
         """Every refusal recorded in the audit trail, oldest first."""
         ...
 
-    def records(self, plant: PlantModel, until: float) -> Records:
-        """What the MES recorded, in the reconciliation's shape: per work unit good, scrap
-        and seconds per state up to ``until``; per job order good, scrap, lots consumed and
-        produced; genealogy edges."""
+
+@runtime_checkable
+class LotStatus(Protocol):
+    """The MES tells a material lot's status."""
+
+    def lot_state(self, lot: str) -> str | None:
+        """The status of a material lot (None when the MES does not know it)."""
         ...
+
+
+@runtime_checkable
+class KpiSource(Protocol):
+    """The MES computes ISO 22400-2 KPIs."""
 
     def kpis(self, scope: str, ident: str, start: float, end: float) -> Kpis | None:
         """KPIs of a line or work unit (``scope`` ``line`` / ``work_unit``)."""
         ...
 
+
+@runtime_checkable
+class EventIngest(Protocol):
+    """The MES takes plant events on a collector endpoint the bench can post to (the
+    ``direct`` link) and counts what it ingested (the ``events`` expectation)."""
+
     def post_events(self, events: list[PlantEvent]) -> IngestResult:
-        """Post plant events to the MES's collector endpoint. Used only by the direct
-        collector that stands in for OPC UA + connector; raise ``SutUnavailable`` when the
-        MES cannot be reached."""
+        """Post plant events; raise ``SutUnavailable`` when the MES cannot be reached."""
         ...
 
     def ingest_stats(self) -> IngestStats:
         """Distinct plant events ingested and duplicates refused so far."""
         ...
 
+
+@runtime_checkable
+class ApiLatency(Protocol):
+    """The adapter times its calls (the ``api_latency`` expectation)."""
+
     def latencies_ms(self) -> list[float]:
         """Latency of every API call this adapter made, in milliseconds."""
         ...
 
-    def close(self) -> None:
-        """Release connections."""
+
+@runtime_checkable
+class CatchUp(Protocol):
+    """With ``link: opcua-external``: has the MES's own collector taken in what the plant
+    published? Without it the runner compares ``records`` with the plant's counts."""
+
+    def caught_up(self, until: float, expected: dict[str, UnitProgress]) -> bool:
+        """True when the MES has recorded, per work unit, these cumulative counts
+        published up to plant time ``until``."""
         ...
 
 
@@ -259,3 +376,88 @@ class LabourCapability(Protocol):
     def labour_records(self, persons: list[str], orders: list[str]) -> LabourHours:
         """Hours recorded for ``persons`` and ``orders``."""
         ...
+
+
+@runtime_checkable
+class ConnectorTarget(Protocol):
+    """The MES takes the bench's OPC UA connector (``link: opcua``): ``mestwin connect``
+    subscribes to the twin behind the bench's fault proxy and posts to the MES's ingest
+    endpoint (the wire contract of ``mes_core.schemas.plant_events``)."""
+
+    def connector_target(self) -> tuple[str, str]:
+        """The MES's base URL and an API key the connector posts plant events with."""
+        ...
+
+
+@runtime_checkable
+class ProcessControl(Protocol):
+    """The bench can kill the MES's process and start it again (``mes_restart``)."""
+
+    def kill_process(self) -> str | None:
+        """Kill the MES (SIGKILL); None when done, else why it cannot be done."""
+        ...
+
+    def restart_process(self) -> None:
+        """Start the MES again on the same database (``wait_ready`` follows)."""
+        ...
+
+
+@runtime_checkable
+class DatabaseLink(Protocol):
+    """The bench can cut the MES's database connection (``database_unreachable``)."""
+
+    def cut_database(self) -> str | None:
+        """Cut it; None when done, else why it cannot be done."""
+        ...
+
+    def restore_database(self) -> None:
+        """Restore it."""
+        ...
+
+
+@runtime_checkable
+class Dashboards(Protocol):
+    """The MES has live dashboards the bench can serve beside a run (``--dashboard``)."""
+
+    def start_dashboard(self, port: int) -> str:
+        """Start them on ``port`` (0: any free one); their URL."""
+        ...
+
+    def stop_dashboard(self) -> None:
+        """Stop them."""
+        ...
+
+
+CAPABILITIES: dict[str, tuple[type, str]] = {
+    "dispatching": (Dispatching, "job dispatching by the supervisor"),
+    "operator_actions": (OperatorActions, "operation starts, completions and lot scans"),
+    "quality_holds": (QualityHolds, "holds and QA dispositions"),
+    "calibration": (Calibration, "calibration due dates"),
+    "audit_trail": (AuditTrail, "refusals in an audit trail"),
+    "lot_status": (LotStatus, "material lot status"),
+    "kpis": (KpiSource, "ISO 22400-2 KPIs"),
+    "event_ingest": (EventIngest, "a collector endpoint for plant events"),
+    "api_latency": (ApiLatency, "timed API calls"),
+    "caught_up": (CatchUp, "telling when its own collector has caught up"),
+    "connector_target": (ConnectorTarget, "an ingest endpoint for the bench's connector"),
+    "process_control": (ProcessControl, "killing and restarting its process"),
+    "database_link": (DatabaseLink, "cutting its database connection"),
+    "dashboards": (Dashboards, "live dashboards"),
+    "labour": (LabourCapability, "attendance and labour bookings"),
+}
+"""Optional capabilities: name -> (Protocol, what it is, for the report's reasons)."""
+
+
+def supports(sut: object, capability: str) -> bool:
+    """Does ``sut`` implement the optional ``capability`` (a key of CAPABILITIES)?"""
+    return isinstance(sut, CAPABILITIES[capability][0])
+
+
+def missing(capability: str, adapter: str) -> str:
+    """The reason the report gives when adapter ``adapter`` lacks ``capability``."""
+    return f"the {adapter} adapter offers no {CAPABILITIES[capability][1]} ({capability})"
+
+
+def capabilities(sut: object) -> list[str]:
+    """The optional capabilities ``sut`` implements, in CAPABILITIES' order."""
+    return [name for name in CAPABILITIES if supports(sut, name)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from twin.scenario.reconcile import OperationTimes
-from twin.scenario.sut import Answer, SutUnavailable, SystemUnderTest
+from twin.scenario.sut import Answer, OperatorActions, SutUnavailable, SystemUnderTest
 
 
 class ActionWitness:
@@ -36,6 +36,12 @@ class ActionWitness:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sut, name)
+
+    def _terminal(self) -> OperatorActions:
+        """The MES's operator actions (people call these only when it has them)."""
+        sut = self.sut
+        assert isinstance(sut, OperatorActions), "operator actions on an MES without them"
+        return sut
 
     def _note(self, what: str, order: str, segment: str, at: float, call: Any) -> Answer:
         key = (what, order, segment)
@@ -63,7 +69,7 @@ class ActionWitness:
             order,
             segment,
             at,
-            lambda: self.sut.start_operation(order, segment, person, work_unit, at),
+            lambda: self._terminal().start_operation(order, segment, person, work_unit, at),
         )
 
     def complete_operation(
@@ -74,5 +80,5 @@ class ActionWitness:
             order,
             segment,
             at,
-            lambda: self.sut.complete_operation(order, segment, person, at, output_lot),
+            lambda: self._terminal().complete_operation(order, segment, person, at, output_lot),
         )
