@@ -116,4 +116,5 @@ def test_readme_scenario_example_is_a_valid_scenario_for_its_plant() -> None:
     sc = load_text(block, Scenario, name="README.md")
     plant = load_plant_model(sc.plant)
     assert reference_problems(sc, plant, Path("README.md")) == []
-    assert len(sc.deviations) == 6 and len(sc.faults) == 6
+    assert len(sc.deviations) == 7 and len(sc.faults) == 6
+    assert sc.deviations[-1].when == "operation_startable"

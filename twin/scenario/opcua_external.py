@@ -83,6 +83,22 @@ class ExternalOpcUaLink(OpcUaLink):
         queued = self.publisher.pending() if self.publisher is not None else 0
         return len(self._held) + queued
 
+    def drain(self, timeout: float) -> bool:
+        notes, self.notes = self.notes, None  # the parent's note speaks of its connector
+        try:
+            done = super().drain(timeout)
+        finally:
+            self.notes = notes
+        if notes is not None:
+            notes.append(
+                f"OPC UA link to the MES's own collector: the runner waited {self.settles} "
+                f"times for the MES to catch up (starts, completions, the end), "
+                f"{self.settle_seconds:.1f} s of wall time in all."
+            )
+            if self.last_error and self.last_error not in notes:
+                notes.append(self.last_error)
+        return done
+
     def _settle_once(self, publisher: Any, deadline: float) -> bool:
         deadline = min(deadline, time.monotonic() + self.catch_up_timeout)
         until = self.clock()
