@@ -1,11 +1,52 @@
 """``link: opcua-external``: the twin serves OPC UA, the MES subscribes with its own
-collector, the bench starts none and learns that the MES caught up through the adapter,
-waiting a bounded time. Here: the bound and its message, without a server (< 1 s)."""
+collector (mes_core's adapter runs its own ``mestwin connect``, as its site would), the
+bench starts none and learns that the MES caught up through the adapter, waiting a
+bounded time. The run takes about 40 s (80 simulated minutes, one small order); the bound's
+message is tested without a server (< 1 s)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
+from plant_models.scenario import SCENARIOS_DIR
 from twin.scenario.opcua_external import ExternalOpcUaLink
+from twin.scenario.runner import RunOptions, run_scenario
 from twin.scenario.sut import UnitProgress
+
+SCENARIO = """\
+name: own-collector
+plant: {plant}
+duration: 20m
+drain: 1h
+seed: 1
+link: opcua-external
+erp:
+  plant_orders: false
+  orders:
+    - {{id: JO-T1, product: WATER-500, quantity: 30}}
+people:
+  - {{id: OP-ANNA, role: operator, behaviour: {{reaction: 1m}}}}
+expectations:
+  - {{type: reconciliation_exact}}
+  - {{type: all_orders_completed}}
+"""
+
+
+@pytest.mark.slow
+def test_an_mes_that_collects_for_itself_reconciles_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "own.yaml"
+    path.write_text(SCENARIO.format(plant=SCENARIOS_DIR.parent / "bottling_line.yaml"))
+    result = run_scenario(RunOptions(scenario=path, report_dir=tmp_path / "report", progress=False))
+    failed = [f"{e.name}: {e.detail}" for e in result.report.expectations if not e.passed]
+    assert result.exit_code == 0, "\n".join(failed + result.report.notes)
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert data["reconciliation"]["exact"] and data["reconciliation"]["mismatches"] == []
+    assert any("the MES's own collector" in n for n in data["notes"])
+    assert not (tmp_path / "report" / "connector.log").exists()  # the bench ran none
+    assert "subscribed to" in (tmp_path / "report" / "collector.log").read_text()
 
 
 def test_an_mes_that_does_not_catch_up_is_named_with_what_was_expected() -> None:

@@ -227,3 +227,14 @@ def test_the_documented_minimal_adapter_is_a_system_under_test_with_no_options()
     with pytest.raises(SutSettingsError) as err:
         namespace["open_my_mes"]({}, env)  # type: ignore[operator]
     assert err.value.field == "url"
+
+
+def test_mestwin_run_takes_another_adapter_for_a_shipped_scenario(tmp_path: Path) -> None:
+    """``--adapter`` overrides the scenario's system under test (exit 2 naming it when
+    none such is installed); ``--link`` must be one the bench knows."""
+    from twin.scenario.cli import run_command
+
+    shipped = SCENARIOS_DIR / "clean_bottling_day.yaml"
+    common = (shipped, tmp_path / "r", None, None, None, None, False)
+    assert run_command(*common, adapter="nonesuch") == 2
+    assert run_command(*common, link="carrier-pigeon") == 2

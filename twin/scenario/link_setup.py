@@ -186,7 +186,8 @@ class LinkBuilder:
 
         def by_records(until: float, expected: dict[str, UnitProgress]) -> bool:
             try:
-                units = sut.records(plant, until).work_units
+                # A second more, so a count stamped at ``until`` is in the window.
+                units = sut.records(plant, until + 1.0).work_units
             except SutUnavailable:
                 return False
             return all(

@@ -12,7 +12,7 @@ or ``b2mml`` (job orders in and actuals out as B2MML documents only).
 
 With ``link: opcua-external`` mes_core collects for itself: the adapter starts its own
 ``mestwin connect`` against the twin's endpoint, as the MES's site would run it, and the
-bench learns it caught up from the MES's records only.
+bench learns it caught up from the MES's plant counts (``caught_up``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,21 @@ import os
 import secrets
 import signal
 import subprocess
+from datetime import timedelta
 from typing import Any
 
+from mes_core.client import MesClientError
+from plant_models.schema import PlantModel
 from twin.scenario.dashboard_process import DashboardProcess
 from twin.scenario.mes_process import MesProcess, mestwin_command
 from twin.scenario.proxy import TcpProxy
-from twin.scenario.sut import MesStartError, SutEnvironment, SutSettingsError, SutUnavailable
+from twin.scenario.sut import (
+    MesStartError,
+    SutEnvironment,
+    SutSettingsError,
+    SutUnavailable,
+    UnitProgress,
+)
 from twin.scenario.sut_mes_core import ORDER_CHANNELS, MesCoreSut
 
 SETTINGS = ("orders",)
@@ -130,7 +139,7 @@ class MesCoreLauncher:
 class MesCoreRun(MesCoreSut):
     """mes_core as a run's system under test: the REST adapter plus the process-level
     capabilities (``ProcessControl``, ``DatabaseLink``, ``Dashboards``,
-    ``ConnectorTarget``)."""
+    ``ConnectorTarget``) and ``CatchUp`` for its own collector."""
 
     def __init__(self, launcher: MesCoreLauncher, url: str, *, orders: str) -> None:
         env = launcher.env
@@ -143,6 +152,15 @@ class MesCoreRun(MesCoreSut):
             orders=orders,
         )
         self.launcher = launcher
+
+    def load_master_data(self, plant: PlantModel) -> None:
+        """The plant's master data; then, with ``link: opcua-external``, the MES's own
+        collector (it binds the twin's work units to the MES's, which must exist)."""
+        super().load_master_data(plant)
+        env = self.launcher.env
+        if env.link == "opcua-external" and env.opcua_endpoint and not self.launcher.collector:
+            _url, key = self.connector_target()
+            self.launcher.start_collector(self.url, key, env.opcua_endpoint)
 
     @property
     def database(self) -> str:
@@ -177,6 +195,23 @@ class MesCoreRun(MesCoreSut):
         from twin.scenario.opcua_link import collector_api_key
 
         return self.url, collector_api_key(self.url, self.launcher.admin_password)
+
+    def caught_up(self, until: float, expected: dict[str, UnitProgress]) -> bool:
+        """``CatchUp``: each work unit's plant counts (the same KPI quantities ``records``
+        reads) up to a second after ``until``, so a count stamped at ``until`` is in."""
+        admin = self._admin_client()
+        start = self.plant_start
+        end = start + timedelta(seconds=until + 1.0)
+        for code, want in sorted(expected.items()):
+            if want.good == 0 and want.scrap == 0:
+                continue
+            try:
+                k = self._timed(admin.work_unit_kpis, code, start, end, "plant")
+            except MesClientError:
+                return False
+            if k.good_quantity < want.good or k.scrap_quantity < want.scrap:
+                return False
+        return True
 
     def start_dashboard(self, port: int) -> str:
         from rich.console import Console
@@ -226,9 +261,6 @@ def open_mes_core(settings: dict[str, Any], env: SutEnvironment) -> MesCoreRun:
         except SutUnavailable as exc:
             tail = launcher.mes.log_tail() if launcher.mes else ""
             raise MesStartError(f"the MES did not come up at {url}: {exc}\n{tail}") from exc
-        if env.link == "opcua-external" and env.opcua_endpoint:
-            _url, key = sut.connector_target()
-            launcher.start_collector(url, key, env.opcua_endpoint)
     except BaseException:
         launcher.stop()
         raise

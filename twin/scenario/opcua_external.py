@@ -15,17 +15,26 @@ what the MES had.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
-from twin.scenario.opcua_link import BARRIER_TIMEOUT_S, OpcUaLink, OpcUaLinkError, PlantServing
+from twin.scenario.opcua_link import (
+    BARRIER_TIMEOUT_S,
+    OpcUaLink,
+    OpcUaLinkError,
+    PlantServing,
+    connector_subscription,
+)
 from twin.scenario.proxy import TcpProxy
 from twin.scenario.sut import UnitProgress
 
 CaughtUp = Callable[[float, dict[str, UnitProgress]], bool]
 POLL_S = 0.1
 """How often (wall seconds) the MES is asked whether it caught up."""
+SETTLED_S = 0.5
+"""The collector's monitored items count as created once their number held this long."""
 
 
 class ExternalOpcUaLink(OpcUaLink):
@@ -62,7 +71,30 @@ class ExternalOpcUaLink(OpcUaLink):
         except Exception as exc:
             self.close()
             raise OpcUaLinkError(f"the twin OPC UA server did not start: {exc}") from exc
+        # Nothing is published before the MES's collector watches: a change written
+        # before its monitored items exist would reach it collapsed into its first read.
+        if not self._run(self._collector_subscribed(time.monotonic() + timeout), timeout + 5):
+            self.close()
+            raise OpcUaLinkError(
+                f"the MES's collector did not subscribe to {self.endpoint} within "
+                f"{timeout:g} s (with link: opcua-external the MES collects for itself)"
+            )
         return self
+
+    async def _collector_subscribed(self, deadline: float) -> bool:
+        """On the server's loop: a client subscription with monitored items, unchanged
+        for half a second (its items are created in one or a few calls)."""
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            server = self._server
+            sub = connector_subscription(server.server) if server and server.server else None
+            items = len(sub.monitored_item_srv._monitored_items) if sub is not None else 0
+            if items != seen:
+                seen, since = items, time.monotonic()
+            elif items and time.monotonic() - since >= SETTLED_S:
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     def _status(self) -> dict[str, Any]:
         return {}  # no connector of the bench's to ask
