@@ -16,7 +16,7 @@ from plant_models.scenario_yaml import DocumentError, load_text
 from twin.scenario.expectations import check_all
 from twin.scenario.html import render_html
 from twin.scenario.junit import junit_xml
-from twin.scenario.report import load_schema
+from twin.scenario.report import ExpectationResult, load_schema
 from twin.scenario.traceability import trace_matrix
 
 SCENARIO = """\
@@ -47,6 +47,23 @@ def test_requirements_group_expectations_and_one_failure_fails_the_requirement()
     assert rows["URS-050"].verdict == "passed" and rows["URS-050"].expectations == [
         "OEE of BTL1 within bounds"
     ]
+
+
+def test_a_requirement_not_checked_is_never_passed() -> None:
+    checked = ExpectationResult(
+        name="a", type="t", passed=True, detail="", requirements=["URS-1", "URS-2"]
+    )
+    unchecked = ExpectationResult(
+        name="b",
+        type="t",
+        passed=True,
+        status="not_checked",
+        detail="not checked: no capability",
+        requirements=["URS-1"],
+    )
+    failed = ExpectationResult(name="c", type="t", passed=False, detail="", requirements=["URS-2"])
+    rows = {r.requirement: r.verdict for r in trace_matrix([checked, unchecked, failed])}
+    assert rows == {"URS-1": "not_checked", "URS-2": "failed"}
 
 
 def test_a_bad_requirement_id_or_risk_class_names_file_and_line() -> None:

@@ -65,6 +65,9 @@ def run(
         str | None,
         typer.Option(help="override the scenario's link: opcua, opcua-external or direct"),
     ] = None,
+    pdf: Annotated[
+        bool, typer.Option(help="also print report.pdf (headless Chromium) for sign-off")
+    ] = False,
 ) -> None:
     """Run a scenario against the MES; exit 0 when every expectation holds, 1 when one
     fails, 2 when the scenario file is broken."""
@@ -81,6 +84,7 @@ def run(
         signing_key,
         adapter=adapter,
         link=link,
+        pdf=pdf,
     )
     raise typer.Exit(code)
 
@@ -99,12 +103,14 @@ def run_command(
     *,
     adapter: str | None = None,
     link: str | None = None,
+    pdf: bool = False,
 ) -> int:
     """The body of ``mestwin run``; returns the exit code."""
     from rich.console import Console
 
     from plant_models.durations import parse_duration
-    from twin.scenario.evidence import EvidenceError, load_signing_key
+    from twin.scenario.evidence import EvidenceError, load_signing_key, seal
+    from twin.scenario.review_pdf import PdfError, find_chromium, write_review_pdf
     from twin.scenario.runner import MesStartError, RunOptions, ScenarioError, run_scenario
 
     console = Console(stderr=True, soft_wrap=True)
@@ -115,6 +121,9 @@ def run_command(
         except EvidenceError as exc:
             console.print(f"[red]error:[/] {exc}", highlight=False)
             return 2
+    if pdf and find_chromium() is None:
+        console.print("[red]error:[/] --pdf needs Chromium (Debian package chromium)")
+        return 2
     try:
         options = RunOptions(
             scenario=scenario,
@@ -158,6 +167,12 @@ def run_command(
         f"({report.sim_time_s / 3600:.2f} h simulated)"
     )
     console.print(f"report: {(result.report_dir / 'report.html').resolve()}")
+    if pdf:
+        try:  # the runner sealed the folder: sealed again with the PDF in it
+            console.print(f"PDF: {write_review_pdf(result.report_dir).resolve()}")
+            seal(result.report_dir, signing_key)
+        except (PdfError, EvidenceError) as exc:
+            console.print(f"[red]error: no report.pdf:[/] {exc}", highlight=False)
     console.print(
         f"sealed: {(result.report_dir / 'manifest.json').resolve()} "
         f"(check with: mestwin evidence verify {result.report_dir})"

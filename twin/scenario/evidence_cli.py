@@ -1,4 +1,5 @@
-"""``mestwin evidence``: seal a report folder, verify a sealed one, make a signing key."""
+"""``mestwin evidence``: seal a report folder, verify a sealed one, print its PDF for
+signing, make a signing key."""
 
 from __future__ import annotations
 
@@ -67,6 +68,27 @@ def seal_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"sealed {done.manifest} ({done.key} key {done.fingerprint})")
+
+
+@app.command("pdf")
+def pdf_command(
+    folder: Annotated[Path, typer.Argument(help="a report folder (holds report.json)")],
+    signing_key: Annotated[
+        Path | None, typer.Option(help="Ed25519 private key, PEM (default: one made now)")
+    ] = None,
+) -> None:
+    """Print report.pdf for the reviewer's signature (headless Chromium), then seal the
+    folder again so the manifest covers the PDF."""
+    from twin.scenario.evidence import EvidenceError, seal
+    from twin.scenario.review_pdf import PdfError, write_review_pdf
+
+    try:
+        pdf = write_review_pdf(folder)
+        done = seal(folder, signing_key)
+    except (PdfError, EvidenceError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{pdf}; sealed {done.manifest} ({done.key} key {done.fingerprint})")
 
 
 @app.command("keygen")

@@ -70,8 +70,9 @@ class TraceRow(_Model):
     )
     expectations: list[str] = Field(description="Names of the expectations verifying it.")
     evidence: list[str] = Field(description="The records those expectations compared.")
-    verdict: Literal["passed", "failed"] = Field(
-        description="passed only when every expectation verifying it passed."
+    verdict: Literal["passed", "failed", "not_checked"] = Field(
+        description="failed when one expectation verifying it failed; else not_checked "
+        "when one could not be checked; passed only when every one passed."
     )
 
 

@@ -8,9 +8,12 @@ from the checked expectations, rendered in ``report.json``, ``report.html`` and
 
 from __future__ import annotations
 
+from typing import Literal
+
 from twin.scenario.report import ExpectationResult, Report, TraceRow
 
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
+_CLASS = {"passed": "pass", "failed": "fail", "not_checked": "fail"}
 
 
 def trace_matrix(results: list[ExpectationResult]) -> list[TraceRow]:
@@ -32,10 +35,19 @@ def trace_matrix(results: list[ExpectationResult]) -> list[TraceRow]:
                 risk=max(risks, key=RISK_ORDER.__getitem__) if risks else None,
                 expectations=[e.name for e in exps],
                 evidence=evidence,
-                verdict="passed" if all(e.passed for e in exps) else "failed",
+                verdict=_verdict(exps),
             )
         )
     return rows
+
+
+def _verdict(exps: list[ExpectationResult]) -> Literal["passed", "failed", "not_checked"]:
+    statuses = {e.status or ("passed" if e.passed else "failed") for e in exps}
+    if "failed" in statuses:
+        return "failed"
+    if "not_checked" in statuses:  # never counted as passed
+        return "not_checked"
+    return "passed"
 
 
 def untraced(results: list[ExpectationResult]) -> list[str]:
@@ -54,11 +66,7 @@ def matrix_html(report: Report) -> str:
     )
     rows = []
     for row in report.traceability:
-        verdict = (
-            '<span class="pass">passed</span>'
-            if row.verdict == "passed"
-            else '<span class="fail">failed</span>'
-        )
+        verdict = f'<span class="{_CLASS[row.verdict]}">{row.verdict.replace("_", " ")}</span>'
         rows.append(
             "<tr>"
             f"<td>{escape(row.requirement)}</td><td>{row.risk or ''}</td>"
