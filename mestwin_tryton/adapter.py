@@ -17,11 +17,12 @@ ISA-95 job order -> ``production`` (reference = order id) with its routing's wor
 - Lots scanned for consumption are input moves of the production with that lot, from
   storage to the production location.
 - Counts come from the plant over OPC UA (``collector``): the good units at the order's last
-  work unit are its output move of finished goods into storage, its scrap an output move to
-  the lost-and-found location (Tryton's place for waste), both kept at the plant's figures
-  while the order runs. Sampled process values become ``quality.inspection`` records of the
-  product's control for that characteristic; one out of tolerance fails, Tryton opens a
-  ``quality.alert`` and refuses to finish the production until QA resolves the alert.
+  work unit are its output move of finished goods into storage, the units scrapped at any of
+  its work units an output move to the lost-and-found location (Tryton's place for waste),
+  both kept at the plant's figures while the order runs. Sampled process values become
+  ``quality.inspection`` records of the product's control for that characteristic; one
+  out of tolerance fails, Tryton opens a ``quality.alert`` and refuses to finish the
+  production until QA resolves the alert.
 
 What Tryton cannot express is said so (``not_checkable``), never passed: per work unit
 counts and state seconds (a work cycle has a duration and a cost, no quantity; Tryton
@@ -133,7 +134,7 @@ class TrytonSut:
         self.refused: list[Refusal] = []
         self.collector: OpcUaCollector | None = None
         self._counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        """order -> [good, scrap] at its last work unit, as booked"""
+        """order -> [good at its last work unit, scrap at all of them], as booked"""
         self._order_wu: dict[str, str] = {}
         self._lock = threading.Lock()
         self.unbooked: list[str] = []
@@ -518,7 +519,7 @@ class TrytonSut:
         rpc.login("admin", _admin_password())
         rpc.context = self.rpc.context  # shared: the company is set when master data loads
         self._collector_rpc = rpc
-        self.collector = OpcUaCollector(endpoint, self._book).start()
+        self.collector = OpcUaCollector(endpoint, self._book).start()  # connects by itself
 
     def booked_counters(self) -> dict[str, tuple[int, int]]:
         """Per work unit, the PackML (processed, defective) booked into Tryton."""
@@ -546,12 +547,13 @@ class TrytonSut:
         for event in events:
             if isinstance(event, CountEvent) and event.job_order:
                 product = self.order_product.get(event.job_order)
-                if product is None or self.last_work_unit.get(product) != event.work_unit:
+                if product is None:
                     continue
+                last = self.last_work_unit.get(product) == event.work_unit
                 with self._lock:
                     counts = self._counts[event.job_order]
-                    counts[0] += event.good
-                    counts[1] += event.scrap
+                    counts[0] += event.good if last else 0
+                    counts[1] += event.scrap  # units scrapped anywhere on the line
                 touched.add(event.job_order)
             elif isinstance(event, MeasurementEvent) and event.job_order:
                 sample = self._inspection(event)
@@ -592,8 +594,12 @@ class TrytonSut:
                             "from_location": self.md.production_location,
                             "to_location": location,
                             "company": self.md.company,
-                            "unit_price": Decimal(0),
-                            "currency": self.md.currency,
+                            # a price into storage (Tryton costs it at done), none as waste
+                            **(
+                                {"unit_price": Decimal(0), "currency": self.md.currency}
+                                if location == self.md.storage
+                                else {}
+                            ),
                         }
                     ],
                 )

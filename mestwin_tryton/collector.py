@@ -32,6 +32,9 @@ from mes_core.schemas.plant_events import PlantEvent
 
 log = logging.getLogger(__name__)
 
+RETRY_S = 0.5
+"""Wall seconds between connection attempts."""
+
 Book = Callable[[list[PlantEvent]], None]
 
 
@@ -61,6 +64,10 @@ class OpcUaCollector:
         self._booked: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self.errors: list[str] = []
+        """Batches Tryton did not take (each names why)."""
+        self.connection_errors = 0
+        self.last_connection_error = ""
+        self.subscriptions = 0
         self.batches = 0
         self.events = 0
         self._loop = asyncio.new_event_loop()
@@ -71,34 +78,51 @@ class OpcUaCollector:
         self._task: concurrent.futures.Future[None] | None = None
         self._connected = threading.Event()
 
-    def start(self, timeout: float = 30.0) -> OpcUaCollector:
+    def start(self, timeout: float = 0.0) -> OpcUaCollector:
+        """Start collecting; with ``timeout`` > 0 wait that long for the first
+        subscription (a gateway otherwise keeps trying: the server may come up later)."""
         self._thread.start()
-        task = self._task = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
-        if not self._connected.wait(timeout):
-            if task.done() and task.exception() is not None:
-                raise RuntimeError(
-                    f"OPC UA gateway could not subscribe to {self.endpoint}: {task.exception()}"
-                )
-            raise RuntimeError(f"OPC UA gateway: no subscription on {self.endpoint} in {timeout} s")
+        self._task = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+        if timeout > 0 and not self._connected.wait(timeout):
+            raise RuntimeError(
+                f"OPC UA gateway: no subscription on {self.endpoint} in {timeout:g} s"
+                + (f" ({self.errors[-1]})" if self.errors else "")
+            )
         return self
 
     async def _run(self) -> None:
+        """Connect, subscribe and collect; on a lost connection, again (the current
+        values a new subscription delivers resync the cumulative counters)."""
         self._stop = asyncio.Event()
-        client = Client(self.endpoint, timeout=30)
+        while not self._stop.is_set():
+            try:
+                await self._session()
+            except Exception as exc:  # noqa: BLE001 - any failure of a session: a gateway retries
+                self.connection_errors += 1
+                self.last_connection_error = f"{type(exc).__name__}: {exc}"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), RETRY_S)
+        await self._collect()
+
+    async def _session(self) -> None:
+        client = Client(self.endpoint, timeout=10)
         await client.connect()
         try:
             bindings = await discover(client)
             nodes = self.builder.bind(bindings)
             sub = await client.create_subscription(self.period_ms, _Handler(self._incoming))
             await sub.subscribe_data_change(
-                [client.get_node(n) for n in nodes], queuesize=0, sampling_interval=ua.Double(0.0)
+                [client.get_node(n) for n in nodes],
+                queuesize=0,
+                sampling_interval=ua.Double(0.0),
             )
+            self.subscriptions += 1
             self._connected.set()
             while not self._stop.is_set():
                 await self._collect()
+                await client.check_connection()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.period_ms / 1000.0)
-            await self._collect()
         finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
