@@ -16,9 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from plant_models.durations import parse_duration
+from plant_models.expression import validate as validate_expression
 from plant_models.scenario_yaml import DocumentError, FieldProblem, load_document
 
 Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -379,6 +380,31 @@ class ApiLatencyWithin(_Expectation):
     p99_ms: Annotated[float, Field(gt=0)] | None = None
 
 
+class GenealogyLink(_Expectation):
+    """The MES's genealogy holds (``present: true``) or does not hold (``false``) the
+    edge ``from_lot`` -> ``to_lot`` (ISA-95 material lot genealogy)."""
+
+    type: Literal["genealogy_link"]
+    from_lot: Name
+    to_lot: Name
+    present: bool = True
+
+
+class LabourHoursWithin(_Bounds):
+    """Labour hours the MES booked on job order ``order`` within bounds."""
+
+    type: Literal["labour_hours"]
+    order: Name
+
+
+class ExpressionHolds(_Expectation):
+    """A condition over the run's figures in a small safe language
+    (``plant_models.expression``), e.g. ``events.lost == 0 and kpi('BTL1', 'oee') > 0.5``."""
+
+    type: Literal["expression"]
+    expr: Annotated[str, AfterValidator(validate_expression)]
+
+
 Expectation = Annotated[
     AllOrdersCompleted
     | OrderInState
@@ -388,7 +414,10 @@ Expectation = Annotated[
     | ThroughputWithin
     | ReconciliationExact
     | EventsLossWithin
-    | ApiLatencyWithin,
+    | ApiLatencyWithin
+    | GenealogyLink
+    | LabourHoursWithin
+    | ExpressionHolds,
     Field(discriminator="type"),
 ]
 

@@ -14,12 +14,16 @@ from plant_models.scenario import (
     DeviationRefused,
     EventsLossWithin,
     Expectation,
+    ExpressionHolds,
+    GenealogyLink,
+    LabourHoursWithin,
     LotInState,
     OeeWithin,
     OrderInState,
     ReconciliationExact,
     ThroughputWithin,
 )
+from twin.scenario.custom_expectations import CUSTOM_TYPES, custom_evidence, evaluate_custom
 from twin.scenario.report import (
     DeviationOutcome,
     EventCounts,
@@ -63,6 +67,8 @@ def needs(exp: Expectation) -> str | None:
         return "event_ingest"
     if isinstance(exp, ApiLatencyWithin):
         return "api_latency"
+    if isinstance(exp, LabourHoursWithin):
+        return "labour"
     return None
 
 
@@ -81,6 +87,12 @@ def default_name(exp: Expectation) -> str:
         return f"OEE of {exp.line or exp.work_unit} within bounds"
     if isinstance(exp, ThroughputWithin):
         return f"throughput of {exp.line} within bounds"
+    if isinstance(exp, GenealogyLink):
+        return f"genealogy {'has' if exp.present else 'lacks'} {exp.from_lot} -> {exp.to_lot}"
+    if isinstance(exp, LabourHoursWithin):
+        return f"labour hours of {exp.order} within bounds"
+    if isinstance(exp, ExpressionHolds):
+        return exp.expr
     return exp.type.replace("_", " ")
 
 
@@ -133,6 +145,8 @@ def evidence(exp: Expectation, obs: Observed) -> list[str]:
     """The records ``exp`` compares: JSON pointers into the report (its ``orders`` follow
     ``obs.order_ids``, its ``deviations`` and ``kpis`` are ``obs``'s lists), or what was
     read from the MES when the report does not hold it."""
+    if isinstance(exp, CUSTOM_TYPES):
+        return custom_evidence(exp, obs)
     if isinstance(exp, AllOrdersCompleted):
         return ["#/orders"]
     if isinstance(exp, OrderInState):
@@ -160,6 +174,8 @@ def evidence(exp: Expectation, obs: Observed) -> list[str]:
 
 
 def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:
+    if isinstance(exp, CUSTOM_TYPES):
+        return evaluate_custom(exp, obs)
     if isinstance(exp, AllOrdersCompleted):
         missing = [o for o in obs.order_ids if obs.order_states.get(o) not in DONE_STATES]
         done = len(obs.order_ids) - len(missing)

@@ -1,0 +1,110 @@
+"""Custom expectations (issue 19): genealogy link present/absent, labour hours per job
+order, and the safe expression language over the run's figures. Plain data: under 1 s."""
+
+from __future__ import annotations
+
+import pytest
+from test_scenario_expectations import _observed
+
+from plant_models.expression import ExpressionError, evaluate, parse
+from plant_models.scenario import Scenario
+from plant_models.scenario_yaml import DocumentError, load_text
+from twin.scenario.expectations import Observed, check_all
+from twin.scenario.reconcile import Records, reconcile
+from twin.scenario.report import ReconciliationRow
+
+SCENARIO = """\
+name: x
+plant: bottling_line
+duration: 1h
+timeline:
+  - {type: wrong_lot, name: wl, at: 10m, lot: LOT-X}
+  - {type: expired_lot, name: ex, at: 10m, lot: LOT-E}
+expectations:
+  - {type: genealogy_link, from_lot: RM-1, to_lot: FG-1}
+  - {type: genealogy_link, from_lot: RM-2, to_lot: FG-1, present: false}
+  - {type: genealogy_link, from_lot: RM-9, to_lot: FG-1}
+  - {type: labour_hours, order: JO-1, min: 1, max: 3}
+  - {type: labour_hours, order: JO-2, min: 1}
+  - {type: expression, expr: "events.lost == 0 and kpi('BTL1', 'oee') > 0.5"}
+  - {type: expression, expr: "deviations.refused / deviations.injected >= 1"}
+  - {type: expression, expr: "latency.max_ms < 100"}
+  - {type: expression, expr: "labour('JO-1') - 2 == 0.5 and orders.completed == 1"}
+"""
+
+
+def _observed_with_records() -> Observed:
+    """The plain observations, with a genealogy edge RM-1 -> FG-1 and 2.5 labour hours on
+    JO-1 in the MES's records."""
+    obs = _observed()
+    edges = {("RM-1", "FG-1")}
+    obs.reconciliation = reconcile(
+        Records(work_units={}, genealogy=edges), Records(work_units={}, genealogy=edges)
+    )
+    obs.reconciliation.rows.append(
+        ReconciliationRow(
+            entity="job_order",
+            id="JO-1",
+            quantity="labour hours",
+            twin=2.5,
+            mes=2.5,
+            difference=0.0,
+            matches=True,
+        )
+    )
+    return obs
+
+
+def test_each_custom_kind_passes_or_fails_with_its_reason() -> None:
+    results = check_all(load_text(SCENARIO, Scenario).expectations, _observed_with_records())
+    got = [(r.passed, r.detail) for r in results]
+    assert got[0] == (True, "the MES's genealogy holds RM-1 -> FG-1; expected it holds")
+    assert got[1][0] is True and got[2] == (
+        False,
+        "the MES's genealogy does not hold RM-9 -> FG-1; expected it holds",
+    )
+    assert got[3] == (True, "labour on job order JO-1 = 2.5 h (MES), expected within [1, 3]")
+    assert got[4][0] is False and "JO-2 = 0 h" in got[4][1]
+    # OEE of BTL1 is 0.55 in the observations, nothing lost.
+    assert got[5] == (True, "events.lost == 0 and kpi('BTL1', 'oee') > 0.5 is true")
+    # One of two deviations refused, the other accepted.
+    assert got[6] == (False, "deviations.refused / deviations.injected >= 1 is false")
+    assert got[7][0] is False and "latency.max_ms has no value in this run" in got[7][1]
+    assert got[8][0] is True, got[8][1]
+    assert results[0].evidence == ["#/reconciliation/rows/0"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "refused"),
+    [
+        ("__import__('os').system('true')", "only the functions"),
+        ("events.lost.__class__", "unknown figure"),
+        ("[x for x in orders.total]", "ListComp not allowed"),
+        ("events.lost ** 99999", "BinOp not allowed"),
+        ("kpi(id='BTL1', name='oee')", "keyword arguments"),
+        ("lambda: 1", "Lambda not allowed"),
+        ("events.lost == ", "not an expression"),
+    ],
+)
+def test_the_expression_language_refuses_anything_but_figures_arithmetic_and_comparisons(
+    expr: str, refused: str
+) -> None:
+    with pytest.raises(ExpressionError, match=refused):
+        parse(expr)
+
+
+def test_a_refused_expression_names_the_scenario_file_and_line() -> None:
+    text = SCENARIO.replace("latency.max_ms < 100", "open('/etc/passwd')")
+    with pytest.raises(DocumentError) as info:
+        load_text(text, Scenario, name="sc.yaml")
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith("sc.yaml:15: expectations.7.expression.expr:")
+
+
+def test_evaluation_reports_division_by_zero_and_bad_calls() -> None:
+    figures = {"orders.total": 0.0, "orders.completed": 0.0}
+    with pytest.raises(ExpressionError, match="division by zero"):
+        evaluate("orders.completed / orders.total > 0", figures, {})
+    with pytest.raises(ExpressionError, match="kpi"):
+        evaluate("kpi('X') > 0", figures, {"kpi": lambda i, n: 1.0})
+    assert evaluate("1 < orders.total + 2 <= 2 and not orders.total", figures, {}) is True

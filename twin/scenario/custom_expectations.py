@@ -1,0 +1,119 @@
+"""Expectations a QA reviewer adds beyond the fixed set: a genealogy link present or
+absent, labour hours per job order within bounds, and a condition over the run's figures
+(``plant_models.expression``). Plain data: judged on :class:`Observed` like the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from plant_models.expression import ExpressionError, evaluate
+from plant_models.scenario import ExpressionHolds, GenealogyLink, LabourHoursWithin
+
+if TYPE_CHECKING:
+    from twin.scenario.expectations import Observed
+
+CUSTOM_TYPES = (GenealogyLink, LabourHoursWithin, ExpressionHolds)
+KPI_FIGURES = (
+    "availability",
+    "performance",
+    "quality",
+    "oee",
+    "throughput_per_hour",
+    "good",
+    "scrap",
+    "scrap_ratio",
+)
+DONE_STATES = frozenset({"completed", "closed"})
+
+
+def _row_index(obs: Observed, entity: str, ident: str, quantity: str) -> int | None:
+    for i, row in enumerate(obs.reconciliation.rows):
+        if row.entity == entity and row.id == ident and row.quantity == quantity:
+            return i
+    return None
+
+
+def _labour(obs: Observed, order: str) -> float:
+    i = _row_index(obs, "job_order", order, "labour hours")
+    mes = obs.reconciliation.rows[i].mes if i is not None else None
+    return mes or 0.0
+
+
+def figures(obs: Observed) -> dict[str, float | None]:
+    """The named figures of :data:`plant_models.expression.FIGURES`, from ``obs``."""
+    outcomes = [d.outcome for d in obs.deviations]
+    return {
+        "orders.total": len(obs.order_ids),
+        "orders.completed": sum(obs.order_states.get(o) in DONE_STATES for o in obs.order_ids),
+        "events.sent": obs.events.sent,
+        "events.ingested": obs.events.ingested,
+        "events.lost": obs.events.lost,
+        "events.duplicated": obs.events.duplicated,
+        "events.replayed": obs.events.replayed,
+        "latency.count": obs.latency.count,
+        "latency.p50_ms": obs.latency.p50_ms,
+        "latency.p95_ms": obs.latency.p95_ms,
+        "latency.p99_ms": obs.latency.p99_ms,
+        "latency.max_ms": obs.latency.max_ms,
+        "reconciliation.rows": len(obs.reconciliation.rows),
+        "reconciliation.mismatches": len(obs.reconciliation.mismatches),
+        "deviations.injected": sum(o != "not_injected" for o in outcomes),
+        "deviations.refused": outcomes.count("refused"),
+        "deviations.caught": outcomes.count("caught"),
+        "deviations.accepted": outcomes.count("accepted"),
+    }
+
+
+def _kpi_function(obs: Observed) -> Callable[[str, str], float | None]:
+    def kpi(ident: str, name: str) -> float | None:
+        if name not in KPI_FIGURES:
+            raise ValueError(f"{name!r} is not a KPI; one of {', '.join(KPI_FIGURES)}")
+        found = [k for k in obs.kpis if k.id == ident]
+        found.sort(key=lambda k: k.source != "mes")  # the MES's own figure first
+        if not found:
+            raise ValueError(f"no KPI of {ident!r} in this run")
+        value = getattr(found[0], name)
+        return float(value) if value is not None else None
+
+    return kpi
+
+
+def evaluate_custom(
+    exp: GenealogyLink | LabourHoursWithin | ExpressionHolds, obs: Observed
+) -> tuple[bool, str]:
+    """Pass/fail and why, for one of :data:`CUSTOM_TYPES`."""
+    if isinstance(exp, GenealogyLink):
+        edge = f"{exp.from_lot} -> {exp.to_lot}"
+        i = _row_index(obs, "genealogy", edge, "edge")
+        held = i is not None and obs.reconciliation.rows[i].mes is not None
+        want = "holds" if exp.present else "does not hold"
+        found = "holds" if held else "does not hold"
+        return held == exp.present, f"the MES's genealogy {found} {edge}; expected it {want}"
+    if isinstance(exp, LabourHoursWithin):
+        hours = _labour(obs, exp.order)
+        ok = (exp.min is None or hours >= exp.min) and (exp.max is None or hours <= exp.max)
+        lo = "-inf" if exp.min is None else f"{exp.min:g}"
+        rng = f"[{lo}, {'inf' if exp.max is None else f'{exp.max:g}'}]"
+        return ok, f"labour on job order {exp.order} = {hours:.4g} h (MES), expected within {rng}"
+    try:
+        value = evaluate(
+            exp.expr, figures(obs), {"kpi": _kpi_function(obs), "labour": lambda o: _labour(obs, o)}
+        )
+    except ExpressionError as exc:
+        return False, f"{exp.expr}: cannot be evaluated: {exc}"
+    if not isinstance(value, bool):
+        return False, f"{exp.expr} = {value!r}: not a condition (true or false)"
+    return value, f"{exp.expr} is {'true' if value else 'false'}"
+
+
+def custom_evidence(
+    exp: GenealogyLink | LabourHoursWithin | ExpressionHolds, obs: Observed
+) -> list[str]:
+    if isinstance(exp, GenealogyLink):
+        i = _row_index(obs, "genealogy", f"{exp.from_lot} -> {exp.to_lot}", "edge")
+        return [f"#/reconciliation/rows/{i}"] if i is not None else ["#/reconciliation/rows"]
+    if isinstance(exp, LabourHoursWithin):
+        i = _row_index(obs, "job_order", exp.order, "labour hours")
+        return [f"#/reconciliation/rows/{i}"] if i is not None else ["#/reconciliation/rows"]
+    return ["#/events", "#/kpis", "#/api_latency", "#/reconciliation", "#/deviations", "#/orders"]
