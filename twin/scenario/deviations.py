@@ -396,12 +396,21 @@ class DeviationInjector:
         for d in self.ctx.state.deviations:
             if d.outcome != "refused":
                 continue
-            d.recorded = any(
-                r.rule == d.rule
-                and r.message
-                and (r.message in d.message or d.message in r.message)
-                for r in refusals
+            entry = next(
+                (
+                    r
+                    for r in refusals
+                    if r.rule == d.rule
+                    and r.message
+                    and (r.message in d.message or d.message in r.message)
+                ),
+                None,
             )
+            d.recorded = entry is not None
+            if entry is not None and entry.entry_id is not None:
+                d.audit_entry = entry.entry_id + (
+                    f" hash {entry.entry_hash}" if entry.entry_hash else ""
+                )
 
     def add_not_injected(self) -> None:
         """A deviation whose time never came is listed as not injected."""

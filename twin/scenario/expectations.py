@@ -157,7 +157,12 @@ def evidence(exp: Expectation, obs: Observed) -> list[str]:
         return [f"MES material lot {exp.lot}: state read back at the end of the run"]
     if isinstance(exp, DeviationRefused):
         found = [i for i, d in enumerate(obs.deviations) if d.name == exp.deviation]
-        return [f"#/deviations/{i}" for i in found]
+        entries = [
+            f"MES audit entry {obs.deviations[i].audit_entry}"
+            for i in found
+            if obs.deviations[i].audit_entry
+        ]
+        return [f"#/deviations/{i}" for i in found] + entries
     if isinstance(exp, OeeWithin | ThroughputWithin):
         scope, ident = (
             ("line", exp.line) if exp.line else ("work_unit", getattr(exp, "work_unit", ""))
@@ -212,6 +217,8 @@ def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:
                 f"not in the MES's audit trail: {dev.message}"
             )
         where = " (in the audit trail)" if dev.recorded else ""
+        if dev.audit_entry:
+            where = f" (audit entry {dev.audit_entry})"
         return True, (
             f"deviation {exp.deviation} {dev.outcome} with rule {dev.rule}{where}: {dev.message}"
         )

@@ -172,6 +172,11 @@ class DeviationOutcome(_Model):
         description="For a refusal: whether the MES's audit trail holds it (rule and "
         "message); null when not applicable.",
     )
+    audit_entry: str | None = Field(
+        None,
+        description="The audit entry that records the refusal, as evidence: "
+        "'<id> hash <hash>' (the id alone when the MES keeps no hash chain).",
+    )
 
 
 class FaultRecord(_Model):

@@ -125,7 +125,8 @@ def review_html(report: Report, report_json_sha256: str, base: Path | None = Non
                 f"{d.at:g}",
                 d.outcome,
                 escape(d.rule or ""),
-                "" if d.recorded is None else ("yes" if d.recorded else "no"),
+                ("" if d.recorded is None else ("yes" if d.recorded else "no"))
+                + (f"<br><code>entry {escape(d.audit_entry)}</code>" if d.audit_entry else ""),
                 escape(d.message),
             ]
             for d in report.deviations

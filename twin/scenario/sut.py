@@ -100,6 +100,10 @@ class Refusal:
     object_ref: str
     message: str
     at: str = ""
+    entry_id: str | None = None
+    """The audit entry's id in the MES, when it has one (cited as evidence)."""
+    entry_hash: str | None = None
+    """The audit entry's hash (a hash-chained trail), when the MES keeps one."""
 
 
 @dataclass(frozen=True)

@@ -686,6 +686,8 @@ class MesCoreSut:
                         e.object,
                         str(e.detail.get("message", "")),
                         e.at.isoformat(),
+                        entry_id=str(e.id),
+                        entry_hash=e.hash,
                     )
                 )
             if len(page) < 500:
