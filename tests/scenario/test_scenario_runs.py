@@ -170,6 +170,26 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
         "non-qa-signs-disposition",
         "booth-calibration-lapsed",
     }
+    # Each recorded refusal cites its audit entry (id and hash), as the verdict's evidence.
+    cited = {d["name"]: d["audit_entry"] for d in data["deviations"] if d["audit_entry"]}
+    assert set(cited) == recorded and all(" hash " in e for e in cited.values())
+    # The traceability matrix covers every requirement of the shipped scenario, all passed.
+    assert {r["requirement"]: r["verdict"] for r in data["traceability"]} == {
+        req: "passed"
+        for req in (
+            "URS-010",
+            "URS-011",
+            "URS-020",
+            "URS-021",
+            "URS-030",
+            "URS-012",
+            "URS-031",
+            "URS-022",
+            "URS-040",
+            "URS-041",
+            "URS-013",
+        )
+    }
     assert_plausible_kpis(data)
 
 
