@@ -137,6 +137,19 @@ def _check(node: ast.expr) -> None:
     raise ExpressionError(f"{type(node).__name__} not allowed ({_where(node)})")
 
 
+def names_used(text: str) -> set[str]:
+    """The figures and functions ``text`` uses (what it needs the run to have measured)."""
+    out: set[str] = set()
+    for node in ast.walk(parse(text)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            out.add(node.func.id)
+        elif isinstance(node, ast.Attribute | ast.Name):
+            name = _dotted(node)
+            if name in FIGURES:
+                out.add(name)
+    return out
+
+
 def validate(text: str) -> str:
     """Pydantic validator: the expression text, once it parses and checks."""
     parse(text)

@@ -101,6 +101,16 @@ def test_a_refused_expression_names_the_scenario_file_and_line() -> None:
     assert problem.startswith("sc.yaml:15: expectations.7.expression.expr:")
 
 
+def test_an_expression_on_figures_the_adapter_cannot_measure_is_not_checked() -> None:
+    obs = _observed_with_records()
+    obs.unavailable = {"event_ingest": "the x adapter offers no collector (event_ingest)"}
+    exps = load_text(SCENARIO, Scenario).expectations
+    results = check_all(exps, obs)
+    assert results[5].status == "not_checked" and not results[5].passed  # uses events.lost
+    assert "event_ingest" in results[5].detail
+    assert results[6].status == "failed"  # deviations only: still judged
+
+
 def test_evaluation_reports_division_by_zero_and_bad_calls() -> None:
     figures = {"orders.total": 0.0, "orders.completed": 0.0}
     with pytest.raises(ExpressionError, match="division by zero"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from plant_models.expression import ExpressionError, evaluate
+from plant_models.expression import ExpressionError, evaluate, names_used
 from plant_models.scenario import ExpressionHolds, GenealogyLink, LabourHoursWithin
 
 if TYPE_CHECKING:
@@ -25,6 +25,22 @@ KPI_FIGURES = (
     "scrap_ratio",
 )
 DONE_STATES = frozenset({"completed", "closed"})
+
+
+# What an expression's figures and functions are measured with: without the capability
+# (twin.scenario.sut.CAPABILITIES) the expression is not_checked, never judged on zeros.
+_NEEDS = {"events.": "event_ingest", "latency.": "api_latency", "kpi": "kpis", "labour": "labour"}
+
+
+def capabilities(exp: object) -> list[str]:
+    """The optional capabilities of the system under test ``exp`` is checked with, beyond
+    ``twin.scenario.expectations.needs``."""
+    if not isinstance(exp, ExpressionHolds):
+        return []
+    used = names_used(exp.expr)
+    return sorted(
+        {cap for prefix, cap in _NEEDS.items() for name in used if name.startswith(prefix)}
+    )
 
 
 def _row_index(obs: Observed, entity: str, ident: str, quantity: str) -> int | None:

@@ -23,7 +23,12 @@ from plant_models.scenario import (
     ReconciliationExact,
     ThroughputWithin,
 )
-from twin.scenario.custom_expectations import CUSTOM_TYPES, custom_evidence, evaluate_custom
+from twin.scenario.custom_expectations import (
+    CUSTOM_TYPES,
+    capabilities,
+    custom_evidence,
+    evaluate_custom,
+)
 from twin.scenario.report import (
     DeviationOutcome,
     EventCounts,
@@ -118,8 +123,9 @@ def _kpi(obs: Observed, scope: str, ident: str) -> KpiRecord | None:
 def check(exp: Expectation, obs: Observed) -> ExpectationResult:
     """Evaluate one expectation."""
     name = exp.name or default_name(exp)
-    capability = needs(exp)
-    if capability is not None and capability in obs.unavailable:
+    wanted = [needs(exp), *capabilities(exp)]
+    capability = next((c for c in wanted if c is not None and c in obs.unavailable), None)
+    if capability is not None:
         return ExpectationResult(
             name=name,
             type=exp.type,
