@@ -3,8 +3,9 @@ performance, and mes_core's adapter in ``orders: b2mml`` mode runs on those two 
 alone; a newcomer loads a plant into a fresh MES and imports the shipped ERP samples.
 
 The documents are checked against MESA's XSDs and against mes_core's own reader and writer
-(two independent implementations of the same mapping). Runtime: about 11 s (one fresh MES
-on SQLite for the module; loading the plants' people, password hashing, dominates).
+(two independent implementations of the same mapping). Runtime: about 25 s (one fresh MES
+on SQLite for the module, where loading the plants' people, password hashing, dominates;
+one 2-hour scenario run in b2mml mode, about 13 s).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from twin.scenario.b2mml_channel import (
 )
 from twin.scenario.loading import scenario_orders
 from twin.scenario.reconcile import OrderRecord
+from twin.scenario.runner import RunOptions, run_scenario
 from twin.scenario.sut import OrderRequest
 from twin.scenario.sut_mes_core import MesCoreSut
 
@@ -372,3 +374,40 @@ def test_an_unreachable_mes_is_one_line_for_load_plant() -> None:
     assert result.exit_code == 1
     assert "cannot reach the MES" in result.output
     assert "Traceback" not in result.output
+
+
+B2MML_SCENARIO = """\
+name: b2mml-orders
+plant: {plant}
+duration: 2h
+seed: 1
+link: direct
+system_under_test: {{adapter: mes_core, orders: b2mml}}
+erp:
+  plant_orders: false
+  orders:
+    - {{id: JO-B1, product: WATER-500, quantity: 60}}
+people:
+  - {{id: OP-ANNA, role: operator}}
+expectations:
+  - {{type: all_orders_completed}}
+  - {{type: reconciliation_exact}}
+"""
+
+
+@pytest.mark.slow
+def test_a_scenario_runs_with_orders_and_actuals_in_b2mml_only(tmp_path: Path) -> None:
+    """``system_under_test: {adapter: mes_core, orders: b2mml}``: the order goes in as a
+    ProcessOperationsSchedule, every order actual comes back from a
+    ProcessOperationsPerformance, and the run reconciles exactly: counts, lots, genealogy
+    (where consumed) and operation times. About 20 s."""
+    path = tmp_path / "b2mml.yaml"
+    path.write_text(B2MML_SCENARIO.format(plant=ROOT / "plant_models" / "bottling_line.yaml"))
+    result = run_scenario(RunOptions(scenario=path, report_dir=tmp_path / "report", progress=False))
+    failed = [f"{e.name}: {e.detail}" for e in result.report.expectations if not e.passed]
+    assert result.exit_code == 0, "\n".join(failed)
+    assert "B2MML V0701 only" in result.report.system_under_test
+    rows = result.report.reconciliation.rows
+    kinds = {(r.entity, r.quantity.split(" ")[0]) for r in rows}
+    assert {("job_order", "good"), ("operation", "start"), ("genealogy", "consumed")} <= kinds
+    assert all(r.matches for r in rows)
