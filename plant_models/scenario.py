@@ -397,6 +397,17 @@ class LabourHoursWithin(_Bounds):
     order: Name
 
 
+class AuditEntryExists(_Expectation):
+    """The MES's audit trail holds at least ``min_count`` entries of ``action`` (e.g.
+    ``refused``, ``nonconformance.disposed``), on ``object`` when given
+    (e.g. ``job_order:JO-1``)."""
+
+    type: Literal["audit_entry"]
+    action: Name
+    object: Name | None = None
+    min_count: Annotated[int, Field(ge=1)] = 1
+
+
 class ExpressionHolds(_Expectation):
     """A condition over the run's figures in a small safe language
     (``plant_models.expression``), e.g. ``events.lost == 0 and kpi('BTL1', 'oee') > 0.5``."""
@@ -417,6 +428,7 @@ Expectation = Annotated[
     | ApiLatencyWithin
     | GenealogyLink
     | LabourHoursWithin
+    | AuditEntryExists
     | ExpressionHolds,
     Field(discriminator="type"),
 ]

@@ -12,6 +12,7 @@ from plant_models.scenario_yaml import DocumentError, load_text
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.reconcile import Records, reconcile
 from twin.scenario.report import ReconciliationRow
+from twin.scenario.sut import AuditRecord
 
 SCENARIO = """\
 name: x
@@ -109,6 +110,30 @@ def test_an_expression_on_figures_the_adapter_cannot_measure_is_not_checked() ->
     assert results[5].status == "not_checked" and not results[5].passed  # uses events.lost
     assert "event_ingest" in results[5].detail
     assert results[6].status == "failed"  # deviations only: still judged
+
+
+def test_an_audit_entry_of_an_action_is_found_and_cited() -> None:
+    text = SCENARIO.split("expectations:")[0] + (
+        "expectations:\n"
+        "  - {type: audit_entry, action: refused, min_count: 2}\n"
+        "  - {type: audit_entry, action: nonconformance.disposed, object: 'lot:LOT-1'}\n"
+    )
+    exps = load_text(text, Scenario).expectations
+    obs = _observed()
+    obs.audit_entries = {
+        ("refused", None): [AuditRecord("4", "refused", "lot:X", entry_hash="ab")] * 7,
+        ("nonconformance.disposed", "lot:LOT-1"): [],
+    }
+    refused, disposed = check_all(exps, obs)
+    assert refused.passed and refused.detail == (
+        "7 audit entries of refused in the MES, expected at least 2"
+    )
+    assert refused.evidence == ["MES audit entry 4 hash ab"] * 5 + ["and 2 more"]
+    assert not disposed.passed and "0 audit entries of nonconformance.disposed on lot:LOT-1" in (
+        disposed.detail
+    )
+    obs.unavailable = {"audit_query": "the x adapter offers no searchable audit trail"}
+    assert check_all(exps, obs)[0].status == "not_checked"
 
 
 def test_evaluation_reports_division_by_zero_and_bad_calls() -> None:

@@ -188,6 +188,7 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
             "URS-040",
             "URS-041",
             "URS-013",
+            "URS-032",
         )
     }
     assert_plausible_kpis(data)

@@ -8,12 +8,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from plant_models.expression import ExpressionError, evaluate, names_used
-from plant_models.scenario import ExpressionHolds, GenealogyLink, LabourHoursWithin
+from plant_models.scenario import (
+    AuditEntryExists,
+    ExpressionHolds,
+    GenealogyLink,
+    LabourHoursWithin,
+)
 
 if TYPE_CHECKING:
     from twin.scenario.expectations import Observed
 
-CUSTOM_TYPES = (GenealogyLink, LabourHoursWithin, ExpressionHolds)
+CUSTOM_TYPES = (GenealogyLink, LabourHoursWithin, AuditEntryExists, ExpressionHolds)
+Custom = GenealogyLink | LabourHoursWithin | AuditEntryExists | ExpressionHolds
+MAX_CITED = 5  # audit entries cited as evidence
 KPI_FIGURES = (
     "availability",
     "performance",
@@ -95,23 +102,28 @@ def _kpi_function(obs: Observed) -> Callable[[str, str], float | None]:
     return kpi
 
 
-def evaluate_custom(
-    exp: GenealogyLink | LabourHoursWithin | ExpressionHolds, obs: Observed
-) -> tuple[bool, str]:
+def evaluate_custom(exp: Custom, obs: Observed) -> tuple[bool, str]:
     """Pass/fail and why, for one of :data:`CUSTOM_TYPES`."""
     if isinstance(exp, GenealogyLink):
         edge = f"{exp.from_lot} -> {exp.to_lot}"
         i = _row_index(obs, "genealogy", edge, "edge")
         held = i is not None and obs.reconciliation.rows[i].mes is not None
         want = "holds" if exp.present else "does not hold"
-        found = "holds" if held else "does not hold"
-        return held == exp.present, f"the MES's genealogy {found} {edge}; expected it {want}"
+        seen = "holds" if held else "does not hold"
+        return held == exp.present, f"the MES's genealogy {seen} {edge}; expected it {want}"
     if isinstance(exp, LabourHoursWithin):
         hours = _labour(obs, exp.order)
         ok = (exp.min is None or hours >= exp.min) and (exp.max is None or hours <= exp.max)
         lo = "-inf" if exp.min is None else f"{exp.min:g}"
         rng = f"[{lo}, {'inf' if exp.max is None else f'{exp.max:g}'}]"
         return ok, f"labour on job order {exp.order} = {hours:.4g} h (MES), expected within {rng}"
+    if isinstance(exp, AuditEntryExists):
+        found = obs.audit_entries.get((exp.action, exp.object), [])
+        on = f" on {exp.object}" if exp.object else ""
+        return len(found) >= exp.min_count, (
+            f"{len(found)} audit entries of {exp.action}{on} in the MES, expected at least "
+            f"{exp.min_count}"
+        )
     try:
         value = evaluate(
             exp.expr, figures(obs), {"kpi": _kpi_function(obs), "labour": lambda o: _labour(obs, o)}
@@ -123,13 +135,19 @@ def evaluate_custom(
     return value, f"{exp.expr} is {'true' if value else 'false'}"
 
 
-def custom_evidence(
-    exp: GenealogyLink | LabourHoursWithin | ExpressionHolds, obs: Observed
-) -> list[str]:
+def custom_evidence(exp: Custom, obs: Observed) -> list[str]:
     if isinstance(exp, GenealogyLink):
         i = _row_index(obs, "genealogy", f"{exp.from_lot} -> {exp.to_lot}", "edge")
         return [f"#/reconciliation/rows/{i}"] if i is not None else ["#/reconciliation/rows"]
     if isinstance(exp, LabourHoursWithin):
         i = _row_index(obs, "job_order", exp.order, "labour hours")
         return [f"#/reconciliation/rows/{i}"] if i is not None else ["#/reconciliation/rows"]
+    if isinstance(exp, AuditEntryExists):
+        found = obs.audit_entries.get((exp.action, exp.object), [])
+        cited = [
+            f"MES audit entry {e.entry_id}" + (f" hash {e.entry_hash}" if e.entry_hash else "")
+            for e in found[:MAX_CITED]
+        ]
+        more = [f"and {len(found) - MAX_CITED} more"] if len(found) > MAX_CITED else []
+        return cited + more
     return ["#/events", "#/kpis", "#/api_latency", "#/reconciliation", "#/deviations", "#/orders"]

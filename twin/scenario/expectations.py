@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from plant_models.scenario import (
     AllOrdersCompleted,
     ApiLatencyWithin,
+    AuditEntryExists,
     DeviationRefused,
     EventsLossWithin,
     Expectation,
@@ -37,6 +38,7 @@ from twin.scenario.report import (
     LatencySummary,
     ReconciliationReport,
 )
+from twin.scenario.sut import AuditRecord
 
 DONE_STATES = frozenset({"completed", "closed"})
 
@@ -54,6 +56,8 @@ class Observed:
     events: EventCounts
     latency: LatencySummary
     problems: list[str] = field(default_factory=list)
+    audit_entries: dict[tuple[str, str | None], list[AuditRecord]] = field(default_factory=dict)
+    """(action, object) of each ``audit_entry`` expectation -> the entries the MES holds."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional capabilities of the system under test it lacks -> the reason to report:
     an expectation that needs one is ``not_checked``, never passed."""
@@ -74,6 +78,8 @@ def needs(exp: Expectation) -> str | None:
         return "api_latency"
     if isinstance(exp, LabourHoursWithin):
         return "labour"
+    if isinstance(exp, AuditEntryExists):
+        return "audit_query"
     return None
 
 
@@ -98,6 +104,8 @@ def default_name(exp: Expectation) -> str:
         return f"labour hours of {exp.order} within bounds"
     if isinstance(exp, ExpressionHolds):
         return exp.expr
+    if isinstance(exp, AuditEntryExists):
+        return f"audit trail holds {exp.action}" + (f" on {exp.object}" if exp.object else "")
     return exp.type.replace("_", " ")
 
 

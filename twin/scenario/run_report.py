@@ -12,7 +12,7 @@ from importlib import metadata
 
 import numpy as np
 
-from plant_models.scenario import DeviationRefused, LotInState
+from plant_models.scenario import AuditEntryExists, DeviationRefused, LotInState
 from twin.engine import Engine
 from twin.scenario.context import RunContext
 from twin.scenario.deviations import DeviationInjector
@@ -32,6 +32,7 @@ from twin.scenario.report import (
 from twin.scenario.sut import (
     CAPABILITIES,
     ApiLatency,
+    AuditQuery,
     EventIngest,
     KpiSource,
     LotStatus,
@@ -223,6 +224,15 @@ class ReportBuilder:
             if isinstance(sut, LotStatus)
             else {}
         )
+        audit = (
+            {
+                (x.action, x.object): sut.audit_entries(x.action, x.object)
+                for x in ctx.scenario.expectations
+                if isinstance(x, AuditEntryExists)
+            }
+            if isinstance(sut, AuditQuery)
+            else {}
+        )
         st = link.stats
         if isinstance(sut, EventIngest):
             ingest = sut.ingest_stats()
@@ -268,6 +278,7 @@ class ReportBuilder:
             latency=latency,
             problems=ctx.state.problems,
             unavailable=unavailable,
+            audit_entries=audit,
         )
         self.deviations.judge_drifts()
         self.deviations.mark_recorded()

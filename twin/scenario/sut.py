@@ -302,6 +302,26 @@ class AuditTrail(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of the MES's audit trail, as cited in the report."""
+
+    entry_id: str
+    action: str
+    object_ref: str
+    at: str = ""
+    entry_hash: str | None = None
+
+
+@runtime_checkable
+class AuditQuery(Protocol):
+    """The MES's audit trail can be searched by action (and object)."""
+
+    def audit_entries(self, action: str, object_ref: str | None = None) -> list[AuditRecord]:
+        """Every entry of ``action`` (on ``object_ref`` when given), oldest first."""
+        ...
+
+
 @runtime_checkable
 class LotStatus(Protocol):
     """The MES tells a material lot's status."""
@@ -438,6 +458,7 @@ CAPABILITIES: dict[str, tuple[type, str]] = {
     "quality_holds": (QualityHolds, "holds and QA dispositions"),
     "calibration": (Calibration, "calibration due dates"),
     "audit_trail": (AuditTrail, "refusals in an audit trail"),
+    "audit_query": (AuditQuery, "a searchable audit trail"),
     "lot_status": (LotStatus, "material lot status"),
     "kpis": (KpiSource, "ISO 22400-2 KPIs"),
     "event_ingest": (EventIngest, "a collector endpoint for plant events"),

@@ -51,6 +51,7 @@ from twin.scenario.reconcile import (
 )
 from twin.scenario.sut import (
     Answer,
+    AuditRecord,
     IngestStats,
     Kpis,
     OperationView,
@@ -672,6 +673,21 @@ class MesCoreSut:
         return [f"job_order:{j}" for j in nc.held_job_orders] + [
             f"lot:{lot}" for lot in nc.held_lots
         ]
+
+    def audit_entries(self, action: str, object_ref: str | None = None) -> list[AuditRecord]:
+        admin = self._admin_client()
+        out: list[AuditRecord] = []
+        after = 0
+        while True:
+            page = self._timed(
+                admin.audit_entries, after_id=after, limit=500, action=action, object=object_ref
+            )
+            out.extend(
+                AuditRecord(str(e.id), e.action, e.object, e.at.isoformat(), e.hash) for e in page
+            )
+            if len(page) < 500:
+                return out
+            after = page[-1].id
 
     def refusals(self) -> list[Refusal]:
         admin = self._admin_client()
