@@ -189,6 +189,8 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
             "URS-041",
             "URS-013",
             "URS-032",
+            "URS-050",
+            "URS-060",
         )
     }
     assert_plausible_kpis(data)
