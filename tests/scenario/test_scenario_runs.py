@@ -201,6 +201,17 @@ def test_reference_plant_load_run(tmp_path: Path) -> None:
     data = assert_passed(run(path, tmp_path))
     assert data["events"]["ingested"] > 500
     assert len({r["id"] for r in data["reconciliation"]["rows"]}) > 200
+    # Cut to 10 min, the plant stops with lots drawn but not yet booked (operators book
+    # every 15 min): the people close out after it stopped, more than a tick later, and
+    # clock out then. Those records lie on the run's timeline, which ends with the
+    # close-out (issue 13): each is checked, and none is off it.
+    timeline = {r["id"]: r for r in data["reconciliation"]["rows"] if r["entity"] == "timeline"}
+    assert {"attendance", "consumptions", "labour bookings"} <= set(timeline)
+    assert all(r["matches"] and r["mes"] == 0 for r in timeline.values()), timeline
+    close_out = [n for n in data["notes"] if n.startswith("MES timestamps checked")]
+    assert len(close_out) == 1 and "the plant stopped at 600 s" in close_out[0], close_out
+    closed_at = float(close_out[0].rsplit("until ", 1)[1].split(" s")[0])
+    assert closed_at > 600 + 120  # the case at stake: records after the plant's end + tick
 
 
 DB_FAULTS = """\

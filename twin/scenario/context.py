@@ -102,4 +102,8 @@ class RunContext:
     people: People | None = None
     link_down_until: float = -1.0
     """Plant time until which the equipment link is cut by a fault."""
+    closed_out_at: float | None = None
+    """Plant second at which the people's close-out ended (``Runner._settle``): they book
+    lots, complete operations and clock out after the plant stopped, so the run's timeline
+    ends here, not where the plant stopped. None: no close-out (the run did not get there)."""
     plant_wall_s: float = 0.0

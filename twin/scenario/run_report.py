@@ -188,6 +188,16 @@ class ReportBuilder:
                 "Labour not reconciled (not checked): the system under test has no labour "
                 "capability (twin.scenario.sut.LabourCapability)."
             )
+        # The run's timeline: from the plant's start to the end of the people's close-out
+        # (they book lots, complete operations and clock out after the plant stopped, at
+        # the plant seconds they state; the MES must store those), never before sim_end.
+        timeline_end = max(sim_end, ctx.closed_out_at or 0.0)
+        if mes.record_times is not None:
+            ctx.state.notes.append(
+                f"MES timestamps checked against the run's timeline: [0, {timeline_end:.0f} s]"
+                f" plant seconds, plus one tick ({ctx.tick:.0f} s); the plant stopped at "
+                f"{sim_end:.0f} s, the people closed out until {timeline_end:.0f} s."
+            )
         settings = ctx.scenario.reconciliation
         rec = reconcile(
             twin,
@@ -195,7 +205,7 @@ class ReportBuilder:
             duration_tolerance=settings.duration_tolerance,
             compare_state_durations=settings.compare_state_durations,
             time_tolerance=ctx.tick,
-            timeline_end=sim_end,
+            timeline_end=timeline_end,
         )
         adapter = ctx.scenario.system_under_test.adapter
         unavailable = {c: missing(c, adapter) for c in CAPABILITIES if not supports(sut, c)}

@@ -261,6 +261,7 @@ class Runner:
         if not ctx.state.mes_down:
             with contextlib.suppress(SutUnavailable):
                 ctx.people.book_all(t)
+        ctx.closed_out_at = t  # book_all acts at t: the run's timeline ends here
 
     def _pace(self, t: float, plant0: float) -> None:
         if self.ctx.speed == "max":
