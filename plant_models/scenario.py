@@ -408,6 +408,16 @@ class AuditEntryExists(_Expectation):
     min_count: Annotated[int, Field(ge=1)] = 1
 
 
+class SpcRuleFired(_Expectation):
+    """The MES flagged at least ``min_count`` results of inspection characteristic
+    ``characteristic`` (its name) by Nelson rule ``rule`` (1-8; any rule when omitted)."""
+
+    type: Literal["spc_rule"]
+    characteristic: Name
+    rule: Annotated[int, Field(ge=1, le=8)] | None = None
+    min_count: Annotated[int, Field(ge=1)] = 1
+
+
 class ExpressionHolds(_Expectation):
     """A condition over the run's figures in a small safe language
     (``plant_models.expression``), e.g. ``events.lost == 0 and kpi('BTL1', 'oee') > 0.5``."""
@@ -429,6 +439,7 @@ Expectation = Annotated[
     | GenealogyLink
     | LabourHoursWithin
     | AuditEntryExists
+    | SpcRuleFired
     | ExpressionHolds,
     Field(discriminator="type"),
 ]

@@ -136,6 +136,28 @@ def test_an_audit_entry_of_an_action_is_found_and_cited() -> None:
     assert check_all(exps, obs)[0].status == "not_checked"
 
 
+def test_an_spc_rule_fired_on_a_characteristic_is_counted_per_rule() -> None:
+    text = SCENARIO.split("expectations:")[0] + (
+        "expectations:\n"
+        "  - {type: spc_rule, characteristic: TabletWeight, rule: 1}\n"
+        "  - {type: spc_rule, characteristic: TabletWeight, rule: 2, min_count: 3}\n"
+        "  - {type: spc_rule, characteristic: Hardness}\n"
+    )
+    obs = _observed()
+    obs.spc = {"TabletWeight": {1: 4, 5: 1}, "Hardness": None}
+    one, two, hardness = check_all(load_text(text, Scenario).expectations, obs)
+    assert one.passed and one.name == "Nelson rule 1 fired on TabletWeight"
+    assert one.detail == (
+        "4 results of TabletWeight flagged by Nelson rule 1, expected at least 1 "
+        "(flagged per rule: rule 1: 4, rule 5: 1)"
+    )
+    assert not two.passed and two.detail.startswith("0 results of TabletWeight")
+    assert (hardness.passed, hardness.detail) == (
+        False,
+        "the MES has no inspection characteristic Hardness",
+    )
+
+
 def test_evaluation_reports_division_by_zero_and_bad_calls() -> None:
     figures = {"orders.total": 0.0, "orders.completed": 0.0}
     with pytest.raises(ExpressionError, match="division by zero"):

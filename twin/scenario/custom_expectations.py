@@ -13,13 +13,14 @@ from plant_models.scenario import (
     ExpressionHolds,
     GenealogyLink,
     LabourHoursWithin,
+    SpcRuleFired,
 )
 
 if TYPE_CHECKING:
     from twin.scenario.expectations import Observed
 
-CUSTOM_TYPES = (GenealogyLink, LabourHoursWithin, AuditEntryExists, ExpressionHolds)
-Custom = GenealogyLink | LabourHoursWithin | AuditEntryExists | ExpressionHolds
+CUSTOM_TYPES = (GenealogyLink, LabourHoursWithin, AuditEntryExists, SpcRuleFired, ExpressionHolds)
+Custom = GenealogyLink | LabourHoursWithin | AuditEntryExists | SpcRuleFired | ExpressionHolds
 MAX_CITED = 5  # audit entries cited as evidence
 KPI_FIGURES = (
     "availability",
@@ -117,6 +118,17 @@ def evaluate_custom(exp: Custom, obs: Observed) -> tuple[bool, str]:
         lo = "-inf" if exp.min is None else f"{exp.min:g}"
         rng = f"[{lo}, {'inf' if exp.max is None else f'{exp.max:g}'}]"
         return ok, f"labour on job order {exp.order} = {hours:.4g} h (MES), expected within {rng}"
+    if isinstance(exp, SpcRuleFired):
+        fired = obs.spc.get(exp.characteristic)
+        if fired is None:
+            return False, f"the MES has no inspection characteristic {exp.characteristic}"
+        count = fired.get(exp.rule, 0) if exp.rule else sum(fired.values())
+        rule = f"Nelson rule {exp.rule}" if exp.rule else "any SPC rule"
+        shown = ", ".join(f"rule {r}: {n}" for r, n in sorted(fired.items())) or "none"
+        return count >= exp.min_count, (
+            f"{count} results of {exp.characteristic} flagged by {rule}, expected at least "
+            f"{exp.min_count} (flagged per rule: {shown})"
+        )
     if isinstance(exp, AuditEntryExists):
         found = obs.audit_entries.get((exp.action, exp.object), [])
         on = f" on {exp.object}" if exp.object else ""
@@ -150,4 +162,6 @@ def custom_evidence(exp: Custom, obs: Observed) -> list[str]:
         ]
         more = [f"and {len(found) - MAX_CITED} more"] if len(found) > MAX_CITED else []
         return cited + more
+    if isinstance(exp, SpcRuleFired):
+        return [f"MES inspection results of characteristic {exp.characteristic}"]
     return ["#/events", "#/kpis", "#/api_latency", "#/reconciliation", "#/deviations", "#/orders"]

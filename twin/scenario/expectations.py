@@ -22,6 +22,7 @@ from plant_models.scenario import (
     OeeWithin,
     OrderInState,
     ReconciliationExact,
+    SpcRuleFired,
     ThroughputWithin,
 )
 from twin.scenario.custom_expectations import (
@@ -58,6 +59,9 @@ class Observed:
     problems: list[str] = field(default_factory=list)
     audit_entries: dict[tuple[str, str | None], list[AuditRecord]] = field(default_factory=dict)
     """(action, object) of each ``audit_entry`` expectation -> the entries the MES holds."""
+    spc: dict[str, dict[int, int] | None] = field(default_factory=dict)
+    """Characteristic of each ``spc_rule`` expectation -> results flagged per Nelson rule
+    (None: the MES has no such characteristic)."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional capabilities of the system under test it lacks -> the reason to report:
     an expectation that needs one is ``not_checked``, never passed."""
@@ -80,6 +84,8 @@ def needs(exp: Expectation) -> str | None:
         return "labour"
     if isinstance(exp, AuditEntryExists):
         return "audit_query"
+    if isinstance(exp, SpcRuleFired):
+        return "spc"
     return None
 
 
@@ -104,6 +110,9 @@ def default_name(exp: Expectation) -> str:
         return f"labour hours of {exp.order} within bounds"
     if isinstance(exp, ExpressionHolds):
         return exp.expr
+    if isinstance(exp, SpcRuleFired):
+        rule = f"Nelson rule {exp.rule}" if exp.rule else "an SPC rule"
+        return f"{rule} fired on {exp.characteristic}"
     if isinstance(exp, AuditEntryExists):
         return f"audit trail holds {exp.action}" + (f" on {exp.object}" if exp.object else "")
     return exp.type.replace("_", " ")

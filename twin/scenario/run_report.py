@@ -12,7 +12,7 @@ from importlib import metadata
 
 import numpy as np
 
-from plant_models.scenario import AuditEntryExists, DeviationRefused, LotInState
+from plant_models.scenario import AuditEntryExists, DeviationRefused, LotInState, SpcRuleFired
 from twin.engine import Engine
 from twin.scenario.context import RunContext
 from twin.scenario.deviations import DeviationInjector
@@ -36,6 +36,7 @@ from twin.scenario.sut import (
     EventIngest,
     KpiSource,
     LotStatus,
+    SpcSource,
     SutUnavailable,
     SystemUnderTest,
     missing,
@@ -243,6 +244,15 @@ class ReportBuilder:
             if isinstance(sut, AuditQuery)
             else {}
         )
+        spc = (
+            {
+                x.characteristic: sut.spc_rules_fired(x.characteristic)
+                for x in ctx.scenario.expectations
+                if isinstance(x, SpcRuleFired)
+            }
+            if isinstance(sut, SpcSource)
+            else {}
+        )
         st = link.stats
         if isinstance(sut, EventIngest):
             ingest = sut.ingest_stats()
@@ -289,6 +299,7 @@ class ReportBuilder:
             problems=ctx.state.problems,
             unavailable=unavailable,
             audit_entries=audit,
+            spc=spc,
         )
         self.deviations.judge_drifts()
         self.deviations.mark_recorded()

@@ -323,6 +323,16 @@ class AuditQuery(Protocol):
 
 
 @runtime_checkable
+class SpcSource(Protocol):
+    """The MES judges inspection results by SPC rules (Nelson rules 1-8)."""
+
+    def spc_rules_fired(self, characteristic: str) -> dict[int, int] | None:
+        """Per rule, how many results of the characteristic named ``characteristic``
+        violated it; None when the MES has no characteristic of that name."""
+        ...
+
+
+@runtime_checkable
 class LotStatus(Protocol):
     """The MES tells a material lot's status."""
 
@@ -459,6 +469,7 @@ CAPABILITIES: dict[str, tuple[type, str]] = {
     "calibration": (Calibration, "calibration due dates"),
     "audit_trail": (AuditTrail, "refusals in an audit trail"),
     "audit_query": (AuditQuery, "a searchable audit trail"),
+    "spc": (SpcSource, "SPC rule verdicts on inspection results"),
     "lot_status": (LotStatus, "material lot status"),
     "kpis": (KpiSource, "ISO 22400-2 KPIs"),
     "event_ingest": (EventIngest, "a collector endpoint for plant events"),

@@ -689,6 +689,18 @@ class MesCoreSut:
                 return out
             after = page[-1].id
 
+    def spc_rules_fired(self, characteristic: str) -> dict[int, int] | None:
+        admin = self._admin_client()
+        chars = [c for c in self._timed(admin.characteristics) if c.name == characteristic]
+        if not chars:
+            return None
+        fired: dict[int, int] = {}
+        for char in chars:
+            for m in self._timed(admin.measurements, char.id, limit=10_000):
+                for rule in m.spc_rules:
+                    fired[rule] = fired.get(rule, 0) + 1
+        return fired
+
     def refusals(self) -> list[Refusal]:
         admin = self._admin_client()
         out: list[Refusal] = []
