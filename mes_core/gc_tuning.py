@@ -8,36 +8,17 @@ full collection of those took 120-165 ms under ``mestwin bench api`` (measured w
 the tail of the latency. None of those objects ever becomes garbage.
 
 :func:`settle_heap` moves what exists at start-up out of the collector's sight
-(``gc.freeze``), so full collections scan only what was made since; :func:`fewer_collections`
+(``gc.freeze``), so full collections scan only what was made since; ``fastpaths.fewer_collections``
 raises the thresholds for a block. Cycles are still collected, less often.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-from collections.abc import Iterator
 
-#: Thresholds while an API worker or a connector runs (Python's: 700, 10, 10). A request
-#: or a batch of notifications allocates thousands of short-lived containers that make no
-#: cycles; with the default first threshold the collector ran several times per request.
-GC_THRESHOLDS = (10_000, 50, 50)
-
-
-def raised_thresholds(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> tuple[int, ...]:
-    """``thresholds``, never lower than what is set now."""
-    return tuple(max(a, b) for a, b in zip(gc.get_threshold(), thresholds, strict=True))
-
-
-@contextlib.contextmanager
-def fewer_collections(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Iterator[None]:
-    """``thresholds`` for the block (never lower than what is set), then as it was."""
-    before = gc.get_threshold()
-    gc.set_threshold(*raised_thresholds(thresholds))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
+# One copy for the API, the connector and the twin's server: the thresholds and
+# ``fewer_collections`` (which raises them for a block) live in ``fastpaths``.
+from fastpaths import GC_THRESHOLDS, raised_thresholds
 
 
 def settle_heap(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:

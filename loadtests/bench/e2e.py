@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastpaths import fast_paths_status
 from loadtests.bench.databases import throwaway_postgres
 from loadtests.bench.result import BenchResult, Figure
 
@@ -164,6 +165,7 @@ def bench_e2e(
     ]
     if best is not None and best is steps[-1]:
         details.append(("note", "every speed tried was held; the limit lies higher"))
+    details.append(("OPC UA", fast_paths_status()))  # the twin's server and the connector
     return BenchResult(
         name="bench e2e (reference plant, PostgreSQL)",
         command=f"mestwin bench e2e --plant-seconds {plant_s:g}",

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fastpaths import fast_paths_status
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -107,6 +109,8 @@ def machine_description() -> list[tuple[str, str]]:
         ("cpu", f"{cpu}, {usable} cores usable"),
         ("memory", memory or "unknown"),
         ("python", platform.python_version()),
+        # Off on an asyncua they were not checked against: the OPC UA figures drop.
+        ("OPC UA", fast_paths_status()),
     ]
     try:
         pg = subprocess.run(

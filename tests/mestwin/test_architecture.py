@@ -23,6 +23,7 @@ PROJECT = (
     "dashboards",
     "loadtests",
     "sparkplug_b",
+    "fastpaths",
     "mestwin_tryton",
 )
 MES_PUBLIC = ("mes_core.client", "mes_core.schemas")
@@ -46,12 +47,15 @@ EXCEPTIONS: dict[str, str] = {
 ALLOWED: dict[str, tuple[str, ...]] = {
     # sparkplug_b is the Sparkplug B protocol (payload schema, topics), shared by the
     # twin's edge nodes and the MES's host application as asyncua is by OPC UA ends.
-    "mes_core": ("sparkplug_b",),
+    # fastpaths is what the OPC UA fast paths of both ends share: the asyncua versions
+    # they were checked against and the collector thresholds (issue 18).
+    "mes_core": ("sparkplug_b", "fastpaths"),
     "plant_models": (),
     "sparkplug_b": (),
-    "twin": (*MES_PUBLIC, "plant_models", "sparkplug_b"),
+    "fastpaths": (),
+    "twin": (*MES_PUBLIC, "plant_models", "sparkplug_b", "fastpaths"),
     "dashboards": MES_PUBLIC,
-    "loadtests": (*MES_PUBLIC, "twin", "plant_models"),
+    "loadtests": (*MES_PUBLIC, "twin", "plant_models", "fastpaths"),
     # The Tryton adapter is shipped as a third party would ship one: it implements the
     # scenario runner's seam (twin.scenario.sut, and the Records shape of
     # twin.scenario.reconcile) over Tryton's JSON-RPC, reads plant models for master data,

@@ -15,6 +15,7 @@ from asyncua.common.subscription import SubscriptionItemData
 from asyncua.common.utils import Buffer
 from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 
+import fastpaths
 from mes_core.connectors.opcua import publish
 from mes_core.connectors.opcua.connector import BufferedSubscription, _Buffer
 from mes_core.connectors.opcua.publish import DataChanges, data_changes, decode_publish_response
@@ -191,6 +192,6 @@ def test_lean_publish_is_installed_per_session_on_checked_asyncua_versions_only(
     assert publish.lean_publish(checked)
     assert checked.publish.__func__ is publish._lean_publish  # type: ignore[attr-defined]
     assert _Session.publish is not publish._lean_publish  # not process-wide
-    monkeypatch.setattr(publish, "version", lambda name: "9.9.9")
+    monkeypatch.setattr(fastpaths, "asyncua_version", lambda: "9.9.9")
     assert not publish.lean_publish(other)
     assert asyncio.run(other.publish([])) == "asyncua's own"

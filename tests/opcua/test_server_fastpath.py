@@ -14,6 +14,7 @@ from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.ua.ua_binary import struct_to_binary
 
+import fastpaths
 from twin.opcua import fastpath
 from twin.opcua.bench_raw import free_port
 from twin.opcua.fastpath import ImmutableDataValue, double_variant, encode_data_changes
@@ -77,7 +78,7 @@ def test_the_fast_paths_are_installed_only_on_checked_asyncua_versions(
     was = fastpath.lean_notifications_active()
     try:
         fastpath.plain_notifications()
-        monkeypatch.setattr(fastpath, "version", lambda name: "9.9.9")
+        monkeypatch.setattr(fastpaths, "asyncua_version", lambda: "9.9.9")
         assert not fastpath.lean_notifications()
         assert MonitoredItemService.datachange_callback is fastpath._original_callback
         pop = InternalSubscription._pop_triggered_datachanges

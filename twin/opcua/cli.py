@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from fastpaths import fast_paths_status
+
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
     from plant_models.schema import PlantModel
@@ -227,6 +229,7 @@ def bench_opcua(
         typer.echo(f"error: --rates {rates!r}: expected numbers separated by commas", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"1-minute load average at the start: {os.getloadavg()[0]:.1f} (2 cores)")
+    typer.echo(fast_paths_status())  # says so when asyncua is not one they were checked on
     typer.echo(
         f"raw ceiling: bare asyncua server -> asyncua client (other process), {nodes} nodes, "
         "write_attribute_value of prebuilt values, one subscription, counting handler"

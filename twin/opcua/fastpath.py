@@ -26,12 +26,9 @@ with and without them, so the product is compared with a bare server that has th
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Iterator
-from importlib.metadata import version
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncua import Server, ua
@@ -39,10 +36,9 @@ from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.monitored_item_service import MonitoredItemService
 from asyncua.ua.ua_binary import struct_to_binary
 
-log = logging.getLogger(__name__)
+import fastpaths
 
-LEAN_NOTIFICATIONS_FOR = ("2.1.0",)
-"""asyncua versions whose ``datachange_callback`` the lean one was checked against."""
+log = logging.getLogger(__name__)
 
 
 class ImmutableDataValue(ua.DataValue):
@@ -252,12 +248,11 @@ def lean_notifications() -> bool:
     """
     if MonitoredItemService.datachange_callback is _lean_datachange_callback:
         return True
-    installed = version("asyncua")
-    if installed not in LEAN_NOTIFICATIONS_FOR:
-        log.info(
+    if not fastpaths.asyncua_checked():
+        log.warning(
             "asyncua %s: lean data change notifications not installed (checked against %s)",
-            installed,
-            ", ".join(LEAN_NOTIFICATIONS_FOR),
+            fastpaths.asyncua_version(),
+            ", ".join(fastpaths.ASYNCUA_CHECKED),
         )
         return False
     MonitoredItemService.datachange_callback = _lean_datachange_callback  # type: ignore[method-assign]
@@ -273,23 +268,3 @@ def plain_notifications() -> None:
     """Put asyncua's own ``datachange_callback`` and encoding back (benchmarks compare)."""
     MonitoredItemService.datachange_callback = _original_callback  # type: ignore[method-assign]
     InternalSubscription._pop_triggered_datachanges = _original_pop_datachanges  # type: ignore[method-assign]
-
-
-GC_THRESHOLDS = (10_000, 50, 50)
-"""The cyclic garbage collector's thresholds while a twin is served (Python's: 700, 10,
-10). The engine's events, the values written and the notifications queued for each
-subscriber are short-lived containers that make no cycles; with the default first
-threshold the collector ran every few hundred of them and scanned the older generations
-(the address space, the notifications not yet published) often. Cycles are still
-collected, less often. (The connector does the same: ``mes_core.connectors.opcua``.)"""
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """``GC_THRESHOLDS`` for the block (never lower than what is set), then as it was."""
-    before = gc.get_threshold()
-    gc.set_threshold(*(max(a, b) for a, b in zip(before, GC_THRESHOLDS, strict=True)))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)

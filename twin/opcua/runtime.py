@@ -22,8 +22,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from fastpaths import fewer_collections
 from plant_models.schema import PlantModel
-from twin.opcua.fastpath import fewer_collections
 from twin.opcua.security import SecurityConfig
 from twin.opcua.server import OpcUaPublisher, PlantServer, endpoints_per_line
 

@@ -43,6 +43,7 @@ from asyncua import Client, ua
 from asyncua.common.subscription import Subscription
 from asyncua.ua.uaerrors import UaError
 
+from fastpaths import fewer_collections
 from mes_core.client import AsyncMesClient
 from mes_core.client.errors import MesClientError, MesValidationError
 from mes_core.connectors.opcua.discovery import WorkUnitBinding, discover
@@ -50,7 +51,6 @@ from mes_core.connectors.opcua.events import BatchOutcome, EventBuilder, EventJs
 from mes_core.connectors.opcua.mapping import ALARM_EVENT_TYPE, NAMESPACE_URI
 from mes_core.connectors.opcua.publish import data_changes, lean_publish
 from mes_core.connectors.opcua.spool import Spool
-from mes_core.gc_tuning import fewer_collections
 from mes_core.schemas.plant_events import MAX_BATCH_EVENTS
 
 log = logging.getLogger("mes_core.connectors.opcua")

@@ -16,7 +16,7 @@ structures, LocalizedText...) or a DataValue with picoseconds. The values and ti
 are the ones asyncua's decoder gives (tested on encoded responses of every kind).
 
 ``lean_publish(session)`` installs it on one session only (not process-wide), and only on
-the asyncua versions it was checked against (``LEAN_PUBLISH_FOR``); elsewhere asyncua's
+the asyncua versions it was checked against (``fastpaths.ASYNCUA_CHECKED``); elsewhere asyncua's
 own decoding stays, which ``BufferedSubscription`` handles as well.
 """
 
@@ -27,7 +27,6 @@ import struct
 import types
 from collections.abc import Callable
 from datetime import datetime
-from importlib.metadata import version
 from typing import Any
 
 from asyncua import ua
@@ -35,10 +34,9 @@ from asyncua.common.utils import Buffer, NotEnoughData
 from asyncua.ua import ua_binary
 from asyncua.ua.uaerrors import UaStructParsingError
 
-log = logging.getLogger(__name__)
+import fastpaths
 
-LEAN_PUBLISH_FOR = ("2.1.0",)
-"""asyncua versions whose publish request and binary decoding this was checked against."""
+log = logging.getLogger(__name__)
 
 DataChange = tuple[int, Any, datetime | None]
 """(ClientHandle, the Variant's value or None, SourceTimestamp or else ServerTimestamp)."""
@@ -234,12 +232,11 @@ async def _lean_publish(
 def lean_publish(session: Any) -> bool:
     """Decode this session's publish responses with ``decode_publish_response``; whether
     it is in (not on an asyncua version it was not checked against: logged)."""
-    installed = version("asyncua")
-    if installed not in LEAN_PUBLISH_FOR:
-        log.info(
+    if not fastpaths.asyncua_checked():
+        log.warning(
             "asyncua %s: lean publish decoding not installed (checked against %s)",
-            installed,
-            ", ".join(LEAN_PUBLISH_FOR),
+            fastpaths.asyncua_version(),
+            ", ".join(fastpaths.ASYNCUA_CHECKED),
         )
         return False
     session.publish = types.MethodType(_lean_publish, session)
