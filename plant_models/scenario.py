@@ -418,6 +418,16 @@ class SpcRuleFired(_Expectation):
     min_count: Annotated[int, Field(ge=1)] = 1
 
 
+class SignatureExists(_Expectation):
+    """At least ``min_count`` electronic signatures with ``meaning`` (e.g. approval,
+    review, responsibility; 21 CFR 11.50) recorded by the MES, on ``object`` when given."""
+
+    type: Literal["signature"]
+    meaning: Name
+    object: Name | None = None
+    min_count: Annotated[int, Field(ge=1)] = 1
+
+
 class ExpressionHolds(_Expectation):
     """A condition over the run's figures in a small safe language
     (``plant_models.expression``), e.g. ``events.lost == 0 and kpi('BTL1', 'oee') > 0.5``."""
@@ -440,6 +450,7 @@ Expectation = Annotated[
     | LabourHoursWithin
     | AuditEntryExists
     | SpcRuleFired
+    | SignatureExists
     | ExpressionHolds,
     Field(discriminator="type"),
 ]

@@ -12,7 +12,7 @@ from plant_models.scenario_yaml import DocumentError, load_text
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.reconcile import Records, reconcile
 from twin.scenario.report import ReconciliationRow
-from twin.scenario.sut import AuditRecord
+from twin.scenario.sut import AuditRecord, SignatureRecord
 
 SCENARIO = """\
 name: x
@@ -155,6 +155,26 @@ def test_an_spc_rule_fired_on_a_characteristic_is_counted_per_rule() -> None:
     assert (hardness.passed, hardness.detail) == (
         False,
         "the MES has no inspection characteristic Hardness",
+    )
+
+
+def test_a_signature_with_a_meaning_is_found_and_cited() -> None:
+    text = SCENARIO.split("expectations:")[0] + (
+        "expectations:\n"
+        "  - {type: signature, meaning: approval}\n"
+        "  - {type: signature, meaning: review, object: 'nonconformance:NC-1'}\n"
+    )
+    obs = _observed()
+    obs.signatures = [
+        SignatureRecord("31", "nonconformance:NC-1", "approval", "Signed by Q (QA-1)", "b1"),
+    ]
+    approval, review = check_all(load_text(text, Scenario).expectations, obs)
+    assert approval.passed and approval.evidence == [
+        "MES audit entry 31 on nonconformance:NC-1: Signed by Q (QA-1) (binding hash b1)"
+    ]
+    assert not review.passed and review.detail == (
+        "0 signatures meaning review on nonconformance:NC-1 recorded by the MES, expected at "
+        "least 1 (meanings recorded: approval)"
     )
 
 

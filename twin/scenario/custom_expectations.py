@@ -13,14 +13,30 @@ from plant_models.scenario import (
     ExpressionHolds,
     GenealogyLink,
     LabourHoursWithin,
+    SignatureExists,
     SpcRuleFired,
 )
+from twin.scenario.sut import SignatureRecord
 
 if TYPE_CHECKING:
     from twin.scenario.expectations import Observed
 
-CUSTOM_TYPES = (GenealogyLink, LabourHoursWithin, AuditEntryExists, SpcRuleFired, ExpressionHolds)
-Custom = GenealogyLink | LabourHoursWithin | AuditEntryExists | SpcRuleFired | ExpressionHolds
+CUSTOM_TYPES = (
+    GenealogyLink,
+    LabourHoursWithin,
+    AuditEntryExists,
+    SpcRuleFired,
+    SignatureExists,
+    ExpressionHolds,
+)
+Custom = (
+    GenealogyLink
+    | LabourHoursWithin
+    | AuditEntryExists
+    | SpcRuleFired
+    | SignatureExists
+    | ExpressionHolds
+)
 MAX_CITED = 5  # audit entries cited as evidence
 KPI_FIGURES = (
     "availability",
@@ -49,6 +65,14 @@ def capabilities(exp: object) -> list[str]:
     return sorted(
         {cap for prefix, cap in _NEEDS.items() for name in used if name.startswith(prefix)}
     )
+
+
+def _signatures(exp: SignatureExists, obs: Observed) -> list[SignatureRecord]:
+    return [
+        s
+        for s in obs.signatures
+        if s.meaning == exp.meaning and (exp.object is None or s.object_ref == exp.object)
+    ]
 
 
 def _row_index(obs: Observed, entity: str, ident: str, quantity: str) -> int | None:
@@ -118,6 +142,14 @@ def evaluate_custom(exp: Custom, obs: Observed) -> tuple[bool, str]:
         lo = "-inf" if exp.min is None else f"{exp.min:g}"
         rng = f"[{lo}, {'inf' if exp.max is None else f'{exp.max:g}'}]"
         return ok, f"labour on job order {exp.order} = {hours:.4g} h (MES), expected within {rng}"
+    if isinstance(exp, SignatureExists):
+        signed = _signatures(exp, obs)
+        on = f" on {exp.object}" if exp.object else ""
+        meanings = sorted({s.meaning for s in obs.signatures})
+        return len(signed) >= exp.min_count, (
+            f"{len(signed)} signatures meaning {exp.meaning}{on} recorded by the MES, expected "
+            f"at least {exp.min_count} (meanings recorded: {', '.join(meanings) or 'none'})"
+        )
     if isinstance(exp, SpcRuleFired):
         fired = obs.spc.get(exp.characteristic)
         if fired is None:
@@ -162,6 +194,12 @@ def custom_evidence(exp: Custom, obs: Observed) -> list[str]:
         ]
         more = [f"and {len(found) - MAX_CITED} more"] if len(found) > MAX_CITED else []
         return cited + more
+    if isinstance(exp, SignatureExists):
+        return [
+            f"MES audit entry {s.entry_id} on {s.object_ref}: {s.manifestation}"
+            + (f" (binding hash {s.binding_hash})" if s.binding_hash else "")
+            for s in _signatures(exp, obs)[:MAX_CITED]
+        ]
     if isinstance(exp, SpcRuleFired):
         return [f"MES inspection results of characteristic {exp.characteristic}"]
     return ["#/events", "#/kpis", "#/api_latency", "#/reconciliation", "#/deviations", "#/orders"]

@@ -22,6 +22,7 @@ from plant_models.scenario import (
     OeeWithin,
     OrderInState,
     ReconciliationExact,
+    SignatureExists,
     SpcRuleFired,
     ThroughputWithin,
 )
@@ -39,7 +40,7 @@ from twin.scenario.report import (
     LatencySummary,
     ReconciliationReport,
 )
-from twin.scenario.sut import AuditRecord
+from twin.scenario.sut import AuditRecord, SignatureRecord
 
 DONE_STATES = frozenset({"completed", "closed"})
 
@@ -62,6 +63,8 @@ class Observed:
     spc: dict[str, dict[int, int] | None] = field(default_factory=dict)
     """Characteristic of each ``spc_rule`` expectation -> results flagged per Nelson rule
     (None: the MES has no such characteristic)."""
+    signatures: list[SignatureRecord] = field(default_factory=list)
+    """Electronic signatures the MES recorded (read when a ``signature`` expectation asks)."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional capabilities of the system under test it lacks -> the reason to report:
     an expectation that needs one is ``not_checked``, never passed."""
@@ -86,6 +89,8 @@ def needs(exp: Expectation) -> str | None:
         return "audit_query"
     if isinstance(exp, SpcRuleFired):
         return "spc"
+    if isinstance(exp, SignatureExists):
+        return "signatures"
     return None
 
 
@@ -110,6 +115,8 @@ def default_name(exp: Expectation) -> str:
         return f"labour hours of {exp.order} within bounds"
     if isinstance(exp, ExpressionHolds):
         return exp.expr
+    if isinstance(exp, SignatureExists):
+        return f"signature meaning {exp.meaning}" + (f" on {exp.object}" if exp.object else "")
     if isinstance(exp, SpcRuleFired):
         rule = f"Nelson rule {exp.rule}" if exp.rule else "an SPC rule"
         return f"{rule} fired on {exp.characteristic}"

@@ -12,7 +12,13 @@ from importlib import metadata
 
 import numpy as np
 
-from plant_models.scenario import AuditEntryExists, DeviationRefused, LotInState, SpcRuleFired
+from plant_models.scenario import (
+    AuditEntryExists,
+    DeviationRefused,
+    LotInState,
+    SignatureExists,
+    SpcRuleFired,
+)
 from twin.engine import Engine
 from twin.scenario.context import RunContext
 from twin.scenario.deviations import DeviationInjector
@@ -36,6 +42,7 @@ from twin.scenario.sut import (
     EventIngest,
     KpiSource,
     LotStatus,
+    Signatures,
     SpcSource,
     SutUnavailable,
     SystemUnderTest,
@@ -253,6 +260,12 @@ class ReportBuilder:
             if isinstance(sut, SpcSource)
             else {}
         )
+        signed = (
+            sut.signatures()
+            if isinstance(sut, Signatures)
+            and any(isinstance(x, SignatureExists) for x in ctx.scenario.expectations)
+            else []
+        )
         st = link.stats
         if isinstance(sut, EventIngest):
             ingest = sut.ingest_stats()
@@ -300,6 +313,7 @@ class ReportBuilder:
             unavailable=unavailable,
             audit_entries=audit,
             spc=spc,
+            signatures=signed,
         )
         self.deviations.judge_drifts()
         self.deviations.mark_recorded()

@@ -322,6 +322,26 @@ class AuditQuery(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SignatureRecord:
+    """An electronic signature the MES recorded (21 CFR 11.50: signer, time, meaning)."""
+
+    entry_id: str
+    object_ref: str
+    meaning: str
+    manifestation: str
+    binding_hash: str | None = None
+
+
+@runtime_checkable
+class Signatures(Protocol):
+    """The MES records electronic signatures with their meaning."""
+
+    def signatures(self) -> list[SignatureRecord]:
+        """Every signature recorded, oldest first."""
+        ...
+
+
 @runtime_checkable
 class SpcSource(Protocol):
     """The MES judges inspection results by SPC rules (Nelson rules 1-8)."""
@@ -470,6 +490,7 @@ CAPABILITIES: dict[str, tuple[type, str]] = {
     "audit_trail": (AuditTrail, "refusals in an audit trail"),
     "audit_query": (AuditQuery, "a searchable audit trail"),
     "spc": (SpcSource, "SPC rule verdicts on inspection results"),
+    "signatures": (Signatures, "electronic signatures with their meaning"),
     "lot_status": (LotStatus, "material lot status"),
     "kpis": (KpiSource, "ISO 22400-2 KPIs"),
     "event_ingest": (EventIngest, "a collector endpoint for plant events"),

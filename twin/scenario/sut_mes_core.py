@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -58,8 +59,20 @@ from twin.scenario.sut import (
     OrderRequest,
     OrderView,
     Refusal,
+    SignatureRecord,
     SutUnavailable,
 )
+
+
+@dataclass(frozen=True)
+class _AuditEntry:
+    entry_id: str
+    action: str
+    object_ref: str
+    at: str
+    entry_hash: str
+    detail: dict[str, Any]
+
 
 ROLE_MAP = {"operator": "operator", "qa": "quality", "supervisor": "supervisor"}
 BACKDATE = "backdate"
@@ -675,19 +688,41 @@ class MesCoreSut:
         ]
 
     def audit_entries(self, action: str, object_ref: str | None = None) -> list[AuditRecord]:
+        return [
+            AuditRecord(e.entry_id, e.action, e.object_ref, e.at, e.entry_hash)
+            for e in self._audit_pages(action, object_ref)
+        ]
+
+    def _audit_pages(self, action: str, object_ref: str | None) -> list[_AuditEntry]:
         admin = self._admin_client()
-        out: list[AuditRecord] = []
+        out: list[_AuditEntry] = []
         after = 0
         while True:
             page = self._timed(
                 admin.audit_entries, after_id=after, limit=500, action=action, object=object_ref
             )
             out.extend(
-                AuditRecord(str(e.id), e.action, e.object, e.at.isoformat(), e.hash) for e in page
+                _AuditEntry(str(e.id), e.action, e.object, e.at.isoformat(), e.hash, e.detail)
+                for e in page
             )
             if len(page) < 500:
                 return out
             after = page[-1].id
+
+    def signatures(self) -> list[SignatureRecord]:
+        # mes_core signs QA dispositions (21 CFR 11.50/11.70) and records each signature's
+        # manifestation, meaning and binding hash in the disposition's audit entry.
+        return [
+            SignatureRecord(
+                e.entry_id,
+                e.object_ref,
+                str(e.detail.get("meaning", "")),
+                str(e.detail.get("signature", "")),
+                str(e.detail["binding_hash"]) if "binding_hash" in e.detail else None,
+            )
+            for e in self._audit_pages("nonconformance.disposed", None)
+            if "signature" in e.detail
+        ]
 
     def spc_rules_fired(self, characteristic: str) -> dict[int, int] | None:
         admin = self._admin_client()
