@@ -115,6 +115,9 @@ def run_command(
 
     console = Console(stderr=True, soft_wrap=True)
     folder = report_dir or Path("reports") / scenario.stem
+    # A PDF left from an earlier run into this folder would be sealed with this run's
+    # records while stating another run's verdict.
+    (folder / "report.pdf").unlink(missing_ok=True)
     if signing_key is not None:
         try:  # refused before the run, not after it
             load_signing_key(signing_key)
