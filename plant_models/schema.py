@@ -256,6 +256,11 @@ class OperationSegment(_Model):
     inspections: list[InspectionCharacteristic] = Field(default_factory=list)
     partial_start: bool = False
     """May start while the predecessor is still running (partial quantities)."""
+    output_material: Code | None = None
+    """An intermediate material this operation produces (granulate, blend): completing the
+    operation names an output lot of it (``intermediate_lot``), which the next operation
+    consumes (ISA-95 material produced / consumed). None on the last segment, whose output
+    is the product's material."""
 
 
 class Product(_Model):
@@ -571,6 +576,18 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                     bad((*sloc, "materials", mi, "material"), f"no material {req.material!r}")
             if seg.skill is not None and seg.skill not in skills_known:
                 bad((*sloc, "skill"), f"no operator has skill {seg.skill!r}")
+            if seg.output_material is not None:
+                oloc: Loc = (*sloc, "output_material")
+                if seg.output_material not in materials:
+                    bad(oloc, f"no material {seg.output_material!r}")
+                elif si == len(product.segments) - 1:
+                    bad(
+                        oloc,
+                        "the last segment makes the product's material "
+                        f"{product.material!r}: no intermediate output here",
+                    )
+                elif seg.output_material == product.material:
+                    bad(oloc, f"{seg.output_material!r} is the product's (final) material")
 
     problems.extend(_spec_problems(model))
 
@@ -610,6 +627,21 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                         f"break {brk.start}-{brk.end} is outside shift {shift.start}-{shift.end}",
                     )
     return problems
+
+
+def intermediate_lot(output_lot: str, segment: str) -> str:
+    """The code of the intermediate lot operation ``segment`` of the job order whose
+    finished lot is ``output_lot`` produces (the twin's ledger and its people agree on it)."""
+    return f"{output_lot}-{segment}"
+
+
+def intake_of(product: Product, segment: str) -> list[str]:
+    """The intermediate material ``segment`` of ``product`` takes in: the previous
+    segment's ``output_material`` (none, or one)."""
+    ids = [s.id for s in product.segments]
+    i = ids.index(segment)
+    previous = product.segments[i - 1].output_material if i > 0 else None
+    return [previous] if previous is not None else []
 
 
 def segments_of(product: Product, line: Line) -> list[OperationSegment | None]:

@@ -1263,9 +1263,17 @@ class Engine:
         if quantity < 1:
             raise ControlError(f"job order {job_id}: quantity must be >= 1, got {quantity}")
         line = self.line_by_code[target]
-        job = Job(job_id, product_id, quantity, self.segments_for(product, line.spec))
+        segments = self.segments_for(product, line.spec)
+        job = Job(job_id, product_id, quantity, segments)
         self.jobs[job_id] = job
-        self.ledger.job_dispatched(self.env.now, job_id, product_id, target, quantity, source)
+        stages = [
+            (wu.code, seg.id, seg.output_material)
+            for wu, seg in zip(line.spec.work_units, segments, strict=True)
+            if seg is not None
+        ]
+        self.ledger.job_dispatched(
+            self.env.now, job_id, product_id, target, quantity, source, stages
+        )
         line.dispatch(job)
 
     # -- observers ----------------------------------------------------------------------

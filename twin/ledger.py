@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from plant_models.schema import intermediate_lot
 from twin.hooks import MES_STATES
 
 LedgerRecord = dict[str, Any]
@@ -91,6 +92,31 @@ class JobRecord:
     scrapped: int = 0
     output_lot: str = ""
     work_units: dict[str, JobWorkUnitActuals] = field(default_factory=dict)
+    stages: tuple[str, ...] = ()
+    """The work units of the order's operations, in routing order."""
+    intermediates: dict[str, str] = field(default_factory=dict)
+    """Work unit -> the intermediate lot its operation produces (routing ``output_material``)."""
+
+    def lot_for(self, work_unit: str) -> str:
+        """The lot that what ``work_unit`` consumed goes into: the first intermediate lot
+        produced at or after its operation, else the order's finished lot."""
+        if work_unit in self.stages:
+            for wu in self.stages[self.stages.index(work_unit) :]:
+                if wu in self.intermediates:
+                    return self.intermediates[wu]
+        return self.output_lot
+
+    def intermediate_intake(self) -> list[tuple[str, str, str, float]]:
+        """(intermediate lot, lot it goes into, consuming work unit, quantity): each lot an
+        operation made (its good units) is taken in whole by the next operation."""
+        out = []
+        for i, wu in enumerate(self.stages[:-1]):
+            lot = self.intermediates.get(wu)
+            made = self.work_units[wu].made if wu in self.work_units else 0
+            if lot is not None and made > 0:
+                nxt = self.stages[i + 1]
+                out.append((lot, self.lot_for(nxt), nxt, float(made)))
+        return out
 
     @property
     def status(self) -> str:
@@ -158,9 +184,32 @@ class Ledger:
             )
 
     def job_dispatched(
-        self, t: float, job: str, product: str, line: str, quantity: int, source: str
+        self,
+        t: float,
+        job: str,
+        product: str,
+        line: str,
+        quantity: int,
+        source: str,
+        stages: Sequence[tuple[str, str, str | None]] = (),
     ) -> None:
-        self.jobs[job] = JobRecord(job, product, line, quantity, t, source, output_lot=f"LOT-{job}")
+        """``stages``: (work unit, segment id, intermediate material or None) of each
+        operation in routing order; an intermediate material names the lot
+        ``intermediate_lot(LOT-<job>, segment)``."""
+        lot = f"LOT-{job}"
+        self.jobs[job] = JobRecord(
+            job,
+            product,
+            line,
+            quantity,
+            t,
+            source,
+            output_lot=lot,
+            stages=tuple(wu for wu, _, _ in stages),
+            intermediates={
+                wu: intermediate_lot(lot, seg) for wu, seg, material in stages if material
+            },
+        )
         if self.listeners:
             self._emit({"kind": "job", "t": t, "job_order": job, "event": "dispatched"})
 
@@ -271,12 +320,17 @@ class Ledger:
         return out
 
     def genealogy(self) -> list[dict[str, Any]]:
-        """Edges lot in -> lot out, with the quantity of the input lot used."""
+        """Edges lot in -> lot out, with the quantity of the input lot used: each lot drawn
+        goes into the lot its operation's stage makes (an intermediate lot where the
+        routing produces one), and an intermediate lot into the next stage's lot."""
         edges: dict[tuple[str, str], float] = defaultdict(float)
-        for (job, _wu, _mat, lot), qty in self.consumed.items():
+        for (job, wu, _mat, lot), qty in self.consumed.items():
             rec = self.jobs.get(job)
             if rec is not None:
-                edges[(lot, rec.output_lot)] += qty
+                edges[(lot, rec.lot_for(wu))] += qty
+        for rec in self.jobs.values():
+            for lot, into, _wu, qty in rec.intermediate_intake():
+                edges[(lot, into)] += qty
         return [{"from_lot": a, "to_lot": b, "quantity": q} for (a, b), q in sorted(edges.items())]
 
     def summary(self, *, include_intervals: bool = False) -> dict[str, Any]:

@@ -321,3 +321,38 @@ def test_standard_run_time_slower_than_the_machines_mean_cycle_is_refused() -> N
     err = _error(capable.replace("standard_run_time: 29m", "standard_run_time: 31m", 1))
     assert [p.path for p in err.problems] == ["products[0].segments[0].standard_run_time"]
     assert "1860 s per unit is slower than L1-PRESS's mean cycle time 1800 s" in str(err)
+
+
+def test_an_intermediate_output_material_must_exist_and_not_be_on_the_last_segment() -> None:
+    text = (
+        MINIMAL
+        + """\
+materials: [{id: FG, unit: ea}, {id: BULK, unit: ea}]
+products:
+  - id: P1
+    material: FG
+    line: L1
+    segments:
+      - {id: S1, equipment_class: Filler, standard_run_time: 1, output_material: NOPE}
+      - {id: S2, equipment_class: Capper, standard_run_time: 1, output_material: BULK}
+"""
+    )
+    err = _error(text)
+    found = {(p.path, p.line) for p in err.problems}
+    assert found == {
+        ("products[0].segments[0].output_material", 20),
+        ("products[0].segments[1].output_material", 21),
+    }
+    messages = " ".join(p.message for p in err.problems)
+    assert "no material 'NOPE'" in messages
+    assert "the last segment makes the product's material 'FG'" in messages
+
+
+def test_tablet_line_granulation_produces_the_granulate_compression_takes_in() -> None:
+    from plant_models.schema import intake_of
+
+    for product in load_plant_model("tablet_line").products:
+        granulate = next(s for s in product.segments if s.id == "GRANULATE")
+        assert granulate.output_material == f"GRAN-{product.id}"
+        assert intake_of(product, "COMPRESS") == [f"GRAN-{product.id}"]
+        assert intake_of(product, "GRANULATE") == []

@@ -49,6 +49,10 @@ def _digest(summary: dict[str, Any]) -> dict[str, Any]:
         "lots_consumed": sorted(
             [c["job_order"], c["lot"], r(c["quantity"])] for c in summary["lots"]["consumed"]
         ),
+        # Lot in -> lot out, through the intermediate lots a routing produces (granulate).
+        "genealogy": [
+            [g["from_lot"], g["to_lot"], r(g["quantity"])] for g in summary["lots"]["genealogy"]
+        ],
     }
 
 

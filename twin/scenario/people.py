@@ -11,7 +11,10 @@ They act on the MES only through the system-under-test adapter, as people do:
 - Lots the machine actually draws (the plant's ledger says which) are scanned against the
   running operation every tick (ISA-95 material consumption actuals).
 - When the plant has finished a job order, the operator completes its operations in
-  routing order after their reaction delay, the last one naming the output lot.
+  routing order after their reaction delay, the last one naming the output lot. An
+  operation whose routing step has an ``output_material`` names its intermediate lot
+  (``intermediate_lot``: as many units as its machine made), which the operator of the
+  next operation then scans for consumption before completing that one.
 - QA disposes whatever is on hold after their reaction delay, with a signature.
 - Operators clock in and out with their shifts (presence intervals of their shift
   calendar, breaks off the clock) and book labour on the operations they run: from the
@@ -29,7 +32,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from plant_models.scenario import Scenario
-from plant_models.schema import OperationSegment, Operator, PlantModel, Product
+from plant_models.schema import (
+    OperationSegment,
+    Operator,
+    PlantModel,
+    Product,
+    intermediate_lot,
+)
 from twin.scenario.reconcile import LabourHours
 from twin.scenario.sut import (
     Answer,
@@ -137,6 +146,8 @@ class People:
         # (order, work unit, lot) -> quantity drawn by the machine, not yet booked in the MES
         self.unbooked: dict[tuple[str, str, str], float] = defaultdict(float)
         self.finished: dict[str, tuple[float, str]] = {}  # order -> (t, output lot)
+        # order -> work unit -> good units its machine made (an intermediate lot's size)
+        self.made_at: dict[str, dict[str, int]] = {}
         self.plant_done: set[str] = set()
         self.disposed_seen: dict[str, float] = {}
         self.last_booking = -BOOKING_INTERVAL
@@ -234,8 +245,13 @@ class People:
     def lot_drawn(self, order: str, work_unit: str, lot: str, quantity: float) -> None:
         self.unbooked[(order, work_unit, lot)] += quantity
 
-    def job_finished(self, t: float, order: str, output_lot: str) -> None:
+    def job_finished(
+        self, t: float, order: str, output_lot: str, made_at: dict[str, int] | None = None
+    ) -> None:
+        """The plant finished ``order``; ``made_at``: good units per work unit (the size of
+        the intermediate lots its operations produce)."""
         self.finished[order] = (t, output_lot)
+        self.made_at[order] = dict(made_at or {})
         self.plant_done.add(order)
 
     def open_work(self) -> bool:
@@ -428,16 +444,25 @@ class People:
                 if person is None or t < t_done + self._reaction(person.id):
                     break
                 last = op.sequence == len(product.segments)
-                answer = self.terminal.complete_operation(
-                    order, op.segment.id, person.id, t, output_lot if last else None
-                )
+                made = self.made_at.get(order, {}).get(op.work_unit, 0)
+                lot: str | None = output_lot if last else None
+                intake = None if last else ops[op.sequence]  # the next operation
+                if not last and op.segment.output_material is not None and made > 0:
+                    lot = intermediate_lot(output_lot, op.segment.id)
+                answer = self.terminal.complete_operation(order, op.segment.id, person.id, t, lot)
                 self._count(t, f"{person.id} completes {order}/{op.segment.id}", answer)
                 if not answer.accepted:
                     break
                 op.completed = True
                 self._stop_labour(op, t)
+                if lot is not None and intake is not None:
+                    # The next operation takes the intermediate lot in: booked with the
+                    # lots (next tick, retried like them) before that operation completes.
+                    self.unbooked[(order, intake.work_unit, lot)] += float(made)
+                    break
             if all(op is not None and op.completed for op in ops):
                 del self.finished[order]
+                self.made_at.pop(order, None)
 
     def operator_for(self, segment: OperationSegment, work_unit: str, t: float) -> Operator | None:
         """A simulated operator allowed on the line and certified for the segment today:

@@ -146,6 +146,9 @@ class ReportBuilder:
             for (j, _wu, _mat, lot), qty in ledger.consumed.items():
                 if j == jid:
                     consumed[lot] = consumed.get(lot, 0.0) + qty
+            if job.ended_at is not None:  # intermediate lots taken in by the next operation
+                for lot, _into, _wu, qty in job.intermediate_intake():
+                    consumed[lot] = consumed.get(lot, 0.0) + qty
             produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
             # As the MES counts an order: good = finished units (made at the work unit of
             # its last operation), scrap = scrap at the work units that run an operation.
@@ -156,16 +159,24 @@ class ReportBuilder:
             out.job_orders[jid] = OrderRecord(
                 good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced
             )
-        # Only finished orders have produced their lot (in the plant and in the MES).
-        finished = {j.output_lot for j in ledger.jobs.values() if j.ended_at is not None}
+        # Only finished orders have produced their lots (in the plant and in the MES): the
+        # people complete operations, naming intermediate lots too, once the plant is done.
+        done = {j.id: j for j in ledger.jobs.values() if j.ended_at is not None}
+        finished = {j.output_lot for j in done.values()}
+        finished |= {lot for j in done.values() for lot in j.intermediates.values()}
         out.genealogy = {
             (g["from_lot"], g["to_lot"]) for g in ledger.genealogy() if g["to_lot"] in finished
         }
         # Where each input lot was drawn: its edge belongs to that work unit's operation.
         out.genealogy_at = {
-            (lot, ledger.jobs[job].output_lot, unit)
+            (lot, done[job].lot_for(unit), unit)
             for (job, unit, _mat, lot) in ledger.consumed
-            if job in ledger.jobs and ledger.jobs[job].output_lot in finished
+            if job in done
+        }
+        out.genealogy_at |= {
+            (lot, into, unit)
+            for j in done.values()
+            for lot, into, unit, _qty in j.intermediate_intake()
         }
         people = self.ctx.people
         if people is not None and people.labour_sut is not None:

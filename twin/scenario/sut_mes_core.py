@@ -41,7 +41,7 @@ from mes_core.kpi.schemas import CalendarIn, KpiReport
 from mes_core.schemas.execution import JobOrderCreate, JobOrderOut, OutputLot
 from mes_core.schemas.masterdata import MasterData, MasterDataResult
 from mes_core.schemas.plant_events import IngestResult, PlantEvent
-from plant_models.schema import PlantModel
+from plant_models.schema import PlantModel, intake_of
 from twin.scenario import b2mml_channel
 from twin.scenario.reconcile import (
     LabourHours,
@@ -124,6 +124,8 @@ class MesCoreSut:
         self._latencies: list[float] = []
         self._segments: dict[str, dict[str, int]] = {}  # product id -> segment id -> sequence
         self._order_product: dict[str, str] = {}
+        # (product id, segment id) -> the intermediate material that operation produces
+        self._output_material: dict[tuple[str, str], str] = {}
         self._product_material: dict[str, str] = {}
         self._produced: dict[str, str] = {}  # job order -> output lot
         self._kpi_reports: dict[tuple[str, str, datetime, datetime], Any] = {}
@@ -286,6 +288,9 @@ class MesCoreSut:
         for product in plant.products:
             self._product_material[product.id] = product.material
             self._segments[product.id] = {s.id: i + 1 for i, s in enumerate(product.segments)}
+            for s in product.segments:
+                if s.output_material is not None:
+                    self._output_material[(product.id, s.id)] = s.output_material
             routings.append(
                 {
                     "code": product.id,
@@ -306,6 +311,10 @@ class MesCoreSut:
                             "materials": [
                                 {"material": r.material, "quantity_per_unit": r.quantity_per_unit}
                                 for r in seg.materials
+                            ]
+                            + [  # the previous operation's intermediate lot, taken in whole
+                                {"material": m, "quantity_per_unit": 1.0}
+                                for m in intake_of(product, seg.id)
                             ],
                             "characteristics": [
                                 {
@@ -488,8 +497,11 @@ class MesCoreSut:
         if isinstance(client, Answer):
             return client
         seq = self._seq(order, segment)
-        lot = OutputLot(code=output_lot) if output_lot else None
-        if output_lot:
+        # An intermediate lot (the routing's output_material) is of that material; the last
+        # operation's lot is of the product's.
+        material = self._output_material.get((self._order_product.get(order, ""), segment))
+        lot = OutputLot(code=output_lot, material=material) if output_lot else None
+        if output_lot and material is None:
             self._produced[order] = output_lot
         return self._answer(
             client.complete_operation, order, seq, output_lot=lot, occurred_at=self.plant_time(at)
@@ -814,7 +826,8 @@ class MesCoreSut:
                 try:
                     lot = self._timed(admin.get_lot, out_lot)
                     produced[lot.code] = lot.initial_quantity
-                    trace = self._timed(admin.genealogy, lot.code, "backward", 1)
+                    # Every level: through the intermediate lots to the raw materials.
+                    trace = self._timed(admin.genealogy, lot.code, "backward", None)
                     units = {op.sequence: op.work_unit for op in jo.operations}
                     for edge in trace.edges:
                         out.genealogy.add((edge.parent, edge.child))
