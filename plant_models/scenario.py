@@ -184,7 +184,9 @@ class _Deviation(_Strict):
     work unit, the predecessor's good units are in, nobody started it yet),
     ``operation_running`` (started in the MES, not completed), ``lot_consumed`` (the
     machine drew a lot for the operation). Restricted to ``order`` / ``operation`` when
-    given, else the first operation the event happens to after ``at``."""
+    given, else the first operation the event happens to after ``at``. An
+    ``out_of_sequence_start`` on ``operation_startable`` fires when an earlier operation
+    of its order can start (the order released, ``operation``'s predecessors not done)."""
     order: Name | None = None
     """The job order it targets (default: the first running order)."""
     operation: Name | None = None

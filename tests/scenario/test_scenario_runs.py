@@ -23,7 +23,7 @@ import pytest
 import yaml
 from support import postgres_url, require, throwaway_postgres
 
-from plant_models.scenario import SCENARIOS_DIR
+from plant_models.scenario import SCENARIOS_DIR, DeviationRefused, load_scenario
 from twin.scenario.evidence import verify
 from twin.scenario.report import load_schema
 from twin.scenario.runner import RunOptions, RunResult, run_scenario
@@ -147,9 +147,23 @@ def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
     assert data["reconciliation"]["exact"]
 
 
+def assert_each_deviation_answered_by_its_rule(data: dict[str, Any], path: Path) -> None:
+    """Each deviation's recorded MES answer is exactly the rule its scenario names (the
+    expectation matches a substring; here nothing else passes): never INVALID_TRANSITION
+    or an unrelated SEQUENCE from a state the bench happened to hit."""
+    named = {
+        x.deviation: x.rule
+        for x in load_scenario(path).expectations
+        if isinstance(x, DeviationRefused) and x.rule
+    }
+    answered = {d["name"]: d["rule"] for d in data["deviations"] if d["name"] in named}
+    assert answered == named
+
+
 def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
     path = shortened(tmp_path, "tablet_batch_deviations", "12h30m")
     data = assert_passed(run(path, tmp_path))
+    assert_each_deviation_answered_by_its_rule(data, path)
     assert_operation_times_reconciled(data)
     outcomes = {d["name"]: (d["outcome"], d["rule"]) for d in data["deviations"]}
     assert outcomes == {
@@ -157,7 +171,7 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
         "expired-api-lot": ("refused", "LOT_EXPIRED"),
         "uncertified-start": ("refused", "CERTIFICATION"),
         "coat-before-compress": ("refused", "SEQUENCE"),
-        "tablet-weight-drift": ("caught", "HELD"),
+        "tablet-weight-drift": ("caught", "out_of_spec"),
         "non-qa-signs-disposition": ("refused", "FORBIDDEN"),
         "booth-calibration-lapsed": ("refused", "CALIBRATION_DUE"),
     }

@@ -8,8 +8,12 @@ import pytest
 
 from plant_models.scenario import (
     DeviationRefused,
+    ExpiredLot,
     OpcUaDrop,
+    OutOfCalibration,
+    OutOfSequenceStart,
     Scenario,
+    UncertifiedOperator,
     WrongLot,
     load_scenario,
     shipped_scenarios,
@@ -99,6 +103,28 @@ def test_every_shipped_scenario_loads() -> None:
     for path in files:
         sc = load_scenario(path)
         assert sc.expectations, f"{path} checks nothing"
+
+
+def test_shipped_deviations_wait_for_the_event_that_tests_their_rule() -> None:
+    """A shipped deviation that acts on an operation (a lot scanned, a start) waits for
+    its event (``when``), so the MES answers with the rule the deviation names, not with
+    the state a fixed time happened to hit (INVALID_TRANSITION, an unrelated SEQUENCE);
+    each is named by a deviation_refused expectation with that rule. ~0.1 s."""
+    on_operation = (WrongLot, ExpiredLot, OutOfSequenceStart, OutOfCalibration)
+    checked = 0
+    for path in shipped_scenarios():
+        sc = load_scenario(path)
+        rules = {x.deviation: x.rule for x in sc.expectations if isinstance(x, DeviationRefused)}
+        for e in sc.deviations:
+            acts = isinstance(e, on_operation) or (
+                isinstance(e, UncertifiedOperator) and e.action == "start"
+            )
+            if acts:
+                checked += 1
+                assert e.when is not None, f"{path.name}: {e.name} fires on time only"
+                assert e.order and e.operation, f"{path.name}: {e.name} targets no operation"
+            assert rules.get(e.name), f"{path.name}: no expectation names {e.name}'s rule"
+    assert checked, "no shipped deviation acts on an operation"
 
 
 def test_missing_file_is_a_document_error(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from twin.scenario.sut import (
     Answer,
     AuditTrail,
     Calibration,
+    HoldReasons,
     OperatorActions,
     QualityHolds,
     SutUnavailable,
@@ -232,6 +233,8 @@ class DeviationInjector:
         people = self.ctx.people
         if people is None:
             return None
+        if isinstance(e, OutOfSequenceStart) and when == "operation_startable" and e.operation:
+            return self._before_predecessors(e)
         if when == "lot_consumed":
             drawn = [(o, wu) for o, wu in self._drawn]
             ops = [people.op_for(o, wu) for o, wu in drawn]
@@ -250,6 +253,27 @@ class DeviationInjector:
             if when == "operation_running" and not (op.started and not op.completed):
                 continue
             return op.order, op.segment.id
+        return None
+
+    def _before_predecessors(self, e: OutOfSequenceStart) -> tuple[str, str] | None:
+        """An out-of-sequence start of ``e.operation`` waits until an earlier operation of
+        its order can start: the order is released and the operation's predecessors are
+        not done, so the start meets rule 1 (SEQUENCE), not an order the MES has not
+        released yet. (Startable itself, it would be in sequence: nothing to refuse.)"""
+        people = self.ctx.people
+        assert people is not None
+        for op in sorted(people.ops.values(), key=lambda o: (o.order, o.sequence)):
+            if e.order and op.order != e.order:
+                continue
+            product = people.product_of(op.order)
+            ids = [s.id for s in product.segments] if product else []
+            if e.operation not in ids or ids.index(e.operation) < op.sequence:
+                continue
+            target = people.ops.get((op.order, e.operation or ""))
+            if target is not None and (target.started or target.completed):
+                continue
+            if op.taken and not op.started and not op.completed:
+                return op.order, e.operation or ""
         return None
 
     def _fire(self, t: float, whens: tuple[str, ...]) -> None:
@@ -307,12 +331,31 @@ class DeviationInjector:
             holds = {nc: sut.holds_of(nc) for nc in held}
             hits = sorted(nc for nc, what in holds.items() if f"job_order:{order}" in what)
             if hits:
+                # Caught, with the MES's own evidence: the rule it named for the hold (an
+                # out-of-spec or SPC nonconformance), never one the bench makes up.
                 outcome.outcome = "caught"
-                outcome.rule = "HELD"
+                reasons = [
+                    r
+                    for r in (
+                        sut.hold_reason(nc) if isinstance(sut, HoldReasons) else None for nc in hits
+                    )
+                    if r is not None
+                ]
+                outcome.rule = ", ".join(sorted({rule for rule, _ in reasons})) or None
                 what = sorted({w for nc in hits for w in holds[nc]})
+                why = (
+                    "; ".join(text for _, text in reasons)
+                    if reasons
+                    else "the MES named no reason"
+                    + (
+                        ""
+                        if isinstance(sut, HoldReasons)
+                        else f" ({missing('hold_reasons', ctx.scenario.system_under_test.adapter)})"
+                    )
+                )
                 outcome.message = (
                     f"nonconformance {', '.join(h.removeprefix('nc:') for h in hits)} holds "
-                    f"{', '.join(what)} (seen at {t:g} s)"
+                    f"{', '.join(what)} (seen at {t:g} s): {why}"
                 )
                 ctx.state.watch_holds.remove((e, outcome))
 

@@ -285,6 +285,17 @@ class QualityHolds(Protocol):
 
 
 @runtime_checkable
+class HoldReasons(Protocol):
+    """Why the MES holds: the evidence a caught deviation (a drift) is reported with."""
+
+    def hold_reason(self, target: str) -> tuple[str, str] | None:
+        """For ``target`` (from ``QualityHolds.held``): the MES's own name for why it holds
+        (mes_core: the nonconformance's source, ``out_of_spec`` or ``spc``) and its text
+        (the value and the limit it broke); None when the MES says nothing."""
+        ...
+
+
+@runtime_checkable
 class Calibration(Protocol):
     """Maintenance records calibration due dates (rule 4)."""
 
@@ -486,6 +497,7 @@ CAPABILITIES: dict[str, tuple[type, str]] = {
     "dispatching": (Dispatching, "job dispatching by the supervisor"),
     "operator_actions": (OperatorActions, "operation starts, completions and lot scans"),
     "quality_holds": (QualityHolds, "holds and QA dispositions"),
+    "hold_reasons": (HoldReasons, "the reason it names for a hold"),
     "calibration": (Calibration, "calibration due dates"),
     "audit_trail": (AuditTrail, "refusals in an audit trail"),
     "audit_query": (AuditQuery, "a searchable audit trail"),

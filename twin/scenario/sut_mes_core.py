@@ -699,6 +699,15 @@ class MesCoreSut:
             f"lot:{lot}" for lot in nc.held_lots
         ]
 
+    def hold_reason(self, target: str) -> tuple[str, str] | None:
+        """The nonconformance's source (``out_of_spec``, ``spc``, ``manual``) and its
+        description: mes_core's own evidence for the hold."""
+        try:
+            nc = self._timed(self._admin_client().get_nonconformance, target.removeprefix("nc:"))
+        except MesClientError:
+            return None
+        return nc.source, nc.description
+
     def audit_entries(self, action: str, object_ref: str | None = None) -> list[AuditRecord]:
         return [
             AuditRecord(e.entry_id, e.action, e.object_ref, e.at, e.entry_hash)
