@@ -167,7 +167,7 @@ class DatabaseUnreachable(_Fault):
 # --- timeline: deviations (the MES must refuse or catch them) ---------------------------
 
 
-Trigger = Literal["operation_startable", "operation_running", "lot_consumed"]
+Trigger = Literal["operation_startable", "operation_running", "lot_consumed", "on_hold"]
 
 
 class _Deviation(_Strict):
@@ -186,7 +186,9 @@ class _Deviation(_Strict):
     machine drew a lot for the operation). Restricted to ``order`` / ``operation`` when
     given, else the first operation the event happens to after ``at``. An
     ``out_of_sequence_start`` on ``operation_startable`` fires when an earlier operation
-    of its order can start (the order released, ``operation``'s predecessors not done)."""
+    of its order can start (the order released, ``operation``'s predecessors not done).
+    ``on_hold``: something awaits QA's disposition (on ``order`` when given), for an
+    ``uncertified_operator`` who signs it."""
     order: Name | None = None
     """The job order it targets (default: the first running order)."""
     operation: Name | None = None

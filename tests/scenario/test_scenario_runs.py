@@ -164,6 +164,11 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
     path = shortened(tmp_path, "tablet_batch_deviations", "12h30m")
     data = assert_passed(run(path, tmp_path))
     assert_each_deviation_answered_by_its_rule(data, path)
+    # The drift is caught on the MES's own evidence (its out-of-spec nonconformance), and
+    # the non-QA signer (when: on_hold) tries to sign that very nonconformance.
+    by_name = {d["name"]: d for d in data["deviations"]}
+    signed = by_name["non-qa-signs-disposition"]["target"].rsplit("nc:", 1)[-1]
+    assert signed.startswith("NC-") and signed in by_name["tablet-weight-drift"]["message"]
     assert_operation_times_reconciled(data)
     outcomes = {d["name"]: (d["outcome"], d["rule"]) for d in data["deviations"]}
     assert outcomes == {

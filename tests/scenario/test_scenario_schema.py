@@ -106,10 +106,11 @@ def test_every_shipped_scenario_loads() -> None:
 
 
 def test_shipped_deviations_wait_for_the_event_that_tests_their_rule() -> None:
-    """A shipped deviation that acts on an operation (a lot scanned, a start) waits for
-    its event (``when``), so the MES answers with the rule the deviation names, not with
-    the state a fixed time happened to hit (INVALID_TRANSITION, an unrelated SEQUENCE);
-    each is named by a deviation_refused expectation with that rule. ~0.1 s."""
+    """A shipped deviation that acts on an operation (a lot scanned, a start) or signs a
+    disposition waits for its event (``when``), so the MES answers with the rule the
+    deviation names, not with the state a fixed time happened to hit (INVALID_TRANSITION,
+    an unrelated SEQUENCE, nothing to sign); each is named by a deviation_refused
+    expectation with that rule. ~0.1 s."""
     on_operation = (WrongLot, ExpiredLot, OutOfSequenceStart, OutOfCalibration)
     checked = 0
     for path in shipped_scenarios():
@@ -123,6 +124,9 @@ def test_shipped_deviations_wait_for_the_event_that_tests_their_rule() -> None:
                 checked += 1
                 assert e.when is not None, f"{path.name}: {e.name} fires on time only"
                 assert e.order and e.operation, f"{path.name}: {e.name} targets no operation"
+            if isinstance(e, UncertifiedOperator) and e.action == "sign":
+                checked += 1
+                assert e.when == "on_hold", f"{path.name}: {e.name} may find nothing to sign"
             assert rules.get(e.name), f"{path.name}: no expectation names {e.name}'s rule"
     assert checked, "no shipped deviation acts on an operation"
 

@@ -276,11 +276,24 @@ class DeviationInjector:
                 return op.order, e.operation or ""
         return None
 
+    def _held(self, e: Deviation) -> tuple[str, str] | None:
+        """``on_hold``: (order, "") when something awaits QA's disposition (holding
+        ``e.order`` when given), so a signature deviation has a disposition to sign."""
+        sut = self.ctx.sut
+        if not isinstance(sut, QualityHolds):  # injected now: reported not_injected, why
+            return self._target_order(e), ""
+        for nc in sut.held():
+            what = sut.holds_of(nc)
+            orders = [w.removeprefix("job_order:") for w in what if w.startswith("job_order:")]
+            if e.order is None or e.order in orders:
+                return (e.order or (orders[0] if orders else ""), "")
+        return None
+
     def _fire(self, t: float, whens: tuple[str, ...]) -> None:
         for e in list(self.armed):
             if e.when not in whens:
                 continue
-            hit = self._matching(e, e.when)
+            hit = self._held(e) if e.when == "on_hold" else self._matching(e, e.when)
             if hit is None:
                 continue
             self.armed.remove(e)
@@ -299,9 +312,9 @@ class DeviationInjector:
             self._fire(t, ("operation_startable",))
 
     def fire_triggered(self, t: float) -> None:
-        """Each tick: ``operation_running`` and ``lot_consumed``."""
+        """Each tick: ``operation_running``, ``lot_consumed`` and ``on_hold``."""
         if self.armed and not self.ctx.state.mes_down:
-            self._fire(t, ("operation_running", "lot_consumed"))
+            self._fire(t, ("operation_running", "lot_consumed", "on_hold"))
 
     def end_drifts(self, t: float) -> None:
         """Drifts whose duration is over return to their process value's nominal."""
