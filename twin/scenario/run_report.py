@@ -150,6 +150,11 @@ class ReportBuilder:
                 for lot, _into, _wu, qty in job.intermediate_intake():
                     consumed[lot] = consumed.get(lot, 0.0) + qty
             produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
+            if job.ended_at is not None:  # intermediate lots: their machine's good units
+                for wu, lot in job.intermediates.items():
+                    made = job.work_units[wu].made if wu in job.work_units else 0
+                    if made > 0:
+                        produced[lot] = float(made)
             # As the MES counts an order: good = finished units (made at the work unit of
             # its last operation), scrap = scrap at the work units that run an operation.
             units = self._operation_units(job.product)

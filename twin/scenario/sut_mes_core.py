@@ -128,6 +128,7 @@ class MesCoreSut:
         self._output_material: dict[tuple[str, str], str] = {}
         self._product_material: dict[str, str] = {}
         self._produced: dict[str, str] = {}  # job order -> output lot
+        self._intermediate: dict[str, list[str]] = defaultdict(list)  # order -> its lots
         self._kpi_reports: dict[tuple[str, str, datetime, datetime], Any] = {}
         """KPI reports (plant quantities) read by ``records``, for ``kpis`` of that window."""
         self._plant: PlantModel | None = None
@@ -503,6 +504,8 @@ class MesCoreSut:
         lot = OutputLot(code=output_lot, material=material) if output_lot else None
         if output_lot and material is None:
             self._produced[order] = output_lot
+        elif output_lot and output_lot not in self._intermediate[order]:
+            self._intermediate[order].append(output_lot)
         return self._answer(
             client.complete_operation, order, seq, output_lot=lot, occurred_at=self.plant_time(at)
         )
@@ -833,6 +836,9 @@ class MesCoreSut:
             out_lot = self._produced.get(view.id, f"{view.id}-OUT")
             if view.state in ("completed", "closed"):
                 try:
+                    for code in self._intermediate.get(view.id, []):  # granulate, blend
+                        made = self._timed(admin.get_lot, code)
+                        produced[made.code] = made.initial_quantity
                     lot = self._timed(admin.get_lot, out_lot)
                     produced[lot.code] = lot.initial_quantity
                     # Every level: through the intermediate lots to the raw materials.
