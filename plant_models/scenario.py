@@ -385,8 +385,9 @@ class ApiLatencyWithin(_Expectation):
 
 
 class GenealogyLink(_Expectation):
-    """The MES's genealogy holds (``present: true``) or does not hold (``false``) the
-    edge ``from_lot`` -> ``to_lot`` (ISA-95 material lot genealogy)."""
+    """The MES's genealogy leads (``present: true``) or does not lead (``false``) from
+    ``from_lot`` to ``to_lot`` at any depth, through intermediate lots (ISA-95 material lot
+    genealogy: a recall traces every level)."""
 
     type: Literal["genealogy_link"]
     from_lot: Name

@@ -75,6 +75,25 @@ def test_each_custom_kind_passes_or_fails_with_its_reason() -> None:
     assert results[0].evidence == ["#/reconciliation/rows/0"]
 
 
+def test_a_genealogy_link_is_traced_through_intermediate_lots() -> None:
+    # ISA-95 genealogy at any depth: a raw lot that went into a granulate that went into
+    # the batch is in the batch; "never enters the batch" must fail on it, not pass
+    # because no direct edge exists.
+    obs = _observed()
+    edges = {("RM-2", "GRAN-1"), ("GRAN-1", "FG-1"), ("RM-1", "FG-1")}
+    obs.reconciliation = reconcile(
+        Records(work_units={}, genealogy=edges), Records(work_units={}, genealogy=edges)
+    )
+    results = check_all(load_text(SCENARIO, Scenario).expectations[:3], obs)
+    assert (results[1].passed, results[1].detail) == (
+        False,
+        "the MES's genealogy holds RM-2 -> FG-1 (through GRAN-1); expected it does not hold",
+    )
+    rows = [obs.reconciliation.rows[int(e.rsplit("/", 1)[1])].id for e in results[1].evidence]
+    assert rows == ["RM-2 -> GRAN-1", "GRAN-1 -> FG-1"]
+    assert results[0].passed and not results[2].passed
+
+
 @pytest.mark.parametrize(
     ("expr", "refused"),
     [

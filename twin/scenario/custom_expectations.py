@@ -4,7 +4,9 @@ absent, labour hours per job order within bounds, and a condition over the run's
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from plant_models.expression import ExpressionError, evaluate, names_used
@@ -82,6 +84,42 @@ def _row_index(obs: Observed, entity: str, ident: str, quantity: str) -> int | N
     return None
 
 
+def _mes_edges(obs: Observed) -> dict[str, list[str]]:
+    """The MES's genealogy as lot in -> lots out, from the reconciliation's edge rows."""
+    out: dict[str, list[str]] = {}
+    for row in obs.reconciliation.rows:
+        if row.entity == "genealogy" and row.quantity == "edge" and row.mes is not None:
+            lot_in, _, lot_out = row.id.partition(" -> ")
+            out.setdefault(lot_in, []).append(lot_out)
+    return out
+
+
+def _genealogy_path(obs: Observed, from_lot: str, to_lot: str) -> list[str] | None:
+    """The lots from ``from_lot`` to ``to_lot`` in the MES's genealogy at any depth (a lot
+    goes into an intermediate lot that goes into the batch: ISA-95 traces through every
+    level), or None when ``from_lot`` never went into ``to_lot``."""
+    edges = _mes_edges(obs)
+    came_from: dict[str, str | None] = {from_lot: None}
+    queue = deque([from_lot])
+    while queue:
+        lot = queue.popleft()
+        if lot == to_lot:
+            path = [lot]
+            while (prev := came_from[path[-1]]) is not None:
+                path.append(prev)
+            return path[::-1]
+        for nxt in edges.get(lot, []):
+            if nxt not in came_from:
+                came_from[nxt] = lot
+                queue.append(nxt)
+    return None
+
+
+def _edge_rows(obs: Observed, path: list[str]) -> list[int]:
+    found = (_row_index(obs, "genealogy", f"{a} -> {b}", "edge") for a, b in pairwise(path))
+    return [i for i in found if i is not None]
+
+
 def _labour(obs: Observed, order: str) -> float:
     i = _row_index(obs, "job_order", order, "labour hours")
     mes = obs.reconciliation.rows[i].mes if i is not None else None
@@ -131,11 +169,12 @@ def evaluate_custom(exp: Custom, obs: Observed) -> tuple[bool, str]:
     """Pass/fail and why, for one of :data:`CUSTOM_TYPES`."""
     if isinstance(exp, GenealogyLink):
         edge = f"{exp.from_lot} -> {exp.to_lot}"
-        i = _row_index(obs, "genealogy", edge, "edge")
-        held = i is not None and obs.reconciliation.rows[i].mes is not None
+        path = _genealogy_path(obs, exp.from_lot, exp.to_lot)
         want = "holds" if exp.present else "does not hold"
-        seen = "holds" if held else "does not hold"
-        return held == exp.present, f"the MES's genealogy {seen} {edge}; expected it {want}"
+        if path is None:
+            return not exp.present, f"the MES's genealogy does not hold {edge}; expected it {want}"
+        via = f" (through {' -> '.join(path[1:-1])})" if len(path) > 2 else ""
+        return exp.present, f"the MES's genealogy holds {edge}{via}; expected it {want}"
     if isinstance(exp, LabourHoursWithin):
         hours = _labour(obs, exp.order)
         ok = (exp.min is None or hours >= exp.min) and (exp.max is None or hours <= exp.max)
@@ -181,8 +220,9 @@ def evaluate_custom(exp: Custom, obs: Observed) -> tuple[bool, str]:
 
 def custom_evidence(exp: Custom, obs: Observed) -> list[str]:
     if isinstance(exp, GenealogyLink):
-        i = _row_index(obs, "genealogy", f"{exp.from_lot} -> {exp.to_lot}", "edge")
-        return [f"#/reconciliation/rows/{i}"] if i is not None else ["#/reconciliation/rows"]
+        path = _genealogy_path(obs, exp.from_lot, exp.to_lot)
+        rows = _edge_rows(obs, path) if path else []
+        return [f"#/reconciliation/rows/{i}" for i in rows] or ["#/reconciliation/rows"]
     if isinstance(exp, LabourHoursWithin):
         i = _row_index(obs, "job_order", exp.order, "labour hours")
         return [f"#/reconciliation/rows/{i}"] if i is not None else ["#/reconciliation/rows"]
