@@ -66,7 +66,10 @@ from twin.scenario.sut import (
     OrderRequest,
     OrderView,
     Refusal,
+    SutEnvironment,
+    SutSettingsError,
     SutUnavailable,
+    UnitProgress,
 )
 
 NOT_CHECKABLE: dict[str, str] = {
@@ -525,7 +528,7 @@ class TrytonSut:
         """Per work unit, the PackML (processed, defective) booked into Tryton."""
         return self.collector.booked_counters() if self.collector else {}
 
-    def caught_up(self, until: float, expected: dict[str, Any]) -> bool:
+    def caught_up(self, until: float, expected: dict[str, UnitProgress]) -> bool:
         """Has Tryton booked, per work unit, the cumulative counts the plant published
         (``expected``: work unit -> progress with ``good`` and ``scrap``)?"""
         booked = self.booked_counters()
@@ -746,7 +749,7 @@ class TrytonRun(TrytonSut):
             self.server.stop()
 
 
-def open_tryton(settings: dict[str, Any], env: Any) -> TrytonRun:
+def open_tryton(settings: dict[str, Any], env: SutEnvironment) -> TrytonRun:
     """The ``tryton`` adapter factory (entry point group ``mestwin.sut_adapters``): start
     trytond for the run in ``<report dir>/tryton`` (settings: ``database``, its name),
     and, with ``link: opcua-external``, subscribe the adapter's gateway to the twin's
@@ -755,9 +758,13 @@ def open_tryton(settings: dict[str, Any], env: Any) -> TrytonRun:
 
     unknown = sorted(set(settings) - {"database"})
     if unknown:
-        raise ValueError(f"tryton takes no setting {unknown[0]!r} (it takes: database)")
-    if getattr(env, "mes_url", None):
-        raise ValueError("tryton starts its own trytond; --mes-url is not supported")
+        raise SutSettingsError(
+            unknown[0], f"tryton takes no setting {unknown[0]!r} (it takes: database)"
+        )
+    if env.mes_url:
+        raise SutSettingsError(
+            "mes_url", "tryton starts its own trytond; --mes-url is not supported"
+        )
     server = TrytonServer(Path(env.report_dir) / "tryton", str(settings.get("database", "mestwin")))
     try:
         server.start(timeout=120.0)
@@ -766,9 +773,8 @@ def open_tryton(settings: dict[str, Any], env: Any) -> TrytonRun:
     sut = TrytonRun(server, plant_start=env.plant.plant.start)
     try:
         sut.rpc.login("admin", _admin_password())
-        endpoint = getattr(env, "opcua_endpoint", None)
-        if getattr(env, "link", "") == "opcua-external" and endpoint:
-            sut.subscribe(str(endpoint))
+        if env.link == "opcua-external" and env.opcua_endpoint:
+            sut.subscribe(env.opcua_endpoint)
     except BaseException:
         sut.close()
         raise
