@@ -489,6 +489,36 @@ class TrytonSut:
                         out.append(f"job_order:{order}")
         return out
 
+    def hold_reason(self, target: str) -> tuple[str, str] | None:
+        """Tryton's reason for an alert: the failed inspection behind it, with the value
+        and the tolerance it broke (Tryton's own word: the inspection failed)."""
+        number = target.removeprefix("alert:")
+        alerts = self._call(
+            self.rpc.search_read, "quality.alert", [("number", "=", number)], ["origin"]
+        )
+        origin = str(alerts[0].get("origin") or "") if alerts else ""
+        if not origin.startswith("quality.inspection,"):
+            return None
+        inspection = self._call(
+            self.rpc.read,
+            "quality.inspection",
+            [int(origin.split(",")[1])],
+            ["number", "points", "control"],
+        )[0]
+        points = self._call(
+            self.rpc.search_read,
+            "quality.control.point",
+            [("control", "=", inspection["control"])],
+            ["name", "tolerance_lower", "tolerance_upper"],
+        )
+        values = inspection.get("points") or {}
+        broken = "; ".join(
+            f"{p['name']} {values.get(p['name'])} outside "
+            f"[{p['tolerance_lower']}, {p['tolerance_upper']}]"
+            for p in points
+        )
+        return "inspection_failed", f"quality inspection {inspection['number']} failed: {broken}"
+
     def dispose(
         self,
         target: str,

@@ -33,6 +33,8 @@ def test_bottling_shift_on_tryton_reconciles_orders_and_reports_each_verdict(
         "filler-calibration-lapsed": "not_injected",
         "fill-weight-drift": "caught",
     }
+    drift = next(d for d in report["deviations"] if d["name"] == "fill-weight-drift")
+    assert drift["rule"] == "inspection_failed" and "fill_weight" in drift["message"]
     rows = report["reconciliation"]["rows"]
     orders = [r for r in rows if r["entity"] == "job_order"]
     # Every count and lot the plant produced or drew is in Tryton, exactly ...
