@@ -734,7 +734,9 @@ class TrytonSut:
         return list(self.refused)
 
     def records(self, plant: PlantModel, until: float) -> Records:
-        out = Records()
+        # A work cycle holds a duration and a cost, no quantity: counts live on the
+        # production's moves only, so work units cannot be reconciled (not checked).
+        out = Records(per_work_unit=False)
         for order in sorted(self.productions):
             rec = self._order_record(self.productions[order])
             out.job_orders[order] = rec

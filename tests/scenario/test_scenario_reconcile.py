@@ -72,6 +72,18 @@ def test_state_durations_can_be_left_out() -> None:
     assert not reconcile(_truth(), mes).exact
 
 
+def test_an_mes_without_counts_per_work_unit_is_not_checked_there_but_still_per_order() -> None:
+    mes = Records(job_orders=_truth().job_orders, genealogy=_truth().genealogy)
+    mes.per_work_unit = False
+    rec = reconcile(_truth(), mes)
+    assert rec.exact and not [r for r in rec.rows if r.entity == "work_unit"]
+    mes.job_orders["JO-1"] = OrderRecord(good=97, scrap=2, lots_consumed={"PREFORM-1": 100.0})
+    assert (
+        "job_order JO-1: good: plant 98, MES 97, difference -1"
+        in reconcile(_truth(), mes).mismatches
+    )
+
+
 def test_operation_times_on_another_clock_are_named_within_the_tick_they_match() -> None:
     """Issue 13: an operation's start and end as the MES recorded them, against when the
     bench's people did it (plant seconds), within the scenario's tick."""

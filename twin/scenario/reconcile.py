@@ -87,6 +87,11 @@ class Records:
     labour: LabourHours | None = None
     """Hours per person and job order; ``None`` when that side cannot tell (an adapter
     without the labour capability): then labour is not reconciled."""
+    per_work_unit: bool = True
+    """False when that side keeps no quantities per work unit (an MES that books counts
+    at order level only: a Tryton work cycle holds a duration, no quantity); then work
+    units are not reconciled (not checked, and the run's report says so) instead of every
+    unit reading "MES has no record"."""
 
 
 _EPS = 1e-9
@@ -170,7 +175,10 @@ def reconcile(
                     float(off),
                 )
             )
-    for wu in sorted(set(twin.work_units) | set(mes.work_units)):
+    units = set(twin.work_units) | set(mes.work_units)
+    if not (twin.per_work_unit and mes.per_work_unit):
+        units = set()
+    for wu in sorted(units):
         t = twin.work_units.get(wu)
         m = mes.work_units.get(wu)
         rows.append(_row("work_unit", wu, "good", _opt(t, "good"), _opt(m, "good")))

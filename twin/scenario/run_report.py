@@ -207,6 +207,11 @@ class ReportBuilder:
                 "Operation start and end times not reconciled: the adapter cannot read them "
                 "back from the MES."
             )
+        if not mes.per_work_unit:
+            ctx.state.notes.append(
+                "Work units not reconciled (not checked): the system under test keeps no "
+                "good and scrap counts per work unit, only per job order."
+            )
         if twin.labour is None or mes.labour is None:
             ctx.state.notes.append(
                 "Labour not reconciled (not checked): the system under test has no labour "
