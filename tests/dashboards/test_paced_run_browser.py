@@ -61,10 +61,10 @@ def test_a_paced_run_shows_live_work_unit_states_on_the_plant_page(
     opened = False
     seen: list[dict[str, str]] = []
     while run.is_alive() and time.monotonic() < deadline:
-        dashboard = runner.dashboard
-        if not opened and dashboard is not None:
+        dashboard_url = runner.dashboard_url
+        if not opened and dashboard_url is not None:
             try:
-                browser.get(dashboard.url + "/")
+                browser.get(dashboard_url + "/")
                 opened = True
             except Exception:  # noqa: BLE001 - the dashboards are still starting: retry
                 time.sleep(0.5)
