@@ -19,8 +19,24 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
+
+
+def stop_process_group(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    """Stop a child started in its own process group (``start_new_session``): SIGTERM,
+    then SIGKILL if it has not exited after ``grace`` seconds. Nothing if it has ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def free_port() -> int:

@@ -17,15 +17,14 @@ bench learns it caught up from the MES's plant counts (``caught_up``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import signal
 import subprocess
 from datetime import timedelta
 from typing import Any
 
 from mes_core.client import MesClientError
+from mes_core.client.local import stop_process_group
 from plant_models.schema import PlantModel
 from twin.scenario.dashboard_process import DashboardProcess
 from twin.scenario.mes_process import MesProcess, mestwin_command
@@ -118,16 +117,7 @@ class MesCoreLauncher:
 
     def stop(self) -> None:
         """Stop the collector, the dashboards, the MES child and the database proxy."""
-        proc = self.collector
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process_group(self.collector, 15)
         if self.dashboard is not None:
             self.dashboard.stop()
         if self.mes is not None:

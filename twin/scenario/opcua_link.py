@@ -53,7 +53,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -67,6 +66,7 @@ import httpx
 from asyncua import ua
 
 from mes_core.client import MesClient
+from mes_core.client.local import stop_process_group
 from mes_core.schemas.plant_events import CountEvent, PlantEvent
 from plant_models.schema import PlantModel
 from twin.hooks import PackMLState
@@ -293,15 +293,7 @@ class OpcUaLink:
 
     def close(self) -> None:
         """Stop the connector (SIGTERM, then SIGKILL), the proxy, the server, the loop."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process_group(self.proc, 15)
         self._http.close()
         if self.proxy is not None:
             self.proxy.stop()

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -36,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mes_core.client.local import stop_process_group
 from plant_models.schema import PlantModel
 from twin.scenario.link import Sampling
 from twin.scenario.mes_process import free_port, mestwin_command
@@ -95,15 +95,7 @@ class Broker:
         raise SparkplugLinkError(f"Mosquitto did not listen on 127.0.0.1:{self.port}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process_group(self.proc, 10)
         self.proc = None
 
 
@@ -216,15 +208,7 @@ class SparkplugLink(OpcUaLink):
 
     def close(self) -> None:
         """Stop the host (SIGTERM, then SIGKILL), the proxy, the edge nodes, the broker."""
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process_group(self.proc, 15)
         self._http.close()
         if self.proxy is not None:
             self.proxy.stop()
