@@ -38,16 +38,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import defaultdict
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from mes_core.schemas.plant_events import (
-    CountEvent,
-    IngestResult,
-    MeasurementEvent,
-    PlantEvent,
-)
+from mestwin_tryton.booking import TrytonBooking
 from mestwin_tryton.collector import OpcUaCollector
 from mestwin_tryton.masterdata import MasterData, load_plant
 from mestwin_tryton.rpc import (
@@ -66,10 +59,7 @@ from twin.scenario.sut import (
     OrderRequest,
     OrderView,
     Refusal,
-    SutEnvironment,
-    SutSettingsError,
     SutUnavailable,
-    UnitProgress,
 )
 
 NOT_CHECKABLE: dict[str, str] = {
@@ -114,7 +104,7 @@ def _rule(exc: TrytonError) -> str:
     return "TRYTON_USER_ERROR"
 
 
-class TrytonSut:
+class TrytonSut(TrytonBooking):
     """The scenario runner's seam (``SystemUnderTest``) over a Tryton database."""
 
     adapter = "tryton"
@@ -554,121 +544,6 @@ class TrytonSut:
         self._collector_rpc = rpc
         self.collector = OpcUaCollector(endpoint, self._book).start()  # connects by itself
 
-    def booked_counters(self) -> dict[str, tuple[int, int]]:
-        """Per work unit, the PackML (processed, defective) booked into Tryton."""
-        return self.collector.booked_counters() if self.collector else {}
-
-    def caught_up(self, until: float, expected: dict[str, UnitProgress]) -> bool:
-        """Has Tryton booked, per work unit, the cumulative counts the plant published
-        (``expected``: work unit -> progress with ``good`` and ``scrap``)?"""
-        booked = self.booked_counters()
-        for wu, want in expected.items():
-            processed, defective = booked.get(wu, (0, 0))
-            if (processed - defective, defective) < (int(want.good), int(want.scrap)):
-                return False
-        return True
-
-    def wait_caught_up(self, expected: dict[str, tuple[int, int]], timeout: float) -> bool:
-        """Block until Tryton has booked the plant's counters ``expected``."""
-        return self.collector.wait_booked(expected, timeout) if self.collector else False
-
-    def _book(self, events: list[PlantEvent]) -> None:
-        """The gateway's batch: counts to output moves, measurements to inspections (one
-        ``create`` and one ``process`` for all of a batch's samples)."""
-        touched: set[str] = set()
-        samples: list[dict[str, Any]] = []
-        for event in events:
-            if isinstance(event, CountEvent) and event.job_order:
-                product = self.order_product.get(event.job_order)
-                if product is None:
-                    continue
-                last = self.last_work_unit.get(product) == event.work_unit
-                with self._lock:
-                    counts = self._counts[event.job_order]
-                    counts[0] += event.good if last else 0
-                    counts[1] += event.scrap  # units scrapped anywhere on the line
-                touched.add(event.job_order)
-            elif isinstance(event, MeasurementEvent) and event.job_order:
-                sample = self._inspection(event)
-                if sample is not None:
-                    samples.append(sample)
-        rpc = self._collector_rpc or self.rpc
-        if samples:
-            inspections = rpc.create("quality.inspection", samples)
-            rpc.call("quality.inspection", "process", inspections)
-        with self._lock:
-            for order in sorted(touched):
-                self._book_order(order)
-
-    def _book_order(self, order: str) -> None:
-        """Output moves of ``order`` at the plant's figures (caller holds the lock)."""
-        rpc = self._collector_rpc or self.rpc
-        good, scrap = self._counts.get(order, [0, 0])
-        pid = self.productions.get(order)
-        if pid is None:
-            self.unbooked.append(order)
-            return
-        assert self.plant is not None
-        product = self.plant.product(self.order_product[order])
-        fg = self.md.products[product.material]
-        for location, quantity in ((self.md.storage, good), (self.md.lost_found, scrap)):
-            moves = self._output_moves(pid, location, rpc)
-            if moves:
-                rpc.write("stock.move", moves[:1], {"quantity": float(quantity)})
-            elif quantity > 0:
-                rpc.create(
-                    "stock.move",
-                    [
-                        {
-                            "production_output": pid,
-                            "product": fg,
-                            "quantity": float(quantity),
-                            "unit": self.md.units[product.material],
-                            "from_location": self.md.production_location,
-                            "to_location": location,
-                            "company": self.md.company,
-                            # a price into storage (Tryton costs it at done), none as waste
-                            **(
-                                {"unit_price": Decimal(0), "currency": self.md.currency}
-                                if location == self.md.storage
-                                else {}
-                            ),
-                        }
-                    ],
-                )
-
-    def _output_moves(self, pid: int, location: int, rpc: TrytonRpc | None = None) -> list[int]:
-        return (rpc or self.rpc).search(
-            "stock.move",
-            [
-                ("production_output", "=", pid),
-                ("to_location", "=", location),
-                ("state", "!=", "cancelled"),
-            ],
-            order=[("id", "ASC")],
-        )
-
-    def _inspection(self, event: MeasurementEvent) -> dict[str, Any] | None:
-        """A sample as an inspection of the production by its characteristic's control."""
-        order = event.job_order or ""
-        product = self.order_product.get(order)
-        pid = self.productions.get(order)
-        control = self.md.controls.get(f"{product}/{event.characteristic}")
-        if product is None or pid is None or control is None:
-            return None
-        return {
-            "company": self.md.company,
-            "control": control,
-            "origin": f"production,{pid}",
-            "reference": f"{event.work_unit} {event.timestamp.isoformat()}",
-            "points": {event.characteristic: float(event.value)},
-        }
-
-    def post_events(self, events: list[PlantEvent]) -> IngestResult:
-        """The direct collector's path: the same booking as the OPC UA gateway's."""
-        self._book(events)
-        return IngestResult(accepted=len(events), duplicates=0, received_at=dt.datetime.now(dt.UTC))
-
     # -- read back -------------------------------------------------------------------------
 
     def orders(self) -> list[OrderView]:
@@ -765,49 +640,3 @@ def _admin_password() -> str:
     from mestwin_tryton.server import ADMIN_PASSWORD
 
     return ADMIN_PASSWORD
-
-
-class TrytonRun(TrytonSut):
-    """A ``TrytonSut`` on a trytond this adapter started for the run (stopped by close)."""
-
-    def __init__(self, server: Any, *, plant_start: dt.datetime) -> None:
-        super().__init__(server.url, server.database, plant_start=plant_start)
-        self.server = server
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.server.stop()
-
-
-def open_tryton(settings: dict[str, Any], env: SutEnvironment) -> TrytonRun:
-    """The ``tryton`` adapter factory (entry point group ``mestwin.sut_adapters``): start
-    trytond for the run in ``<report dir>/tryton`` (settings: ``database``, its name),
-    and, with ``link: opcua-external``, subscribe the adapter's gateway to the twin's
-    OPC UA endpoint. ``env`` is the runner's ``SutEnvironment``."""
-    from mestwin_tryton.server import TrytonServer, TrytonStartError
-
-    unknown = sorted(set(settings) - {"database"})
-    if unknown:
-        raise SutSettingsError(
-            unknown[0], f"tryton takes no setting {unknown[0]!r} (it takes: database)"
-        )
-    if env.mes_url:
-        raise SutSettingsError(
-            "mes_url", "tryton starts its own trytond; --mes-url is not supported"
-        )
-    server = TrytonServer(Path(env.report_dir) / "tryton", str(settings.get("database", "mestwin")))
-    try:
-        server.start(timeout=120.0)
-    except TrytonStartError as exc:
-        raise SutUnavailable(str(exc)) from exc
-    sut = TrytonRun(server, plant_start=env.plant.plant.start)
-    try:
-        sut.rpc.login("admin", _admin_password())
-        if env.link == "opcua-external" and env.opcua_endpoint:
-            sut.subscribe(env.opcua_endpoint)
-    except BaseException:
-        sut.close()
-        raise
-    return sut

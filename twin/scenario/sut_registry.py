@@ -27,7 +27,7 @@ from twin.scenario.sut import SutEnvironment, SystemUnderTest
 ENTRY_POINT_GROUP = "mestwin.sut_adapters"
 BUILT_IN = {
     "mes_core": "twin.scenario.mes_core_launch:open_mes_core",
-    "tryton": "mestwin_tryton.adapter:open_tryton",
+    "tryton": "mestwin_tryton.launch:open_tryton",
 }
 """The bench's own adapters (also registered as entry points in pyproject.toml)."""
 
