@@ -1,4 +1,5 @@
-"""Console commands of the twin engine: ``mestwin twin simulate`` and ``mestwin bench sim``.
+"""Console commands of the twin engine: ``mestwin twin simulate``, ``mestwin twin experiment``
+and ``mestwin bench sim``.
 
 Registered by ``mestwin.cli``; heavy imports happen inside the commands.
 """
@@ -6,7 +7,7 @@ Registered by ``mestwin.cli``; heavy imports happen inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -139,7 +140,129 @@ def bench_sim_command(
     typer.echo(f"ratio: {result.ratio:.3f}")
 
 
+def experiment_command(
+    design_file: Annotated[Path, typer.Argument(help="Experiment design YAML.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for results.json, results.csv, report.html "
+            "(default: experiment-<design name>)."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="A running Dask scheduler, e.g. tcp://host:8786 "
+            "(default: a LocalCluster on this machine)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="LocalCluster worker processes (default: cores).")
+    ] = None,
+    cell: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Rerun only this cell, in this process (no cluster); "
+            "its figures equal the full run's bit for bit.",
+        ),
+    ] = None,
+) -> None:
+    """Run a design of plant-model parameters x replications on Dask; KPIs with CIs."""
+    from rich.console import Console
+
+    from plant_models.loader import PlantModelError
+    from twin.experiment.design import DesignError, load_design
+
+    err = Console(stderr=True)
+    try:
+        design = load_design(design_file)
+    except (DesignError, PlantModelError) as exc:
+        err.print(f"[red]invalid experiment design[/red]\n{exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    folder = out or Path(f"experiment-{design_file.stem}")
+    if cell is not None:
+        _experiment_cell(design, cell, folder, err)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from twin.experiment.report import write_all
+    from twin.experiment.run import run_experiment
+
+    total = len(design.cells) * design.spec.replications
+    err.print(
+        f"{len(design.cells)} cells x {design.spec.replications} replications = {total} runs "
+        f"on {scheduler or 'a LocalCluster'}"
+    )
+    with Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("runs", total=total)
+        result = run_experiment(
+            design,
+            scheduler=scheduler,
+            workers=workers,
+            progress=lambda done, _total: progress.update(task, completed=done),
+        )
+    paths = write_all(folder, result)
+    _print_cells(design, result.cells)
+    typer.echo(
+        f"{total} runs on {result.scheduler} ({result.workers} workers) in "
+        f"{result.wall_seconds:.1f} s; written: " + ", ".join(str(p) for p in paths.values())
+    )
+
+
+def _experiment_cell(design: Any, index: int, folder: Path, err: Any) -> None:
+    from twin.experiment.report import cell_dict
+    from twin.experiment.run import run_cell
+    from twin.simulate import write_json
+
+    if index >= len(design.cells):
+        raise typer.BadParameter(
+            f"the design has cells 0..{len(design.cells) - 1}", param_hint="--cell"
+        )
+    result = run_cell(design, index)
+    _print_cells(design, [result])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"cell-{index}.json"
+    write_json(path, cell_dict(result, design))
+    typer.echo(f"cell {index} written to {path}")
+
+
+def _print_cells(design: Any, cells: list[Any]) -> None:
+    import math
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    labels = [p.label for p in design.parameters]
+    conf = design.spec.confidence
+    table = Table(box=box.SIMPLE, title=f"KPI means and {conf:.0%} CI half-widths per cell")
+    for col in ("cell", *labels, "KPI", "mean", "+-"):
+        table.add_column(col, justify="right" if col in ("cell", "mean", "+-") else "left")
+    for cell in cells:
+        shown = design.value_labels(cell.cell)
+        for name, est in cell.kpis.items():
+            if math.isnan(est.mean):
+                continue
+            table.add_row(
+                str(cell.cell.index),
+                *(shown[label] for label in labels),
+                name,
+                f"{est.mean:.4g}",
+                f"{est.half_width:.2g}",
+            )
+    Console().print(table)
+
+
 def register(groups: CommandGroups) -> None:
-    """Add ``twin simulate`` and ``bench sim`` to the ``mestwin`` app."""
+    """Add ``twin simulate``, ``twin experiment`` and ``bench sim`` to the ``mestwin`` app."""
     groups.twin.command("simulate")(simulate_command)
+    groups.twin.command("experiment")(experiment_command)
     groups.bench.command("sim")(bench_sim_command)
