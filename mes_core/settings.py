@@ -45,13 +45,14 @@ class Settings(BaseSettings):
     #: ``mes_core.api.app._lifespan``; SQLite keeps anyio's 40).
     api_threads: int = Field(default=8, ge=1, le=200)
     #: Failed logins of one account (and from one client address) allowed within 15
-    #: minutes before a back-off starts (doubling per failure, up to the maximum); see
+    #: minutes before a back-off starts (doubling per failure, up to the maximum), counted
+    #: in the database: shared by every API worker, kept across restarts; see
     #: ``mes_core.api.throttle``.
     login_account_free_failures: int = Field(default=5, ge=1)
     login_client_free_failures: int = Field(default=20, ge=1)
     login_max_backoff_s: float = Field(default=300.0, gt=0)
-    #: Failed logins audited one by one per API worker and hour; past it they are counted
-    #: and the count written with the next audited one.
+    #: Failed logins audited one by one per hour (all API workers together); past it
+    #: they are counted and the count written with the next audited one.
     login_failure_audit_per_hour: int = Field(default=600, ge=1)
     #: The window of plant time in which plant events may be stamped (issue 21, item 9):
     #: outside it a batch is refused 422, naming the event. Plant time, not the wall

@@ -1,32 +1,52 @@
 """Password guessing is slowed down and its audit bounded (issue 21, items 4 and 12).
 
-Each API worker keeps, in memory, the recent failed logins of each account and of each
-client address. Past a free allowance a back-off starts, doubling with every further
-failure up to :attr:`LoginThrottle.max_backoff_s`: an attempt during it is answered 429
-with ``Retry-After`` without the password being checked (no oracle for the guesser) and
-without an audit entry of its own. The first attempt to meet a back-off is audited
-(``auth.throttled``), so the trail shows every guessing run without growing with it.
+The recent login attempts of each account and of each client address are kept in the
+database (``login_throttle``), so every API worker sees the same counts and a restart
+forgets nothing: N workers give an attacker no more guesses than one.
 
-Failed logins are audited (21 CFR 11.300(d)), within a budget per worker and hour
-(:attr:`LoginThrottle.audit_per_hour`) that no attacker can push: spread over many names
-and addresses, the failures past it are counted, and the count is written with the next
-audited failure (``detail.unaudited_before``), not one entry each.
+An attempt is counted *before* its password is checked (one short transaction that takes
+the account's and the address's rows first: a row lock on PostgreSQL, the write lock on
+SQLite), and a success takes it back. So a burst of guesses sent at once is counted as
+it arrives, not after each one's password check. Past a free allowance a back-off
+starts, doubling with every further attempt up to :attr:`LoginThrottle.max_backoff_s`:
+an attempt during it is answered 429 with ``Retry-After`` without the password being
+checked (no oracle for the guesser) and without an audit entry of its own. The first
+attempt to meet a back-off is audited (``auth.throttled``), so the trail shows every
+guessing run without growing with it. Counts are forgotten after
+:attr:`LoginThrottle.window_s` without an attempt; a successful login clears its
+account's.
 
-Per worker: with N API workers an attacker gets at most N times the allowance (still a
-bound); a restart forgets the counts. A successful login clears its account's failures.
+Failed logins are audited (21 CFR 11.300(d)), within a budget per hour shared by all
+workers (:attr:`LoginThrottle.audit_per_hour`) that no attacker can push: spread over
+many names and addresses, the failures past it are counted, and the count is written with
+the next audited failure (``detail.unaudited_before``), not one entry each.
+
+Cost: only ``POST /api/v1/auth/token`` touches the throttle (three or four statements per
+login); no other request does.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 import time
-from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, case, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from mes_core.domain.errors import MesError
+from mes_core.persistence.models import LoginThrottleRow
 
-#: At most this many accounts and addresses are remembered (the oldest forgotten first).
-MAX_KEYS = 20_000
+#: The row of the audit budget of failed logins.
+AUDIT_KEY = "audit:failures"
+AUDIT_WINDOW_S = 3600.0
+
+_TABLE = LoginThrottleRow.__table__
+assert isinstance(_TABLE, Table)
+T: Table = _TABLE
 
 
 class TooManyAttempts(MesError):
@@ -51,12 +71,20 @@ class Verdict:
     key: str = ""
 
 
-class _Failures:
-    __slots__ = ("at", "refused_since")
+def _keys(account: str, client: str) -> tuple[str, str]:
+    return f"account:{account}", f"client:{client}"
 
-    def __init__(self) -> None:
-        self.at: deque[float] = deque()
-        self.refused_since: float | None = None
+
+def _upsert(session: Session, values: dict[str, Any]) -> None:
+    """Write one row whole (insert, or replace the row of the same key)."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(T).values(values)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[T.c.key], set_={k: v for k, v in values.items() if k != "key"}
+        )
+    )
 
 
 class LoginThrottle:
@@ -76,67 +104,102 @@ class LoginThrottle:
         self.window_s = window_s
         self.max_backoff_s = max_backoff_s
         self.audit_per_hour = audit_per_hour
-        self._lock = threading.Lock()
-        self._failures: OrderedDict[str, _Failures] = OrderedDict()
-        self._audited: deque[float] = deque()
-        self._unaudited = 0
 
-    def _backoff(self, failures: _Failures, free: int, now: float) -> float:
-        """Seconds still to wait before the next attempt (0: none)."""
-        while failures.at and now - failures.at[0] > self.window_s:
-            failures.at.popleft()
-        excess = len(failures.at) - free
-        if excess < 0:
-            return 0.0
-        wait = min(2.0**excess, self.max_backoff_s)
-        return max(0.0, failures.at[-1] + wait - now)
-
-    def check(self, account: str, client: str) -> Verdict:
-        """May an attempt at ``account`` from ``client`` be checked now?"""
-        now = time.monotonic()
-        with self._lock:
-            limits = (
-                (f"account:{account}", self.account_free),
-                (f"client:{client}", self.client_free),
+    def claim(self, session: Session, account: str, client: str) -> Verdict:
+        """May an attempt at ``account`` from ``client`` be checked now? If so it is
+        counted (as a failure until :meth:`succeeded` takes it back); committed either
+        way (a first refusal is audited by the caller before it commits)."""
+        now = time.time()
+        keys = _keys(account, client)
+        rows: dict[str, Any] = {
+            row["key"]: row
+            for row in session.execute(select(T).where(T.c.key.in_(keys)).with_for_update())
+            .mappings()
+            .all()
+        }
+        for key in keys:
+            row = rows.get(key)
+            if row is not None and row["blocked_until"] > now:
+                first = row["refused_at"] is None
+                if first:
+                    session.execute(update(T).where(T.c.key == key).values(refused_at=now))
+                wait = max(1, math.ceil(row["blocked_until"] - now))
+                return Verdict(False, wait, first, key)
+        for key, free in zip(keys, (self.account_free, self.client_free), strict=True):
+            row = rows.get(key)
+            fresh = row is None or now - row["window_start"] > self.window_s
+            count = 1 if fresh or row is None else row["count"] + 1
+            blocked = now + min(2.0 ** (count - free), self.max_backoff_s) if count >= free else 0
+            _upsert(
+                session,
+                {
+                    "key": key,
+                    "count": count,
+                    "window_start": now if fresh or row is None else row["window_start"],
+                    "blocked_until": blocked,
+                    "refused_at": None,
+                    "unaudited": 0,
+                },
             )
-            for key, free in limits:
-                failures = self._failures.get(key)
-                if failures is None:
-                    continue
-                wait = self._backoff(failures, free, now)
-                if wait > 0:
-                    first = failures.refused_since is None
-                    if first:
-                        failures.refused_since = now
-                    return Verdict(False, max(1, int(wait + 0.999)), first, key)
-                failures.refused_since = None
+        session.commit()
         return Verdict(True)
 
-    def failed(self, account: str, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in (f"account:{account}", f"client:{client}"):
-                failures = self._failures.pop(key, None) or _Failures()
-                failures.at.append(now)
-                failures.refused_since = None
-                self._failures[key] = failures  # most recent last
-            while len(self._failures) > MAX_KEYS:
-                self._failures.popitem(last=False)
+    def succeeded(self, session: Session, account: str, client: str) -> None:
+        """Take back a successful attempt (in the login's transaction): the account's
+        count is cleared, the address's made one less."""
+        account_key, client_key = _keys(account, client)
+        session.execute(delete(T).where(T.c.key == account_key))
+        session.execute(
+            update(T)
+            .where(T.c.key == client_key, T.c.count > 0)
+            .values(
+                count=T.c.count - 1,
+                blocked_until=case(
+                    (T.c.count - 1 < self.client_free, 0.0), else_=T.c.blocked_until
+                ),
+            )
+        )
 
-    def succeeded(self, account: str) -> None:
-        with self._lock:
-            self._failures.pop(f"account:{account}", None)
-
-    def audit_allowance(self) -> int | None:
+    def audit_allowance(self, session: Session) -> int | None:
         """None if this failure may not be audited (the hour's budget is spent; it is
-        counted); else how many went unaudited before it (to write with it)."""
-        now = time.monotonic()
-        with self._lock:
-            while self._audited and now - self._audited[0] > 3600:
-                self._audited.popleft()
-            if len(self._audited) >= self.audit_per_hour:
-                self._unaudited += 1
-                return None
-            self._audited.append(now)
-            unaudited, self._unaudited = self._unaudited, 0
-            return unaudited
+        counted); else how many went unaudited before it (to write with it). In the
+        caller's transaction; also forgets rows of attempts long past."""
+        now = time.time()
+        session.execute(
+            delete(T).where(
+                T.c.key != AUDIT_KEY,
+                T.c.window_start < now - self.window_s,
+                T.c.blocked_until < now,
+            )
+        )
+        row: Any = (
+            session.execute(select(T).where(T.c.key == AUDIT_KEY).with_for_update())
+            .mappings()
+            .first()
+        )
+        values = {"key": AUDIT_KEY, "blocked_until": 0.0, "refused_at": None}
+        if row is None or now - row["window_start"] > AUDIT_WINDOW_S:
+            carried = 0 if row is None else row["unaudited"]
+            _upsert(session, {**values, "count": 1, "window_start": now, "unaudited": 0})
+            return carried
+        if row["count"] >= self.audit_per_hour:
+            _upsert(
+                session,
+                {
+                    **values,
+                    "count": row["count"],
+                    "window_start": row["window_start"],
+                    "unaudited": row["unaudited"] + 1,
+                },
+            )
+            return None
+        _upsert(
+            session,
+            {
+                **values,
+                "count": row["count"] + 1,
+                "window_start": row["window_start"],
+                "unaudited": 0,
+            },
+        )
+        return int(row["unaudited"])

@@ -229,6 +229,27 @@ class AuthToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LoginThrottleRow(Base):
+    """Recent login attempts of one account (``account:<name>``) or one client address
+    (``client:<address>``), and the audit budget of failed logins (``audit:failures``),
+    shared by every API worker and kept across restarts (``mes_core.api.throttle``).
+    Times are seconds since the epoch."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    #: Attempts (not yet cleared by a success) since ``window_start``; for the audit
+    #: budget, failures audited since ``window_start``.
+    count: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[float] = mapped_column(Float, index=True)
+    #: No attempt is checked before this time (the back-off).
+    blocked_until: Mapped[float] = mapped_column(Float)
+    #: When the current back-off first refused an attempt (audited once), else null.
+    refused_at: Mapped[float | None] = mapped_column(Float)
+    #: Audit budget: failures not audited since the last audited one.
+    unaudited: Mapped[int] = mapped_column(Integer)
+
+
 # ------------------------------------------------------------------ job orders (ISA-95 Part 3)
 
 

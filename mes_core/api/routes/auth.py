@@ -51,7 +51,7 @@ def login(
     ``Retry-After`` for a growing back-off (``mes_core.api.throttle``)."""
     throttle: LoginThrottle = request.app.state.login_throttle
     client = request.client.host if request.client else "-"
-    verdict = throttle.check(body.username, client)
+    verdict = throttle.claim(session, body.username, client)
     if not verdict.allowed:
         if verdict.first_refusal:
             audit.append(
@@ -65,7 +65,7 @@ def login(
                     "retry_after_s": verdict.retry_after_s,
                 },
             )
-            session.commit()
+        session.commit()
         raise TooManyAttempts(
             f"too many failed logins ({verdict.key.partition(':')[0]}): "
             f"retry in {verdict.retry_after_s} s",
@@ -75,11 +75,10 @@ def login(
     try:
         person = security.verify_password(session, person=body.username, password=body.password)
     except NotAuthenticated as exc:
-        throttle.failed(body.username, client)
-        unaudited = throttle.audit_allowance()
+        session.rollback()
+        unaudited = throttle.audit_allowance(session)
         if unaudited is not None:
             # 21 CFR 11.300(d): attempts at unauthorized use are detected and recorded.
-            session.rollback()
             detail = {"rule": exc.code, "message": exc.message, "attempted": LOGIN}
             detail["client"] = client
             if unaudited:
@@ -91,9 +90,9 @@ def login(
                 object_ref=exc.object_ref or "-",
                 detail=detail,
             )
-            session.commit()
+        session.commit()
         raise
-    throttle.succeeded(body.username)
+    throttle.succeeded(session, body.username, client)
     token, expires = security.issue_token(
         session, person=person, ttl=timedelta(hours=settings.token_ttl_hours)
     )
