@@ -79,6 +79,10 @@ NOT_CHECKABLE: dict[str, str] = {
     "out_of_calibration": "work centers have no calibration or qualification dates",
     "signature": "Tryton has no electronic signatures (a user resolves an alert)",
     "kpis": "Tryton computes no ISO 22400-2 KPIs",
+    "state_history": (
+        "the tested modules keep no history of a production's or lot's states (only the "
+        "current state): the adapter offers no state_history, state_at is not checked"
+    ),
 }
 """What Tryton 8.2 (with the tested modules) cannot express, with the reason."""
 

@@ -433,6 +433,25 @@ class SignatureExists(_Expectation):
     min_count: Annotated[int, Field(ge=1)] = 1
 
 
+class StateAt(_Expectation):
+    """Job order ``order`` or material lot ``lot`` (one of the two) was in ``state`` at plant
+    time ``at`` (seconds, or a duration such as ``6h45m``, from the plant's start), as the
+    state history the MES recorded tells it: e.g. a job order ``held`` while QA looked at a
+    nonconformance, a lot ``consumed`` once the batch took it."""
+
+    type: Literal["state_at"]
+    order: Name | None = None
+    lot: Name | None = None
+    at: Seconds
+    state: Name
+
+    @model_validator(mode="after")
+    def _one_object(self) -> StateAt:
+        if (self.order is None) == (self.lot is None):
+            raise ValueError("give order or lot (one of the two)")
+        return self
+
+
 class ExpressionHolds(_Expectation):
     """A condition over the run's figures in a small safe language
     (``plant_models.expression``), e.g. ``events.lost == 0 and kpi('BTL1', 'oee') > 0.5``."""
@@ -456,6 +475,7 @@ Expectation = Annotated[
     | AuditEntryExists
     | SpcRuleFired
     | SignatureExists
+    | StateAt
     | ExpressionHolds,
     Field(discriminator="type"),
 ]

@@ -1,5 +1,6 @@
 """Custom expectations (issue 19): genealogy link present/absent, labour hours per job
-order, and the safe expression language over the run's figures. Plain data: under 1 s."""
+order, audit entries, SPC rules, signatures, a state at a time, and the safe expression
+language over the run's figures. Plain data: under 1 s."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from test_scenario_expectations import _observed
 from plant_models.expression import ExpressionError, evaluate, parse
 from plant_models.scenario import Scenario
 from plant_models.scenario_yaml import DocumentError, load_text
+from twin.scenario.custom_expectations import state_histories
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.reconcile import Records, reconcile
 from twin.scenario.report import ReconciliationRow
-from twin.scenario.sut import AuditRecord, SignatureRecord
+from twin.scenario.sut import AuditRecord, SignatureRecord, StateChange, StateHistory
 
 SCENARIO = """\
 name: x
@@ -204,3 +206,59 @@ def test_evaluation_reports_division_by_zero_and_bad_calls() -> None:
     with pytest.raises(ExpressionError, match="kpi"):
         evaluate("kpi('X') > 0", figures, {"kpi": lambda i, n: 1.0})
     assert evaluate("1 < orders.total + 2 <= 2 and not orders.total", figures, {}) is True
+
+
+STATE_AT = SCENARIO.split("expectations:")[0] + (
+    "expectations:\n"
+    "  - {type: state_at, order: JO-1, at: 1h, state: running}\n"
+    "  - {type: state_at, order: JO-1, at: 1h30m, state: running}\n"
+    "  - {type: state_at, order: JO-1, at: 1m, state: released}\n"
+    "  - {type: state_at, lot: LOT-9, at: 2h, state: on_hold}\n"
+)
+
+
+def test_a_state_at_a_time_is_read_from_the_mes_state_history() -> None:
+    exps = load_text(STATE_AT, Scenario).expectations
+    obs = _observed()
+    obs.histories = {
+        ("job_order", "JO-1"): [
+            StateChange(600.0, "running", "MES audit entry 7 (operation.started) hash a"),
+            StateChange(5000.0, "held", "MES audit entry 9 (job_order.hold) hash b"),
+        ],
+        ("lot", "LOT-9"): None,
+    }
+    running, held, before, unknown = check_all(exps, obs)
+    assert running.name == "job order JO-1 was running at 1h"
+    assert (running.passed, running.detail) == (
+        True,
+        "job order JO-1 was running at 1h (3600 s), since 10m in the MES's state history; "
+        "expected running",
+    )
+    assert running.evidence == ["MES audit entry 7 (operation.started) hash a"]
+    assert (held.passed, held.evidence) == (False, ["MES audit entry 9 (job_order.hold) hash b"])
+    assert "was held at 1h30m" in held.detail
+    # Before the first change the MES recorded, nothing is known: failed, never passed.
+    assert (before.passed, before.detail) == (
+        False,
+        "the MES recorded no state of job order JO-1 at or before 1m (its first: running at "
+        "10m); expected released at 1m (60 s)",
+    )
+    assert not unknown.passed and unknown.detail.startswith("lot LOT-9 is unknown to the MES")
+    obs.unavailable = {"state_history": "the x adapter offers no history (state_history)"}
+    assert {r.status for r in check_all(exps, obs)} == {"not_checked"}
+
+
+def test_state_histories_are_read_only_from_an_adapter_that_keeps_them() -> None:
+    exps = load_text(STATE_AT, Scenario).expectations
+
+    class Keeps:
+        def state_history(self, kind: str, ident: str) -> list[StateChange] | None:
+            return [StateChange(0.0, f"{kind}:{ident}", "e")]
+
+    assert isinstance(Keeps(), StateHistory)
+    got = state_histories(Keeps(), exps)
+    assert sorted(got) == [("job_order", "JO-1"), ("lot", "LOT-9")]
+    assert state_histories(object(), exps) == {}
+    both = STATE_AT.replace("order: JO-1, at: 1h,", "order: JO-1, lot: L, at: 1h,")
+    with pytest.raises(DocumentError, match="give order or lot"):
+        load_text(both, Scenario)

@@ -161,7 +161,8 @@ def assert_each_deviation_answered_by_its_rule(data: dict[str, Any], path: Path)
 
 
 def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
-    path = shortened(tmp_path, "tablet_batch_deviations", "12h30m")
+    # An hour to drain: the first batch finishes (its genealogy and lots are checked).
+    path = shortened(tmp_path, "tablet_batch_deviations", "12h30m", drain="1h")
     data = assert_passed(run(path, tmp_path))
     assert_each_deviation_answered_by_its_rule(data, path)
     # The drift is caught on the MES's own evidence (its out-of-spec nonconformance), and
@@ -176,7 +177,7 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
         "expired-api-lot": ("refused", "LOT_EXPIRED"),
         "uncertified-start": ("refused", "CERTIFICATION"),
         "coat-before-compress": ("refused", "SEQUENCE"),
-        "tablet-weight-drift": ("caught", "out_of_spec"),
+        "tablet-weight-drift": ("caught", "spc"),
         "non-qa-signs-disposition": ("refused", "FORBIDDEN"),
         "booth-calibration-lapsed": ("refused", "CALIBRATION_DUE"),
     }
@@ -208,11 +209,26 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
             "URS-041",
             "URS-013",
             "URS-032",
+            "URS-033",
             "URS-050",
             "URS-060",
         )
     }
     assert_plausible_kpis(data)
+    # Every custom kind is checked on the MES's own records, none left unchecked.
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for e in data["expectations"]:
+        by_type.setdefault(e["type"], []).append(e)
+    custom = {"genealogy_link", "labour_hours", "audit_entry", "spc_rule", "signature"}
+    assert custom | {"state_at", "expression"} <= set(by_type)
+    assert all(e["status"] == "passed" for e in data["expectations"])
+    # SPC caught the creep before the spec did: no tablet weight result out of spec.
+    assert "Nelson rule 1" in by_type["spc_rule"][0]["detail"]
+    assert "SPC Nelson rule" in by_name["tablet-weight-drift"]["message"]
+    assert "out of specification" not in by_name["tablet-weight-drift"]["message"]
+    held = next(e for e in by_type["state_at"] if "held" in e["name"])
+    assert held["detail"].startswith("job order B-26-0101 was held at 6h45m")
+    assert "dated as nonconformance NC-" in held["evidence"][0]
 
 
 def test_reference_plant_load_run(tmp_path: Path) -> None:

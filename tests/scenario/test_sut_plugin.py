@@ -211,6 +211,27 @@ def test_settings_an_adapter_refuses_are_a_scenario_error_naming_the_field(
     assert f"{path}:6: system_under_test.colour: mes_core takes no setting 'colour'" in problem
 
 
+@pytest.mark.parametrize(
+    ("limits", "says"),
+    [
+        ("[{{routing: WATER-500, characteristic: nonesuch, baseline_n: 5}}]", "no characteristic"),
+        ("[{{routing: WATER-500, characteristic: fill_weight, centre: 500}}]", "centre and sigma"),
+        ("{{a: 1}}", "must be a list"),
+    ],
+)
+def test_mes_core_spc_limits_must_name_a_characteristic_of_a_routing(
+    tmp_path: Path, limits: str, says: str
+) -> None:
+    text = SCENARIO.replace(
+        "{{adapter: toy, greeting: bonjour}}", f"{{{{adapter: mes_core, spc_limits: {limits}}}}}"
+    )
+    path = _scenario(tmp_path, text)
+    with pytest.raises(ScenarioError) as err:
+        run_scenario(RunOptions(scenario=path, report_dir=tmp_path / "r", progress=False))
+    (problem,) = err.value.problems
+    assert f"{path}:6: system_under_test.spc_limits: " in problem and says in problem
+
+
 def test_the_documented_minimal_adapter_is_a_system_under_test_with_no_options() -> None:
     """docs/TESTING_YOUR_MES.md's example is real code: it loads and satisfies the
     Protocol, and its factory refuses a missing URL naming the setting."""

@@ -1,13 +1,16 @@
 """Expectations a QA reviewer adds beyond the fixed set: a genealogy link present or
-absent, labour hours per job order within bounds, and a condition over the run's figures
-(``plant_models.expression``). Plain data: judged on :class:`Observed` like the others."""
+absent, labour hours per job order within bounds, an audit entry, an SPC rule fired, a
+signature, a job order's or lot's state at a plant time (from the state history the MES
+recorded), and a condition over the run's figures (``plant_models.expression``). Plain
+data: judged on :class:`Observed` like the others (:func:`state_histories` reads what
+``state_at`` needs from the system under test at the end of the run)."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plant_models.expression import ExpressionError, evaluate, names_used
 from plant_models.scenario import (
@@ -17,8 +20,9 @@ from plant_models.scenario import (
     LabourHoursWithin,
     SignatureExists,
     SpcRuleFired,
+    StateAt,
 )
-from twin.scenario.sut import SignatureRecord
+from twin.scenario.sut import SignatureRecord, StateChange, StateHistory
 
 if TYPE_CHECKING:
     from twin.scenario.expectations import Observed
@@ -29,6 +33,7 @@ CUSTOM_TYPES = (
     AuditEntryExists,
     SpcRuleFired,
     SignatureExists,
+    StateAt,
     ExpressionHolds,
 )
 Custom = (
@@ -37,6 +42,7 @@ Custom = (
     | AuditEntryExists
     | SpcRuleFired
     | SignatureExists
+    | StateAt
     | ExpressionHolds
 )
 MAX_CITED = 5  # audit entries cited as evidence
@@ -75,6 +81,61 @@ def _signatures(exp: SignatureExists, obs: Observed) -> list[SignatureRecord]:
         for s in obs.signatures
         if s.meaning == exp.meaning and (exp.object is None or s.object_ref == exp.object)
     ]
+
+
+def state_key(exp: StateAt) -> tuple[str, str]:
+    """(kind, id) of the job order or lot ``exp`` asks about."""
+    return ("job_order", exp.order) if exp.order is not None else ("lot", exp.lot or "")
+
+
+def state_histories(
+    sut: object, expectations: list[Any]
+) -> dict[tuple[str, str], list[StateChange] | None]:
+    """The state history the MES recorded of each job order and lot a ``state_at``
+    expectation names (nothing when ``sut`` keeps none: those are not checked)."""
+    if not isinstance(sut, StateHistory):
+        return {}
+    keys = {state_key(x) for x in expectations if isinstance(x, StateAt)}
+    return {key: sut.state_history(*key) for key in sorted(keys)}
+
+
+def plant_clock(seconds: float) -> str:
+    """Plant seconds as ``6h45m`` (and the seconds when there are any)."""
+    whole = round(seconds)
+    h, rest = divmod(abs(whole), 3600)
+    m, s = divmod(rest, 60)
+    text = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+    return ("-" if whole < 0 else "") + (text or "0s")
+
+
+def _state_at(exp: StateAt, obs: Observed) -> tuple[StateChange | None, list[StateChange] | None]:
+    """The last change at or before ``exp.at`` and the whole history (None: unknown)."""
+    history = obs.histories.get(state_key(exp))
+    if history is None:
+        return None, None
+    before = [c for c in history if c.at <= exp.at]
+    return (before[-1] if before else None), history
+
+
+def _evaluate_state_at(exp: StateAt, obs: Observed) -> tuple[bool, str]:
+    kind, ident = state_key(exp)
+    what = f"{'job order' if kind == 'job_order' else 'lot'} {ident}"
+    when = f"at {plant_clock(exp.at)} ({exp.at:g} s)"
+    change, history = _state_at(exp, obs)
+    if history is None:
+        return False, f"{what} is unknown to the MES; expected {exp.state} {when}"
+    if change is None:
+        first = (
+            f" (its first: {history[0].state} at {plant_clock(history[0].at)})" if history else ""
+        )
+        return False, (
+            f"the MES recorded no state of {what} at or before {plant_clock(exp.at)}{first}; "
+            f"expected {exp.state} {when}"
+        )
+    return change.state == exp.state, (
+        f"{what} was {change.state} {when}, since {plant_clock(change.at)} in the MES's state "
+        f"history; expected {exp.state}"
+    )
 
 
 def _row_index(obs: Observed, entity: str, ident: str, quantity: str) -> int | None:
@@ -200,6 +261,8 @@ def evaluate_custom(exp: Custom, obs: Observed) -> tuple[bool, str]:
             f"{count} results of {exp.characteristic} flagged by {rule}, expected at least "
             f"{exp.min_count} (flagged per rule: {shown})"
         )
+    if isinstance(exp, StateAt):
+        return _evaluate_state_at(exp, obs)
     if isinstance(exp, AuditEntryExists):
         found = obs.audit_entries.get((exp.action, exp.object), [])
         on = f" on {exp.object}" if exp.object else ""
@@ -242,4 +305,11 @@ def custom_evidence(exp: Custom, obs: Observed) -> list[str]:
         ]
     if isinstance(exp, SpcRuleFired):
         return [f"MES inspection results of characteristic {exp.characteristic}"]
+    if isinstance(exp, StateAt):
+        change, history = _state_at(exp, obs)
+        if change is not None:
+            return [change.evidence]
+        kind, ident = state_key(exp)
+        n = len(history or [])
+        return [f"MES state history of {kind.replace('_', ' ')} {ident} ({n} changes)"]
     return ["#/events", "#/kpis", "#/api_latency", "#/reconciliation", "#/deviations", "#/orders"]

@@ -24,6 +24,7 @@ from plant_models.scenario import (
     ReconciliationExact,
     SignatureExists,
     SpcRuleFired,
+    StateAt,
     ThroughputWithin,
 )
 from twin.scenario.custom_expectations import (
@@ -31,6 +32,7 @@ from twin.scenario.custom_expectations import (
     capabilities,
     custom_evidence,
     evaluate_custom,
+    plant_clock,
 )
 from twin.scenario.report import (
     DeviationOutcome,
@@ -40,7 +42,7 @@ from twin.scenario.report import (
     LatencySummary,
     ReconciliationReport,
 )
-from twin.scenario.sut import AuditRecord, SignatureRecord
+from twin.scenario.sut import AuditRecord, SignatureRecord, StateChange
 
 DONE_STATES = frozenset({"completed", "closed"})
 
@@ -65,6 +67,9 @@ class Observed:
     (None: the MES has no such characteristic)."""
     signatures: list[SignatureRecord] = field(default_factory=list)
     """Electronic signatures the MES recorded (read when a ``signature`` expectation asks)."""
+    histories: dict[tuple[str, str], list[StateChange] | None] = field(default_factory=dict)
+    """(``job_order`` | ``lot``, id) of each ``state_at`` expectation -> the state history
+    the MES recorded (None: it does not know the object)."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional capabilities of the system under test it lacks -> the reason to report:
     an expectation that needs one is ``not_checked``, never passed."""
@@ -91,6 +96,8 @@ def needs(exp: Expectation) -> str | None:
         return "spc"
     if isinstance(exp, SignatureExists):
         return "signatures"
+    if isinstance(exp, StateAt):
+        return "state_history"
     return None
 
 
@@ -120,6 +127,9 @@ def default_name(exp: Expectation) -> str:
     if isinstance(exp, SpcRuleFired):
         rule = f"Nelson rule {exp.rule}" if exp.rule else "an SPC rule"
         return f"{rule} fired on {exp.characteristic}"
+    if isinstance(exp, StateAt):
+        what = f"job order {exp.order}" if exp.order else f"lot {exp.lot}"
+        return f"{what} was {exp.state} at {plant_clock(exp.at)}"
     if isinstance(exp, AuditEntryExists):
         return f"audit trail holds {exp.action}" + (f" on {exp.object}" if exp.object else "")
     return exp.type.replace("_", " ")

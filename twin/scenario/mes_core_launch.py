@@ -8,7 +8,11 @@ unless ``--mes-url`` names an MES that is already running. The REST side of the 
 :class:`~twin.scenario.sut_mes_core.MesCoreSut`.
 
 Settings (``system_under_test: {adapter: mes_core, ...}``): ``orders``: ``rest`` (default)
-or ``b2mml`` (job orders in and actuals out as B2MML documents only).
+or ``b2mml`` (job orders in and actuals out as B2MML documents only); ``spc_limits``: the
+MES's SPC configuration of characteristics of the plant's routings, each
+``{routing, characteristic, centre, sigma}`` (control limits from process validation: the
+run rules apply from the first result) or ``{routing, characteristic, baseline_n}`` (limits
+estimated from the first N in-control results; mes_core's default is 20).
 
 With ``link: opcua-external`` mes_core collects for itself: the adapter starts its own
 ``mestwin connect`` against the twin's endpoint, as the MES's site would run it, and the
@@ -22,6 +26,8 @@ import secrets
 import subprocess
 from datetime import timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from mes_core.client import MesClientError
 from mes_core.client.local import stop_process_group
@@ -37,8 +43,9 @@ from twin.scenario.sut import (
     UnitProgress,
 )
 from twin.scenario.sut_mes_core import ORDER_CHANNELS, MesCoreSut
+from twin.scenario.sut_mes_core_base import SpcLimits
 
-SETTINGS = ("orders",)
+SETTINGS = ("orders", "spc_limits")
 
 
 class MesCoreLauncher:
@@ -131,7 +138,14 @@ class MesCoreRun(MesCoreSut):
     capabilities (``ProcessControl``, ``DatabaseLink``, ``Dashboards``,
     ``ConnectorTarget``) and ``CatchUp`` for its own collector."""
 
-    def __init__(self, launcher: MesCoreLauncher, url: str, *, orders: str) -> None:
+    def __init__(
+        self,
+        launcher: MesCoreLauncher,
+        url: str,
+        *,
+        orders: str,
+        spc_limits: tuple[SpcLimits, ...] = (),
+    ) -> None:
         env = launcher.env
         super().__init__(
             url,
@@ -140,6 +154,7 @@ class MesCoreRun(MesCoreSut):
             passwords={p.id: p.password for p in env.people},
             supervisor=next((p.id for p in env.people if p.role == "supervisor"), None),
             orders=orders,
+            spc_limits=spc_limits,
         )
         self.launcher = launcher
 
@@ -237,15 +252,17 @@ def open_mes_core(settings: dict[str, Any], env: SutEnvironment) -> MesCoreRun:
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise SutSettingsError(
-            unknown[0], f"mes_core takes no setting {unknown[0]!r} (it takes: orders)"
+            unknown[0],
+            f"mes_core takes no setting {unknown[0]!r} (it takes: {', '.join(SETTINGS)})",
         )
     orders = settings.get("orders", "rest")
     if orders not in ORDER_CHANNELS:
         raise SutSettingsError("orders", f"orders must be one of {', '.join(ORDER_CHANNELS)}")
+    spc = _spc_limits(settings.get("spc_limits", []), env.plant)
     launcher = MesCoreLauncher(env)
     try:
         url = launcher.start()
-        sut = MesCoreRun(launcher, url, orders=str(orders))
+        sut = MesCoreRun(launcher, url, orders=str(orders), spc_limits=spc)
         try:
             sut.wait_ready(90)
         except SutUnavailable as exc:
@@ -255,6 +272,26 @@ def open_mes_core(settings: dict[str, Any], env: SutEnvironment) -> MesCoreRun:
         launcher.stop()
         raise
     return sut
+
+
+def _spc_limits(value: Any, plant: PlantModel) -> tuple[SpcLimits, ...]:
+    """The ``spc_limits`` setting, each naming a characteristic of a routing of ``plant``."""
+    if not isinstance(value, list):
+        raise SutSettingsError("spc_limits", "spc_limits must be a list")
+    try:
+        limits = tuple(SpcLimits.model_validate(item) for item in value)
+    except ValidationError as exc:
+        raise SutSettingsError("spc_limits", f"spc_limits: {exc.errors()[0]['msg']}") from exc
+    for item in limits:
+        product = next((p for p in plant.products if p.id == item.routing), None)
+        names = {c.name for seg in product.segments for c in seg.inspections} if product else set()
+        if item.characteristic not in names:
+            raise SutSettingsError(
+                "spc_limits",
+                f"spc_limits: routing {item.routing!r} of plant {plant.plant.code} inspects "
+                f"no characteristic {item.characteristic!r}",
+            )
+    return limits
 
 
 def _redact(url: str) -> str:

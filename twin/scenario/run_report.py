@@ -21,6 +21,7 @@ from plant_models.scenario import (
 )
 from twin.engine import Engine
 from twin.scenario.context import RunContext
+from twin.scenario.custom_expectations import state_histories
 from twin.scenario.deviations import DeviationInjector
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.faults import FaultInjector
@@ -287,6 +288,7 @@ class ReportBuilder:
             and any(isinstance(x, SignatureExists) for x in ctx.scenario.expectations)
             else []
         )
+        histories = state_histories(sut, ctx.scenario.expectations)
         st = link.stats
         if isinstance(sut, EventIngest):
             ingest = sut.ingest_stats()
@@ -335,6 +337,7 @@ class ReportBuilder:
             audit_entries=audit,
             spc=spc,
             signatures=signed,
+            histories=histories,
         )
         self.deviations.judge_drifts()
         self.deviations.mark_recorded()

@@ -363,6 +363,30 @@ class SpcSource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """One change of a job order's or lot's state in the history the MES recorded."""
+
+    at: float
+    """Plant seconds: the business time the MES recorded the change at."""
+    state: str
+    """The state from then on, in the MES's words."""
+    evidence: str
+    """Where the MES recorded it (an audit entry, a nonconformance), cited in the report."""
+
+
+@runtime_checkable
+class StateHistory(Protocol):
+    """The MES keeps a history of job order and lot states (the ``state_at``
+    expectation)."""
+
+    def state_history(self, kind: str, ident: str) -> list[StateChange] | None:
+        """Every change of the state of job order (``kind`` ``job_order``) or material lot
+        (``lot``) ``ident`` the MES recorded on the plant's timeline, oldest first; None
+        when the MES does not know it."""
+        ...
+
+
 @runtime_checkable
 class LotStatus(Protocol):
     """The MES tells a material lot's status."""
@@ -504,6 +528,7 @@ CAPABILITIES: dict[str, tuple[type, str]] = {
     "spc": (SpcSource, "SPC rule verdicts on inspection results"),
     "signatures": (Signatures, "electronic signatures with their meaning"),
     "lot_status": (LotStatus, "material lot status"),
+    "state_history": (StateHistory, "a history of job order and lot states"),
     "kpis": (KpiSource, "ISO 22400-2 KPIs"),
     "event_ingest": (EventIngest, "a collector endpoint for plant events"),
     "api_latency": (ApiLatency, "timed API calls"),

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mes_core.client import MesClient, MesClientError
 from plant_models.schema import PlantModel
@@ -26,6 +27,27 @@ AUDIT_PAGE = 10_000  # the most GET /api/v1/audit returns at once
 REPORT_CONCURRENCY = 4  # requests at once while reading the MES's records for the report
 ORDER_CHANNELS = ("rest", "b2mml")
 PERFORMANCE_CHUNK = 200  # job orders named per ProcessOperationsPerformance request
+
+
+class SpcLimits(BaseModel):
+    """The MES's SPC configuration of one characteristic of a routing (the ``spc_limits``
+    setting): centre and sigma from process validation, or ``baseline_n`` results."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routing: str
+    characteristic: str
+    centre: float | None = None
+    sigma: Annotated[float, Field(gt=0)] | None = None
+    baseline_n: Annotated[int, Field(ge=2)] | None = None
+
+    @model_validator(mode="after")
+    def _one_method(self) -> SpcLimits:
+        if (self.centre is None) != (self.sigma is None):
+            raise ValueError("give centre and sigma together")
+        if (self.sigma is None) == (self.baseline_n is None):
+            raise ValueError("give either centre and sigma, or baseline_n")
+        return self
 
 
 class MesCoreBase:
@@ -44,6 +66,7 @@ class MesCoreBase:
         orders: str = "rest",
         date_shift: timedelta = timedelta(0),
         backdating: bool = True,
+        spc_limits: tuple[SpcLimits, ...] = (),
     ) -> None:
         """``date_shift``: added to every master data date; 0 for a run (one clock, the
         plant's). A plant loaded for people at terminals with no simulated plant running
@@ -61,6 +84,7 @@ class MesCoreBase:
         self.passwords = passwords or {}
         self.supervisor = supervisor
         self.timeout = timeout
+        self.spc_limits = spc_limits
         self._admin: MesClient | None = None
         self._collector: MesClient | None = None
         self._people: dict[str, MesClient] = {}

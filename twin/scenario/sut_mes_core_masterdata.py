@@ -8,6 +8,7 @@ from typing import Any
 
 from mes_core.client import MesClientError
 from mes_core.kpi.schemas import CalendarIn
+from mes_core.quality.schemas import LimitsIn
 from mes_core.schemas.masterdata import MasterData, MasterDataResult
 from plant_models.schema import PlantModel, intake_of
 from twin.scenario.sut_mes_core_base import BACKDATE, DEFAULT_PASSWORD, ROLE_MAP, MesCoreBase
@@ -136,6 +137,7 @@ class MasterDataLoading(MesCoreBase):
             if exc.status != 409:  # already loaded (a restarted run on the same database)
                 raise
             self._load_calendars(plant)
+            self._set_spc_limits()
 
     def load_plant(self, plant: PlantModel) -> MasterDataResult:
         """Load the plant's master data (equipment, materials, routings with their bills of
@@ -145,6 +147,7 @@ class MasterDataLoading(MesCoreBase):
         admin = self._admin_client()
         result: MasterDataResult = self._timed(admin.load_master_data, self.master_data(plant))
         self._load_calendars(plant)
+        self._set_spc_limits()
         return result
 
     def _load_calendars(self, plant: PlantModel) -> None:
@@ -176,3 +179,28 @@ class MasterDataLoading(MesCoreBase):
             staff = [o for o in plant.operators if not o.lines or line.code in o.lines]
             if staff:
                 self._timed(admin.assign_calendar, line.code, staff[0].calendar)
+
+    def _set_spc_limits(self) -> None:
+        """The ``spc_limits`` setting: each characteristic's control limits (user baseline)
+        or the number of in-control results they are estimated from."""
+        if not self.spc_limits:
+            return
+        admin = self._admin_client()
+        for item in self.spc_limits:
+            found = [
+                c
+                for c in self._timed(admin.characteristics, item.routing)
+                if c.name == item.characteristic
+            ]
+            if not found:
+                raise ValueError(
+                    f"spc_limits: the MES has no characteristic {item.characteristic!r} "
+                    f"on routing {item.routing!r}"
+                )
+            body = (
+                LimitsIn(method="baseline", centre=item.centre, sigma=item.sigma)
+                if item.sigma is not None
+                else LimitsIn(method="first_n", baseline_n=item.baseline_n or 20)
+            )
+            for char in found:
+                self._timed(admin.set_spc_limits, char.id, body)

@@ -1,10 +1,12 @@
 """mes_core's quality and audit records read back: lot status, holds and their reasons,
-audit entries, signatures, SPC verdicts, refusals and ingest counts (part of the mes_core
+audit entries, signatures, SPC verdicts, refusals, ingest counts and the state history of
+job orders and lots (part of the mes_core
 adapter, :mod:`twin.scenario.sut_mes_core`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from mes_core.client import MesClientError
@@ -13,6 +15,7 @@ from twin.scenario.sut import (
     IngestStats,
     Refusal,
     SignatureRecord,
+    StateChange,
 )
 from twin.scenario.sut_mes_core_base import AUDIT_PAGE, COLLECTOR_KEY, MesCoreBase
 
@@ -155,3 +158,77 @@ class QualityReadBack(MesCoreBase):
                 after = page[-1].id
         except MesClientError:
             return IngestStats(getattr(self, "_ingested", 0), getattr(self, "_duplicates", 0))
+
+    # -- StateHistory: job order and lot states on the plant's timeline -------------------
+
+    def state_history(self, kind: str, ident: str) -> list[StateChange] | None:
+        """The state changes of a job order or lot mes_core recorded on the plant's
+        timeline, from its audit trail: operation starts and completions (dated by the
+        business time the operator stated), lots consumed to nothing, lots made by an
+        operation, and holds and their release, dated as the MES dated them: a
+        nonconformance's hold from the result that opened it (``opened_at``), its release
+        from the disposition (``disposed_at``). Entries the MES dated on its own clock (ERP
+        created and released the order, a supervisor dispatched it: no plant time stated)
+        are not on the plant's timeline and are left out, so the state before the first
+        dated change is unknown."""
+        admin = self._admin_client()
+        try:
+            lot = self._timed(admin.get_lot, ident) if kind == "lot" else None
+            if kind == "job_order":
+                self._timed(admin.get_job_order, ident)
+        except MesClientError:
+            return None
+        changes: list[tuple[float, int, StateChange]] = []
+        ncs: dict[str, Any] = {}
+
+        def add(at: float | None, state: str, entry: _AuditEntry, dated_by: str = "") -> None:
+            if at is None or not state:
+                return
+            cite = f"MES audit entry {entry.entry_id} ({entry.action}) hash {entry.entry_hash}"
+            changes.append((at, int(entry.entry_id), StateChange(at, state, cite + dated_by)))
+
+        def nc_dated(entry: _AuditEntry, field: str) -> tuple[float | None, str]:
+            number = str(entry.detail.get("reason", "")).split(":", 1)[0].split(" ", 1)[0]
+            if not number.startswith("NC-"):
+                return self._business_seconds(entry), ""
+            if number not in ncs:
+                try:
+                    ncs[number] = self._timed(admin.get_nonconformance, number)
+                except MesClientError:
+                    ncs[number] = None
+            at = getattr(ncs[number], field, None)
+            verb = "opened" if field == "opened_at" else "disposed"
+            return self._plant_seconds(at), f", dated as nonconformance {number} was {verb}"
+
+        prefix = f"{'job_order' if kind == 'job_order' else 'material_lot'}:{ident}"
+        for e in self._audit_pages("", prefix):
+            if e.object_ref != prefix and not e.object_ref.startswith(f"{prefix}/"):
+                continue
+            if e.action == "operation.started":
+                add(self._business_seconds(e), "running", e)
+            elif e.action == "operation.completed":
+                add(self._business_seconds(e), str(e.detail.get("job_order_state", "")), e)
+            elif e.action in ("job_order.hold", "lot.hold"):
+                at, why = nc_dated(e, "opened_at")
+                add(at, "held" if kind == "job_order" else "on_hold", e, why)
+            elif e.action in ("job_order.hold_released", "lot.hold_released"):
+                at, why = nc_dated(e, "disposed_at")
+                add(at, str(e.detail.get("state", e.detail.get("status", ""))), e, why)
+            elif e.action == "lot.created" and lot is not None and lot.produced_by:
+                # Made by an operation: the lot is dated when the operation ended.
+                add(self._plant_seconds(lot.created_at), str(e.detail.get("status", "")), e)
+        if kind == "lot":
+            for e in self._audit_pages("lot.consumed", None):
+                if e.detail.get("lot") == ident and float(e.detail.get("remaining", 1)) <= 1e-9:
+                    add(self._business_seconds(e), "consumed", e)
+        out: list[StateChange] = []
+        for _, _, change in sorted(changes, key=lambda c: (c[0], c[1])):
+            if not out or out[-1].state != change.state:
+                out.append(change)
+        return out
+
+    def _business_seconds(self, entry: _AuditEntry) -> float | None:
+        """The plant time an audit entry states (``occurred_at``), else None: an entry on
+        the MES's own clock is not on the plant's timeline."""
+        stated = entry.detail.get("occurred_at")
+        return self._plant_seconds(datetime.fromisoformat(str(stated))) if stated else None
