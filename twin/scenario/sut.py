@@ -528,7 +528,7 @@ CAPABILITIES: dict[str, tuple[type, str]] = {
     "spc": (SpcSource, "SPC rule verdicts on inspection results"),
     "signatures": (Signatures, "electronic signatures with their meaning"),
     "lot_status": (LotStatus, "material lot status"),
-    "state_history": (StateHistory, "a history of job order and lot states"),
+    "state_history": (StateHistory, "history of job order and lot states"),
     "kpis": (KpiSource, "ISO 22400-2 KPIs"),
     "event_ingest": (EventIngest, "a collector endpoint for plant events"),
     "api_latency": (ApiLatency, "timed API calls"),
