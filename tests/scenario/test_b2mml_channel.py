@@ -360,6 +360,35 @@ def _walk(url: str, order: str) -> None:
             admin.complete_operation(order, seq, output_lot=lot)
 
 
+def test_mes_core_state_history_dates_a_hold_as_its_nonconformance(fresh_mes: str) -> None:
+    """``state_history`` (the ``state_at`` expectation) on this fresh MES: a hold is dated
+        as the nonconformance that placed it was opened and cites its audit entry; what the MES
+        dated on its own clock with no plant time stated (ERP's release, this admin's dispatch and
+    start) is
+        not on the plant's timeline and is left out; an unknown lot has no history."""
+    plant = _bottling()
+    sut = MesCoreSut(fresh_mes, plant_start=plant.plant.start, admin_password=ADMIN_PASSWORD)
+    try:
+        sut.load_master_data(plant)  # loaded before: 409, kept
+        assert sut.send_order(OrderRequest("JO-HIST-1", "WATER-500", 5, 0.0)).accepted
+        with MesClient(fresh_mes).login("admin", ADMIN_PASSWORD) as admin:
+            admin.dispatch_job_order("JO-HIST-1", {1: "BTL1-FILLER"})
+            admin.start_operation("JO-HIST-1", 1, operators=["OP-ANNA"])
+            nc = admin.open_nonconformance("dented", job_order="JO-HIST-1", lots=["PF-24002"])
+        opened = (nc.opened_at - plant.plant.start).total_seconds()
+        (held,) = sut.state_history("job_order", "JO-HIST-1") or []
+        (lot,) = sut.state_history("lot", "PF-24002") or []
+        assert (held.state, lot.state) == ("held", "on_hold")
+        assert held.at == lot.at == pytest.approx(opened, abs=0.001)
+        assert held.evidence.startswith("MES audit entry ") and "(job_order.hold) hash " in (
+            held.evidence
+        )
+        assert held.evidence.endswith(f"dated as nonconformance {nc.number} was opened")
+        assert sut.state_history("lot", "NO-SUCH-LOT") is None
+    finally:
+        sut.close()
+
+
 def test_an_unreachable_mes_is_one_line_for_load_plant() -> None:
     result = CliRunner().invoke(
         build_app(),
