@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from asyncua import Client
 from e2e_support import (
     ADMIN_PASSWORD,
     integration_key,
@@ -38,6 +40,7 @@ from mes_core.schemas.plant_events import MeasurementEvent
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel
 from twin.opcua.bench_raw import free_port
+from twin.opcua.processes import LineProcessOptions, PerLinePlant
 from twin.opcua.runtime import ServedPlant, ServeOptions
 from twin.scenario.mes_process import MesProcess
 
@@ -350,3 +353,91 @@ def test_spooled_events_are_posted_as_stored_and_a_malformed_batch_goes_to_dead_
     assert spool.dead_letters() == 10
     assert spool.depth() == 0
     spool.close()
+
+
+async def _pace(url: str) -> dict[str, object]:
+    async with Client(url) as client:
+        ns = await client.get_namespace_index("urn:mestwin:twin")
+        pace = await client.nodes.objects.get_child([f"{ns}:Plant", f"{ns}:Pace"])
+        return {
+            (await v.read_browse_name()).Name: await v.read_value()
+            for v in await pace.get_children()
+        }
+
+
+async def _reconcile(plant: PerLinePlant, mes: Mes, spool: Path) -> tuple[Any, ...]:
+    stop = asyncio.Event()
+    store = Spool(spool)
+    db = mes.database_url
+    async with AsyncMesClient(mes.process.url, api_key=mes.api_key) as client:
+        connector = Connector(
+            plant.endpoints, client, store, ConnectorOptions(dispatch_interval_s=0)
+        )
+        task = asyncio.create_task(connector.run(stop))
+        await connector.wait_connected()
+        await asyncio.sleep(2.0)
+        pace = await _pace(plant.endpoints[1])
+        results = await asyncio.to_thread(plant.halt)
+        expected: dict[str, tuple[int, ...]] = {}
+        for result in results.values():
+            expected.update({c: tuple(gs) for c, gs in result["work_units"].items() if any(gs)})
+        got: dict[str, tuple[int, int]] = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            got = {}
+            for url in plant.endpoints:
+                got.update(await asyncio.to_thread(mes_counts, db, f"opcua:{url}"))
+            if got == expected and not connector.outbox:
+                break
+            await asyncio.sleep(0.3)
+        stop.set()
+        await task
+    store.close()
+    return got, expected, results, pace, connector
+
+
+def _both_lines_producing() -> PlantModel:
+    """The test plant with line B making its product without job orders, as line A does."""
+    mini = load_plant_model(MINI)
+    lines = [
+        x.model_copy(update={"continuous_product": "PB"}) if x.code == "LB" else x
+        for x in mini.lines
+    ]
+    return mini.model_copy(update={"lines": lines})
+
+
+# One process per line (twin serve --per-line), one connector for both servers: SQLite.
+@pytest.mark.parametrize("mes", ["sqlite"], indirect=True)
+def test_two_line_processes_on_one_clock_reconcile_through_one_mes(
+    mes: Mes, tmp_path: Path
+) -> None:
+    mini = _both_lines_producing()
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    plant = PerLinePlant(
+        mini,
+        endpoint,
+        LineProcessOptions(speed=SPEED, auto_dispatch=False, max_lag=5.0),
+        endpoints=[endpoint, f"opc.tcp://127.0.0.1:{free_port()}"],
+        start_method="fork",
+    )
+    clock = plant.start()
+    try:
+        got, expected, results, pace, connector = asyncio.run(
+            _reconcile(plant, mes, tmp_path / "spool.sqlite")
+        )
+    finally:
+        plant.stop()
+
+    assert set(results) == {"LA", "LB"}
+    assert {c[:2] for c in expected} == {"LA", "LB"}, "both lines must have made something"
+    assert got == expected
+    assert connector.sent == connector.produced
+    # One clock: both engines started within a few ms of the common origin, stood at the
+    # same plant time when halted (within the halt's own spread), never ahead of the clock.
+    seconds = [r["plant_seconds"] for r in results.values()]
+    assert abs(seconds[0] - seconds[1]) < 2.0 * SPEED
+    assert max(seconds) <= clock.plant_seconds()
+    assert pace["Speed"] == SPEED
+    assert 0.0 <= pace["StartSkewSeconds"] < 0.1
+    assert pace["CannotKeepPace"] is False
+    assert pace["Origin"].timestamp() == pytest.approx(clock.origin, abs=1e-3)

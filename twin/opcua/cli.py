@@ -20,6 +20,7 @@ from fastpaths import fast_paths_status
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
     from plant_models.schema import PlantModel
+    from twin.opcua.runtime import ServeOptions
     from twin.opcua.security import SecurityConfig
 
 
@@ -61,8 +62,17 @@ def serve(
         float, typer.Option(help="simulated seconds per wall second (0: as fast as possible)")
     ] = 1.0,
     per_line: Annotated[
-        bool, typer.Option("--per-line", help="one server per line, consecutive ports")
+        bool,
+        typer.Option(
+            "--per-line",
+            help="each line's engine and server in a process of its own, consecutive ports, "
+            "one plant clock (a shared origin and speed)",
+        ),
     ] = False,
+    max_lag: Annotated[
+        float,
+        typer.Option(help="--per-line: a line's process reports CannotKeepPace past this lag (s)"),
+    ] = 1.0,
     security: Annotated[str, typer.Option(help="none | sign-encrypt")] = "none",
     user: Annotated[
         list[str] | None,
@@ -131,6 +141,9 @@ def serve(
             raise typer.Exit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     quiet_asyncua()
+    if per_line:
+        _serve_per_line(plant_model, options, duration, max_lag)
+        return
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -161,6 +174,76 @@ def serve(
     except OSError as exc:
         typer.echo(f"error: cannot serve at {endpoint}: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _serve_per_line(
+    model: PlantModel, options: ServeOptions, duration: float, max_lag: float
+) -> None:
+    """``twin serve --per-line``: one process per line (``twin.opcua.processes``)."""
+    import time
+
+    from twin.opcua.processes import LineProcessOptions, PerLinePlant, SplitError
+
+    try:
+        plant = PerLinePlant(
+            model,
+            options.endpoint,
+            LineProcessOptions(
+                speed=options.speed,
+                seed=options.seed,
+                auto_dispatch=options.auto_dispatch,
+                max_lag=max_lag,
+                security=options.security,
+                sparkplug=options.sparkplug,
+                sparkplug_group=options.sparkplug_group,
+                sparkplug_primary_host=options.sparkplug_primary_host,
+            ),
+        )
+    except (SplitError, ValueError) as exc:
+        typer.echo(f"error: --per-line: {exc}", err=True)
+        raise typer.Exit(2) from None
+    stop = {"now": False}
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        stop["now"] = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    try:
+        clock = plant.start()
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line, ep in zip(plant.lines, plant.endpoints, strict=True):
+        typer.echo(f"serving {model.plant.code} line {line} at {ep} (process of its own)")
+    if options.speed:
+        typer.echo(
+            f"plant clock: simulated 0 at {clock.origin:.3f} (epoch s), speed {options.speed:g}; "
+            "each server publishes Plant/Pace (LagSeconds, CannotKeepPace)"
+        )
+    failed = None
+    started = time.monotonic()
+    while not stop["now"]:
+        failed = plant.failed()
+        if failed is not None:
+            break
+        if duration:
+            reached = (
+                clock.plant_seconds() if options.speed else time.monotonic() - started
+            )  # unpaced: no common clock; --duration is then wall seconds
+            if reached >= duration:
+                break
+        time.sleep(0.2)
+    results = plant.stop()
+    for line, result in results.items():
+        if result:
+            typer.echo(
+                f"line {line}: stopped at {result['plant_seconds']:.0f} simulated s, "
+                f"worst lag {result['max_lag']:.3f} s"
+            )
+    if failed is not None:
+        typer.echo(f"error: {failed}", err=True)
+        raise typer.Exit(1)
 
 
 def nodeset(
