@@ -150,7 +150,7 @@ def test_what_tryton_enforces_and_what_it_accepts(bench: Bench) -> None:
     # An operator whose filling certification expired: Tryton has no certifications.
     uncertified = sut.start_operation(order, "FILL", "OP-DAN", "BTL1-FILLER", 50.0)
     assert uncertified.accepted and "no valid certification for filling" in uncertified.message
-    # Calibration, lot status and KPIs cannot be expressed: the adapter offers no method.
-    for missing in ("set_calibration_due", "lot_state", "kpis"):
+    # Calibration, lot status, KPIs, a state history cannot be expressed: no method.
+    for missing in ("set_calibration_due", "lot_state", "kpis", "state_history"):
         assert not hasattr(sut, missing)
     assert set(sut.not_checkable()) >= {"expired_lot", "uncertified_operator", "out_of_calibration"}
