@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     #: Data left unacknowledged on a dead network path fails after twice the connect
     #: timeout (``tcp_user_timeout``).
     db_statement_timeout_s: float = Field(default=30.0, ge=0)
+    #: PostgreSQL: a statement unanswered this long (seconds) makes the MES check with a
+    #: new connection that the database still answers; if it does not (a hung server, a
+    #: path that swallows everything), the request is answered 503 with ``Retry-After``
+    #: (see ``mes_core.persistence.db.AnswerGuard``). 0: never checked.
+    db_answer_within_s: float = Field(default=2.0, ge=0)
     #: Seconds a request waits for a free connection of the pool before a 503.
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
 

@@ -158,6 +158,7 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     return {
         "connect_timeout_s": settings.db_connect_timeout_s,
         "statement_timeout_s": settings.db_statement_timeout_s,
+        "answer_within_s": settings.db_answer_within_s,
         "pool_timeout": settings.db_pool_timeout_s,
     }
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import random
 import select
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -44,11 +46,103 @@ def is_postgres(url: str) -> bool:
 CONNECT_TIMEOUT_S = 5
 
 
+#: How long a liveness verdict of :class:`AnswerGuard` stands before it probes again.
+VERDICT_S = 1.0
+#: libpq's shortest connect timeout (a probe's).
+PROBE_TIMEOUT_S = 2
+
+
+class AnswerGuard:
+    """Ends a wait on a database that accepts and never answers (issue 21, item 8).
+
+    A hung server, or a path that swallows everything (a proxy, a firewall that drops
+    without a reset), leaves a statement waiting forever: the server never sees it, so
+    its ``statement_timeout`` cannot fire, and the bytes were acknowledged, so TCP's
+    timeouts do not either. So a statement unanswered for ``within_s`` makes the guard
+    probe the database with a new connection (at most one probe per :data:`VERDICT_S`
+    for all of the engine's connections, ``PROBE_TIMEOUT_S`` at most): if the database
+    does not accept it, the statement's connection is closed and the statement fails
+    (``OperationalError``: the API answers 503, the pool replaces the connection). A
+    database that answers the probe is only slow: the statement waits on (its
+    ``statement_timeout`` bounds it) and the guard asks again after ``within_s``."""
+
+    def __init__(self, within_s: float) -> None:
+        self.within_s = within_s
+        self.connect_params: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._verdict: tuple[float, bool] | None = None
+
+    def alive(self) -> bool:
+        """Does the database accept a new connection now (a verdict shared for a moment)?"""
+        with self._lock:
+            verdict = self._verdict
+            if verdict is not None and time.monotonic() - verdict[0] < VERDICT_S:
+                return verdict[1]
+            ok = self._probe()
+            self._verdict = (time.monotonic(), ok)
+            return ok
+
+    def refuses(self) -> bool:
+        """The last verdict said the database was gone and it still does (probed again
+        once the verdict is older than :data:`VERDICT_S`): a new connection need not
+        wait its whole connect timeout to learn it."""
+        verdict = self._verdict
+        return verdict is not None and not verdict[1] and not self.alive()
+
+    def _probe(self) -> bool:
+        params = dict(self.connect_params or {})
+        params["connect_timeout"] = PROBE_TIMEOUT_S
+        params.pop("options", None)
+        try:
+            psycopg.connect(**params).close()
+        except psycopg.Error as exc:
+            log.warning("the database does not accept connections: %s", exc)
+            return False
+        return True
+
+    def watch(
+        self, gen: Generator[Any, Any, T], conn: psycopg.Connection[Any]
+    ) -> Generator[Any, Any, T]:
+        """``gen`` (a psycopg wait generator), ended with ``OperationalError`` if the
+        database stops answering while it waits."""
+        started = time.monotonic()
+        try:
+            state = next(gen)
+            while True:
+                ready = yield state
+                # psycopg sends "nothing ready" every 0.1 s of waiting.
+                if not ready and time.monotonic() - started > self.within_s:
+                    if not self.alive():
+                        conn.pgconn.finish()
+                        raise psycopg.OperationalError(
+                            f"the database did not answer within {self.within_s:g} s "
+                            "and does not accept connections"
+                        )
+                    started = time.monotonic()
+                state = gen.send(ready)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+
+class _GuardedConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose waits an :class:`AnswerGuard` watches."""
+
+    guard: AnswerGuard | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        guard = self.guard
+        if guard is not None and timeout is None:
+            gen = guard.watch(gen, self)
+        return super().wait(gen, interval, timeout)
+
+
 def make_engine(
     url: str,
     *,
     connect_timeout_s: int = CONNECT_TIMEOUT_S,
     statement_timeout_s: float = 0,
+    answer_within_s: float = 0,
     **kwargs: Any,
 ) -> Engine:
     """An engine for ``url`` with the pragmas the MES relies on.
@@ -58,7 +152,9 @@ def make_engine(
     a hang: opening a connection (``connect_timeout_s``), a statement on the server
     (``statement_timeout_s``, 0: unbounded, for migrations and the CLI), data left
     unacknowledged on a dead network path (``tcp_user_timeout``: twice the connect
-    timeout) and a silent peer (TCP keepalives); the pool's own wait is ``pool_timeout``."""
+    timeout) and a silent peer (TCP keepalives); the pool's own wait is ``pool_timeout``;
+    a server or path that accepts and never answers (``answer_within_s``, 0: off; see
+    :class:`AnswerGuard`)."""
     if is_sqlite(url):
         engine = create_engine(
             url,
@@ -106,6 +202,20 @@ def make_engine(
     engine = create_engine(url, **kwargs)
     if engine.dialect.driver == "psycopg" and not kwargs.get("pool_pre_ping"):
         event.listen(engine, "checkout", _check_idle_connection)
+    if engine.dialect.driver == "psycopg" and answer_within_s > 0:
+        guard = AnswerGuard(answer_within_s)
+
+        @event.listens_for(engine, "do_connect")
+        def _guarded_connect(
+            _dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]
+        ) -> psycopg.Connection[Any]:
+            guard.connect_params = cparams
+            if guard.refuses():
+                raise psycopg.OperationalError("the database does not accept connections")
+            connection = _GuardedConnection.connect(*cargs, **cparams)
+            connection.guard = guard
+            return connection
+
     return engine
 
 

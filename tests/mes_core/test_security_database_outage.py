@@ -1,12 +1,13 @@
 """A database that goes away is answered 503 with Retry-After, quickly, and the MES comes
 back by itself (issue 21, items 7 and 8): PostgreSQL reached through a TCP proxy that the
-test cuts and restores, mid-ingest."""
+test cuts (connections refused) or blackholes (accepted, never answered) and restores."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -24,7 +25,7 @@ from twin.scenario.proxy import TcpProxy
 ANSWER_WITHIN_S = 10.0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def proxied_mes() -> Iterator[tuple[str, TcpProxy]]:
     require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
     with throwaway_postgres("mestwin_outage") as url:
@@ -121,3 +122,42 @@ def test_database_cut_mid_ingest_is_503_with_retry_after_and_recovers(
             loop.join(ANSWER_WITHIN_S * 2)
     assert 503 in statuses and statuses[-1] != 503, statuses
     assert 500 not in statuses, statuses
+
+
+@pytest.mark.postgres
+def test_database_blackholed_is_503_within_seconds_and_recovers(
+    proxied_mes: tuple[str, TcpProxy],
+) -> None:
+    # A server (or a path) that accepts and never answers: the pooled connections go
+    # silent mid-conversation and new ones never finish their handshake. Neither
+    # PostgreSQL's statement_timeout (the server never sees the statement) nor TCP (the
+    # bytes are acknowledged) ends the wait: the MES must.
+    url, proxy = proxied_mes
+    with httpx.Client(base_url=url, timeout=ANSWER_WITHIN_S) as http:
+        headers = {"Authorization": f"Bearer {_token(http)}"}
+        assert http.post("/api/v1/plant-events/batch", json=_batch(0, 5), headers=headers)
+        calls: list[Callable[[], httpx.Response]] = [
+            lambda: http.get("/api/v1/equipment", headers=headers),
+            lambda: http.get("/api/v1/job-orders", headers=headers),
+            lambda: http.post("/api/v1/plant-events/batch", json=_batch(5, 5), headers=headers),
+            lambda: http.post(
+                "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
+            ),
+            lambda: http.get("/health"),
+        ]
+        proxy.blackhole()
+        try:
+            with ThreadPoolExecutor(len(calls)) as pool:
+                answers = list(pool.map(lambda call: call(), calls))
+            for answer in answers:
+                _unavailable(answer)
+            assert http.get("/health/live").json() == {"status": "ok"}
+        finally:
+            proxy.restore()
+        deadline = time.monotonic() + 20
+        while http.get("/health").status_code != 200:
+            assert time.monotonic() < deadline, "the MES did not recover by itself"
+            time.sleep(0.2)
+        assert http.get("/api/v1/equipment", headers=headers).status_code == 200
+        answer = http.post("/api/v1/plant-events/batch", json=_batch(5, 5), headers=headers)
+        assert answer.status_code == 200, answer.text

@@ -3,7 +3,9 @@
 Put between a client and a server (the connector and the twin's OPC UA server, or the MES
 and PostgreSQL), it forwards bytes both ways. ``cut()`` closes every open connection and
 refuses new ones (the peer sees a reset, as when a switch port dies); ``restore()`` lets
-connections through again. It runs in its own thread with its own event loop, so the
+connections through again. ``blackhole()`` is the other failure: connections are
+accepted and what they send is swallowed, never answered (a hung server, a path that
+drops everything without a reset). It runs in its own thread with its own event loop, so the
 runner can use it from synchronous code; it listens on a free loopback port.
 """
 
@@ -23,6 +25,7 @@ class TcpProxy:
         self.port = 0
         self.cuts = 0
         self._up = True
+        self._silent = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -84,9 +87,19 @@ class TcpProxy:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._close_all)
 
+    def blackhole(self) -> None:
+        """Accept connections and swallow what they send, never answering, and let the
+        open ones go silent too, until ``restore()``."""
+        self._silent = True
+
     def restore(self) -> None:
-        """Let connections through again."""
+        """Let connections through again (after a blackhole the open ones are dropped:
+        their conversations lost bytes)."""
         self._up = True
+        if self._silent:
+            self._silent = False
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._close_all)
 
     @property
     def is_up(self) -> bool:
@@ -103,6 +116,13 @@ class TcpProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._up:
             writer.transport.abort()
+            return
+        if self._silent:
+            self._writers.add(writer)
+            with contextlib.suppress(ConnectionError, OSError):
+                while await reader.read(65536):
+                    pass  # swallowed
+            self._writers.discard(writer)
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
@@ -122,6 +142,8 @@ class TcpProxy:
                 data = await reader.read(65536)
                 if not data or not self._up:
                     break
+                if self._silent:
+                    continue  # swallowed
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
