@@ -291,6 +291,14 @@ def bench_opcua(
     budget: Annotated[
         float, typer.Option(help="seconds of product steps after which no step starts")
     ] = PRODUCT_BUDGET_S,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="compare the product served by 1 and by N processes (plant processes and "
+            "connectors; twin.opcua.processes) instead of the raw ceiling and ratio",
+        ),
+    ] = 1,
 ) -> None:
     """Raw OPC UA ceiling, then the product (twin -> server -> connector -> MES); ratio.
 
@@ -313,6 +321,9 @@ def bench_opcua(
         raise typer.Exit(2) from None
     typer.echo(f"1-minute load average at the start: {os.getloadavg()[0]:.1f} (2 cores)")
     typer.echo(fast_paths_status())  # says so when asyncua is not one they were checked on
+    if processes > 1:
+        _bench_processes(processes, steps_asked, product_seconds, work_units, values)
+        return
     typer.echo(
         f"raw ceiling: bare asyncua server -> asyncua client (other process), {nodes} nodes, "
         "write_attribute_value of prebuilt values, one subscription, counting handler"
@@ -389,6 +400,44 @@ def bench_opcua(
     )
     ratio = top.tags_per_s / best if best else 0.0
     typer.echo(f"ratio: {ratio:.2f}")
+
+
+def _bench_processes(
+    n: int, rates: tuple[float, ...], seconds: float, work_units: int, values: int
+) -> None:
+    """``bench opcua --processes N``: the product by 1 process, then by N."""
+    from twin.opcua.bench_processes import run_processes
+
+    typer.echo(
+        f"product: {work_units} work units x {values} process values at speed 1, lines dealt "
+        f"to k plant processes (engine + OPC UA server each, one plant clock), one "
+        f"`mestwin connect` per process, one MES; k = 1, then {n}; rising rates"
+    )
+    results, kind = run_processes((1, n), rates, seconds, work_units, values, echo=typer.echo)
+    best: dict[int, float] = {}
+    for result in results:
+        top = result.best
+        if top is None:
+            typer.echo(f"{result.processes} process(es): no clean step (MES on {kind})")
+            best[result.processes] = 0.0
+            continue
+        twin, conn, mes = top.cpu_ms_per_1000()
+        total = twin + conn + mes
+        limit = (
+            ""
+            if len(result.steps) > len([s for s in result.steps if s.clean])
+            else " (every step asked was clean: not the maximum)"
+        )
+        typer.echo(
+            f"{result.processes} process(es): {top.tags_per_s:,.0f} tag changes/s end to end "
+            f"without loss (MES on {kind}){limit}; CPU ms per 1,000 tag changes: plant {twin:.0f}, "
+            f"connectors {conn:.0f}, MES {mes:.0f} (total {total:.0f}, PostgreSQL not "
+            f"counted: one core carries ~{1e6 / total if total else 0:,.0f} tag changes/s)"
+        )
+        best[result.processes] = top.tags_per_s
+    typer.echo(f"1-minute load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
+    scale = best[n] / best[1] if best.get(1) else 0.0
+    typer.echo(f"scaling: {n} processes / 1 process: {scale:.2f}")
 
 
 def register(groups: CommandGroups) -> None:

@@ -59,10 +59,17 @@ class SplitError(ValueError):
 
 def line_model(model: PlantModel, line: str) -> PlantModel:
     """``model`` cut to the line ``line`` (see the module's docstring)."""
-    lines = [x for x in model.lines if x.code == line]
-    if not lines:
-        raise SplitError(f"no line {line!r} in plant {model.plant.code}")
-    products = [p for p in model.products if p.line == line]
+    return lines_model(model, [line])
+
+
+def lines_model(model: PlantModel, codes: Sequence[str]) -> PlantModel:
+    """``model`` cut to the lines ``codes`` (a process serving a group of lines)."""
+    wanted = set(codes)
+    lines = [x for x in model.lines if x.code in wanted]
+    missing = wanted - {x.code for x in lines}
+    if missing:
+        raise SplitError(f"no line {', '.join(sorted(missing))!r} in plant {model.plant.code}")
+    products = [p for p in model.products if p.line in wanted]
     kept = {p.id for p in products}
     generators = []
     for g in model.order_stream.generators:
@@ -75,9 +82,9 @@ def line_model(model: PlantModel, line: str) -> PlantModel:
                 f"({', '.join(sorted(mix))}): a per-line process cannot draw its orders alone"
             )
     operators = [
-        o.model_copy(update={"lines": [line] if o.lines else []})
+        o.model_copy(update={"lines": [x for x in o.lines if x in wanted]})
         for o in model.operators
-        if not o.lines or line in o.lines
+        if not o.lines or wanted & set(o.lines)
     ]
     stream = model.order_stream.model_copy(
         update={
@@ -90,7 +97,7 @@ def line_model(model: PlantModel, line: str) -> PlantModel:
             "lines": lines,
             "products": products,
             "operators": operators,
-            "material_lots": [x for x in model.material_lots if x.line in (None, line)],
+            "material_lots": [x for x in model.material_lots if x.line is None or x.line in wanted],
             "order_stream": stream,
         }
     )
@@ -121,6 +128,9 @@ class LineProcessOptions:
     sparkplug: str | None = None
     sparkplug_group: str = "mestwin"
     sparkplug_primary_host: str | None = None
+    counted_tags: tuple[str, ...] = ()
+    """Benchmarks: report how many values of these work unit tags (and of every process
+    value) the server wrote while the engine ran (``written`` in the result)."""
 
 
 # --- the child ----------------------------------------------------------------------------
@@ -163,17 +173,22 @@ class _PaceNodes:
 
 
 def _serve_line_process(
-    model: PlantModel, line: str, endpoint: str, options: LineProcessOptions, conn: Connection
+    model: PlantModel,
+    lines: list[str],
+    endpoint: str,
+    options: LineProcessOptions,
+    conn: Connection,
 ) -> None:
     """A line's process: serve, say ready, start the engine at the origin, stop when told."""
     from twin.opcua.server import quiet_asyncua
 
+    line = ",".join(lines)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s [{line}] %(message)s"
     )
     quiet_asyncua()
     try:
-        asyncio.run(_serve_line(model, line, endpoint, options, conn))
+        asyncio.run(_serve_line(model, lines, endpoint, options, conn))
     except Exception as exc:
         with contextlib.suppress(OSError):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -181,8 +196,13 @@ def _serve_line_process(
 
 
 async def _serve_line(
-    model: PlantModel, line: str, endpoint: str, options: LineProcessOptions, conn: Connection
+    model: PlantModel,
+    lines: list[str],
+    endpoint: str,
+    options: LineProcessOptions,
+    conn: Connection,
 ) -> None:
+    line = ",".join(lines)
     serve = ServeOptions(
         endpoint=endpoint,
         speed=options.speed,
@@ -193,7 +213,7 @@ async def _serve_line(
         sparkplug_group=options.sparkplug_group,
         sparkplug_primary_host=options.sparkplug_primary_host,
     )
-    plant = ServedPlant(line_model(model, line), serve, autorun=False)
+    plant = ServedPlant(lines_model(model, lines), serve, autorun=False)
     await plant.start()
     try:
         pace = await _PaceNodes.add(plant)
@@ -203,6 +223,10 @@ async def _serve_line(
             return
         origin: float = message[1]
         clock = PlantClock(origin, options.speed or 0.0)
+        counted = _counted_nodes(plant, options.counted_tags)
+        publisher = plant.publisher
+        assert publisher is not None
+        written0 = sum(publisher.writes[n] for n in counted)
         if options.speed is not None:
             await asyncio.sleep(max(0.0, origin - time.time()))
         plant.start_engine()
@@ -215,6 +239,7 @@ async def _serve_line(
                 {
                     "plant_seconds": plant.engine.now,
                     "max_lag": getattr(plant.engine, "max_lag_seen", 0.0),
+                    "written": sum(publisher.writes[n] for n in counted) - written0,
                     "work_units": {
                         code: (wu["good"], wu["scrap"])
                         for code, wu in summary["work_units"].items()
@@ -227,6 +252,18 @@ async def _serve_line(
             await asyncio.to_thread(conn.recv)
     finally:
         await plant.stop()
+
+
+def _counted_nodes(plant: ServedPlant, tags: tuple[str, ...]) -> list[Any]:
+    if not tags:
+        return []
+    return [
+        nodeid
+        for server in plant.servers
+        if server.nodes is not None
+        for wu in server.nodes.work_units.values()
+        for nodeid in (*(wu.variables[t] for t in tags), *wu.process_values.values())
+    ]
 
 
 async def _pace_loop(
@@ -273,6 +310,7 @@ async def _pace_loop(
 @dataclass
 class LineProcess:
     line: str
+    """The line it serves (its lines, comma-separated, when it serves a group)."""
     endpoint: str
     process: Any
     conn: Connection
@@ -287,6 +325,9 @@ class PerLinePlant:
     serving what was written last) and returns each line's ground truth (good and scrap per
     work unit, simulated seconds, worst lag); ``stop()`` halts and ends the processes.
     ``start_method``: ``spawn`` (default: a fresh interpreter per line) or ``fork``.
+    ``groups``: lines served together by one process (benchmarks: N processes for M lines);
+    ``start()`` is ``serve()`` (every server listening, engines waiting) then ``run()``
+    (the origin given to all).
     """
 
     def __init__(
@@ -296,14 +337,19 @@ class PerLinePlant:
         options: LineProcessOptions | None = None,
         *,
         lines: Sequence[str] | None = None,
+        groups: Sequence[Sequence[str]] | None = None,
         endpoints: Sequence[str] | None = None,
         start_method: str = "spawn",
     ) -> None:
         self.model = model
         self.options = options or LineProcessOptions()
-        self.lines = list(lines) if lines is not None else [x.code for x in model.lines]
-        for code in self.lines:
-            line_model(model, code)  # refuse a plant that cannot be split, before any start
+        if groups is None:
+            codes = list(lines) if lines is not None else [x.code for x in model.lines]
+            groups = [[code] for code in codes]
+        self.groups = [list(g) for g in groups]
+        self.lines = [",".join(g) for g in self.groups]
+        for group in self.groups:
+            lines_model(model, group)  # refuse a plant that cannot be split, before any start
         self._endpoints = (
             list(endpoints) if endpoints is not None else endpoints_per_line(endpoint, self.lines)
         )
@@ -316,12 +362,18 @@ class PerLinePlant:
         return [c.endpoint for c in self.children]
 
     def start(self) -> PlantClock:
+        """``serve()`` then ``run()``: the plant clock."""
+        self.serve()
+        return self.run()
+
+    def serve(self) -> None:
+        """Start every process; return once each one's server listens (engines waiting)."""
         ctx: Any = multiprocessing.get_context(self.start_method)
-        for code, endpoint in zip(self.lines, self._endpoints, strict=True):
+        for group, code, endpoint in zip(self.groups, self.lines, self._endpoints, strict=True):
             parent, child = ctx.Pipe()
             process = ctx.Process(
                 target=_serve_line_process,
-                args=(self.model, code, endpoint, self.options, child),
+                args=(self.model, group, endpoint, self.options, child),
                 name=f"mestwin-line-{code}",
                 daemon=True,
             )
@@ -338,6 +390,9 @@ class PerLinePlant:
             if message[0] != "ready":
                 self._kill()
                 raise RuntimeError(f"line {c.line}'s process failed: {message[1]}")
+
+    def run(self) -> PlantClock:
+        """Give every engine the common origin, ``START_MARGIN_S`` from now."""
         self.clock = PlantClock(time.time() + START_MARGIN_S, self.options.speed or 0.0)
         for c in self.children:
             c.conn.send(("start", self.clock.origin))
