@@ -15,21 +15,45 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, dcc, html
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from dashboards.pages import genealogy, line, login, orders, plant, quality, report
+from dashboards.pages import (
+    genealogy,
+    line,
+    login,
+    orders,
+    plant,
+    quality,
+    report,
+    supervisor,
+    terminal,
+    trainer,
+)
 from dashboards.pages.base import PageContext
 from dashboards.session import Connector, Credentials, SessionRegistry
 from dashboards.source import SourceError
 
+if TYPE_CHECKING:
+    from dashboards.run_control import RunControlClient
+
 log = logging.getLogger("dashboards")
 
 #: Pages in menu order (login is reachable from the top bar, not the menu).
-PAGES: tuple[ModuleType, ...] = (plant, line, orders, quality, genealogy, report)
+PAGES: tuple[ModuleType, ...] = (
+    plant,
+    line,
+    orders,
+    quality,
+    genealogy,
+    report,
+    terminal,
+    supervisor,
+    trainer,
+)
 ALL_PAGES: tuple[ModuleType, ...] = (*PAGES, login)
 
 ASSETS = Path(__file__).with_name("assets")
@@ -42,12 +66,17 @@ def create_app(
     connect: Connector | None = None,
     reports: Sequence[Path] = (),
     period_ms: int = 1000,
+    control: RunControlClient | None = None,
+    act_at_plant_time: bool = False,
 ) -> Dash:
     """A dashboard app over the MES at ``mes_url``.
 
     ``credentials``: the user new browser sessions log in as (none: each must log in at
     /login). ``connect`` opens a session (default: the MES client of ``mes_core.client``).
     ``reports``: report.json files offered on the Scenario report page.
+    ``control``: the control channel of a scenario run beside (trainer console, the
+    trainees' session record); ``act_at_plant_time``: terminal actions state the plant's
+    clock (a simulated run, see ``dashboards.acting``).
     """
     if connect is None:
         from dashboards.mes_source import mes_connector
@@ -58,6 +87,8 @@ def create_app(
         mes_url=mes_url,
         period_ms=period_ms,
         reports=[Path(p) for p in reports],
+        control=control,
+        act_at_plant_time=act_at_plant_time,
     )
     app = Dash(
         __name__,
@@ -190,6 +221,8 @@ def serve(
     period_ms: int = 1000,
     block: bool = True,
     app: Dash | None = None,
+    control: RunControlClient | None = None,
+    act_at_plant_time: bool = False,
 ) -> DashboardServer:
     """Serve the dashboards for the MES at ``mes_url`` on ``host:port`` (``port=0``: any
     free port; read it from the handle).
@@ -200,7 +233,14 @@ def serve(
     never holds up another.
     """
     if app is None:
-        app = create_app(mes_url, credentials=credentials, reports=reports, period_ms=period_ms)
+        app = create_app(
+            mes_url,
+            credentials=credentials,
+            reports=reports,
+            period_ms=period_ms,
+            control=control,
+            act_at_plant_time=act_at_plant_time,
+        )
     # One line per request and second per browser would drown a trainer's console.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server(host, port, app.server, threaded=True)

@@ -32,6 +32,20 @@ def dashboard(
         list[Path] | None,
         typer.Option(help="A report.json to offer on the Scenario report page (repeatable)."),
     ] = None,
+    act_at_plant_time: Annotated[
+        bool,
+        typer.Option(
+            help="Terminal actions state the plant's clock as their time (a simulated run "
+            "beside: its people hold the backdate permission); else the MES's clock."
+        ),
+    ] = False,
+    run_control_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MESTWIN_RUN_CONTROL_URL",
+            help="Control API of a running scenario: trainer console and session record.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the live dashboards of the MES at --mes-url (Plant, Line, Job orders, Quality,
     Genealogy, Scenario report) until Ctrl-C."""
@@ -44,7 +58,18 @@ def dashboard(
     if not mes_url.startswith(("http://", "https://")):
         typer.echo(f"--mes-url must be an http(s) URL, got {mes_url!r}", err=True)
         raise typer.Exit(2)
+    import os
+
+    from dashboards.run_control import RunControlClient
+
     credentials = Credentials(user, password) if user is not None and password else None
+    control = None
+    if run_control_url:
+        control = RunControlClient(
+            run_control_url,
+            os.environ.get("MESTWIN_RUN_CONTROL_TOKEN", ""),
+            os.environ.get("MESTWIN_TRAINER_PASSWORD", ""),
+        )
     try:
         handle = serve(
             mes_url.rstrip("/"),
@@ -53,6 +78,8 @@ def dashboard(
             credentials=credentials,
             reports=report or [],
             block=False,
+            control=control,
+            act_at_plant_time=act_at_plant_time,
         )
     except OSError as exc:
         typer.echo(f"cannot serve on {host}:{port}: {exc.strerror}", err=True)

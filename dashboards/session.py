@@ -78,6 +78,11 @@ class SessionRegistry:
         #: Sessions replaced (login, logout) and when: another callback of the same
         #: browser may still be reading through them, so they close a little later.
         self._retired: list[tuple[float, MesSession]] = []
+        #: Browser sessions a person logged in at /login: only they may act (operator
+        #: terminal, supervisor/QA); a default session (the start-up user) only watches.
+        self._explicit: set[str] = set()
+        #: Browser sessions that gave the trainer's password (the trainer console).
+        self._trainers: set[str] = set()
 
     @staticmethod
     def _sid() -> str:
@@ -108,13 +113,43 @@ class SessionRegistry:
     def login(self, credentials: Credentials) -> MesSession:
         """Log the calling browser in as ``credentials`` (raises ``MesAuthError`` if refused)."""
         opened = self._connect(credentials)
-        return self._store(self._sid(), opened, replace=True)
+        sid = self._sid()
+        stored = self._store(sid, opened, replace=True)
+        with self._lock:
+            self._explicit.add(sid)
+        return stored
+
+    def acting(self) -> MesSession | None:
+        """The calling browser's session if a person logged in there at /login (they may
+        act as themselves), else None (watching only)."""
+        sid = self._sid()
+        with self._lock:
+            if sid not in self._explicit:
+                return None
+            found = self._sessions.get(sid)
+        if found is None:  # evicted or dropped: log in again
+            with self._lock:
+                self._explicit.discard(sid)
+            return None
+        return found
+
+    def mark_trainer(self) -> None:
+        """The calling browser gave the trainer's password."""
+        sid = self._sid()
+        with self._lock:
+            self._trainers.add(sid)
+
+    def is_trainer(self) -> bool:
+        sid = self._sid()
+        with self._lock:
+            return sid in self._trainers
 
     def logout(self) -> None:
         """Forget the calling browser's session; the next page opens a default one."""
         sid = self._sid()
         with self._lock:
             old = self._sessions.pop(sid, None)
+            self._explicit.discard(sid)
         if old is not None:
             self._retire(old)
 

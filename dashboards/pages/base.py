@@ -7,13 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dash import html
 
 from dashboards.live import banner_error
 from dashboards.session import SessionRegistry
 from dashboards.source import DashboardSource, MesAuthError, MesUnavailable, SourceError
+
+if TYPE_CHECKING:
+    from dashboards.acting import Acting, Outcome
+    from dashboards.run_control import RunControlClient
+    from dashboards.session import MesSession
 
 T = TypeVar("T")
 
@@ -31,6 +36,25 @@ class PageContext:
     reports: list[Path] = field(default_factory=list)
     #: Clock of the pages (a test may pin it).
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: The control channel of the scenario run beside (trainer console, session record).
+    control: RunControlClient | None = None
+    #: Terminal actions state the plant's clock (a simulated run beside: see acting.py).
+    act_at_plant_time: bool = False
+
+    def acting(self) -> tuple[Acting, MesSession] | None:
+        """The calling browser's terminal, if a person logged in there at /login."""
+        from dashboards.acting import Acting
+        from dashboards.mes_source import MesClientSession
+
+        session = self.sessions.acting()
+        if not isinstance(session, MesClientSession) or session.user is None:
+            return None
+        return Acting(session.client, act_at_plant_time=self.act_at_plant_time), session
+
+    def record(self, outcome: Outcome, session: MesSession) -> None:
+        """Post a trainee's action and the MES's answer to the run's session record."""
+        if self.control is not None and session.user is not None:
+            self.control.post_action(outcome.record(session.user, session.roles))
 
     def now(self) -> datetime:
         """ "Now" for the pages: the plant's clock as the MES knows it (a simulated run keeps
@@ -59,6 +83,11 @@ def failure_banner(exc: SourceError) -> tuple[Any, str]:
         return banner_error(str(exc))
     children: list[Any] = [html.B("Cannot show this: "), str(exc)]
     return children, "banner error"
+
+
+def data(**attributes: str) -> dict[str, Any]:
+    """``data-*`` attributes for a component (machine-readable for tests and scripts)."""
+    return {f"data-{k}": v for k, v in attributes.items()}
 
 
 def query_value(query: dict[str, list[str]], key: str) -> str | None:

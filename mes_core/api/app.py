@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mes_core.api import errors, health
+from mes_core.api import docs, errors, health
 from mes_core.api.deps import admitted_roles
 from mes_core.api.exposure import metrics_access
 from mes_core.api.limits import BodySizeLimit, RefuseNul
@@ -175,6 +175,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="mestwin MES core",
         version="0.1.0",
         openapi_url="/openapi.json" if settings.openapi_public else None,
+        docs_url=None,  # served with local assets by api/docs.py (works offline)
+        redoc_url=None,
         description="A strict MES: equipment, material, routings, personnel, job orders, "
         "plant event ingest, genealogy, audit trail (ISA-95 names).",
     )
@@ -199,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
 
     health.install(app)
+    docs.install(app)
     errors.declare_errors(app)
 
     app.add_middleware(RefuseNul)

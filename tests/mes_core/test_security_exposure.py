@@ -58,3 +58,17 @@ def test_openapi_document_can_be_withheld(tmp_path: Path) -> None:
 def test_loopback_addresses() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("127.8.0.1") and is_loopback("::1")
     assert not is_loopback("10.0.0.1") and not is_loopback(None) and not is_loopback("testclient")
+
+
+def test_docs_work_offline_from_local_assets(tmp_path: Path) -> None:
+    """/docs loads Swagger UI from the MES itself, never from a CDN (issue 15)."""
+    client = _client(tmp_path, "127.0.0.1")
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text.split("<body>")[-1]
+    assert "/docs/static/swagger-ui-bundle.js" in page.text
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    hidden = _client(tmp_path, "127.0.0.1", openapi_public=False)
+    assert hidden.get("/docs/static/swagger-ui.css").status_code == 404

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from mes_core.client.local import free_port, mestwin_command
+from twin.scenario.sut import RunControlAccess
 
 
 class DashboardProcess:
@@ -28,6 +29,7 @@ class DashboardProcess:
         log_path: Path,
         report: Path | None = None,
         port: int = 0,
+        control: RunControlAccess | None = None,
     ) -> None:
         self.mes_url = mes_url
         self.user = user
@@ -35,6 +37,7 @@ class DashboardProcess:
         self.log_path = log_path
         self.report = report
         self.port = port or free_port()
+        self.control = control
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,6 +50,14 @@ class DashboardProcess:
         if self.report is not None:
             command += ["--report", str(self.report)]
         env = {**os.environ, "MESTWIN_DASHBOARD_PASSWORD": self.password}
+        if self.control is not None:
+            # The run's control channel: trainer console, trainees' session record. The
+            # token and the trainer's password stay out of the process list, like the
+            # password; the dashboards act at the plant's time (a simulated run's clock).
+            command += ["--act-at-plant-time"]
+            env["MESTWIN_RUN_CONTROL_URL"] = self.control.url
+            env["MESTWIN_RUN_CONTROL_TOKEN"] = self.control.token
+            env["MESTWIN_TRAINER_PASSWORD"] = self.control.trainer_password
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -58,6 +58,10 @@ class DeviationInjector:
 
     # -- whom and what a deviation targets ------------------------------------------------
 
+    def fired_orders(self) -> dict[str, str]:
+        """Deviation name -> the job order it was aimed at, for those injected so far."""
+        return dict(self._fired_order)
+
     def _target_order(self, e: Deviation) -> str:
         ctx = self.ctx
         if e.name in self._fired_order:

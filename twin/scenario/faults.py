@@ -15,6 +15,7 @@ from plant_models.scenario import (
     DEVIATION_TYPES,
     Breakdown,
     DatabaseUnreachable,
+    Deviation,
     Fault,
     MesRestart,
     OpcUaDrop,
@@ -64,39 +65,42 @@ class FaultInjector:
         return acts
 
     def _all_actions(self) -> list[Action]:
-        ctx = self.ctx
+        rng = np.random.default_rng(self.ctx.scenario.seed + 7919)
         acts: list[Action] = []
-        rng = np.random.default_rng(ctx.scenario.seed + 7919)
-        for n, e in enumerate(ctx.scenario.timeline):
-            if isinstance(e, Breakdown):
-                acts.append(
-                    Action(e.at, n, e.type, self._breakdown(e.work_unit, e.duration, e.reason, e))
-                )
-            elif isinstance(e, RandomBreakdowns):
-                t = e.start
-                end = min(e.end if e.end is not None else ctx.end, ctx.end)
-                while True:
-                    t += float(rng.exponential(e.mtbf))
-                    if t >= end:
-                        break
-                    d = float(rng.exponential(e.mttr))
-                    acts.append(
-                        Action(
-                            t, n, "breakdown", self._breakdown(e.work_unit, d, "random breakdown")
-                        )
-                    )
-                    t += d
-            elif isinstance(e, OpcUaDrop):
-                acts.append(Action(e.at, n, e.type, self._link_drop(e.type, e.duration)))
-            elif isinstance(e, OpcUaServerRestart):
-                acts.append(Action(e.at, n, e.type, self._link_drop(e.type, e.downtime)))
-            elif isinstance(e, MesRestart):
-                acts.append(Action(e.at, n, e.type, self._mes_restart(e)))
-            elif isinstance(e, DatabaseUnreachable):
-                acts.append(Action(e.at, n, e.type, self._db_cut(e)))
-            else:
-                acts.append(Action(e.at, n, e.type, self.deviations.action(e)))
+        for n, e in enumerate(self.ctx.scenario.timeline):
+            acts += self.entry_actions(e, n, rng)
         return sorted(acts, key=lambda a: (a.at, a.order))
+
+    def entry_actions(self, e: Fault | Deviation, n: int, rng: np.random.Generator) -> list[Action]:
+        """The actions of one timeline entry (a random breakdown series gives several);
+        also how a trainer's injection during the run (``twin.scenario.control``) becomes
+        the same actions as a scenario's."""
+        ctx = self.ctx
+        if isinstance(e, Breakdown):
+            return [Action(e.at, n, e.type, self._breakdown(e.work_unit, e.duration, e.reason, e))]
+        if isinstance(e, RandomBreakdowns):
+            acts: list[Action] = []
+            t = e.start
+            end = min(e.end if e.end is not None else ctx.end, ctx.end)
+            while True:
+                t += float(rng.exponential(e.mtbf))
+                if t >= end:
+                    break
+                d = float(rng.exponential(e.mttr))
+                acts.append(
+                    Action(t, n, "breakdown", self._breakdown(e.work_unit, d, "random breakdown"))
+                )
+                t += d
+            return acts
+        if isinstance(e, OpcUaDrop):
+            return [Action(e.at, n, e.type, self._link_drop(e.type, e.duration))]
+        if isinstance(e, OpcUaServerRestart):
+            return [Action(e.at, n, e.type, self._link_drop(e.type, e.downtime))]
+        if isinstance(e, MesRestart):
+            return [Action(e.at, n, e.type, self._mes_restart(e))]
+        if isinstance(e, DatabaseUnreachable):
+            return [Action(e.at, n, e.type, self._db_cut(e))]
+        return [Action(e.at, n, e.type, self.deviations.action(e))]
 
     def call(self, act: Action, t: float) -> None:
         try:

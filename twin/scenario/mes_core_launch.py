@@ -37,13 +37,14 @@ from twin.scenario.mes_process import MesProcess, mestwin_command
 from twin.scenario.proxy import TcpProxy
 from twin.scenario.sut import (
     MesStartError,
+    RunControlAccess,
     SutEnvironment,
     SutSettingsError,
     SutUnavailable,
     UnitProgress,
 )
 from twin.scenario.sut_mes_core import ORDER_CHANNELS, MesCoreSut
-from twin.scenario.sut_mes_core_base import SpcLimits
+from twin.scenario.sut_mes_core_base import DEFAULT_PASSWORD, SpcLimits
 
 SETTINGS = ("orders", "spc_limits")
 
@@ -218,7 +219,7 @@ class MesCoreRun(MesCoreSut):
                 return False
         return True
 
-    def start_dashboard(self, port: int) -> str:
+    def start_dashboard(self, port: int, control: RunControlAccess | None = None) -> str:
         from rich.console import Console
 
         env = self.launcher.env
@@ -229,11 +230,30 @@ class MesCoreRun(MesCoreSut):
             env.report_dir / "dashboard.log",
             report=env.report_dir / "report.json",
             port=port,
+            control=control,
         )
         self.launcher.dashboard.start()
         url = self.launcher.dashboard.url
-        Console(stderr=True).print(f"dashboards: {url} (until the run ends)")
+        Console(stderr=True, highlight=False).print(
+            "\n".join(self.login_sheet(url, control)), markup=False
+        )
         return url
+
+    def login_sheet(self, url: str, control: RunControlAccess | None) -> list[str]:
+        """Where to log in beside a run, and as whom: the trainer, each person of the
+        plant (their MES password), the MES's admin and its API documentation."""
+        lines = [f"dashboards: {url} (until the run ends; they open as admin, read-only)"]
+        if control is not None:
+            lines.append(f"  trainer console: {url}/trainer  password: {control.trainer_password}")
+        lines.append(f"  people log in at {url}/login, then {url}/terminal or {url}/supervisor:")
+        for op in self.launcher.env.plant.operators:
+            password = self.passwords.get(op.id, DEFAULT_PASSWORD)
+            roles = ", ".join(op.roles)
+            lines.append(f"    {op.id:<12} {password:<12} {roles} ({op.name})")
+        lines.append(
+            f"  MES API: {self.url}/docs  user admin  password {self.launcher.admin_password}"
+        )
+        return lines
 
     def stop_dashboard(self) -> None:
         if self.launcher.dashboard is not None:

@@ -230,6 +230,92 @@ class ScenarioInfo(_Model):
     speed: float | Literal["max"]
 
 
+class TraineeAction(_Model):
+    """One action a trainee took at a dashboard terminal, and the MES's answer."""
+
+    seq: int = Field(description="Order of arrival in the session record.")
+    person: str = Field(description="Who was logged in at the terminal (MES person code).")
+    roles: list[str] = Field(default_factory=list, description="The MES roles of that login.")
+    action: str = Field(
+        description="start_operation, consume_lot, report_counts, complete_operation, "
+        "clock_in, clock_out, hold_job_order, release_job_order_hold, hold_lot, "
+        "release_lot, dispose_release, dispose_rework, dispose_scrap."
+    )
+    target: str = Field(description="What it named, as the terminal showed it.")
+    objects: list[str] = Field(
+        default_factory=list,
+        description="What it acted on: 'job_order:X', 'lot:Y', 'work_unit:Z', 'nc:N' (a "
+        "disposition also names what the nonconformance held).",
+    )
+    t: float = Field(description="Plant second of the run when the answer came.")
+    wall_s: float = Field(description="Wall seconds since the session record opened.")
+    accepted: bool
+    status: int | None = Field(None, description="HTTP status of the MES's answer.")
+    rule: str | None = Field(None, description="The rule the MES named when it refused.")
+    message: str = Field("", description="The MES's message (or what it returned).")
+
+
+class TrainerCommand(_Model):
+    """A trainer's command to the running scenario (pause, resume, speed, stop)."""
+
+    seq: int
+    command: str
+    t: float = Field(description="Plant second it took effect.")
+    wall_s: float
+
+
+class DeviationCatch(_Model):
+    """Whether a trainee caught an injected deviation (see ``PeopleSection.caught_means``)."""
+
+    deviation: str = Field(description="The deviation's name (trainer ones: 'trainer-N-type').")
+    type: str
+    injected_by: Literal["trainer", "scenario"]
+    at: float = Field(description="Plant second it was injected.")
+    touched: list[str] = Field(
+        description="The objects it touched: its job order and lot, the work unit, and "
+        "what the MES held for it."
+    )
+    mes_outcome: str = Field(description="What the MES did (the deviation's outcome).")
+    verdict: Literal["caught", "let_through", "refused_by_mes", "not_injected"]
+    caught_by: str | None = Field(None, description="The trainee whose action caught it.")
+    action: int | None = Field(None, description="Sequence number of that action.")
+    reaction_s: float | None = Field(None, description="Plant seconds, injection to catch.")
+    reaction_wall_s: float | None = Field(None, description="Wall seconds, injection to catch.")
+    detail: str = ""
+
+
+class TraineeSummary(_Model):
+    """One trainee's session: what they did, what the MES refused, how fast they caught."""
+
+    person: str
+    roles: list[str] = Field(default_factory=list)
+    actions: int
+    accepted: int
+    refused: int
+    refusals: dict[str, int] = Field(
+        default_factory=dict, description="Refusals per rule the MES named."
+    )
+    caught: list[str] = Field(default_factory=list, description="Deviations they caught.")
+    reaction_s: list[float] = Field(
+        default_factory=list, description="Plant seconds from each injection they caught."
+    )
+    first_action_t: float | None = None
+    last_action_t: float | None = None
+
+
+class PeopleSection(_Model):
+    """The session record of a run with trainees at terminals (``--dashboard``): each
+    trainee's actions with the MES's answers, the trainer's injections and commands, and
+    which deviations trainees caught or let through."""
+
+    caught_means: str = Field(description="The definition of caught used for ``deviations``.")
+    trainees: list[TraineeSummary]
+    actions: list[TraineeAction]
+    commands: list[TrainerCommand] = Field(default_factory=list)
+    deviations: list[DeviationCatch] = Field(default_factory=list)
+    faults_injected_by_trainer: list[FaultRecord] = Field(default_factory=list)
+
+
 class Report(_Model):
     """The report of one scenario run (``report.json``)."""
 
@@ -270,6 +356,11 @@ class Report(_Model):
     api_latency: LatencySummary
     notes: list[str] = Field(
         default_factory=list, description="What the run could not do, and why."
+    )
+    people: PeopleSection | None = Field(
+        None,
+        description="Trainees at the dashboards' terminals and the trainer's console "
+        "(runs with --dashboard); null when nobody could act.",
     )
 
 

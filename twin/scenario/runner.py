@@ -28,13 +28,17 @@ import contextlib
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
 
 from plant_models.scenario import SystemUnderTestSpec
 from plant_models.scenario_yaml import locate
 from twin.scenario.context import RunContext, RunOptions, RunResult, RunState, Speed
+from twin.scenario.control import RunControl, Steering
 from twin.scenario.deviations import DeviationInjector
 from twin.scenario.evidence import seal
-from twin.scenario.faults import FaultInjector
+from twin.scenario.faults import Action, FaultInjector
 from twin.scenario.html import write_html
 from twin.scenario.junit import write_junit
 from twin.scenario.link_setup import LinkBuilder
@@ -48,6 +52,7 @@ from twin.scenario.sut import (
     MesStartError,
     PersonAccount,
     QualityHolds,
+    RunControlAccess,
     SutEnvironment,
     SutSettingsError,
     SutUnavailable,
@@ -115,6 +120,9 @@ class Runner:
             lot_drawn=self.deviations.lot_drawn,
         )
         self.dashboard_url: str | None = None
+        # The trainer's control channel (twin.scenario.control): with --dashboard only.
+        self.control: RunControl | None = None
+        self.steering: Steering | None = None
 
     # -- the system under test ------------------------------------------------------------
 
@@ -197,6 +205,8 @@ class Runner:
                 )
             ctx.plant_wall_s = time.monotonic() - plant0
             report = ReportBuilder(ctx, self.deviations, self.faults).build(started, wall0)
+            if self.control is not None:
+                report.people = self.control.people_section(self.deviations)
         finally:
             self._shutdown()
         write_json(report, opts.report_dir / "report.json")
@@ -213,6 +223,10 @@ class Runner:
         try:
             t = 0.0
             while t < ctx.end:
+                if self.steering is not None:  # the trainer's commands (pause, inject...)
+                    actions = self.steering.tick(t, actions)
+                    if t >= ctx.end:
+                        break
                 t = min(t + ctx.tick, ctx.end)
                 while actions and actions[0].at <= t:
                     act = actions.pop(0)
@@ -266,7 +280,10 @@ class Runner:
     def _pace(self, t: float, plant0: float) -> None:
         if self.ctx.speed == "max":
             return
-        ahead = t / float(self.ctx.speed) - (time.monotonic() - plant0)
+        t0, wall = (0.0, plant0)
+        if self.steering is not None and self.steering.anchor is not None:
+            t0, wall = self.steering.anchor  # moved by a pause or a change of speed
+        ahead = (t - t0) / float(self.ctx.speed) - (time.monotonic() - wall)
         if ahead > 0:
             time.sleep(ahead)
 
@@ -286,14 +303,25 @@ class Runner:
         if port is None:
             return
         if isinstance(sut, Dashboards):
-            self.dashboard_url = sut.start_dashboard(port)
+            self.control = RunControl(self.ctx)
+            url = self.control.start_server()
+            self.steering = Steering(self.control, self._inject_now)
+            access = RunControlAccess(url, self.control.token, self.control.trainer_password)
+            self.dashboard_url = sut.start_dashboard(port, access)
         else:
             self.ctx.state.notes.append(
                 f"--dashboard: the {self.ctx.scenario.system_under_test.adapter} adapter "
                 "has no dashboards to serve."
             )
 
+    def _inject_now(self, entry: Any, n: int, t: float) -> list[Action]:
+        """A trainer's injection: the same actions a scenario's timeline entry makes."""
+        rng = np.random.default_rng(self.ctx.scenario.seed + 7919 + n)
+        return self.faults.entry_actions(entry, n, rng)
+
     def _shutdown(self) -> None:
+        if self.control is not None:
+            self.control.close()
         sut = self.ctx.sut
         if isinstance(sut, Dashboards):
             sut.stop_dashboard()

@@ -504,12 +504,24 @@ class DatabaseLink(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RunControlAccess:
+    """How dashboards beside a run reach its control channel (``twin.scenario.control``):
+    the API's URL and bearer token (for the dashboards' process only), and the password
+    the trainer types at the trainer console."""
+
+    url: str
+    token: str = field(repr=False)
+    trainer_password: str = field(repr=False)
+
+
 @runtime_checkable
 class Dashboards(Protocol):
     """The MES has live dashboards the bench can serve beside a run (``--dashboard``)."""
 
-    def start_dashboard(self, port: int) -> str:
-        """Start them on ``port`` (0: any free one); their URL."""
+    def start_dashboard(self, port: int, control: RunControlAccess | None = None) -> str:
+        """Start them on ``port`` (0: any free one); their URL. With ``control`` they get
+        the trainer console and post trainees' actions to the run's session record."""
         ...
 
     def stop_dashboard(self) -> None:
