@@ -30,9 +30,13 @@ PAGE = "supervisor"
 
 
 def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
-    def choice(id_: str, values: list[str], value: str) -> dcc.Dropdown:
-        return dcc.Dropdown(
-            id=id_, options=[{"label": v, "value": v} for v in values], value=value, clearable=False
+    def choice(id_: str, values: list[str], value: str) -> dcc.RadioItems:
+        return dcc.RadioItems(
+            id=id_,
+            options=[{"label": v, "value": v} for v in values],
+            value=value,
+            inline=True,
+            className="radios",
         )
 
     return html.Div(

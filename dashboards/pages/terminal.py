@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 
 from dashboards.acting import Outcome, QueueRow
@@ -19,7 +19,7 @@ from dashboards.live import (
     no_pile_up,
     tick_input,
 )
-from dashboards.pages.base import PageContext, data
+from dashboards.pages.base import PageContext, data, query_value
 
 PATH = "/terminal"
 TITLE = "Terminal"
@@ -27,7 +27,8 @@ PAGE = "terminal"
 
 
 def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
-    number: dict[str, Any] = {"type": "number", "debounce": True, "min": 0}
+    wu = query_value(query, "wu")  # /terminal?wu=BTL1-FILLER: a terminal at that machine
+    number: dict[str, Any] = {"type": "number", "min": 0}
     return html.Div(
         [
             *live_components(PAGE, ctx.period_ms),
@@ -38,7 +39,12 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
                     html.Div(
                         [
                             html.Label("My work unit", htmlFor="terminal-wu"),
-                            dcc.Dropdown(id="terminal-wu", options=[], clearable=False),
+                            dcc.Dropdown(
+                                id="terminal-wu",
+                                options=[{"label": wu, "value": wu}] if wu else [],
+                                value=wu,
+                                clearable=False,
+                            ),
                         ],
                         className="ctl",
                     ),
@@ -117,6 +123,7 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
             ),
             html.Div([html.H3("My actions"), html.Div(id="terminal-log")], className="card"),
             dcc.Store(id="terminal-history", data=[]),
+            dcc.Store(id="terminal-sig", data=None),
         ],
         className="page",
     )
@@ -158,11 +165,19 @@ def _queue_table(rows: list[QueueRow]) -> Any:
     if not rows:
         return html.P("No open operation for this work unit.", className="muted")
     head = html.Tr(
-        [html.Th(x) for x in ("job order", "op", "product", "state", "good", "scrap", "of")]
+        [html.Th(x) for x in ("", "job order", "op", "product", "state", "good", "scrap", "of")]
     )
     body = [
         html.Tr(
             [
+                html.Td(
+                    html.Button(
+                        "Select",
+                        id={"type": "terminal-pick", "op": f"{r.job_order}/{r.sequence}"},
+                        n_clicks=0,
+                        className="secondary pick",
+                    )
+                ),
                 html.Td(r.job_order),
                 html.Td(f"{r.sequence} {r.name}"),
                 html.Td(r.product),
@@ -193,19 +208,23 @@ def register(app: Dash, ctx: PageContext) -> None:
         Output("terminal-queue", "children"),
         Output("terminal-op", "options"),
         *banner_outputs(PAGE),
+        Output("terminal-sig", "data"),
         tick_input(PAGE),
         Input("terminal-wu", "value"),
         State("terminal-wu", "options"),
+        State("terminal-sig", "data"),
         running=no_pile_up(PAGE),
     )
-    def refresh(_tick: int, work_unit: str | None, options: list[Any]) -> tuple[Any, ...]:
+    def refresh(
+        _tick: int, work_unit: str | None, options: list[Any], sig: str | None
+    ) -> tuple[Any, ...]:
         found = ctx.acting()
         if found is None:
             who: Any = [
                 "Log in as a person of the plant to act here: ",
                 dcc.Link("log in", href="/login"),
             ]
-            return (who, [], None, "", [], *banner_ok())
+            return (who, [], None, "", [], *banner_ok(), None)
         acting, session = found
         who = f"Logged in as {session.user} ({', '.join(session.roles) or 'no role'})"
         try:
@@ -213,7 +232,15 @@ def register(app: Dash, ctx: PageContext) -> None:
             unit = work_unit or (units[0] if units else None)
             rows = acting.queue(unit) if unit else []
         except Exception as exc:  # noqa: BLE001 - the MES did not answer: banner, retry
-            return (who, no_update, no_update, no_update, no_update, *banner_error(str(exc)))
+            return (
+                who,
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                *banner_error(str(exc)),
+                no_update,
+            )
         ops = [
             {
                 "label": f"{r.job_order} / {r.sequence} {r.name} ({r.state})",
@@ -222,7 +249,22 @@ def register(app: Dash, ctx: PageContext) -> None:
             for r in rows
         ]
         wu_options = [{"label": u, "value": u} for u in units]
-        return (who, wu_options, unit, _queue_table(rows), ops, *banner_ok())
+        new_sig = repr((unit, units, rows))
+        if new_sig == sig:  # nothing changed: leave the table (and its buttons) alone
+            return (who, no_update, no_update, no_update, no_update, *banner_ok(), no_update)
+        return (who, wu_options, unit, _queue_table(rows), ops, *banner_ok(), new_sig)
+
+    @app.callback(
+        Output("terminal-op", "value"),
+        Input({"type": "terminal-pick", "op": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def pick(clicks: list[int]) -> Any:
+        """A click on a queue row's Select chooses its operation."""
+        picked = dash_ctx.triggered_id
+        if not isinstance(picked, dict) or not any(clicks):
+            return no_update
+        return picked["op"]
 
     @app.callback(
         Output("terminal-answer", "children"),

@@ -73,7 +73,6 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
                                         type="number",
                                         min=0.1,
                                         placeholder="speed",
-                                        debounce=True,
                                     ),
                                     html.Button("Set speed", id="trainer-set-speed", n_clicks=0),
                                     html.Button(
@@ -91,7 +90,12 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
                     html.Div(
                         [
                             html.H3("Inject now"),
-                            dcc.Dropdown(id="trainer-inject-type", options=[], clearable=False),
+                            dcc.RadioItems(
+                                id="trainer-inject-type",
+                                options=[],
+                                inline=True,
+                                className="radios",
+                            ),
                             html.P(id="trainer-inject-doc", className="muted"),
                             html.Div(id="trainer-inject-fields"),
                             html.Button("Inject now", id="trainer-inject", n_clicks=0),
@@ -117,18 +121,18 @@ def _field(f: dict[str, Any]) -> Any:
     fid = {"type": "inject-field", "name": f["name"]}
     label = f["name"] + ("" if f["required"] else " (optional)")
     default = f.get("default")
-    if f["choices"]:
-        control: Any = dcc.Dropdown(
-            id=fid,
-            options=[{"label": c, "value": c} for c in f["choices"]],
-            value=default if default in f["choices"] else None,
-            clearable=not f["required"],
-        )
-    else:
-        control = dcc.Input(
-            id=fid, type="text", value="" if default is None else str(default), debounce=False
-        )
-    return html.Div([html.Label(label), control], className="ctl", title=f.get("doc", ""))
+    # Type-ahead over the plant's choices (work units, lots, people...), free text else.
+    options = html.Datalist(
+        [html.Option(value=c) for c in f["choices"]], id=f"inject-choices-{f['name']}"
+    )
+    control = dcc.Input(
+        id=fid,
+        type="text",
+        value="" if default is None else str(default),
+        list=f"inject-choices-{f['name']}" if f["choices"] else None,
+        placeholder=", ".join(f["choices"][:4]) + (" ..." if len(f["choices"]) > 4 else ""),
+    )
+    return html.Div([html.Label(label), control, options], className="ctl", title=f.get("doc", ""))
 
 
 def feed_view(feed: list[dict[str, Any]]) -> Any:

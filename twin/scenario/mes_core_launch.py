@@ -235,7 +235,7 @@ class MesCoreRun(MesCoreSut):
         )
         self.launcher.dashboard.start()
         url = self.launcher.dashboard.url
-        Console(stderr=True, highlight=False).print(
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
             "\n".join(self.login_sheet(url, control)), markup=False
         )
         return url
