@@ -44,7 +44,6 @@ from twin.scenario.sut import (
     UnitProgress,
 )
 from twin.scenario.sut_mes_core import ORDER_CHANNELS, MesCoreSut
-from twin.scenario.sut_mes_core import ORDER_CHANNELS, MesCoreSut
 from twin.scenario.sut_mes_core_base import DEFAULT_PASSWORD, SpcLimits
 
 SETTINGS = ("orders", "spc_limits")
