@@ -242,3 +242,25 @@ def test_people_section_is_in_the_published_schema() -> None:
     )
     assert "people" in schema["properties"]
     assert "PeopleSection" in schema["$defs"] and "DeviationCatch" in schema["$defs"]
+
+
+def test_the_html_report_shows_the_people_section() -> None:
+    from twin.scenario.html import _people
+    from twin.scenario.report import PeopleSection, TraineeAction
+
+    refused = TraineeAction(
+        seq=1,
+        person="OP-ANNA",
+        action="consume_lot",
+        target="1 of LW-5510 on JO-B/1",
+        t=60.0,
+        wall_s=1.0,
+        accepted=False,
+        status=409,
+        rule="MATERIAL_NOT_ON_BOM",
+    )
+    section = PeopleSection(caught_means="caught means...", trainees=[], actions=[refused])
+    report = Report.model_construct(people=section)
+    html = _people(report)
+    assert "MATERIAL_NOT_ON_BOM" in html and "1 of LW-5510 on JO-B/1" in html
+    assert _people(Report.model_construct(people=None)) == ""

@@ -128,6 +128,69 @@ def _orders(report: Report) -> go.Figure | None:
     return fig
 
 
+def _people(report: Report) -> str:
+    """The people section: trainees' actions and the MES's answers, what they caught."""
+    people = report.people
+    if people is None:
+        return ""
+    trainees = _table(
+        ["trainee", "roles", "actions", "accepted", "refused (by rule)", "caught", "reaction (s)"],
+        [
+            [
+                escape(t.person),
+                escape(", ".join(t.roles)),
+                str(t.actions),
+                str(t.accepted),
+                escape(", ".join(f"{r} x{n}" for r, n in sorted(t.refusals.items())) or "0"),
+                escape(", ".join(t.caught)),
+                ", ".join(f"{r:g}" for r in t.reaction_s),
+            ]
+            for t in people.trainees
+        ],
+    )
+    catches = _table(
+        ["deviation", "by", "at (s)", "MES", "verdict", "caught by", "reaction (s)", "detail"],
+        [
+            [
+                escape(d.deviation),
+                d.injected_by,
+                f"{d.at:g}",
+                escape(d.mes_outcome),
+                d.verdict,
+                escape(d.caught_by or ""),
+                _num(d.reaction_s, "{:g}"),
+                escape(d.detail),
+            ]
+            for d in people.deviations
+        ],
+    )
+    actions = _table(
+        ["#", "plant s", "trainee", "action", "target", "MES answer", "message"],
+        [
+            [
+                str(a.seq),
+                f"{a.t:g}",
+                escape(a.person),
+                a.action,
+                escape(a.target),
+                "accepted"
+                if a.accepted
+                else f'<span class="fail">{escape(a.rule or "refused")}</span>',
+                escape(a.message),
+            ]
+            for a in people.actions
+        ],
+        ["" if a.accepted else "mismatch" for a in people.actions],
+    )
+    commands = ", ".join(f"{c.command} at {c.t:g} s" for c in people.commands) or "none"
+    return (
+        f"<h2>People: trainees and the trainer</h2><p>{escape(people.caught_means)}</p>"
+        f"{trainees}<h3>Deviations: caught or let through</h3>{catches}"
+        f"<h3>Trainee actions and the MES's answers</h3>{actions}"
+        f"<p>Trainer commands: {escape(commands)}</p>"
+    )
+
+
 def render_html(report: Report) -> str:
     """The whole page as a string (plotly.js inlined once)."""
     figs = [*_oee_figures(report)]
@@ -282,6 +345,7 @@ def render_html(report: Report) -> str:
 <h2>Plant events</h2>{events}
 <h2>Deviations injected and the MES's answer</h2>{devs}
 <h2>Faults injected</h2>{faults}
+{_people(report)}
 <h2>Reconciliation ({"exact" if rec.exact else f"{len(rec.mismatches)} mismatches"})</h2>
 <ul>{mism}</ul>
 {rec_table}
