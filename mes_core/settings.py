@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,11 +55,14 @@ class Settings(BaseSettings):
     #: they are counted and the count written with the next audited one.
     login_failure_audit_per_hour: int = Field(default=600, ge=1)
     #: The window of plant time in which plant events may be stamped (issue 21, item 9):
-    #: outside it a batch is refused 422, naming the event. Plant time, not the wall
-    #: clock: a simulated plant runs on its own calendar (a scenario's start is a date in
-    #: its YAML, runs go at up to 1000x), so the default is wide: 2000-01-01 .. 2100-01-01.
-    plant_time_earliest: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
-    plant_time_latest: AwareDatetime = datetime(2100, 1, 1, tzinfo=UTC)
+    #: from MAX_BEHIND before the earlier of the plant clock (the latest plant time the
+    #: MES holds) and the MES clock, to MAX_AHEAD after the later of the two; outside it a
+    #: batch is refused 422, naming each such event (``mes_core.api.plant_time``).
+    #: Seconds or ISO 8601 (``P30D``, ``PT5M``). Wide by default, since a simulated plant
+    #: keeps its own calendar and runs at up to 1000x (30 days of plant time are 43
+    #: minutes of such a run): a plant on the wall clock can narrow MAX_AHEAD to minutes.
+    plant_time_max_ahead: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
+    plant_time_max_behind: timedelta = Field(default=timedelta(days=3650), gt=timedelta(0))
     #: PostgreSQL: seconds to wait for a connection to open (libpq ``connect_timeout``);
     #: past it a request is answered 503 with ``Retry-After`` instead of hanging.
     db_connect_timeout_s: int = Field(default=5, ge=2, le=300)

@@ -22,6 +22,7 @@ from mes_core.api import docs, errors, health
 from mes_core.api.deps import admitted_roles
 from mes_core.api.exposure import metrics_access
 from mes_core.api.limits import BodySizeLimit, RefuseNul
+from mes_core.api.plant_time import PlantTimeWindow
 from mes_core.api.throttle import LoginThrottle
 from mes_core.domain.states import Role
 from mes_core.gc_tuning import settle_heap
@@ -193,6 +194,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client_free=settings.login_client_free_failures,
         max_backoff_s=settings.login_max_backoff_s,
         audit_per_hour=settings.login_failure_audit_per_hour,
+    )
+    app.state.plant_time_window = PlantTimeWindow(
+        ahead=settings.plant_time_max_ahead, behind=settings.plant_time_max_behind
     )
     errors.install(app)
     for path in ROUTERS:

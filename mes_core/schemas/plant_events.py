@@ -108,18 +108,18 @@ class PlantEventBatch(BaseModel):
 
 
 def outside_plant_time(
-    batch: PlantEventBatch, earliest: datetime, latest: datetime
+    batch: PlantEventBatch, earliest: datetime, latest: datetime, why: str
 ) -> list[tuple[int, str]]:
     """``(index, message)`` of each event of ``batch`` stamped outside the plant-time
-    window ``[earliest, latest]`` (issue 21, item 9): a plant clock never set (year 1) or
-    corrupted (year 9999) would poison the record, a far-future state event freezing its
-    work unit's state for good, since a state never moves backwards in time."""
+    window ``[earliest, latest]`` (issue 21, item 9; ``why`` says where the window comes
+    from): a plant clock never set (year 1) or corrupted (year 9999) would poison the
+    record, a far-future state event freezing its work unit's state for good, since a
+    state never moves backwards in time."""
     return [
         (
             i,
-            f"timestamp {e.timestamp.isoformat()} is outside the plant-time window "
-            f"{earliest.isoformat()} .. {latest.isoformat()} (MESTWIN_PLANT_TIME_EARLIEST, "
-            "MESTWIN_PLANT_TIME_LATEST)",
+            f"event {e.source}#{e.sequence}: timestamp {e.timestamp.isoformat()} is outside "
+            f"the plant-time window {earliest.isoformat()} .. {latest.isoformat()} ({why})",
         )
         for i, e in enumerate(batch.events)
         if not earliest <= e.timestamp <= latest

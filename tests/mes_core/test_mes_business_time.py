@@ -112,9 +112,10 @@ def test_an_operation_cannot_end_before_it_started(pl: Plant) -> None:
 def test_the_plant_clock_is_the_latest_plant_event_time_the_mes_holds(pl: Plant) -> None:
     """``GET /api/v1/plant-events/clock``: the latest timestamp of any plant event (what
     the dashboards call "now" for a simulated plant); a late arrival never moves it back.
-    (Dated far ahead of every other test's events on the shared database.)"""
+    (Dated ahead of every other test's events on the shared database, within the default
+    plant-time window: 30 days past the MES clock.)"""
     connector = MesClient(pl.url, api_key=pl.admin.create_api_key(pl.c("conn")).api_key)
-    ahead = datetime(2090, 1, 5, 6, 0, tzinfo=UTC)
+    ahead = NOW + timedelta(days=20)
     connector.ingest(
         [
             StateChangeEvent(

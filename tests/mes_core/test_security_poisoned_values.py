@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from mes_core_factories import Plant
+from mes_core_factories import ADMIN_PASSWORD, Plant
 
+from mes_core.demo import ServerThread
+from mes_core.persistence.migrate import upgrade
 from mes_core.settings import Settings
 
 PLANT_MODELS = Path(__file__).resolve().parents[2] / "plant_models"
@@ -85,10 +87,12 @@ def test_timestamp_outside_the_plant_time_window_refuses_the_batch(pl: Plant, st
         _nothing_was_written(http, events)
 
 
-def test_plant_time_window_holds_every_shipped_plant_and_scenario() -> None:
+def test_plant_time_window_holds_every_shipped_plant() -> None:
     # Plant time is the plant's calendar, not the wall clock: every shipped plant model
-    # starts inside the default window, with years of simulated time to spare.
+    # starts inside the default window around the MES clock (the plant clock of a fresh
+    # MES), and years of its simulated time fit beyond it.
     settings = Settings()
+    now = datetime.now(UTC)
     starts = []
     for path in sorted(PLANT_MODELS.glob("*.yaml")):
         # The plant's `start:` line (the first one, under `plant:`), without parsing the
@@ -97,9 +101,74 @@ def test_plant_time_window_holds_every_shipped_plant_and_scenario() -> None:
         assert found is not None, path
         start = datetime.fromisoformat(found.group(1))
         starts.append(start)
-        assert settings.plant_time_earliest <= start
-        assert start.replace(year=start.year + 50) <= settings.plant_time_latest
+        assert now - settings.plant_time_max_behind <= start <= now + settings.plant_time_max_ahead
     assert starts
+    assert settings.plant_time_max_ahead >= timedelta(days=7)
+
+
+def _stamped(source: str, *stamps: datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "source": source,
+            "sequence": i,
+            "kind": "measurement",
+            "work_unit": "WU",
+            "timestamp": at.isoformat(),
+            "characteristic": "t",
+            "value": 1.0,
+        }
+        for i, at in enumerate(stamps, start=1)
+    ]
+
+
+def test_the_window_follows_the_plant_clock_on_every_worker(tmp_path: Path) -> None:
+    # MAX_AHEAD 1 h: each event may be up to 1 h past the later of the plant clock and
+    # the MES clock; two apps on one database are two API workers.
+    url = f"sqlite:///{tmp_path / 'mes.db'}"
+    upgrade(url)
+    settings = Settings(
+        database_url=url,
+        admin_password=ADMIN_PASSWORD,
+        plant_time_max_ahead=timedelta(hours=1),
+        plant_time_max_behind=timedelta(days=1),
+    )
+    now = datetime.now(UTC)
+    with (
+        ServerThread(settings) as one,
+        ServerThread(settings) as two,
+        httpx.Client(base_url=one.url, timeout=30) as first,
+        httpx.Client(base_url=two.url, timeout=30) as second,
+    ):
+        login = {"username": "admin", "password": ADMIN_PASSWORD}
+        token = first.post("/api/v1/auth/token", json=login).json()["access_token"]
+        for http in (first, second):
+            http.headers["Authorization"] = f"Bearer {token}"
+        equipment = [
+            {"code": "L", "level": "line"},
+            {"code": "WU", "level": "work_unit", "parent": "L", "equipment_class": "C"},
+        ]
+        loaded = first.post("/api/v1/master-data", json={"equipment": equipment})
+        assert loaded.status_code in (200, 201), loaded.text
+
+        def post(http: httpx.Client, events: list[dict[str, object]]) -> httpx.Response:
+            return http.post("/api/v1/plant-events/batch", json={"events": events})
+
+        step = timedelta(minutes=50)
+        assert post(first, _stamped("w-1", now + step)).status_code == 200
+        # 100 min past the MES clock, 50 past the plant clock: in (the window follows the
+        # plant); worker two reads the plant clock that worker one moved.
+        assert post(second, _stamped("w-2", now + 2 * step)).status_code == 200
+        # One event 2 h past the plant clock, one 2 days before the MES clock: the batch
+        # is refused whole, naming both, and nothing of it is written.
+        at = now + 2 * step
+        events = _stamped("w-3", at, at + timedelta(hours=2), at, now - timedelta(days=2))
+        answer = post(first, events)
+        assert answer.status_code == 422, answer.text
+        details = answer.json()["detail"]
+        assert [d["loc"] for d in details] == ["body.events.1.timestamp", "body.events.3.timestamp"]
+        assert "event w-3#2: timestamp" in details[0]["msg"]
+        assert "1 h after the plant clock" in details[0]["msg"]
+        _nothing_was_written(first, [events[0], events[2]])
 
 
 def test_nul_characters_are_refused_cleanly_everywhere(pl: Plant) -> None:

@@ -15,8 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from mes_core.api.deps import AnyUser, Credentials, SessionDep, SettingsDep, allow_in_endpoint
+from mes_core.api.deps import AnyUser, Credentials, SessionDep, allow_in_endpoint
+from mes_core.api.plant_time import PlantTimeWindow
 from mes_core.domain.states import Role
 from mes_core.persistence import ingest
 from mes_core.persistence.base import utcnow
@@ -25,9 +27,7 @@ from mes_core.schemas.plant_events import (
     IngestResult,
     PlantClockOut,
     PlantEventBatch,
-    outside_plant_time,
 )
-from mes_core.settings import Settings
 
 router = APIRouter(prefix="/api/v1/plant-events", tags=["plant events"])
 
@@ -41,18 +41,19 @@ async def _body_bytes(request: Request) -> bytes:
 BodyBytes = Annotated[bytes, Depends(_body_bytes)]
 
 
-def parse_batch(body: bytes, settings: Settings | None = None) -> PlantEventBatch:
+def parse_batch(
+    body: bytes, window: PlantTimeWindow | None = None, session: Session | None = None
+) -> PlantEventBatch:
     """The batch in ``body`` (JSON), or the 422 FastAPI gives a declared body parameter;
-    with ``settings``, also 422 for events stamped outside their plant-time window."""
+    with ``window`` (and the ``session`` to read the plant clock), also 422 for events
+    stamped outside the plant-time window, each named."""
     try:
         batch = PlantEventBatch.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors, body=body) from None
-    if settings is not None:
-        outside = outside_plant_time(
-            batch, settings.plant_time_earliest, settings.plant_time_latest
-        )
+    if window is not None and session is not None:
+        outside = window.outside(batch, lambda: ingest.latest_plant_time(session))
         if outside:
             raise RequestValidationError(
                 [
@@ -111,16 +112,19 @@ _BATCH_REQUEST_BODY = {
     responses={422: {"description": "The batch, or an event of it (by index), is malformed"}},
 )
 def ingest_batch(
-    session: SessionDep, who: IntegrationCredentials, body: BodyBytes, settings: SettingsDep
+    request: Request, session: SessionDep, who: IntegrationCredentials, body: BodyBytes
 ) -> IngestResult:
     """Store a batch idempotently on (source, sequence) and apply its new events, in one
     transaction (integration role: the connector). A batch with a malformed event, a
     non-finite value or a timestamp outside the plant-time window is refused whole (422,
     naming each such event by index): nothing of it is written."""
     actor = who.actor(session)
-    batch = parse_batch(body, settings)
+    window: PlantTimeWindow = request.app.state.plant_time_window
+    batch = parse_batch(body, window, session)
     # A deadlock or serialization failure is retried whole (bounded), never a 500.
-    return run_transaction(session, lambda: ingest.ingest_batch(session, batch, actor=actor))
+    result = run_transaction(session, lambda: ingest.ingest_batch(session, batch, actor=actor))
+    window.stored(batch)
+    return result
 
 
 @router.get("/clock", response_model=PlantClockOut)
