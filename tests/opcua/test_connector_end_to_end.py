@@ -416,7 +416,7 @@ def test_two_line_processes_on_one_clock_reconcile_through_one_mes(
     plant = PerLinePlant(
         mini,
         endpoint,
-        LineProcessOptions(speed=SPEED, auto_dispatch=False, max_lag=5.0),
+        LineProcessOptions(speed=SPEED, auto_dispatch=False, max_lag=5.0, any_port=True),
         endpoints=[endpoint, f"opc.tcp://127.0.0.1:{free_port()}"],
         start_method="fork",
     )

@@ -89,7 +89,11 @@ def _step(
         model,
         endpoints[0],
         LineProcessOptions(
-            speed=1.0, auto_dispatch=False, max_lag=1.0, counted_tags=CONNECTOR_TAGS
+            speed=1.0,
+            auto_dispatch=False,
+            max_lag=1.0,
+            counted_tags=CONNECTOR_TAGS,
+            any_port=True,
         ),
         groups=groups,
         endpoints=endpoints,
@@ -100,7 +104,7 @@ def _step(
     connectors: list[subprocess.Popen[bytes]] = []
     try:
         plant.serve()
-        for i, url in enumerate(endpoints):
+        for i, url in enumerate(plant.endpoints):
             connectors.append(
                 subprocess.Popen(
                     _mestwin(

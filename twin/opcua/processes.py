@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
+from urllib.parse import urlparse
 
 from plant_models.schema import PlantModel
 from twin.opcua.runtime import ServedPlant, ServeOptions
@@ -51,6 +53,7 @@ START_MARGIN_S = 0.3
 each child well within it)."""
 READY_TIMEOUT_S = 180.0
 PACE_PERIOD_S = 0.5
+ANY_PORT_TRIES = 5
 
 
 class SplitError(ValueError):
@@ -128,6 +131,10 @@ class LineProcessOptions:
     sparkplug: str | None = None
     sparkplug_group: str = "mestwin"
     sparkplug_primary_host: str | None = None
+    any_port: bool = False
+    """Benchmarks and tests: when the endpoint's port is taken before the server binds it
+    (other programs on the machine), serve on another free port (the endpoint each
+    process serves at is in ``PerLinePlant.endpoints``)."""
     counted_tags: tuple[str, ...] = ()
     """Benchmarks: report how many values of these work unit tags (and of every process
     value) the server wrote while the engine ran (``written`` in the result)."""
@@ -213,8 +220,24 @@ async def _serve_line(
         sparkplug_group=options.sparkplug_group,
         sparkplug_primary_host=options.sparkplug_primary_host,
     )
-    plant = ServedPlant(lines_model(model, lines), serve, autorun=False)
-    await plant.start()
+    sub = lines_model(model, lines)
+    plant = ServedPlant(sub, serve, autorun=False)
+    for attempt in range(ANY_PORT_TRIES):
+        try:
+            await plant.start()
+            break
+        except OSError as exc:
+            # The port was free when chosen, and taken by someone else before the server
+            # (built meanwhile) could bind it: with any_port, take another one.
+            if exc.errno != errno.EADDRINUSE or not options.any_port:
+                raise
+            with contextlib.suppress(Exception):  # half started: stop what did start
+                await plant.stop()
+            if attempt == ANY_PORT_TRIES - 1:
+                raise
+            endpoint = _another_port(endpoint)
+            log.info("port taken meanwhile; serving at %s instead", endpoint)
+            plant = ServedPlant(sub, replace(serve, endpoint=endpoint), autorun=False)
     try:
         pace = await _PaceNodes.add(plant)
         conn.send(("ready", endpoint))
@@ -252,6 +275,13 @@ async def _serve_line(
             await asyncio.to_thread(conn.recv)
     finally:
         await plant.stop()
+
+
+def _another_port(endpoint: str) -> str:
+    from twin.opcua.bench_raw import free_port
+
+    parsed = urlparse(endpoint)
+    return parsed._replace(netloc=f"{parsed.hostname}:{free_port()}").geturl()
 
 
 def _counted_nodes(plant: ServedPlant, tags: tuple[str, ...]) -> list[Any]:
@@ -390,6 +420,7 @@ class PerLinePlant:
             if message[0] != "ready":
                 self._kill()
                 raise RuntimeError(f"line {c.line}'s process failed: {message[1]}")
+            c.endpoint = message[1]
 
     def run(self) -> PlantClock:
         """Give every engine the common origin, ``START_MARGIN_S`` from now."""
