@@ -164,6 +164,22 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _where(request: Request) -> str:
+    """The request a 503 answered, for its log line: method and path."""
+    return f"{request.method} {request.url.path}"
+
+
+def _cause(exc: DBAPIError) -> str:
+    """What a 503's log line names as its cause: the driver's exception class and
+    SQLSTATE (``-`` where there is none: SQLite, a connection never made), and its
+    message's first line (the rest, for a deadlock, names the processes and rows)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or "-"
+    first, *details = str(orig).strip().splitlines() or [""]
+    more = f" ({'; '.join(line.strip() for line in details[:4])})" if details else ""
+    return f"{type(orig).__module__}.{type(orig).__name__} SQLSTATE {code}: {first}{more}"
+
+
 def _internal_error(exc: Exception) -> JSONResponse:
     # A bug, not bad input: logged with its traceback, answered in the API's shape.
     log.error("unexpected error", exc_info=exc)
@@ -250,16 +266,21 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(PoolTimeout)
-    async def pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
-        log.warning("no database connection free in time: %s", exc)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning(
+            "503 %s: no database connection free in time (%s): %s",
+            _where(request),
+            type(exc).__name__,
+            exc,
+        )
         return unavailable_response("no database connection was free in time")
 
     @app.exception_handler(DBAPIError)
-    async def contention(_: Request, exc: DBAPIError) -> JSONResponse:
+    async def contention(request: Request, exc: DBAPIError) -> JSONResponse:
         # A database that is down or out of reach: 503, quickly (bounded waits, see
         # make_engine); the pool replaces the broken connections when it is back.
         if is_unavailable(exc):
-            log.warning("database unavailable: %s", exc.orig)
+            log.warning("503 %s: database unavailable: %s", _where(request), _cause(exc))
             return unavailable_response("the database is unreachable")
         if not isinstance(exc, OperationalError):
             return _internal_error(exc)
@@ -267,7 +288,7 @@ def install(app: FastAPI) -> None:
         # transaction rolled back whole; the client may simply retry.
         code = getattr(exc.orig, "sqlstate", None)
         if code in TRANSIENT_SQLSTATES or "database is locked" in str(exc.orig):
-            log.warning("transient database contention: %s", exc.orig)
+            log.warning("503 %s: transient database contention: %s", _where(request), _cause(exc))
             return JSONResponse(
                 _body("RETRY", "the database was busy; nothing was written, retry", None),
                 status_code=503,

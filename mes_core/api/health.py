@@ -39,6 +39,7 @@ async def database_ready(engine: Engine) -> str | None:
             # Abandoned on timeout: a hung connect must not hold the answer.
             await anyio.to_thread.run_sync(_ping, engine, abandon_on_cancel=True)
     except TimeoutError:
+        log.warning("readiness: the database did not answer within %g s", READY_WITHIN_S)
         return f"the database did not answer within {READY_WITHIN_S:g} s"
     except SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from mes_core.api.deps import AnyUser, Quality, SessionDep, allow
 from mes_core.domain.states import Role
 from mes_core.persistence.base import utcnow
+from mes_core.persistence.db import run_transaction
 from mes_core.persistence.execution import get_job_order
 from mes_core.persistence.masterdata import get_lot, get_routing
 from mes_core.persistence.models import (
@@ -173,18 +174,21 @@ def set_limits(
     characteristic_id: CharacteristicId, body: LimitsIn, session: SessionDep, actor: Quality
 ) -> LimitsOut:
     """Set the control limits: a user baseline, or from the first N in-control points."""
-    char = service.get_characteristic(session, characteristic_id)
-    service.set_limits(
-        session,
-        char,
-        method=body.method,
-        centre=body.centre,
-        sigma=body.sigma,
-        baseline_n=body.baseline_n,
-        actor=actor,
-    )
-    session.commit()
-    return _limits_out(session, char)
+
+    def change() -> InspectionCharacteristic:
+        char = service.get_characteristic(session, characteristic_id)
+        service.set_limits(
+            session,
+            char,
+            method=body.method,
+            centre=body.centre,
+            sigma=body.sigma,
+            baseline_n=body.baseline_n,
+            actor=actor,
+        )
+        return char
+
+    return _limits_out(session, run_transaction(session, change))
 
 
 @router.get(
@@ -209,30 +213,38 @@ def record_measurement(
     body: MeasurementIn, session: SessionDep, actor: Inspector
 ) -> MeasurementResultOut:
     """Record a result; out of spec or an SPC rule violation opens a nonconformance and
-    holds the lot and the job order (rule 5)."""
-    job = get_job_order(session, body.job_order)
-    char, job_order, operation = service.resolve_characteristic(
-        session, body.characteristic, job_order=job, sequence=body.operation
-    )
-    lot = get_lot(session, body.lot) if body.lot else None
-    outcome = service.record_measurement(
-        session,
-        characteristic=char,
-        value=body.value,
-        measured_at=body.measured_at or utcnow(),
-        job_order=job_order,
-        operation=operation,
-        lot=lot,
-        work_unit=operation.work_unit if operation else None,
-        source="api",
-        actor=actor,
-    )
-    session.commit()
+    holds the lot and the job order (rule 5).
+
+    One transaction, run by ``run_transaction``: its audit entries are appended with its
+    commit, so that it never holds the audit chain's head (every writer's last lock)
+    while it waits for the rows it holds; a deadlock it meets all the same is retried."""
+    measured_at = body.measured_at or utcnow()
+
+    def change() -> tuple[str, service.MeasurementOutcome]:
+        job = get_job_order(session, body.job_order)
+        char, job_order, operation = service.resolve_characteristic(
+            session, body.characteristic, job_order=job, sequence=body.operation
+        )
+        lot = get_lot(session, body.lot) if body.lot else None
+        return char.name, service.record_measurement(
+            session,
+            characteristic=char,
+            value=body.value,
+            measured_at=measured_at,
+            job_order=job_order,
+            operation=operation,
+            lot=lot,
+            work_unit=operation.work_unit if operation else None,
+            source="api",
+            actor=actor,
+        )
+
+    name, outcome = run_transaction(session, change)
     session.expire_all()
     base = _measurement_out(session, outcome.result)
     state = get_job_order(session, body.job_order).state
     return MeasurementResultOut(
-        **base.model_dump(), verdict=outcome.verdict.describe(char.name), job_order_state=state
+        **base.model_dump(), verdict=outcome.verdict.describe(name), job_order_state=state
     )
 
 
@@ -256,10 +268,16 @@ def open_nonconformance(
     body: NonconformanceIn, session: SessionDep, actor: Quality
 ) -> NonconformanceOut:
     """Raise a nonconformance by hand (supervisor, quality): it holds what it names."""
-    nc = service.open_manual_nonconformance(
-        session, description=body.description, job_order=body.job_order, lots=body.lots, actor=actor
+    nc = run_transaction(
+        session,
+        lambda: service.open_manual_nonconformance(
+            session,
+            description=body.description,
+            job_order=body.job_order,
+            lots=body.lots,
+            actor=actor,
+        ),
     )
-    session.commit()
     return _nc_out(session, nc)
 
 
@@ -274,16 +292,18 @@ def dispose(
 ) -> NonconformanceOut:
     """Dispose (release, rework, scrap) under an electronic signature: quality role only,
     password re-entered, meaning and reason stated, signer's certification checked."""
-    service.dispose(
+    run_transaction(
         session,
-        number,
-        disposition=body.disposition,
-        password=body.password,
-        meaning=body.meaning,
-        reason=body.reason,
-        quantity=body.quantity,
-        occurred_at=body.occurred_at,
-        actor=actor,
+        lambda: service.dispose(
+            session,
+            number,
+            disposition=body.disposition,
+            password=body.password,
+            meaning=body.meaning,
+            reason=body.reason,
+            quantity=body.quantity,
+            occurred_at=body.occurred_at,
+            actor=actor,
+        ),
     )
-    session.commit()
     return _nc_out(session, service.get_nonconformance(session, number))
