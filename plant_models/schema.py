@@ -131,20 +131,37 @@ class WorkUnit(_Model):
     process_values: list[ProcessValue] = Field(default_factory=list)
     operator_skill: str | None = None
     """When set, the work unit runs only while an operator with this skill is on shift."""
+    station: Code | None = None
+    """Parallel work units: consecutive work units of a line with the same ``station`` form
+    one station of c servers (identical or not: each has its own cycle time, failures,
+    values) sharing the station's input and output buffers; the first free one takes the
+    next unit (first come, first served). Each keeps its own identity (OPC UA node, MES
+    work unit, counts); an operation segment of the station's equipment class runs on all
+    of them. Buffers name the station by this code."""
 
 
 class Buffer(_Model):
-    """A buffer (or conveyor, when ``transfer_time`` is given) between two work units.
+    """A buffer (or conveyor, when ``transfer_time`` is given) between two stations: two
+    consecutive work units, or a parallel station (``WorkUnit.station``) by its code.
 
-    ``capacity`` counts the units it holds, those in transit on a conveyor included.
-    Between consecutive work units without a buffer the hand-off is direct (capacity 0):
-    the upstream unit is blocked after service until the downstream one takes the unit.
+    ``capacity`` counts the units it holds, those in transit on a conveyor included;
+    ``capacity: 0`` is a direct hand-off, the same as leaving the buffer out: the upstream
+    unit is blocked after service until a downstream one takes the unit.
+
+    Blocking is *after service* (a machine that cannot pass its unit on holds it, state
+    ``blocked``), so two machines with a buffer of C between them hold at most C + 2
+    units. A broken machine holds its part until it is repaired: it neither hands a
+    finished unit on (a breakdown while blocked keeps the unit on the machine even when
+    room opens downstream) nor takes a new one (a machine starved when it breaks leaves
+    arriving units in the buffer). This is the usual convention of the blocking and
+    serial-line literature (Buzacott and Shanthikumar 1993; Gershwin 1994: a failed
+    machine neither produces nor passes parts), which the validation tests assume.
     """
 
     code: Code
     upstream: Code
     downstream: Code
-    capacity: Annotated[int, Field(ge=1, le=1_000_000)]
+    capacity: Annotated[int, Field(ge=0, le=1_000_000)]
     transfer_time: Distribution | None = None
 
 
@@ -435,6 +452,18 @@ class PlantModel(_Model):
         return [wu for line in self.lines for wu in line.work_units]
 
 
+def stations_of(line: Line) -> list[tuple[str, list[WorkUnit]]]:
+    """The line's stations in flow order as (code, work units): a work unit alone (its own
+    code), or consecutive work units with the same ``station`` (the station's code)."""
+    out: list[tuple[str, list[WorkUnit]]] = []
+    for wu in line.work_units:
+        if wu.station is not None and out and out[-1][1][-1].station == wu.station:
+            out[-1][1].append(wu)
+        else:
+            out.append((wu.station or wu.code, [wu]))
+    return out
+
+
 def format_loc(loc: Loc) -> str:
     """``("lines", 0, "code")`` -> ``lines[0].code``."""
     out = ""
@@ -468,6 +497,11 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
             (("lines", li, "work_units", i, "code"), w.code) for i, w in enumerate(line.work_units)
         ]
         codes += [(("lines", li, "buffers", i, "code"), b.code) for i, b in enumerate(line.buffers)]
+        named: set[str] = set()
+        for i, w in enumerate(line.work_units):
+            if w.station is not None and w.station not in named:
+                named.add(w.station)
+                codes.append((("lines", li, "work_units", i, "station"), w.station))
     dupes(codes, "equipment code")
     dupes([(("materials", i, "id"), m.id) for i, m in enumerate(model.materials)], "material")
     dupes([(("material_lots", i, "id"), m.id) for i, m in enumerate(model.material_lots)], "lot")
@@ -487,22 +521,59 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
     calendars = {c.id: c for c in model.shift_calendars}
 
     for li, line in enumerate(model.lines):
-        order = [wu.code for wu in line.work_units]
+        stations = stations_of(line)
+        order = [code for code, _ in stations]
+        seen_station: dict[str, int] = {}
+        for wi, wu in enumerate(line.work_units):
+            if wu.station is None:
+                continue
+            stloc: Loc = ("lines", li, "work_units", wi, "station")
+            first = seen_station.setdefault(wu.station, wi)
+            if first != wi and line.work_units[wi - 1].station != wu.station:
+                bad(
+                    stloc,
+                    f"the work units of station {wu.station!r} must be consecutive "
+                    f"(the first is work_units[{first}])",
+                )
+            elif first != wi and wu.equipment_class != line.work_units[first].equipment_class:
+                bad(
+                    stloc,
+                    f"the work units of station {wu.station!r} share one equipment class "
+                    f"({line.work_units[first].equipment_class!r}), got {wu.equipment_class!r}",
+                )
+        station_codes = set(seen_station)
         pairs: set[tuple[str, str]] = set()
         for bi, buf in enumerate(line.buffers):
             loc: Loc = ("lines", li, "buffers", bi)
-            if buf.upstream not in order:
-                bad((*loc, "upstream"), f"no work unit {buf.upstream!r} on line {line.code}")
-                continue
-            if buf.downstream not in order:
-                bad((*loc, "downstream"), f"no work unit {buf.downstream!r} on line {line.code}")
+            if buf.capacity == 0 and buf.transfer_time is not None:
+                bad(
+                    (*loc, "transfer_time"),
+                    "a conveyor of capacity 0 holds nothing in transit: give a capacity",
+                )
+            bad_end = False
+            for end in ("upstream", "downstream"):
+                name = getattr(buf, end)
+                if name in order:
+                    continue
+                bad_end = True
+                unit = next((w for w in line.work_units if w.code == name), None)
+                if unit is not None and unit.station is not None:
+                    bad(
+                        (*loc, end),
+                        f"work unit {name} is one of parallel station {unit.station}: "
+                        f"name the station ({unit.station!r})",
+                    )
+                else:
+                    known = "work unit or station" if station_codes else "work unit"
+                    bad((*loc, end), f"no {known} {name!r} on line {line.code}")
+            if bad_end:
                 continue
             after = order.index(buf.upstream) + 1
             if order.index(buf.downstream) != after:
                 expected = order[after] if after < len(order) else "none: it is the last"
                 bad(
                     (*loc, "downstream"),
-                    f"expected the work unit after {buf.upstream} ({expected}), "
+                    f"expected the station after {buf.upstream} ({expected}), "
                     f"got {buf.downstream!r}",
                 )
             if (buf.upstream, buf.downstream) in pairs:
@@ -556,7 +627,7 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
         if pline is None:
             bad((*ploc, "line"), f"no line {product.line!r}")
             continue
-        classes = [wu.equipment_class for wu in pline.work_units]
+        classes = [units[0].equipment_class for _, units in stations_of(pline)]
         cursor = 0
         seg_ids = Counter(s.id for s in product.segments)
         for si, seg in enumerate(product.segments):
@@ -565,6 +636,13 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 bad((*sloc, "id"), f"duplicate segment {seg.id!r}")
             if seg.equipment_class in classes[cursor:]:
                 cursor = classes.index(seg.equipment_class, cursor) + 1
+                if seg.output_material is not None and len(stations_of(pline)[cursor - 1][1]) > 1:
+                    bad(
+                        (*sloc, "output_material"),
+                        f"segment {seg.id} runs on parallel station "
+                        f"{stations_of(pline)[cursor - 1][0]}: an intermediate lot made on "
+                        "several work units is not modelled; make it on a single work unit",
+                    )
             else:
                 bad(
                     (*sloc, "equipment_class"),
@@ -646,14 +724,22 @@ def intake_of(product: Product, segment: str) -> list[str]:
 
 def segments_of(product: Product, line: Line) -> list[OperationSegment | None]:
     """Which operation segment each work unit of ``line`` runs for ``product``: segments
-    follow the line's flow, each on the next work unit of its equipment class."""
+    follow the line's flow, each on the next station of its equipment class (on every work
+    unit of a parallel station)."""
     out: list[OperationSegment | None] = [None] * len(line.work_units)
+    units = line.work_units
     cursor = 0
     for seg in product.segments:
-        for i in range(cursor, len(line.work_units)):
-            if line.work_units[i].equipment_class == seg.equipment_class:
+        for i in range(cursor, len(units)):
+            if units[i].equipment_class == seg.equipment_class:
                 out[i] = seg
                 cursor = i + 1
+                station = units[i].station
+                while station is not None and cursor < len(units):
+                    if units[cursor].station != station:
+                        break
+                    out[cursor] = seg
+                    cursor += 1
                 break
     return out
 

@@ -136,7 +136,7 @@ def test_buffer_between_non_consecutive_work_units_is_refused() -> None:
     assert len(err.problems) == 1
     problem = err.problems[0]
     assert problem.path == "lines[0].buffers[0].downstream"
-    assert "expected the work unit after L1-A (L1-X)" in problem.message
+    assert "expected the station after L1-A (L1-X)" in problem.message
     assert problem.line == 16
 
 
@@ -356,3 +356,87 @@ def test_tablet_line_granulation_produces_the_granulate_compression_takes_in() -
         assert granulate.output_material == f"GRAN-{product.id}"
         assert intake_of(product, "COMPRESS") == [f"GRAN-{product.id}"]
         assert intake_of(product, "GRANULATE") == []
+
+
+STATION = """\
+plant:
+  code: P
+lines:
+  - code: L1
+    work_units:
+      - {code: L1-A, equipment_class: Feeder, cycle_time: 1}
+      - {code: L1-F1, equipment_class: Filler, cycle_time: 2, station: L1-FILL}
+      - {code: L1-F2, equipment_class: Filler, cycle_time: 3, station: L1-FILL}
+      - {code: L1-C, equipment_class: Capper, cycle_time: 1}
+    buffers:
+      - {code: L1-B1, upstream: L1-A, downstream: L1-FILL, capacity: 5}
+      - {code: L1-B2, upstream: L1-FILL, downstream: L1-C, capacity: 0}
+"""
+
+
+def test_a_parallel_station_and_a_capacity_zero_buffer_load() -> None:
+    model = parse_plant_model(STATION, name="plant.yaml")
+    assert [wu.station for wu in model.lines[0].work_units] == [None, "L1-FILL", "L1-FILL", None]
+    assert model.lines[0].buffers[1].capacity == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "path", "message"),
+    [
+        (
+            ("downstream: L1-FILL, capacity: 5", "downstream: L1-F1, capacity: 5"),
+            11,
+            "lines[0].buffers[0].downstream",
+            "work unit L1-F1 is one of parallel station L1-FILL: name the station ('L1-FILL')",
+        ),
+        (
+            ("equipment_class: Filler, cycle_time: 3", "equipment_class: Bottler, cycle_time: 3"),
+            8,
+            "lines[0].work_units[2].station",
+            "share one equipment class ('Filler'), got 'Bottler'",
+        ),
+        (
+            (
+                "{code: L1-C, equipment_class: Capper, cycle_time: 1}",
+                "{code: L1-C, equipment_class: Capper, cycle_time: 1, station: L1-FILL}",
+            ),
+            9,
+            "lines[0].work_units[3].station",
+            "share one equipment class",
+        ),
+        (
+            ("capacity: 0}", "capacity: 0, transfer_time: 2}"),
+            12,
+            "lines[0].buffers[1].transfer_time",
+            "a conveyor of capacity 0 holds nothing in transit",
+        ),
+        (
+            ("station: L1-FILL}\n      - {code: L1-C", "station: L1-A}\n      - {code: L1-C"),
+            8,
+            "lines[0].work_units[2].station",
+            "duplicate equipment code 'L1-A'",
+        ),
+    ],
+)
+def test_station_mistakes_are_named_at_their_line(
+    change: tuple[str, str], line: int, path: str, message: str
+) -> None:
+    err = _error(STATION.replace(*change))
+    problem = next(p for p in err.problems if p.path == path)
+    assert message in problem.message
+    assert problem.line == line
+
+
+def test_station_work_units_must_be_consecutive() -> None:
+    text = STATION.replace(
+        "      - {code: L1-F2, equipment_class: Filler, cycle_time: 3, station: L1-FILL}\n", ""
+    ).replace(
+        "cycle_time: 1}\n    buffers",
+        "cycle_time: 1}\n      - {code: L1-F2, equipment_class: Filler, cycle_time: 3, "
+        "station: L1-FILL}\n    buffers",
+    )
+    err = _error(text)
+    assert any(
+        p.path == "lines[0].work_units[3].station" and "must be consecutive" in p.message
+        for p in err.problems
+    ), str(err)

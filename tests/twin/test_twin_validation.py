@@ -5,10 +5,12 @@ decides (and is required to be tight, so the check has teeth); the seeds are fix
 run is reproducible and a failure is a real regression, not bad luck on the day.
 References: Buzacott & Shanthikumar, *Stochastic Models of Manufacturing Systems* (1993),
 ch. 2-4 (availability, two-stage lines, operation-dependent failures); Kleinrock,
-*Queueing Systems* vol. 1 (1975), 3.2 (M/M/1); Little (1961).
+*Queueing Systems* vol. 1 (1975), 3.2 (M/M/1) and 3.5 (M/M/c, Erlang C); Little (1961).
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 from twin_test_plants import exponential, plant, work_unit
@@ -72,6 +74,31 @@ def test_mm1_station_matches_utilisation_number_in_system_and_time_in_system() -
     _decides(result["wu.L1-M1.running_share"], rho, 0.03)
     _decides(result["line.L1.mean_wip"], rho / (1 - rho), 0.06)
     _decides(result["line.L1.mean_flow_time"], 1 / (mu - lam), 0.06)
+
+
+def _erlang_c_wait(lam: float, mu: float, c: int) -> float:
+    """M/M/c mean wait in queue: Wq = C(c, a) / (c mu - lambda), a = lambda/mu, with
+    Erlang's C formula C = (a^c / c! / (1 - rho)) / (sum_{k<c} a^k/k! + a^c / c! / (1 - rho))."""
+    a = lam / mu
+    rho = a / c
+    tail = a**c / math.factorial(c) / (1 - rho)
+    erlang_c = tail / (sum(a**k / math.factorial(k) for k in range(c)) + tail)
+    return erlang_c / (c * mu - lam)
+
+
+def test_parallel_station_is_an_mmc_queue_with_the_erlang_c_waiting_time() -> None:
+    """c = 3 identical exponential work units (mu = 1) of one station sharing the line's
+    input queue, Poisson arrivals (lambda = 2.4, rho = 0.8): the time in queue is Erlang
+    C's Wq = 1.0787 s, each unit busy rho of the time."""
+    c, lam, mu = 3, 2.4, 1.0
+    model = plant(
+        [work_unit(f"L1-M{i + 1}", exponential(1 / mu), station="L1-S") for i in range(c)],
+        arrivals={"interarrival": exponential(1 / lam)},
+    )
+    result = replicate(model, 10, 12_000.0, seed=3, warmup=500.0, confidence=CONFIDENCE)
+    _decides(result["buffer.L1-ARRIVALS.mean_sojourn"], _erlang_c_wait(lam, mu, c), 0.15)
+    for i in range(c):
+        _decides(result[f"wu.L1-M{i + 1}.running_share"], lam / (c * mu), 0.03)
 
 
 @pytest.mark.parametrize(

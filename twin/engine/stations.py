@@ -1,0 +1,391 @@
+"""Work units (stations): a machine's cycle.
+
+1. take a unit: the first work unit releases one from the current job order (and from the
+   line's arrivals, if the line is open); the others take one from the upstream buffer —
+   **starved** while there is none;
+2. when the job order changes: **setup** (changeover) if the model has one;
+3. wait for an operator with the skill when the work unit needs one (**idle**, "no
+   operator on shift");
+4. consume material per the operation segment's bill of material from the staged lots
+   (**starved** "material ... short" when no usable lot is left; ``materials``);
+5. **running** for the sampled cycle time (failures interrupt it: **down**, then the cycle
+   resumes where it stopped; ``failures``);
+6. scrap with the work unit's probability, else pass the unit on; with the downstream
+   buffer full the work unit is **blocked** after service (it holds the unit) until there
+   is room.
+
+Hot path: a cycle without a failure, setup or full buffer costs one SimPy timeout and a
+handful of attribute updates; buffers hand units over without SimPy events when they can.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from plant_models.schema import FailureMode, MaterialRequirement, OperationSegment, WorkUnit
+from twin.engine.buffers import BufferSim
+from twin.engine.common import INFINITE, SimGen
+from twin.engine.failures import Breakdowns
+from twin.engine.jobs import Job
+from twin.engine.materials import ConsumesMaterial, LotState
+from twin.engine.operators import Crew
+from twin.engine.process_values import ProcessValueSim, ScansValues
+from twin.hooks import BLOCKED, IDLE, OFFLINE, RUNNING, SETUP, STARVED
+from twin.ledger import JobWorkUnitActuals
+from twin.streams import Sampler, sampler, substream, uniform01
+
+if TYPE_CHECKING:
+    from twin.engine.lines import LineSim
+    from twin.engine.plant import Engine
+
+_RUNNING = (RUNNING, "")
+_STARVED = (STARVED, "starved: upstream empty")
+_BLOCKED = (BLOCKED, "blocked: downstream full")
+
+
+class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
+    """One machine's process. Attributes are the live figures the observers see."""
+
+    # Slots, not a __dict__: with this many attributes CPython 3.11 gives up its shared-key
+    # instance dicts and every ``self.x`` in the hot loop becomes a dict look-up (about
+    # twice the cost of a slot).
+    __slots__ = (
+        "_ledger_listeners",
+        "_log",
+        "_setup_rng",
+        "_setup_samplers",
+        "_snap",
+        "alarm_active",
+        "base",
+        "bill_of_material",
+        "broken",
+        "clock_modes",
+        "code",
+        "consumed",
+        "crew",
+        "current_lots",
+        "cycle",
+        "cycle_end",
+        "defective",
+        "downstream",
+        "engine",
+        "env",
+        "first",
+        "forced_lots",
+        "in_timeout",
+        "index",
+        "job",
+        "job_first",
+        "job_last",
+        "line",
+        "obs",
+        "op_clock",
+        "op_modes",
+        "op_next",
+        "op_next_min",
+        "proc",
+        "processed",
+        "reason",
+        "repaired",
+        "reset_event",
+        "scrap_draw",
+        "scrap_p",
+        "segment",
+        "setup_spec",
+        "setups",
+        "since",
+        "spec",
+        "state",
+        "state_acc",
+        "stop_requested",
+        "upstream",
+    )
+
+    def __init__(self, engine: Engine, line: LineSim, index: int, spec: WorkUnit) -> None:
+        self.engine = engine
+        self.env = engine.env
+        self.line = line
+        self.index = index
+        self.first = index == 0  # in the line's first station (``LineSim`` sets it)
+        self.spec = spec
+        self.code = spec.code
+        name = spec.code
+        root = engine.root
+        self.cycle = sampler(spec.cycle_time, substream(root, f"{name}/cycle"), duration=True)
+        self.scrap_p = spec.scrap_probability
+        self.scrap_draw = uniform01(substream(root, f"{name}/scrap")) if self.scrap_p > 0 else None
+        self.setup_spec = spec.setup
+        self._setup_samplers: dict[str, Sampler] = {}
+        self._setup_rng = substream(root, f"{name}/setup")
+        self.upstream: BufferSim | None = None
+        self.downstream: BufferSim | None = None
+        self.crew: Crew | None = None
+        self.obs = engine.observers
+        # state
+        self.state = IDLE
+        self.reason = "idle: no job order"
+        self.since = 0.0
+        self.base = (IDLE, self.reason)
+        ledger = engine.ledger
+        self.state_acc, self._log = ledger.add_work_unit(name)
+        self._ledger_listeners = ledger.listeners
+        self.broken = 0
+        self.repaired: simpy.Event | None = None
+        self.in_timeout = False
+        self.cycle_end = 0.0
+        self.stop_requested = False
+        self.reset_event: simpy.Event | None = None
+        # counters (PackML admin: cumulative)
+        self.processed = 0
+        self.defective = 0
+        self.consumed = 0
+        self.setups = 0
+        # job bookkeeping
+        self.job: Job | None = None
+        self.segment: OperationSegment | None = None
+        self.bill_of_material: tuple[MaterialRequirement, ...] = ()
+        self._snap = (0, 0, 0)  # counters when the current job order began here
+        self.job_first: float | None = None
+        self.job_last: float | None = None
+        self.current_lots: dict[str, LotState] = {}
+        self.forced_lots: dict[str, str] = {}
+        # failures on operating time: one operating clock, next failure per mode
+        self.op_clock = 0.0
+        self.op_modes: list[tuple[FailureMode, Sampler, Sampler]] = []
+        self.op_next: list[float] = []
+        self.op_next_min = INFINITE
+        self.clock_modes: list[tuple[FailureMode, Sampler, Sampler]] = []
+        self._init_failures(spec, root)
+        self.alarm_active: set[str] = set()
+        self.proc = self.env.process(self._run())
+        for k, (mode, ttf, ttr) in enumerate(self.clock_modes):
+            self.env.process(self._clock_failures(k, mode, ttf, ttr))
+        # One scan per update period samples all the work unit's values of that period,
+        # in model order, as its PLC would: one SimPy event a period, not one a value.
+        scans: dict[float, list[ProcessValueSim]] = {}
+        for pv in spec.process_values:
+            scans.setdefault(pv.update_period, []).append(ProcessValueSim(engine, self, pv))
+        for period, values in scans.items():
+            self.env.process(self._scan(period, values))
+
+    # -- states -------------------------------------------------------------------------
+    def _record(self, state: str, reason: str) -> None:
+        """Make (state, reason) the visible state: close the previous interval."""
+        if state == self.state and reason == self.reason:
+            return
+        now = self.env._now  # inlined ``env.now``: this runs once per state change
+        since = self.since
+        old = self.state
+        if now > since:
+            self.state_acc[old] += now - since
+            log = self._log
+            if log is not None:
+                log.starts.append(since)
+                log.labels.append(self.reason or old)
+                log.closed_until = now
+            if self._ledger_listeners:
+                self.engine.ledger.state_interval(self.code, since, now, old, self.reason)
+        self.state, self.reason, self.since = state, reason, now
+        if self.obs:
+            self.engine.notify_state(self, old)
+
+    def close_interval(self) -> None:
+        """Book the open state interval up to now (end of run); the state goes on."""
+        now = self.env._now
+        since = self.since
+        if now > since:
+            self.state_acc[self.state] += now - since
+            log = self._log
+            if log is not None:
+                log.starts.append(since)
+                log.labels.append(self.reason or self.state)
+                log.closed_until = now
+            if self._ledger_listeners:
+                self.engine.ledger.state_interval(self.code, since, now, self.state, self.reason)
+            self.since = now
+
+    def enter(self, state: str, reason: str = "") -> None:
+        """The work unit is now doing ``state`` (shown unless it is broken down)."""
+        self.base = (state, reason)
+        if not self.broken:
+            self._record(state, reason)
+
+    # -- the machine's life -------------------------------------------------------------
+
+    def _run(self) -> SimGen:
+        # Locals for the hot loop (attribute look-ups are most of its cost).
+        env = self.env
+        timeout = env.timeout
+        line = self.line
+        first = self.first
+        up = self.upstream
+        down = self.downstream
+        cycle = self.cycle
+        scrap_draw = self.scrap_draw
+        scrap_p = self.scrap_p
+        obs = self.obs
+        engine = self.engine
+        only_operating_failures = not self.clock_modes
+        while True:
+            if self.broken or self.stop_requested:  # rare: one test on the hot path
+                if self.stop_requested:
+                    yield from self._stopped()
+                while self.broken:
+                    yield self.repair_done()
+            # 1. take a unit
+            if first:
+                unit = line.try_release()
+                if unit is None:
+                    unit = yield from line.release_wait(self)
+                    if self.stop_requested or self.broken:  # rare: spare the generator
+                        yield from self._after_wait()
+            else:
+                assert up is not None
+                unit = up.try_get()
+                if unit is None:
+                    # ``enter`` inlined: not broken here (checked above, no time passed)
+                    self.base = _STARVED
+                    self._record(STARVED, "starved: upstream empty")
+                    unit = yield up.get_wait(self)
+                    if self.stop_requested or self.broken:  # rare: spare the generator
+                        yield from self._after_wait()
+            job = unit[0]
+            # 2. job order change -> setup
+            if job is not self.job:
+                yield from self._change_job(job)
+            # 3. operator on shift
+            crew = self.crew
+            if crew is not None and not crew.available:
+                self.enter(IDLE, "idle: no operator on shift")
+                while not crew.available:
+                    yield crew.wait()
+                if self.stop_requested or self.broken:
+                    yield from self._after_wait()
+            # 4. material
+            if self.bill_of_material:
+                yield from self._consume(job, self.bill_of_material)
+            # 5. process (``enter(RUNNING)`` inlined: when the visible state is running
+            # the work unit is not broken and its base state is running already)
+            if self.job_first is None:
+                self.job_first = env._now
+            self.consumed += 1
+            if self.state != RUNNING:
+                self.base = _RUNNING
+                if not self.broken:
+                    self._record(RUNNING, "")
+            ct = cycle()
+            op_clock = self.op_clock + ct
+            if only_operating_failures and op_clock < self.op_next_min:
+                self.op_clock = op_clock
+                self.cycle_end = end = env._now + ct  # lets an injected breakdown interrupt
+                try:
+                    yield timeout(ct)
+                except simpy.Interrupt:
+                    rest = end - env._now
+                    self.op_clock -= rest
+                    yield from self._work(rest, RUNNING, "")
+            else:
+                yield from self._work(ct, RUNNING, "")
+            # 6. scrap or pass on
+            self.processed += 1
+            self.job_last = env._now
+            if scrap_draw is not None and scrap_draw() < scrap_p:
+                self.defective += 1
+                if obs:
+                    engine.notify_counters(self)
+                line.unit_left(unit, scrapped=True)
+                continue
+            if obs:
+                engine.notify_counters(self)
+            if down is None:
+                line.unit_left(unit, scrapped=False)
+            elif not down.try_put(unit):
+                self.base = _BLOCKED  # ``enter`` inlined
+                if not self.broken:
+                    self._record(BLOCKED, "blocked: downstream full")
+                yield down.put_wait(unit, self)
+
+    def _change_job(self, job: Job) -> SimGen:
+        prev = self.job
+        self.flush_job()
+        self.job = job
+        self.segment = job.segments[self.index]
+        self.bill_of_material = tuple(self.segment.materials) if self.segment else ()
+        self.current_lots = {}
+        if self.obs:
+            self.engine.notify_job(self)
+        setup = self.setup_spec
+        if setup is None:
+            return
+        dist = None
+        if prev is None or prev.product != job.product:
+            dist = setup.per_product.get(job.product, setup.changeover)
+        elif setup.same_product is not None:
+            dist = setup.same_product
+        if dist is None:
+            return
+        key = f"{job.product}/{prev is None or prev.product != job.product}"
+        sample = self._setup_samplers.get(key)
+        if sample is None:
+            sample = sampler(dist, self._setup_rng, duration=True)
+            self._setup_samplers[key] = sample
+        crew = self.crew
+        if crew is not None and not crew.available:
+            self.enter(IDLE, "idle: no operator on shift")
+            while not crew.available:
+                yield crew.wait()
+        self.setups += 1
+        reason = (
+            f"setup: changeover to {job.product}"
+            if dist is not setup.same_product
+            else (f"setup: job order change to {job.id}")
+        )
+        yield from self._work(sample(), SETUP, reason)
+
+    def flush_job(self) -> None:
+        """Book this work unit's actuals for the current job order in the ledger."""
+        job = self.job
+        started = self.consumed - self._snap[0]
+        if job is not None and started:
+            processed = self.processed - self._snap[1]
+            scrapped = self.defective - self._snap[2]
+            acts = JobWorkUnitActuals(
+                started, processed - scrapped, scrapped, self.job_first, self.job_last
+            )
+            self.engine.ledger.job_work_unit(job.id, self.code, acts)
+        self._snap = (self.consumed, self.processed, self.defective)
+        self.job_first = None
+        self.job_last = None
+
+    def _after_wait(self) -> SimGen:
+        """After a wait: a stop command or a breakdown that came meanwhile holds the unit
+        on the machine until reset / repair."""
+        if self.stop_requested:
+            yield from self._stopped()
+        while self.broken:
+            yield self.repair_done()
+
+    def _stopped(self) -> SimGen:
+        self.stop_requested = False
+        self.enter(OFFLINE, "offline: stopped by command")
+        self.reset_event = self.env.event()
+        yield self.reset_event
+        self.reset_event = None
+        self.enter(IDLE, "idle: reset")
+
+    # -- figures ------------------------------------------------------------------------
+    def figures(self) -> dict[str, Any]:
+        return {
+            "line": self.line.code,
+            "equipment_class": self.spec.equipment_class,
+            "processed": self.processed,
+            "good": self.processed - self.defective,
+            "scrap": self.defective,
+            "consumed": self.consumed,
+            "setups": self.setups,
+            "state": self.state,
+            "reason": self.reason,
+            "operating_time": self.state_acc[RUNNING],
+        }
