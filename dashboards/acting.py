@@ -65,9 +65,17 @@ class QueueRow:
 class Acting:
     """A logged-in person's terminal actions and the reads they need."""
 
-    def __init__(self, client: mes.MesClient, *, act_at_plant_time: bool = False) -> None:
+    def __init__(
+        self,
+        client: mes.MesClient,
+        *,
+        act_at_plant_time: bool = False,
+        plant_clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.client = client
         self.act_at_plant_time = act_at_plant_time
+        self.plant_clock = plant_clock
+        """The run's own plant clock (beside a run); else the MES's plant clock is read."""
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -124,6 +132,12 @@ class Acting:
     def _at(self) -> datetime | None:
         if not self.act_at_plant_time:
             return None
+        if self.plant_clock is not None:
+            try:
+                return self.plant_clock()
+            except Exception:  # noqa: BLE001 - the run is gone: the MES's plant clock
+                pass
+        # The latest plant event the MES holds: behind the plant while it is quiet (a setup).
         return self.client.plant_clock().plant_time
 
     def _do(self, outcome: Outcome, call: Callable[[datetime | None], str]) -> Outcome:

@@ -48,7 +48,8 @@ def dashboard(
     ] = None,
 ) -> None:
     """Serve the live dashboards of the MES at --mes-url (Plant, Line, Job orders, Quality,
-    Genealogy, Scenario report) until Ctrl-C."""
+    Genealogy, Scenario report; operator Terminal and Supervisor/QA for people who log in;
+    the Trainer console beside a scenario run) until Ctrl-C."""
     from dashboards.app import serve
     from dashboards.session import Credentials
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -59,6 +60,12 @@ class RunControlClient:
     def status(self) -> dict[str, Any]:
         data: dict[str, Any] = self._call("GET", "/status")
         return data
+
+    def plant_now(self) -> datetime:
+        """The run's own plant clock: its plant start plus the plant second it is at."""
+        status = self.status()
+        start = datetime.fromisoformat(str(status["plant_start"]))
+        return start + timedelta(seconds=float(status["t"]))
 
     def injectable(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._call("GET", "/injectable")

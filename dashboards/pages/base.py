@@ -49,7 +49,9 @@ class PageContext:
         session = self.sessions.acting()
         if not isinstance(session, MesClientSession) or session.user is None:
             return None
-        return Acting(session.client, act_at_plant_time=self.act_at_plant_time), session
+        clock = self.control.plant_now if self.control is not None else None
+        acting = Acting(session.client, act_at_plant_time=self.act_at_plant_time, plant_clock=clock)
+        return acting, session
 
     def record(self, outcome: Outcome, session: MesSession) -> None:
         """Post a trainee's action and the MES's answer to the run's session record."""

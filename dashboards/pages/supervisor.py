@@ -236,9 +236,10 @@ def register(app: Dash, ctx: PageContext) -> None:
         *banner_outputs(PAGE),
         tick_input(PAGE),
         Input("supervisor-nc", "value"),
+        Input("supervisor-history", "data"),  # after an action: the list at once
         running=no_pile_up(PAGE),
     )
-    def refresh(_tick: int, chosen: str | None) -> tuple[Any, ...]:
+    def refresh(_tick: int, chosen: str | None, _acted: Any) -> tuple[Any, ...]:
         found = ctx.acting()
         if found is None:
             who: Any = [

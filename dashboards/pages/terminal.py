@@ -134,8 +134,9 @@ def answer_view(outcome: Outcome) -> tuple[Any, str]:
     if outcome.accepted:
         return [html.B("Accepted: "), outcome.message], "answer accepted"
     rule = outcome.rule or (f"HTTP {outcome.status}" if outcome.status else "NO ANSWER")
+    message = outcome.message.removeprefix(f"{rule}: ")  # the MES starts with its rule
     return (
-        [html.B("Refused "), html.Code(rule, className="rule"), ": ", outcome.message],
+        [html.B("Refused "), html.Code(rule, className="rule"), ": ", message],
         "answer refused",
     )
 
@@ -211,12 +212,13 @@ def register(app: Dash, ctx: PageContext) -> None:
         Output("terminal-sig", "data"),
         tick_input(PAGE),
         Input("terminal-wu", "value"),
+        Input("terminal-history", "data"),  # after an action: the queue at once
         State("terminal-wu", "options"),
         State("terminal-sig", "data"),
         running=no_pile_up(PAGE),
     )
     def refresh(
-        _tick: int, work_unit: str | None, options: list[Any], sig: str | None
+        _tick: int, work_unit: str | None, _acted: Any, options: list[Any], sig: str | None
     ) -> tuple[Any, ...]:
         found = ctx.acting()
         if found is None:

@@ -2,13 +2,16 @@
 
 FastAPI's own ``/docs`` page loads Swagger UI's script and style from a CDN: on a plant
 network, or a laptop on a train, it is a blank page. The assets come from the PyPI package
-``swagger-ui-bundle`` (Swagger UI's release files, Apache-2.0) and are served under
-``/docs/static``; the page itself is FastAPI's ``get_swagger_ui_html`` pointed at them.
+``swagger-ui-py`` (Swagger UI 5's release files, Apache-2.0; version 5 is the first that
+renders OpenAPI 3.1, which FastAPI writes: ``swagger-ui-bundle`` ships 4.15 and shows
+"Unable to render this definition") and are served under ``/docs/static``; the page itself
+is FastAPI's ``get_swagger_ui_html`` pointed at them.
 Nothing is served when the OpenAPI document is withheld (``MESTWIN_OPENAPI_PUBLIC``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -20,10 +23,12 @@ STATIC = "/docs/static"
 
 
 def assets_path() -> Path:
-    """Swagger UI's release files (``swagger-ui-bundle.js``, ``swagger-ui.css``...)."""
-    import swagger_ui_bundle
-
-    return Path(swagger_ui_bundle.swagger_ui_path)
+    """Swagger UI's release files (``swagger-ui-bundle.js``, ``swagger-ui.css``...), found
+    without importing the package (its ``__init__`` knows web frameworks we do not use)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed (a dependency of mestwin)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
 def install(app: FastAPI) -> None:

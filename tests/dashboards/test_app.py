@@ -107,3 +107,30 @@ def test_concurrent_first_requests_of_a_browser_share_one_session_and_close_the_
         assert first is opened[1] and not opened[1].closed
         assert opened[0].closed
         assert sessions.current() is first and len(sessions) == 1
+
+
+def test_only_a_person_who_logged_in_may_act_and_the_trainer_needs_the_password() -> None:
+    """Issue 15: the start-up user (admin beside a run) only watches; the terminals act as
+    whoever logged in at /login; the trainer console opens with the trainer's password."""
+    from dashboards.run_control import RunControlClient
+
+    sessions, _ = registry()
+    app = flask.Flask(__name__)
+    app.secret_key = "test"
+    control = RunControlClient("http://127.0.0.1:9", "token", "trainer-secret")
+    try:
+        assert not control.is_trainer_password("wrong") and not control.is_trainer_password("")
+        assert control.is_trainer_password("trainer-secret")
+        assert not RunControlClient("http://127.0.0.1:9", "t", "").is_trainer_password("")
+        with app.test_request_context():
+            sessions.current()  # a default session: watching only
+            assert sessions.acting() is None and not sessions.is_trainer()
+            anna = sessions.login(Credentials("OP-ANNA", "right"))
+            assert sessions.acting() is anna
+            sessions.mark_trainer()
+            assert sessions.is_trainer()
+            sessions.logout()
+            assert sessions.acting() is None
+            sessions.close_all()
+    finally:
+        control.close()

@@ -156,7 +156,10 @@ def _inject(driver: Any, kind: str, fields: dict[str, str], expect: str = "") ->
 
 
 def test_a_trainer_and_trainees_act_in_a_paced_run(
-    browser: Any, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    browser: Any,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     where = os.environ.get("MESTWIN_SCREENSHOT_DIR")
     shots = Path(where) if where else tmp_path_factory.mktemp("screenshots")
@@ -190,8 +193,15 @@ def test_a_trainer_and_trainees_act_in_a_paced_run(
     _wait(watch_plant, "a work unit tile leaves offline (issue 13)")
     lap("started")
 
-    # The trainer opens the console and injects a drift on the filler's fill weight.
+    # The run printed where to log in and as whom (mestwin run --dashboard).
     assert runner.control is not None
+    sheet = capfd.readouterr().err
+    assert f"trainer console: {base}/trainer  password: {runner.control.trainer_password}" in sheet
+    assert (
+        "OP-ANNA      mestwin      operator (Anna Berg)" in sheet and "/docs  user admin" in sheet
+    )
+
+    # The trainer opens the console and injects a drift on the filler's fill weight.
     _open(browser, base + "/trainer", "#trainer-password")
     _type(browser, "#trainer-password", runner.control.trainer_password)
     _click(browser, "#trainer-unlock")
@@ -209,16 +219,17 @@ def test_a_trainer_and_trainees_act_in_a_paced_run(
     lap("trainer injected drift")
 
     # An operator at the filler's terminal: start JO-B's filling, scan a lot, a wrong lot.
+    # PF-24002: JO-A draws PF-24001 first, which the drift's nonconformance may hold.
     _login(browser, base, "OP-ANNA", "mestwin")
     _open(browser, base + "/terminal?wu=BTL1-FILLER", "#terminal-queue")
     _click(browser, "[data-op='JO-B/1'] button")
     _wait(lambda: "JO-B / 1" in _text(browser, "#terminal-op"), "JO-B/1 chosen")
     _click(browser, "#terminal-start")
     _answer(browser, "#terminal-answer", "Accepted")
-    _type(browser, "#terminal-lot", "PF-24001")
+    _type(browser, "#terminal-lot", "PF-24002")
     _type(browser, "#terminal-qty", "5")
     _click(browser, "#terminal-consume")
-    _answer(browser, "#terminal-answer", "5 of lot PF-24001 consumed")
+    _answer(browser, "#terminal-answer", "5 of lot PF-24002 consumed")
     _type(browser, "#terminal-lot", "LW-5510")
     _click(browser, "#terminal-consume")
     refused = _answer(browser, "#terminal-answer", "MATERIAL_NOT_ON_BOM")

@@ -339,7 +339,8 @@ class Steering:
 
     def _aimed(self, entry: Fault | Deviation) -> Fault | Deviation:
         """A drift or a lapsed calibration with no order named aims at the order running on
-        its work unit now (so its hold, if the MES places one, is on the order it hit)."""
+        its work unit now, else the first order sent to its line and not finished (the one
+        the machine runs next), so its hold, if the MES places one, is on the order it hit."""
         people = self.ctx.people
         if not isinstance(entry, ProcessDrift | OutOfCalibration) or entry.order or not people:
             return entry
@@ -348,10 +349,21 @@ class Steering:
             for op in people.ops.values()
             if op.work_unit == entry.work_unit and op.started and not op.completed
         ]
-        if not running:
-            return entry
-        latest = max(running, key=lambda op: op.started_at)
-        return entry.model_copy(update={"order": latest.order})
+        if running:
+            order = max(running, key=lambda op: op.started_at).order
+        else:
+            line = people.wu_line.get(entry.work_unit)
+            queued = [
+                o
+                for o, at in sorted(people.sent.items(), key=lambda kv: (kv[1], kv[0]))
+                if o not in people.finished_orders()
+                and (p := people.product_of(o)) is not None
+                and p.line == line
+            ]
+            if not queued:
+                return entry
+            order = queued[0]
+        return entry.model_copy(update={"order": order})
 
 
 def _at(entry: Fault | Deviation, now: float) -> Fault | Deviation:
