@@ -66,8 +66,9 @@ CheckpointsOption = Annotated[
 
 def audit_verify(checkpoints: CheckpointsOption = None) -> None:
     """Prove the audit trail's hash chain untouched, or name the first broken entry; with
-    checkpoints (``--checkpoints`` or ``MESTWIN_AUDIT_CHECKPOINTS``), also that no
-    checkpointed entry was cut or rewritten."""
+    ``MESTWIN_AUDIT_KEY``, also that every entry is sealed with it (no one without the key
+    recomputed the chain); with checkpoints (``--checkpoints`` or
+    ``MESTWIN_AUDIT_CHECKPOINTS``), also that no checkpointed entry was cut or rewritten."""
     from mes_core.persistence import audit, audit_anchor
     from mes_core.persistence.db import make_engine, make_session_factory
     from mes_core.settings import get_settings
@@ -75,7 +76,7 @@ def audit_verify(checkpoints: CheckpointsOption = None) -> None:
     settings = get_settings()
     path = checkpoints or settings.audit_checkpoints
     key = settings.audit_key.get_secret_value() if settings.audit_key else None
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, audit_key=key or "")
     try:
         with make_session_factory(engine)() as session:
             if path is None:
@@ -86,7 +87,13 @@ def audit_verify(checkpoints: CheckpointsOption = None) -> None:
         engine.dispose()
     if result.ok:
         anchored = f", anchored by {path}" if path is not None else " (no checkpoints given)"
-        typer.echo(f"audit trail OK: {result.checked} entries, hash chain intact{anchored}")
+        sealed = (
+            f", {result.sealed} sealed with the audit key"
+            if key
+            else "; NOT sealed (no MESTWIN_AUDIT_KEY): anyone who can write the database "
+            "could have recomputed it"
+        )
+        typer.echo(f"audit trail OK: {result.checked} entries, hash chain intact{anchored}{sealed}")
         return
     typer.echo(
         f"audit trail BROKEN at entry {result.broken_id}: {result.reason} "
@@ -101,6 +108,14 @@ def audit_checkpoint(
         Path | None,
         typer.Option("--to", help="file to append to (default MESTWIN_AUDIT_CHECKPOINTS)"),
     ] = None,
+    adopt_unsealed: Annotated[
+        bool,
+        typer.Option(
+            "--adopt-unsealed",
+            help="once, on setting MESTWIN_AUDIT_KEY for a trail written without it: "
+            "anchor its unsealed entries (their chain must hold)",
+        ),
+    ] = False,
 ) -> None:
     """Verify the audit trail and append its head, signed with MESTWIN_AUDIT_KEY, to a
     file outside the database (run it often: a timer)."""
@@ -114,10 +129,10 @@ def audit_checkpoint(
         typer.echo("error: give --to or set MESTWIN_AUDIT_CHECKPOINTS", err=True)
         raise typer.Exit(2)
     key = settings.audit_key.get_secret_value() if settings.audit_key else None
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, audit_key=key or "")
     try:
         with make_session_factory(engine)() as session:
-            point = audit_anchor.checkpoint(session, path, key)
+            point = audit_anchor.checkpoint(session, path, key, adopt_unsealed=adopt_unsealed)
     except audit_anchor.CheckpointRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -153,10 +153,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
-    """The API's bounds on every wait for the database (issue 21, item 8)."""
+    """The API's bounds on every wait for the database (issue 21, item 8), and the key
+    that seals its audit trail (item 10)."""
+    key = {"audit_key": settings.audit_key.get_secret_value() if settings.audit_key else ""}
     if is_sqlite(settings.database_url):
-        return {}
+        return key
     return {
+        **key,
         "connect_timeout_s": settings.db_connect_timeout_s,
         "statement_timeout_s": settings.db_statement_timeout_s,
         "answer_within_s": settings.db_answer_within_s,

@@ -2,22 +2,31 @@
 computer-generated, time-stamped audit trails).
 
 Each entry's ``hash`` is ``sha256(prev_hash + canonical_json(entry))`` where the canonical
-JSON covers id, time, actor, action, object and detail. Appends lock the single
-``audit_head`` row first (an UPDATE: a row lock on PostgreSQL, the write lock on SQLite),
-so concurrent workers append one after another and the chain never forks; ids are taken
-from the head, so they increase in commit order and the event stream can follow them.
-On PostgreSQL an append is one statement that also computes the hash (sha256 in the
-database, checked against :func:`entry_hash` by :func:`verify` and the tests); on SQLite
-three: claim the head, write the entry, store the new hash.
+JSON covers id, time, actor, action, object and detail; with an audit key
+(``MESTWIN_AUDIT_KEY``, given to the engine by :func:`mes_core.persistence.db.make_engine`)
+it is ``HMAC-SHA256(key, prev_hash + canonical_json(entry))`` instead: *sealed*. A chain
+anyone with write access to the database can recompute is no tamper evidence; a sealed one
+cannot be recomputed without the key, which the database never stores (issue 21, item 10).
+
+Appends lock the single ``audit_head`` row first (an UPDATE: a row lock on PostgreSQL,
+the write lock on SQLite), so concurrent workers append one after another and the chain
+never forks; ids are taken from the head, so they increase in commit order and the event
+stream can follow them. On PostgreSQL an append is one statement that also computes the
+hash (sha256 in the database, the HMAC from its inner and outer keys, checked against
+:func:`entry_hash` by :func:`verify` and the tests; the key passes through the server as a
+parameter of the statement and is never stored); on SQLite three: claim the head, write the
+entry, store the new hash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -33,6 +42,24 @@ from mes_core.persistence.base import utcnow
 from mes_core.persistence.models import AuditEntry, AuditHead
 
 GENESIS_HASH = "0" * 64
+#: Engine execution option holding the audit key (bytes), set by ``make_engine``.
+KEY_OPTION = "mestwin_audit_key"
+
+
+def session_key(session: Session) -> bytes | None:
+    """The audit key of the engine ``session`` is bound to, if any."""
+    key: bytes | None = session.get_bind().get_execution_options().get(KEY_OPTION)
+    return key or None
+
+
+@lru_cache(maxsize=4)
+def _pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC's inner and outer keys (RFC 2104) for SHA-256, so that PostgreSQL computes
+    the HMAC with its built-in ``sha256`` (no pgcrypto): H(okey || H(ikey || message))."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
 
 
 def canonical_json(value: Any) -> str:
@@ -48,7 +75,9 @@ def entry_hash(
     action: str,
     object_ref: str,
     detail: str,
+    key: bytes | None = None,
 ) -> str:
+    """The entry's chain hash: sealed with ``key`` (HMAC-SHA256) when given."""
     body = canonical_json(
         {
             "id": id,
@@ -59,7 +88,10 @@ def entry_hash(
             "detail": detail,
         }
     )
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+    message = (prev_hash + body).encode()
+    if key:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
 
 
 def _insert_head_if_missing(session: Session) -> None:
@@ -114,13 +146,23 @@ _PG_APPEND = text(
     "UPDATE audit_head SET last_id = chained.id, last_hash = chained.hash FROM chained "
     "WHERE audit_head.id = 1 RETURNING chained.id, chained.prev, chained.hash"
 )
+#: The same, sealed: HMAC-SHA256 under the audit key, from its inner and outer keys.
+_PLAIN_HASH = (
+    "encode(sha256(convert_to(prev || :before_id || id::text || :after_id, 'UTF8')), 'hex')"
+)
+_SEALED_HASH = (
+    "encode(sha256(:okey || sha256(:ikey || "
+    "convert_to(prev || :before_id || id::text || :after_id, 'UTF8'))), 'hex')"
+)
+assert _PLAIN_HASH in str(_PG_APPEND.text)
+_PG_APPEND_SEALED = text(str(_PG_APPEND.text).replace(_PLAIN_HASH, _SEALED_HASH))
 #: A stand-in id whose JSON text splits the canonical body around the real id.
 _ID_MARK = -7_340_231_977
 _ID_TEXT = f'"id":{_ID_MARK}'
 
 
 def _pg_params(
-    *, at: datetime, actor: str, action: str, object_ref: str, detail: str
+    *, at: datetime, actor: str, action: str, object_ref: str, detail: str, key: bytes | None
 ) -> dict[str, Any]:
     body = canonical_json(
         {
@@ -135,7 +177,7 @@ def _pg_params(
     # Strings in the body are JSON-escaped (their quotes are \"), so the mark's unescaped
     # text occurs exactly once.
     before, _, after = body.partition(_ID_TEXT)
-    return {
+    params = {
         "before_id": before + '"id":',
         "after_id": after,
         "at": at,
@@ -144,13 +186,17 @@ def _pg_params(
         "object_ref": object_ref,
         "detail": detail,
     }
+    if key:
+        params["ikey"], params["okey"] = _pads(key)
+    return params
 
 
 def _append_postgres(session: Session, params: dict[str, Any]) -> AuditEntry:
-    row = session.execute(_PG_APPEND, params).first()
+    statement = _PG_APPEND_SEALED if "ikey" in params else _PG_APPEND
+    row = session.execute(statement, params).first()
     if row is None:
         _insert_head_if_missing(session)
-        row = session.execute(_PG_APPEND, params).one()
+        row = session.execute(statement, params).one()
     new_id, prev_hash, digest = int(row[0]), str(row[1]), str(row[2])
     return AuditEntry(
         id=new_id,
@@ -187,10 +233,17 @@ _PSYCOPG_HEAD = (
     "INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, %(genesis)s) "
     "ON CONFLICT DO NOTHING"
 )
-#: _PG_APPEND with the driver's placeholders (the pipeline bypasses SQLAlchemy).
-_PSYCOPG_APPEND = str(_PG_APPEND.text).replace(":before_id", "%(before_id)s")
-for _name in ("after_id", "at", "actor", "action", "object_ref", "detail"):
-    _PSYCOPG_APPEND = _PSYCOPG_APPEND.replace(f":{_name}", f"%({_name})s")
+
+
+def _driver_placeholders(sql: str) -> str:
+    """``sql`` with the driver's placeholders (the pipeline bypasses SQLAlchemy)."""
+    for name in ("before_id", "after_id", "at", "actor", "action", "object_ref", "detail"):
+        sql = sql.replace(f":{name}", f"%({name})s")
+    return sql.replace(":ikey", "%(ikey)s").replace(":okey", "%(okey)s")
+
+
+_PSYCOPG_APPEND = _driver_placeholders(str(_PG_APPEND.text))
+_PSYCOPG_APPEND_SEALED = _driver_placeholders(str(_PG_APPEND_SEALED.text))
 
 
 def write_pending(session: Session) -> None:
@@ -268,7 +321,10 @@ def commit_with_appends(session: Session) -> None:
                     if pending:
                         cursor.execute(_PSYCOPG_HEAD, {"genesis": GENESIS_HASH})
                     for params in pending:
-                        cursor.execute(_PSYCOPG_APPEND, params)
+                        sealed = "ikey" in params
+                        cursor.execute(
+                            _PSYCOPG_APPEND_SEALED if sealed else _PSYCOPG_APPEND, params
+                        )
                     # A statement, not raw.commit(): that syncs once more (a round trip).
                     cursor.execute("COMMIT")
             for cursor, on_row in answers:
@@ -322,9 +378,10 @@ def append(
     unknown here (see ``commit_with_appends``)."""
     at = utcnow()
     detail_json = canonical_json(detail or {})
+    key = session_key(session)
     if session.get_bind().dialect.name == "postgresql":
         params = _pg_params(
-            at=at, actor=actor, action=action, object_ref=object_ref, detail=detail_json
+            at=at, actor=actor, action=action, object_ref=object_ref, detail=detail_json, key=key
         )
         if session.info.get(DEFER):
             # Written at commit (see commit_with_appends): id and hash are not known yet.
@@ -342,6 +399,7 @@ def append(
         action=action,
         object_ref=object_ref,
         detail=detail_json,
+        key=key,
     )
     values = {
         "id": new_id,
@@ -369,6 +427,8 @@ class VerifyResult:
     checked: int
     broken_id: int | None = None
     reason: str = ""
+    #: Entries sealed with the audit key (the others are plain: see :func:`verify`).
+    sealed: int = 0
 
 
 def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEntry]:
@@ -388,31 +448,62 @@ def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEntry]:
         session.expunge_all()
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the whole chain; name the first entry whose link or hash does not hold."""
+def verify(session: Session, *, anchored_through: int = 0) -> VerifyResult:
+    """Walk the whole chain; name the first entry whose link or hash does not hold.
+
+    With an audit key (the engine's, see :func:`session_key`) every entry must be sealed
+    with it, except those written before the key was set: plain entries before the first
+    sealed one, up to ``anchored_through`` (an entry a signed checkpoint vouches for, see
+    :mod:`mes_core.persistence.audit_anchor`). A plain entry anywhere else was written
+    without the key, or rewritten by someone who does not hold it. Without a key, sealed
+    entries cannot be checked: the first one is reported."""
+    key = session_key(session)
     prev_hash = GENESIS_HASH
     expected_id = 1
-    checked = 0
+    checked = sealed = 0
     for entry in _entries(session):
         if entry.id != expected_id:
             return VerifyResult(
-                False, checked, entry.id, f"entry {expected_id} is missing (found {entry.id})"
+                False,
+                checked,
+                entry.id,
+                f"entry {expected_id} is missing (found {entry.id})",
+                sealed,
             )
         if entry.prev_hash != prev_hash:
             return VerifyResult(
-                False, checked, entry.id, "prev_hash does not match the previous entry's hash"
+                False,
+                checked,
+                entry.id,
+                "prev_hash does not match the previous entry's hash",
+                sealed,
             )
-        digest = entry_hash(
-            prev_hash,
-            id=entry.id,
-            at=entry.at,
-            actor=entry.actor,
-            action=entry.action,
-            object_ref=entry.object_ref,
-            detail=entry.detail,
-        )
-        if digest != entry.hash:
-            return VerifyResult(False, checked, entry.id, "content does not match its hash")
+        fields: dict[str, Any] = {
+            "id": entry.id,
+            "at": entry.at,
+            "actor": entry.actor,
+            "action": entry.action,
+            "object_ref": entry.object_ref,
+            "detail": entry.detail,
+        }
+        if key is not None and hmac.compare_digest(
+            entry_hash(prev_hash, **fields, key=key), entry.hash
+        ):
+            sealed += 1
+        elif entry_hash(prev_hash, **fields) != entry.hash:
+            why = "content does not match its hash"
+            if key is None:
+                why += " (or it is sealed with an audit key: verify with MESTWIN_AUDIT_KEY)"
+            return VerifyResult(False, checked, entry.id, why, sealed)
+        elif key is not None and (sealed or entry.id > anchored_through):
+            return VerifyResult(
+                False,
+                checked,
+                entry.id,
+                "the entry is not sealed with the audit key (MESTWIN_AUDIT_KEY): written "
+                "without it, or rewritten by someone who does not hold it",
+                sealed,
+            )
         prev_hash = entry.hash
         expected_id += 1
         checked += 1
@@ -421,7 +512,11 @@ def verify(session: Session) -> VerifyResult:
         # Issue 21, item 10: the head is written with the first entry and never removed;
         # a trail without it had its tail cut together with the head.
         return VerifyResult(
-            False, checked, checked, f"the chain head is missing ({checked} entries found)"
+            False,
+            checked,
+            checked,
+            f"the chain head is missing ({checked} entries found)",
+            sealed,
         )
     if head is not None and (head.last_id != checked or head.last_hash != prev_hash):
         return VerifyResult(
@@ -429,5 +524,6 @@ def verify(session: Session) -> VerifyResult:
             checked,
             checked + 1 if head.last_id > checked else head.last_id,
             f"chain head says {head.last_id} entries, {checked} found",
+            sealed,
         )
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, sealed=sealed)

@@ -15,9 +15,13 @@ the chain head is also kept where the database's writers cannot reach:
   checkpointed must still be there with the same hash. A cut tail (with its head) fails
   ("missing"), a rewritten chain fails ("rewritten"), a forged line fails ("signature").
 
-What was appended after the last checkpoint is protected by the chain only: checkpoint
-often. The chain's own hash stays unkeyed so that PostgreSQL can compute it inside the
-append (one round trip under the chain's lock).
+The same key also seals the chain itself (:mod:`mes_core.persistence.audit`: each hash an
+HMAC under it, computed by PostgreSQL inside the append), so that between checkpoints an
+edited entry cannot be given a valid hash either: with the key, ``verify`` requires every
+entry sealed, except the ones a signed checkpoint vouches for (written before the key was
+set: ``mestwin audit checkpoint --adopt-unsealed`` anchors them once, on purpose). What
+no scheme can show is a cut of the entries after the last checkpoint together with the
+head: checkpoint often.
 """
 
 from __future__ import annotations
@@ -55,14 +59,37 @@ def _mac(key: str, text: str) -> str:
     return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
-def checkpoint(session: Session, path: Path, key: str | None) -> Checkpoint:
-    """Verify the trail, then append its head to ``path`` (signed with ``key`` if given)."""
-    result = verify(session)
+def anchored_through(path: Path, key: str | None) -> int:
+    """The latest entry a checkpoint of ``path`` signed with ``key`` vouches for (0: none;
+    with no key, none: an unsigned line vouches for nothing)."""
+    if key is None or not path.exists():
+        return 0
+    latest = 0
+    for _, point in read_checkpoints(path):
+        if (
+            isinstance(point, Checkpoint)
+            and point.mac is not None
+            and hmac.compare_digest(point.mac, _mac(key, point.signed_text()))
+        ):
+            latest = max(latest, point.last_id)
+    return latest
+
+
+def checkpoint(
+    session: Session, path: Path, key: str | None, *, adopt_unsealed: bool = False
+) -> Checkpoint:
+    """Verify the trail, then append its head to ``path`` (signed with ``key`` if given).
+    ``adopt_unsealed``: entries not sealed with the key (written before it was set) are
+    accepted this once, if their chain holds, and anchored by this checkpoint."""
+    head = session.get(AuditHead, 1)
+    through = anchored_through(path, key)
+    if adopt_unsealed and head is not None:
+        through = head.last_id
+    result = verify(session, anchored_through=through)
     if not result.ok:
         raise CheckpointRefused(
             f"the audit trail is broken at entry {result.broken_id}: {result.reason}"
         )
-    head = session.get(AuditHead, 1)
     last_id, last_hash = (head.last_id, head.last_hash) if head is not None else (0, "0" * 64)
     at = datetime.now(UTC).isoformat(timespec="seconds")
     unsigned = Checkpoint(last_id, last_hash, at, None)
@@ -98,12 +125,26 @@ def read_checkpoints(path: Path) -> list[tuple[int, Checkpoint | str]]:
 
 
 def verify_anchored(session: Session, path: Path, key: str | None) -> VerifyResult:
-    """:func:`verify`, then every checkpoint of ``path`` against the trail."""
-    result = verify(session)
-    if not result.ok:
-        return result
+    """:func:`verify`, and every checkpoint of ``path`` against the trail; of two
+    failures, the one that names the earlier entry."""
     if not path.exists():
+        result = verify(session)
+        if not result.ok:
+            return result
         return VerifyResult(False, result.checked, None, f"checkpoint file {path} is missing")
+    result = verify(session, anchored_through=anchored_through(path, key))
+    against = _check_points(session, path, key, result)
+    if against is None:
+        return result
+    if not result.ok and (result.broken_id or 0) <= (against.broken_id or 0):
+        return result
+    return against
+
+
+def _check_points(
+    session: Session, path: Path, key: str | None, result: VerifyResult
+) -> VerifyResult | None:
+    """The first checkpoint of ``path`` that the trail does not bear out, if any."""
     for number, point in read_checkpoints(path):
         where = f"{path.name}:{number}"
         if isinstance(point, str):
@@ -138,4 +179,4 @@ def verify_anchored(session: Session, path: Path, key: str | None) -> VerifyResu
                 f"entry {point.last_id} no longer has the hash checkpointed at {point.at} "
                 f"({where}): the trail was rewritten",
             )
-    return result
+    return None

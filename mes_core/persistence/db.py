@@ -7,6 +7,7 @@ that several uvicorn workers can share the file; PostgreSQL is the production da
 from __future__ import annotations
 
 import logging
+import os
 import random
 import select
 import threading
@@ -32,6 +33,11 @@ TRANSACTION_ATTEMPTS = 4
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Execution option naming how SQLite transactions begin (DEFERRED or IMMEDIATE).
 SQLITE_BEGIN = "mestwin_sqlite_begin"
+
+
+#: Execution option holding the audit key (``mes_core.persistence.audit.KEY_OPTION``; not
+#: imported: audit imports the models, and db stays free of import cycles).
+AUDIT_KEY_OPTION = "mestwin_audit_key"
 
 
 def is_sqlite(url: str) -> bool:
@@ -143,6 +149,7 @@ def make_engine(
     connect_timeout_s: int = CONNECT_TIMEOUT_S,
     statement_timeout_s: float = 0,
     answer_within_s: float = 0,
+    audit_key: str | None = None,
     **kwargs: Any,
 ) -> Engine:
     """An engine for ``url`` with the pragmas the MES relies on.
@@ -154,7 +161,17 @@ def make_engine(
     unacknowledged on a dead network path (``tcp_user_timeout``: twice the connect
     timeout) and a silent peer (TCP keepalives); the pool's own wait is ``pool_timeout``;
     a server or path that accepts and never answers (``answer_within_s``, 0: off; see
-    :class:`AnswerGuard`)."""
+    :class:`AnswerGuard`).
+
+    ``audit_key`` seals the audit entries written through the engine
+    (:mod:`mes_core.persistence.audit`); None: ``MESTWIN_AUDIT_KEY`` from the environment,
+    so that every process writing the trail seals it alike; "": none."""
+    if audit_key is None:
+        audit_key = os.environ.get("MESTWIN_AUDIT_KEY", "")
+    if audit_key:
+        options = dict(kwargs.pop("execution_options", {}))
+        options[AUDIT_KEY_OPTION] = audit_key.encode()
+        kwargs["execution_options"] = options
     if is_sqlite(url):
         engine = create_engine(
             url,

@@ -1,5 +1,9 @@
 """The audit trail anchored outside its database (issue 21, item 10): each attack that
-the hash chain alone let through is caught by ``mestwin audit verify``."""
+the hash chain alone let through is caught by ``mestwin audit verify``. The trail is
+sealed with ``MESTWIN_AUDIT_KEY`` (every hash an HMAC under it, a key the database does not
+hold) and checkpointed (its head signed, in a file elsewhere): recomputing the chain with
+the project's own ``entry_hash`` gives plain hashes, which verify refuses anywhere; cutting
+the tail is caught by the checkpoints."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+from support import postgres_url, require, throwaway_postgres
 from typer.testing import CliRunner
 
-from mes_core.persistence import audit
-from mes_core.persistence.db import make_engine, make_session_factory
+from mes_core.persistence import audit, audit_anchor
+from mes_core.persistence.db import make_engine, make_session_factory, run_transaction
 from mes_core.persistence.migrate import upgrade
 from mes_core.persistence.models import AuditEntry
 from mes_core.persistence.security import SYSTEM
@@ -91,6 +96,7 @@ def test_an_untouched_trail_verifies_against_its_checkpoints(trail: tuple[Engine
     code, output = _verify()
     assert code == 0, output
     assert "12 entries, hash chain intact, anchored by" in output
+    assert "12 sealed with the audit key" in output
 
 
 def test_cutting_the_tail_with_the_head_row_is_caught(trail: tuple[Engine, Path]) -> None:
@@ -115,18 +121,100 @@ def test_editing_an_entry_and_recomputing_the_chain_is_caught(trail: tuple[Engin
     _rechain_from(engine, 3)
     code, output = _verify()
     assert code == 1
-    assert "entry 10 no longer has the hash checkpointed" in output
-    assert "the trail was rewritten" in output
+    assert "BROKEN at entry 3: the entry is not sealed with the audit key" in output
+
+
+def test_editing_after_the_last_checkpoint_and_recomputing_is_caught(
+    trail: tuple[Engine, Path],
+) -> None:
+    # Entries 11 and 12 came after the last checkpoint: the seal alone catches it.
+    engine, _ = trail
+    _sql(engine, "UPDATE audit_entry SET actor = 'mallory' WHERE id = 11")
+    _rechain_from(engine, 11)
+    code, output = _verify("--checkpoints", "/nonexistent")
+    assert code == 1
+    assert "BROKEN at entry 11: the entry is not sealed with the audit key" in output
+
+
+def test_checkpoints_catch_a_rewrite_even_of_plain_entries(trail: tuple[Engine, Path]) -> None:
+    # Were the seal given up (the key not given to verify: every entry then looks
+    # rewritten), the signed checkpoint still names what was rewritten.
+    engine, checkpoints = trail
+    _sql(engine, "UPDATE audit_entry SET actor = 'mallory' WHERE id = 3")
+    _rechain_from(engine, 1)
+    with Session(engine) as session:
+        result = audit_anchor.verify_anchored(session, checkpoints, KEY)
+    assert not result.ok and result.broken_id == 10
+    assert "no longer has the hash checkpointed" in result.reason
+
+
+def test_a_sealed_trail_does_not_verify_without_the_key(
+    trail: tuple[Engine, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MESTWIN_AUDIT_KEY")
+    get_settings.cache_clear()
+    code, output = _verify("--checkpoints", "/nonexistent")
+    assert code == 1 and "verify with MESTWIN_AUDIT_KEY" in output, output
+
+
+def test_a_trail_written_before_the_key_is_adopted_once_on_purpose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    upgrade(url)
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    monkeypatch.setenv("MESTWIN_DATABASE_URL", url)
+    monkeypatch.delenv("MESTWIN_AUDIT_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("MESTWIN_AUDIT_KEY", raising=False)
+    get_settings.cache_clear()
+    plain = make_engine(url)
+    _append(plain, 3)
+    plain.dispose()
+    code, output = _verify()  # no key, no checkpoints: intact, and said to prove little
+    assert code == 0 and "NOT sealed" in output, output
+    monkeypatch.setenv("MESTWIN_AUDIT_CHECKPOINTS", str(checkpoints))
+    monkeypatch.setenv("MESTWIN_AUDIT_KEY", KEY)
+    get_settings.cache_clear()
+    refused = CliRunner().invoke(build_app(), ["audit", "checkpoint"])
+    assert refused.exit_code == 1 and "not sealed with the audit key" in refused.output
+    adopted = CliRunner().invoke(build_app(), ["audit", "checkpoint", "--adopt-unsealed"])
+    assert adopted.exit_code == 0, adopted.output
+    sealed = make_engine(url)
+    _append(sealed, 2)
+    sealed.dispose()
+    code, output = _verify()
+    assert code == 0 and "5 entries" in output and "2 sealed with the audit key" in output
+    get_settings.cache_clear()
+
+
+@pytest.mark.postgres
+def test_postgresql_seals_appends_as_entry_hash_does() -> None:
+    # PostgreSQL computes the HMAC itself (sha256 of the inner and outer keys), in both
+    # appends: the immediate one and the one sent with the commit (run_transaction).
+    require(postgres_url() is not None, "PostgreSQL (MESTWIN_TEST_POSTGRES_URL)")
+    with throwaway_postgres("mestwin_sealed") as url:
+        upgrade(url)
+        engine = make_engine(url, audit_key=KEY)
+        _append(engine, 2)
+        with make_session_factory(engine, write=True)() as session:
+            run_transaction(
+                session,
+                lambda: audit.append(session, actor=SYSTEM.name, action="t", object_ref="x:ü"),
+            )
+        with Session(engine) as session:
+            assert audit.verify(session) == audit.VerifyResult(True, 3, sealed=3)
+        engine.dispose()
 
 
 def test_a_checkpoint_forged_without_the_key_is_caught(trail: tuple[Engine, Path]) -> None:
     engine, checkpoints = trail
-    _sql(engine, "UPDATE audit_entry SET actor = 'mallory' WHERE id = 3")
-    _rechain_from(engine, 3)
+    # A line vouching for entry 12 as plain history (what would let a plain rewrite pass
+    # as entries written before the key) does not carry the key's signature.
     with Session(engine) as session:
-        forged = session.execute(select(AuditEntry.hash).where(AuditEntry.id == 10)).scalar_one()
+        head = session.execute(select(AuditEntry.hash).where(AuditEntry.id == 12)).scalar_one()
     line = json.loads(checkpoints.read_text())
-    checkpoints.write_text(json.dumps({**line, "last_hash": forged}) + "\n")
+    forged = {**line, "last_id": 12, "last_hash": head, "mac": "0" * 64}
+    checkpoints.write_text(checkpoints.read_text() + json.dumps(forged) + "\n")
     code, output = _verify()
     assert code == 1 and "does not carry the audit key's signature" in output, output
 

@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mes_core.api import views
-from mes_core.api.deps import AnyUser, Auditor, SessionDep
+from mes_core.api.deps import AnyUser, Auditor, SessionDep, SettingsDep
 from mes_core.domain.errors import InvalidInput
-from mes_core.persistence import audit
+from mes_core.persistence import audit, audit_anchor
 from mes_core.persistence.models import AuditEntry
 from mes_core.schemas.audit import AuditEntryOut, AuditVerifyOut
 
@@ -49,9 +49,13 @@ def list_entries(
 
 
 @router.get("/audit/verify", response_model=AuditVerifyOut)
-def verify(session: SessionDep, _: Auditor) -> AuditVerifyOut:
-    """Walk the hash chain end to end (also ``mestwin audit verify``)."""
-    r = audit.verify(session)
+def verify(session: SessionDep, _: Auditor, settings: SettingsDep) -> AuditVerifyOut:
+    """Walk the hash chain end to end (also ``mestwin audit verify``): with the audit key,
+    every entry sealed with it (or vouched for by a signed checkpoint)."""
+    path = settings.audit_checkpoints
+    key = settings.audit_key.get_secret_value() if settings.audit_key else None
+    through = audit_anchor.anchored_through(path, key) if path is not None else 0
+    r = audit.verify(session, anchored_through=through)
     return AuditVerifyOut(ok=r.ok, checked=r.checked, broken_id=r.broken_id, reason=r.reason)
 
 
