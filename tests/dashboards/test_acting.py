@@ -4,14 +4,17 @@ Only refusals and a hold that is lifted again, so the shared plant is left as it
 
 from __future__ import annotations
 
+from typing import Any
+
 import plantdata
-from conftest import Mes
 
 from dashboards.acting import Acting
 from mes_core.client import MesClient
 
 
-def test_terminal_actions_carry_the_mes_answer_and_what_they_touched(mes: Mes) -> None:
+def test_terminal_actions_carry_the_mes_answer_and_what_they_touched(mes: Any) -> None:
+    """``mes``: the dashboards' test MES (conftest.Mes, not imported: a module named
+    conftest is ambiguous when several test folders run together)."""
     with MesClient(mes.url).login("alice", "alice") as alice:
         terminal = Acting(alice)
         queue = terminal.queue("BTL1-FILLER")
