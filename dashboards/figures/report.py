@@ -444,6 +444,9 @@ def report_view(doc: dict[str, Any]) -> list[Any]:
             id="report-reconciliation",
         )
     )
+    people = doc.get("people")
+    if people:
+        out.append(people_view(people))
     notes = doc.get("notes", [])
     if notes:
         out.append(
@@ -452,3 +455,66 @@ def report_view(doc: dict[str, Any]) -> list[Any]:
             )
         )
     return out
+
+
+def people_view(people: dict[str, Any]) -> html.Div:
+    """The session record of a run with trainees (the report's ``people`` section)."""
+    trainees = _table(
+        ["Trainee", "Roles", "Actions", "Accepted", "Refused (by rule)", "Caught", "Reaction s"],
+        [
+            [
+                t.get("person", ""),
+                ", ".join(t.get("roles", [])),
+                number(t.get("actions")),
+                number(t.get("accepted")),
+                ", ".join(f"{r} x{n}" for r, n in sorted(t.get("refusals", {}).items())) or "0",
+                ", ".join(t.get("caught", [])),
+                ", ".join(f"{r:g}" for r in t.get("reaction_s", [])),
+            ]
+            for t in people.get("trainees", [])
+        ],
+    )
+    catches = _table(
+        ["Deviation", "By", "At s", "MES", "Verdict", "Caught by", "Reaction s", "Detail"],
+        [
+            [
+                d.get("deviation", ""),
+                d.get("injected_by", ""),
+                number(d.get("at")),
+                d.get("mes_outcome", ""),
+                d.get("verdict", ""),
+                d.get("caught_by") or "",
+                number(d.get("reaction_s")),
+                d.get("detail", ""),
+            ]
+            for d in people.get("deviations", [])
+        ],
+    )
+    actions = _table(
+        ["#", "Plant s", "Trainee", "Action", "Target", "MES answer", "Message"],
+        [
+            [
+                a.get("seq"),
+                number(a.get("t")),
+                a.get("person", ""),
+                a.get("action", ""),
+                a.get("target", ""),
+                "accepted" if a.get("accepted") else (a.get("rule") or "refused"),
+                a.get("message", ""),
+            ]
+            for a in people.get("actions", [])
+        ],
+    )
+    return html.Div(
+        [
+            html.H3("People: trainees and the trainer"),
+            html.P(people.get("caught_means", ""), className="muted"),
+            trainees,
+            html.H4("Deviations: caught or let through"),
+            catches,
+            html.H4("Trainee actions and the MES's answers"),
+            actions,
+        ],
+        className="card",
+        id="report-people",
+    )

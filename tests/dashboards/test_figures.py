@@ -318,3 +318,48 @@ def test_report_gantt_leaves_out_sub_pixel_intervals_and_says_so() -> None:
     drawn = sum(len([x for x in trace.x if x is not None]) // 2 for trace in fig.data)
     assert drawn == 2
     assert list(fig.layout.yaxis.categoryarray) == ["CAPPER", "FILLER"]
+
+
+def test_report_page_shows_the_people_section_of_a_training_run() -> None:
+    from dashboards.figures.report import people_view
+
+    people = {
+        "caught_means": "caught means ...",
+        "trainees": [
+            {
+                "person": "OP-ANNA",
+                "roles": ["operator"],
+                "actions": 2,
+                "accepted": 1,
+                "refused": 1,
+                "refusals": {"MATERIAL_NOT_ON_BOM": 1},
+            }
+        ],
+        "actions": [
+            {
+                "seq": 1,
+                "t": 60.0,
+                "person": "OP-ANNA",
+                "action": "consume_lot",
+                "target": "5 of LW-5510 on JO-B/1",
+                "accepted": False,
+                "rule": "MATERIAL_NOT_ON_BOM",
+                "message": "not on the BOM",
+            }
+        ],
+        "deviations": [
+            {
+                "deviation": "trainer-1-process_drift",
+                "injected_by": "trainer",
+                "at": 360.0,
+                "mes_outcome": "caught out_of_spec",
+                "verdict": "caught",
+                "caught_by": "QA-EVA",
+                "reaction_s": 780.0,
+                "detail": "QA-EVA: dispose_scrap NC-000001",
+            }
+        ],
+    }
+    text = str(people_view(people))
+    for shown in ("MATERIAL_NOT_ON_BOM x1", "trainer-1-process_drift", "QA-EVA", "caught"):
+        assert shown in text, shown

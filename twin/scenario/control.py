@@ -417,7 +417,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path == "/injectable":
             self._send(200, describe_injectable(control.ctx))
         elif url.path == "/record":
-            since = int((parse_qs(url.query).get("since") or ["0"])[0] or 0)
+            try:
+                since = int((parse_qs(url.query).get("since") or ["0"])[0] or 0)
+            except ValueError:
+                self._send(422, {"error": "since: give a sequence number"})
+                return
             state = control.ctx.state
             feed = control.record.feed(since, state.deviations, state.faults)
             self._send(200, {"status": control.status(), "feed": feed})
