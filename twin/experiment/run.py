@@ -108,29 +108,27 @@ def run_cell(design: Design, index: int) -> CellResult:
     return result
 
 
-def local_cluster(workers: int | None = None, start_method: str | None = None) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` single-threaded worker processes
-    (default: one per core), quiet, no dashboard.
+def local_cluster(workers: int | None = None, *, processes: bool = True) -> Any:
+    """A ``distributed.LocalCluster`` of ``workers`` single-threaded workers (default: one
+    per core), quiet, no dashboard.
 
-    ``start_method`` overrides Dask's ``distributed.worker.multiprocessing-method``
-    (``spawn``: each worker a fresh interpreter that imports the twin on its first task;
-    ``fork``: workers inherit this process's imports, which starts a 2-worker cluster and
-    its first tasks in ~4 s instead of ~25 s on a loaded 2-core machine: the tests use it).
+    Worker processes are Dask's default (spawned: fresh interpreters that import the twin
+    on their first task; measured here: ~5 s for 2 workers and their first tasks at load
+    ~9, ~45 s at load ~19 on 2 cores). Forking them instead started in ~4 s but hung one
+    start in four (a fork of this threaded process), so it is not offered.
+    ``processes=False`` runs the workers as threads of this process, still reached over
+    TCP (every task and result pickled, as to a remote cluster): the tests use it.
     """
-    import dask
     from distributed import LocalCluster
 
-    config = (
-        {} if start_method is None else {"distributed.worker.multiprocessing-method": start_method}
+    return LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=processes,
+        protocol=None if processes else "tcp://",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
     )
-    with dask.config.set(config):
-        return LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
 
 
 def run_experiment(
@@ -138,7 +136,6 @@ def run_experiment(
     *,
     scheduler: str | None = None,
     workers: int | None = None,
-    start_method: str | None = None,
     client: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExperimentResult:
@@ -156,7 +153,7 @@ def run_experiment(
     own = client is None
     if client is None:
         if scheduler is None:
-            cluster = local_cluster(workers, start_method)
+            cluster = local_cluster(workers)
             client = Client(cluster)
         else:
             client = Client(scheduler)
