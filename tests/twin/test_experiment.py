@@ -120,7 +120,7 @@ def test_design_problems_name_the_file_line_and_field(tmp_path: Path) -> None:
         load_design(path)
     lines = [str(p) for p in caught.value.problems]
     assert lines[0].startswith(f"{path}:9: parameters[0].values[1]: ")
-    assert "lines[0].buffers[0].capacity: Input should be greater than or equal to 1" in lines[0]
+    assert "lines[0].buffers[0].capacity: Input should be greater than or equal to" in lines[0]
     assert lines[1] == (
         f"{path}:10: parameters[1].path: lines[BTL1].work_units[BTL1-FILLER].failures "
         "has no item with code, id or name 'no such failure'"
