@@ -281,6 +281,10 @@ def _driver_statement(
     return compiled.string, dict(compiled.construct_params(params) or {})
 
 
+#: For the other modules that send Core statements to the driver themselves.
+driver_statement = _driver_statement
+
+
 def write_with_commit(
     session: Session,
     statement: Executable,

@@ -48,6 +48,7 @@ from mes_core.persistence.models import (
     Person,
     SegmentMaterial,
 )
+from mes_core.persistence.pipelined import all_rows
 from mes_core.persistence.refusals import enforced
 from mes_core.persistence.security import Actor
 from mes_core.schemas import execution as ex
@@ -470,10 +471,15 @@ _LOT_TO_CONSUME = (
     .where(_LOT.c.code == bindparam("lot"))
     .with_for_update(of=_LOT)
 )
-_SEGMENT_BOM = (
+#: The material codes of the BOM of a job order's operation's segment (by the job order's
+#: code and the operation's sequence: sent with the other reads, before their answers).
+_OPERATION_BOM = (
     select(_MAT.c.code)
-    .join(_BOM, _BOM.c.material_id == _MAT.c.id)
-    .where(_BOM.c.segment_id == bindparam("segment_id"))
+    .select_from(_JO)
+    .join(_OP, and_(_OP.c.job_order_id == _JO.c.id, _OP.c.sequence == bindparam("seq")))
+    .join(_BOM, _BOM.c.segment_id == _OP.c.segment_id)
+    .join(_MAT, _MAT.c.id == _BOM.c.material_id)
+    .where(_JO.c.code == bindparam("code"))
 )
 _DRAW_LOT = (
     update(_LOT)
@@ -484,14 +490,14 @@ _BOOK_CONSUMPTION = insert(_USE)
 
 
 def _running_operation(
-    session: Session, code: str, sequence: int, action: str
+    code: str, sequence: int, action: str, rows: list[tuple[Any, ...]]
 ) -> tuple[str, int, ex.OperationProgressOut, int]:
-    """Lock the job order, check its operation is running (rule 5 first); returns the job
-    order's state, the operation's id, its progress and its segment's id."""
-    row = session.execute(_RUNNING_OPERATION, {"code": code, "seq": sequence}).first()
-    if row is None:
+    """Check the operation of ``rows`` (``_RUNNING_OPERATION``'s answer: the job order
+    locked) is running (rule 5 first); returns the job order's state, the operation's id,
+    its progress and its segment's id."""
+    if not rows:
         raise NotFound("job order", code)
-    jo_state, op_id, op_state, good, scrap, segment_id, name, work_unit = row
+    jo_state, op_id, op_state, good, scrap, segment_id, name, work_unit = rows[0]
     if op_id is None:
         raise NotFound("operation", f"{code}/{sequence}")
     rules.check_job_order_not_held(code, JobOrderState(jo_state))
@@ -515,12 +521,24 @@ def consume_lot(
     session: Session, code: str, sequence: int, data: ex.ConsumeRequest, *, actor: Actor
 ) -> ex.OperationProgressOut:
     """Consume a quantity of a lot in a running operation, enforcing rule 2 (and 5)."""
-    _, op_id, progress, segment_id = _running_operation(session, code, sequence, "consume")
-    lot = session.execute(_LOT_TO_CONSUME, {"lot": data.lot}).first()
-    if lot is None:
+    # One round trip: the job order locked with its operation, then the lot locked (in
+    # that order, as every transaction locks them), and the operation's BOM.
+    where = {"code": code, "seq": sequence}
+    operation, lots, bom_rows = all_rows(
+        session,
+        [
+            (_RUNNING_OPERATION, where),
+            (_LOT_TO_CONSUME, {"lot": data.lot}),
+            (_OPERATION_BOM, where),
+        ],
+    )
+    _, op_id, progress, _ = _running_operation(code, sequence, "consume", operation)
+    if not lots:
         raise NotFound("material lot", data.lot)
-    lot_id, material, status, quantity, expires_at = lot
-    bom = set(session.scalars(_SEGMENT_BOM, {"segment_id": segment_id}))
+    lot_id, material, status, quantity, expires_at = lots[0]
+    if expires_at is not None:  # the driver's time zone, as UtcDateTime reads it
+        expires_at = expires_at.astimezone(UTC)
+    bom = {row[0] for row in bom_rows}
     ref = f"job_order:{code}/operation:{sequence}"
     now, stated = _when(data.occurred_at, actor, ref)  # expiry judged at that moment
     rules.check_lot_consumable(
@@ -576,7 +594,8 @@ def report_quantities(
     session: Session, code: str, sequence: int, data: ex.ReportRequest, *, actor: Actor
 ) -> ex.OperationProgressOut:
     """Report good and scrap units of a running operation (adds to its actuals)."""
-    _, op_id, progress, _ = _running_operation(session, code, sequence, "report")
+    (operation,) = all_rows(session, [(_RUNNING_OPERATION, {"code": code, "seq": sequence})])
+    _, op_id, progress, _ = _running_operation(code, sequence, "report", operation)
     ref = f"job_order:{code}/operation:{sequence}"
     _, stated = _when(data.occurred_at, actor, ref)
 

@@ -39,6 +39,37 @@ router = APIRouter(prefix="/api/v1/job-orders", tags=["job orders"])
 Seq = Annotated[int, Path(ge=1, le=10_000)]
 
 
+# The operator transactions first: routes are matched in the order they are declared
+# (see mes_core.api.app.ROUTERS), and these are called many times a minute per operation.
+
+
+@router.post("/{code}/operations/{sequence}/consume", response_model=OperationProgressOut)
+def consume(
+    code: str, sequence: Seq, body: ConsumeRequest, who: ShopFloorCredentials
+) -> OperationProgressOut:
+    """Consume a quantity of a material lot (rules 2, 5); answers with the operation and
+    the consumption booked."""
+    with who.session() as session:
+        actor = who.actor(session)
+        return run_transaction(
+            session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor)
+        )
+
+
+@router.post("/{code}/operations/{sequence}/report", response_model=OperationProgressOut)
+def report(
+    code: str, sequence: Seq, body: ReportRequest, who: ShopFloorCredentials
+) -> OperationProgressOut:
+    """Report good and scrap quantities of a running operation; answers with the
+    operation's totals."""
+    with who.session() as session:
+        actor = who.actor(session)
+        return run_transaction(
+            session,
+            lambda: execution.report_quantities(session, code, sequence, body, actor=actor),
+        )
+
+
 @router.post("", response_model=JobOrderOut, status_code=201)
 def create(body: JobOrderCreate, session: SessionDep, actor: Planner) -> JobOrderOut:
     """Create a planned job order (supervisor, integration: the ERP)."""
@@ -137,33 +168,6 @@ def start(
             session, code, sequence, body or StartRequest(), actor=actor
         ),
     )
-
-
-@router.post("/{code}/operations/{sequence}/consume", response_model=OperationProgressOut)
-def consume(
-    code: str, sequence: Seq, body: ConsumeRequest, who: ShopFloorCredentials
-) -> OperationProgressOut:
-    """Consume a quantity of a material lot (rules 2, 5); answers with the operation and
-    the consumption booked."""
-    with who.session() as session:
-        actor = who.actor(session)
-        return run_transaction(
-            session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor)
-        )
-
-
-@router.post("/{code}/operations/{sequence}/report", response_model=OperationProgressOut)
-def report(
-    code: str, sequence: Seq, body: ReportRequest, who: ShopFloorCredentials
-) -> OperationProgressOut:
-    """Report good and scrap quantities of a running operation; answers with the
-    operation's totals."""
-    with who.session() as session:
-        actor = who.actor(session)
-        return run_transaction(
-            session,
-            lambda: execution.report_quantities(session, code, sequence, body, actor=actor),
-        )
 
 
 @router.post("/{code}/operations/{sequence}/complete", response_model=JobOrderOut)
