@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from plant_models.durations import format_duration
 from twin.experiment.run import CellResult, ExperimentResult
 from twin.simulate import json_ready, write_json
 
@@ -138,9 +139,10 @@ def figures(result: ExperimentResult) -> list[tuple[str, Any]]:
                 title=f"{kpi} against {param.label}",
                 xaxis_title=param.label,
                 yaxis_title=kpi,
-                height=380,
+                height=380 + 20 * len(traces) if len(traces) > 1 else 380,
                 margin={"l": 60, "r": 20, "t": 50, "b": 50},
                 showlegend=len(traces) > 1,
+                legend={"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
             )
             if not numeric:
                 fig.update_xaxes(type="category")
@@ -155,7 +157,8 @@ def page(result: ExperimentResult) -> str:
         f"<h1>Experiment {html.escape(result.design.source)}</h1>"
         f"<p>{len(result.cells)} cells x {spec.replications} replications of "
         f"{html.escape(result.design.cells[0].model.plant.code)}, "
-        f"{spec.until:g} s (warm-up {spec.warmup:g} s), seed {spec.seed}, "
+        f"{format_duration(spec.until)} (warm-up {format_duration(spec.warmup)}), "
+        f"seed {spec.seed}, "
         f"{spec.confidence:.0%} Student-t confidence intervals of the mean; "
         f"ran on {html.escape(result.scheduler)} ({result.workers} workers) in "
         f"{result.wall_seconds:.1f} s.</p><ul>"
