@@ -6,6 +6,7 @@ with the MES's answer as it happens. Opened with the trainer's password, which
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, dcc, html, no_update
@@ -73,6 +74,8 @@ def layout(ctx: PageContext, query: dict[str, list[str]]) -> html.Div:
                                         type="number",
                                         min=0.1,
                                         placeholder="speed",
+                                        className="speed-input",
+                                        style={"maxWidth": "180px"},
                                     ),
                                     html.Button("Set speed", id="trainer-set-speed", n_clicks=0),
                                     html.Button(
@@ -231,7 +234,8 @@ def register(app: Dash, ctx: PageContext) -> None:
         item = next((i for i in injectable or [] if i["type"] == kind), None)
         if item is None:
             return ([], "")
-        return (html.Div([_field(f) for f in item["fields"]], className="controls"), item["doc"])
+        doc = re.sub(r"``(\w+)``", r"'\1'", str(item["doc"]))  # the language's docstring
+        return (html.Div([_field(f) for f in item["fields"]], className="controls"), doc)
 
     @app.callback(
         Output("trainer-answer", "children"),

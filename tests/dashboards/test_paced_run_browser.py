@@ -4,8 +4,8 @@ run and one browser for everything a trainer and trainees do (issues 13 and 15):
 - the Plant page shows the machines' live states while the run goes on (issue 13: every
   work unit stayed ``offline`` because the connector's first read was dated at the wall
   clock, after every plant event);
-- the trainer opens the console with the password the run prints and injects a process
-  drift from the scenario language's list;
+- the trainer opens the console with the password the run prints, pauses and resumes the
+  run, and injects a process drift from the scenario language's list;
 - an operator logs in, starts an operation and scans a lot, and sees a wrong lot refused
   with ``MATERIAL_NOT_ON_BOM``;
 - QA logs in, reviews the drift's nonconformance and signs a scrap disposition, and sees
@@ -206,6 +206,10 @@ def test_a_trainer_and_trainees_act_in_a_paced_run(
     _type(browser, "#trainer-password", runner.control.trainer_password)
     _click(browser, "#trainer-unlock")
     _wait(lambda: "plant time" in _text(browser, "#trainer-status"), "the console's status")
+    _click(browser, "#trainer-pause")
+    _wait(lambda: "PAUSED" in _text(browser, "#trainer-status"), "the run paused")
+    _click(browser, "#trainer-resume")
+    _wait(lambda: ": running" in _text(browser, "#trainer-status"), "the run resumed")
     _wait(
         lambda: browser.find_elements("css selector", "#trainer-inject-type input"),
         "the inject list",
@@ -291,7 +295,7 @@ def test_a_trainer_and_trainees_act_in_a_paced_run(
     assert drift.injected_by == "trainer" and drift.verdict == "caught", drift
     assert drift.caught_by == "QA-EVA" and drift.reaction_s is not None
     assert [f.target for f in people.faults_injected_by_trainer] == ["BTL1-CAPPER"]
-    assert "stop" in [c.command for c in people.commands]
+    assert [c.command for c in people.commands] == ["pause", "resume", "stop"]
     anna = next(t for t in people.trainees if t.person == "OP-ANNA")
     assert anna.refusals == {"MATERIAL_NOT_ON_BOM": 1}
     changed = {

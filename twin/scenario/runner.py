@@ -14,6 +14,8 @@ job to the module that owns it; none of them knows which MES it drives.
 4. Advance simulated time tick by tick: inject the timeline's faults (``faults``) and
    deviations (``deviations``) at their times, let people act, move plant events; paced to
    ``speed`` or as fast as possible; a rich progress bar shows simulated time and live counts.
+   With ``--dashboard`` a trainer steers the run through its control channel
+   (``control``: pause, resume, speed, end, inject now), applied at the top of each tick.
 5. Drain the link, read back what the MES recorded, reconcile against the twin's ledger,
    check the expectations (``run_report``), write ``report.json``, ``report.html`` and
    ``junit.xml``.
