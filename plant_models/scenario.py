@@ -16,7 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from plant_models.durations import parse_duration
 from plant_models.expression import validate as validate_expression
@@ -367,6 +376,13 @@ class ReconciliationExact(_Expectation):
     type: Literal["reconciliation_exact"]
 
 
+class MirrorExact(_Expectation):
+    """The second consumer of a ``mirror`` (a subscriber of the unified namespace) ends
+    the run with every work unit's cumulative counters equal to the twin's ground truth."""
+
+    type: Literal["mirror_exact"]
+
+
 class EventsLossWithin(_Expectation):
     """At most ``max_lost`` events lost and ``max_duplicated`` counted twice."""
 
@@ -468,6 +484,7 @@ Expectation = Annotated[
     | OeeWithin
     | ThroughputWithin
     | ReconciliationExact
+    | MirrorExact
     | EventsLossWithin
     | ApiLatencyWithin
     | GenealogyLink
@@ -524,6 +541,13 @@ class Scenario(_Strict):
     Sparkplug B edge nodes -> MQTT broker -> fault proxy -> ``mestwin connect
     --sparkplug``; the link faults cut the proxy or restart the broker) or ``direct`` (the
     in-process stand-in collector)."""
+    mirror: Literal["sparkplug"] | None = None
+    """Publish the plant a second time, to a second consumer beside the MES's ``link``:
+    ``sparkplug`` serves it as Sparkplug B edge nodes on an MQTT broker of the run's own,
+    where a subscriber of the unified namespace (a historian's view: a host application
+    that is not the primary one) keeps every device metric; the report's ``mirror``
+    reconciles its final counters per work unit with the twin's, ``mirror_exact`` expects
+    them equal. The link's faults do not touch it."""
     tick: PositiveSeconds = 120.0
     """How often (simulated seconds) the bench's people look at their terminals and the
     collector delivers plant events: their reaction delays are rounded up to it."""
@@ -539,6 +563,28 @@ class Scenario(_Strict):
     timeline: list[TimelineEntry] = []
     expectations: list[Expectation] = []
     reconciliation: ReconciliationSettings = ReconciliationSettings()
+
+    @field_validator("mirror")
+    @classmethod
+    def _mirror_beside_the_link(cls, mirror: str | None, info: ValidationInfo) -> str | None:
+        link = info.data.get("link")
+        if mirror is not None and link == mirror:
+            raise ValueError(
+                f"link is {link} already: the mirror is a second consumer beside the MES's "
+                "link (use link: opcua, opcua-external or direct)"
+            )
+        return mirror
+
+    @field_validator("expectations")
+    @classmethod
+    def _mirror_to_check(cls, expectations: list[Any], info: ValidationInfo) -> list[Any]:
+        if "mirror" in info.data and info.data["mirror"] is None:
+            for i, exp in enumerate(expectations):
+                if isinstance(exp, MirrorExact):
+                    raise ValueError(
+                        f"expectation {i} (mirror_exact) needs a mirror: add mirror: sparkplug"
+                    )
+        return expectations
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -145,6 +145,14 @@ def test_bottling_with_faults_still_reconciles_exactly(tmp_path: Path) -> None:
     assert {"breakdown", "opcua_drop", "mes_restart", "opcua_server_restart"} <= kinds
     assert data["events"]["replayed"] > 0  # the drop and the MES kill made the link replay
     assert data["reconciliation"]["exact"]
+    # Both at once: the Sparkplug B mirror's subscriber ends with the plant's counters.
+    mirror = data["mirror"]
+    assert mirror["verdict"] == "passed", mirror["detail"]
+    assert all(r["matches"] for r in mirror["rows"])
+    made = {r["work_unit"]: r["twin"] for r in mirror["rows"] if r["quantity"] == "processed"}
+    assert made["BTL1-FILLER"] > 0
+    assert mirror["received"]["messages"] > mirror["published"]["births"] > 0
+    assert mirror["received"]["gaps"] == 0
 
 
 def assert_each_deviation_answered_by_its_rule(data: dict[str, Any], path: Path) -> None:

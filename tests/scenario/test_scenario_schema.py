@@ -85,6 +85,25 @@ def test_expectation_on_a_deviation_never_injected_is_refused() -> None:
     assert "deviation 'nope'" in problems[0]
 
 
+def test_mirror_beside_the_link_and_its_expectation_are_checked_with_their_lines() -> None:
+    mirrored = GOOD.replace("speed: max\n", "speed: max\nmirror: sparkplug\n")
+    mirrored += "  - {type: mirror_exact}\n"
+    assert load_text(mirrored, Scenario).mirror == "sparkplug"
+    assert _problems(mirrored.replace("mirror: sparkplug", "mirror: kafka"))[0].startswith(
+        "sc.yaml:6: mirror: Input should be 'sparkplug'"
+    )
+    same = mirrored.replace("speed: max\n", "speed: max\nlink: sparkplug\n")
+    assert _problems(same) == [
+        "sc.yaml:7: mirror: Value error, link is sparkplug already: the mirror is a second "
+        "consumer beside the MES's link (use link: opcua, opcua-external or direct)"
+    ]
+    unmirrored = mirrored.replace("mirror: sparkplug\n", "")
+    assert _problems(unmirrored) == [
+        "sc.yaml:17: expectations: Value error, expectation 3 (mirror_exact) needs a mirror: "
+        "add mirror: sparkplug"
+    ]
+
+
 def test_yaml_syntax_error_names_the_line() -> None:
     problems = _problems(GOOD.replace("seed: 7", "seed: [7"))
     assert problems[0].startswith("sc.yaml:")

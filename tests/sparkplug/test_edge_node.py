@@ -62,7 +62,7 @@ def test_births_declare_every_metric_with_units_and_data_follows_the_engine(
     assert set(nbirths) == {"LA", "LB"}  # one edge node per line
     for payload in nbirths.values():
         m = _metrics(payload)
-        assert m[BD_SEQ].datatype == DataType.Int64 and metric_value(m[BD_SEQ]) == 0
+        assert m[BD_SEQ].datatype == DataType.UInt64 and metric_value(m[BD_SEQ]) == 0
         assert m[REBIRTH].datatype == DataType.Boolean and metric_value(m[REBIRTH]) is False
     dbirths = {(t.edge_node, t.device): _metrics(p) for t, p in rec.of("DBIRTH")}
     assert set(dbirths) == {("LA", "LA-FILL"), ("LA", "LA-CAP"), ("LB", "LB-PRESS")}

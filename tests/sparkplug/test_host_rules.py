@@ -80,7 +80,7 @@ def _births(feed: Feed, processed: int, defective: int, bd: int = 0, ts: int = T
     feed.push(
         "NBIRTH",
         0,
-        [(BD_SEQ, DataType.Int64, bd), (REBIRTH, DataType.Boolean, False)],
+        [(BD_SEQ, DataType.UInt64, bd), (REBIRTH, DataType.Boolean, False)],
         device=None,
         ts=ts,
     )
@@ -172,10 +172,10 @@ def test_data_without_a_birth_asks_for_one_and_a_stale_ndeath_is_ignored() -> No
     assert feed.events() == []
     assert feed.rebirths() == 1
     _births(feed, 3, 0, bd=5)
-    feed.push("NDEATH", None, [(BD_SEQ, DataType.Int64, 4)], device=None)  # an older session
+    feed.push("NDEATH", None, [(BD_SEQ, DataType.UInt64, 4)], device=None)  # an older session
     feed.push("DDATA", 2, [("ProdProcessedCount", DataType.Int32, 4)], ts=T0 + 1000)
     assert sum(e.good for e in feed.events() if isinstance(e, CountEvent)) == 4
-    feed.push("NDEATH", None, [(BD_SEQ, DataType.Int64, 5)], device=None)
+    feed.push("NDEATH", None, [(BD_SEQ, DataType.UInt64, 5)], device=None)
     feed.push("DDATA", 3, [("ProdProcessedCount", DataType.Int32, 5)], ts=T0 + 2000)
     assert feed.events() == []  # dead until born again
 

@@ -36,6 +36,7 @@ def test_tahu_decodes_births_and_data_and_sees_counters_rise() -> None:
     seen = json.loads(out.strip().splitlines()[-1])
     assert set(seen["nbirth"]) == {"LA", "LB"}
     assert seen["nbirth"]["LA"]["seq"] == 0 and seen["nbirth"]["LA"]["bdSeq"] == 0
+    assert seen["nbirth"]["LA"]["bdSeqType"] == "UInt64"  # as the spec (and Tahu) have it
     assert set(seen["dbirth"]) == {"LA-FILL", "LA-CAP", "LB-PRESS"}
     filler = seen["dbirth"]["LA-FILL"]
     assert filler["State"]["type"] == "Int32"

@@ -179,6 +179,8 @@ class ServedPlant:
                 opts.sparkplug_group,
                 start=self.model.plant.start,
                 primary_host=opts.sparkplug_primary_host,
+                control=control,
+                submit=control.call,
             )
             self.engine.add_observer(self.sparkplug)
             await self.sparkplug.start()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from plant_models.scenario import ProcessDrift, Scenario
 from plant_models.schema import PlantModel
-from twin.scenario.report import DeviationOutcome, FaultRecord, Report
+from twin.scenario.report import DeviationOutcome, FaultRecord, MirrorReport, Report
 from twin.scenario.sut import OrderRequest, SystemUnderTest
 from twin.scenario.truth import TruthRecorder
 from twin.scenario.witness import ActionWitness
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from twin.scenario.link import EquipmentLink
     from twin.scenario.people import People
     from twin.scenario.plant import EnginePlant
+    from twin.scenario.uns_mirror import UnsMirror
 
 Speed = float | Literal["max"]
 LINKS = ("opcua", "opcua-external", "direct")
@@ -99,6 +100,9 @@ class RunContext:
     """Stands in front of ``sut``: when the people's operation starts and ends happened."""
     sim: EnginePlant | None = None
     link: EquipmentLink | None = None
+    mirror: UnsMirror | None = None
+    """The scenario's ``mirror`` (a second consumer beside the link), when it has one."""
+    mirror_report: MirrorReport | None = None
     people: People | None = None
     link_down_until: float = -1.0
     """Plant time until which the equipment link is cut by a fault."""

@@ -19,6 +19,7 @@ from plant_models.scenario import (
     GenealogyLink,
     LabourHoursWithin,
     LotInState,
+    MirrorExact,
     OeeWithin,
     OrderInState,
     ReconciliationExact,
@@ -40,6 +41,7 @@ from twin.scenario.report import (
     ExpectationResult,
     KpiRecord,
     LatencySummary,
+    MirrorReport,
     ReconciliationReport,
 )
 from twin.scenario.sut import AuditRecord, SignatureRecord, StateChange
@@ -70,6 +72,8 @@ class Observed:
     histories: dict[tuple[str, str], list[StateChange] | None] = field(default_factory=dict)
     """(``job_order`` | ``lot``, id) of each ``state_at`` expectation -> the state history
     the MES recorded (None: it does not know the object)."""
+    mirror: MirrorReport | None = None
+    """The scenario's mirror reconciled (``mirror_exact``)."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional capabilities of the system under test it lacks -> the reason to report:
     an expectation that needs one is ``not_checked``, never passed."""
@@ -169,6 +173,18 @@ def check(exp: Expectation, obs: Observed) -> ExpectationResult:
             requirements=list(exp.requirement),
             risk=exp.risk,
         )
+    mirror = obs.mirror if isinstance(exp, MirrorExact) else None
+    if mirror is not None and mirror.verdict == "not_checked":
+        return ExpectationResult(
+            name=name,
+            type=exp.type,
+            passed=False,
+            status="not_checked",
+            detail=f"not checked: {mirror.detail}",
+            requirements=list(exp.requirement),
+            risk=exp.risk,
+            evidence=["#/mirror"],
+        )
     passed, detail = _evaluate(exp, obs)
     return ExpectationResult(
         name=name,
@@ -211,6 +227,8 @@ def evidence(exp: Expectation, obs: Observed) -> list[str]:
         return [f"#/kpis/{obs.kpis.index(k)}"] if k is not None else []
     if isinstance(exp, ReconciliationExact):
         return ["#/reconciliation"]
+    if isinstance(exp, MirrorExact):
+        return ["#/mirror"]
     if isinstance(exp, EventsLossWithin):
         return ["#/events"]
     if isinstance(exp, ApiLatencyWithin):
@@ -284,6 +302,10 @@ def _evaluate(exp: Expectation, obs: Observed) -> tuple[bool, str]:
         head = "; ".join(rec.mismatches[:5])
         more = f" (and {len(rec.mismatches) - 5} more)" if len(rec.mismatches) > 5 else ""
         return False, f"{len(rec.mismatches)} of {len(rec.rows)} rows differ: {head}{more}"
+    if isinstance(exp, MirrorExact):
+        if obs.mirror is None:
+            return False, "the run has no mirror report (the mirror did not finish)"
+        return obs.mirror.verdict == "passed", f"{obs.mirror.path}: {obs.mirror.detail}"
     if isinstance(exp, EventsLossWithin):
         ev = obs.events
         ok = ev.lost <= exp.max_lost and ev.duplicated <= exp.max_duplicated

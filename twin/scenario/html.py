@@ -330,6 +330,27 @@ def render_html(report: Report) -> str:
         ["" if r.matches else "mismatch" for r in rec.rows],
     )
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
+    mirror = ""
+    if report.mirror is not None:
+        m = report.mirror
+        mirror = f"""<h2>Mirror ({escape(m.protocol)}): {escape(m.verdict)}</h2>
+<p>{escape(m.path)}: {escape(m.detail)}</p>
+""" + _table(
+            ["work unit", "counter", "twin", "mirror", "match"],
+            [
+                [
+                    escape(r.work_unit),
+                    r.quantity,
+                    _num(r.twin, "{:g}"),
+                    _num(r.mirror, "{:g}"),
+                    {True: "yes", None: "not checked"}.get(
+                        r.matches, '<span class="fail">no</span>'
+                    ),
+                ]
+                for r in m.rows
+            ],
+            ["mismatch" if r.matches is False else "" for r in m.rows],
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>mestwin report: {escape(report.scenario.name)}</title><style>{_CSS}</style></head>
@@ -349,6 +370,7 @@ def render_html(report: Report) -> str:
 <h2>Reconciliation ({"exact" if rec.exact else f"{len(rec.mismatches)} mismatches"})</h2>
 <ul>{mism}</ul>
 {rec_table}
+{mirror}
 </body></html>
 """
 

@@ -27,6 +27,7 @@ from twin.scenario.sut import (
 
 if TYPE_CHECKING:  # the OPC UA link is imported only when a run uses it
     from twin.scenario.opcua_link import PlantServing
+    from twin.scenario.uns_mirror import UnsMirror
 
 
 class LinkBuilder:
@@ -38,6 +39,7 @@ class LinkBuilder:
         self.proxy: TcpProxy | None = None
         self.endpoint: str | None = None
         """With ``link: opcua-external``: where the MES's own collector subscribes."""
+        self.mirror: UnsMirror | None = None
 
     def prepare(self) -> None:
         """Build the twin's OPC UA server early: it takes seconds, as the MES's start.
@@ -134,6 +136,23 @@ class LinkBuilder:
         )
         return link
 
+    def build_mirror(self, sim: EnginePlant) -> UnsMirror | None:
+        """The scenario's ``mirror``, started and registered as the engine's observer."""
+        ctx = self.ctx
+        if ctx.scenario.mirror != "sparkplug":
+            return None
+        from twin.scenario.uns_mirror import UnsMirror
+
+        self.mirror = UnsMirror(ctx.plant, ctx.options.report_dir).start(sim)
+        ctx.state.notes.append(
+            f"The plant was mirrored to a second consumer beside the MES's link: Sparkplug B "
+            f"edge nodes (group {self.mirror.group}) on a broker of the run's own at "
+            f"{self.mirror.endpoint}, read by a subscriber of the unified namespace (a host "
+            "application that is not the primary one); the report's mirror section "
+            "reconciles its counters with the twin's."
+        )
+        return self.mirror
+
     def _external(
         self,
         sut: SystemUnderTest,
@@ -209,6 +228,9 @@ class LinkBuilder:
         return guarded
 
     def close(self, link: EquipmentLink | None) -> None:
+        if self.mirror is not None:
+            self.mirror.close()
+            self.mirror = None
         close = getattr(link, "close", None)
         if close is not None:  # the OPC UA link's connector, proxy and server
             close()

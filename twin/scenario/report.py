@@ -103,6 +103,41 @@ class ReconciliationReport(_Model):
     mismatches: list[str] = Field(description="One sentence per row that does not match.")
 
 
+class MirrorRow(_Model):
+    """One cumulative PackML counter of one work unit: the twin's and the mirror's."""
+
+    work_unit: str
+    quantity: Literal["processed", "defective", "consumed"]
+    twin: int | None = Field(description="Ground truth; null when the plant has no record.")
+    mirror: int | None = Field(
+        description="The counter the mirror's consumer holds last; null when it holds none "
+        "(no birth of the device received, or the value never published)."
+    )
+    matches: bool | None = Field(description="null: the consumer holds no value to compare.")
+
+
+class MirrorReport(_Model):
+    """The run's second consumer (scenario ``mirror``): the plant published a second time
+    beside the MES's link, and what a subscriber of that namespace ended with."""
+
+    protocol: Literal["sparkplug"]
+    path: str = Field(description="What the mirror went through, publisher to consumer.")
+    verdict: Literal["passed", "failed", "not_checked"] = Field(
+        description="passed: every counter of every work unit equals the twin's; failed: "
+        "one differs; not_checked: none differs but the consumer holds no value for some "
+        "(the detail says which and why)."
+    )
+    detail: str
+    rows: list[MirrorRow]
+    published: dict[str, int] = Field(
+        default_factory=dict, description="The publisher's figures: messages, metrics, births."
+    )
+    received: dict[str, int] = Field(
+        default_factory=dict,
+        description="The consumer's figures: messages, births, seq gaps, rebirths asked.",
+    )
+
+
 class KpiRecord(_Model):
     """ISO 22400-2 KPIs of one line or work unit, over the run."""
 
@@ -361,6 +396,9 @@ class Report(_Model):
         None,
         description="Trainees at the dashboards' terminals and the trainer's console "
         "(runs with --dashboard); null when nobody could act.",
+    )
+    mirror: MirrorReport | None = Field(
+        None, description="The scenario's mirror (a second consumer), when it has one."
     )
 
 

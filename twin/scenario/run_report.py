@@ -338,6 +338,7 @@ class ReportBuilder:
             spc=spc,
             signatures=signed,
             histories=histories,
+            mirror=ctx.mirror_report,
         )
         self.deviations.judge_drifts()
         self.deviations.mark_recorded()
@@ -401,6 +402,7 @@ class ReportBuilder:
             state_resolution_s=round(resolution, 3),
             api_latency=latency,
             notes=ctx.state.notes,
+            mirror=ctx.mirror_report,
         )
 
 

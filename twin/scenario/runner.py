@@ -192,6 +192,7 @@ class Runner:
             ctx.sim = EnginePlant(ctx.plant, ctx.scenario.seed)
             ctx.sim.add_observer(ctx.truth)
             ctx.link = self.links.build(sut, ctx.sim)
+            ctx.mirror = self.links.build_mirror(ctx.sim)
             self.people_loop.start()
             # Paced from the plant's start (start-up is not the plant's time).
             plant0 = time.monotonic()
@@ -206,6 +207,13 @@ class Runner:
                     + (f": {why}" if why else "")
                 )
             ctx.plant_wall_s = time.monotonic() - plant0
+            if ctx.mirror is not None:
+                ctx.mirror_report = ctx.mirror.finish(ctx.truth.counters())
+                ctx.state.notes.append(
+                    f"The mirror took {ctx.mirror.start_seconds:.1f} s of wall time to start "
+                    f"and {ctx.mirror.settle_seconds:.1f} s to settle at the end: "
+                    f"{ctx.mirror_report.verdict}."
+                )
             report = ReportBuilder(ctx, self.deviations, self.faults).build(started, wall0)
             if self.control is not None:
                 report.people = self.control.people_section(self.deviations)

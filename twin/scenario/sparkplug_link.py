@@ -160,6 +160,7 @@ class SparkplugLink(OpcUaLink):
             str(spool),
             "--status",
             f"127.0.0.1:{self.status_port}",
+            "--no-dispatch",  # the runner's people dispatch (as on the OPC UA link)
         ]
         env = dict(os.environ, MESTWIN_API_KEY=self.api_key)
         with self.log_path.open("ab") as out:

@@ -124,6 +124,11 @@ class TruthRecorder:
                     )
                 u.since = t
 
+    def counters(self) -> dict[str, tuple[int, int, int]]:
+        """Per work unit: the cumulative PackML counters it published last (processed,
+        defective, consumed)."""
+        return {wu: (u.processed, u.defective, u.consumed) for wu, u in self._units.items()}
+
     def records(self, last_work_unit_of_order: dict[str, str] | None = None) -> Records:
         """Per work unit and per job order. An order's good and scrap are those of the
         last work unit that worked on it in flow order (``last_work_unit_of_order``), i.e.

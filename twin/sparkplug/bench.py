@@ -224,7 +224,7 @@ async def _product_step(
         _mestwin(
             "connect", "--sparkplug", broker, "--group", group, "--host-id", f"h-{group}",
             "--mes", mes.url, "--spool", str(folder / f"spool-{rate:g}.sqlite"),
-            "--stats", str(stats),
+            "--stats", str(stats), "--no-dispatch",
         ),
         env={**os.environ, "MESTWIN_API_KEY": key},
         stdout=subprocess.DEVNULL,

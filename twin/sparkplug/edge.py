@@ -15,6 +15,16 @@ own will. What goes on the wire (Eclipse Sparkplug 3.0.0):
 - ``DDATA`` on change, QoS 0, the metrics of one work unit drained together; every
   message after the ``NBIRTH`` carries the next ``seq`` (0..255, wrapping);
 - an ``NCMD`` whose ``Node Control/Rebirth`` is true: births again (same ``bdSeq``);
+- a ``DCMD`` (spec 3.0, 6.4.8; every metric it may write is declared in the DBIRTH) is the
+  OPC UA model's methods (ISA-95 Job Control, ``twin.opcua.server``): ``JobControl/
+  StoreAndStart`` true with ``JobControl/StoreAndStart/jobOrderId`` (String),
+  ``.../productId`` (String) and ``.../quantity`` (Int32) in the same payload, or
+  ``JobControl/Stop`` or ``JobControl/Reset`` true. The arguments are checked as the
+  OPC UA methods check theirs, the command goes to the engine's ``PlantControl``, and what
+  it did comes back as ``DDATA`` of ``JobControl/Result``: ``"<command>[ <jobOrderId>]:
+  <status>"`` with the OPC UA status name the method would have answered (``Good``,
+  ``BadArgumentsMissing``, ``BadTypeMismatch``, ``BadOutOfRange``, ``BadInvalidArgument``
+  and why, ``BadNotSupported`` without an engine, ``BadTimeout``);
 - with a primary host application (``primary_host``, spec 3.0, 5.x session establishment):
   subscribe to its ``STATE`` and birth only once it says online; when it says offline
   (a STATE no older than the last one), publish the NDEATH, disconnect and connect
@@ -39,7 +49,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,13 +58,14 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 
 from plant_models.schema import PlantModel, WorkUnit
-from sparkplug_b.payload import DataType, Payload, property_set, set_value
+from sparkplug_b.payload import DataType, Payload, metric_value, property_set, set_value
 from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic, check_id, parse_state, state_topic
 from twin.hooks import (
     ALARM_BLOCKED,
     ALARM_BREAKDOWN,
     ALARM_STARVED,
     PackMLState,
+    PlantControl,
 )
 
 log = logging.getLogger(__name__)
@@ -83,6 +94,24 @@ TAGS: tuple[tuple[str, DataType, Any], ...] = (
     ("MaterialLotID", DataType.String, ""),
     ("ProductID", DataType.String, ""),
 )
+
+
+JOB_CONTROL = "JobControl/"
+STORE_AND_START = "JobControl/StoreAndStart"
+STOP = "JobControl/Stop"
+RESET = "JobControl/Reset"
+RESULT = "JobControl/Result"
+ARGUMENTS: tuple[tuple[str, DataType], ...] = (
+    (STORE_AND_START + "/jobOrderId", DataType.String),
+    (STORE_AND_START + "/productId", DataType.String),
+    (STORE_AND_START + "/quantity", DataType.Int32),
+)
+"""StoreAndStart's arguments, as the OPC UA method's (``twin.opcua.infomodel``)."""
+COMMANDS = {STORE_AND_START: "StoreAndStart", STOP: "Stop", RESET: "Reset"}
+COMMAND_TIMEOUT_S = 10.0
+
+Command = tuple[str, str, dict[str, Any]]
+"""(device, command name, the DCMD's metrics by name)"""
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -119,6 +148,11 @@ def device_metrics(wu: WorkUnit) -> list[MetricDef]:
         out.append(MetricDef(f"Alarms/{alarm}/Severity", DataType.Int32, 0))
         out.append(MetricDef(f"Alarms/{alarm}/Message", DataType.String, ""))
         out.append(MetricDef(f"Alarms/{alarm}/Active", DataType.Boolean, False))
+    # Job Control: what a DCMD may write (declared, spec 3.0 6.4.8) and its outcome.
+    for command in COMMANDS:
+        out.append(MetricDef(command, DataType.Boolean, False))
+    out.extend(MetricDef(name, t, "" if t == DataType.String else 0) for name, t in ARGUMENTS)
+    out.append(MetricDef(RESULT, DataType.String, ""))
     return out
 
 
@@ -165,6 +199,8 @@ class EdgeNode:
         """Messages published after that NBIRTH (a host that took them all has the same)."""
         self.messages = 0
         self.metrics_sent = 0
+        self.on_command: Callable[[Command], None] | None = None
+        """Called (in paho's network thread) with each DCMD that names a command."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._types = {d: {m.name: m.datatype for m in ms} for d, ms in devices.items()}
@@ -183,7 +219,7 @@ class EdgeNode:
 
     def _set_will(self) -> None:
         death = Payload(timestamp=_now_ms())
-        set_value(death.metrics.add(name=BD_SEQ), DataType.Int64, self.bd_seq)
+        set_value(death.metrics.add(name=BD_SEQ), DataType.UInt64, self.bd_seq)
         self.client.will_set(
             str(Topic(self.group, "NDEATH", self.node)), death.SerializeToString(), qos=1
         )
@@ -199,7 +235,7 @@ class EdgeNode:
         self.closing = True
         if self.connected:
             death = Payload(timestamp=_now_ms())
-            set_value(death.metrics.add(name=BD_SEQ), DataType.Int64, self.bd_seq)
+            set_value(death.metrics.add(name=BD_SEQ), DataType.UInt64, self.bd_seq)
             info = self.client.publish(
                 str(Topic(self.group, "NDEATH", self.node)), death.SerializeToString(), qos=1
             )
@@ -240,6 +276,10 @@ class EdgeNode:
         except Exception as exc:  # noqa: BLE001 - a peer's bad payload must not stop us
             log.warning("edge node %s: undecodable command on %s: %s", self.node, msg.topic, exc)
             return
+        topic = Topic.parse(msg.topic)
+        if topic.message_type == "DCMD" and topic.device is not None:
+            self._device_command(topic.device, payload)
+            return
         for metric in payload.metrics:
             if metric.name == REBIRTH and metric.boolean_value:
                 log.info("edge node %s: rebirth requested", self.node)
@@ -247,6 +287,24 @@ class EdgeNode:
                 self._poke()
                 return
         log.info("edge node %s: command on %s ignored (no such control)", self.node, msg.topic)
+
+    def _device_command(self, device: str, payload: Any) -> None:
+        types = self._types.get(device)
+        if types is None:
+            log.warning("edge node %s: DCMD for unknown device %s ignored", self.node, device)
+            return
+        metrics: dict[str, Any] = {}
+        for m in payload.metrics:
+            datatype = m.datatype or types.get(m.name, 0)
+            try:
+                metrics[m.name] = None if m.is_null else metric_value(m, datatype)
+            except (TypeError, ValueError):
+                metrics[m.name] = m  # undecodable as declared: a type mismatch to report
+        names = [n for n in COMMANDS if metrics.get(n) is True]
+        if len(names) != 1 or self.on_command is None:
+            log.info("edge node %s: DCMD for %s names no single command", self.node, device)
+            return
+        self.on_command((device, COMMANDS[names[0]], metrics))
 
     def _host_state(self, body: bytes) -> None:
         try:
@@ -273,7 +331,7 @@ class EdgeNode:
         self.bounce = False
         if self.connected:
             death = Payload(timestamp=_now_ms())
-            set_value(death.metrics.add(name=BD_SEQ), DataType.Int64, self.bd_seq)
+            set_value(death.metrics.add(name=BD_SEQ), DataType.UInt64, self.bd_seq)
             info = self.client.publish(
                 str(Topic(self.group, "NDEATH", self.node)), death.SerializeToString(), qos=1
             )
@@ -307,7 +365,7 @@ class EdgeNode:
         now = max(_now_ms(), self.birth_timestamp + 1)
         self.seq = 0
         nbirth = Payload(timestamp=now, seq=0)
-        set_value(nbirth.metrics.add(name=BD_SEQ, timestamp=now), DataType.Int64, self.bd_seq)
+        set_value(nbirth.metrics.add(name=BD_SEQ, timestamp=now), DataType.UInt64, self.bd_seq)
         set_value(nbirth.metrics.add(name=REBIRTH, timestamp=now), DataType.Boolean, False)
         self._publish(Topic(self.group, "NBIRTH", self.node), nbirth, qos=0)
         self.birth_timestamp, self.since_birth = now, 0
@@ -376,6 +434,10 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+async def _call_inline(command: Callable[[], None]) -> None:
+    command()
+
+
 class SparkplugPublisher:
     """The engine's ``PlantObserver`` for a plant served as Sparkplug edge nodes.
 
@@ -393,8 +455,22 @@ class SparkplugPublisher:
         start: datetime,
         lines: Iterable[str] | None = None,
         primary_host: str | None = None,
+        control: PlantControl | None = None,
+        submit: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
     ) -> None:
-        """``primary_host``: the host id whose STATE the edge nodes wait for."""
+        """``primary_host``: the host id whose STATE the edge nodes wait for; ``control``
+        the engine's Job Control the DCMDs go to, through ``submit`` (which applies a
+        command in the engine's thread and returns once applied, raising what it raised;
+        default: at once, in the loop)."""
+        self.control = control
+        self.submit = submit or _call_inline
+        materials: dict[str, list[str]] = {}
+        for product in model.products:
+            materials.setdefault(product.material, []).append(product.id)
+        # productId: the plant model's product, or the material it makes (as OPC UA's).
+        self._products = {m: ids[0] for m, ids in materials.items() if len(ids) == 1}
+        self._products.update({p.id: p.id for p in model.products})
+        self.commands = 0
         self.model = model
         self.broker = broker_address(broker_url)
         if primary_host is not None:
@@ -413,6 +489,7 @@ class SparkplugPublisher:
                 continue
             devices = {wu.code: device_metrics(wu) for wu in line.work_units}
             node = EdgeNode(self.group, line.code, devices, self.broker, primary_host)
+            node.on_command = self._command
             self.nodes[line.code] = node
             for wu in line.work_units:
                 self._route[wu.code] = node
@@ -517,6 +594,63 @@ class SparkplugPublisher:
         self._put(work_unit, f"Alarms/{alarm}/Severity", int(severity), ts)
         self._put(work_unit, f"Alarms/{alarm}/Message", message, ts)
         self._put(work_unit, f"Alarms/{alarm}/Active", active, ts, always=True)
+
+    # --- Job Control (DCMD) ------------------------------------------------------------
+
+    def _command(self, command: Command) -> None:
+        """From paho's network thread: run the command in the loop."""
+        loop = next((n._loop for n in self.nodes.values() if n._loop is not None), None)
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.execute(*command)))
+
+    async def execute(self, device: str, name: str, metrics: dict[str, Any]) -> str:
+        """Check the arguments, apply the command to the engine and publish what it did
+        as ``JobControl/Result``; that text (``"<command>[ <job>]: <status>"``)."""
+        self.commands += 1
+        job = metrics.get(ARGUMENTS[0][0]) if name == "StoreAndStart" else None
+        status = await self._apply(device, name, metrics)
+        label = f"{name} {job}" if isinstance(job, str) and job else name
+        text = f"{label}: {status}"
+        if status == "Good":
+            log.info("Sparkplug: %s.%s", device, label)
+        else:
+            log.warning("Sparkplug: %s.%s refused: %s", device, label, status)
+        self._put(device, RESULT, text, _now_ms(), always=True)
+        if self._wake is not None:
+            self._wake.set()
+        return text
+
+    async def _apply(self, device: str, name: str, metrics: dict[str, Any]) -> str:
+        """The OPC UA status name the method of the same name would answer."""
+        control = self.control
+        command: Callable[[], None]
+        if name == "StoreAndStart":
+            job, product, quantity = (metrics.get(a) for a, _ in ARGUMENTS)
+            if job is None or product is None or quantity is None:
+                return "BadArgumentsMissing"
+            if not isinstance(job, str) or not isinstance(product, str):
+                return "BadTypeMismatch"
+            if not isinstance(quantity, int) or isinstance(quantity, bool):
+                return "BadTypeMismatch"
+            if not job or not product or quantity <= 0:
+                return "BadOutOfRange"
+            if control is None:
+                return "BadNotSupported"
+            product = self._products.get(product, product)
+            command = lambda: control.store_and_start(device, job, product, quantity)  # noqa: E731
+        elif control is None:
+            return "BadNotSupported"
+        elif name == "Stop":
+            command = lambda: control.stop(device)  # noqa: E731
+        else:
+            command = lambda: control.reset(device)  # noqa: E731
+        try:
+            await self.submit(command)
+        except TimeoutError:
+            return "BadTimeout"
+        except (ValueError, KeyError) as exc:
+            return f"BadInvalidArgument ({exc})"
+        return "Good"
 
     # --- the pump ----------------------------------------------------------------------
 

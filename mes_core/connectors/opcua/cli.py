@@ -93,7 +93,7 @@ def connect(
     ] = "",
 ) -> None:
     """Collect plant events over OPC UA (or MQTT Sparkplug B) into the MES; dispatch job
-    orders to machines (OPC UA)."""
+    orders to machines (OPC UA StoreAndStart, or the Sparkplug DCMD of the same name)."""
     from mes_core.client import AsyncMesClient
     from mes_core.connectors.opcua.connector import Connector, ConnectorOptions, quiet_asyncua
     from mes_core.connectors.opcua.discovery import (
@@ -120,7 +120,7 @@ def connect(
             username=username,
             password=password,
             security=security,
-            dispatch_interval_s=2.0 if dispatch and not sparkplug else 0.0,
+            dispatch_interval_s=2.0 if dispatch else 0.0,
             batch_size=batch_size,
             publishing_interval_ms=publishing_interval,
             name=name.strip(),

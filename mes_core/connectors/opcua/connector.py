@@ -124,6 +124,10 @@ async def client_certificate(pki_dir: Path) -> tuple[Path, Path]:
 WATCHDOG_S = 5.0
 
 
+class DispatchRefused(Exception):
+    """The machine refused a job order (or a Stop, a Reset) the connector sent it."""
+
+
 class _Buffer:
     """What the subscription delivered since the connector last took it."""
 
@@ -187,6 +191,12 @@ class CollectorLink(Protocol):
     def collect(self) -> list[tuple[int, BatchOutcome]]:
         """(notifications received, the events and state built from them) per source,
         for what arrived since the last call."""
+        ...
+
+    async def store_and_start(self, code: str, job: str, product: str, quantity: float) -> None:
+        """Dispatch a job order to work unit ``code`` (ISA-95 Job Control); raises
+        ``DispatchRefused``, ``UaError`` or ``TimeoutError`` when the machine does not
+        take it."""
         ...
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -302,6 +312,23 @@ class EndpointLink:
                 log.warning("%s: alarm events not available (%s)", self.url, exc)
         log.info(
             "subscribed to %d tags of %d work units at %s", len(nodes), len(bindings), self.url
+        )
+
+    async def store_and_start(self, code: str, job: str, product: str, quantity: float) -> None:
+        """Call the work unit's ``StoreAndStart`` method (its status, if bad, raises)."""
+        binding = self.bindings[code]
+        client = self.client
+        method = binding.methods.get("StoreAndStart")
+        if client is None or binding.object is None or method is None:
+            raise UaError(f"{code} has no StoreAndStart method or is not connected")
+        await asyncio.wait_for(
+            client.get_node(binding.object).call_method(
+                method,
+                ua.Variant(job, ua.VariantType.String),
+                ua.Variant(product, ua.VariantType.String),
+                ua.Variant(int(quantity), ua.VariantType.Int32),
+            ),
+            10.0,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -595,13 +622,14 @@ class Connector:
             try:
                 if job.state == "released":
                     await self.mes.dispatch_job_order(job.code, work_units)
-                await self._store_and_start(link, target, job.code, job.product, job.quantity)
-            except (httpx.HTTPError, MesClientError, OSError) as exc:
-                log.warning("dispatch of job order %s: MES said %s", job.code, exc)
-                continue
-            except (UaError, TimeoutError) as exc:
+                await link.store_and_start(target, job.code, job.product, job.quantity)
+            except (UaError, TimeoutError, DispatchRefused) as exc:
+                # Before OSError: a TimeoutError is one (the machine did not answer).
                 self.refused.add(job.code)
                 log.warning("job order %s: %s.StoreAndStart refused: %s", job.code, target, exc)
+                continue
+            except (httpx.HTTPError, MesClientError, OSError) as exc:
+                log.warning("dispatch of job order %s: MES said %s", job.code, exc)
                 continue
             self.dispatched.add(job.code)
             self.spool.append([], {"dispatched": sorted(self.dispatched)})
@@ -617,14 +645,11 @@ class Connector:
 
     def _plan(
         self, job: Any, equipment: dict[str, Any]
-    ) -> tuple[EndpointLink, str, dict[int, str]] | None:
+    ) -> tuple[CollectorLink, str, dict[int, str]] | None:
         """Which work unit runs each operation: the planned ones, else a line that fits."""
         ops = sorted(job.operations, key=lambda o: o.sequence)
         bound = {
-            code: link
-            for link in self.links
-            if isinstance(link, EndpointLink) and link.connected.is_set()
-            for code in link.bindings
+            code: link for link in self.links if link.connected.is_set() for code in link.bindings
         }
         planned = {o.sequence: o.planned_work_unit for o in ops if o.planned_work_unit}
         if len(planned) == len(ops) and ops:
@@ -650,24 +675,6 @@ class Connector:
                 first = assignment[ops[0].sequence]
                 return bound[first], first, assignment
         return None
-
-    async def _store_and_start(
-        self, link: EndpointLink, code: str, job: str, product: str, quantity: float
-    ) -> None:
-        binding = link.bindings[code]
-        client = link.client
-        method = binding.methods.get("StoreAndStart")
-        if client is None or binding.object is None or method is None:
-            raise UaError(f"{code} has no StoreAndStart method or is not connected")
-        await asyncio.wait_for(
-            client.get_node(binding.object).call_method(
-                method,
-                ua.Variant(job, ua.VariantType.String),
-                ua.Variant(product, ua.VariantType.String),
-                ua.Variant(int(quantity), ua.VariantType.Int32),
-            ),
-            10.0,
-        )
 
     async def _dispatch_loop(self, stop: asyncio.Event) -> None:
         interval = self.options.dispatch_interval_s

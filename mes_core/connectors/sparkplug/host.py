@@ -33,6 +33,13 @@ order, in the event loop (one thread for every decision):
 - **Alarms**: a ``Alarms/<alarm>/Active`` metric in DDATA is an ``AlarmEvent`` (with the
   device's last ``Severity`` and ``Message`` of that alarm); in a birth it is a level,
   not an occurrence, and makes no event.
+- **Job dispatch** (``store_and_start``, ``stop``, ``reset``: what the OPC UA connector
+  does with the methods of the same names): a ``DCMD`` to the device (spec 3.0, 6.4.8)
+  writing the ``JobControl/...`` metrics its DBIRTH declared (``JobControl/StoreAndStart``
+  true with ``.../jobOrderId``, ``.../productId``, ``.../quantity``; or ``JobControl/Stop``
+  or ``JobControl/Reset`` true), then the device's ``JobControl/Result`` awaited: ``Good``
+  returns, any other status raises ``DispatchRefused``, none within the timeout raises
+  ``TimeoutError`` (as an OPC UA method call that is not answered).
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
+from mes_core.connectors.opcua.connector import DispatchRefused
 from mes_core.connectors.opcua.discovery import ProcessValueBinding, WorkUnitBinding
 from mes_core.connectors.opcua.events import (
     AlarmFields,
@@ -77,6 +85,10 @@ log = logging.getLogger("mes_core.connectors.sparkplug")
 
 PROCESS_VALUES = "ProcessValues/"
 ALARMS = "Alarms/"
+JOB_CONTROL = "JobControl/"
+RESULT = "JobControl/Result"
+STORE_AND_START = "JobControl/StoreAndStart"
+COMMAND_TIMEOUT_S = 10.0
 REBIRTH_INTERVAL_S = 2.0
 _TAGS = frozenset(SUBSCRIBED_TAGS)
 
@@ -148,6 +160,8 @@ class HostLink:
         self._resync = False
         """Set by a new session: every known node must be born again (data was missed)."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._commands: dict[tuple[str, str], asyncio.Future[str]] = {}
+        """Commands sent, by (device, ``"<command>[ <job>]"``): their result awaited."""
         self._online_ts = 0
         client_id = f"{options.host_id}-{uuid.uuid4().hex[:8]}"[:64]
         self.client = mqtt.Client(
@@ -260,6 +274,68 @@ class HostLink:
         self.client.publish(topic, command.SerializeToString(), qos=0)
         self.rebirths_requested += 1
         log.info("%s/%s: rebirth requested (%s)", track.group, track.node, why)
+
+    # --- job dispatch (DCMD) -------------------------------------------------------------
+
+    async def store_and_start(self, code: str, job: str, product: str, quantity: float) -> None:
+        """Dispatch job order ``job`` to work unit (device) ``code`` (see the module doc)."""
+        await self.command(
+            code,
+            "StoreAndStart",
+            {
+                f"{STORE_AND_START}/jobOrderId": (DataType.String, job),
+                f"{STORE_AND_START}/productId": (DataType.String, product),
+                f"{STORE_AND_START}/quantity": (DataType.Int32, int(quantity)),
+            },
+            label=f"StoreAndStart {job}",
+        )
+
+    async def stop(self, code: str) -> None:
+        await self.command(code, "Stop", {})
+
+    async def reset(self, code: str) -> None:
+        await self.command(code, "Reset", {})
+
+    async def command(
+        self,
+        code: str,
+        name: str,
+        args: dict[str, tuple[DataType, Any]],
+        *,
+        label: str | None = None,
+        timeout: float = COMMAND_TIMEOUT_S,
+    ) -> None:
+        """Send the DCMD ``JobControl/<name>`` with ``args`` to device ``code`` and await
+        its ``JobControl/Result``; ``DispatchRefused`` unless ``Good``."""
+        label = label or name
+        track = next((t for t in self.nodes.values() if t.born and code in t.devices), None)
+        if track is None or not self.client.is_connected():
+            raise DispatchRefused(f"{code}: no edge node born with that device")
+        declared = track.devices[code].types
+        trigger = f"{JOB_CONTROL}{name}"
+        if trigger not in declared:
+            raise DispatchRefused(f"{code}: its DBIRTH declares no {trigger}")
+        payload = Payload(timestamp=int(time.time() * 1000))
+        set_value(payload.metrics.add(name=trigger), DataType.Boolean, True)
+        for metric, (datatype, value) in args.items():
+            set_value(payload.metrics.add(name=metric), declared.get(metric, datatype), value)
+        key = (code, label)
+        future = self._commands[key] = asyncio.get_running_loop().create_future()
+        try:
+            topic = str(Topic(track.group, "DCMD", track.node, code))
+            self.client.publish(topic, payload.SerializeToString(), qos=0)
+            result = await asyncio.wait_for(future, timeout)
+        finally:
+            self._commands.pop(key, None)
+        if result != "Good":
+            raise DispatchRefused(f"{code}.{label}: {result}")
+
+    def _result(self, device: str, text: str) -> None:
+        """A device's ``JobControl/Result``: the outcome of the command it names."""
+        label, sep, status = text.partition(": ")
+        future = self._commands.get((device, label)) if sep else None
+        if future is not None and not future.done():
+            future.set_result(status)
 
     def collect(self) -> list[tuple[int, BatchOutcome]]:
         inbox = self._inbox
@@ -420,6 +496,10 @@ class HostLink:
                 value = metric.double_value
             else:
                 value = metric_value(metric, types.get(name))
+            if name.startswith(JOB_CONTROL):
+                if name == RESULT and isinstance(value, str):
+                    self._result(device, value)
+                continue
             if name.startswith(ALARMS):
                 alarm, _, part = name[len(ALARMS) :].rpartition("/")
                 seen = dev.alarms.setdefault(alarm, [500, ""])
