@@ -102,6 +102,8 @@ class AnswerGuard:
         try:
             psycopg.connect(**params).close()
         except psycopg.Error as exc:
+            if exc.sqlstate:
+                return True  # the server answered (too many connections...): it is there
             log.warning("the database does not accept connections: %s", exc)
             return False
         return True
