@@ -264,3 +264,25 @@ def test_the_html_report_shows_the_people_section() -> None:
     html = _people(report)
     assert "MATERIAL_NOT_ON_BOM" in html and "1 of LW-5510 on JO-B/1" in html
     assert _people(Report.model_construct(people=None)) == ""
+
+
+def test_the_login_sheet_names_the_trainer_and_each_person_never_a_sites_admin(
+    ctx: RunContext, tmp_path: Path
+) -> None:
+    """``mestwin run --dashboard`` prints where to log in and as whom (issue 15)."""
+    from twin.scenario.mes_core_launch import MesCoreLauncher, MesCoreRun
+    from twin.scenario.sut import PersonAccount, RunControlAccess, SutEnvironment
+
+    people = (PersonAccount("QA-EVA", "qa", "eva-secret"),)
+    access = RunControlAccess("http://127.0.0.1:1", "token", "trainer-pw")
+    for mes_url in (None, "http://mes.site:8000"):
+        env = SutEnvironment(ctx.plant, people, tmp_path, mes_url=mes_url)
+        launcher = MesCoreLauncher(env)
+        sut = MesCoreRun(launcher, mes_url or "http://127.0.0.1:2", orders="rest")
+        sheet = "\n".join(sut.login_sheet("http://127.0.0.1:8050", access))
+        assert "trainer console: http://127.0.0.1:8050/trainer  password: trainer-pw" in sheet
+        assert "QA-EVA       eva-secret   qa (Eva Lind)" in sheet
+        assert "OP-ANNA      mestwin      operator (Anna Berg)" in sheet
+        own = f"password {launcher.admin_password}" in sheet
+        assert own == (mes_url is None), sheet  # a site's admin password is never printed
+        assert "token" not in sheet

@@ -250,9 +250,14 @@ class MesCoreRun(MesCoreSut):
             password = self.passwords.get(op.id, DEFAULT_PASSWORD)
             roles = ", ".join(op.roles)
             lines.append(f"    {op.id:<12} {password:<12} {roles} ({op.name})")
-        lines.append(
-            f"  MES API: {self.url}/docs  user admin  password {self.launcher.admin_password}"
+        # The run's own MES has a password made for this run; an external MES's admin
+        # password is the site's, never printed.
+        admin = (
+            "the MESTWIN_ADMIN_PASSWORD you gave"
+            if self.launcher.env.mes_url
+            else self.launcher.admin_password
         )
+        lines.append(f"  MES API: {self.url}/docs  user admin  password {admin}")
         return lines
 
     def stop_dashboard(self) -> None:
