@@ -118,14 +118,24 @@ def bench_sim_command(
     until: Annotated[str, typer.Option(help="Simulated time of the reference plant.")] = "1d",
     seed: Annotated[int, typer.Option()] = 1,
     repeats: Annotated[int, typer.Option(min=1, help="Runs of each; medians reported.")] = 3,
+    callgrind_until: Annotated[
+        str,
+        typer.Option(
+            help="Simulated time counted in instructions per event under callgrind "
+            "(0: not counted)."
+        ),
+    ] = "1h",
     write: Annotated[
         Path | None, typer.Option(help="Update this benchmark's section of this Markdown file.")
     ] = None,
 ) -> None:
     """Engine event rate on the reference plant beside a bare SimPy loop; ends `ratio: X`."""
-    from twin.bench import bench_sim, markdown, write_section
+    from twin.bench import bench_sim, instructions_text, markdown, write_section
 
-    result = bench_sim(_seconds(until, "--until"), seed, repeats)
+    counted = (
+        0.0 if callgrind_until.strip() == "0" else _seconds(callgrind_until, "--callgrind-until")
+    )
+    result = bench_sim(_seconds(until, "--until"), seed, repeats, counted)
     typer.echo(
         f"model: {result.model_events} events in {result.model_seconds:.2f} CPU s = "
         f"{result.model_rate:,.0f} events/s (reference_plant, {until}, publishing off)"
@@ -134,6 +144,8 @@ def bench_sim_command(
         f"bare:  {result.bare_events} events in {result.bare_seconds:.2f} CPU s = "
         f"{result.bare_rate:,.0f} events/s (200 SimPy processes, exponential timeouts)"
     )
+    typer.echo(f"ratio of each pair: {', '.join(f'{r:.3f}' for r in result.ratios)}")
+    typer.echo(instructions_text(result))
     if write is not None:
         write_section(write, markdown(result))
         typer.echo(f"written to {write}")

@@ -85,16 +85,85 @@ def ratio_in(output: str) -> float | None:
     return float(found[-1]) if found else None
 
 
-def machine_description() -> list[tuple[str, str]]:
-    """What the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform says."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine()
+
+
+def machine_kind() -> str:
+    """The kind of machine figures belong to: CPU model and cores usable (issue 20: the
+    same code measured 2-3x apart on two kinds of 2-core machine)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu_model()}, {usable} cores"
+
+
+# ------------------------------------------------------------------ one section a machine
+#
+# docs/BENCHMARKS.md keeps one section per kind of machine measured, between these marks;
+# a run rewrites its own machine's section only, so a reader sees the figures of every
+# machine side by side.
+
+MACHINE_BEGIN = "<!-- machine: {} begin -->"
+MACHINE_END = "<!-- machine: {} end -->"
+_MACHINE_MARK = re.compile(r"^<!-- machine: (.+) begin -->$", re.MULTILINE)
+
+PREAMBLE = [
+    "# Benchmarks",
+    "",
+    "Written by `make bench` (`mestwin bench all --write docs/BENCHMARKS.md`); rerun it",
+    "rather than editing by hand. Each benchmark measures the product's figure and, in the",
+    "same run on the same machine, the ceiling it should be compared with (a bare library",
+    "doing the same work), and their ratio. One section per kind of machine measured (CPU",
+    "model in the heading): a run rewrites its own machine's section and keeps the others,",
+    "so the figures of every machine stand side by side. Machines are often shared and",
+    "noisy: each section states the load; compare ratios and CPU per unit of work, and",
+    "rerun before relying on a figure.",
+]
+
+
+def machine_sections(text: str) -> dict[str, str]:
+    """The machine sections of a BENCHMARKS.md text, by machine kind, marks included."""
+    found: dict[str, str] = {}
+    for match in _MACHINE_MARK.finditer(text):
+        kind = match.group(1)
+        end = MACHINE_END.format(kind)
+        stop = text.find(end, match.end())
+        if stop >= 0:
+            found[kind] = text[match.start() : stop + len(end)]
+    return found
+
+
+def machine_section(kind: str, body: str) -> str:
+    """``body`` (Markdown, under a ``## <kind>`` heading) between ``kind``'s marks."""
+    return "\n".join(
+        [MACHINE_BEGIN.format(kind), f"## {kind}", "", body.strip(), MACHINE_END.format(kind)]
+    )
+
+
+def write_machine_section(path: Path, kind: str, section: str) -> None:
+    """Rewrite ``path`` with ``section`` (from :func:`machine_section`) as ``kind``'s,
+    keeping every other machine's section (first the one just written)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    others = [s for k, s in machine_sections(text).items() if k != kind]
+    parts = ["\n".join(PREAMBLE), section, *others]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
+
+def demote_headings(markdown: str) -> str:
+    """A benchmark's own section one level down (``##`` to ``###``), under its machine."""
+    return re.sub(r"^(#{2,5}) ", r"#\1 ", markdown, flags=re.MULTILINE)
+
+
+def machine_description() -> list[tuple[str, str]]:
+    """What the figures were measured on."""
+    cpu = cpu_model()
     memory = ""
     try:
         for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
@@ -123,22 +192,15 @@ def machine_description() -> list[tuple[str, str]]:
     return rows
 
 
-def write_benchmarks_md(path: Path, results: Sequence[BenchResult], *, elapsed_s: float) -> None:
-    """Rewrite ``docs/BENCHMARKS.md`` wholly from ``results`` (every benchmark's section,
-    those of other parts included, is regenerated from this run's output)."""
+def write_benchmarks_md(
+    path: Path, results: Sequence[BenchResult], *, elapsed_s: float, load: str = ""
+) -> None:
+    """Rewrite this machine's section of ``docs/BENCHMARKS.md`` wholly from ``results``
+    (every benchmark's part, those of other parts included, is regenerated from this run's
+    output); other machines' sections are kept as they are. ``load``: the machine's load
+    during the run, in words."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`mestwin bench all --write docs/BENCHMARKS.md`); rerun it",
-        "rather than editing by hand. Each benchmark measures the product's figure and, in the",
-        "same run on the same machine, the ceiling it should be compared with (a bare library",
-        "doing the same work), and their ratio. The machine is shared and noisy: compare",
-        "ratios, and rerun before relying on a figure.",
-        "",
-        f"Run: {now}, {elapsed_s / 60:.1f} min in all.",
-        "",
-    ]
+    lines = [f"Run: {now}, {elapsed_s / 60:.1f} min in all." + (f" {load}" if load else ""), ""]
     lines += [f"- {key}: {value}" for key, value in machine_description()]
     lines += [
         "",
@@ -158,9 +220,9 @@ def write_benchmarks_md(path: Path, results: Sequence[BenchResult], *, elapsed_s
         )
     for result in results:
         if result.markdown and not result.error:
-            lines += ["", result.markdown.strip()]
+            lines += ["", demote_headings(result.markdown.strip())]
             continue
-        lines += ["", f"## {result.name}", "", f"Rerun: `{result.command}`", ""]
+        lines += ["", f"### {result.name}", "", f"Rerun: `{result.command}`", ""]
         if result.error:
             lines += ["Not run:", "", "```", result.error.strip(), "```"]
             continue
@@ -176,5 +238,5 @@ def write_benchmarks_md(path: Path, results: Sequence[BenchResult], *, elapsed_s
         lines += [f"- {key}: {value}" for key, value in result.details]
         if result.output:
             lines += ["", "```", result.output.rstrip(), "```"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    kind = machine_kind()
+    write_machine_section(path, kind, machine_section(kind, "\n".join(lines)))

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.bench.result import BenchResult, Figure, ratio_in, write_benchmarks_md
+from loadtests.bench.result import (
+    BenchResult,
+    Figure,
+    machine_kind,
+    machine_section,
+    machine_sections,
+    ratio_in,
+    write_benchmarks_md,
+)
 from loadtests.mes_metrics import mes_view, parse, quantile
 
 H = "mestwin_http_request_duration_seconds"
@@ -115,3 +123,23 @@ def test_latency_ratio_is_ceiling_over_product() -> None:
     )
     assert result.ratio == 0.5
     assert ratio_in("a\nratio: 0.3\nratio: 0.25\n") == 0.25
+
+
+def test_benchmarks_md_keeps_other_machines_sections(tmp_path: Path) -> None:
+    """A run rewrites its own machine's section only (issue 20: one section per kind of
+    machine, so that figures of several machines stand side by side)."""
+    path = tmp_path / "BENCHMARKS.md"
+    other = machine_section("Other CPU, 4 cores", "old figures of another machine")
+    path.write_text(f"# Benchmarks\n\n{other}\n", encoding="utf-8")
+    run = BenchResult(name="bench x", command="mestwin bench x", product=None, ceiling=None)
+    for output in ("first run\nratio: 0.1\n", "second run\nratio: 0.2\n"):
+        run.output = output
+        write_benchmarks_md(path, [run], elapsed_s=60, load="load 1.0.")
+    text = path.read_text(encoding="utf-8")
+    sections = machine_sections(text)
+    assert set(sections) == {"Other CPU, 4 cores", machine_kind()}
+    assert "old figures of another machine" in sections["Other CPU, 4 cores"]
+    mine = sections[machine_kind()]
+    assert f"## {machine_kind()}" in mine and "load 1.0." in mine
+    assert "second run" in mine and "first run" not in text
+    assert "### bench x" in mine

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from loadtests.bench.result import machine_kind, machine_section, machine_sections
 from mestwin.cli import build_app
+from twin.bench import count_instructions
 
 
 def test_twin_simulate_prints_kpis_and_writes_the_ground_truth(tmp_path: Path) -> None:
@@ -83,13 +85,28 @@ def test_twin_simulate_refuses_a_bad_duration() -> None:
 
 def test_bench_sim_ends_with_the_ratio_line(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
-    doc.write_text("# Benchmarks\n\nothers' section\n")
-    args = ["bench", "sim", "--until", "5m", "--repeats", "1", "--write", str(doc)]
+    other = machine_section("Other CPU, 4 cores", "others' section")
+    doc.write_text(f"# Benchmarks\n\n{other}\n")
+    args = ["bench", "sim", "--until", "5m", "--repeats", "1", "--callgrind-until", "0"]
+    args += ["--write", str(doc)]
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
+    assert "instructions per event: not counted" in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("ratio: ") and float(last.split()[1]) > 0
     text = doc.read_text()
-    assert "others' section" in text and "## Twin engine" in text
+    assert "others' section" in text and "### Twin engine" in text
     CliRunner().invoke(build_app(), args)
-    assert doc.read_text().count("## Twin engine") == 1
+    sections = machine_sections(doc.read_text())
+    assert "others' section" in sections["Other CPU, 4 cores"]
+    assert sections[machine_kind()].count("### Twin engine") == 1
+
+
+def test_callgrind_counts_the_run_only() -> None:
+    """Instructions per event of the bare loop under callgrind: the run is counted, the
+    interpreter's start-up and imports (over a billion instructions) are not."""
+    counted = count_instructions("bare", 1000, 1)
+    assert counted is not None, "valgrind missing or counted nothing"
+    instructions, events = counted
+    assert 1000 <= events <= 1300
+    assert 2_000 < instructions / events < 100_000
