@@ -17,6 +17,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from sparkplug_b.topic import BD_SEQ
+
 PACKAGE = "org.eclipse.tahu.protobuf"
 
 _F = descriptor_pb2.FieldDescriptorProto
@@ -226,3 +228,12 @@ def properties_of(metric: Any) -> dict[str, Any]:
         if which is not None and which != "propertyset_value" and not pv.is_null:
             out[key] = getattr(pv, which)
     return out
+
+
+def bd_seq_of(payload: Any) -> int | None:
+    """The ``bdSeq`` metric of an NBIRTH or NDEATH (spec 3.0, 6.4.17); None without one."""
+    for metric in payload.metrics:
+        if metric.name == BD_SEQ:
+            value = metric_value(metric)
+            return int(value) if value is not None else None
+    return None

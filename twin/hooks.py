@@ -14,7 +14,10 @@ work unit (ISA-95 Job Control, OPC UA method ``StoreAndStart``) and stops or res
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from plant_models.schema import PlantModel
 
 
 class PackMLState(IntEnum):
@@ -157,3 +160,15 @@ ALARM_BREAKDOWN = "breakdown"
 ALARM_BLOCKED = "blocked"
 ALARM_STARVED = "starved"
 """Alarm names sent through ``on_alarm`` (blocked/starved only after a delay, see engine)."""
+
+
+def product_ids(model: PlantModel) -> dict[str, str]:
+    """What ``StoreAndStart``'s productId may name, to the plant model's product: the
+    product itself, or the material it makes when one product makes it (an MES names
+    the product by its material definition, ISA-95 Part 2)."""
+    materials: dict[str, list[str]] = {}
+    for product in model.products:
+        materials.setdefault(product.material, []).append(product.id)
+    ids = {m: products[0] for m, products in materials.items() if len(products) == 1}
+    ids.update({p.id: p.id for p in model.products})
+    return ids

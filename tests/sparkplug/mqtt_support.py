@@ -23,6 +23,8 @@ from plant_models.loader import load_plant_model
 from sparkplug_b.payload import Payload
 from sparkplug_b.topic import Topic
 from twin.engine import Engine
+from twin.opcua.bench_raw import free_port
+from twin.opcua.runtime import ServeOptions
 from twin.sparkplug.edge import SparkplugPublisher
 
 BROKER = ("127.0.0.1", 1883)
@@ -47,6 +49,17 @@ def clear_retained(topic: str) -> None:
     client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
+
+
+def served_over_sparkplug(group: str) -> ServeOptions:
+    """``twin serve --sparkplug`` at speed 20 on the shared broker, orders only dispatched."""
+    return ServeOptions(
+        endpoint=f"opc.tcp://127.0.0.1:{free_port()}",
+        speed=20.0,
+        auto_dispatch=False,
+        sparkplug=BROKER_URL,
+        sparkplug_group=group,
+    )
 
 
 def unique_group(prefix: str = "t") -> str:

@@ -20,6 +20,7 @@ from mqtt_support import (
     BROKER_URL,
     clear_retained,
     require_broker,
+    served_over_sparkplug,
     start_node_script,
     tahu_node,
     unique_group,
@@ -33,8 +34,7 @@ from mes_core.connectors.sparkplug.host import HostLink, HostOptions
 from plant_models.loader import load_plant_model
 from plant_models.schema import PlantModel
 from sparkplug_b.topic import state_topic
-from twin.opcua.bench_raw import free_port
-from twin.opcua.runtime import ServedPlant, ServeOptions
+from twin.opcua.runtime import ServedPlant
 from twin.scenario.mes_process import MesProcess
 
 MINI = Path(__file__).parents[1] / "opcua" / "mini_plant.yaml"
@@ -72,13 +72,7 @@ async def _run(
 ) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], Connector, HostLink]:
     process, database_url, api_key = mes
     group = unique_group("e2e")
-    options = ServeOptions(
-        endpoint=f"opc.tcp://127.0.0.1:{free_port()}",
-        speed=20.0,
-        auto_dispatch=False,
-        sparkplug=BROKER_URL,
-        sparkplug_group=group,
-    )
+    options = served_over_sparkplug(group)
     stop = asyncio.Event()
     spool = Spool(spool_path)
     host = HostLink(BROKER_URL, HostOptions(groups=(group,), host_id=f"host-{group}"), {})

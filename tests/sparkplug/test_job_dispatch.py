@@ -14,7 +14,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from mqtt_support import BROKER_URL, MINI, clear_retained, require_broker, unique_group
+from mqtt_support import (
+    BROKER_URL,
+    MINI,
+    clear_retained,
+    require_broker,
+    served_over_sparkplug,
+    unique_group,
+)
 
 from mes_core.connectors.opcua.connector import Connector, ConnectorOptions, DispatchRefused
 from mes_core.connectors.opcua.spool import Spool
@@ -22,8 +29,7 @@ from mes_core.connectors.sparkplug.host import HostLink, HostOptions
 from plant_models.loader import load_plant_model
 from sparkplug_b.payload import DataType
 from sparkplug_b.topic import state_topic
-from twin.opcua.bench_raw import free_port
-from twin.opcua.runtime import ServedPlant, ServeOptions
+from twin.opcua.runtime import ServedPlant
 from twin.sparkplug.edge import device_metrics
 
 
@@ -74,13 +80,7 @@ async def _dispatch(tmp_path: Path) -> dict[str, Any]:
         links=[host],  # type: ignore[arg-type]
     )
     stop = asyncio.Event()
-    options = ServeOptions(
-        endpoint=f"opc.tcp://127.0.0.1:{free_port()}",
-        speed=20.0,
-        auto_dispatch=False,
-        sparkplug=BROKER_URL,
-        sparkplug_group=group,
-    )
+    options = served_over_sparkplug(group)
     out: dict[str, Any] = {}
     running = asyncio.create_task(host.run(stop))
 

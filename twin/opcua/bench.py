@@ -29,9 +29,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from plant_models.schema import PlantModel
 from twin.opcua.bench_raw import cpu_seconds, free_port, quiet_asyncua
@@ -348,8 +349,36 @@ async def run_product(
     No step starts once ``budget_s`` seconds of steps have passed (said so in the output).
     """
     quiet_asyncua()
-    steps: list[ProductStep] = []
-    with tempfile.TemporaryDirectory(prefix="mestwin-bench-opcua-") as tmp:
+
+    async def step(rate: float, mes: _Mes, key: str, folder: Path) -> ProductStep:
+        return await _product_step(rate, seconds, work_units, values, mes, key, folder)
+
+    return await climb("opcua", rates, step, format_step, echo, budget_s, unit="tags/s")
+
+
+class _Step(Protocol):
+    @property
+    def clean(self) -> bool: ...
+
+
+StepT = TypeVar("StepT", bound=_Step)
+
+
+async def climb(
+    name: str,
+    rates: tuple[float, ...],
+    run_step: Callable[[float, _Mes, str, Path], Awaitable[StepT]],
+    format_step: Callable[[StepT], str],
+    echo: Any,
+    budget_s: float,
+    unit: str = "/s",
+) -> tuple[list[StepT], str]:
+    """A product bench's climb: one MES (PostgreSQL when configured, else SQLite), then a
+    step per rate (``run_step(rate, mes, its API key, a scratch folder)``), each printed,
+    until a step is not clean or ``budget_s`` seconds of steps have passed (said so).
+    The steps and the database kind."""
+    steps: list[StepT] = []
+    with tempfile.TemporaryDirectory(prefix=f"mestwin-bench-{name}-") as tmp:
         folder = Path(tmp)
         with _database(folder) as (db_url, kind):
             mes = _Mes(db_url, folder)
@@ -358,9 +387,9 @@ async def run_product(
                 began = time.monotonic()
                 for rate in rates:
                     if time.monotonic() - began > budget_s:
-                        echo(f"  (no step at {rate:.0f} tags/s: {budget_s:.0f} s of steps spent)")
+                        echo(f"  (no step at {rate:.0f} {unit}: {budget_s:.0f} s of steps spent)")
                         break
-                    step = await _product_step(rate, seconds, work_units, values, mes, key, folder)
+                    step = await run_step(rate, mes, key, folder)
                     steps.append(step)
                     echo(format_step(step))
                     if not step.clean:
@@ -368,6 +397,20 @@ async def run_product(
             finally:
                 mes.stop()
     return steps, kind
+
+
+def best_clean(
+    steps: list[StepT], rate: Callable[[StepT], float], kind: str, echo: Any
+) -> tuple[StepT | None, str]:
+    """The fastest clean step of a climb and, when every step was clean, a note that it
+    is not the maximum; with none clean, says so (a ratio of 0) and returns None."""
+    clean = [s for s in steps if s.clean]
+    if not clean:
+        echo(f"product: no step without loss or lag (MES on {kind})")
+        echo("ratio: 0.00")
+        return None, ""
+    limit = "" if len(clean) < len(steps) else " (every step asked was clean: not the maximum)"
+    return max(clean, key=rate), limit
 
 
 def format_step(s: ProductStep) -> str:

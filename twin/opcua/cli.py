@@ -11,7 +11,7 @@ import os
 import signal
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -263,6 +263,22 @@ def nodeset(
     typer.echo(f"wrote {count} nodes of {plant_model.plant.code} to {output}")
 
 
+ProductWorkUnits = Annotated[int, typer.Option(help="work units of the product plant")]
+ProductValues = Annotated[int, typer.Option(help="process values per work unit")]
+ProductBudget = Annotated[
+    float, typer.Option(help="seconds of product steps after which no step starts")
+]
+"""Options of a product bench's climb (``bench opcua``, ``bench sparkplug``)."""
+
+
+def rates_option(changes: str) -> Any:
+    """The ``--rates`` option of a product bench whose steps count ``changes``."""
+    return typer.Option(
+        help=f"product steps, {changes} per second, comma-separated; the climb stops at the "
+        "first step with loss or lag"
+    )
+
+
 DEFAULT_RATES = "10000,15000,20000,25000,30000,40000,50000"
 #: Steps of the raw ceiling: asyncua as shipped, and with the product's fast paths (which
 #: carried 80,000/s without loss: the climb goes on past it).
@@ -278,19 +294,11 @@ def bench_opcua(
     nodes: Annotated[int, typer.Option(help="Double nodes the bare server writes")] = 2000,
     seconds: Annotated[float, typer.Option(help="seconds per rate step")] = 3.0,
     raw_only: Annotated[bool, typer.Option("--raw-only", help="only the bare ceiling")] = False,
-    work_units: Annotated[int, typer.Option(help="work units of the product plant")] = 200,
-    values: Annotated[int, typer.Option(help="process values per work unit")] = 10,
-    rates: Annotated[
-        str,
-        typer.Option(
-            help="product steps, tag changes per second, comma-separated; the climb stops "
-            "at the first step with loss or lag"
-        ),
-    ] = DEFAULT_RATES,
+    work_units: ProductWorkUnits = 200,
+    values: ProductValues = 10,
+    rates: Annotated[str, rates_option("tag changes")] = DEFAULT_RATES,
     product_seconds: Annotated[float, typer.Option(help="seconds per product step")] = 6.0,
-    budget: Annotated[
-        float, typer.Option(help="seconds of product steps after which no step starts")
-    ] = PRODUCT_BUDGET_S,
+    budget: ProductBudget = PRODUCT_BUDGET_S,
     processes: Annotated[
         int,
         typer.Option(
@@ -311,7 +319,7 @@ def bench_opcua(
     (``mes_core.connectors.opcua.publish``: lean publish decoding), a pipe that does
     nothing but carry values.
     """
-    from twin.opcua.bench import run_product
+    from twin.opcua.bench import best_clean, run_product
     from twin.opcua.bench_raw import run_raw_ceiling
 
     try:
@@ -374,13 +382,9 @@ def bench_opcua(
         run_product(steps_asked, product_seconds, work_units, values, echo=typer.echo,
                     budget_s=budget)
     )  # fmt: skip
-    clean = [s for s in steps if s.clean]
-    top = max(clean, key=lambda s: s.tags_per_s) if clean else None
+    top, limit = best_clean(steps, lambda s: s.tags_per_s, kind, typer.echo)
     if top is None:
-        typer.echo(f"product: no step without loss or lag (MES on {kind})")
-        typer.echo("ratio: 0.00")
         return
-    limit = "" if len(clean) < len(steps) else " (every step asked was clean: not the maximum)"
     typer.echo(
         f"product: {top.tags_per_s:.0f} tag changes/s end to end without loss "
         f"({top.events_per_s:.0f} plant events/s persisted, MES on {kind}){limit}"

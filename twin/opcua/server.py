@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 from asyncua import Server, ua
 
 from plant_models.schema import PlantModel
-from twin.hooks import PackMLState, PlantControl
+from twin.hooks import PackMLState, PlantControl, product_ids
 from twin.opcua.fastpath import (
     ImmutableDataValue,
     ValueWriter,
@@ -84,13 +84,7 @@ class PlantServer:
         self.lines = list(lines) if lines is not None else [line.code for line in model.lines]
         self.control = control
         self.submit = submit or _call_inline
-        # StoreAndStart's productId: the plant model's product, or the material it makes
-        # (an MES names the product by its material definition, ISA-95 Part 2).
-        materials: dict[str, list[str]] = {}
-        for product in model.products:
-            materials.setdefault(product.material, []).append(product.id)
-        self._products = {m: ids[0] for m, ids in materials.items() if len(ids) == 1}
-        self._products.update({p.id: p.id for p in model.products})
+        self._products = product_ids(model)  # StoreAndStart's productId
         self.security = security or SecurityConfig()
         self.name = name or f"mestwin twin {model.plant.code}"
         self.server: Server | None = None

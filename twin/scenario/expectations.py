@@ -163,27 +163,21 @@ def check(exp: Expectation, obs: Observed) -> ExpectationResult:
     name = exp.name or default_name(exp)
     wanted = [needs(exp), *capabilities(exp)]
     capability = next((c for c in wanted if c is not None and c in obs.unavailable), None)
+    why: str | None = None
     if capability is not None:
+        why = obs.unavailable[capability]
+    elif isinstance(exp, MirrorExact) and obs.mirror and obs.mirror.verdict == "not_checked":
+        why = obs.mirror.detail
+    if why is not None:
         return ExpectationResult(
             name=name,
             type=exp.type,
             passed=False,
             status="not_checked",
-            detail=f"not checked: {obs.unavailable[capability]}",
+            detail=f"not checked: {why}",
             requirements=list(exp.requirement),
             risk=exp.risk,
-        )
-    mirror = obs.mirror if isinstance(exp, MirrorExact) else None
-    if mirror is not None and mirror.verdict == "not_checked":
-        return ExpectationResult(
-            name=name,
-            type=exp.type,
-            passed=False,
-            status="not_checked",
-            detail=f"not checked: {mirror.detail}",
-            requirements=list(exp.requirement),
-            risk=exp.risk,
-            evidence=["#/mirror"],
+            evidence=[] if capability is not None else evidence(exp, obs),
         )
     passed, detail = _evaluate(exp, obs)
     return ExpectationResult(

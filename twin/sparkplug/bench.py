@@ -28,7 +28,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -40,7 +39,7 @@ import paho.mqtt.client as mqtt
 
 from sparkplug_b.payload import DataType, Payload, set_value
 from sparkplug_b.topic import state_topic
-from twin.opcua.bench import MAX_LAG_S, _database, _Mes, _mestwin, _stats, bench_plant
+from twin.opcua.bench import MAX_LAG_S, _Mes, _mestwin, _stats, bench_plant, climb
 from twin.opcua.bench_raw import cpu_seconds
 from twin.sparkplug.edge import SparkplugPublisher, broker_address
 
@@ -328,28 +327,13 @@ async def run_product(
     budget_s: float = float("inf"),
 ) -> tuple[list[ProductStep], str]:
     """Rising rates until a step loses or lags; the steps and the database kind."""
-    steps: list[ProductStep] = []
-    with tempfile.TemporaryDirectory(prefix="mestwin-bench-sparkplug-") as tmp:
-        folder = Path(tmp)
-        with _database(folder) as (db_url, kind):
-            mes = _Mes(db_url, folder)
-            try:
-                key = mes.start()
-                began = time.monotonic()
-                for rate in rates:
-                    if time.monotonic() - began > budget_s:
-                        echo(f"  (no step at {rate:.0f}/s: {budget_s:.0f} s of steps spent)")
-                        break
-                    step = await _product_step(
-                        rate, seconds, work_units, values, mes, key, folder, broker
-                    )
-                    steps.append(step)
-                    echo(format_step(step))
-                    if not step.clean:
-                        break
-            finally:
-                mes.stop()
-    return steps, kind
+
+    async def step(rate: float, mes: _Mes, key: str, folder: Path) -> ProductStep:
+        return await _product_step(rate, seconds, work_units, values, mes, key, folder, broker)
+
+    return await climb(
+        "sparkplug", rates, step, format_step, echo, budget_s, unit="metric changes/s"
+    )
 
 
 def format_step(s: ProductStep) -> str:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from twin.opcua.cli import ProductBudget, ProductValues, ProductWorkUnits, rates_option
+
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
 
@@ -21,22 +23,15 @@ def bench_sparkplug(
     broker: Annotated[
         str, typer.Option(help="the MQTT broker both pipes go through")
     ] = "mqtt://127.0.0.1:1883",
-    work_units: Annotated[int, typer.Option(help="work units of the product plant")] = 200,
-    values: Annotated[int, typer.Option(help="process values per work unit")] = 10,
-    rates: Annotated[
-        str,
-        typer.Option(
-            help="product steps, metric changes per second, comma-separated; the climb "
-            "stops at the first step with loss or lag"
-        ),
-    ] = DEFAULT_RATES,
+    work_units: ProductWorkUnits = 200,
+    values: ProductValues = 10,
+    rates: Annotated[str, rates_option("metric changes")] = DEFAULT_RATES,
     seconds: Annotated[float, typer.Option(help="seconds per product step")] = 6.0,
-    budget: Annotated[
-        float, typer.Option(help="seconds of product steps after which no step starts")
-    ] = PRODUCT_BUDGET_S,
+    budget: ProductBudget = PRODUCT_BUDGET_S,
 ) -> None:
     """Bare MQTT pipe (ceiling), then the product (twin edge nodes -> broker -> mestwin
     connect --sparkplug -> MES) at rising rates; the ratio of the two."""
+    from twin.opcua.bench import best_clean
     from twin.sparkplug.bench import run_ceiling, run_product
     from twin.sparkplug.edge import broker_address
 
@@ -54,7 +49,6 @@ def bench_sparkplug(
     steps, kind = asyncio.run(
         run_product(broker, asked, seconds, work_units, values, echo=typer.echo, budget_s=budget)
     )
-    clean = [s for s in steps if s.clean]
     per_message = round(sum(s.metrics for s in steps) / max(1, sum(s.messages for s in steps))) or 1
     typer.echo(
         f"ceiling: bare paho-mqtt publisher -> {broker} -> bare paho-mqtt subscriber (other "
@@ -70,12 +64,9 @@ def bench_sparkplug(
     lossless = [c.per_s for c in ceiling_steps if not c.lost]
     ceiling = max(lossless, default=0.0)
     typer.echo(f"ceiling: {ceiling:.0f} metric changes/s without loss")
-    top = max(clean, key=lambda s: s.per_s) if clean else None
+    top, limit = best_clean(steps, lambda s: s.per_s, kind, typer.echo)
     if top is None:
-        typer.echo(f"product: no step without loss or lag (MES on {kind})")
-        typer.echo("ratio: 0.00")
         return
-    limit = "" if len(clean) < len(steps) else " (every step asked was clean: not the maximum)"
     typer.echo(
         f"product: {top.per_s:.0f} metric changes/s end to end without loss "
         f"({top.events_per_s:.0f} plant events/s persisted, MES on {kind}){limit}"

@@ -66,6 +66,7 @@ from twin.hooks import (
     ALARM_STARVED,
     PackMLState,
     PlantControl,
+    product_ids,
 )
 
 log = logging.getLogger(__name__)
@@ -464,12 +465,7 @@ class SparkplugPublisher:
         default: at once, in the loop)."""
         self.control = control
         self.submit = submit or _call_inline
-        materials: dict[str, list[str]] = {}
-        for product in model.products:
-            materials.setdefault(product.material, []).append(product.id)
-        # productId: the plant model's product, or the material it makes (as OPC UA's).
-        self._products = {m: ids[0] for m, ids in materials.items() if len(ids) == 1}
-        self._products.update({p.id: p.id for p in model.products})
+        self._products = product_ids(model)  # StoreAndStart's productId, as OPC UA's
         self.commands = 0
         self.model = model
         self.broker = broker_address(broker_url)

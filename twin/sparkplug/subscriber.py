@@ -27,8 +27,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from sparkplug_b.payload import DataType, Payload, metric_value, set_value
-from sparkplug_b.topic import BD_SEQ, NAMESPACE, REBIRTH, Topic, TopicError, check_id
+from sparkplug_b.payload import DataType, Payload, bd_seq_of, metric_value, set_value
+from sparkplug_b.topic import NAMESPACE, REBIRTH, Topic, TopicError, check_id
 
 log = logging.getLogger(__name__)
 
@@ -161,14 +161,14 @@ class UnsSubscriber:
         """Apply one message to the node's session; why a rebirth is needed, or ''."""
         kind = topic.message_type
         if kind == "NBIRTH":
-            node.born, node.bd_seq = True, _bd_seq(payload)
+            node.born, node.bd_seq = True, bd_seq_of(payload)
             node.next_seq = (payload.seq + 1) % 256
             node.birth_timestamp, node.since_birth = payload.timestamp, 0
             node.births += 1
             node.devices.clear()
             return ""
         if kind == "NDEATH":
-            if node.born and _bd_seq(payload) == node.bd_seq:
+            if node.born and bd_seq_of(payload) == node.bd_seq:
                 node.born = False
             return ""
         if not node.born:
@@ -212,11 +212,3 @@ class UnsSubscriber:
         set_value(command.metrics.add(name=REBIRTH), DataType.Boolean, True)
         self.client.publish(str(Topic(self.group, "NCMD", node_id)), command.SerializeToString())
         log.info("UNS subscriber: rebirth of %s/%s requested (%s)", self.group, node_id, why)
-
-
-def _bd_seq(payload: Any) -> int | None:
-    for metric in payload.metrics:
-        if metric.name == BD_SEQ:
-            value = metric_value(metric)
-            return int(value) if value is not None else None
-    return None

@@ -68,9 +68,8 @@ from mes_core.connectors.opcua.events import (
     Notification,
 )
 from mes_core.connectors.opcua.mapping import SUBSCRIBED_TAGS
-from sparkplug_b.payload import DataType, Payload, metric_value, properties_of, set_value
+from sparkplug_b.payload import DataType, Payload, bd_seq_of, metric_value, properties_of, set_value
 from sparkplug_b.topic import (
-    BD_SEQ,
     NAMESPACE,
     REBIRTH,
     Topic,
@@ -403,14 +402,14 @@ class HostLink:
     ) -> None:
         kind = topic.message_type
         if kind == "NDEATH":
-            bd = _bd_seq(payload)
+            bd = bd_seq_of(payload)
             if track.born and bd == track.bd_seq:
                 track.born = False
                 log.info("%s/%s: edge node offline (NDEATH)", track.group, track.node)
             return
         if kind == "NBIRTH":
             track.born = True
-            track.bd_seq = _bd_seq(payload)
+            track.bd_seq = bd_seq_of(payload)
             track.next_seq = (payload.seq + 1) % 256
             track.birth_timestamp = payload.timestamp
             track.since_birth = 0
@@ -511,11 +510,3 @@ class HostLink:
                     alarms.append(AlarmFields(device, alarm, seen[0], seen[1], bool(value), when))
                 continue
             append(((node, device, name), value, when))
-
-
-def _bd_seq(payload: Any) -> int | None:
-    for metric in payload.metrics:
-        if metric.name == BD_SEQ:
-            value = metric_value(metric)
-            return int(value) if value is not None else None
-    return None
