@@ -13,6 +13,7 @@ from twin.scenario.html import write_html
 from twin.scenario.junit import write_junit
 from twin.scenario.reconcile import Records, UnitRecord, reconcile
 from twin.scenario.report import (
+    EXIT_CODES,
     DeviationOutcome,
     EventCounts,
     ExpectationResult,
@@ -171,3 +172,41 @@ def test_effectiveness_above_100_percent_is_flagged_as_a_master_data_error(
     page = (tmp_path / "report.html").read_text()
     assert "Master-data errors: these figures are impossible" in page
     assert "effectiveness of work unit BTL1-CAPPER is 116.3%" in page
+
+
+def test_a_run_that_checked_nothing_never_reads_as_passed(tmp_path: Path) -> None:
+    """No expectations, or none that could be checked: the verdict is not_checked (exit 3),
+    whatever the builder claimed, and JUnit shows a failing case, not an empty green suite."""
+    report = sample_report(passed=True)
+    assert (report.verdict, report.passed, EXIT_CODES[report.verdict]) == ("passed", True, 0)
+    empty = report.model_copy(update={"expectations": []})
+    empty = Report.model_validate(empty.model_dump())
+    assert (empty.verdict, empty.passed, EXIT_CODES[empty.verdict]) == ("not_checked", False, 3)
+    assert empty.verdict_reason == "nothing was checked: the scenario has no expectations"
+    write_junit(empty, tmp_path / "junit.xml")
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("1", "1")
+    failure = suite.find("./testcase[@name='verdict']/failure")
+    assert failure is not None and failure.get("type") == "not_checked"
+    write_html(empty, tmp_path / "report.html")
+    assert "NOT CHECKED" in (tmp_path / "report.html").read_text()
+
+    def unchecked(name: str) -> ExpectationResult:
+        return ExpectationResult(
+            name=name, type="oee", passed=True, status="not_checked", detail="no KPIs"
+        )
+
+    data = sample_report(passed=True).model_dump()
+    data["expectations"] = [unchecked("a").model_dump(), unchecked("b").model_dump()]
+    none_checked = Report.model_validate(data)
+    assert (none_checked.verdict, none_checked.passed) == ("not_checked", False)
+    assert none_checked.verdict_reason.startswith("nothing was checked: none of the 2")
+    data["expectations"][0] = report.expectations[0].model_dump()
+    partly = Report.model_validate(data)
+    assert (partly.verdict, partly.passed) == ("not_checked", False)
+    assert "1 of 2 expectations could not be checked (b)" in partly.verdict_reason
+    write_junit(partly, tmp_path / "partly.xml")
+    case = ET.parse(tmp_path / "partly.xml").getroot().find("./testsuite/testcase[@name='b']")
+    assert case is not None and case.find("failure").get("type") == "not_checked"  # type: ignore[union-attr]
+    failed = sample_report(passed=False)
+    assert (failed.verdict, EXIT_CODES[failed.verdict]) == ("failed", 1)

@@ -259,3 +259,19 @@ def test_mestwin_run_takes_another_adapter_for_a_shipped_scenario(tmp_path: Path
     common = (shipped, tmp_path / "r", None, None, None, None, False)
     assert run_command(*common, adapter="nonesuch") == 2
     assert run_command(*common, link="carrier-pigeon") == 2
+
+
+def test_a_run_with_no_expectations_exits_not_checked_never_passed(
+    toy_installed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mestwin run`` on a scenario that checks nothing: verdict NOT CHECKED, exit 3."""
+    from twin.scenario.cli import run_command
+
+    text = SCENARIO.split("timeline:")[0].replace("duration: 20m", "duration: 2m")
+    path = _scenario(tmp_path, text)
+    assert run_command(path, tmp_path / "r", None, None, None, None, False) == 3
+    assert "NOT CHECKED (nothing was checked: the scenario has no expectations)" in (
+        capsys.readouterr().err
+    )
+    data = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert (data["verdict"], data["passed"]) == ("not_checked", False)

@@ -70,7 +70,8 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario against the MES; exit 0 when every expectation holds, 1 when one
-    fails, 2 when the scenario file is broken."""
+    fails, 2 when the scenario file is broken, 3 when none failed but the run checked
+    nothing (no expectations) or could not check one (verdict NOT CHECKED)."""
     code = run_command(
         scenario,
         report_dir,
@@ -87,6 +88,13 @@ def run(
         pdf=pdf,
     )
     raise typer.Exit(code)
+
+
+VERDICT_MARKS = {
+    "passed": "[green]PASSED[/]",
+    "failed": "[red]FAILED[/]",
+    "not_checked": "[yellow]NOT CHECKED[/]",
+}
 
 
 def run_command(
@@ -164,10 +172,11 @@ def run_command(
     for exp in report.expectations:
         mark = marks.get(exp.status or "", "[red]FAIL[/]")
         console.print(f"{mark} {exp.name}: {exp.detail}", highlight=False)
-    verdict = "[green]PASSED[/]" if report.passed else "[red]FAILED[/]"
+    verdict = VERDICT_MARKS[report.verdict or "failed"]
     console.print(
-        f"scenario {report.scenario.name}: {verdict} in {report.wall_time_s:.1f} s "
-        f"({report.sim_time_s / 3600:.2f} h simulated)"
+        f"scenario {report.scenario.name}: {verdict} ({report.verdict_reason}) in "
+        f"{report.wall_time_s:.1f} s ({report.sim_time_s / 3600:.2f} h simulated)",
+        highlight=False,
     )
     console.print(f"report: {(result.report_dir / 'report.html').resolve()}")
     if pdf:

@@ -200,10 +200,10 @@ def render_html(report: Report) -> str:
     plots = []
     for i, fig in enumerate(figs):
         plots.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))
+    css = "pass" if report.verdict == "passed" else "fail"
     verdict = (
-        '<span class="pass">PASSED</span>'
-        if report.passed
-        else ('<span class="fail">FAILED</span>')
+        f'<span class="{css}">{(report.verdict or "failed").replace("_", " ").upper()}</span>'
+        f" <small>{escape(report.verdict_reason)}</small>"
     )
     summary = _table(
         ["scenario", "seed", "simulated", "wall", "system under test", "database"],
@@ -224,7 +224,7 @@ def render_html(report: Report) -> str:
             [
                 escape(e.name),
                 escape(e.type),
-                '<span class="pass">pass</span>' if e.passed else '<span class="fail">fail</span>',
+                _expectation_mark(e.status or ("passed" if e.passed else "failed")),
                 escape(e.detail),
             ]
             for e in report.expectations
@@ -377,3 +377,10 @@ def render_html(report: Report) -> str:
 
 def write_html(report: Report, path: Path) -> None:
     path.write_text(render_html(report), encoding="utf-8")
+
+
+def _expectation_mark(status: str) -> str:
+    """pass, fail or not checked (a not-checked expectation is never shown as passed)."""
+    if status == "passed":
+        return '<span class="pass">pass</span>'
+    return f'<span class="fail">{"not checked" if status == "not_checked" else "fail"}</span>'

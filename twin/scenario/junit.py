@@ -14,11 +14,13 @@ from twin.scenario.report import Report
 
 def junit_xml(report: Report) -> bytes:
     """The JUnit XML document of ``report`` (one ``testsuite``, one case per expectation)."""
-    failures = sum(1 for e in report.expectations if not e.passed)
+    # A run that checked nothing is one failing case, so no CI reads it as green.
+    nothing = not report.expectations
+    failures = sum(1 for e in report.expectations if not e.passed) + nothing
     suite = ET.Element(
         "testsuite",
         name=f"mestwin.scenario.{report.scenario.name}",
-        tests=str(len(report.expectations)),
+        tests=str(len(report.expectations) + nothing),
         failures=str(failures),
         errors="0",
         skipped="0",
@@ -31,6 +33,7 @@ def junit_xml(report: Report) -> bytes:
         ("seed", str(report.seed)),
         ("sim_time_s", f"{report.sim_time_s:g}"),
         ("system_under_test", report.system_under_test),
+        ("verdict", f"{report.verdict}: {report.verdict_reason}"),
     ):
         ET.SubElement(props, "property", name=key, value=value)
     # The traceability matrix, one property per requirement: "<verdict>: <expectations>".
@@ -49,12 +52,22 @@ def junit_xml(report: Report) -> bytes:
                 ET.SubElement(case_props, "property", name="risk", value=exp.risk)
             for item in exp.evidence:
                 ET.SubElement(case_props, "property", name="evidence", value=item)
-        if not exp.passed:
+        if exp.status == "not_checked":  # a failure, not a skip: it was not verified
+            message = f"not checked: {exp.detail}"
+            fail = ET.SubElement(case, "failure", message=message, type="not_checked")
+            fail.text = message
+        elif not exp.passed:
             fail = ET.SubElement(case, "failure", message=exp.detail, type=exp.type)
             fail.text = exp.detail
         else:
             out = ET.SubElement(case, "system-out")
             out.text = exp.detail
+    if nothing:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"scenario.{report.scenario.name}", name="verdict"
+        )
+        fail = ET.SubElement(case, "failure", message=report.verdict_reason, type="not_checked")
+        fail.text = report.verdict_reason
     suites = ET.Element("testsuites", tests=suite.get("tests", "0"), failures=str(failures))
     suites.append(suite)
     ET.indent(suites)

@@ -368,7 +368,18 @@ class Report(_Model):
         "(start-up and this report excluded): what a paced run's pace is judged on.",
     )
     sim_time_s: float
-    passed: bool = Field(description="True only if every expectation holds.")
+    passed: bool = Field(
+        description="True only when the verdict is passed: at least one expectation was "
+        "checked and every one holds."
+    )
+    verdict: Literal["passed", "failed", "not_checked"] | None = Field(
+        None,
+        description="The run's verdict: failed when one expectation failed; else "
+        "not_checked when the run checked nothing (no expectations) or could not check one "
+        "of them; passed only when every expectation was checked and holds. Always "
+        "computed from the expectations.",
+    )
+    verdict_reason: str = Field("", description="Why the verdict is what it is, in a sentence.")
     expectations: list[ExpectationResult]
     traceability: list[TraceRow] = Field(
         default_factory=list,
@@ -400,6 +411,42 @@ class Report(_Model):
     mirror: MirrorReport | None = Field(
         None, description="The scenario's mirror (a second consumer), when it has one."
     )
+
+    @model_validator(mode="after")
+    def _verdict(self) -> Report:
+        self.verdict, self.verdict_reason = run_verdict(self.expectations)
+        # A run that checked nothing (or not everything) never reads as passed.
+        self.passed = self.verdict == "passed"
+        return self
+
+
+EXIT_CODES = {"passed": 0, "failed": 1, "not_checked": 3}
+"""``mestwin run``'s exit code per verdict (2: the scenario file is broken)."""
+
+
+def run_verdict(
+    expectations: list[ExpectationResult],
+) -> tuple[Literal["passed", "failed", "not_checked"], str]:
+    """The run's verdict from its expectations, with the reason: failed when one failed;
+    not_checked when there are none or one could not be checked; else passed."""
+    if not expectations:
+        return "not_checked", "nothing was checked: the scenario has no expectations"
+    failed = [e.name for e in expectations if e.status == "failed"]
+    if failed:
+        return "failed", f"{len(failed)} of {len(expectations)} expectations failed"
+    unchecked = [e.name for e in expectations if e.status == "not_checked"]
+    if len(unchecked) == len(expectations):
+        return "not_checked", (
+            f"nothing was checked: none of the {len(expectations)} expectations could be "
+            "checked on this system under test"
+        )
+    if unchecked:
+        return "not_checked", (
+            f"{len(unchecked)} of {len(expectations)} expectations could not be checked "
+            f"({', '.join(unchecked[:5])}{', ...' if len(unchecked) > 5 else ''}); the "
+            "others passed"
+        )
+    return "passed", f"all {len(expectations)} expectations passed"
 
 
 def json_schema() -> dict[str, Any]:

@@ -65,9 +65,10 @@ def _rows(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _status(status: str) -> str:
+def _status(status: str, upper: bool = False) -> str:
     css = "pass" if status == "passed" else "fail"
-    return f'<span class="{css}">{status.replace("_", " ")}</span>'
+    text = status.replace("_", " ")
+    return f'<span class="{css}">{text.upper() if upper else text}</span>'
 
 
 def _file_hash(path_text: str, base: Path) -> str:
@@ -81,7 +82,7 @@ def review_html(report: Report, report_json_sha256: str, base: Path | None = Non
     ``report.json`` it renders, so the paper names the record it stands for)."""
     where = base or Path.cwd()
     verdict = (
-        '<span class="pass">PASSED</span>' if report.passed else '<span class="fail">FAILED</span>'
+        _status(report.verdict or "failed", upper=True) + f" ({escape(report.verdict_reason)})"
     )
     info = [
         ["scenario", escape(report.scenario.name)],

@@ -35,6 +35,7 @@ from twin.scenario.report import (
     OrderProgress,
     Report,
     ScenarioInfo,
+    run_verdict,
 )
 from twin.scenario.sut import (
     CAPABILITIES,
@@ -389,7 +390,7 @@ class ReportBuilder:
             wall_time_s=round(time.monotonic() - wall0, 3),
             plant_wall_time_s=round(ctx.plant_wall_s, 3),
             sim_time_s=sim_end,
-            passed=all(r.passed for r in results),
+            passed=run_verdict(results)[0] == "passed",
             expectations=results,
             traceability=trace_matrix(results),
             reconciliation=rec,

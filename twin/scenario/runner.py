@@ -47,7 +47,7 @@ from twin.scenario.link_setup import LinkBuilder
 from twin.scenario.loading import ScenarioError, load, reference_problems, scenario_orders
 from twin.scenario.people_loop import PeopleLoop
 from twin.scenario.plant import EnginePlant
-from twin.scenario.report import write_json
+from twin.scenario.report import EXIT_CODES, write_json
 from twin.scenario.run_report import ReportBuilder
 from twin.scenario.sut import (
     Dashboards,
@@ -223,7 +223,7 @@ class Runner:
         write_html(report, opts.report_dir / "report.html")
         write_junit(report, opts.report_dir / "junit.xml")
         seal(opts.report_dir, opts.signing_key)  # last: the manifest covers every file
-        return RunResult(0 if report.passed else 1, report, opts.report_dir)
+        return RunResult(EXIT_CODES[report.verdict or "failed"], report, opts.report_dir)
 
     def _loop(self, plant0: float) -> None:
         ctx = self.ctx
