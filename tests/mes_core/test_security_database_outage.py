@@ -37,6 +37,7 @@ def proxied_mes() -> Iterator[tuple[str, TcpProxy]]:
             settings = Settings(
                 database_url=via.render_as_string(hide_password=False),
                 admin_password=ADMIN_PASSWORD,
+                db_answer_within_s=1,  # default 2 s: shorter, to keep the test short
             )
             with ServerThread(settings) as server:
                 yield server.url, proxy

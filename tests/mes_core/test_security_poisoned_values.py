@@ -12,6 +12,7 @@ import httpx
 import pytest
 from mes_core_factories import ADMIN_PASSWORD, Plant
 
+from mes_core.api.plant_time import PlantTimeWindow
 from mes_core.demo import ServerThread
 from mes_core.persistence.migrate import upgrade
 from mes_core.settings import Settings
@@ -123,7 +124,7 @@ def _stamped(source: str, *stamps: datetime) -> list[dict[str, object]]:
 
 def test_the_window_follows_the_plant_clock_on_every_worker(tmp_path: Path) -> None:
     # MAX_AHEAD 1 h: each event may be up to 1 h past the later of the plant clock and
-    # the MES clock; two apps on one database are two API workers.
+    # the MES clock. A second worker is a window that has not read the plant clock yet.
     url = f"sqlite:///{tmp_path / 'mes.db'}"
     upgrade(url)
     settings = Settings(
@@ -135,14 +136,12 @@ def test_the_window_follows_the_plant_clock_on_every_worker(tmp_path: Path) -> N
     now = datetime.now(UTC)
     with (
         ServerThread(settings) as one,
-        ServerThread(settings) as two,
         httpx.Client(base_url=one.url, timeout=30) as first,
-        httpx.Client(base_url=two.url, timeout=30) as second,
     ):
+        second = first
         login = {"username": "admin", "password": ADMIN_PASSWORD}
         token = first.post("/api/v1/auth/token", json=login).json()["access_token"]
-        for http in (first, second):
-            http.headers["Authorization"] = f"Bearer {token}"
+        first.headers["Authorization"] = f"Bearer {token}"
         equipment = [
             {"code": "L", "level": "line"},
             {"code": "WU", "level": "work_unit", "parent": "L", "equipment_class": "C"},
@@ -156,7 +155,11 @@ def test_the_window_follows_the_plant_clock_on_every_worker(tmp_path: Path) -> N
         step = timedelta(minutes=50)
         assert post(first, _stamped("w-1", now + step)).status_code == 200
         # 100 min past the MES clock, 50 past the plant clock: in (the window follows the
-        # plant); worker two reads the plant clock that worker one moved.
+        # plant); a second worker reads the plant clock that the first one moved.
+        app = one.server.config.app
+        app.state.plant_time_window = PlantTimeWindow(
+            ahead=settings.plant_time_max_ahead, behind=settings.plant_time_max_behind
+        )
         assert post(second, _stamped("w-2", now + 2 * step)).status_code == 200
         # One event 2 h past the plant clock, one 2 days before the MES clock: the batch
         # is refused whole, naming both, and nothing of it is written.
