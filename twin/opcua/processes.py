@@ -34,6 +34,7 @@ import contextlib
 import errno
 import logging
 import multiprocessing
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -354,7 +355,9 @@ class PerLinePlant:
     their common origin (``clock``); ``halt()`` halts every engine (the servers keep
     serving what was written last) and returns each line's ground truth (good and scrap per
     work unit, simulated seconds, worst lag); ``stop()`` halts and ends the processes.
-    ``start_method``: ``spawn`` (default: a fresh interpreter per line) or ``fork``.
+    ``start_method``: ``spawn`` (default: a fresh interpreter per line) or ``fork``
+    (quicker: the children inherit the imports; used only while this process has no
+    other thread, else spawn).
     ``groups``: lines served together by one process (benchmarks: N processes for M lines);
     ``start()`` is ``serve()`` (every server listening, engines waiting) then ``run()``
     (the origin given to all).
@@ -398,7 +401,13 @@ class PerLinePlant:
 
     def serve(self) -> None:
         """Start every process; return once each one's server listens (engines waiting)."""
-        ctx: Any = multiprocessing.get_context(self.start_method)
+        method = self.start_method
+        if method == "fork" and threading.active_count() > 1:
+            # A fork copies locks other threads may hold (a Dask cluster forked from a
+            # threaded process hung here): fork only a single-threaded parent.
+            log.info("%d threads running: spawning the line processes", threading.active_count())
+            method = "spawn"
+        ctx: Any = multiprocessing.get_context(method)
         for group, code, endpoint in zip(self.groups, self.lines, self._endpoints, strict=True):
             parent, child = ctx.Pipe()
             process = ctx.Process(
