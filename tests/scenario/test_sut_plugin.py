@@ -95,6 +95,23 @@ def open_toy(settings, env):
     if unknown:
         raise SutSettingsError(unknown[0], f"the toy takes no setting {unknown[0]!r}")
     return ToyMes(settings.get("greeting", "hello"))
+
+
+class HalfToy(ToyMes):
+    """Labour begun and left (two of its five methods) and a kill switch that is no
+    method: half capabilities, which the runner refuses before the run starts."""
+
+    kill_process = None
+
+    def clock_in(self, person, at):
+        return None
+
+    def clock_out(self, person, at):
+        return None
+
+
+def open_half_toy(settings, env):
+    return HalfToy("half")
 '''
 
 SCENARIO = """\
@@ -130,6 +147,7 @@ def toy_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-mes-adapter\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
         f"[{ENTRY_POINT_GROUP}]\ntoy = toy_mes_adapter:open_toy\n"
+        "half = toy_mes_adapter:open_half_toy\n"
     )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, "toy_mes_adapter", raising=False)
@@ -275,3 +293,23 @@ def test_a_run_with_no_expectations_exits_not_checked_never_passed(
     )
     data = json.loads((tmp_path / "r" / "report.json").read_text())
     assert (data["verdict"], data["passed"]) == ("not_checked", False)
+
+
+def test_an_adapter_with_half_a_capability_is_refused_at_load_naming_what_is_missing(
+    toy_installed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not silently treated as lacking labour, and not calling a None mid-run: the run
+    does not start (exit 1), and the message names each capability and what it lacks."""
+    from twin.scenario.cli import run_command
+
+    text = SCENARIO.replace("adapter: toy, greeting: bonjour", "adapter: half")
+    path = _scenario(tmp_path, text)
+    assert run_command(path, tmp_path / "r", None, None, None, None, False) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "adapter 'half' returned HalfToy, which implements only part of the optional " in err
+    assert (
+        "labour (LabourCapability): missing or not callable: labour_records, start_labour, "
+        "stop_labour" in err
+    )
+    assert "process_control (ProcessControl): missing or not callable: kill_process, " in err
+    assert not (tmp_path / "r" / "report.json").exists()

@@ -65,7 +65,7 @@ from twin.scenario.sut_registry import (
     AdapterFactory,
     NotAnAdapter,
     UnknownAdapter,
-    required_missing,
+    adapter_problems,
     resolve,
 )
 from twin.scenario.witness import ActionWitness
@@ -157,12 +157,9 @@ class Runner:
         except SutSettingsError as exc:
             raise self._problem(("system_under_test", exc.field), str(exc)) from None
         ctx.sut = sut  # closed by _shutdown whatever follows
-        lacking = required_missing(sut)
-        if lacking:
-            raise NotAnAdapter(
-                f"adapter {spec.adapter!r} returned {type(sut).__name__}, which lacks the "
-                f"required {', '.join(lacking)} of SystemUnderTest (twin/scenario/sut.py)"
-            )
+        problem = adapter_problems(spec.adapter, sut)
+        if problem is not None:
+            raise NotAnAdapter(problem)
         why = self.links.unsupported(sut)
         if why is not None:
             raise self._problem(("link",), why)

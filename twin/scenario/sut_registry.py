@@ -9,8 +9,9 @@ factory ``factory(settings, env) -> SystemUnderTest``: ``settings`` are the scen
 :class:`~twin.scenario.sut.SutSettingsError` naming the bad one), ``env`` the
 :class:`~twin.scenario.sut.SutEnvironment`. The factory starts (or reaches) the MES and
 returns an adapter that answers; ``close()`` stops what it started. The runner then checks
-the required methods (:func:`required_missing`) and asks for the optional ones
-(``twin.scenario.sut.capabilities``).
+the required methods and that each optional capability is implemented whole or not at all
+(:func:`adapter_problems`: a run does not start with half a capability), and asks for the
+optional ones (``twin.scenario.sut.capabilities``).
 
 The bench's own adapters are found even when the package's entry points are not installed
 (an editable checkout whose metadata predates them).
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from importlib import import_module, metadata
 from typing import Any
 
-from twin.scenario.sut import SutEnvironment, SystemUnderTest
+from twin.scenario.sut import CAPABILITIES, MesStartError, SutEnvironment, SystemUnderTest
 
 ENTRY_POINT_GROUP = "mestwin.sut_adapters"
 BUILT_IN = {
@@ -38,8 +39,10 @@ class UnknownAdapter(LookupError):
     """No adapter of that name is installed."""
 
 
-class NotAnAdapter(TypeError):
-    """What a factory returned lacks a required method of ``SystemUnderTest``."""
+class NotAnAdapter(MesStartError, TypeError):
+    """What a factory returned lacks a required method of ``SystemUnderTest``, or has
+    part of an optional capability only: the run cannot start (exit 1, the message
+    printed)."""
 
 
 def adapter_names() -> list[str]:
@@ -65,11 +68,53 @@ def resolve(name: str) -> AdapterFactory:
     )
 
 
+def _methods(protocol: type) -> list[str]:
+    """The methods a Protocol declares (its public callables), sorted."""
+    return sorted(
+        n for n in dir(protocol) if not n.startswith("_") and callable(getattr(protocol, n))
+    )
+
+
 def required_missing(sut: object) -> list[str]:
     """The methods of ``SystemUnderTest`` that ``sut`` does not have."""
-    required = [
-        n
-        for n in dir(SystemUnderTest)
-        if not n.startswith("_") and callable(getattr(SystemUnderTest, n))
-    ]
-    return [n for n in required if not callable(getattr(sut, n, None))]
+    return [n for n in _methods(SystemUnderTest) if not callable(getattr(sut, n, None))]
+
+
+def partial_capabilities(sut: object) -> dict[str, list[str]]:
+    """Optional capabilities ``sut`` has only part of: capability -> the methods it lacks
+    (absent, or present but not callable). ``isinstance`` on a runtime-checkable Protocol
+    would call such an adapter capable when every name is there, or silently treat it as
+    lacking the capability when one is absent; either way the run would fail mid-way or
+    report as not checked what the adapter's author meant to offer."""
+    out: dict[str, list[str]] = {}
+    for name, (protocol, _) in CAPABILITIES.items():
+        methods = _methods(protocol)
+        lacking = [m for m in methods if not callable(getattr(sut, m, None))]
+        has_some = any(hasattr(sut, m) for m in methods)
+        if lacking and has_some:
+            out[name] = lacking
+    return out
+
+
+def adapter_problems(adapter: str, sut: object) -> str | None:
+    """Why what adapter ``adapter``'s factory returned cannot be used, or None: the
+    required methods it lacks and the optional capabilities it has only part of, each
+    named with the methods missing."""
+    problems = []
+    lacking = required_missing(sut)
+    if lacking:
+        problems.append(f"lacks the required {', '.join(lacking)} of SystemUnderTest")
+    for capability, methods in partial_capabilities(sut).items():
+        protocol = CAPABILITIES[capability][0].__name__
+        problems.append(
+            f"implements only part of the optional capability {capability} ({protocol}): "
+            f"missing or not callable: {', '.join(methods)} (implement all of "
+            f"{', '.join(_methods(CAPABILITIES[capability][0]))}, or none)"
+        )
+    if not problems:
+        return None
+    return (
+        f"adapter {adapter!r} returned {type(sut).__name__}, which "
+        + "; and ".join(problems)
+        + " (twin/scenario/sut.py)"
+    )
