@@ -188,8 +188,12 @@ def _serve_line_process(
     conn: Connection,
 ) -> None:
     """A line's process: serve, say ready, start the engine at the origin, stop when told."""
+    import signal
+
     from twin.opcua.server import quiet_asyncua
 
+    # Ctrl-C reaches the whole process group: the parent halts the lines in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     line = ",".join(lines)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s [{line}] %(message)s"
@@ -257,6 +261,8 @@ async def _serve_line(
         await _pace_loop(plant, pace, clock, options, conn, line)
         await plant.halt()
         summary = plant.engine.ledger.summary()
+        if conn.closed:
+            return
         conn.send(
             (
                 "stopped",
