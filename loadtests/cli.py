@@ -157,7 +157,10 @@ def bench_e2e(
     ] = 2400,
     speeds: Annotated[
         str, typer.Option(help="speed factors to climb, comma-separated")
-    ] = "40,80,160,320,640",
+    ] = "160,320,640,1000,1500,2000,3000",
+    max_pace: Annotated[
+        bool, typer.Option(help="then one run as fast as possible: the pace it reaches")
+    ] = True,
 ) -> None:
     """The reference plant at rising speed factors: highest speed held with nothing lost."""
     from rich.console import Console
@@ -170,7 +173,7 @@ def bench_e2e(
         raise typer.BadParameter(
             f"{speeds!r}: numbers, e.g. 30,60,120", param_hint="--speeds"
         ) from exc
-    run(speeds=factors, plant_s=plant_seconds).print(Console())
+    run(speeds=factors, plant_s=plant_seconds, max_pace=max_pace).print(Console())
 
 
 def bench_all(

@@ -135,8 +135,9 @@ def bench_all(console: Console, write: Path | None, *, quick: bool = False) -> l
             "bench e2e",
             "mestwin bench e2e",
             lambda: bench_e2e(
-                speeds=(160,) if quick else (80, 160, 320, 640),
+                speeds=(160,) if quick else (160, 320, 640, 1000, 1500, 2000),
                 plant_s=1800 if quick else 2400,
+                max_pace=not quick,
             ),
         )
     )

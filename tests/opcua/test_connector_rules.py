@@ -373,3 +373,42 @@ def test_events_are_spooled_as_the_json_pydantic_writes_for_them() -> None:
     same_text = [i for i, (b, p) in enumerate(zip(bodies, pydantic, strict=True)) if b == p]
     assert same_text == [0, 1, 2, 4, 5, 6, 7, 8]  # 3: Python 1e-05, pydantic 0.00001
     assert writer.bodies(events) == bodies  # from its kept fragments: the same again
+
+
+def test_the_watermark_moves_only_once_the_mes_took_everything_collected_before_it(
+    tmp_path: Path,
+) -> None:
+    """``wait_ingested`` (the scenario link's barrier): a subscription's notification
+    messages up to a sequence number count as ingested once every event made before the
+    mark is acknowledged by the MES, a failed post in between included."""
+    from mes_core.connectors.opcua.connector import Through
+
+    spool = Spool(tmp_path / "spool.sqlite")
+    events = [
+        measurement("opcua:x", i + 1, "LA-FILL", T0, "T", float(i), "degC", None, None)
+        for i in range(25)
+    ]
+    spool.append([e.model_dump_json() for e in events], {})
+    mes = _FlakyMes()
+    options = ConnectorOptions(batch_size=10, backoff_initial_s=0.01, dispatch_interval_s=0)
+    connector = Connector(["opc.tcp://127.0.0.1:1"], mes, spool, options)  # type: ignore[arg-type]
+    link = connector.links[0]
+    mark = Through(connects=1, subscription=7, sequence=3, latest=T0)
+    link.buffer.through = mark  # type: ignore[attr-defined]
+    connector.collect()  # nothing new made: the 25 spooled events are ahead of the mark
+    assert connector.ingested == {}
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(connector._send_loop(stop))
+        assert await connector.wait_ingested(link.url, 7, 3, timeout=5)
+        assert mes.failed and len(mes.taken) == 35  # 11..20, then 1..25 again, in order
+        assert not await connector.wait_ingested(link.url, 7, 4, timeout=0.05)
+        assert not await connector.wait_ingested(link.url, 6, 1, timeout=5)  # superseded
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(go())
+    assert connector.ingested == {link.url: mark}
+    assert connector.stats()["ingested"][link.url]["sequence"] == 3
+    spool.close()

@@ -58,7 +58,7 @@ def test_an_mes_that_does_not_catch_up_is_named_with_what_was_expected() -> None
     link.caught_up = lambda until, expected: False
     link.notes = []
     link.endpoint = "opc.tcp://127.0.0.1:1"
-    link._dirty = link._boundary = True
+    link._dirty = True
 
     class Quiet:
         paused = False

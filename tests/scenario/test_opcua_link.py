@@ -22,7 +22,7 @@ from plant_models.loader import load_plant_model
 from plant_models.scenario import SCENARIOS_DIR
 from twin.hooks import PackMLState
 from twin.scenario.link import DirectCollector, Sampling
-from twin.scenario.opcua_link import OpcUaLink, connector_subscription, unacknowledged
+from twin.scenario.opcua_link import OpcUaLink, sent_through
 from twin.scenario.runner import RunOptions, RunResult, run_scenario
 
 FULL_DAY_ONLY = {"oee", "throughput"}
@@ -112,13 +112,15 @@ def test_opcua_link_publishes_the_in_process_checks_the_direct_collector_sends(
     assert [c for _, c, _ in sent].count("torque") == 3
 
 
-def test_server_side_knows_when_the_client_acknowledged_every_notification() -> None:
-    """What the link reads of asyncua's server subscription: notifications queued or sent
-    and not acknowledged; zero once the client has taken in every change written."""
+def test_the_connectors_watermark_vouches_for_every_change_the_server_sent() -> None:
+    """The link's barrier: the server says which notification message carries the last
+    change written (``sent_through``: asyncua's ``InternalSubscription`` internals, pinned
+    here), the connector's subscription says how far it received (``Through``); once it
+    reached that message every change written is in its buffer, in order."""
     from asyncua import Client, Server
-    from asyncua.common.subscription import DataChangeEvent
 
     from mes_core.client.local import free_port
+    from mes_core.connectors.opcua.connector import BufferedSubscription, _Buffer
 
     async def main() -> None:
         server = Server()
@@ -126,33 +128,36 @@ def test_server_side_knows_when_the_client_acknowledged_every_notification() -> 
         server.set_endpoint(f"opc.tcp://127.0.0.1:{free_port()}")
         var = await server.nodes.objects.add_variable(2, "Count", 0)
         async with server:
-            assert connector_subscription(server) is None
+            assert await sent_through(server) is None
+            assert isinstance(server.iserver.subscription_service._sub_id_counter, int)
             async with Client(server.endpoint.geturl()) as client:
-                sub = await client.create_subscription(50, None)
+                buffer = _Buffer()
+                params = ua.CreateSubscriptionParameters(
+                    RequestedPublishingInterval=50,
+                    RequestedLifetimeCount=ua.UInt32(600),
+                    RequestedMaxKeepAliveCount=ua.UInt32(20),
+                    MaxNotificationsPerPublish=ua.UInt32(0),
+                    PublishingEnabled=True,
+                    Priority=ua.Byte(0),
+                )
+                sub = BufferedSubscription(client.uaclient.session, params, buffer, "test")
+                await sub.init()
                 await sub.subscribe_data_change(client.get_node(var.nodeid), queuesize=0)
-                seen: list[int] = []
-
-                async def consume() -> None:
-                    async for event in sub:
-                        if isinstance(event, DataChangeEvent):
-                            seen.append(event.value)
-
-                consumer = asyncio.create_task(consume())
-                server_sub = connector_subscription(server)
-                assert server_sub is not None
                 for n in range(1, 6):
                     await server.write_attribute_value(
                         var.nodeid, ua.DataValue(ua.Variant(n, ua.VariantType.Int64))
                     )
-                assert unacknowledged(server_sub) >= 5
-                for _ in range(200):
-                    if unacknowledged(server_sub) == 0:
+                target = await sent_through(server)
+                assert target is not None and target[1] >= 1
+                for _ in range(500):
+                    through = buffer.through
+                    if through is not None and through.sequence >= target[1]:
                         break
                     await asyncio.sleep(0.01)
-                assert unacknowledged(server_sub) == 0
-                await asyncio.sleep(0)
-                assert seen == [0, 1, 2, 3, 4, 5]  # the initial value, then every write
-                consumer.cancel()
+                assert buffer.through is not None
+                assert (buffer.through.subscription, buffer.through.sequence) == target
+                assert [v for _, v, _ in buffer.items] == [0, 1, 2, 3, 4, 5]
+                assert await sent_through(server) == target  # nothing new: the same message
 
     asyncio.run(main())
 

@@ -99,6 +99,9 @@ class ExternalOpcUaLink(OpcUaLink):
     def _status(self) -> dict[str, Any]:
         return {}  # no connector of the bench's to ask
 
+    def _watermark(self, query: str, wait: float) -> dict[str, Any]:
+        return {}  # nor its watermark: catching up tells
+
     def _wait_connected(self, faults: int, timeout: float) -> bool:
         return True  # the MES's collector reconnects by itself; catching up tells
 
@@ -138,7 +141,7 @@ class ExternalOpcUaLink(OpcUaLink):
         while time.monotonic() < deadline:
             published = not publisher.paused and not publisher.pending()
             if published and self.caught_up(until, expected):
-                self._dirty = self._boundary = False
+                self._dirty = False
                 self.stats.accepted = self.stats.sent
                 return True
             time.sleep(POLL_S)

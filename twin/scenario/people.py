@@ -260,6 +260,14 @@ class People:
             return False
         return bool(self.finished) or any(q > 0 for q in self.unbooked.values())
 
+    def counts_needed_through(self, t: float) -> float | None:
+        """Plant time through which the MES must hold the plant's events before the people
+        act at ``t``: the latest moment a job order they may complete now finished (its
+        last units, at every work unit); None when they complete nothing."""
+        if self.terminal is None:
+            return None
+        return max((done for done, _ in self.finished.values() if done <= t), default=None)
+
     def finished_orders(self) -> set[str]:
         """Orders the plant has finished (their operations may still await completion)."""
         return self.plant_done

@@ -111,6 +111,11 @@ class PeopleLoop:
         assert people is not None
         if self.ctx.state.mes_down:
             return
+        through = people.counts_needed_through(t)
+        ingested_through = getattr(self.ctx.link, "ingested_through", None)
+        if through is not None and ingested_through is not None:
+            # A completion reads the job order's counts: its last units must be in.
+            ingested_through(through)
         try:
             people.act(t)
         except SutUnavailable:

@@ -266,6 +266,9 @@ class SparkplugLink(OpcUaLink):
 
     # -- delivery -------------------------------------------------------------------------
 
+    def _watermark(self, query: str, wait: float) -> dict[str, Any]:
+        return {}  # the host keeps no OPC UA watermark: its own settle tells
+
     def _settle_once(self, publisher: Any, deadline: float) -> bool:
         while time.monotonic() < deadline:
             if self._edge_nodes_idle():
@@ -280,7 +283,7 @@ class SparkplugLink(OpcUaLink):
                     and int(s.get("produced", 0)) == int(s.get("sent", -1))
                     and self._host_has_everything(s.get("sparkplug_nodes") or {})
                 ):
-                    self._dirty = self._boundary = False
+                    self._dirty = False
                     return True
             if self.proc is not None and self.proc.poll() is not None:
                 self.last_error = f"mestwin connect exited ({self.proc.returncode})"

@@ -81,7 +81,8 @@ def connect(
         str | None,
         typer.Option(
             help="serve the counters over HTTP on this local HOST:PORT: GET /status; "
-            "POST /flush answers once all received so far is sent to the MES"
+            "POST /flush answers once all received so far is sent to the MES; "
+            "GET /watermark how far the MES has ingested what a server sent"
         ),
     ] = None,
     name: Annotated[
@@ -240,6 +241,33 @@ async def _status(connector: Any) -> dict[str, Any]:
     return stats
 
 
+async def watermark(connector: Any, query: dict[str, list[str]], timeout: float) -> dict[str, Any]:
+    """``GET /watermark``: how far the MES has ingested what an OPC UA server sent.
+
+    ``through=SUBSCRIPTION:SEQUENCE`` waits (collecting as notifications arrive) until the
+    MES has every notification message of that subscription up to that sequence number
+    (``reached``); ``after=LATEST`` waits until the watermark's latest source time is
+    other than ``LATEST`` (a watcher following it). ``url=`` names the server when the
+    connector has several. The counters of ``GET /status`` come with it."""
+    named = query.get("url")
+    url = connector.endpoint(named[0] if named else None)
+    if url is None:
+        return {"error": "url: name one of the connector's OPC UA servers"}
+    reached = None
+    if "through" in query:
+        sub, _, seq = query["through"][0].partition(":")
+        reached = await connector.wait_ingested(url, int(sub), int(seq), timeout)
+    elif "after" in query:
+        await connector.wait_advance(url, query["after"][0] or None, timeout)
+    stats: dict[str, Any] = connector.stats()
+    through = connector.ingested.get(url)
+    return stats | {
+        "url": url,
+        "reached": reached,
+        "watermark": through.to_json() if through is not None else None,
+    }
+
+
 class StatusServer:
     """``--status HOST:PORT``: the connector's counters over local HTTP, for monitoring
     and for test benches that must know the MES has everything (``POST /flush``).
@@ -274,8 +302,24 @@ class StatusServer:
                 self._answer(200, body)
 
             def do_GET(self) -> None:
-                if urlsplit(self.path).path != "/status":
-                    self._answer(404, {"error": "GET /status or POST /flush"})
+                url = urlsplit(self.path)
+                if url.path == "/watermark":
+                    query = parse_qs(url.query)
+                    try:
+                        timeout = min(max(float(query.get("timeout", ["0"])[0]), 0.0), 60.0)
+                        body = asyncio.run_coroutine_threadsafe(
+                            watermark(connector, query, timeout), loop
+                        ).result(timeout + 5)
+                    except ValueError as exc:
+                        self._answer(400, {"error": f"{exc}"})
+                        return
+                    except (RuntimeError, TimeoutError, CancelledError) as exc:
+                        self._answer(503, {"error": f"{type(exc).__name__}: {exc}"})
+                        return
+                    self._answer(400 if "error" in body else 200, body)
+                    return
+                if url.path != "/status":
+                    self._answer(404, {"error": "GET /status, GET /watermark or POST /flush"})
                     return
                 self._on_loop(_status(connector), 5)
 

@@ -33,8 +33,9 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -128,12 +129,37 @@ class DispatchRefused(Exception):
     """The machine refused a job order (or a Stop, a Reset) the connector sent it."""
 
 
+@dataclass(frozen=True)
+class Through:
+    """How far one OPC UA session's notifications reached: every notification message of
+    subscription ``subscription`` (of the link's ``connects``-th session) up to sequence
+    number ``sequence``, the latest source time among them ``latest`` (None: none had
+    one). As the connector's watermark: all of that is ingested by the MES."""
+
+    connects: int
+    subscription: int
+    sequence: int
+    latest: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "connects": self.connects,
+            "subscription": self.subscription,
+            "sequence": self.sequence,
+            "latest": self.latest.isoformat() if self.latest is not None else None,
+        }
+
+
 class _Buffer:
-    """What the subscription delivered since the connector last took it."""
+    """What the subscription delivered since the connector last took it, and how far."""
 
     def __init__(self) -> None:
         self.items: list[Notification] = []
         self.alarms: list[Any] = []
+        self.through: Through | None = None
+        self.arrived: Callable[[], None] | None = None
+        """Called after a notification message with data went in (the connector collects
+        at once while someone waits for the watermark)."""
 
 
 class BufferedSubscription(Subscription):
@@ -150,20 +176,51 @@ class BufferedSubscription(Subscription):
     """
 
     def __init__(
-        self, session: Any, params: ua.CreateSubscriptionParameters, buffer: _Buffer, url: str
+        self,
+        session: Any,
+        params: ua.CreateSubscriptionParameters,
+        buffer: _Buffer,
+        url: str,
+        connects: int = 1,
     ) -> None:
         super().__init__(session, params, None, queue_maxsize=1)
         self.buffer = buffer
         self.url = url
+        self.connects = connects
+        self._latest: datetime | None = None
+        self._gap = False
 
     async def publish_callback(self, publish_result: ua.PublishResult) -> None:
         self.last_publish_at = time.monotonic()
         message = publish_result.NotificationMessage
-        if message.NotificationData is None:
+        if not message.NotificationData:
             return
-        self.last_sequence_number = int(message.SequenceNumber)
-        append = self.buffer.items.append
+        sequence = int(message.SequenceNumber)
+        if not any(
+            data_changes(n) is not None or isinstance(n, ua.EventNotificationList)
+            for n in message.NotificationData
+        ):
+            # A status change only (the subscription's end, asyncua's word that the
+            # connection is gone): no data, no place in the sequence to keep.
+            for notification in message.NotificationData:
+                if isinstance(notification, ua.StatusChangeNotification):
+                    log.warning("%s: subscription status %s", self.url, notification.Status)
+            return
+        if sequence != (self.last_sequence_number or 0) + 1 and not self._gap:
+            # Never seen on one TCP connection; the watermark stops here (it would
+            # vouch for a message that did not arrive), the data still goes in.
+            self._gap = True
+            log.warning(
+                "%s: notification message %d after %s: the watermark stops",
+                self.url,
+                sequence,
+                self.last_sequence_number,
+            )
+        self.last_sequence_number = sequence
+        buffer = self.buffer
+        append = buffer.items.append
         monitored = self._monitored_items
+        latest = self._latest
         for notification in message.NotificationData:
             changes = data_changes(notification)
             if changes is not None:
@@ -173,10 +230,17 @@ class BufferedSubscription(Subscription):
                         log.warning("%s: notification for unknown handle %s", self.url, handle)
                         continue
                     append((data.node.nodeid, value, when))
+                    if when is not None and (latest is None or when > latest):
+                        latest = when
             elif isinstance(notification, ua.EventNotificationList):
-                self.buffer.alarms.extend(e.event for e in self._explode_events(notification))
+                buffer.alarms.extend(e.event for e in self._explode_events(notification))
             elif isinstance(notification, ua.StatusChangeNotification):
                 log.warning("%s: subscription status %s", self.url, notification.Status)
+        self._latest = latest
+        if not self._gap and self.subscription_id is not None:
+            buffer.through = Through(self.connects, self.subscription_id, sequence, latest)
+        if buffer.arrived is not None:
+            buffer.arrived()
 
 
 class CollectorLink(Protocol):
@@ -225,6 +289,10 @@ class EndpointLink:
         self._lost = asyncio.Event()
         self.connects = 0
         self.faults = 0
+
+    def received_through(self) -> Through | None:
+        """How far the notifications buffered (taken or not) reach."""
+        return self.buffer.through
 
     def take(self) -> tuple[list[Notification], list[Any]]:
         """The notifications buffered since the last call."""
@@ -291,7 +359,7 @@ class EndpointLink:
         )
         session = client.uaclient.session
         lean_publish(session)
-        sub = BufferedSubscription(session, params, self.buffer, self.url)
+        sub = BufferedSubscription(session, params, self.buffer, self.url, self.connects + 1)
         revised = client.get_subscription_revised_params(params, await sub.init())
         if revised is not None:
             await sub.update(revised)
@@ -423,6 +491,19 @@ class Connector:
             log.info("spool: %d unsent events from the last run will be sent first", len(pending))
         self._json = EventJson()
         self._wake = asyncio.Event()
+        self._collect_now = asyncio.Event()
+        self.ingested: dict[str, Through] = {}
+        """Per OPC UA server (URL): how far the MES has ingested what it sent (the
+        watermark, ``wait_ingested``)."""
+        self._marks: deque[tuple[int, str, Through]] = deque()
+        """(spool id of the last event made from them, URL, how far) of what was
+        collected and is not yet all taken by the MES, oldest first."""
+        self._advanced: asyncio.Future[None] | None = None
+        self._urgent = 0
+        for link in self.links:
+            buffer = getattr(link, "buffer", None)
+            if isinstance(buffer, _Buffer):
+                buffer.arrived = self._arrived
         self.received = 0
         self.sent = 0
         self.produced = 0
@@ -437,23 +518,110 @@ class Connector:
         """Turn buffered notifications into spooled events; how many were made."""
         made = 0
         for link in self.links:
+            received_through = getattr(link, "received_through", None)
+            through = received_through() if received_through is not None else None
             for received, outcome in link.collect():
                 self.received += received
                 bodies = self._json.bodies(outcome.events)
                 ids = self.spool.append(bodies, outcome.state)
                 self.outbox.extend(zip(ids, bodies, strict=True))
                 made += len(ids)
+            if through is not None and through != self.ingested.get(link.url):
+                if self.outbox:
+                    if self._marks and self._marks[-1][:2] == (self.outbox[-1][0], link.url):
+                        self._marks.pop()  # nothing made since: the newer mark says it
+                    self._marks.append((self.outbox[-1][0], link.url, through))
+                else:
+                    self._ingested(link.url, through)
         if made:
             self.produced += made
             self._wake.set()
         return made
 
+    def _arrived(self) -> None:
+        if self._urgent:
+            self._collect_now.set()
+
     async def _collect_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.collect()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.flush_interval_s)
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: self._collect_now.set())
+        try:
+            while not stop.is_set():
+                self.collect()
+                self._collect_now.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._collect_now.wait(), self.options.flush_interval_s)
+        finally:
+            stopping.cancel()
         self.collect()
+
+    # --- the watermark -----------------------------------------------------------------
+
+    def _ingested(self, url: str, through: Through) -> None:
+        self.ingested[url] = through
+        advanced, self._advanced = self._advanced, None
+        if advanced is not None and not advanced.done():
+            advanced.set_result(None)
+
+    def _acked(self, up_to_id: int) -> None:
+        """The MES took (or refused as malformed) every event up to spool id ``up_to_id``."""
+        marks = self._marks
+        while marks and marks[0][0] <= up_to_id:
+            _, url, through = marks.popleft()
+            self._ingested(url, through)
+
+    async def _advance(self, timeout: float) -> None:
+        """Wait until the watermark moves (or ``timeout``)."""
+        if self._advanced is None:
+            self._advanced = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._advanced), timeout)
+
+    def endpoint(self, url: str | None = None) -> str | None:
+        """The URL of the OPC UA server ``url`` names (None: the only one there is)."""
+        urls = [link.url for link in self.links if isinstance(link, EndpointLink)]
+        if url is None:
+            return urls[0] if len(urls) == 1 else None
+        return url if url in urls else None
+
+    async def wait_ingested(
+        self, url: str, subscription: int, sequence: int, timeout: float
+    ) -> bool:
+        """Wait until the MES has ingested every notification message of ``subscription``
+        up to ``sequence`` from the server at ``url`` (what the server had sent when it
+        was asked: ``twin.scenario.opcua_link``); False at ``timeout`` or when that
+        subscription is gone. Meanwhile notifications are collected as they arrive."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._urgent += 1
+        try:
+            self.collect()
+            while True:
+                through = self.ingested.get(url)
+                if through is not None and through.subscription == subscription:
+                    if through.sequence >= sequence:
+                        return True
+                elif through is not None and through.subscription > subscription:
+                    return False  # a newer subscription: the server is asked again
+                left = deadline - loop.time()
+                if left <= 0:
+                    return False
+                await self._advance(left)
+        finally:
+            self._urgent -= 1
+
+    async def wait_advance(self, url: str, after: str | None, timeout: float) -> None:
+        """Wait until the watermark of ``url`` is other than ``after`` (its JSON
+        ``latest``), or ``timeout``: a watcher that follows it without hurrying it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            through = self.ingested.get(url)
+            now = through.to_json()["latest"] if through is not None else None
+            left = deadline - loop.time()
+            if now != after or left <= 0:
+                return
+            await self._advance(left)
 
     # --- forward -----------------------------------------------------------------------
 
@@ -482,6 +650,7 @@ class Connector:
             self.spool.dead_letter(ids, str(outcome))
             for _ in batch:
                 self.outbox.popleft()
+            self._acked(batch[-1][0])  # kept aside, never sent again: nothing to wait for
             log.error(
                 "MES refused %d events as invalid (kept in dead_letter): %s", len(ids), outcome
             )
@@ -518,6 +687,7 @@ class Connector:
         for _ in batch:
             self.outbox.popleft()
         self.sent += len(batch)
+        self._acked(batch[-1][0])
         return len(batch)
 
     async def send_once(self) -> int:
@@ -736,6 +906,7 @@ class Connector:
             "opcua_faults": sum(link.faults for link in self.links),
             "mes_faults": self.mes_faults,
             "dead_letters": self.spool.dead_letters(),
+            "ingested": {url: through.to_json() for url, through in self.ingested.items()},
         }
 
     async def wait_connected(self, timeout: float = 30.0) -> None:
