@@ -176,6 +176,10 @@ def bench_e2e(
         for speed in speeds:
             step = run_step(speed, plant_s, Path(tmp), timeout_s)
             steps.append(step)
+            print(
+                f"  speed {speed:g}: {'held' if step.held else 'NOT held'}; {step.detail}",
+                flush=True,
+            )
             if not step.held:
                 break
         fastest = run_step("max", plant_s, Path(tmp), timeout_s) if max_pace else None
@@ -195,7 +199,9 @@ def bench_e2e(
     ]
     if best is not None and best is steps[-1]:
         details.append(("note", "every speed tried was held; the limit lies higher"))
-    if fastest is not None:
+    if fastest is not None and fastest.pace <= 0:
+        details.append(("as fast as possible", f"no pace: {fastest.detail}"))
+    elif fastest is not None:
         details.append(
             (
                 "as fast as possible",
