@@ -118,6 +118,49 @@ class ProcessValue(_Model):
         return self
 
 
+class ValueRule(_Model):
+    """An inspection by a process value of the work unit: the unit fails when the value's
+    latest sample, when its cycle ends, lies outside [``low``, ``high``]."""
+
+    value: Annotated[str, Field(min_length=1, max_length=100)]
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ValueRule:
+        if self.low is None and self.high is None:
+            raise ValueError("give low, high or both")
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError("expected low < high")
+        return self
+
+
+class Rework(_Model):
+    """Routing by outcome: a unit that fails this work unit's inspection goes back to the
+    station ``to`` (this one or an earlier one, not the line's first) and is worked again
+    from there; it fails with ``probability`` or by a process-value ``rule`` (one of the
+    two). Scrap is drawn first (``scrap_probability``); a unit not scrapped may then fail.
+
+    Visits are counted where they happen: every pass through a work unit counts in its
+    processed count (PackML ``ProdProcessedCount``), so a unit reworked once counts twice
+    at each work unit of the loop, and a failed inspection is a processed, not a defective,
+    unit at the inspecting work unit (the unit is not lost). The loop returns without
+    blocking: a reworked unit enters the target's input buffer even when it is full (a
+    rework cart beside it), so a loop cannot deadlock. The last station cannot send units
+    to rework: its good count is the job order's output.
+    """
+
+    to: Code
+    probability: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    rule: ValueRule | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Rework:
+        if (self.probability is None) == (self.rule is None):
+            raise ValueError("give exactly one of probability or rule")
+        return self
+
+
 class WorkUnit(_Model):
     """A machine: ISA-95 work unit of an equipment class."""
 
@@ -131,6 +174,8 @@ class WorkUnit(_Model):
     process_values: list[ProcessValue] = Field(default_factory=list)
     operator_skill: str | None = None
     """When set, the work unit runs only while an operator with this skill is on shift."""
+    rework: Rework | None = None
+    """A failed inspection sends the unit back to a named station (``Rework``)."""
     station: Code | None = None
     """Parallel work units: consecutive work units of a line with the same ``station`` form
     one station of c servers (identical or not: each has its own cycle time, failures,
@@ -597,6 +642,39 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 for p in wu.setup.per_product:
                     if p not in products:
                         bad((*wloc, "setup", "per_product", p), f"no product {p!r}")
+            if wu.rework is not None:
+                rloc: Loc = (*wloc, "rework")
+                here = next(k for k, (_, us) in enumerate(stations) if any(w is wu for w in us))
+                target = wu.rework.to
+                if target not in order[: here + 1]:
+                    unit = next((w for w in line.work_units if w.code == target), None)
+                    hint = (
+                        f": name its station ({unit.station!r})"
+                        if unit is not None and unit.station is not None
+                        else ""
+                    )
+                    bad(
+                        (*rloc, "to"),
+                        f"no station {target!r} at or before {wu.code} on line {line.code}" + hint,
+                    )
+                elif target == order[0]:
+                    bad(
+                        (*rloc, "to"),
+                        f"{target} is the line's first station, which takes new units from "
+                        "the job order: rework goes to a station with an input buffer",
+                    )
+                if here == len(stations) - 1:
+                    bad(
+                        rloc,
+                        f"{wu.code} is on the line's last station, whose good count is the "
+                        "job order's output: inspect for rework before it",
+                    )
+                rule = wu.rework.rule
+                if rule is not None and rule.value not in {pv.name for pv in wu.process_values}:
+                    bad(
+                        (*rloc, "rule", "value"),
+                        f"{wu.code} has no process value {rule.value!r}",
+                    )
             if wu.operator_skill is not None and wu.operator_skill not in skills_known:
                 bad((*wloc, "operator_skill"), f"no operator has skill {wu.operator_skill!r}")
             names = Counter(pv.name for pv in wu.process_values)

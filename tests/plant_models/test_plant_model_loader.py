@@ -440,3 +440,73 @@ def test_station_work_units_must_be_consecutive() -> None:
         p.path == "lines[0].work_units[3].station" and "must be consecutive" in p.message
         for p in err.problems
     ), str(err)
+
+
+REWORK = STATION.replace(
+    "station: L1-FILL}\n      - {code: L1-C",
+    "station: L1-FILL,\n         rework: {to: L1-FILL, probability: 0.1}}\n      - {code: L1-C",
+)
+
+
+def test_rework_to_the_station_itself_loads() -> None:
+    model = parse_plant_model(REWORK, name="plant.yaml")
+    rework = model.lines[0].work_units[2].rework
+    assert rework is not None and (rework.to, rework.probability) == ("L1-FILL", 0.1)
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "path", "message"),
+    [
+        (
+            ("rework: {to: L1-FILL, probability: 0.1}", "rework: {to: L1-C, probability: 0.1}"),
+            9,
+            "lines[0].work_units[2].rework.to",
+            "no station 'L1-C' at or before L1-F2",
+        ),
+        (
+            ("rework: {to: L1-FILL, probability: 0.1}", "rework: {to: L1-F1, probability: 0.1}"),
+            9,
+            "lines[0].work_units[2].rework.to",
+            "name its station ('L1-FILL')",
+        ),
+        (
+            ("rework: {to: L1-FILL, probability: 0.1}", "rework: {to: L1-A, probability: 0.1}"),
+            9,
+            "lines[0].work_units[2].rework.to",
+            "L1-A is the line's first station",
+        ),
+        (
+            ("rework: {to: L1-FILL, probability: 0.1}", "rework: {to: L1-FILL}"),
+            9,
+            "lines[0].work_units[2].rework",
+            "give exactly one of probability or rule",
+        ),
+        (
+            (
+                "rework: {to: L1-FILL, probability: 0.1}",
+                "rework: {to: L1-FILL, rule: {value: Torque, high: 3}}",
+            ),
+            9,
+            "lines[0].work_units[2].rework.rule.value",
+            "L1-F2 has no process value 'Torque'",
+        ),
+        (
+            (
+                "{code: L1-C, equipment_class: Capper, cycle_time: 1}",
+                "{code: L1-C, equipment_class: Capper, cycle_time: 1,\n"
+                "         rework: {to: L1-C, probability: 0.1}}",
+            ),
+            11,
+            "lines[0].work_units[3].rework",
+            "last station, whose good count is the job order's output",
+        ),
+    ],
+)
+def test_rework_mistakes_are_named_at_their_line(
+    change: tuple[str, str], line: int, path: str, message: str
+) -> None:
+    err = _error(REWORK.replace(*change))
+    problem = next((p for p in err.problems if p.path == path), None)
+    assert problem is not None, str(err)
+    assert message in problem.message
+    assert problem.line == line

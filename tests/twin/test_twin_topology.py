@@ -89,3 +89,29 @@ def test_parallel_station_units_share_the_input_buffer_and_keep_their_identities
     assert f1.state_acc[DOWN] == pytest.approx(600.0)
     summary = engine.finish()
     assert {"L1-F1", "L1-F2"} <= set(summary["work_units"])
+
+
+def test_rework_to_an_earlier_station_completes_the_job_order_exactly() -> None:
+    """F -> A -> B, B's inspection sends a fifth of the units back to A (through A's full
+    input buffer: a rework return never blocks): the job order still completes with
+    exactly its quantity made, and A and B each processed every visit."""
+    model = plant(
+        [
+            work_unit("L1-F", 0.5),
+            work_unit("L1-A", exponential(1.0)),
+            work_unit("L1-B", exponential(0.8), rework={"to": "L1-A", "probability": 0.2}),
+            work_unit("L1-C", 0.1),
+        ],
+        [("L1-F", "L1-A", 2), ("L1-A", "L1-B", 2)],
+        continuous=False,
+        order_stream={"job_orders": [{"id": "JO-1", "product": "P", "quantity": 400, "due": 1e6}]},
+    )
+    engine = Engine(model, seed=5)
+    engine.run_until(5_000.0)
+    summary = engine.finish()
+    job = summary["job_orders"]["JO-1"]
+    assert (job["status"], job["made"], job["scrapped"]) == ("completed", 400, 0)
+    a, b = engine.work_units["L1-A"], engine.work_units["L1-B"]
+    assert b.reworked > 50
+    assert a.processed == b.processed == 400 + b.reworked
+    assert engine.work_units["L1-C"].processed == 400

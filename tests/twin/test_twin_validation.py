@@ -102,6 +102,45 @@ def test_parallel_station_is_an_mmc_queue_with_the_erlang_c_waiting_time() -> No
 
 
 @pytest.mark.parametrize(
+    "rework",
+    [
+        {"to": "L1-M", "probability": 0.25},
+        # the same odds by a process-value rule: V ~ U(0, 1) fails above 0.75
+        {"to": "L1-M", "rule": {"value": "V", "high": 0.75}},
+    ],
+    ids=["probability", "value-rule"],
+)
+def test_rework_loop_throughput_and_geometric_visits(rework: dict[str, object]) -> None:
+    """A saturated exponential work unit (mu = 1) whose inspection sends a unit back to its
+    own input with p = 0.25: visits per unit are geometric, mean 1 / (1 - p), so the line
+    makes TH = mu (1 - p) = 2,700 units/h while the work unit processes mu = 3,600/h."""
+    from twin.replicate import estimate
+
+    p, mu = 0.25, 1.0
+    value = {"name": "V", "distribution": {"kind": "uniform", "low": 0, "high": 1}}
+    model = plant(
+        [
+            work_unit("L1-FEED", 0.01),  # never lets L1-M starve
+            work_unit(
+                "L1-M",
+                exponential(1 / mu),
+                rework=rework,
+                process_values=[{**value, "update_period": 0.5}],
+            ),
+            work_unit("L1-OUT", 0.2),
+        ],
+        [("L1-FEED", "L1-M", 10)],
+    )
+    result = replicate(model, 10, 5_000.0, seed=21, warmup=200.0, confidence=CONFIDENCE)
+    _decides(result["line.L1.throughput_per_hour"], mu * (1 - p) * 3600.0, 0.03)
+    visits = [
+        run["wu.L1-M.throughput_per_hour"] / run["line.L1.throughput_per_hour"]
+        for run in result.runs
+    ]
+    _decides(estimate(visits, CONFIDENCE), 1 / (1 - p), 0.03)
+
+
+@pytest.mark.parametrize(
     ("mu1", "mu2", "capacity"),
     [(1.0, 1.0, 2), (1.0, 1.25, 3), (1.2, 0.9, 1)],
 )

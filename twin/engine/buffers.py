@@ -93,8 +93,14 @@ class BufferSim:
         """Put ``unit`` if there is room (or a waiting taker); False when full."""
         now = self.env._now
         items = self.items
-        if self._getters and self._transfer is None and not items:
-            taker = self._taker()
+        getters = self._getters
+        if getters and self._transfer is None and not items:
+            first, wu = getters[0]
+            taker: simpy.Event | None = first
+            if wu is None or not wu.broken:  # the first taker, inlined (``_taker``)
+                getters.popleft()
+            else:
+                taker = self._taker()
             if taker is not None:
                 self.entered += 1
                 self.exited += 1
@@ -102,16 +108,31 @@ class BufferSim:
                 return True
         if len(items) >= self.capacity:
             return False
-        if self._transfer is None and not self._getters:  # the common case, inlined
+        if self._transfer is None and not getters:  # the common case, inlined
             self.area += len(items) * (now - self._last)
             self._last = now
             items.append((now, now, unit))
             self.entered += 1
             return True
         self._append(unit, now)
-        if self._getters and len(items) == 1:
+        if getters and len(items) == 1:
             self._deliver_later(items[0][0] - now)
         return True
+
+    def put_rework(self, unit: Any) -> None:
+        """Put a unit sent back by a failed inspection: never blocks, even when full (the
+        rework cart beside the buffer; the level may then exceed the capacity)."""
+        now = self.env._now
+        if self._getters and self._transfer is None and not self.items:
+            taker = self._taker()
+            if taker is not None:
+                self.entered += 1
+                self.exited += 1
+                taker.succeed(unit)
+                return
+        self._append(unit, now)
+        if self._getters and len(self.items) == 1:
+            self._deliver_later(self.items[0][0] - now)
 
     def put_wait(self, unit: Any, wu: Any = None) -> simpy.Event:
         """An event that fires when ``unit`` has been taken into the buffer (``wu`` is
@@ -133,11 +154,18 @@ class BufferSim:
             items.popleft()
             self.exited += 1
             self.sojourn += now - entered
-            if self._putters:
-                giver = self._giver()
-                if giver is not None:
-                    self._append(giver[1], now)
-                    giver[0].succeed()
+            putters = self._putters
+            if putters:
+                ev, waiting, wu = putters[0]
+                if wu is None or not wu.broken:  # the first giver, inlined (``_giver``)
+                    putters.popleft()
+                    self._append(waiting, now)
+                    ev.succeed()
+                else:
+                    giver = self._giver()
+                    if giver is not None:
+                        self._append(giver[1], now)
+                        giver[0].succeed()
             return unit
         if self._putters:  # capacity 0: take it straight from a blocked machine
             giver = self._giver()

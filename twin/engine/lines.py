@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from plant_models.schema import Buffer, Line, stations_of
+from plant_models.schema import Buffer, Line, Rework, stations_of
 from twin.engine.buffers import BufferSim
 from twin.engine.common import INFINITE, SimGen
 from twin.engine.jobs import Job
 from twin.engine.stations import WorkUnitSim
 from twin.hooks import IDLE, STARVED
-from twin.streams import Sampler, sampler, substream
+from twin.streams import Sampler, sampler, substream, uniform01
 
 if TYPE_CHECKING:
     from twin.engine.plant import Engine
@@ -68,6 +68,9 @@ class LineSim:
                 wu.downstream = buf
             for wu in downs:
                 wu.upstream = buf
+        for wu in self.work_units:
+            if wu.spec.rework is not None:
+                self._route_rework(wu, wu.spec.rework)
         self.arrivals: BufferSim | None = None
         if spec.arrivals is not None:
             self.arrivals = BufferSim(
@@ -87,6 +90,27 @@ class LineSim:
                 engine.segments_for(engine.model.product(spec.continuous_product), spec),
             )
             self.queue.append(job)
+
+    def _route_rework(self, wu: WorkUnitSim, rework: Rework) -> None:
+        """Send ``wu``'s failed units to the input buffer of the station ``rework.to``."""
+        target = next(units for code, units in self.stations if code == rework.to)
+        wu.rework_to = target[0].upstream
+        if rework.probability is not None:
+            draw = uniform01(substream(self.engine.root, f"{wu.code}/rework"))
+            p = rework.probability
+            wu.rework_check = lambda: draw() < p
+        else:
+            rule = rework.rule
+            assert rule is not None
+            pv = self.engine.values[(wu.code, rule.value)]
+            low = -INFINITE if rule.low is None else rule.low
+            high = INFINITE if rule.high is None else rule.high
+
+            def fails() -> bool:
+                value = pv.last
+                return value is not None and not low <= value <= high
+
+            wu.rework_check = fails
 
     # -- WIP (Little's law on the line) -------------------------------------------------
     def _wip_changes(self, delta: int) -> None:

@@ -20,6 +20,7 @@ handful of attribute updates; buffers hand units over without SimPy events when 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -90,6 +91,9 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         "reason",
         "repaired",
         "reset_event",
+        "rework_check",
+        "rework_to",
+        "reworked",
         "scrap_draw",
         "scrap_p",
         "segment",
@@ -116,6 +120,10 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         self.cycle = sampler(spec.cycle_time, substream(root, f"{name}/cycle"), duration=True)
         self.scrap_p = spec.scrap_probability
         self.scrap_draw = uniform01(substream(root, f"{name}/scrap")) if self.scrap_p > 0 else None
+        # routing by outcome: ``LineSim`` gives the rework target's input buffer
+        self.rework_to: BufferSim | None = None
+        self.rework_check: Callable[[], bool] | None = None
+        self.reworked = 0
         self.setup_spec = spec.setup
         self._setup_samplers: dict[str, Sampler] = {}
         self._setup_rng = substream(root, f"{name}/setup")
@@ -228,6 +236,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         obs = self.obs
         engine = self.engine
         only_operating_failures = not self.clock_modes
+        rework_check = self.rework_check  # set by ``LineSim`` before the process starts
         while True:
             if self.broken or self.stop_requested:  # rare: one test on the hot path
                 if self.stop_requested:
@@ -299,6 +308,12 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
                 continue
             if obs:
                 engine.notify_counters(self)
+            if rework_check is not None and rework_check():  # the inspection failed
+                self.reworked += 1
+                rework = self.rework_to
+                assert rework is not None
+                rework.put_rework(unit)
+                continue
             if down is None:
                 line.unit_left(unit, scrapped=False)
             elif not down.try_put(unit):
@@ -377,7 +392,9 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
 
     # -- figures ------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
+        rework = {"reworked": self.reworked} if self.rework_check is not None else {}
         return {
+            **rework,
             "line": self.line.code,
             "equipment_class": self.spec.equipment_class,
             "processed": self.processed,
