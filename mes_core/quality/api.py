@@ -23,7 +23,7 @@ from mes_core.persistence.models import (
     OperationsSegment,
 )
 from mes_core.persistence.security import Actor
-from mes_core.quality import service
+from mes_core.quality import disposition_service, hold_service, service
 from mes_core.quality.models import ElectronicSignature, MeasurementResult, Nonconformance
 from mes_core.quality.schemas import (
     CharacteristicOut,
@@ -125,9 +125,9 @@ def _signature_out(sig: ElectronicSignature) -> SignatureOut:
 
 
 def _nc_out(session: Session, nc: Nonconformance) -> NonconformanceOut:
-    held = service.held_objects(session, nc)
+    held = hold_service.held_objects(session, nc)
     job = session.get(JobOrder, nc.job_order_id) if nc.job_order_id else None
-    sig = service.signature_of(session, nc)
+    sig = disposition_service.signature_of(session, nc)
     return NonconformanceOut(
         number=nc.number,
         state=nc.state,
@@ -294,7 +294,7 @@ def dispose(
     password re-entered, meaning and reason stated, signer's certification checked."""
     run_transaction(
         session,
-        lambda: service.dispose(
+        lambda: disposition_service.dispose(
             session,
             number,
             disposition=body.disposition,

@@ -13,7 +13,7 @@ from mes_core.domain.states import EquipmentLevel, Role
 from mes_core.persistence import execution, masterdata
 from mes_core.persistence.models import InspectionCharacteristic, JobOrder
 from mes_core.persistence.security import SYSTEM, Actor
-from mes_core.quality.service import DISPOSITION_SKILL
+from mes_core.quality.disposition_service import DISPOSITION_SKILL
 from mes_core.schemas import execution as ex
 from mes_core.schemas import masterdata as md
 

@@ -16,6 +16,8 @@ from mes_core.domain.errors import Forbidden
 from mes_core.persistence import masterdata
 from mes_core.persistence.models import AuditEntry
 from mes_core.persistence.security import SYSTEM, Actor
+from mes_core.quality import disposition_service as qd
+from mes_core.quality import hold_service as qh
 from mes_core.quality import service as qs
 from mes_core.quality.models import Nonconformance
 
@@ -50,7 +52,7 @@ def _backdating(session: Session, code: str) -> Actor:
 def test_a_nonconformance_and_its_holds_date_from_the_measurement(session: Session) -> None:
     nc = _deviation(session, build_cell(session))
     assert nc.opened_at == PLANT_T
-    assert {h.placed_at for h in qs.holds_of(session, nc)} == {PLANT_T}
+    assert {h.placed_at for h in qh.holds_of(session, nc)} == {PLANT_T}
 
 
 def test_a_signature_takes_the_stated_time_of_a_signer_allowed_to_backdate(
@@ -61,7 +63,7 @@ def test_a_signature_takes_the_stated_time_of_a_signer_allowed_to_backdate(
     cell = build_cell(session, lapsed_qa=True)
     nc = _deviation(session, cell)
     signed = PLANT_T + timedelta(hours=2)
-    disposed, signature = qs.dispose(
+    disposed, signature = qd.dispose(
         session,
         nc.number,
         disposition="release",
@@ -73,7 +75,7 @@ def test_a_signature_takes_the_stated_time_of_a_signer_allowed_to_backdate(
     )
     session.commit()
     assert (signature.signed_at, disposed.disposed_at) == (signed, signed)
-    assert {h.released_at for h in qs.holds_of(session, disposed)} == {signed}
+    assert {h.released_at for h in qh.holds_of(session, disposed)} == {signed}
 
 
 def test_a_stated_signing_time_without_the_backdate_permission_is_refused_and_recorded(
@@ -82,7 +84,7 @@ def test_a_stated_signing_time_without_the_backdate_permission_is_refused_and_re
     cell = build_cell(session)
     nc = _deviation(session, cell)
     with pytest.raises(Forbidden, match="may not state when"):
-        qs.dispose(
+        qd.dispose(
             session,
             nc.number,
             disposition="release",

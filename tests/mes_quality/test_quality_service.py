@@ -16,6 +16,8 @@ from mes_core.domain.errors import Forbidden, InvalidInput, RuleViolation
 from mes_core.persistence import execution, masterdata
 from mes_core.persistence.models import AuditEntry
 from mes_core.persistence.security import SYSTEM, Actor
+from mes_core.quality import disposition_service as qd
+from mes_core.quality import hold_service as qh
 from mes_core.quality import service as qs
 from mes_core.quality.models import ElectronicSignature
 from mes_core.quality.signature import SignatureManifest, SignatureMeaning, verify_binding
@@ -123,7 +125,7 @@ def test_disposition_only_by_quality_role(session: Session) -> None:
 
     actor = Actor(operator.code, frozenset(operator.role_list), operator.id, operator.code)
     with pytest.raises(Forbidden, match="quality role"):
-        qs.dispose(
+        qd.dispose(
             session,
             nc.number,
             disposition="release",
@@ -141,8 +143,8 @@ def test_disposition_signature_needs_the_password_again_and_records_the_refusal(
     job = running_job(session, cell)
     nc = _measure(session, job, 510.0).nonconformance
     assert nc is not None
-    with pytest.raises(qs.SignatureRefused, match="wrong password"):
-        qs.dispose(
+    with pytest.raises(qd.SignatureRefused, match="wrong password"):
+        qd.dispose(
             session,
             nc.number,
             disposition="release",
@@ -165,8 +167,8 @@ def test_disposition_signer_needs_a_valid_certification(session: Session) -> Non
     job = running_job(session, cell)
     nc = _measure(session, job, 510.0).nonconformance
     assert nc is not None
-    with pytest.raises(qs.SignatureRefused, match="expired on"):
-        qs.dispose(
+    with pytest.raises(qd.SignatureRefused, match="expired on"):
+        qd.dispose(
             session,
             nc.number,
             disposition="release",
@@ -185,7 +187,7 @@ def test_signed_release_restores_job_order_and_lot_and_binds_the_signature(
     lot = masterdata.get_lot(session, cell.preform_lot)
     nc = _measure(session, job, 510.0, lot=lot).nonconformance
     assert nc is not None
-    nc, sig = qs.dispose(
+    nc, sig = qd.dispose(
         session,
         nc.number,
         disposition="release",
@@ -228,7 +230,7 @@ def test_signed_scrap_rejects_the_lot(session: Session) -> None:
     lot = masterdata.get_lot(session, cell.preform_lot)
     nc = _measure(session, job, 480.0, lot=lot).nonconformance
     assert nc is not None
-    qs.dispose(
+    qd.dispose(
         session,
         nc.number,
         disposition="scrap",
@@ -255,10 +257,10 @@ def test_a_disposed_nonconformance_cannot_be_signed_again(session: Session) -> N
         "reason": "Refill the affected bottles",
         "actor": cell.qa_actor(session),
     }
-    qs.dispose(session, nc.number, **kwargs)  # type: ignore[arg-type]
+    qd.dispose(session, nc.number, **kwargs)  # type: ignore[arg-type]
     session.commit()
     with pytest.raises(InvalidInput, match="already disposed"):
-        qs.dispose(session, nc.number, **kwargs)  # type: ignore[arg-type]
+        qd.dispose(session, nc.number, **kwargs)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ holds have owners
@@ -267,7 +269,7 @@ SUPERVISOR = Actor("sup-holds", frozenset({"supervisor"}))
 
 
 def _release(session: Session, cell, number: str):  # type: ignore[no-untyped-def]
-    out = qs.dispose(
+    out = qd.dispose(
         session,
         number,
         disposition="release",
@@ -283,8 +285,8 @@ def _release(session: Session, cell, number: str):  # type: ignore[no-untyped-de
 def test_a_disposition_lifts_only_the_holds_its_nonconformance_placed(session: Session) -> None:
     cell = build_cell(session)
     job = running_job(session, cell)
-    qs.hold_job_order_by_hand(session, job.code, "line clearance not signed", actor=SUPERVISOR)
-    qs.hold_lot_by_hand(session, cell.preform_lot, "supplier CoA missing", actor=SUPERVISOR)
+    qh.hold_job_order_by_hand(session, job.code, "line clearance not signed", actor=SUPERVISOR)
+    qh.hold_lot_by_hand(session, cell.preform_lot, "supplier CoA missing", actor=SUPERVISOR)
     session.commit()
     lot = masterdata.get_lot(session, cell.preform_lot)
     nc = _measure(session, job, 510.0, lot=lot).nonconformance
@@ -307,8 +309,8 @@ def test_a_disposition_lifts_only_the_holds_its_nonconformance_placed(session: S
         "still_held_by": ["by hand"],
     }
     # The supervisor's release lifts them; the job order resumes where it was.
-    qs.release_job_order_hold_by_hand(session, job.code, "line clearance signed", actor=SUPERVISOR)
-    qs.release_lot_by_hand(session, cell.preform_lot, "CoA received", actor=SUPERVISOR)
+    qh.release_job_order_hold_by_hand(session, job.code, "line clearance signed", actor=SUPERVISOR)
+    qh.release_lot_by_hand(session, cell.preform_lot, "CoA received", actor=SUPERVISOR)
     session.commit()
     assert execution.get_job_order(session, job.code).state == "running"
     assert masterdata.get_lot(session, cell.preform_lot).status == "available"
@@ -324,11 +326,11 @@ def test_a_hold_by_hand_is_not_lifted_by_a_release_while_a_nonconformance_holds(
     assert nc is not None
     # A release by hand cannot lift a nonconformance's hold: that needs QA's signature.
     with pytest.raises(RuleViolation) as refused:
-        qs.release_job_order_hold_by_hand(session, job.code, "looks fine", actor=SUPERVISOR)
+        qh.release_job_order_hold_by_hand(session, job.code, "looks fine", actor=SUPERVISOR)
     assert refused.value.rule.value == "HELD"
     assert nc.number in refused.value.message
     with pytest.raises(RuleViolation):
-        qs.release_lot_by_hand(session, cell.preform_lot, "looks fine", actor=SUPERVISOR)
+        qh.release_lot_by_hand(session, cell.preform_lot, "looks fine", actor=SUPERVISOR)
     recorded = session.execute(
         select(AuditEntry).where(
             AuditEntry.object_ref == f"job_order:{job.code}", AuditEntry.action == "refused"
@@ -337,11 +339,11 @@ def test_a_hold_by_hand_is_not_lifted_by_a_release_while_a_nonconformance_holds(
     assert json.loads(recorded.detail)["rule"] == "HELD"
     assert execution.get_job_order(session, job.code).state == "held"
     # A supervisor holds the held job order as well; the disposition then leaves it held.
-    qs.hold_job_order_by_hand(session, job.code, "pending investigation", actor=SUPERVISOR)
+    qh.hold_job_order_by_hand(session, job.code, "pending investigation", actor=SUPERVISOR)
     session.commit()
     _release(session, cell, nc.number)
     assert execution.get_job_order(session, job.code).state == "held"
     assert masterdata.get_lot(session, cell.preform_lot).status == "available"
-    qs.release_job_order_hold_by_hand(session, job.code, "investigation closed", actor=SUPERVISOR)
+    qh.release_job_order_hold_by_hand(session, job.code, "investigation closed", actor=SUPERVISOR)
     session.commit()
     assert execution.get_job_order(session, job.code).state == "running"

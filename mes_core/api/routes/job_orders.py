@@ -22,7 +22,7 @@ from mes_core.domain.states import JobOrderState
 from mes_core.persistence import execution
 from mes_core.persistence.db import run_transaction
 from mes_core.persistence.models import JobOrder
-from mes_core.quality import service as holds
+from mes_core.quality import hold_service as holds
 from mes_core.schemas.execution import (
     CompleteRequest,
     ConsumeRequest,

@@ -13,7 +13,7 @@ from mes_core.api.deps import AnyUser, Quality, SessionDep, Supervisor
 from mes_core.domain.states import LotStatus
 from mes_core.persistence import masterdata
 from mes_core.persistence.models import JobOperation, MaterialDefinition, MaterialLot
-from mes_core.quality import service as holds
+from mes_core.quality import hold_service as holds
 from mes_core.schemas.masterdata import HoldRequest, LotCreate, LotOut, MaterialCreate, MaterialOut
 
 router = APIRouter(prefix="/api/v1", tags=["material"])
