@@ -51,7 +51,7 @@ from mestwin_tryton.rpc import (
     TrytonWarning,
 )
 from plant_models.schema import PlantModel
-from twin.scenario.reconcile import OrderRecord, Records
+from twin.scenario.reconcile import LabourHours, OrderRecord, Records
 from twin.scenario.sut import (
     Answer,
     IngestStats,
@@ -622,7 +622,55 @@ class TrytonSut(TrytonBooking):
             for parent in rec.lots_consumed:
                 for child in rec.lots_produced:
                     out.genealogy.add((parent, child))
+        self._read_operation_time(out)
         return out
+
+    def _read_operation_time(self, out: Records) -> None:
+        """Seconds each operation ran (its done work cycles' durations) and the labour
+        booked with it (timesheet lines on the work's timesheet work: employee, hours).
+        Tryton keeps a cycle's duration, not its start and end times, and books labour
+        per operation (no attendance): ``operation_seconds`` and
+        ``labour_from_operations``."""
+        by_id = {pid: order for order, pid in self.productions.items()}
+        works = self._call(
+            self.rpc.search_read,
+            "production.work",
+            [("production", "in", list(by_id))],
+            ["id", "production", "operation.name", "timesheet_work"],
+        )
+        key_of = {
+            w["id"]: (by_id[w["production"]], str(w["operation."]["name"]).split("/", 1)[-1])
+            for w in works
+        }
+        seconds: dict[tuple[str, str], float] = {}
+        cycles = self._call(
+            self.rpc.search_read,
+            "production.work.cycle",
+            [("work", "in", list(key_of)), ("state", "=", "done")],
+            ["work", "duration"],
+        )
+        for c in cycles:
+            key = key_of[c["work"]]
+            ran = c["duration"].total_seconds() if c["duration"] is not None else 0.0
+            seconds[key] = round(seconds.get(key, 0.0) + ran, 3)
+        out.operation_seconds = seconds
+        sheet_of = {w["timesheet_work"]: key_of[w["id"]] for w in works if w["timesheet_work"]}
+        person_of = {emp: person for person, emp in self.md.employees.items()}
+        labour = LabourHours()
+        lines = self._call(
+            self.rpc.search_read,
+            "timesheet.line",
+            [("work", "in", list(sheet_of))],
+            ["work", "employee", "duration"],
+        )
+        for line in lines:
+            order = sheet_of[line["work"]][0]
+            person = person_of.get(line["employee"], f"employee {line['employee']}")
+            hours = line["duration"].total_seconds() / 3600.0
+            labour.by_person[person] = labour.by_person.get(person, 0.0) + hours
+            labour.by_order[order] = labour.by_order.get(order, 0.0) + hours
+        out.labour = labour
+        out.labour_from_operations = True
 
     def ingest_stats(self) -> IngestStats:
         c = self.collector

@@ -130,6 +130,16 @@ def test_an_order_runs_through_tryton_and_reconciles_exactly(bench: Bench) -> No
     )
     assert len(lines) == 4
     assert all(line["duration"].total_seconds() == pytest.approx(3540.0) for line in lines)
+    # Read back: each operation ran 3540 s (its work cycles), and the timesheet booked
+    # those hours to the operator who started it, on the order.
+    back = sut.records(bench.plant, 7200.0)
+    assert back.operation_seconds is not None and back.labour is not None
+    assert {k: v for k, v in back.operation_seconds.items() if k[0] == order} == {
+        (order, seg): 3540.0 for seg in SEGMENTS
+    }
+    assert back.labour_from_operations
+    assert back.labour.by_order[order] == pytest.approx(4 * 3540.0 / 3600.0)
+    assert back.labour.by_person["OP-ANNA"] >= 4 * 3540.0 / 3600.0 - 1e-9
 
 
 def test_what_tryton_enforces_and_what_it_accepts(bench: Bench) -> None:

@@ -53,3 +53,14 @@ def test_bottling_shift_on_tryton_reconciles_orders_and_reports_each_verdict(
     statuses = {e["name"]: e["status"] for e in report["expectations"]}
     assert statuses["all orders completed"] == "passed"
     assert statuses["reconciliation exact"] == "failed"
+    # Operation times and labour are read back: each work cycle's duration against the
+    # bench's start and completion, each timesheet line's hours against the operations
+    # the people ran (Tryton books labour with the operation; no attendance).
+    durations = [r for r in rows if r["quantity"] == "duration (s)"]
+    labour = [r for r in rows if r["quantity"] == "labour hours"]
+    assert durations and labour
+    assert all(r["matches"] for r in durations + labour), [
+        r for r in durations + labour if not r["matches"]
+    ]
+    assert {r["entity"] for r in labour} == {"person", "job_order"}
+    assert not any(n.startswith("Labour not reconciled") for n in report["notes"])

@@ -6,7 +6,15 @@ from typing import cast
 
 import pytest
 
-from twin.scenario.reconcile import OperationTimes, OrderRecord, Records, UnitRecord, reconcile
+from twin.scenario.reconcile import (
+    LabourHours,
+    OperationTimes,
+    OrderRecord,
+    Records,
+    UnitRecord,
+    operation_labour,
+    reconcile,
+)
 from twin.scenario.sut import Answer, SutUnavailable, SystemUnderTest
 from twin.scenario.witness import ActionWitness
 
@@ -134,4 +142,35 @@ def test_a_timestamp_off_the_plant_timeline_is_counted_per_kind_of_record() -> N
     assert rec.mismatches == [
         "timeline signatures: records off the plant's timeline (of 1): plant 0, MES 1, "
         "difference +1"
+    ]
+
+
+def test_an_mes_keeping_durations_and_labour_per_operation_is_reconciled_on_them() -> None:
+    """An MES that keeps how long each operation ran (no start and end times: a Tryton
+    work cycle) and books labour with the operation (a timesheet line for its starter)."""
+    twin, mes = _truth(), _truth()
+    twin.operation_times = {
+        ("JO-1", "FILL"): OperationTimes(300.0, 3600.0),
+        ("JO-1", "PACK"): OperationTimes(400.0, None),  # never ended: nothing to compare
+    }
+    mes.operation_seconds = {("JO-1", "FILL"): 3300.0}
+    twin.labour = operation_labour(
+        twin.operation_times, {("JO-1", "FILL"): "OP-ANNA", ("JO-1", "PACK"): "OP-BO"}
+    )
+    assert (twin.labour.by_person, twin.labour.by_order) == (
+        {"OP-ANNA": 3300.0 / 3600.0},
+        {"JO-1": 3300.0 / 3600.0},
+    )
+    mes.labour = LabourHours(by_person={"OP-ANNA": 0.9166667}, by_order={"JO-1": 0.9166667})
+    rec = reconcile(twin, mes, time_tolerance=1.0)
+    assert rec.exact, rec.mismatches
+    seconds = [r for r in rec.rows if r.quantity == "duration (s)"]
+    assert [(r.id, r.twin, r.mes) for r in seconds] == [("JO-1/FILL", 3300.0, 3300.0)]
+    mes.operation_seconds = {("JO-1", "FILL"): 55.0}
+    mes.labour = LabourHours(by_person={"OP-BO": 0.9166667}, by_order={"JO-1": 0.9166667})
+    assert reconcile(twin, mes, time_tolerance=1.0).mismatches == [
+        "operation JO-1/FILL: duration (s): plant 3300, MES 55, difference -3245 (tolerance 2)",
+        "person OP-ANNA: labour hours: plant 0.916667, MES 0, difference -0.916667 "
+        "(tolerance 0.001)",
+        "person OP-BO: labour hours: plant 0, MES 0.916667, difference +0.916667 (tolerance 0.001)",
     ]

@@ -76,6 +76,10 @@ class Records:
     """Per (job order, operation segment), when it started and ended in plant seconds;
     None (the default) when that side cannot tell: then no time is compared, and the run's
     report says so. An adapter that reads times back sets a dict."""
+    operation_seconds: dict[tuple[str, str], float] | None = None
+    """Per (job order, operation segment), the seconds the MES recorded it running, for
+    an MES that keeps a duration but no start and end time (a Tryton work cycle); checked
+    against the other side's ``operation_times`` (end - start). None: not read."""
     record_times: dict[str, list[float]] | None = None
     """Every other timestamp that side keeps of the run, per kind of record (consumptions,
     job order start/end, nonconformances, signatures), in plant seconds; each must lie on
@@ -87,6 +91,11 @@ class Records:
     labour: LabourHours | None = None
     """Hours per person and job order; ``None`` when that side cannot tell (an adapter
     without the labour capability): then labour is not reconciled."""
+    labour_from_operations: bool = False
+    """True when the MES books labour with the operation, not on its own (a Tryton
+    timesheet line per completed work cycle): the operator who started an operation is
+    booked its running time, on its job order. The twin's side is then derived from the
+    operations the bench's people ran (``operation_labour``), not from clock actions."""
     per_work_unit: bool = True
     """False when that side keeps no quantities per work unit (an MES that books counts
     at order level only: a Tryton work cycle holds a duration, no quantity); then work
@@ -163,6 +172,8 @@ def reconcile(
     rows: list[ReconciliationRow] = []
     if twin.operation_times is not None and mes.operation_times is not None:
         rows.extend(_time_rows(twin.operation_times, mes.operation_times, time_tolerance))
+    if twin.operation_times is not None and mes.operation_seconds is not None:
+        rows.extend(_duration_rows(twin.operation_times, mes.operation_seconds, time_tolerance))
     if timeline_end is not None and mes.record_times is not None:
         for kind, times in sorted(mes.record_times.items()):
             off = sum(1 for t in times if not -_EPS <= t <= timeline_end + time_tolerance)
@@ -260,6 +271,48 @@ def _time_rows(
                 )
             )
     return rows
+
+
+def _duration_rows(
+    twin: dict[tuple[str, str], OperationTimes],
+    mes: dict[tuple[str, str], float],
+    tolerance: float,
+) -> list[ReconciliationRow]:
+    """Seconds each operation ran: end - start of the bench's actions against the
+    duration the MES recorded (operations not yet ended on the twin's side have none)."""
+    rows = []
+    for key in sorted(set(twin) | set(mes)):
+        t = twin.get(key, OperationTimes())
+        ran = None if t.start is None or t.end is None else round(t.end - t.start, 3)
+        if ran is None and key not in mes:
+            continue  # still running on both sides: nothing to compare
+        rows.append(
+            _row(
+                "operation",
+                f"{key[0]}/{key[1]}",
+                "duration (s)",
+                ran,
+                mes.get(key),
+                2 * tolerance,
+            )
+        )
+    return rows
+
+
+def operation_labour(
+    times: dict[tuple[str, str], OperationTimes], starters: dict[tuple[str, str], str]
+) -> LabourHours:
+    """Labour as an MES that books it with the operation sees it: each completed
+    operation's running hours to the person who started it and to its job order."""
+    out = LabourHours()
+    for (order, segment), t in times.items():
+        person = starters.get((order, segment))
+        if t.start is None or t.end is None or person is None:
+            continue
+        hours = (t.end - t.start) / 3600.0
+        out.by_person[person] = out.by_person.get(person, 0.0) + hours
+        out.by_order[order] = out.by_order.get(order, 0.0) + hours
+    return out
 
 
 def _opt(rec: UnitRecord | OrderRecord | None, attr: str) -> float | None:

@@ -26,7 +26,13 @@ from twin.scenario.deviations import DeviationInjector
 from twin.scenario.expectations import Observed, check_all
 from twin.scenario.faults import FaultInjector
 from twin.scenario.kpi_checks import flag_master_data_errors
-from twin.scenario.reconcile import OrderRecord, Records, UnitRecord, reconcile
+from twin.scenario.reconcile import (
+    OrderRecord,
+    Records,
+    UnitRecord,
+    operation_labour,
+    reconcile,
+)
 from twin.scenario.report import (
     EventCounts,
     ExpectationResult,
@@ -204,7 +210,20 @@ class ReportBuilder:
                 "returns the newest state changes only."
             )
         twin.operation_times = ctx.witness.operation_times if ctx.witness else None
-        if mes.operation_times is None:
+        if mes.labour_from_operations and twin.labour is None and ctx.witness is not None:
+            # The MES books labour with each operation: the twin's side is what the
+            # bench's people ran, each operation's hours to whoever started it.
+            twin.labour = operation_labour(ctx.witness.operation_times, ctx.witness.starters)
+            ctx.state.notes.append(
+                "Labour reconciled per operation (no attendance): the system under test "
+                "books each operation's running time to the operator who started it."
+            )
+        if mes.operation_seconds is not None and mes.operation_times is None:
+            ctx.state.notes.append(
+                "Operation times reconciled as seconds running (end - start): the system "
+                "under test keeps each operation's duration, not its start and end times."
+            )
+        elif mes.operation_times is None:
             ctx.state.notes.append(
                 "Operation start and end times not reconciled: the adapter cannot read them "
                 "back from the MES."

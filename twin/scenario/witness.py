@@ -27,6 +27,8 @@ class ActionWitness:
     def __init__(self, sut: SystemUnderTest) -> None:
         self.sut = sut
         self.operation_times: dict[tuple[str, str], OperationTimes] = {}
+        self.starters: dict[tuple[str, str], str] = {}
+        """Who started each operation the MES accepted as started."""
         self._unanswered: dict[tuple[str, str, str], float] = {}
 
     def as_sut(self) -> SystemUnderTest:
@@ -62,13 +64,16 @@ class ActionWitness:
     def start_operation(
         self, order: str, segment: str, person: str, work_unit: str, at: float
     ) -> Answer:
-        return self._note(
+        answer = self._note(
             "start",
             order,
             segment,
             at,
             lambda: self._terminal().start_operation(order, segment, person, work_unit, at),
         )
+        if answer.accepted:
+            self.starters[(order, segment)] = person
+        return answer
 
     def complete_operation(
         self, order: str, segment: str, person: str, at: float, output_lot: str | None
