@@ -28,7 +28,7 @@ TOY_MODULE = '''
 from datetime import UTC, datetime
 
 from mes_core.schemas.plant_events import CountEvent, IngestResult
-from twin.scenario.reconcile import Records, UnitRecord
+from twin.scenario.reconcile import LabourHours, Records, UnitRecord
 from twin.scenario.sut import Answer, IngestStats, OrderView, SutSettingsError
 
 
@@ -60,11 +60,15 @@ class ToyMes:
         return [OrderView(o.id, o.product, o.quantity, "released") for o in self.sent.values()]
 
     def records(self, plant, until):
+        # Labour booked with the operations (none were run: 0 h on the order), read back
+        # without the labour capability, as Tryton's timesheets are.
         return Records(
             work_units={
                 wu: UnitRecord(good=g, scrap=s, state_seconds={})
                 for wu, (g, s) in self.units.items()
-            }
+            },
+            labour=LabourHours(by_order={o: 0.0 for o in self.sent}),
+            labour_from_operations=True,
         )
 
     def post_events(self, events):
@@ -134,6 +138,7 @@ expectations:
   - {{type: order_state, order: JO-T1, state: released}}
   - {{type: events}}
   - {{type: oee, line: BTL1, min: 0.1}}
+  - {{type: labour_hours, order: JO-T1, max: 0.5}}
 """
 
 
@@ -179,6 +184,8 @@ def test_the_runner_drives_a_toy_adapter_unchanged_and_never_passes_what_it_cann
     by_type = {e.type: e for e in report.expectations}
     assert by_type["order_state"].status == "passed"
     assert by_type["events"].status == "passed", by_type["events"].detail
+    # Labour read back in its records (no labour capability) is checked on them.
+    assert by_type["labour_hours"].status == "passed", by_type["labour_hours"].detail
     counts = [r for r in report.reconciliation.rows if r.entity == "work_unit"]
     assert counts and all(r.difference == 0 for r in counts if r.quantity in ("good", "scrap"))
     assert any(r.twin for r in counts if r.quantity == "good"), "the plant made nothing"
