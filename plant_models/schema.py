@@ -173,7 +173,14 @@ class WorkUnit(_Model):
     scrap_probability: Probability = 0.0
     process_values: list[ProcessValue] = Field(default_factory=list)
     operator_skill: str | None = None
-    """When set, the work unit runs only while an operator with this skill is on shift."""
+    """When set, the work unit needs an operator with this skill (``operator_attends``)."""
+    operator_attends: Literal["shift", "cycle"] = "shift"
+    """``shift``: the work unit runs while someone with the skill is on shift on its line (a
+    crew minds it). ``cycle``: each cycle and each setup takes one person with the skill
+    from the line's pool (the operators on shift, each attending one work unit at a time,
+    shared by every work unit that needs the skill) and frees them at its end; a work unit
+    waiting for one is ``idle`` ("waiting for an operator"), which the ledger and the MES
+    record as a state."""
     rework: Rework | None = None
     """A failed inspection sends the unit back to a named station (``Rework``)."""
     station: Code | None = None
@@ -675,6 +682,11 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                         (*rloc, "rule", "value"),
                         f"{wu.code} has no process value {rule.value!r}",
                     )
+            if wu.operator_attends == "cycle" and wu.operator_skill is None:
+                bad(
+                    (*wloc, "operator_attends"),
+                    "an operator attends each cycle: name the skill (operator_skill)",
+                )
             if wu.operator_skill is not None and wu.operator_skill not in skills_known:
                 bad((*wloc, "operator_skill"), f"no operator has skill {wu.operator_skill!r}")
             names = Counter(pv.name for pv in wu.process_values)

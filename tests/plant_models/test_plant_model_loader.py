@@ -510,3 +510,15 @@ def test_rework_mistakes_are_named_at_their_line(
     assert problem is not None, str(err)
     assert message in problem.message
     assert problem.line == line
+
+
+def test_an_operator_attending_each_cycle_needs_a_skill() -> None:
+    err = _error(
+        STATION.replace(
+            "cycle_time: 1}\n      - {code: L1-F1",
+            "cycle_time: 1,\n         operator_attends: cycle}\n      - {code: L1-F1",
+        )
+    )
+    problem = next(p for p in err.problems if p.path == "lines[0].work_units[0].operator_attends")
+    assert "name the skill (operator_skill)" in problem.message
+    assert problem.line == 7  # at the field

@@ -1,8 +1,9 @@
 """The shipped paint shop, which uses the new plant elements (a rework loop by a process-
-value rule, a capacity-0 hand-off), run through the scenario runner against a real
-mes_core: every rework visit reaches the MES as an operation repeated at its work unit,
-and its records reconcile exactly with the plant (counts per work unit and job order,
-lots consumed per visit, genealogy, state seconds)."""
+value rule, a capacity-0 hand-off, two booths sharing one painter per cycle), run through
+the scenario runner against a real mes_core: every rework visit reaches the MES as an
+operation repeated at its work unit, a booth waiting for the painter as idle time, and
+its records reconcile exactly with the plant (counts per work unit and job order, lots
+consumed per visit, genealogy, state seconds)."""
 
 from __future__ import annotations
 
@@ -35,4 +36,7 @@ def test_paint_shop_with_rework_reconciles_exactly(tmp_path: Path) -> None:
     pack = counts[("PNT1-PACK", "good")]
     # panels sprayed again: the booth counted more visits than panels left the line
     assert topcoat.twin is not None and pack.twin is not None and topcoat.twin > pack.twin
+    # the booths waited for the one painter: idle seconds, the same in the MES
+    waited = counts[("PNT1-PRIME", "seconds idle")]
+    assert waited.mes is not None and waited.mes > 60
     assert all(r.matches for r in rows)

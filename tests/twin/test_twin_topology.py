@@ -115,3 +115,36 @@ def test_rework_to_an_earlier_station_completes_the_job_order_exactly() -> None:
     assert b.reworked > 50
     assert a.processed == b.processed == 400 + b.reworked
     assert engine.work_units["L1-C"].processed == 400
+
+
+def test_a_work_unit_waiting_for_an_operator_is_idle_in_the_ledger() -> None:
+    """Two machines, one operator attending each cycle: the second machine waits, idle
+    "waiting for an operator (run)", and the ledger's state intervals say so."""
+    model = plant(
+        [
+            work_unit("L1-A", 1.0, operator_skill="run", operator_attends="cycle"),
+            work_unit("L1-B", 1.0, operator_skill="run", operator_attends="cycle"),
+        ],
+        [("L1-A", "L1-B", 5)],
+        shift_calendars=[
+            {
+                "id": "DAY",
+                "shifts": [
+                    {"name": "a", "start": "00:00", "end": "12:00"},
+                    {"name": "b", "start": "12:00", "end": "00:00"},
+                ],
+            }
+        ],
+        operators=[{"id": "OP-1", "skills": ["run"], "calendar": "DAY"}],
+    )
+    engine = Engine(model, seed=1)
+    engine.run_until(100.0)
+    engine.finish()
+    a, b = engine.work_units["L1-A"], engine.work_units["L1-B"]
+    assert a.processed + b.processed == pytest.approx(100, abs=1)  # one operator: 1 unit/s
+    waits = [
+        i
+        for i in engine.ledger.state_intervals("L1-B")
+        if i["reason"] == "idle: waiting for an operator (run)"
+    ]
+    assert waits and sum(i["end"] - i["start"] for i in waits) == pytest.approx(50, abs=2)

@@ -140,6 +140,46 @@ def test_rework_loop_throughput_and_geometric_visits(rework: dict[str, object]) 
     _decides(estimate(visits, CONFIDENCE), 1 / (1 - p), 0.03)
 
 
+ALL_DAY = {
+    "id": "ALL-DAY",
+    "shifts": [
+        {"name": "night", "start": "00:00", "end": "08:00"},
+        {"name": "early", "start": "08:00", "end": "16:00"},
+        {"name": "late", "start": "16:00", "end": "00:00"},
+    ],
+}
+
+
+def test_two_machines_sharing_one_operator_per_cycle_are_an_mm1_queue() -> None:
+    """A parallel station of two exponential work units (mu = 1) whose every cycle needs
+    the one operator of the pool (``operator_attends: cycle``), Poisson arrivals lambda =
+    0.5: the operator is the single server, so W = 1 / (mu - lambda) = 2 s and the two
+    machines together run rho = 0.5 of the time; a machine waiting for the operator is idle."""
+    lam, mu = 0.5, 1.0
+    model = plant(
+        [
+            work_unit(
+                f"L1-M{i}",
+                exponential(1 / mu),
+                station="L1-S",
+                operator_skill="run",
+                operator_attends="cycle",
+            )
+            for i in (1, 2)
+        ],
+        arrivals={"interarrival": exponential(1 / lam)},
+        shift_calendars=[ALL_DAY],
+        operators=[{"id": "OP-1", "skills": ["run"], "calendar": "ALL-DAY"}],
+    )
+    result = replicate(model, 10, 20_000.0, seed=5, warmup=1_000.0, confidence=CONFIDENCE)
+    _decides(result["line.L1.mean_flow_time"], 1 / (mu - lam), 0.06)
+    running = [r["wu.L1-M1.running_share"] + r["wu.L1-M2.running_share"] for r in result.runs]
+    from twin.replicate import estimate
+
+    _decides(estimate(running, CONFIDENCE), lam / mu, 0.03)
+    assert result["wu.L1-M2.idle_share"].mean > 0.05  # waited for the operator
+
+
 @pytest.mark.parametrize(
     ("mu1", "mu2", "capacity"),
     [(1.0, 1.0, 2), (1.0, 1.25, 3), (1.2, 0.9, 1)],

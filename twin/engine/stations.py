@@ -5,7 +5,8 @@
    **starved** while there is none;
 2. when the job order changes: **setup** (changeover) if the model has one;
 3. wait for an operator with the skill when the work unit needs one (**idle**, "no
-   operator on shift");
+   operator on shift"; with ``operator_attends: cycle`` it takes one person from the
+   line's pool for the cycle, **idle** "waiting for an operator" until one is free);
 4. consume material per the operation segment's bill of material from the staged lots
    (**starved** "material ... short" when no usable lot is left; ``materials``);
 5. **running** for the sampled cycle time (failures interrupt it: **down**, then the cycle
@@ -31,7 +32,7 @@ from twin.engine.common import INFINITE, SimGen
 from twin.engine.failures import Breakdowns
 from twin.engine.jobs import Job
 from twin.engine.materials import ConsumesMaterial, LotState
-from twin.engine.operators import Crew
+from twin.engine.operators import Crew, OperatorPool, Person
 from twin.engine.process_values import ProcessValueSim, ScansValues
 from twin.hooks import BLOCKED, IDLE, OFFLINE, RUNNING, SETUP, STARVED
 from twin.ledger import JobWorkUnitActuals
@@ -86,6 +87,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         "op_modes",
         "op_next",
         "op_next_min",
+        "pool",
         "proc",
         "processed",
         "reason",
@@ -130,6 +132,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         self.upstream: BufferSim | None = None
         self.downstream: BufferSim | None = None
         self.crew: Crew | None = None
+        self.pool: OperatorPool | None = None  # ``operator_attends: cycle``
         self.obs = engine.observers
         # state
         self.state = IDLE
@@ -237,6 +240,8 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         engine = self.engine
         only_operating_failures = not self.clock_modes
         rework_check = self.rework_check  # set by ``LineSim`` before the process starts
+        pool = self.pool  # set by ``staff_work_units`` before the process starts
+        person: Person | None = None
         while True:
             if self.broken or self.stop_requested:  # rare: one test on the hot path
                 if self.stop_requested:
@@ -272,6 +277,13 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
                     yield crew.wait()
                 if self.stop_requested or self.broken:
                     yield from self._after_wait()
+            if pool is not None:  # an operator attends the cycle
+                person = pool.try_take()
+                if person is None:
+                    self.enter(IDLE, f"idle: waiting for an operator ({pool.skill})")
+                    person = yield pool.wait(env)
+                    if self.stop_requested or self.broken:
+                        yield from self._after_wait()
             # 4. material
             if self.bill_of_material:
                 yield from self._consume(job, self.bill_of_material)
@@ -297,6 +309,9 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
                     yield from self._work(rest, RUNNING, "")
             else:
                 yield from self._work(ct, RUNNING, "")
+            if pool is not None:
+                assert person is not None
+                OperatorPool.give_back(person)
             # 6. scrap or pass on
             self.processed += 1
             self.job_last = env._now
@@ -351,6 +366,13 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
             self.enter(IDLE, "idle: no operator on shift")
             while not crew.available:
                 yield crew.wait()
+        pool = self.pool
+        person: Person | None = None
+        if pool is not None:  # an operator does the changeover
+            person = pool.try_take()
+            if person is None:
+                self.enter(IDLE, f"idle: waiting for an operator ({pool.skill})")
+                person = yield pool.wait(self.env)
         self.setups += 1
         reason = (
             f"setup: changeover to {job.product}"
@@ -358,6 +380,8 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
             else (f"setup: job order change to {job.id}")
         )
         yield from self._work(sample(), SETUP, reason)
+        if person is not None:
+            OperatorPool.give_back(person)
 
     def flush_job(self) -> None:
         """Book this work unit's actuals for the current job order in the ledger."""
