@@ -21,12 +21,12 @@ pytestmark = pytest.mark.slow
 def test_paint_shop_with_rework_reconciles_exactly(tmp_path: Path) -> None:
     data = yaml.safe_load((SCENARIOS_DIR / "paint_shop_rework.yaml").read_text())
     data["plant"] = str((SCENARIOS_DIR.parent / "paint_shop.yaml").resolve())
-    data["duration"] = "3h"
+    data["duration"] = "5h"
     data["drain"] = "1h"
     path = tmp_path / "paint.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     result = run_scenario(
-        RunOptions(scenario=path, report_dir=tmp_path / "report", order_scale=0.12, progress=False)
+        RunOptions(scenario=path, report_dir=tmp_path / "report", order_scale=0.2, progress=False)
     )
     failed = [f"{e.name}: {e.detail}" for e in result.report.expectations if not e.passed]
     assert result.exit_code == 0, "\n".join(failed)
