@@ -393,6 +393,7 @@ def test_the_watermark_moves_only_once_the_mes_took_everything_collected_before_
     options = ConnectorOptions(batch_size=10, backoff_initial_s=0.01, dispatch_interval_s=0)
     connector = Connector(["opc.tcp://127.0.0.1:1"], mes, spool, options)  # type: ignore[arg-type]
     link = connector.links[0]
+    link.connects = 1  # type: ignore[attr-defined]  # its first session
     mark = Through(connects=1, subscription=7, sequence=3, latest=T0)
     link.buffer.through = mark  # type: ignore[attr-defined]
     connector.collect()  # nothing new made: the 25 spooled events are ahead of the mark
@@ -405,6 +406,8 @@ def test_the_watermark_moves_only_once_the_mes_took_everything_collected_before_
         assert mes.failed and len(mes.taken) == 35  # 11..20, then 1..25 again, in order
         assert not await connector.wait_ingested(link.url, 7, 4, timeout=0.05)
         assert not await connector.wait_ingested(link.url, 6, 1, timeout=5)  # superseded
+        link.connects = 2  # type: ignore[attr-defined]  # a new session: the old mark vouches
+        assert not await connector.wait_ingested(link.url, 7, 3, timeout=0.05)  # for nothing
         stop.set()
         await asyncio.wait_for(task, 5)
 

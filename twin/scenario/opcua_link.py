@@ -35,18 +35,20 @@ initial value.
 terms. The runner waits for it only where a person must see what the plant did: before an
 operation is started (``deliver_until``: the predecessor's good units, the work unit's
 state, any hold), before a job order the plant finished is completed
-(``ingested_through``: its last units) and at the end (``drain``); not at every job order
+(``ingested_through``: its last units), at the end (``drain``) and, as flow control, once
+``BACKLOG_LIMIT`` engine calls went out unconfirmed; not at every job order
 a work unit takes or leaves (the OPC UA link used to wait there too: 128 of the reference
 plant's 149 waits in 40 minutes of plant time). A wait (the connector's watermark):
 
 1. every held call published and the publisher's queue written to the server;
 2. the server names the connector's subscription and the sequence number of the
    notification message that carries (or carried) the last change written
-   (``sent_through``; subscription ids go on across a server restart);
+   (``sent_through``);
 3. ``GET /watermark?through=SUBSCRIPTION:SEQUENCE`` on the connector's local status
    endpoint (``mestwin connect --status``) answers once the MES has acknowledged every
-   event made from the messages up to it; meanwhile the connector collects each message
-   as it arrives instead of every ``flush_interval``.
+   event made from the messages up to it, in its current session (a restarted server
+   numbers its subscriptions afresh); meanwhile the connector collects each message as
+   it arrives instead of every ``flush_interval``.
 
 A completion rarely waits at all: the watermark also carries the latest source time among
 the messages ingested, and the twin writes in time order, so everything before it is in;
@@ -94,6 +96,11 @@ FLUSH_WAIT_S = 5.0
 """Longest one ``POST /flush`` waits for the MES before the link asks again."""
 RECONNECT_TIMEOUT_S = 60.0
 BARRIER_TIMEOUT_S = 60.0
+BACKLOG_LIMIT = 2_000
+"""Engine calls published since the MES last confirmed it had everything, past which the
+runner waits for it (flow control): at ``--speed max`` the engine outruns the link many
+times over, and an unbounded backlog turns into notification messages so large that
+encoding and decoding one outlasts the subscription's lifetime under load."""
 
 
 _data_value: Callable[..., ua.DataValue] = ua.DataValue  # accepts plain datetimes
@@ -227,7 +234,8 @@ class OpcUaLink:
         """Of which waiting for the connector to send and the MES to ingest (``/flush``)."""
         self._dirty = False
         self._covered = -1.0
-        self._barrier_sub: int | None = None
+        self._unconfirmed = 0
+        self._barrier_sub: tuple[Any, Any] | None = None
         self._epoch = model.plant.start.timestamp()
         """Plant time through which the MES holds everything the plant did (the last
         wait for it)."""
@@ -346,12 +354,6 @@ class OpcUaLink:
         old = self._server
         new = PlantServer(self.model, old.endpoint, lines=old.lines, security=old.security)
         await new.build()
-        # Subscription ids go on from the old server's: the connector's watermark names
-        # a subscription, and one of the old server must never pass for a new one.
-        assert old.server is not None and new.server is not None
-        new.server.iserver.subscription_service._sub_id_counter = (
-            old.server.iserver.subscription_service._sub_id_counter
-        )
         await _no_sample_yet(self.model, new, set(self.publisher.writes))
         # Retained values go in before the server listens: the connector never reads zeros.
         await self.publisher.replace_servers([new])
@@ -496,6 +498,7 @@ class OpcUaLink:
             getattr(publisher, h.method)(*h.args)
         if n:
             self._dirty = True
+            self._unconfirmed += n
 
     def _probe(self, work_unit: str, job_order: str) -> CountEvent:
         return CountEvent(
@@ -552,9 +555,10 @@ class OpcUaLink:
         if self._mes_backlog:
             self.stats.replayed += self._mes_backlog
             self._mes_backlog = 0
-        if waiting and self._dirty:
+        if (waiting or self._unconfirmed >= BACKLOG_LIMIT) and self._dirty:
             # A start is about to be made: the MES must hold all the plant published
-            # (the predecessor's good units, the work unit's state, any hold).
+            # (the predecessor's good units, the work unit's state, any hold). Or the
+            # backlog is at its bound (flow control).
             self._settle(BARRIER_TIMEOUT_S)
         return stopped
 
@@ -578,8 +582,10 @@ class OpcUaLink:
         (of the subscription the last wait was on), everything written before it was in
         those messages, as the twin writes in time order."""
         w = self._watermark("", 0.0).get("watermark")
-        if not isinstance(w, dict) or w.get("subscription") != self._barrier_sub:
-            return False
+        if not isinstance(w, dict) or (w.get("connects"), w.get("subscription")) != (
+            self._barrier_sub
+        ):
+            return False  # another session's (a restarted server numbers afresh)
         if not w.get("latest"):
             return False
         latest = datetime.fromisoformat(w["latest"]).timestamp() - self._epoch
@@ -620,6 +626,7 @@ class OpcUaLink:
             done = self._settle_once(publisher, started + timeout)
             if done:
                 self._covered = max(self._covered, self._next_held_at())
+                self._unconfirmed = 0
             return done
         finally:
             self.settles += 1
@@ -642,7 +649,10 @@ class OpcUaLink:
                 self._take(s)
                 if s.get("connected") and (s.get("reached") or not seq):
                     self._dirty = False
-                    self._barrier_sub = sub
+                    w = s.get("watermark")
+                    self._barrier_sub = (
+                        (w.get("connects"), w.get("subscription")) if isinstance(w, dict) else None
+                    )
                     return True
             if self.proc is not None and self.proc.poll() is not None:
                 self.last_error = f"mestwin connect exited ({self.proc.returncode})"

@@ -593,15 +593,21 @@ class Connector:
         subscription is gone. Meanwhile notifications are collected as they arrive."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        link = next((x for x in self.links if x.url == url), None)
         self._urgent += 1
         try:
             self.collect()
             while True:
                 through = self.ingested.get(url)
-                if through is not None and through.subscription == subscription:
+                # Only the current session's: a restarted server numbers its
+                # subscriptions afresh, an older session's may bear the same id.
+                current = through is not None and through.connects == getattr(
+                    link, "connects", through.connects
+                )
+                if through is not None and current and through.subscription == subscription:
                     if through.sequence >= sequence:
                         return True
-                elif through is not None and through.subscription > subscription:
+                elif through is not None and current and through.subscription > subscription:
                     return False  # a newer subscription: the server is asked again
                 left = deadline - loop.time()
                 if left <= 0:
