@@ -37,6 +37,11 @@ EXCEPTIONS: dict[str, str] = {
         "as the product's connector does, so that the ratio compares pipes with the same "
         "fast paths on both ends"
     ),
+    "twin/bench.py": (
+        "`bench sim --write` puts its part in this machine's section of docs/BENCHMARKS.md, "
+        "whose layout (one section per kind of machine) loadtests.bench.result owns for "
+        "every benchmark; imported inside write_section only"
+    ),
     "loadtests/bench/ingest.py": (
         "the ingest benchmark's phase breakdown profiles the MES's ingest in process, "
         "beside the product figure it measures over HTTP"
