@@ -155,6 +155,8 @@ def test_a_truncated_data_change_is_an_error_not_a_short_list() -> None:
 def _subscription(buffer: _Buffer) -> BufferedSubscription:
     sub = BufferedSubscription.__new__(BufferedSubscription)
     sub.buffer, sub.url = buffer, "opc.tcp://test"
+    # What __init__ (BufferedSubscription's and asyncua's) would have set.
+    sub.connects, sub._latest, sub._gap, sub.last_sequence_number = 1, None, False, None
     sub._monitored_items = {}
     for m in _items():
         data = SubscriptionItemData()
