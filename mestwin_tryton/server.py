@@ -10,6 +10,7 @@ folder, and is reached only over its JSON-RPC at ``http://127.0.0.1:<port>/<db>/
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -98,6 +99,17 @@ def template_database(log: Path | None = None) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    # One creator at a time (parallel test workers, runs side by side): the others wait
+    # for its template instead of each spending the half minute of CPU on their own.
+    with target.with_name(target.name + ".lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _create_template(target, log)
+    return target
+
+
+def _create_template(target: Path, log: Path | None) -> None:
+    """Run ``trytond-admin`` on a fresh database and move it into place as ``target``."""
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         work = Path(tmp)
         conf = work / "trytond.conf"
@@ -126,9 +138,8 @@ def template_database(log: Path | None = None) -> Path:
             raise TrytonStartError(
                 f"trytond-admin failed (exit {done.returncode}): " + " | ".join(tail)
             )
-        # rename is atomic: two runs creating the template at once both end with a whole one
+        # rename is atomic: a reader never finds half a template
         os.replace(work / "template.sqlite", target)
-    return target
 
 
 class TrytonServer:

@@ -9,13 +9,12 @@ process value's range and units), subscribes to a cumulative counter and calls
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import LoopThread
-from support import require
+from support import npm_installed
 
 from twin.opcua.runtime import ServedPlant
 
@@ -24,23 +23,7 @@ NODE_DIR = Path(__file__).with_name("node")
 
 @pytest.fixture(scope="module")
 def node_opcua() -> str:
-    node = shutil.which("node")
-    require(node is not None, "node (Node.js) for the node-opcua interoperability test")
-    assert node is not None
-    if not (NODE_DIR / "node_modules" / "node-opcua-client").is_dir():
-        npm = shutil.which("npm")
-        require(npm is not None, "npm to install node-opcua")
-        assert npm is not None
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        require(done.returncode == 0, f"node-opcua from npm (npm ci said: {done.stderr[-500:]})")
-    return node
+    return npm_installed(NODE_DIR, "node-opcua-client", "the node-opcua interoperability test")
 
 
 def test_node_opcua_client_browses_reads_subscribes_and_calls(

@@ -6,7 +6,6 @@ leftover retained message, never reach another test."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from support import require
+from support import npm_installed, require
 
 from plant_models.loader import load_plant_model
 from sparkplug_b.payload import Payload
@@ -137,23 +136,7 @@ class Twin:
 def tahu_node() -> str:
     """``node`` with Eclipse Tahu's JavaScript client and codec installed in ``node/``
     (``npm ci`` from the committed lock file on first use)."""
-    node = shutil.which("node")
-    require(node is not None, "node (Node.js) for the Eclipse Tahu interoperability tests")
-    assert node is not None
-    if not (NODE_DIR / "node_modules" / "sparkplug-client").is_dir():
-        npm = shutil.which("npm")
-        require(npm is not None, "npm to install Eclipse Tahu's sparkplug-client")
-        assert npm is not None
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        require(done.returncode == 0, f"sparkplug-client from npm (npm ci: {done.stderr[-500:]})")
-    return node
+    return npm_installed(NODE_DIR, "sparkplug-client", "the Eclipse Tahu interoperability tests")
 
 
 def start_node_script(node: str, *args: str, ready: str) -> subprocess.Popen[str]:
