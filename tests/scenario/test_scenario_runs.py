@@ -9,6 +9,7 @@ copies, everything else is checked as shipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -464,14 +465,25 @@ def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
         "--no-progress",
     )
     log = tmp_path / "out" / "mes.log"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (log.exists() and _children(proc.pid)):
-        time.sleep(0.2)
-    time.sleep(3)  # the MES is up and the plant runs, paced
-    children = _children(proc.pid)
-    assert children, "the run started no MES"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and _children(proc.pid)):
+            time.sleep(0.2)
+        time.sleep(3)  # the MES is up and the plant runs, paced
+        children = _children(proc.pid)
+        assert children, "the run started no MES"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        # Failed or timed out: leave nothing behind (an orphan holding the run's pipes
+        # kept pytest from exiting).
+        if proc.poll() is None:
+            for pid in [*_children(proc.pid), *children]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
