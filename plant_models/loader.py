@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from plant_models.schema import Loc, PlantModel, format_loc, reference_problems
+from plant_models.references import reference_problems
+from plant_models.schema import Loc, PlantModel, format_loc
 from plant_models.yaml_guard import check_tree, decode
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster

@@ -46,8 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from plant_models import PlantModel, PlantModelError, load_plant_model
 from plant_models.durations import Duration
 from plant_models.loader import resolve_model_path
+from plant_models.references import reference_problems
 from plant_models.scenario_yaml import DocumentError, FieldProblem, load_document, locate
-from plant_models.schema import format_loc, reference_problems
+from plant_models.schema import format_loc
 
 #: KPIs reported when the design names none: every line's KPIs.
 DEFAULT_KPIS = ("line.*",)
