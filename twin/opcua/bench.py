@@ -233,6 +233,33 @@ class _Mes:
                 os.killpg(self.proc.pid, 9)
 
 
+def bench_connector(
+    url: str, mes_url: str, key: str, spool: Path, stats: Path, log: Path
+) -> subprocess.Popen[bytes]:
+    """A ``mestwin connect`` process of the product benchmark: one OPC UA endpoint to the
+    MES, no dispatch, its statistics to ``stats``, its stderr to ``log``."""
+    return subprocess.Popen(
+        _mestwin(
+            "connect",
+            "--opcua",
+            url,
+            "--mes",
+            mes_url,
+            "--spool",
+            str(spool),
+            "--stats",
+            str(stats),
+            "--no-dispatch",
+            "--batch-size",
+            str(BATCH_SIZE),
+        ),
+        env={**os.environ, "MESTWIN_API_KEY": key},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        start_new_session=True,
+    )
+
+
 def _stats(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -261,25 +288,13 @@ async def _product_step(
         )
     ]
     nodes = len(subscribed)
-    connector = subprocess.Popen(
-        _mestwin(
-            "connect",
-            "--opcua",
-            url,
-            "--mes",
-            mes.url,
-            "--spool",
-            str(folder / f"spool-{rate:g}.sqlite"),
-            "--stats",
-            str(stats),
-            "--no-dispatch",
-            "--batch-size",
-            str(BATCH_SIZE),
-        ),
-        env={**os.environ, "MESTWIN_API_KEY": key},
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / f"connector-{rate:g}.log").open("wb"),
-        start_new_session=True,
+    connector = bench_connector(
+        url,
+        mes.url,
+        key,
+        folder / f"spool-{rate:g}.sqlite",
+        stats,
+        folder / f"connector-{rate:g}.log",
     )
     try:
         deadline = time.monotonic() + 120

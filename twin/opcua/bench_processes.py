@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from twin.opcua.bench import (
-    BATCH_SIZE,
     CONNECTOR_TAGS,
     DRAIN_LIMIT_S,
     ProductStep,
     _database,
     _Mes,
-    _mestwin,
     _stats,
+    bench_connector,
     bench_plant,
     format_step,
 )
@@ -106,25 +105,13 @@ def _step(
         plant.serve()
         for i, url in enumerate(plant.endpoints):
             connectors.append(
-                subprocess.Popen(
-                    _mestwin(
-                        "connect",
-                        "--opcua",
-                        url,
-                        "--mes",
-                        mes.url,
-                        "--spool",
-                        str(folder / f"spool-{tag}-{i}.sqlite"),
-                        "--stats",
-                        str(stats[i]),
-                        "--no-dispatch",
-                        "--batch-size",
-                        str(BATCH_SIZE),
-                    ),
-                    env={**os.environ, "MESTWIN_API_KEY": key},
-                    stdout=subprocess.DEVNULL,
-                    stderr=(folder / f"connector-{tag}-{i}.log").open("wb"),
-                    start_new_session=True,
+                bench_connector(
+                    url,
+                    mes.url,
+                    key,
+                    folder / f"spool-{tag}-{i}.sqlite",
+                    stats[i],
+                    folder / f"connector-{tag}-{i}.log",
                 )
             )
         deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
