@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from datetime import time
 
+from plant_models.batch import batch_problems
 from plant_models.distributions import is_nonnegative, spread
 from plant_models.schema import Loc, PlantModel, format_loc, segments_of, stations_of
 
@@ -125,7 +126,10 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
             bad(("lines", li, "continuous_product"), f"no product {line.continuous_product!r}")
         for wi, wu in enumerate(line.work_units):
             wloc: Loc = ("lines", li, "work_units", wi)
-            if not is_nonnegative(wu.cycle_time):
+            batch_problems(wu, wloc, bad)
+            if wu.cycle_time is None:
+                pass  # a batch unit (``batch_problems``)
+            elif not is_nonnegative(wu.cycle_time):
                 bad((*wloc, "cycle_time"), "a duration cannot be negative")
             elif wu.cycle_time.mean() <= 0:
                 # A unit made in no time at all: the simulation would run without a word.
@@ -310,7 +314,7 @@ def _spec_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 if seg is None:
                     continue
                 si = product.segments.index(seg)
-                cycle = wu.cycle_time.mean()
+                cycle = wu.mean_cycle_time()
                 if seg.standard_run_time > cycle * (1 + 1e-9):
                     problems.append(
                         (

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from plant_models.batch import Batch
 from plant_models.distributions import Distribution
 from plant_models.durations import Duration
 
@@ -160,12 +161,15 @@ class Rework(_Model):
 
 
 class WorkUnit(_Model):
-    """A machine: ISA-95 work unit of an equipment class."""
+    """A machine: ISA-95 work unit of an equipment class, with a ``cycle_time`` per unit,
+    or a batch unit whose cycle is its ``batch``'s phases (ISA-88, ``plant_models.batch``)."""
 
     code: Code
     name: str = ""
     equipment_class: Annotated[str, Field(min_length=1, max_length=100)]
-    cycle_time: Distribution
+    cycle_time: Distribution | None = None
+    batch: Batch | None = None
+    """A batch work unit: each unit is a batch run through these phases (no ``cycle_time``)."""
     setup: Setup | None = None
     failures: list[FailureMode] = Field(default_factory=list)
     scrap_probability: Probability = 0.0
@@ -188,6 +192,19 @@ class WorkUnit(_Model):
     next unit (first come, first served). Each keeps its own identity (OPC UA node, MES
     work unit, counts); an operation segment of the station's equipment class runs on all
     of them. Buffers name the station by this code."""
+
+    @model_validator(mode="after")
+    def _cycle_or_batch(self) -> WorkUnit:
+        if (self.cycle_time is None) == (self.batch is None):
+            raise ValueError("give exactly one of cycle_time or batch")
+        return self
+
+    def mean_cycle_time(self) -> float:
+        """The mean time a unit spends in service here (a batch: its phases added up)."""
+        if self.batch is not None:
+            return self.batch.mean_duration()
+        assert self.cycle_time is not None  # ``_cycle_or_batch``
+        return self.cycle_time.mean()
 
 
 class Buffer(_Model):

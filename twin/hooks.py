@@ -14,7 +14,7 @@ work unit (ISA-95 Job Control, OPC UA method ``StoreAndStart``) and stops or res
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from plant_models.schema import PlantModel
@@ -97,6 +97,26 @@ class PlantObserver(Protocol):
         wall: float | None,
     ) -> None:
         """An alarm was raised (``active``) or cleared."""
+
+
+@runtime_checkable
+class BatchObserver(Protocol):
+    """An observer that also shows batch phases (ISA-88) implements this besides
+    ``PlantObserver``; the engine tells it of the batch units' phases only."""
+
+    def on_phase(
+        self,
+        t: float,
+        work_unit: str,
+        batch_id: str,
+        quantity: float,
+        phase_number: int,
+        phase_name: str,
+        wall: float | None,
+    ) -> None:
+        """Batch ``batch_id`` (``quantity`` in the batch's unit) entered phase
+        ``phase_number`` (1-based, in recipe order) ``phase_name`` at ``work_unit``;
+        ``phase_number`` 0 and ``phase_name`` "" when its last phase has ended."""
 
 
 class PlantControl(Protocol):

@@ -13,6 +13,7 @@ from twin.hooks import (
     BLOCKED,
     PACKML_FOR_STATE,
     STARVED,
+    BatchObserver,
     PlantObserver,
 )
 
@@ -52,6 +53,8 @@ class Observing:
             observer.on_job(
                 now, wu.code, job.id if job else "", job.product if job else "", "", wall
             )
+            if wu.batch is not None and isinstance(observer, BatchObserver):
+                wu.batch.tell(observer)
 
     def remove_observer(self, observer: PlantObserver) -> None:
         self.observers.remove(observer)

@@ -10,7 +10,8 @@
 4. consume material per the operation segment's bill of material from the staged lots
    (**starved** "material ... short" when no usable lot is left; ``materials``);
 5. **running** for the sampled cycle time (failures interrupt it: **down**, then the cycle
-   resumes where it stopped; ``failures``);
+   resumes where it stopped; ``failures``), or, on a batch unit, through the batch's
+   phases (``batch``);
 6. scrap with the work unit's probability, else pass the unit on; with the downstream
    buffer full the work unit is **blocked** after service (it holds the unit) until there
    is room.
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from plant_models.schema import FailureMode, MaterialRequirement, OperationSegment, WorkUnit
+from twin.engine.batch import BatchRun
 from twin.engine.buffers import BufferSim
 from twin.engine.common import INFINITE, SimGen
 from twin.engine.failures import Breakdowns
@@ -47,6 +49,10 @@ _STARVED = (STARVED, "starved: upstream empty")
 _BLOCKED = (BLOCKED, "blocked: downstream full")
 
 
+def _no_cycle() -> float:
+    raise AssertionError("a batch unit runs its phases, it has no cycle time")
+
+
 class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
     """One machine's process. Attributes are the live figures the observers see."""
 
@@ -61,6 +67,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         "_snap",
         "alarm_active",
         "base",
+        "batch",
         "bill_of_material",
         "broken",
         "clock_modes",
@@ -119,7 +126,10 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         self.code = spec.code
         name = spec.code
         root = engine.root
-        self.cycle = sampler(spec.cycle_time, substream(root, f"{name}/cycle"), duration=True)
+        if spec.cycle_time is not None:
+            self.cycle = sampler(spec.cycle_time, substream(root, f"{name}/cycle"), duration=True)
+        else:
+            self.cycle = _no_cycle
         self.scrap_p = spec.scrap_probability
         self.scrap_draw = uniform01(substream(root, f"{name}/scrap")) if self.scrap_p > 0 else None
         # routing by outcome: ``LineSim`` gives the rework target's input buffer
@@ -178,8 +188,10 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         scans: dict[float, list[ProcessValueSim]] = {}
         for pv in spec.process_values:
             scans.setdefault(pv.update_period, []).append(ProcessValueSim(engine, self, pv))
+        self.batch = BatchRun(engine, self, spec.batch) if spec.batch is not None else None
+        scan = self._scan if self.batch is None else self.batch.scan
         for period, values in scans.items():
-            self.env.process(self._scan(period, values))
+            self.env.process(scan(period, values))
 
     # -- states -------------------------------------------------------------------------
     def _record(self, state: str, reason: str) -> None:
@@ -241,6 +253,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         only_operating_failures = not self.clock_modes
         rework_check = self.rework_check  # set by ``LineSim`` before the process starts
         pool = self.pool  # set by ``staff_work_units`` before the process starts
+        batch = self.batch
         person: Person | None = None
         while True:
             if self.broken or self.stop_requested:  # rare: one test on the hot path
@@ -292,23 +305,26 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
             if self.job_first is None:
                 self.job_first = env._now
             self.consumed += 1
-            if self.state != RUNNING:
-                self.base = _RUNNING
-                if not self.broken:
-                    self._record(RUNNING, "")
-            ct = cycle()
-            op_clock = self.op_clock + ct
-            if only_operating_failures and op_clock < self.op_next_min:
-                self.op_clock = op_clock
-                self.cycle_end = end = env._now + ct  # lets an injected breakdown interrupt
-                try:
-                    yield timeout(ct)
-                except simpy.Interrupt:
-                    rest = end - env._now
-                    self.op_clock -= rest
-                    yield from self._work(rest, RUNNING, "")
+            if batch is not None:  # a batch unit: its phases instead of one cycle
+                yield from batch.run(job)
             else:
-                yield from self._work(ct, RUNNING, "")
+                if self.state != RUNNING:
+                    self.base = _RUNNING
+                    if not self.broken:
+                        self._record(RUNNING, "")
+                ct = cycle()
+                op_clock = self.op_clock + ct
+                if only_operating_failures and op_clock < self.op_next_min:
+                    self.op_clock = op_clock
+                    self.cycle_end = end = env._now + ct  # lets an injected breakdown interrupt
+                    try:
+                        yield timeout(ct)
+                    except simpy.Interrupt:
+                        rest = end - env._now
+                        self.op_clock -= rest
+                        yield from self._work(rest, RUNNING, "")
+                else:
+                    yield from self._work(ct, RUNNING, "")
             if pool is not None:
                 assert person is not None
                 OperatorPool.give_back(person)
@@ -417,8 +433,10 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
     # -- figures ------------------------------------------------------------------------
     def figures(self) -> dict[str, Any]:
         rework = {"reworked": self.reworked} if self.rework_check is not None else {}
+        batches = {"batches": self.batch.batches} if self.batch is not None else {}
         return {
             **rework,
+            **batches,
             "line": self.line.code,
             "equipment_class": self.spec.equipment_class,
             "processed": self.processed,

@@ -396,7 +396,7 @@ def _build_work_unit(
         description=f"{wu.name or wu.code} ({wu.equipment_class})",
         notifier=True,
     )
-    cycle = wu.cycle_time.mean()
+    cycle = wu.mean_cycle_time()
     mach_speed = 60.0 / cycle if cycle > 0 else 0.0
     variables: dict[str, ua.NodeId] = {}
     for name, vtype, value, doc in _VARIABLES:

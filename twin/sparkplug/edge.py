@@ -133,7 +133,7 @@ class MetricDef:
 
 def device_metrics(wu: WorkUnit) -> list[MetricDef]:
     """Every metric a work unit's ``DBIRTH`` declares."""
-    cycle = wu.cycle_time.mean()
+    cycle = wu.mean_cycle_time()
     speed = 60.0 / cycle if cycle > 0 else 0.0
     # Null until the engine says otherwise (spec 3.0, 6.4.4 is_null): a host must not take
     # a placeholder for the plant's state. MachSpeed is the set point, known from the start.
@@ -489,7 +489,7 @@ class SparkplugPublisher:
             self.nodes[line.code] = node
             for wu in line.work_units:
                 self._route[wu.code] = node
-                cycle = wu.cycle_time.mean()
+                cycle = wu.mean_cycle_time()
                 self._speed[wu.code] = 60.0 / cycle if cycle > 0 else 0.0
 
     async def start(self, timeout: float = 10.0) -> None:
