@@ -16,6 +16,7 @@ from mes_core.schemas.audit import AuditEntryOut, ChangeEvent
 from mes_core.schemas.execution import (
     JobOperationOut,
     JobOrderOut,
+    OperationUnitOut,
 )
 from mes_core.schemas.masterdata import (
     CertificationOut,
@@ -72,6 +73,7 @@ def routing_out(row: OperationsDefinition) -> RoutingOut:
                 pru_seconds=s.pru_seconds,
                 skill=s.skill,
                 allow_partial=s.allow_partial,
+                max_work_units=s.max_work_units,
                 materials=[
                     SegmentMaterialOut(
                         material=m.material.code, quantity_per_unit=m.quantity_per_unit
@@ -121,7 +123,18 @@ def job_order_out(row: JobOrder) -> JobOrderOut:
                 operators=[o.person.code for o in op.operators],
                 consumed=[
                     {"lot": c.lot.code, "quantity": c.quantity, "at": c.at.isoformat()}
+                    | ({"work_unit": c.work_unit.code} if c.work_unit is not None else {})
                     for c in op.consumptions
+                ],
+                work_units=[
+                    OperationUnitOut(
+                        work_unit=u.work_unit.code,
+                        good=u.good,
+                        scrap=u.scrap,
+                        started_at=u.started_at,
+                        ended_at=u.ended_at,
+                    )
+                    for u in op.units
                 ],
             )
             for op in row.operations

@@ -326,13 +326,18 @@ class AsyncMesClient(AsyncQualityClientMixin):
         lot: str,
         quantity: float,
         *,
+        work_unit: str | None = None,
         occurred_at: datetime | None = None,
     ) -> OperationProgressOut:
+        """``work_unit``: the one of the operation's work units that drew the lot."""
+        req = ConsumeRequest(
+            lot=lot, quantity=quantity, work_unit=work_unit, occurred_at=occurred_at
+        )
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/consume",
             OperationProgressOut,
-            body=_body(ConsumeRequest(lot=lot, quantity=quantity, occurred_at=occurred_at)),
+            body=_body(req),
         )
 
     async def report_quantities(
@@ -357,13 +362,17 @@ class AsyncMesClient(AsyncQualityClientMixin):
         sequence: int,
         *,
         output_lot: OutputLot | None = None,
+        work_unit: str | None = None,
         occurred_at: datetime | None = None,
     ) -> JobOrderOut:
+        """``work_unit``: complete it on that one of its work units only (the operation
+        completes with its last)."""
+        req = CompleteRequest(output_lot=output_lot, work_unit=work_unit, occurred_at=occurred_at)
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/complete",
             JobOrderOut,
-            body=_body(CompleteRequest(output_lot=output_lot, occurred_at=occurred_at)),
+            body=_body(req),
         )
 
     # -------------------------------------------------------------- ingest, trace, audit

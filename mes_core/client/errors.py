@@ -63,6 +63,7 @@ RULE_CODES = frozenset(
         "EQUIPMENT_NOT_QUALIFIED",
         "CALIBRATION_DUE",
         "EQUIPMENT_DOWN",
+        "EQUIPMENT_QUANTITY",
         "HELD",
         "INVALID_TRANSITION",
     }

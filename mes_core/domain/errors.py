@@ -28,6 +28,8 @@ class Rule(StrEnum):
     EQUIPMENT_NOT_QUALIFIED = "EQUIPMENT_NOT_QUALIFIED"
     CALIBRATION_DUE = "CALIBRATION_DUE"
     EQUIPMENT_DOWN = "EQUIPMENT_DOWN"
+    # Rule 4: how many work units one operation may run on at once (equipment quantity).
+    EQUIPMENT_QUANTITY = "EQUIPMENT_QUANTITY"
     # Rule 5: nothing on hold moves (enforced here, holds placed by mes_core.quality).
     HELD = "HELD"
     # Job order / operation life cycle (ISA-95 Part 3 job order states).

@@ -8,7 +8,7 @@ trail. Numbering follows PRODUCT.md "Enforcement"; clauses cite ISA-95 (IEC 6226
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -228,6 +228,64 @@ def check_work_unit(unit: WorkUnitFacts, *, required_class: str, today: date) ->
             Rule.EQUIPMENT_DOWN,
             f"work unit {unit.code} is {unit.state.value}",
             object_ref=ref,
+        )
+
+
+def check_another_work_unit(
+    job_order: str,
+    operation: OperationFacts,
+    *,
+    work_unit: str,
+    running_on: Collection[str],
+    ended_on: Collection[str],
+    max_work_units: int,
+) -> None:
+    """Rule 4, equipment quantity: a running operation starts on one more work unit only
+    when its segment's equipment specification allows that many at once (ISA-95 Part 2
+    equipment specification: equipment class *and quantity*, e.g. the two cappers of a
+    parallel station), and never twice on one work unit.
+
+    Starting it again where it runs, or where it was completed, is a refused transition
+    (``INVALID_TRANSITION``); one unit more than the segment allows is
+    ``EQUIPMENT_QUANTITY``.
+    """
+    ref = f"job_order:{job_order}/operation:{operation.sequence}"
+    what = f"operation {operation.sequence} ({operation.name}) of job order {job_order}"
+    if work_unit in running_on or work_unit in ended_on:
+        done = "runs on" if work_unit in running_on else "was completed on"
+        raise RuleViolation(
+            Rule.INVALID_TRANSITION,
+            f"{what} {done} {work_unit} already; start needs a work unit it does not run on",
+            object_ref=ref,
+        )
+    if len(running_on) >= max_work_units:
+        raise RuleViolation(
+            Rule.EQUIPMENT_QUANTITY,
+            f"{what} runs on {', '.join(sorted(running_on))}; its segment allows "
+            f"{max_work_units} work unit{'s' if max_work_units != 1 else ''} at once, "
+            f"so it cannot start on {work_unit} too",
+            object_ref=ref,
+        )
+
+
+def check_runs_on(
+    job_order: str,
+    operation: OperationFacts,
+    *,
+    work_unit: str,
+    running_on: Collection[str] | None,
+    action: str,
+) -> None:
+    """An action at a work unit (a completion there, a lot it drew) needs the operation
+    running on that work unit (ISA-95 Part 3: actuals belong to the equipment that did
+    the work). ``running_on`` None: the caller knows only that it is not among them."""
+    if running_on is None or work_unit not in running_on:
+        where = f" (it runs on {', '.join(sorted(running_on)) or 'none'})" if running_on else ""
+        raise RuleViolation(
+            Rule.INVALID_TRANSITION,
+            f"operation {operation.sequence} ({operation.name}) of job order {job_order} is "
+            f"not running on {work_unit}{where}; {action} needs it running there",
+            object_ref=f"job_order:{job_order}/operation:{operation.sequence}",
         )
 
 

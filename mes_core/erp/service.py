@@ -238,7 +238,9 @@ def _actual(session: Session, job: JobOrder) -> JobOrderActual:
                 start=op.started_at,
                 end=op.ended_at,
                 state=_SEGMENT_STATE.get(op.state, "Other"),
-                equipment=[op.work_unit.code] if op.work_unit else [],
+                # Every work unit it ran on (a parallel station's), the first first.
+                equipment=[u.work_unit.code for u in op.units]
+                or ([op.work_unit.code] if op.work_unit else []),
                 personnel=people,
                 materials=materials,
                 good=op.good,

@@ -56,6 +56,7 @@ from mes_core.persistence.models import (
     Equipment,
     EquipmentStateHistory,
     JobOperation,
+    JobOperationUnit,
     JobOrder,
     OperationsSegment,
     PlantEventRow,
@@ -274,7 +275,8 @@ def _pru_by_job(session: Session, unit_id: int) -> dict[str, float]:
         select(JobOrder.code, OperationsSegment.pru_seconds)
         .join(JobOperation, JobOperation.job_order_id == JobOrder.id)
         .join(OperationsSegment, OperationsSegment.id == JobOperation.segment_id)
-        .where(JobOperation.work_unit_id == unit_id)
+        .join(JobOperationUnit, JobOperationUnit.job_operation_id == JobOperation.id)
+        .where(JobOperationUnit.work_unit_id == unit_id)
     ).all()
     return {code: pru for code, pru in rows}
 
@@ -296,13 +298,14 @@ def _plant_quantities(
     ):
         sums[job][0] += good or 0
         sums[job][1] += scrap or 0
-    # Counts that name no job order belong to the operation running on the unit then.
+    # Counts that name no job order belong to the operation running on the unit then
+    # (from its start to its end on this unit: an operation may run on several).
     ops = session.execute(
-        select(JobOrder.code, JobOperation.started_at, JobOperation.ended_at)
-        .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
-        .where(JobOperation.work_unit_id == unit.id, JobOperation.started_at.is_not(None))
-        .where(JobOperation.started_at < end)
-        .order_by(JobOperation.started_at)
+        select(JobOrder.code, JobOperationUnit.started_at, JobOperationUnit.ended_at)
+        .join(JobOperation, JobOperation.job_order_id == JobOrder.id)
+        .join(JobOperationUnit, JobOperationUnit.job_operation_id == JobOperation.id)
+        .where(JobOperationUnit.work_unit_id == unit.id, JobOperationUnit.started_at < end)
+        .order_by(JobOperationUnit.started_at)
     ).all()
     for ts, good, scrap in session.execute(
         select(PlantEventRow.ts, PlantEventRow.good, PlantEventRow.scrap).where(
@@ -326,13 +329,15 @@ def _operation_quantities(
     session: Session, unit: Equipment, start: datetime, end: datetime
 ) -> dict[str | None, list[float]]:
     sums: dict[str | None, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    # Each operation's share at this unit (it may run on several: a parallel station).
     for job, good, scrap in session.execute(
-        select(JobOrder.code, JobOperation.good, JobOperation.scrap)
-        .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
+        select(JobOrder.code, JobOperationUnit.good, JobOperationUnit.scrap)
+        .join(JobOperation, JobOperation.job_order_id == JobOrder.id)
+        .join(JobOperationUnit, JobOperationUnit.job_operation_id == JobOperation.id)
         .where(
-            JobOperation.work_unit_id == unit.id,
-            JobOperation.started_at < end,
-            (JobOperation.ended_at.is_(None)) | (JobOperation.ended_at >= start),
+            JobOperationUnit.work_unit_id == unit.id,
+            JobOperationUnit.started_at < end,
+            (JobOperationUnit.ended_at.is_(None)) | (JobOperationUnit.ended_at >= start),
         )
     ):
         sums[job][0] += good

@@ -39,6 +39,7 @@ from mes_core.persistence.models import (
     Equipment,
     JobOperation,
     JobOperationOperator,
+    JobOperationUnit,
     JobOrder,
     MaterialConsumption,
     MaterialDefinition,
@@ -76,9 +77,13 @@ def _job_order_loads() -> tuple[Any, ...]:
         ops.joinedload(JobOperation.operators)
         .joinedload(JobOperationOperator.person, innerjoin=True)
         .load_only(Person.code),
+        ops.joinedload(JobOperation.units).joinedload(JobOperationUnit.work_unit, innerjoin=True),
         ops.selectinload(JobOperation.consumptions)
         .joinedload(MaterialConsumption.lot, innerjoin=True)
         .load_only(MaterialLot.code),
+        ops.selectinload(JobOperation.consumptions)
+        .joinedload(MaterialConsumption.work_unit)
+        .load_only(Equipment.code),
     )
 
 
@@ -353,16 +358,28 @@ def _moving(job: JobOrder, op: JobOperation, action: str) -> None:
     rules.check_operation_state(job.code, _facts(op), OperationState.RUNNING, action)
 
 
+def _running_on(op: JobOperation) -> list[str]:
+    """The work units ``op`` runs on now (started there, not completed there)."""
+    return [u.work_unit.code for u in op.units if u.ended_at is None]
+
+
 @enforced
 def start_operation(
     session: Session, code: str, sequence: int, data: ex.StartRequest, *, actor: Actor
 ) -> JobOrder:
-    """Start an operation on a work unit with its operators, enforcing rules 1, 3, 4, 5."""
+    """Start an operation on a work unit with its operators, enforcing rules 1, 3, 4, 5.
+
+    A running operation starts on one more work unit of its class (``data.work_unit``)
+    when its segment allows several at once (``max_work_units``: a parallel station); every
+    rule is judged again for that work unit and its operators, and the unit's counts,
+    lots and completion are then its own (``JobOperationUnit``)."""
     job = get_job_order(session, code, for_update=True)
     rules.check_job_order_not_held(code, _state(job))
     op = _operation(job, sequence)
     rules.next_job_order_state(code, _state(job), "start")
-    rules.check_operation_state(code, _facts(op), OperationState.PENDING, "start")
+    joining = op.state == OperationState.RUNNING and data.work_unit is not None
+    if not joining:
+        rules.check_operation_state(code, _facts(op), OperationState.PENDING, "start")
     # Rule 1: the routing's order.
     predecessors = [_facts(o) for o in job.operations if o.sequence < sequence]
     rules.check_predecessors(
@@ -377,6 +394,15 @@ def start_operation(
         raise InvalidInput(
             f"operation {sequence} of job order {code}: name a work_unit (none was dispatched)",
             object_ref=f"job_order:{code}/operation:{sequence}",
+        )
+    if joining:
+        rules.check_another_work_unit(
+            code,
+            _facts(op),
+            work_unit=unit.code,
+            running_on=_running_on(op),
+            ended_on=[u.work_unit.code for u in op.units if u.ended_at is not None],
+            max_work_units=op.segment.max_work_units,
         )
     ref = f"job_order:{code}/operation:{sequence}"
     now, stated = _when(data.occurred_at, actor, ref)
@@ -394,20 +420,29 @@ def start_operation(
     for name, person in operators.items():
         rules.check_certification(name, op.segment.skill, _cert_facts(person), today=today)
 
-    job.state = rules.next_job_order_state(code, _state(job), "start").value
-    job.started_at = job.started_at or now
-    op.state = OperationState.RUNNING.value
-    op.work_unit_id = unit.id
-    op.started_at = now
+    if joining:
+        assert op.started_at is not None
+        op.started_at = min(op.started_at, now)
+    else:
+        job.state = rules.next_job_order_state(code, _state(job), "start").value
+        job.started_at = job.started_at or now
+        op.state = OperationState.RUNNING.value
+        op.work_unit_id = unit.id
+        op.started_at = now
+    op.units.append(
+        JobOperationUnit(work_unit_id=unit.id, work_unit=unit, started_at=now, good=0, scrap=0)
+    )
+    on_it = {o.person_id for o in op.operators}
     for person in operators.values():
-        op.operators.append(
-            JobOperationOperator(person_id=person.id, person=person, started_at=now)
-        )
+        if person.id not in on_it:
+            op.operators.append(
+                JobOperationOperator(person_id=person.id, person=person, started_at=now)
+            )
     session.flush()
     _audit(
         session,
         actor,
-        "operation.started",
+        "operation.unit_started" if joining else "operation.started",
         ref,
         work_unit=unit.code,
         operators=sorted(operators),
@@ -431,8 +466,15 @@ def _table(model: type[Base]) -> Table:
 
 
 _JO, _OP, _SEG, _WU = (_table(m) for m in (JobOrder, JobOperation, OperationsSegment, Equipment))
-_LOT, _MAT, _BOM, _USE = (
-    _table(m) for m in (MaterialLot, MaterialDefinition, SegmentMaterial, MaterialConsumption)
+_LOT, _MAT, _BOM, _USE, _OPU = (
+    _table(m)
+    for m in (
+        MaterialLot,
+        MaterialDefinition,
+        SegmentMaterial,
+        MaterialConsumption,
+        JobOperationUnit,
+    )
 )
 
 #: The job order's row, locked (its operations' rows are not: ingest adds counts to them
@@ -481,6 +523,16 @@ _OPERATION_BOM = (
     .join(_MAT, _MAT.c.id == _BOM.c.material_id)
     .where(_JO.c.code == bindparam("code"))
 )
+#: The work unit an operation runs on (by the job order's code, the operation's sequence
+#: and the work unit's code): its id, and whether the operation still runs there.
+_OPERATION_UNIT = (
+    select(_WU.c.id, _OPU.c.ended_at)
+    .select_from(_JO)
+    .join(_OP, and_(_OP.c.job_order_id == _JO.c.id, _OP.c.sequence == bindparam("seq")))
+    .join(_OPU, _OPU.c.job_operation_id == _OP.c.id)
+    .join(_WU, _WU.c.id == _OPU.c.work_unit_id)
+    .where(_JO.c.code == bindparam("code"), _WU.c.code == bindparam("unit"))
+)
 _DRAW_LOT = (
     update(_LOT)
     .where(_LOT.c.id == bindparam("lot_id"))
@@ -524,15 +576,26 @@ def consume_lot(
     # One round trip: the job order locked with its operation, then the lot locked (in
     # that order, as every transaction locks them), and the operation's BOM.
     where = {"code": code, "seq": sequence}
-    operation, lots, bom_rows = all_rows(
-        session,
-        [
-            (_RUNNING_OPERATION, where),
-            (_LOT_TO_CONSUME, {"lot": data.lot}),
-            (_OPERATION_BOM, where),
-        ],
-    )
+    reads: list[tuple[Any, dict[str, Any]]] = [
+        (_RUNNING_OPERATION, where),
+        (_LOT_TO_CONSUME, {"lot": data.lot}),
+        (_OPERATION_BOM, where),
+    ]
+    if data.work_unit is not None:
+        reads.append((_OPERATION_UNIT, {**where, "unit": data.work_unit}))
+    operation, lots, bom_rows, *at_unit = all_rows(session, reads)
     _, op_id, progress, _ = _running_operation(code, sequence, "consume", operation)
+    unit_id: int | None = None
+    if data.work_unit is not None:
+        rows = [r for r in at_unit[0] if r[1] is None]
+        if not rows:
+            facts = rules.OperationFacts(
+                sequence, progress.name, OperationState(progress.state), progress.good
+            )
+            rules.check_runs_on(
+                code, facts, work_unit=data.work_unit, running_on=None, action="consume"
+            )
+        unit_id = rows[0][0]
     if not lots:
         raise NotFound("material lot", data.lot)
     lot_id, material, status, quantity, expires_at = lots[0]
@@ -568,6 +631,7 @@ def consume_lot(
                 "quantity": data.quantity,
                 "at": now,
                 "actor": actor.name,
+                "work_unit_id": unit_id,
             },
         ),
     ):
@@ -581,6 +645,7 @@ def consume_lot(
         lot=data.lot,
         quantity=data.quantity,
         remaining=left,
+        **({"work_unit": data.work_unit} if data.work_unit is not None else {}),
         **stated,
     )
     progress.consumption = ex.ConsumptionOut(
@@ -626,10 +691,52 @@ def complete_operation(
 
     An output lot (given, or ``<job order>-OUT`` for the last operation when it made good
     units) is created and linked in the genealogy to every lot the job order consumed.
+    With ``data.work_unit`` the operation completes on that work unit only, while it runs
+    on others (a parallel station's unit that has done its part); on its last one it
+    completes as a whole, and only then may it name its output lot.
     """
     job = get_job_order(session, code, for_update=True)
     op = _operation(job, sequence)
     _moving(job, op, "complete")
+    ref = f"job_order:{code}/operation:{sequence}"
+    open_units = [u for u in op.units if u.ended_at is None]
+    if data.work_unit is not None:
+        rules.check_runs_on(
+            code,
+            _facts(op),
+            work_unit=data.work_unit,
+            running_on=_running_on(op),
+            action="complete",
+        )
+        here = next(u for u in open_units if u.work_unit.code == data.work_unit)
+        others = [u.work_unit.code for u in open_units if u is not here]
+        if others:
+            if data.output_lot is not None:
+                raise InvalidInput(
+                    f"operation {sequence} of job order {code} still runs on "
+                    f"{', '.join(others)}: name the output lot when completing it on its "
+                    "last work unit",
+                    object_ref=ref,
+                )
+            now, stated = _when(data.occurred_at, actor, ref)
+            clock.check_not_before(
+                now,
+                here.started_at,
+                what=f"end of operation {sequence} on {here.work_unit.code}",
+                ref=ref,
+            )
+            here.ended_at = now
+            session.flush()
+            _audit(
+                session,
+                actor,
+                "operation.unit_completed",
+                ref,
+                work_unit=here.work_unit.code,
+                still_running_on=others,
+                **stated,
+            )
+            return job
     # Lock the operation and read its counts as of now (ingest may have added some since
     # the tree was loaded): the output lot's quantity is its good count.
     good, scrap = session.execute(
@@ -641,9 +748,13 @@ def complete_operation(
     set_committed_value(op, "scrap", scrap)
     earlier = [_facts(o) for o in job.operations if o.sequence < sequence]
     rules.check_predecessors(_facts(op), earlier, allow_partial=False, job_order=code)
-    ref = f"job_order:{code}/operation:{sequence}"
     now, stated = _when(data.occurred_at, actor, ref)
     clock.check_not_before(now, op.started_at, what=f"end of operation {sequence}", ref=ref)
+    for u in open_units:
+        clock.check_not_before(
+            now, u.started_at, what=f"end of operation {sequence} on {u.work_unit.code}", ref=ref
+        )
+        u.ended_at = now
     op.state = OperationState.COMPLETED.value
     op.ended_at = now
     last = all(o.state == OperationState.COMPLETED for o in job.operations)
@@ -703,10 +814,15 @@ def _produce_lot(
 
 
 def running_operation_at(session: Session, work_unit_id: int) -> JobOperation | None:
-    """The operation running at a work unit now (the most recently started one)."""
+    """The operation running at a work unit now (the most recently started there)."""
     return session.execute(
         select(JobOperation)
-        .where(JobOperation.work_unit_id == work_unit_id, JobOperation.state == "running")
-        .order_by(JobOperation.started_at.desc())
+        .join(JobOperationUnit, JobOperationUnit.job_operation_id == JobOperation.id)
+        .where(
+            JobOperationUnit.work_unit_id == work_unit_id,
+            JobOperationUnit.ended_at.is_(None),
+            JobOperation.state == "running",
+        )
+        .order_by(JobOperationUnit.started_at.desc())
         .limit(1)
     ).scalar_one_or_none()

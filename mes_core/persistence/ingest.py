@@ -43,6 +43,7 @@ from mes_core.persistence.models import (
     Equipment,
     EquipmentStateHistory,
     JobOperation,
+    JobOperationUnit,
     JobOrder,
     PlantEventRow,
 )
@@ -407,16 +408,19 @@ _PG_STATES = text(
     # A replayed old event never moves the current state backwards (see _apply_states).
     "WHERE e.id = v.id AND (e.state_since IS NULL OR e.state_since <= v.ts)"
 )
-_PG_COUNTS = text(
-    "UPDATE job_operation AS o SET good = o.good + v.good, scrap = o.scrap + v.scrap "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:good AS double precision[]), "
-    "CAST(:scrap AS double precision[])) AS v(id, good, scrap) WHERE o.id = v.id"
-)
+_PG_COUNTS = {
+    table: text(
+        f"UPDATE {table} AS o SET good = o.good + v.good, scrap = o.scrap + v.scrap "
+        "FROM unnest(CAST(:ids AS integer[]), CAST(:good AS double precision[]), "
+        "CAST(:scrap AS double precision[])) AS v(id, good, scrap) WHERE o.id = v.id"
+    )
+    for table in ("job_operation", "job_operation_unit")
+}
 _PG_LOCK = {
     table: text(
         f"SELECT id FROM {table} WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR UPDATE"
     )
-    for table in ("equipment", "job_operation")
+    for table in ("equipment", "job_operation", "job_operation_unit")
 }
 
 
@@ -521,8 +525,10 @@ def _apply_states(
 def _apply_counts(
     session: Session, events: list[CountEvent], units: dict[str, WorkUnitRef]
 ) -> tuple[dict[str, dict[str, int]], int]:
-    """Add good/scrap to the job order's operation at the work unit: the job order the
-    event names, or else the one running there. Counts that fit none stay stored only."""
+    """Add good/scrap to the job order's operation at the work unit (and to that unit's
+    share of it, ``job_operation_unit``): the job order the event names, or else the one
+    running there. An operation running on several work units (a parallel station) takes
+    the counts of each. Counts that fit none stay stored only."""
     if not events:
         return {}, 0
     sums: dict[tuple[str, str | None], list[int]] = defaultdict(lambda: [0, 0])
@@ -531,61 +537,78 @@ def _apply_counts(
         s[0] += e.good
         s[1] += e.scrap
     unit_ids = list({units[code].id for code, _ in sums})
+    postgres = _is_postgres(session)
     at_units = (
-        JobOperation.work_unit_id.in_(_unnest(unit_ids, Integer))
-        if _is_postgres(session)
-        else JobOperation.work_unit_id.in_(unit_ids)
+        JobOperationUnit.work_unit_id.in_(_unnest(unit_ids, Integer))
+        if postgres
+        else JobOperationUnit.work_unit_id.in_(unit_ids)
     )
-    ops = session.execute(
-        select(JobOperation.id, JobOperation.work_unit_id, JobOperation.state, JobOrder.code)
+    rows = session.execute(
+        select(
+            JobOperationUnit.id,
+            JobOperationUnit.work_unit_id,
+            JobOperationUnit.ended_at,
+            JobOperation.id,
+            JobOperation.state,
+            JobOrder.code,
+        )
+        .join(JobOperation, JobOperation.id == JobOperationUnit.job_operation_id)
         .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
         .where(at_units)
-        .order_by(JobOperation.started_at)
+        .order_by(JobOperationUnit.started_at)
     ).all()
-    running: dict[int | None, int] = {}
-    by_job: dict[tuple[int | None, str], int] = {}
-    for op_id, op_unit, state, job_code in ops:
-        if state == "running":
-            running[op_unit] = op_id
-        by_job[(op_unit, job_code)] = op_id
+    # work unit -> (operation, its row of that unit)
+    running: dict[int, tuple[int, int]] = {}
+    by_job: dict[tuple[int, str], tuple[int, int]] = {}
+    for row_id, unit_id, ended_at, op_id, state, job_code in rows:
+        if state == "running" and ended_at is None:
+            running[unit_id] = (op_id, row_id)
+        by_job[(unit_id, job_code)] = (op_id, row_id)
     deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    unit_deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     applied: dict[str, dict[str, int]] = {}
     unassigned = 0
     for (code, job), (good, scrap) in sums.items():
-        unit_id: int | None = units[code].id
+        unit_id = units[code].id
         target = by_job.get((unit_id, job)) if job else running.get(unit_id)
         if target is None:
             unassigned += good + scrap
             continue
-        deltas[target][0] += good
-        deltas[target][1] += scrap
+        for acc, key in ((deltas, target[0]), (unit_deltas, target[1])):
+            acc[key][0] += good
+            acc[key][1] += scrap
         a = applied.setdefault(code, {"good": 0, "scrap": 0})
         a["good"] += good
         a["scrap"] += scrap
-    if deltas and _is_postgres(session):
-        ids = sorted(deltas)
-        _pg_lock_in_order(session, "job_operation", ids)
-        session.execute(
-            _PG_COUNTS,
-            {
-                "ids": ids,
-                "good": [deltas[k][0] for k in ids],
-                "scrap": [deltas[k][1] for k in ids],
-            },
-        )
-    elif deltas:
-        ops_table = JobOperation.__table__
-        assert isinstance(ops_table, Table)
-        session.execute(
-            update(ops_table)
-            .where(ops_table.c.id == bindparam("b_id"))
-            .values(
-                good=ops_table.c.good + bindparam("b_good"),
-                scrap=ops_table.c.scrap + bindparam("b_scrap"),
-            ),
-            # Ascending ids: concurrent batches lock operations in one order.
-            [{"b_id": k, "b_good": g, "b_scrap": sc} for k, (g, sc) in sorted(deltas.items())],
-        )
+    # Operations before their units' rows, each in ascending ids: concurrent batches (and
+    # the execution services: job order, operation, its units) lock in one order.
+    for table, acc in (("job_operation", deltas), ("job_operation_unit", unit_deltas)):
+        if not acc:
+            continue
+        ids = sorted(acc)
+        if postgres:
+            _pg_lock_in_order(session, table, ids)
+            session.execute(
+                _PG_COUNTS[table],
+                {
+                    "ids": ids,
+                    "good": [acc[k][0] for k in ids],
+                    "scrap": [acc[k][1] for k in ids],
+                },
+            )
+        else:
+            model = JobOperation if table == "job_operation" else JobOperationUnit
+            tbl = model.__table__
+            assert isinstance(tbl, Table)
+            session.execute(
+                update(tbl)
+                .where(tbl.c.id == bindparam("b_id"))
+                .values(
+                    good=tbl.c.good + bindparam("b_good"),
+                    scrap=tbl.c.scrap + bindparam("b_scrap"),
+                ),
+                [{"b_id": k, "b_good": acc[k][0], "b_scrap": acc[k][1]} for k in ids],
+            )
     return applied, unassigned
 
 

@@ -266,6 +266,7 @@ def create_routing(
             pru_seconds=seg.pru_seconds,
             skill=seg.skill,
             allow_partial=seg.allow_partial,
+            max_work_units=seg.max_work_units,
         )
         for m in seg.materials:
             segment.materials.append(

@@ -148,6 +148,10 @@ class OperationsSegment(Base):
     pru_seconds: Mapped[float] = mapped_column(Float, default=0)
     skill: Mapped[str | None] = mapped_column(String(100))
     allow_partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: How many work units of ``equipment_class`` may run one operation of this segment at
+    #: once (ISA-95 Part 2 equipment specification: equipment class and quantity), e.g. the
+    #: two cappers of a parallel station. Since migration ``0007_operation_work_units``.
+    max_work_units: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     materials: Mapped[list[SegmentMaterial]] = relationship(cascade="all, delete-orphan")
     characteristics: Mapped[list[InspectionCharacteristic]] = relationship(
@@ -298,10 +302,39 @@ class JobOperation(Base):
     planned_work_unit: Mapped[Equipment | None] = relationship(foreign_keys=[planned_work_unit_id])
     operators: Mapped[list[JobOperationOperator]] = relationship(cascade="all, delete-orphan")
     consumptions: Mapped[list[MaterialConsumption]] = relationship(cascade="all, delete-orphan")
+    units: Mapped[list[JobOperationUnit]] = relationship(
+        order_by="JobOperationUnit.id", cascade="all, delete-orphan"
+    )
 
     __table_args__ = (
         UniqueConstraint("job_order_id", "sequence", name="uq_job_operation_seq"),
         Index("ix_job_operation_unit_state", "work_unit_id", "state"),
+    )
+
+
+class JobOperationUnit(Base):
+    """A work unit an operation runs (or ran) on, with what it did there: ISA-95 Part 3
+    equipment actual of the operation's response. An operation runs on one work unit, or on
+    up to its segment's ``max_work_units`` at once (a parallel station); each was started
+    on its own (rules 1, 3, 4, 5 judged for it) and ends on its own or with the operation.
+    ``good`` / ``scrap`` are the plant's counts at that unit (the operation's own columns
+    are their sum plus what people reported by hand). ``job_operation.work_unit_id`` stays
+    the first unit, where single-unit readers look. Since ``0007_operation_work_units``."""
+
+    __tablename__ = "job_operation_unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_operation_id: Mapped[int] = mapped_column(ForeignKey("job_operation.id"), index=True)
+    work_unit_id: Mapped[int] = mapped_column(ForeignKey("equipment.id"), index=True)
+    good: Mapped[float] = mapped_column(Float, default=0)
+    scrap: Mapped[float] = mapped_column(Float, default=0)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    work_unit: Mapped[Equipment] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("job_operation_id", "work_unit_id", name="uq_job_operation_unit"),
     )
 
 
@@ -325,8 +358,12 @@ class MaterialConsumption(Base):
     quantity: Mapped[float] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(100), default="")
+    #: The work unit that drew the lot, when the operator named it (an operation running
+    #: on several work units); None: booked on the operation as a whole.
+    work_unit_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"))
 
     lot: Mapped[MaterialLot] = relationship()
+    work_unit: Mapped[Equipment | None] = relationship()
 
 
 # ------------------------------------------------------------------ plant events, audit trail

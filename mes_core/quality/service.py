@@ -102,7 +102,12 @@ def resolve_characteristic(
         if operation is None:
             raise NotFound("operation", f"{job_order.code}/{sequence}")
     elif job_order is not None and work_unit is not None:
-        candidates = [o for o in job_order.operations if o.work_unit_id == work_unit.id]
+        candidates = [
+            o
+            for o in job_order.operations
+            if o.work_unit_id == work_unit.id
+            or any(u.work_unit_id == work_unit.id for u in o.units)
+        ]
         running = [o for o in candidates if o.state == "running"]
         chosen = running or candidates
         operation = chosen[0] if chosen else None

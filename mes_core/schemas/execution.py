@@ -38,7 +38,10 @@ class DispatchRequest(Strict):
 
 class StartRequest(Strict):
     work_unit: Code | None = Field(
-        default=None, description="default: the work unit assigned at dispatch"
+        default=None,
+        description="default: the work unit assigned at dispatch. An operation already "
+        "running starts on another work unit of its class when its segment allows several "
+        "(max_work_units)",
     )
     operators: Annotated[list[Code], Field(max_length=50)] | None = Field(
         default=None, description="default: the calling person, if an operator"
@@ -49,6 +52,11 @@ class StartRequest(Strict):
 class ConsumeRequest(Strict):
     lot: Code
     quantity: Quantity
+    work_unit: Code | None = Field(
+        default=None,
+        description="the work unit that drew the lot (one the operation runs on); "
+        "default: the operation as a whole",
+    )
     occurred_at: OccurredAt = None
 
 
@@ -66,7 +74,23 @@ class OutputLot(Strict):
 
 class CompleteRequest(Strict):
     output_lot: OutputLot | None = None
+    work_unit: Code | None = Field(
+        default=None,
+        description="complete the operation on this one of its work units only; the "
+        "operation completes with its last one. Default: on all of them",
+    )
     occurred_at: OccurredAt = None
+
+
+class OperationUnitOut(Out):
+    """A work unit an operation runs (or ran) on and what it did there (ISA-95 equipment
+    actual)."""
+
+    work_unit: str
+    good: float
+    scrap: float
+    started_at: datetime
+    ended_at: datetime | None
 
 
 class JobOperationOut(Out):
@@ -82,6 +106,10 @@ class JobOperationOut(Out):
     ended_at: datetime | None
     operators: list[str]
     consumed: list[dict[str, object]]
+    work_units: list[OperationUnitOut] = Field(
+        default_factory=list,
+        description="every work unit the operation runs or ran on (the first is work_unit)",
+    )
 
 
 class ConsumptionOut(Out):

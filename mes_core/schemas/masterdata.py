@@ -123,6 +123,11 @@ class SegmentIn(Strict):
     pru_seconds: Count = 0
     skill: Annotated[str | None, Field(max_length=100)] = None
     allow_partial: bool = False
+    max_work_units: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=1,
+        description="how many work units of the class may run one operation at once "
+        "(ISA-95 equipment specification quantity; a parallel station's units)",
+    )
     materials: list[SegmentMaterialIn] = []
     characteristics: list[CharacteristicIn] = []
 
@@ -157,6 +162,7 @@ class SegmentOut(Out):
     pru_seconds: float
     skill: str | None
     allow_partial: bool
+    max_work_units: int = 1
     materials: list[SegmentMaterialOut]
     characteristics: list[CharacteristicOut]
 

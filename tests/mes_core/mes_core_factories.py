@@ -48,7 +48,10 @@ class Plant:
 
 
 def plant(url: str, admin: MesClient, **overrides: object) -> Plant:
-    """Load a two-step plant (fill on a Filler, cap on a Capper) with unique codes."""
+    """Load a two-step plant (fill on a Filler, cap on a Capper) with unique codes; fillers
+    FILL, FILL2, FILL-UNCAL, FILL-UNQUAL, cappers CAP, CAP2, CAP3. Overrides:
+    ``allow_partial`` (cap), ``fill_units`` / ``cap_units`` (each segment's
+    ``max_work_units``)."""
     p = f"T{next(_counter)}{uuid.uuid4().hex[:6]}"
     today = datetime.now(UTC).date()
     later = (today + timedelta(days=365)).isoformat()
@@ -73,6 +76,22 @@ def plant(url: str, admin: MesClient, **overrides: object) -> Plant:
                 "parent": c("LINE"),
                 "equipment_class": "Capper",
             },
+            {
+                "code": c("FILL2"),
+                "level": "work_unit",
+                "parent": c("LINE"),
+                "equipment_class": "Filler",
+                "calibration_due": later,
+            },
+            *(
+                {
+                    "code": c(code),
+                    "level": "work_unit",
+                    "parent": c("LINE"),
+                    "equipment_class": "Capper",
+                }
+                for code in ("CAP2", "CAP3")
+            ),
             {
                 "code": c("FILL-UNCAL"),
                 "level": "work_unit",
@@ -100,6 +119,7 @@ def plant(url: str, admin: MesClient, **overrides: object) -> Plant:
                         "equipment_class": "Filler",
                         "skill": "filling",
                         "materials": [{"material": c("BOTTLE")}],
+                        "max_work_units": overrides.get("fill_units", 1),
                     },
                     {
                         "sequence": 2,
@@ -107,6 +127,7 @@ def plant(url: str, admin: MesClient, **overrides: object) -> Plant:
                         "equipment_class": "Capper",
                         "materials": [{"material": c("CAPS")}],
                         "allow_partial": overrides.get("allow_partial", False),
+                        "max_work_units": overrides.get("cap_units", 1),
                     },
                 ],
             }
