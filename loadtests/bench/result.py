@@ -123,7 +123,8 @@ PREAMBLE = [
     "model in the heading): a run rewrites its own machine's section and keeps the others,",
     "so the figures of every machine stand side by side. Machines are often shared and",
     "noisy: each section states the load; compare ratios and CPU per unit of work, and",
-    "rerun before relying on a figure.",
+    "rerun before relying on a figure. Analyses measured by hand (dated, with their load)",
+    "are in `docs/BENCHMARK-ANALYSES.md`, which no run rewrites.",
 ]
 
 

@@ -79,7 +79,8 @@ def test_people_name_the_granulate_and_consume_it_at_compression_before_completi
     people.order_req["B1"] = OrderRequest("B1", "PCM500", 8, release_at=0.0)
     for wu in people.line_units["TAB1"]:
         people.job_taken(wu, "B1")
-    people.start_waiting(7 * HOUR)
+    while people.start_waiting(7 * HOUR):  # as the runner does: deliver, start, again
+        pass
     made = {wu: 8 for wu in people.line_units["TAB1"]} | {"TAB1-GRAN": 7}
     people.job_finished(8 * HOUR, "B1", "LOT-B1", made)
     t = 8 * HOUR
@@ -96,6 +97,25 @@ def test_people_name_the_granulate_and_consume_it_at_compression_before_completi
         ("complete", "PACKAGE", "LOT-B1"),
     ]
     assert not people.finished and not people.unbooked.get(("B1", "TAB1-PRESS", "LOT-B1-GRANULATE"))
+
+
+def test_one_operation_of_an_order_starts_per_call_so_its_predecessors_counts_go_first() -> None:
+    """Two operations of one order taken while the MES was away: the second starts only
+    after the runner delivered the counts the first start released (its SEQUENCE rule
+    reads the predecessor's good units)."""
+    scenario = load_scenario(SCENARIOS_DIR / "tablet_batch_deviations.yaml")
+    plant = load_plant_model("tablet_line")
+    terminal = Terminal()
+    people = People(scenario, plant, terminal, [], lambda order: "")  # type: ignore[arg-type]
+    people.order_req["B1"] = OrderRequest("B1", "PCM500", 8, release_at=0.0)
+    units = people.line_units["TAB1"]
+    for wu in units[:3]:
+        people.job_taken(wu, "B1")
+    starts: list[list[str]] = []
+    while people.start_waiting(7 * HOUR):
+        starts.append([c[1] for c in terminal.calls if c[0] == "start"])
+    first, second, third = ["DISPENSE"], ["GRANULATE"], ["COMPRESS"]
+    assert starts == [first, first + second, first + second + third]
 
 
 ONE_BATCH = """\

@@ -453,7 +453,14 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_stops_the_run_and_leaves_no_process(
+    tmp_path: Path, sig: signal.Signals, code: int, word: str
+) -> None:
     path = SCENARIOS_DIR / "tablet_batch_deviations.yaml"
     proc = _mestwin(
         "run",
@@ -473,7 +480,7 @@ def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
         time.sleep(3)  # the MES is up and the plant runs, paced
         children = _children(proc.pid)
         assert children, "the run started no MES"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         # Failed or timed out: leave nothing behind (an orphan holding the run's pipes
@@ -484,8 +491,8 @@ def test_ctrl_c_stops_the_run_and_leaves_no_process(tmp_path: Path) -> None:
                     os.kill(pid, signal.SIGKILL)
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert proc.returncode == code, err
+    assert word in err
     assert "Traceback" not in err
     for pid in children:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()

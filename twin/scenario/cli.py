@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -153,6 +155,7 @@ def run_command(
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = run_scenario(options)
     except ScenarioError as exc:
@@ -164,9 +167,14 @@ def run_command(
         console.print("[red]error:[/] the run could not start", highlight=False)
         console.print(str(exc), markup=False, highlight=False)
         return 1
+    except Terminated:
+        console.print("[yellow]terminated: the MES and the twin were stopped[/]")
+        return 143
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the MES and the twin were stopped[/]")
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     report = result.report
     marks = {"passed": "[green]PASS[/]", "not_checked": "[yellow]NOT CHECKED[/]"}
     for exp in report.expectations:
@@ -222,3 +230,12 @@ def register(groups: CommandGroups) -> None:
     """Add ``mestwin run`` and ``mestwin demo`` to the ``mestwin`` app."""
     groups.root.command("run")(run)
     groups.root.command("demo")(demo)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached ``mestwin run``: unwinds like Ctrl-C, so the MES, the connector and
+    the twin it started are stopped, not left running."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated

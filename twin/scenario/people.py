@@ -224,18 +224,27 @@ class People:
         return op is not None and op.taken and not op.started and not op.gave_up
 
     def start_waiting(self, t: float) -> bool:
-        """Start every operation whose machine has begun; True when one started. An
-        operation refused here stops holding back its counts (they then reach the MES
-        unassigned, and the reconciliation names the difference)."""
+        """Start the operations whose machine has begun (the first waiting one of each job
+        order); True when one started. An operation refused here stops holding back its
+        counts (they then reach the MES unassigned, and the reconciliation names the
+        difference)."""
         progressed = False
         self._attendance(t)
         if self.terminal is None:
             return False
+        started_now: set[str] = set()
         for op in sorted(self.ops.values(), key=lambda o: (o.order, o.sequence)):
+            if op.order in started_now:
+                # One start per job order per call: the counts this start releases (the
+                # predecessor's good units) must reach the MES before the next operation
+                # of the order starts (its SEQUENCE rule reads them). The caller
+                # delivers, then calls again.
+                continue
             if op.taken and not op.started and not op.completed:
                 self._start(t, op)
                 if op.started:
                     progressed = True
+                    started_now.add(op.order)
                 else:
                     op.gave_up = True
         if progressed:
