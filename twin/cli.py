@@ -130,7 +130,8 @@ def bench_sim_command(
     ] = None,
 ) -> None:
     """Engine event rate on the reference plant beside a bare SimPy loop; ends `ratio: X`."""
-    from twin.bench import bench_sim, instructions_text, markdown, write_section
+    from twin.bench import TARGET_RATIO, bench_sim, instructions_text, markdown, write_section
+    from twin.bench_summary import figure, summary_line
 
     counted = (
         0.0 if callgrind_until.strip() == "0" else _seconds(callgrind_until, "--callgrind-until")
@@ -149,6 +150,15 @@ def bench_sim_command(
     if write is not None:
         write_section(write, markdown(result))
         typer.echo(f"written to {write}")
+    typer.echo(
+        summary_line(
+            figure("twin engine, reference plant", result.model_rate, "events/CPU s"),
+            figure("bare SimPy loop", result.bare_rate, "events/CPU s"),
+            result.ratio,
+            f">= {TARGET_RATIO} (model / bare events per CPU s, median of the pairs)",
+            result.ratio >= TARGET_RATIO,
+        )
+    )
     typer.echo(f"ratio: {result.ratio:.3f}")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loadtests.bench.result import BenchResult, ratio_in, write_benchmarks_md
+from loadtests.bench.result import BenchResult, apply_summary, ratio_in, write_benchmarks_md
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ def run_external(bench: External) -> BenchResult:
             result.markdown = _between_sim_marks(text)
         elif bench.prints_markdown:
             result.markdown = f"### {bench.name}\n\nRerun: `{result.command}`\n\n{done.stdout}"
+        try:
+            apply_summary(result, done.stdout)  # product, ceiling, ratio, target for the table
+        except ValueError as exc:
+            result.details.append(("summary", str(exc)))
     return result
 
 

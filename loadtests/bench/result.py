@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -45,9 +46,14 @@ class BenchResult:
     output: str = ""  # what a benchmark of another part printed (bench sim, bench opcua)
     error: str = ""  # why it could not run, if it could not
     markdown: str = ""  # a section another part's benchmark wrote itself, kept verbatim
+    stated_ratio: float | None = None
+    """The ratio the benchmark stated (its summary line), when it is not product / ceiling
+    (``bench sim``: the median of the pairs' ratios)."""
 
     @property
     def ratio(self) -> float | None:
+        if self.stated_ratio is not None:
+            return self.stated_ratio
         if self.product is None or self.ceiling is None or not self.ceiling.value:
             return None
         if self.product.lower_better:
@@ -83,6 +89,65 @@ def ratio_in(output: str) -> float | None:
     """The ``ratio: X`` a benchmark printed (the last one, if several)."""
     found = _RATIO.findall(output)
     return float(found[-1]) if found else None
+
+
+SUMMARY = "summary: "
+"""The line (the last one starting with it) by which a benchmark of another part states its
+figures for the summary table: ``summary: `` and a JSON object with ``product`` and
+``ceiling`` (each ``{"label", "value", "unit"}``, ``"lower_better": true`` for latencies),
+``ratio`` (a number), ``target`` (words) and ``met`` (true, false or null: not judged).
+``twin.bench_summary.summary_line`` writes it for the twin's benchmarks."""
+
+
+def summary_in(output: str) -> dict[str, object] | None:
+    """The summary a benchmark printed (its last ``summary:`` line), None without one."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(SUMMARY):
+            try:
+                found = json.loads(line[len(SUMMARY) :])
+            except ValueError as exc:
+                raise ValueError(f"benchmark summary line is not JSON ({exc}): {line!r}") from exc
+            if not isinstance(found, dict):
+                raise ValueError(f"benchmark summary line is not a JSON object: {line!r}")
+            return found
+    return None
+
+
+def _figure(found: object, where: str) -> Figure | None:
+    if found is None:
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("value"), int | float):
+        raise ValueError(f"benchmark summary: {where} needs a numeric value: {found!r}")
+    return Figure(
+        str(found.get("label", "")),
+        float(found["value"]),
+        str(found.get("unit", "")),
+        bool(found.get("lower_better", False)),
+    )
+
+
+def apply_summary(result: BenchResult, output: str) -> None:
+    """Fill ``result``'s product, ceiling, ratio and target from the summary line of
+    ``output`` (nothing when it has none); the line itself is left out of what is kept."""
+    found = summary_in(output)
+    if found is None:
+        return
+    result.product = _figure(found.get("product"), "product")
+    result.ceiling = _figure(found.get("ceiling"), "ceiling")
+    ratio = found.get("ratio")
+    result.stated_ratio = float(ratio) if isinstance(ratio, int | float) else None
+    result.target = str(found.get("target", ""))
+    met = found.get("met")
+    result.target_met = met if isinstance(met, bool) else None
+    result.output = without_summary(result.output)
+    result.markdown = without_summary(result.markdown)
+
+
+def without_summary(text: str) -> str:
+    """``text`` without its summary lines (they are for the table, not for readers)."""
+    if SUMMARY not in text:
+        return text
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith(SUMMARY))
 
 
 def cpu_model() -> str:

@@ -9,6 +9,7 @@ import pytest
 from loadtests.bench.result import (
     BenchResult,
     Figure,
+    apply_summary,
     machine_kind,
     machine_section,
     machine_sections,
@@ -143,3 +144,32 @@ def test_benchmarks_md_keeps_other_machines_sections(tmp_path: Path) -> None:
     assert f"## {machine_kind()}" in mine and "load 1.0." in mine
     assert "second run" in mine and "first run" not in text
     assert "### bench x" in mine
+
+
+def test_a_benchmark_summary_line_fills_its_row_of_the_table(tmp_path: Path) -> None:
+    """Another part's benchmark states product, ceiling, ratio and target in one line
+    (``twin.bench_summary``); the table shows them, readers never see the line."""
+    from twin.bench_summary import figure, summary_line
+
+    line = summary_line(
+        figure("product end to end", 47_839, "tag changes/s"),
+        figure("fast-path pipe", 128_142, "tag changes/s"),
+        0.3733,
+        ">= 0.5 of the fast-path pipe",
+        False,
+    )
+    result = BenchResult(name="bench opcua", command="mestwin bench opcua", product=None,
+                         ceiling=None, output=f"steps...\n{line}\nratio: 0.37\n")  # fmt: skip
+    apply_summary(result, result.output)
+    assert "summary:" not in result.output and "ratio: 0.37" in result.output
+    path = tmp_path / "BENCHMARKS.md"
+    write_benchmarks_md(path, [result], elapsed_s=60)
+    row = "| bench opcua | 47,839 tag changes/s | 128,142 tag changes/s | 0.37 | "
+    assert row + ">= 0.5 of the fast-path pipe (MISSED) |" in path.read_text(encoding="utf-8")
+    latency = BenchResult(name="bench dashboards", command="x", product=None, ceiling=None)
+    page = figure("Plant page", 28.3, "ms", lower_better=True)
+    bare = figure("bare GET", 12.8, "ms", lower_better=True)
+    apply_summary(latency, summary_line(page, bare, None, "every page < 2 s", True))
+    assert latency.ratio == pytest.approx(12.8 / 28.3) and latency.target_met is True
+    with pytest.raises(ValueError, match="summary line is not JSON"):
+        apply_summary(latency, "summary: {not json")

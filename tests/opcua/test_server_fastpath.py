@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from asyncua import Server, ua
 from asyncua.server.internal_subscription import InternalSubscription
-from asyncua.server.monitored_item_service import MonitoredItemService
+from asyncua.server.monitored_item_service import MonitoredItemService, MonitoredItemValues
 from asyncua.ua.ua_binary import struct_to_binary
 
 import fastpaths
@@ -140,3 +140,37 @@ def test_the_lean_writer_stores_and_notifies_what_asyncua_would_and_refuses_what
     stored, seen = asyncio.run(go())
     assert stored == [2.5, 2.5, 3.5, None]
     assert seen == [1.0, 2.5, 3.5, None]
+
+
+def test_the_publishers_values_are_the_data_values_asyncua_builds() -> None:
+    variant = double_variant(21.5)
+    fast = fastpath.good_value(variant, T0, T0 + timedelta(seconds=1))
+    built = ImmutableDataValue(
+        Value=variant, SourceTimestamp=T0, ServerTimestamp=T0 + timedelta(seconds=1)
+    )
+    assert fast == built and type(fast) is ImmutableDataValue
+    assert struct_to_binary(fast) == struct_to_binary(built)
+    assert (fast.Encoding, fast.SourcePicoseconds, fast.ServerPicoseconds) == (0, None, None)
+
+
+def test_a_change_is_detected_as_asyncua_detects_it() -> None:
+    """``_changed`` is asyncua's ``_is_data_changed`` for the default trigger: the same
+    answer for every pair of old and new value (identity, status, variant type, value)."""
+    same = double_variant(1.0)
+    values: list[Any] = [
+        None,
+        fastpath.good_value(same, T0, T0),
+        fastpath.good_value(same, T0 + timedelta(seconds=1), T0),  # same variant object
+        fastpath.good_value(double_variant(1.0), T0, T0),  # equal value, another object
+        fastpath.good_value(double_variant(2.0), T0, T0),
+        ua.DataValue(Value=ua.Variant(1, ua.VariantType.Int32)),
+        ua.DataValue(Value=ua.Variant(1.0, ua.VariantType.Double)),
+        ua.DataValue(StatusCode=ua.StatusCode(ua.UInt32(ua.StatusCodes.BadOutOfRange))),
+    ]
+    trigger = ua.DataChangeTrigger.StatusValue
+    for old in values:
+        for new in values:
+            mvalue = MonitoredItemValues()
+            mvalue.old_dvalue, mvalue.current_dvalue = old, new
+            expected = MonitoredItemService._is_data_changed(mvalue, trigger)
+            assert fastpath._changed(old, new) == expected, (old, new)

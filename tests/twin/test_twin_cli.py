@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from loadtests.bench.result import machine_kind, machine_section, machine_sections
+from loadtests.bench.result import machine_kind, machine_section, machine_sections, summary_in
 from mestwin.cli import build_app
 from twin.bench import count_instructions
 
@@ -94,6 +95,9 @@ def test_bench_sim_ends_with_the_ratio_line(tmp_path: Path) -> None:
     assert "instructions per event: not counted" in result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("ratio: ") and float(last.split()[1]) > 0
+    summary = summary_in(result.output)  # what `bench all` puts in its table
+    assert summary is not None and summary["ratio"] == pytest.approx(float(last.split()[1]), 1e-2)
+    assert str(summary["target"]).startswith(">= 0.33")
     text = doc.read_text()
     assert "others' section" in text and "### Twin engine" in text
     CliRunner().invoke(build_app(), args)

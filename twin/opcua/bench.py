@@ -305,7 +305,7 @@ async def _product_step(
             await asyncio.sleep(0.2)
         publisher = plant.publisher
         assert publisher is not None
-        written0 = sum(publisher.writes[n] for n in subscribed)
+        written0 = publisher.writes_to(subscribed)
         received0 = int(_stats(stats)["received"])
         assert mes.proc is not None
         pids = (connector.pid, mes.proc.pid)
@@ -315,7 +315,7 @@ async def _product_step(
         await asyncio.sleep(seconds)
         await plant.halt()
         ran = time.monotonic() - started
-        written = sum(publisher.writes[n] for n in subscribed) - written0
+        written = publisher.writes_to(subscribed) - written0
         stopped = time.monotonic()
         lag = 0.0
         last: dict[str, Any] = {}

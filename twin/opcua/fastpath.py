@@ -72,10 +72,88 @@ def double_variant(value: float) -> ua.Variant:
     return variant
 
 
+GOOD = ua.StatusCode()
+"""The Good status every value the publisher writes carries (shared: never mutated)."""
+
+
+def good_value(variant: ua.Variant, source: Any, server: Any) -> ImmutableDataValue:
+    """``ImmutableDataValue(Value=variant, SourceTimestamp=source, ServerTimestamp=server)``
+    with the shared Good status, without the dataclass's ``__init__`` and its default
+    ``StatusCode`` (one per tag change written; tested equal)."""
+    value = _new(ImmutableDataValue)
+    _set(value, "Encoding", 0)
+    _set(value, "Value", variant)
+    _set(value, "StatusCode", GOOD)
+    _set(value, "SourceTimestamp", source)
+    _set(value, "ServerTimestamp", server)
+    _set(value, "SourcePicoseconds", None)
+    _set(value, "ServerPicoseconds", None)
+    return value
+
+
 _original_callback = MonitoredItemService.datachange_callback
 _DISABLED = ua.MonitoringMode.Disabled
 _STATUS_VALUE = ua.DataChangeTrigger.StatusValue
 _Notification = ua.MonitoredItemNotification
+
+
+def _changed(old: ua.DataValue | None, current: ua.DataValue | None) -> bool:
+    """asyncua 2.1.0's ``_is_data_changed`` for the default trigger (``StatusValue``) of a
+    monitored item without a filter, with identity checked first: the publisher shares
+    one Good ``StatusCode`` and builds a new ``Variant`` per value."""
+    if old is None or current is None:
+        return (old is None) != (current is None)
+    status, now = old.StatusCode, current.StatusCode
+    if status is not now and status != now:
+        return True
+    before, after = old.Value, current.Value
+    if before is after:
+        return False
+    if type(before) is _Variant and type(after) is _Variant:
+        # Variant.__eq__ (which __ne__ negates), inlined.
+        return not (before.VariantType == after.VariantType and before.Value == after.Value)
+    return bool(before != after)
+
+
+def _datachange_now(
+    self: MonitoredItemService, handle: int, value: ua.DataValue
+) -> Awaitable[None] | None:
+    """asyncua 2.1.0's ``datachange_callback`` without an error, run now: the notification
+    built only when queued, queued as ``InternalSubscription._enqueue_event`` queues it.
+    What is left to await (the first notification of a monitored item since the last
+    publish, which triggers the publish: asyncua's own ``enqueue_datachange_event``), or
+    None when done."""
+    mid = self._monitored_datachange[handle]
+    mdata = self._monitored_items[mid]
+    if mdata.mode == _DISABLED:
+        return None
+    mvalue = mdata.mvalue
+    old = mvalue.current_dvalue
+    if type(value) is ImmutableDataValue:  # its deep copy is itself (set_current_datavalue)
+        mvalue.old_dvalue = old
+        mvalue.current_dvalue = value
+    else:
+        mvalue.set_current_datavalue(value)
+    if mdata.filter:
+        passes = self._is_data_changed(mvalue, mdata.filter.Trigger) and self._is_deadband_exceeded(
+            mvalue, mdata.filter
+        )
+    else:
+        passes = _changed(old, mvalue.current_dvalue)
+    if not passes:
+        return None
+    note = _new(_Notification)
+    _set(note, "ClientHandle", mdata.client_handle)
+    _set(note, "Value", value)
+    isub = self.isub
+    queued = isub._triggered_datachanges.get(mid)
+    if queued is None:
+        return isub.enqueue_datachange_event(mid, note, mdata.queue_size)
+    size = mdata.queue_size
+    if size != 0 and len(queued) >= size:
+        queued.pop(0)
+    queued.append(note)
+    return None
 
 
 async def _lean_datachange_callback(
@@ -88,21 +166,9 @@ async def _lean_datachange_callback(
     if error:
         await _original_callback(self, handle, value, error)
         return
-    mid = self._monitored_datachange[handle]
-    mdata = self._monitored_items[mid]
-    if mdata.mode == _DISABLED:
-        return
-    mdata.mvalue.set_current_datavalue(value)
-    if mdata.filter:
-        passes = self._is_data_changed(
-            mdata.mvalue, mdata.filter.Trigger
-        ) and self._is_deadband_exceeded(mdata.mvalue, mdata.filter)
-    else:
-        passes = self._is_data_changed(mdata.mvalue, _STATUS_VALUE)
-    if passes:
-        await self.isub.enqueue_datachange_event(
-            mid, _Notification(ClientHandle=mdata.client_handle, Value=value), mdata.queue_size
-        )
+    pending = _datachange_now(self, handle, value)
+    if pending is not None:
+        await pending
 
 
 _I32 = struct.Struct("<i").pack
@@ -187,53 +253,97 @@ _VALUE = ua.AttributeIds.Value
 _NULL = ua.VariantType.Null
 
 
+def value_target(server: Server, nodeid: ua.NodeId) -> Any | None:
+    """The Value attribute of ``nodeid`` that :func:`write_now` writes to, or None when
+    its writes must take ``write_attribute_value`` (the fast paths are off, the node is
+    unknown or has a value setter)."""
+    if not lean_notifications_active():
+        return None
+    node = server.iserver.aspace._nodes.get(nodeid)
+    attval = None if node is None else node.attributes.get(_VALUE)
+    if attval is None or attval.value_setter is not None:
+        return None
+    return attval
+
+
+def write_now(attval: Any, value: ua.DataValue) -> list[Awaitable[None]] | None:
+    """Write ``value`` to ``attval`` (from :func:`value_target`) as asyncua 2.1.0's
+    ``write_attribute_value`` does, the data change callbacks run at once; what is left
+    to await, in order (usually nothing). None, with nothing done, when the value must
+    take ``write_attribute_value``: not a Good status with the variant type the node
+    already holds (asyncua's own check, ``_is_expected_variant_type``, accepts exactly
+    those; any other goes through it to be refused or stored as it decides), or a data
+    change callback that is not the lean one (all are then awaited as asyncua does)."""
+    held = attval.value
+    status = value.StatusCode
+    variant = value.Value
+    if (
+        status is None
+        or status.value != 0
+        or variant is None
+        or held is None
+        or held.Value is None
+        or held.Value.VariantType is not variant.VariantType
+        or variant.VariantType is _NULL
+        or attval.value_setter is not None
+    ):
+        return None
+    callbacks = attval.datachange_callbacks
+    for callback in callbacks.values():
+        if getattr(callback, "__func__", None) is not _lean_datachange_callback:
+            return None
+    attval.value = value
+    attval.value_callback = None
+    left: list[Awaitable[None]] = []
+    for handle, callback in callbacks.items():
+        try:
+            pending = _datachange_now(callback.__self__, handle, value)
+        except Exception as ex:
+            log.exception("Error calling datachange callback %s, %s, %s", handle, callback, ex)
+            continue
+        if pending is not None:
+            left.append(pending)
+    return left
+
+
+async def await_logged(pending: list[Awaitable[None]]) -> None:
+    """Await what :func:`write_now` left, in order, logging what fails (as asyncua does
+    for a data change callback)."""
+    for awaitable in pending:
+        try:
+            await awaitable
+        except Exception as ex:
+            log.exception("Error calling datachange callback: %s", ex)
+
+
 def value_writer(server: Server) -> ValueWriter:
     """``server.write_attribute_value`` of Value attributes, leaner when the fast paths are in.
 
     asyncua 2.1.0 looks up the node and its attribute on every write (hashing the NodeId
-    twice), checks the status and the variant type, and goes through three calls; a
-    publisher writing the same nodes over and over can keep each node's attribute and
-    skip the checks a value passes by construction: a Good status and the variant type the
-    node already holds (asyncua's own check, ``_is_expected_variant_type``, accepts exactly
-    those). Any other value, a node with a value setter or an unknown node takes
-    ``write_attribute_value``. The data change callbacks are then called as asyncua calls
-    them. Without ``lean_notifications`` (another asyncua version): the server's own.
+    twice), checks the status and the variant type, goes through three calls and awaits
+    a coroutine per monitored item; a publisher writing the same nodes over and over can
+    keep each node's attribute (:func:`value_target`) and write with :func:`write_now`.
+    Any other value, a node with a value setter or an unknown node takes
+    ``write_attribute_value``. Without ``lean_notifications`` (another asyncua version):
+    the server's own.
     """
     slow = server.write_attribute_value
     if not lean_notifications_active():
         return slow
-    nodes = server.iserver.aspace._nodes
     attributes: dict[ua.NodeId, Any] = {}
 
     async def write(nodeid: ua.NodeId, value: ua.DataValue) -> Any:
         attval = attributes.get(nodeid)
         if attval is None:
-            node = nodes.get(nodeid)
-            attval = None if node is None else node.attributes.get(_VALUE)
-            if attval is None or attval.value_setter is not None:
+            attval = value_target(server, nodeid)
+            if attval is None:
                 return await slow(nodeid, value)
             attributes[nodeid] = attval
-        held = attval.value
-        status = value.StatusCode
-        variant = value.Value
-        if (
-            status is None
-            or status.value != 0
-            or variant is None
-            or held is None
-            or held.Value is None
-            or held.Value.VariantType is not variant.VariantType
-            or variant.VariantType is _NULL
-            or attval.value_setter is not None
-        ):
+        left = write_now(attval, value)
+        if left is None:
             return await slow(nodeid, value)
-        attval.value = value
-        attval.value_callback = None
-        for handle, callback in attval.datachange_callbacks.items():
-            try:
-                await callback(handle, value)
-            except Exception as ex:
-                log.exception("Error calling datachange callback %s, %s, %s", handle, callback, ex)
+        if left:
+            await await_logged(left)
         return None
 
     return write

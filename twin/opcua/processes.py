@@ -254,7 +254,7 @@ async def _serve_line(
         counted = _counted_nodes(plant, options.counted_tags)
         publisher = plant.publisher
         assert publisher is not None
-        written0 = sum(publisher.writes[n] for n in counted)
+        written0 = publisher.writes_to(counted)
         if options.speed is not None:
             await asyncio.sleep(max(0.0, origin - time.time()))
         plant.start_engine()
@@ -269,7 +269,7 @@ async def _serve_line(
                 {
                     "plant_seconds": plant.engine.now,
                     "max_lag": getattr(plant.engine, "max_lag_seen", 0.0),
-                    "written": sum(publisher.writes[n] for n in counted) - written0,
+                    "written": publisher.writes_to(counted) - written0,
                     "work_units": {
                         code: (wu["good"], wu["scrap"])
                         for code, wu in summary["work_units"].items()

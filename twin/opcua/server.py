@@ -33,9 +33,13 @@ from twin.hooks import PackMLState, PlantControl, product_ids
 from twin.opcua.fastpath import (
     ImmutableDataValue,
     ValueWriter,
+    await_logged,
     double_variant,
+    good_value,
     lean_notifications,
+    value_target,
     value_writer,
+    write_now,
 )
 from twin.opcua.infomodel import (
     STATE_NAMES,
@@ -249,6 +253,28 @@ async def _call_inline(command: Callable[[], None]) -> None:
     command()
 
 
+_UNSET: Any = object()
+
+
+class _Tag:
+    """One variable the publisher writes: its last value queued (changes only are
+    written), how many writes reached the server, and where the server keeps its value
+    (``fastpath.value_target``, resolved on the first write through ``server``). Kept
+    per tag so that a change costs no NodeId hashing (asyncua's ``NodeId.__hash__`` is
+    Python)."""
+
+    __slots__ = ("nodeid", "server", "target", "ts", "value", "variant", "writes")
+
+    def __init__(self, nodeid: ua.NodeId) -> None:
+        self.nodeid = nodeid
+        self.value: Any = _UNSET
+        self.variant: Any = None
+        self.ts = 0.0
+        self.writes = 0
+        self.server: Any = None
+        self.target: Any = None
+
+
 class OpcUaPublisher:
     """The engine's ``PlantObserver`` for one or several ``PlantServer``s.
 
@@ -264,14 +290,16 @@ class OpcUaPublisher:
         self._servers = list(servers)
         self._writers: dict[int, ValueWriter] = {}
         """Per server (``id``): how its values are written (``fastpath.value_writer``)."""
-        self._last: dict[ua.NodeId, Any] = {}
+        self._tags: dict[ua.NodeId, _Tag] = {}
+        """Every variable written to, by NodeId (the same across ``replace_servers``)."""
+        self._variables: dict[str, dict[str, _Tag]] = {}
+        self._values: dict[str, dict[str, _Tag]] = {}
+        """Per work unit: its PackML tags and its process values, by name."""
         self._state_variants = {
             n: (ua.Variant(n, ua.VariantType.Int32), ua.Variant(s, ua.VariantType.String))
             for n, s in STATE_NAMES.items()
         }
         self.written = 0
-        self.writes: Counter[ua.NodeId] = Counter()
-        """Writes per node (benchmarks compare them with what a client received)."""
         self.alarms = 0
         for server in self._servers:
             if server.nodes is None:
@@ -280,22 +308,46 @@ class OpcUaPublisher:
             self._queues[id(server)] = queue
             for code, wu in server.nodes.work_units.items():
                 self._route[code] = (server, wu, queue)
+                self._add_tags(wu)
         self._stopping = asyncio.Event()
         self.paused = False
         """While True the pump writes nothing (servers being restarted); changes queue up."""
+
+    def _add_tags(self, wu: WorkUnitNodes) -> None:
+        tags = self._tags
+        for names, nodeids in (
+            (self._variables, wu.variables),
+            (self._values, wu.process_values),
+        ):
+            mine = names[wu.code] = {}
+            for name, nodeid in nodeids.items():
+                tag = tags.get(nodeid)
+                if tag is None:
+                    tag = tags[nodeid] = _Tag(nodeid)
+                mine[name] = tag
+
+    @property
+    def writes(self) -> Counter[ua.NodeId]:
+        """Writes per node so far (benchmarks compare them with what a client received)."""
+        return Counter({t.nodeid: t.writes for t in self._tags.values() if t.writes})
+
+    def writes_to(self, nodeids: Iterable[ua.NodeId]) -> int:
+        """Writes so far to ``nodeids``, together."""
+        tags = self._tags
+        return sum(tags[n].writes for n in nodeids if n in tags)
 
     def _ts(self, t: float, wall: float | None) -> float:
         """Source time as epoch seconds: the wall clock in paced runs, else start + t."""
         return wall if wall is not None else self._start.timestamp() + t
 
-    def _put(
-        self, queue: deque[tuple[Any, ...]], nodeid: ua.NodeId, value: Any, variant: Any, ts: float
-    ) -> None:
-        last = self._last.get(nodeid)
-        if last is not None and last[0] == value:
+    @staticmethod
+    def _put(queue: deque[tuple[Any, ...]], tag: _Tag, value: Any, variant: Any, ts: float) -> None:
+        if tag.value is not _UNSET and tag.value == value:
             return
-        self._last[nodeid] = (value, variant, ts)
-        queue.append((nodeid, variant, ts))
+        tag.value = value
+        tag.variant = variant
+        tag.ts = ts
+        queue.append((tag, variant, ts))
 
     # --- PlantObserver -----------------------------------------------------------------
 
@@ -312,7 +364,7 @@ class OpcUaPublisher:
         ts = self._ts(t, wall)
         number = int(packml_state)
         v_number, v_name = self._state_variants[number]
-        v = wu.variables
+        v = self._variables[work_unit]
         # StopReason first: a client that maps State sees the reason already changed.
         self._put(q, v["StopReason"], reason, ua.Variant(reason, ua.VariantType.String), ts)
         mode = _MODE_OF_STATE.get(state, "Production")
@@ -331,9 +383,9 @@ class OpcUaPublisher:
         consumed: int,
         wall: float | None,
     ) -> None:
-        _, wu, q = self._route[work_unit]
+        _, _, q = self._route[work_unit]
         ts = self._ts(t, wall)
-        v = wu.variables
+        v = self._variables[work_unit]
         # Defective before processed: a collector that reads them in arrival order never
         # sees more defective than processed units.
         self._put(
@@ -349,11 +401,19 @@ class OpcUaPublisher:
     def on_value(
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
     ) -> None:
-        _, wu, q = self._route[work_unit]
-        nodeid = wu.process_values.get(name)
-        if nodeid is None:
+        q = self._route[work_unit][2]
+        tag = self._values[work_unit].get(name)
+        if tag is None:
             raise KeyError(f"work unit {work_unit} has no process value {name!r} in the model")
-        self._put(q, nodeid, value, double_variant(float(value)), self._ts(t, wall))
+        value = float(value)
+        if tag.value == value:  # unchanged: not written (``_put``, inlined: one per sample)
+            return
+        ts = wall if wall is not None else self._start.timestamp() + t
+        variant = double_variant(value)
+        tag.value = value
+        tag.variant = variant
+        tag.ts = ts
+        q.append((tag, variant, ts))
 
     def on_job(
         self,
@@ -364,9 +424,9 @@ class OpcUaPublisher:
         material_lot: str,
         wall: float | None,
     ) -> None:
-        _, wu, q = self._route[work_unit]
+        _, _, q = self._route[work_unit]
         ts = self._ts(t, wall)
-        v = wu.variables
+        v = self._variables[work_unit]
         for name, value in (
             ("ProductID", product),
             ("MaterialLotID", material_lot),
@@ -435,16 +495,19 @@ class OpcUaPublisher:
             assert new.nodes is not None
             for code, wu in new.nodes.work_units.items():
                 self._route[code] = (new, wu, self._queues[id(new)])
+                self._add_tags(wu)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         now = datetime.now(UTC)
-        for nodeid, (_, variant, ts) in self._last.items():
+        for tag in self._tags.values():
+            if tag.value is _UNSET:
+                continue
             for server in self._servers:
                 assert server.server is not None
                 await server.server.write_attribute_value(
-                    nodeid,
+                    tag.nodeid,
                     _DataValue(
-                        Value=variant,
-                        SourceTimestamp=epoch + timedelta(seconds=ts),
+                        Value=tag.variant,
+                        SourceTimestamp=epoch + timedelta(seconds=tag.ts),
                         ServerTimestamp=now,
                     ),
                 )
@@ -456,28 +519,39 @@ class OpcUaPublisher:
         write = self._writers.get(id(server))
         if write is None:
             write = self._writers[id(server)] = value_writer(server.server)
-        writes = self.writes
+        plant = server.server
         now = datetime.now(UTC)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         n = len(queue) if limit is None else min(limit, len(queue))
         last_ts = -1.0
         source_ts = now
-        for _ in range(n):
-            nodeid, payload, ts = queue.popleft()
-            if ts != last_ts:  # the changes of one moment share their timestamp
-                source_ts = epoch + timedelta(seconds=ts)
-                last_ts = ts
-            if nodeid is None:
-                work_unit, alarm, severity, message, active = payload
-                await server.raise_alarm(work_unit, alarm, severity, message, active, source_ts)
-                self.alarms += 1
-                continue
-            await write(
-                nodeid,
-                _DataValue(Value=payload, SourceTimestamp=source_ts, ServerTimestamp=now),
-            )
-            self.written += 1
-            writes[nodeid] += 1
+        popleft = queue.popleft
+        written = 0
+        try:
+            for _ in range(n):
+                tag, payload, ts = popleft()
+                if ts != last_ts:  # the changes of one moment share their timestamp
+                    source_ts = epoch + timedelta(seconds=ts)
+                    last_ts = ts
+                if tag is None:
+                    work_unit, alarm, severity, message, active = payload
+                    await server.raise_alarm(work_unit, alarm, severity, message, active, source_ts)
+                    self.alarms += 1
+                    continue
+                value = good_value(payload, source_ts, now)
+                if tag.server is not plant:  # first write through this server
+                    tag.target = value_target(plant, tag.nodeid)
+                    tag.server = plant
+                target = tag.target
+                left = None if target is None else write_now(target, value)
+                if left is None:
+                    await write(tag.nodeid, value)
+                elif left:
+                    await await_logged(left)
+                written += 1
+                tag.writes += 1
+        finally:
+            self.written += written
 
 
 def endpoints_per_line(endpoint: str, lines: Sequence[str]) -> list[str]:

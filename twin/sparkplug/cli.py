@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 DEFAULT_RATES = "2500,5000,10000,20000,40000"
 PRODUCT_BUDGET_S = 120.0
+TARGET_RATIO = 0.5
+TARGET_PER_S = 10_000.0
+"""The product carries at least half of bare MQTT, and at least this many changes/s."""
 CEILING_RATES = (10_000.0, 20_000.0, 40_000.0, 80_000.0, 160_000.0, 320_000.0)
 
 
@@ -31,6 +34,7 @@ def bench_sparkplug(
 ) -> None:
     """Bare MQTT pipe (ceiling), then the product (twin edge nodes -> broker -> mestwin
     connect --sparkplug -> MES) at rising rates; the ratio of the two."""
+    from twin.bench_summary import figure, summary_line
     from twin.opcua.bench import best_clean
     from twin.sparkplug.bench import run_ceiling, run_product
     from twin.sparkplug.edge import broker_address
@@ -73,6 +77,22 @@ def bench_sparkplug(
     )
     typer.echo(f"1-minute load average at the end: {os.getloadavg()[0]:.1f}")
     ratio = top.per_s / ceiling if ceiling else 0.0
+    met = ratio >= TARGET_RATIO and top.per_s >= TARGET_PER_S
+    typer.echo(
+        summary_line(
+            figure(
+                f"twin edge nodes -> MQTT -> mestwin connect --sparkplug -> MES on {kind}, "
+                "without loss",
+                top.per_s,
+                "metric changes/s",
+            ),
+            figure("bare MQTT: paho-mqtt publisher -> broker -> subscriber", ceiling,
+                   "metric changes/s"),
+            ratio,
+            f">= {TARGET_RATIO} of bare MQTT and >= {TARGET_PER_S:,.0f} metric changes/s",
+            met,
+        )
+    )  # fmt: skip
     typer.echo(f"ratio: {ratio:.2f}")
 
 
