@@ -427,6 +427,32 @@ def test_a_waiting_work_unit_goes_offline_at_once_and_holds_its_next_unit_until_
     assert b.state == "running"
 
 
+def test_a_work_unit_stopped_while_waiting_and_reset_before_its_wait_ends_waits_again() -> None:
+    # Starved: shown starved again at the reset, not offline until the next unit comes.
+    model = plant([work_unit("L1-A", 10.0), work_unit("L1-B", 1.0)], [("L1-A", "L1-B", 5)])
+    engine = Engine(model, 1)
+    engine.run_until(12.0)
+    b = engine.work_units["L1-B"]
+    engine.stop("L1-B")
+    engine.run_until(15.0)
+    assert b.state == "offline"
+    engine.reset("L1-B")
+    assert (b.state, b.reason) == ("starved", "starved: upstream empty")
+    engine.run_until(20.5)
+    assert b.state == "running" and b.processed == 1
+    # Idle (no job order): idle again, and a job order dispatched later starts it.
+    engine = Engine(plant([work_unit("L1-A", 1.0)], continuous=False), 1, auto_dispatch=False)
+    engine.run_until(5.0)
+    a = engine.work_units["L1-A"]
+    assert a.state == "idle"
+    engine.stop("L1-A")
+    engine.reset("L1-A")
+    assert (a.state, a.reason) == ("idle", "idle: no job order")
+    engine.store_and_start("L1-A", "J1", "P", 3)
+    engine.run_until(20.0)
+    assert a.processed == 3
+
+
 def test_the_summary_is_strict_json() -> None:
     engine = Engine(load_plant_model("tablet_line"), 1)
     engine.run_until(86_400.0)

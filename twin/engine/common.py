@@ -11,6 +11,9 @@ SimGen = Generator[simpy.Event, Any, Any]
 
 INFINITE = float("inf")
 
+STOPPED = "offline: stopped by command"
+"""The reason shown while a work unit is stopped by the ``Stop`` command (PackML Stopped)."""
+
 
 class ControlError(ValueError):
     """A command into the plant (``PlantControl``) was refused; the message says why."""

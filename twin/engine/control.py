@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from plant_models.schema import FailureMode
-from twin.engine.common import ControlError
+from twin.engine.common import STOPPED, ControlError
 from twin.hooks import DOWN, IDLE, MAINTENANCE, OFFLINE, STARVED
 
 if TYPE_CHECKING:
@@ -62,12 +62,17 @@ class Controls:
         wu = self._work_unit(work_unit)
         wu.stop_requested = True
         if not wu.broken and wu.state in (IDLE, STARVED):
-            wu.enter(OFFLINE, "offline: stopped by command")
+            wu.stopped_waiting = wu.base
+            wu.enter(OFFLINE, STOPPED)
 
     def reset(self, work_unit: str) -> None:
-        """Reset a stopped work unit to idle."""
+        """Reset a stopped work unit to idle; one stopped while waiting and reset before
+        its wait ended waits again, shown as it was (idle, starved)."""
         wu = self._work_unit(work_unit)
         if wu.reset_event is None:
+            waiting, wu.stopped_waiting = wu.stopped_waiting, None
+            if wu.stop_requested and waiting is not None and wu.base == (OFFLINE, STOPPED):
+                wu.enter(*waiting)
             wu.stop_requested = False
             return
         wu.reset_event.succeed()

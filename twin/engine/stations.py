@@ -30,7 +30,7 @@ import simpy
 from plant_models.schema import FailureMode, MaterialRequirement, OperationSegment, WorkUnit
 from twin.engine.batch import BatchRun
 from twin.engine.buffers import BufferSim
-from twin.engine.common import INFINITE, SimGen
+from twin.engine.common import INFINITE, STOPPED, SimGen
 from twin.engine.failures import Breakdowns
 from twin.engine.jobs import Job
 from twin.engine.materials import ConsumesMaterial, LotState
@@ -113,6 +113,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         "state",
         "state_acc",
         "stop_requested",
+        "stopped_waiting",
         "upstream",
     )
 
@@ -158,6 +159,8 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         self.cycle_end = 0.0
         self.stop_requested = False
         self.reset_event: simpy.Event | None = None
+        self.stopped_waiting: tuple[str, str] | None = None
+        """(state, reason) of a wait a stop command took offline (``Controls.reset``)."""
         # counters (PackML admin: cumulative)
         self.processed = 0
         self.defective = 0
@@ -424,7 +427,8 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
 
     def _stopped(self) -> SimGen:
         self.stop_requested = False
-        self.enter(OFFLINE, "offline: stopped by command")
+        self.stopped_waiting = None
+        self.enter(OFFLINE, STOPPED)
         self.reset_event = self.env.event()
         yield self.reset_event
         self.reset_event = None
