@@ -198,8 +198,11 @@ def metric_value(metric: Any, datatype: int | None = None) -> Any:
     value = getattr(metric, which)
     dt = metric.datatype or datatype or 0
     bits = _SIGNED_BITS.get(dt)
-    if bits is not None and which in ("int_value", "long_value") and value >= 1 << (bits - 1):
-        value -= 1 << bits
+    if bits is not None and which in ("int_value", "long_value"):
+        if which == "int_value" and value >= 1 << 31:
+            value -= 1 << 32  # sign-extended to 32 bits, as ``set_value`` and Tahu store it
+        elif value >= 1 << (bits - 1):
+            value -= 1 << bits  # a peer that kept only the type's own bits
     return value
 
 

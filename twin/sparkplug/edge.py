@@ -58,6 +58,7 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 
 from plant_models.schema import PlantModel, WorkUnit
+from sparkplug_b.encoding import MetricCodec, data_payload, varint
 from sparkplug_b.payload import DataType, Payload, metric_value, property_set, set_value
 from sparkplug_b.topic import BD_SEQ, REBIRTH, Topic, check_id, parse_state, state_topic
 from twin.hooks import (
@@ -205,6 +206,11 @@ class EdgeNode:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._types = {d: {m.name: m.datatype for m in ms} for d, ms in devices.items()}
+        # DDATA is written by ``sparkplug_b.encoding`` from these (the hot path).
+        self._codecs = {
+            d: {m.name: MetricCodec(m.name, m.datatype) for m in ms} for d, ms in devices.items()
+        }
+        self._ddata = {d: str(Topic(self.group, "DDATA", self.node, d)) for d in devices}
         client_id = f"{group}-{node}-{uuid.uuid4().hex[:8]}"[:64]
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True
@@ -406,29 +412,38 @@ class EdgeNode:
             self.birth()
         queue = self.queue
         n = len(queue) if limit is None else min(limit, len(queue))
+        popleft = queue.popleft
         sent = 0
         current: str | None = None
-        payload: Any = None
-        types = self._types
+        bodies: list[bytes] = []
+        codecs: dict[str, MetricCodec] = {}
+        published: dict[str, tuple[Any, int]] = {}
+        last_ts, stamp = -1, b""
         for _ in range(n):
-            device, name, value, ts = queue.popleft()
-            if device != current or len(payload.metrics) >= MAX_METRICS_PER_MESSAGE:
-                if payload is not None:
-                    self._data(current, payload)
+            device, name, value, ts = popleft()
+            if device != current or len(bodies) >= MAX_METRICS_PER_MESSAGE:
+                if bodies:
+                    self._data(current, bodies)
+                    bodies = []
                 current = device
-                payload = Payload(timestamp=_now_ms())
-            set_value(payload.metrics.add(name=name, timestamp=ts), types[device][name], value)
-            self.published[device][name] = (value, ts)
+                codecs, published = self._codecs[device], self.published[device]
+            if ts != last_ts:  # a moment's changes share their timestamp
+                last_ts, stamp = ts, varint(ts)
+            c = codecs[name]
+            bodies.append(c.head + stamp + (c.null if value is None else c.value(value)))
+            published[name] = (value, ts)
             sent += 1
-        if payload is not None:
-            self._data(current, payload)
+        if bodies:
+            self._data(current, bodies)
         self.metrics_sent += sent
         return sent
 
-    def _data(self, device: str | None, payload: Any) -> None:
+    def _data(self, device: str | None, bodies: list[bytes]) -> None:
         assert device is not None
-        payload.seq = self._next_seq()
-        self._publish(Topic(self.group, "DDATA", self.node, device), payload)
+        payload = data_payload(_now_ms(), bodies, self._next_seq())
+        self.client.publish(self._ddata[device], payload, qos=0)
+        self.messages += 1
+        self.since_birth += 1
 
 
 def _now_ms() -> int:
@@ -476,6 +491,8 @@ class SparkplugPublisher:
         self.lines = list(lines) if lines is not None else [line.code for line in model.lines]
         self.nodes: dict[str, EdgeNode] = {}
         self._route: dict[str, EdgeNode] = {}
+        self._values: dict[tuple[str, str], tuple[Callable[[Change], None], str]] = {}
+        """Per (work unit, process value): its edge node's ``queue.append`` and metric name."""
         self._last: dict[tuple[str, str], Any] = {}
         self._speed: dict[str, float] = {}
         self._wake: asyncio.Event | None = None
@@ -489,6 +506,8 @@ class SparkplugPublisher:
             self.nodes[line.code] = node
             for wu in line.work_units:
                 self._route[wu.code] = node
+                for pv in wu.process_values:
+                    self._values[(wu.code, pv.name)] = (node.queue.append, PROCESS_VALUES + pv.name)
                 cycle = wu.mean_cycle_time()
                 self._speed[wu.code] = 60.0 / cycle if cycle > 0 else 0.0
 
@@ -558,7 +577,14 @@ class SparkplugPublisher:
     def on_value(
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
     ) -> None:
-        self._put(work_unit, PROCESS_VALUES + name, float(value), self._ts(t, wall))
+        # A call per sample: straight to the queue. Without ``_put``'s repeat check: the
+        # engine publishes a value only when it moved past its deadband.
+        slot = self._values.get((work_unit, name))
+        if slot is None:  # not a process value of the model: as any other metric
+            self._put(work_unit, PROCESS_VALUES + name, float(value), self._ts(t, wall))
+            return
+        ts = round((wall if wall is not None else self._start + t) * 1000)
+        slot[0]((work_unit, slot[1], float(value), ts))
 
     def on_job(
         self,

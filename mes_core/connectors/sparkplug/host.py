@@ -115,6 +115,9 @@ class _Device:
     aliases: dict[int, str] = field(default_factory=dict)
     alarms: dict[str, list[Any]] = field(default_factory=dict)
     """Per alarm: [severity, message] last seen."""
+    keys: dict[str, Hashable] = field(default_factory=dict)
+    """Per metric the ``EventBuilder`` maps (a PackML tag or a process value): its key
+    there, ``(node, device, name)``, made once at the birth."""
 
 
 @dataclass
@@ -450,7 +453,9 @@ class HostLink:
             key: Hashable = (track.node, device, name)
             if name in _TAGS:
                 builder.route(device, key, name)
+                dev.keys[name] = key
             elif name.startswith(PROCESS_VALUES):
+                dev.keys[name] = key
                 props = properties_of(metric)
                 pv = name[len(PROCESS_VALUES) :]
                 builder.route(
@@ -475,9 +480,8 @@ class HostLink:
     ) -> None:
         items, alarms, received = batch
         dev = track.devices[device]
-        node = track.node
         default_ts = payload.timestamp
-        aliases, types = dev.aliases, dev.types
+        aliases, types, keys = dev.aliases, dev.types, dev.keys
         append = items.append
         metrics = payload.metrics
         received[0] += len(metrics)
@@ -495,11 +499,13 @@ class HostLink:
                 value = metric.double_value
             else:
                 value = metric_value(metric, types.get(name))
-            if name.startswith(JOB_CONTROL):
+            key = keys.get(name)
+            if key is not None:
+                append((key, value, when))
+            elif name.startswith(JOB_CONTROL):
                 if name == RESULT and isinstance(value, str):
                     self._result(device, value)
-                continue
-            if name.startswith(ALARMS):
+            elif name.startswith(ALARMS):
                 alarm, _, part = name[len(ALARMS) :].rpartition("/")
                 seen = dev.alarms.setdefault(alarm, [500, ""])
                 if part == "Severity" and value is not None:
@@ -508,5 +514,4 @@ class HostLink:
                     seen[1] = str(value)
                 elif part == "Active" and not birth and value is not None:
                     alarms.append(AlarmFields(device, alarm, seen[0], seen[1], bool(value), when))
-                continue
-            append(((node, device, name), value, when))
+            # any other metric (StateName, CurMachSpeed...) makes no plant event
