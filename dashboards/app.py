@@ -36,6 +36,7 @@ from dashboards.pages import (
 from dashboards.pages.base import PageContext
 from dashboards.session import Connector, Credentials, SessionRegistry
 from dashboards.source import SourceError
+from mes_core.client.local import browsable_url
 
 if TYPE_CHECKING:
     from dashboards.run_control import RunControlClient
@@ -196,7 +197,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.server.host}:{self.port}"
+        return browsable_url(self.server.host, self.port)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -47,6 +47,16 @@ def free_port() -> int:
         return port
 
 
+def browsable_url(host: str, port: int) -> str:
+    """The URL a browser opens for a server bound to ``host:port``: on all interfaces
+    (``0.0.0.0``, ``::``) the machine's name, which other machines can reach."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def mestwin_command() -> list[str]:
     """How to call the ``mestwin`` console command from this interpreter."""
     script = Path(sys.executable).with_name("mestwin")

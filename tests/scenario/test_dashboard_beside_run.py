@@ -23,6 +23,9 @@ def test_dashboards_serve_beside_a_run_and_stop_with_it(tmp_path: Path) -> None:
             order_scale=0.1,
             progress=False,
             dashboard_port=0,
+            # All interfaces, as for trainees at other machines: reached by the
+            # machine's name, the URL the login sheet prints.
+            dashboard_host="0.0.0.0",
         )
     )
     answered: list[int] = []

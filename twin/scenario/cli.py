@@ -52,6 +52,13 @@ def run(
     dashboard_port: Annotated[
         int, typer.Option(min=0, max=65535, help="port of --dashboard (0: any free one)")
     ] = 8050,
+    dashboard_host: Annotated[
+        str,
+        typer.Option(
+            help="interface --dashboard listens on (0.0.0.0: trainees' browsers on other "
+            "machines reach the terminal pages; the MES itself stays on loopback)"
+        ),
+    ] = "127.0.0.1",
     signing_key: Annotated[
         Path | None,
         typer.Option(help="Ed25519 private key (PEM) sealing the report (default: per run)"),
@@ -88,6 +95,7 @@ def run(
         adapter=adapter,
         link=link,
         pdf=pdf,
+        dashboard_host=dashboard_host,
     )
     raise typer.Exit(code)
 
@@ -114,6 +122,7 @@ def run_command(
     adapter: str | None = None,
     link: str | None = None,
     pdf: bool = False,
+    dashboard_host: str = "127.0.0.1",
 ) -> int:
     """The body of ``mestwin run``; returns the exit code."""
     from rich.console import Console
@@ -148,6 +157,7 @@ def run_command(
             progress=progress,
             order_scale=order_scale,
             dashboard_port=dashboard_port,
+            dashboard_host=dashboard_host,
             signing_key=signing_key,
             adapter=adapter,
             link=link,

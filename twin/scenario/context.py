@@ -47,6 +47,9 @@ class RunOptions:
     """Simulated seconds between two runner ticks (default: the scenario's ``tick``)."""
     dashboard_port: int | None = None
     """Start the live dashboards beside the run on this port (0: any free one)."""
+    dashboard_host: str = "127.0.0.1"
+    """The interface the dashboards listen on (``0.0.0.0``: reachable from other machines,
+    for trainees at their own browsers)."""
     signing_key: Path | None = None
     """Ed25519 private key (PEM) that seals the report folder (default: one made per run,
     see ``twin.scenario.evidence``)."""

@@ -14,12 +14,13 @@ import signal
 import subprocess
 from pathlib import Path
 
-from mes_core.client.local import free_port, mestwin_command
+from mes_core.client.local import browsable_url, free_port, mestwin_command
 from twin.scenario.sut import RunControlAccess
 
 
 class DashboardProcess:
-    """``mestwin dashboard`` on ``127.0.0.1:<port>`` over the MES at ``mes_url``."""
+    """``mestwin dashboard`` on ``<host>:<port>`` (loopback unless asked) over the MES at
+    ``mes_url``."""
 
     def __init__(
         self,
@@ -30,6 +31,7 @@ class DashboardProcess:
         report: Path | None = None,
         port: int = 0,
         control: RunControlAccess | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.mes_url = mes_url
         self.user = user
@@ -38,15 +40,17 @@ class DashboardProcess:
         self.report = report
         self.port = port or free_port()
         self.control = control
+        self.host = host
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where to open them (on all interfaces: the machine's name)."""
+        return browsable_url(self.host, self.port)
 
     def start(self) -> None:
         command = [*mestwin_command(), "dashboard", "--mes-url", self.mes_url]
-        command += ["--port", str(self.port), "--user", self.user]
+        command += ["--host", self.host, "--port", str(self.port), "--user", self.user]
         if self.report is not None:
             command += ["--report", str(self.report)]
         env = {**os.environ, "MESTWIN_DASHBOARD_PASSWORD": self.password}

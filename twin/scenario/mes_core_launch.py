@@ -219,7 +219,9 @@ class MesCoreRun(MesCoreSut):
                 return False
         return True
 
-    def start_dashboard(self, port: int, control: RunControlAccess | None = None) -> str:
+    def start_dashboard(
+        self, port: int, control: RunControlAccess | None = None, host: str = "127.0.0.1"
+    ) -> str:
         from rich.console import Console
 
         env = self.launcher.env
@@ -231,6 +233,7 @@ class MesCoreRun(MesCoreSut):
             report=env.report_dir / "report.json",
             port=port,
             control=control,
+            host=host,
         )
         self.launcher.dashboard.start()
         url = self.launcher.dashboard.url

@@ -314,7 +314,7 @@ class Runner:
             url = self.control.start_server()
             self.steering = Steering(self.control, self._inject_now)
             access = RunControlAccess(url, self.control.token, self.control.trainer_password)
-            self.dashboard_url = sut.start_dashboard(port, access)
+            self.dashboard_url = sut.start_dashboard(port, access, self.options.dashboard_host)
         else:
             self.ctx.state.notes.append(
                 f"--dashboard: the {self.ctx.scenario.system_under_test.adapter} adapter "

@@ -519,9 +519,12 @@ class RunControlAccess:
 class Dashboards(Protocol):
     """The MES has live dashboards the bench can serve beside a run (``--dashboard``)."""
 
-    def start_dashboard(self, port: int, control: RunControlAccess | None = None) -> str:
-        """Start them on ``port`` (0: any free one); their URL. With ``control`` they get
-        the trainer console and post trainees' actions to the run's session record."""
+    def start_dashboard(
+        self, port: int, control: RunControlAccess | None = None, host: str = "127.0.0.1"
+    ) -> str:
+        """Start them on ``host:port`` (port 0: any free one); their URL. With ``control``
+        they get the trainer console and post trainees' actions to the run's session
+        record."""
         ...
 
     def stop_dashboard(self) -> None:
