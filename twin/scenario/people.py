@@ -38,6 +38,7 @@ from plant_models.schema import (
     PlantModel,
     Product,
     intermediate_lot,
+    segments_of,
 )
 from twin.scenario.reconcile import LabourHours
 from twin.scenario.sut import (
@@ -59,18 +60,39 @@ complete an operation), not after every unit: one call per lot and period."""
 
 @dataclass
 class _Op:
-    """One operation (job order x segment) as the people track it."""
+    """One operation (job order x segment) as the people track it. It runs on the work
+    units of its station (one, or a parallel station's several): the operator at each
+    starts it there when that unit takes the order's first unit, and completes it there;
+    the flags say "on some work unit", the sets on which."""
 
     order: str
     segment: OperationSegment
     sequence: int
     work_unit: str
-    taken: bool = False  # the work unit has taken the job's first unit
+    """Its (first) work unit."""
+    work_units: tuple[str, ...] = ()
+    """Every work unit of its station (empty: ``work_unit`` alone)."""
+    taken: bool = False  # a work unit has taken the job's first unit
     started: bool = False
-    gave_up: bool = False  # its start was refused: its counts are not held back
+    gave_up: bool = False  # a start was refused: those counts are not held back
     completed: bool = False
     attempts: int = 0
     started_at: float = 0.0
+    taken_on: set[str] = field(default_factory=set)
+    started_on: set[str] = field(default_factory=set)
+    gave_up_on: set[str] = field(default_factory=set)
+    completed_on: set[str] = field(default_factory=set)
+    tries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def parallel(self) -> bool:
+        """Does it run on several work units (a parallel station)?"""
+        return len(self.work_units) > 1
+
+    def unit_kw(self, work_unit: str) -> dict[str, str]:
+        """The ``work_unit`` keyword of a per-unit action: only for an operation on
+        several work units (an adapter of a plant without them is called as before)."""
+        return {"work_unit": work_unit} if self.parallel else {}
 
 
 @dataclass
@@ -140,6 +162,8 @@ class People:
         self.qa = [p for p in scenario.people if p.role == "qa"]
         self.wu_line = {wu.code: line.code for line in plant.lines for wu in line.work_units}
         self.line_units = {line.code: [wu.code for wu in line.work_units] for line in plant.lines}
+        self.lines = {line.code: line for line in plant.lines}
+        self._segment_units: dict[str, dict[str, list[str]]] = {}
         self.wu_class = {
             wu.code: wu.equipment_class for line in plant.lines for wu in line.work_units
         }
@@ -151,6 +175,7 @@ class People:
         self.plant_done: set[str] = set()
         self.disposed_seen: dict[str, float] = {}
         self.last_booking = -BOOKING_INTERVAL
+        self.intake_lots: set[tuple[str, str]] = set()  # (order, intermediate lot)
         # Attendance and labour (ground truth in ``labour``; the MES told if it can record).
         self.labour = LabourLog()
         self.labour_sut: LabourCapability | None = (
@@ -176,26 +201,33 @@ class People:
         req = self.order_req.get(order)
         return self.products.get(req.product) if req else None
 
+    def _runs_on(self, product: Product) -> dict[str, list[str]]:
+        """Segment id -> the work units that run it (its station's, in flow order), as
+        the engine assigns segments (``plant_models.schema.segments_of``)."""
+        if product.id not in self._segment_units:
+            line = self.lines[product.line]
+            units: dict[str, list[str]] = {}
+            for wu, seg in zip(line.work_units, segments_of(product, line), strict=True):
+                if seg is not None:
+                    units.setdefault(seg.id, []).append(wu.code)
+            self._segment_units[product.id] = units
+        return self._segment_units[product.id]
+
     def op_for(self, order: str, work_unit: str) -> _Op | None:
         """The operation of ``order`` that runs on ``work_unit`` (by equipment class, in
-        flow order, as the engine assigns segments)."""
+        flow order, as the engine assigns segments; every work unit of a parallel station
+        runs the same one)."""
         product = self.product_of(order)
-        if product is None:
+        if product is None or product.line not in self.lines:
             return None
-        line = self.line_units.get(product.line, [])
-        if work_unit not in line:
-            return None
-        cursor = 0
+        runs_on = self._runs_on(product)
         for index, seg in enumerate(product.segments):
-            for i in range(cursor, len(line)):
-                if self.wu_class[line[i]] == seg.equipment_class:
-                    cursor = i + 1
-                    if line[i] == work_unit:
-                        key = (order, seg.id)
-                        if key not in self.ops:
-                            self.ops[key] = _Op(order, seg, index + 1, work_unit)
-                        return self.ops[key]
-                    break
+            units = runs_on.get(seg.id, [])
+            if work_unit in units:
+                key = (order, seg.id)
+                if key not in self.ops:
+                    self.ops[key] = _Op(order, seg, index + 1, units[0], tuple(units))
+                return self.ops[key]
         return None
 
     def work_units_for(self, order: str) -> dict[str, str]:
@@ -215,13 +247,19 @@ class People:
         op = self.op_for(order, work_unit)
         if op is not None:
             op.taken = True
+            op.taken_on.add(work_unit)
 
     def awaits_start(self, order: str, work_unit: str) -> bool:
-        """Must counts of ``order`` at ``work_unit`` wait for its operation's start?"""
+        """Must counts of ``order`` at ``work_unit`` wait for its operation's start there?"""
         if self.terminal is None:
             return False  # nobody starts operations at this MES: counts are not held back
         op = self.op_for(order, work_unit)
-        return op is not None and op.taken and not op.started and not op.gave_up
+        return (
+            op is not None
+            and work_unit in op.taken_on
+            and work_unit not in op.started_on
+            and work_unit not in op.gave_up_on
+        )
 
     def start_waiting(self, t: float) -> bool:
         """Start the operations whose machine has begun (the first waiting one of each job
@@ -240,13 +278,16 @@ class People:
                 # of the order starts (its SEQUENCE rule reads them). The caller
                 # delivers, then calls again.
                 continue
-            if op.taken and not op.started and not op.completed:
-                self._start(t, op)
-                if op.started:
+            if op.completed:
+                continue
+            for unit in sorted(op.taken_on - op.started_on - op.gave_up_on):
+                self._start(t, op, unit)
+                if unit in op.started_on:
                     progressed = True
                     started_now.add(op.order)
-                else:
-                    op.gave_up = True
+                    break
+                op.gave_up = True
+                op.gave_up_on.add(unit)
         if progressed:
             self._book_labour(t)
         return progressed
@@ -312,16 +353,21 @@ class People:
         spec = self.specs.get(person)
         return spec.behaviour.reaction if spec else 30.0
 
-    def _start(self, t: float, op: _Op) -> None:
-        person = self.operator_for(op.segment, op.work_unit, t)
+    def _start(self, t: float, op: _Op, unit: str) -> None:
+        person = self.operator_for(op.segment, unit, t)
         if person is None or self.terminal is None:
             return
-        answer = self.terminal.start_operation(op.order, op.segment.id, person.id, op.work_unit, t)
+        answer = self.terminal.start_operation(op.order, op.segment.id, person.id, unit, t)
         op.attempts += 1
-        self._count(t, f"{person.id} starts {op.order}/{op.segment.id}", answer)
-        if answer.accepted or (answer.rule == "INVALID_TRANSITION" and op.attempts > 1):
+        op.tries[unit] = op.tries.get(unit, 0) + 1
+        where = f" on {unit}" if op.parallel else ""
+        self._count(t, f"{person.id} starts {op.order}/{op.segment.id}{where}", answer)
+        # Refused as a transition already made, on a retry: an answer lost on the way.
+        if answer.accepted or (answer.rule == "INVALID_TRANSITION" and op.tries[unit] > 1):
+            if not op.started:
+                op.started_at = t
             op.started = True
-            op.started_at = t
+            op.started_on.add(unit)
 
     def book_all(self, t: float) -> None:
         """Book every outstanding lot draw (the end of the run: the shift hands over), and
@@ -433,7 +479,17 @@ class People:
                 continue
             person = self.operator_for(op.segment, work_unit, t)
             who = person.id if person else (self.operators[0].id if self.operators else "")
-            answer = self.terminal.consume_lot(order, op.segment.id, lot, qty, who, t)
+            # A lot a unit of a parallel station drew is booked at that unit (while the
+            # operation runs there); an intermediate lot the operation takes in, on the
+            # operation as a whole.
+            at_unit = (
+                op.unit_kw(work_unit)
+                if work_unit in op.started_on
+                and work_unit not in op.completed_on
+                and (order, lot) not in self.intake_lots
+                else {}
+            )
+            answer = self.terminal.consume_lot(order, op.segment.id, lot, qty, who, t, **at_unit)
             self._count(t, f"{who} books {qty:g} of {lot} on {order}/{op.segment.id}", answer)
             if answer.accepted:
                 del self.unbooked[key]
@@ -461,13 +517,15 @@ class People:
                 if person is None or t < t_done + self._reaction(person.id):
                     break
                 last = op.sequence == len(product.segments)
-                made = self.made_at.get(order, {}).get(op.work_unit, 0)
+                made_at = self.made_at.get(order, {})
+                made = sum(made_at.get(wu, 0) for wu in op.work_units or (op.work_unit,))
                 lot: str | None = output_lot if last else None
                 intake = None if last else ops[op.sequence]  # the next operation
                 if not last and op.segment.output_material is not None and made > 0:
                     lot = intermediate_lot(output_lot, op.segment.id)
-                answer = self.terminal.complete_operation(order, op.segment.id, person.id, t, lot)
-                self._count(t, f"{person.id} completes {order}/{op.segment.id}", answer)
+                if not self._complete_on_units(t, op, order, person):
+                    break
+                answer = self._complete_last(t, op, order, person, lot)
                 if not answer.accepted:
                     break
                 op.completed = True
@@ -476,10 +534,47 @@ class People:
                     # The next operation takes the intermediate lot in: booked with the
                     # lots (next tick, retried like them) before that operation completes.
                     self.unbooked[(order, intake.work_unit, lot)] += float(made)
+                    self.intake_lots.add((order, lot))
                     break
             if all(op is not None and op.completed for op in ops):
                 del self.finished[order]
                 self.made_at.pop(order, None)
+
+    def _complete_on_units(self, t: float, op: _Op, order: str, person: Operator) -> bool:
+        """An operation on several work units: the operator at each but the last started
+        completes it there (each has done its part: the plant finished the order). True
+        when only the last is left."""
+        if self.terminal is None:
+            return False
+        left = sorted(op.started_on - op.completed_on)
+        for unit in left[:-1]:
+            answer = self.terminal.complete_operation(
+                order, op.segment.id, person.id, t, None, work_unit=unit
+            )
+            self._count(t, f"{person.id} completes {order}/{op.segment.id} on {unit}", answer)
+            if not answer.accepted:
+                return False
+            op.completed_on.add(unit)
+        return True
+
+    def _complete_last(
+        self, t: float, op: _Op, order: str, person: Operator, lot: str | None
+    ) -> Answer:
+        """Complete ``op`` on its last running work unit (or as a whole), naming ``lot``."""
+        assert self.terminal is not None
+        left = sorted(op.started_on - op.completed_on)
+        unit = left[-1] if left and op.parallel else None
+        where = f" on {unit}" if unit else ""
+        if unit is None:
+            answer = self.terminal.complete_operation(order, op.segment.id, person.id, t, lot)
+        else:
+            answer = self.terminal.complete_operation(
+                order, op.segment.id, person.id, t, lot, work_unit=unit
+            )
+        self._count(t, f"{person.id} completes {order}/{op.segment.id}{where}", answer)
+        if answer.accepted and unit is not None:
+            op.completed_on.add(unit)
+        return answer
 
     def operator_for(self, segment: OperationSegment, work_unit: str, t: float) -> Operator | None:
         """A simulated operator allowed on the line and certified for the segment today:

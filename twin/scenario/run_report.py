@@ -123,6 +123,19 @@ class ReportBuilder:
         segments = Engine.segments_for(product, line)
         return [wu.code for wu, seg in zip(line.work_units, segments, strict=True) if seg]
 
+    def _last_operation_units(self, product_id: str) -> list[str]:
+        """The work units that run the last operation segment of ``product_id`` (several
+        on a parallel station)."""
+        product = self.ctx.plant.product(product_id)
+        line = next(ln for ln in self.ctx.plant.lines if ln.code == product.line)
+        segments = Engine.segments_for(product, line)
+        last = product.segments[-1].id
+        return [
+            wu.code
+            for wu, seg in zip(line.work_units, segments, strict=True)
+            if seg is not None and seg.id == last
+        ]
+
     def _clipped_seconds(self, work_unit: str, since: float) -> dict[str, float]:
         """Seconds per state of ``work_unit`` from ``since`` to the end (ground truth)."""
         out: dict[str, float] = {}
@@ -158,16 +171,18 @@ class ReportBuilder:
                 for lot, _into, _wu, qty in job.intermediate_intake():
                     consumed[lot] = consumed.get(lot, 0.0) + qty
             produced = {job.output_lot: float(job.made)} if job.ended_at is not None else {}
-            if job.ended_at is not None:  # intermediate lots: their machine's good units
+            if job.ended_at is not None:  # intermediate lots: their machines' good units
+                made_into: dict[str, float] = {}
                 for wu, lot in job.intermediates.items():
                     made = job.work_units[wu].made if wu in job.work_units else 0
-                    if made > 0:
-                        produced[lot] = float(made)
-            # As the MES counts an order: good = finished units (made at the work unit of
-            # its last operation), scrap = scrap at the work units that run an operation.
+                    made_into[lot] = made_into.get(lot, 0.0) + made
+                produced |= {lot: made for lot, made in made_into.items() if made > 0}
+            # As the MES counts an order: good = finished units (made at the work units of
+            # its last operation: one, or a parallel station's), scrap = scrap at the work
+            # units that run an operation.
             units = self._operation_units(job.product)
-            last = units[-1] if units else ""
-            good = job.work_units[last].made if last in job.work_units else 0
+            last_units = self._last_operation_units(job.product)
+            good = sum(job.work_units[wu].made for wu in last_units if wu in job.work_units)
             scrap = sum(a.scrapped for wu, a in job.work_units.items() if wu in units)
             out.job_orders[jid] = OrderRecord(
                 good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced

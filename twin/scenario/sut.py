@@ -241,20 +241,41 @@ class OperatorActions(Protocol):
     def start_operation(
         self, order: str, segment: str, person: str, work_unit: str, at: float
     ) -> Answer:
-        """An operator starts an operation of a job order on a work unit (rules 1, 3, 4)."""
+        """An operator starts an operation of a job order on a work unit (rules 1, 3, 4);
+        an operation running on several work units (a parallel station) is started on
+        each."""
         ...
 
     def complete_operation(
-        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+        self,
+        order: str,
+        segment: str,
+        person: str,
+        at: float,
+        output_lot: str | None,
+        *,
+        work_unit: str | None = None,
     ) -> Answer:
         """An operator completes an operation (quantities come from the plant events); the
-        last operation names the ``output_lot`` it produced."""
+        last operation names the ``output_lot`` it produced. ``work_unit`` (given only for
+        an operation running on several work units, a parallel station): complete it on
+        that one; it completes as a whole on its last."""
         ...
 
     def consume_lot(
-        self, order: str, segment: str, lot: str, quantity: float, person: str, at: float
+        self,
+        order: str,
+        segment: str,
+        lot: str,
+        quantity: float,
+        person: str,
+        at: float,
+        *,
+        work_unit: str | None = None,
     ) -> Answer:
-        """An operator scans a lot for consumption by an operation (rule 2)."""
+        """An operator scans a lot for consumption by an operation (rule 2); ``work_unit``
+        (given only for an operation running on several work units): the one that drew
+        it."""
         ...
 
 

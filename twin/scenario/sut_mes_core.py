@@ -154,7 +154,14 @@ class MesCoreSut(RecordReading, MasterDataLoading, QualityReadBack):
         )
 
     def complete_operation(
-        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+        self,
+        order: str,
+        segment: str,
+        person: str,
+        at: float,
+        output_lot: str | None,
+        *,
+        work_unit: str | None = None,
     ) -> Answer:
         client = self._as(person)
         if isinstance(client, Answer):
@@ -169,11 +176,24 @@ class MesCoreSut(RecordReading, MasterDataLoading, QualityReadBack):
         elif output_lot and output_lot not in self._intermediate[order]:
             self._intermediate[order].append(output_lot)
         return self._answer(
-            client.complete_operation, order, seq, output_lot=lot, occurred_at=self.plant_time(at)
+            client.complete_operation,
+            order,
+            seq,
+            output_lot=lot,
+            work_unit=work_unit,
+            occurred_at=self.plant_time(at),
         )
 
     def consume_lot(
-        self, order: str, segment: str, lot: str, quantity: float, person: str, at: float
+        self,
+        order: str,
+        segment: str,
+        lot: str,
+        quantity: float,
+        person: str,
+        at: float,
+        *,
+        work_unit: str | None = None,
     ) -> Answer:
         client = self._as(person)
         if isinstance(client, Answer):
@@ -183,7 +203,13 @@ class MesCoreSut(RecordReading, MasterDataLoading, QualityReadBack):
         except KeyError as exc:
             return Answer(False, "NOT_FOUND", str(exc), 404)
         return self._answer(
-            client.consume_lot, order, seq, lot, quantity, occurred_at=self.plant_time(at)
+            client.consume_lot,
+            order,
+            seq,
+            lot,
+            quantity,
+            work_unit=work_unit,
+            occurred_at=self.plant_time(at),
         )
 
     # -- LabourCapability: attendance and labour on the plant's timeline -----------------

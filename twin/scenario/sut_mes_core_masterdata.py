@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from mes_core.client import MesClientError
 from mes_core.kpi.schemas import CalendarIn
 from mes_core.quality.schemas import LimitsIn
 from mes_core.schemas.masterdata import MasterData, MasterDataResult
-from plant_models.schema import PlantModel, intake_of
+from plant_models.schema import PlantModel, intake_of, segments_of
 from twin.scenario.sut_mes_core_base import BACKDATE, DEFAULT_PASSWORD, ROLE_MAP, MesCoreBase
 
 
@@ -41,7 +42,13 @@ class MasterDataLoading(MesCoreBase):
                 )
         materials = [{"code": m.id, "name": m.name, "unit": m.unit} for m in plant.materials]
         routings = []
+        lines = {line.code: line for line in plant.lines}
         for product in plant.products:
+            # How many work units run each segment: the units of its station (ISA-95
+            # equipment quantity; two cappers in parallel run one CAP operation).
+            runs_on = Counter(
+                seg.id for seg in segments_of(product, lines[product.line]) if seg is not None
+            )
             self._product_material[product.id] = product.material
             self._segments[product.id] = {s.id: i + 1 for i, s in enumerate(product.segments)}
             for s in product.segments:
@@ -64,6 +71,7 @@ class MasterDataLoading(MesCoreBase):
                             # that has made good units (ISA-95 "start after previous
                             # segment starts"); rule 1 still refuses a start before that.
                             "allow_partial": True,
+                            "max_work_units": max(runs_on[seg.id], 1),
                             "materials": [
                                 {"material": r.material, "quantity_per_unit": r.quantity_per_unit}
                                 for r in seg.materials

@@ -185,6 +185,8 @@ class RecordReading(MesCoreBase):
         stamps: dict[str, list[float]] = defaultdict(list)
         for view in self.orders():
             consumed: dict[str, float] = defaultdict(float)
+            # (operation, lot) -> the work units that drew it, where the operator named them
+            drawn_at: dict[tuple[int, str], set[str]] = defaultdict(set)
             jo = self._timed(admin.get_job_order, view.id)
             for at in (jo.started_at, jo.ended_at):
                 stamps["job order start/end"].extend(self._seconds_of(at))
@@ -193,11 +195,17 @@ class RecordReading(MesCoreBase):
                     times[(jo.code, op.name)] = OperationTimes(
                         self._plant_seconds(op.started_at), self._plant_seconds(op.ended_at)
                     )
-                if op.work_unit:
+                if op.work_units:  # each work unit's share (several: a parallel station)
+                    for u in op.work_units:
+                        unit_counts[u.work_unit][0] += u.good
+                        unit_counts[u.work_unit][1] += u.scrap
+                elif op.work_unit:
                     unit_counts[op.work_unit][0] += op.good
                     unit_counts[op.work_unit][1] += op.scrap
                 for c in op.consumed:
                     consumed[str(c.get("lot"))] += float(c.get("quantity", 0.0))
+                    if c.get("work_unit"):  # the unit of several that drew the lot
+                        drawn_at[(op.sequence, str(c.get("lot")))].add(str(c["work_unit"]))
                     at = datetime.fromisoformat(str(c["at"])) if c.get("at") else None
                     stamps["consumptions"].extend(self._seconds_of(at))
             produced: dict[str, float] = {}
@@ -214,7 +222,11 @@ class RecordReading(MesCoreBase):
                     units = {op.sequence: op.work_unit for op in jo.operations}
                     for edge in trace.edges:
                         out.genealogy.add((edge.parent, edge.child))
-                        edges_at.add((edge.parent, edge.child, units.get(edge.operation) or "?"))
+                        # At each work unit that drew the lot, else at the operation's.
+                        at = drawn_at.get((edge.operation or 0, edge.parent)) or {
+                            units.get(edge.operation) or "?"
+                        }
+                        edges_at |= {(edge.parent, edge.child, unit) for unit in at}
                 except MesClientError:
                     pass
             out.job_orders[view.id] = OrderRecord(

@@ -29,7 +29,7 @@ class ActionWitness:
         self.operation_times: dict[tuple[str, str], OperationTimes] = {}
         self.starters: dict[tuple[str, str], str] = {}
         """Who started each operation the MES accepted as started."""
-        self._unanswered: dict[tuple[str, str, str], float] = {}
+        self._unanswered: dict[tuple[str, str, str, str], float] = {}
 
     def as_sut(self) -> SystemUnderTest:
         """This witness where a ``SystemUnderTest`` is expected (it forwards every method
@@ -43,8 +43,12 @@ class ActionWitness:
         """The MES's operator actions (people call these only when it has them)."""
         return cast(OperatorActions, self.sut)
 
-    def _note(self, what: str, order: str, segment: str, at: float, call: Any) -> Answer:
-        key = (what, order, segment)
+    def _note(
+        self, what: str, order: str, segment: str, at: float, call: Any, unit: str = ""
+    ) -> Answer:
+        """An operation's start is its first work unit's, its end its last's (an operation
+        running on several work units is started and completed on each)."""
+        key = (what, order, segment, unit)
         try:
             answer: Answer = call()
         except SutUnavailable:
@@ -58,7 +62,8 @@ class ActionWitness:
         self._unanswered.pop(key, None)
         if when is not None:
             times = self.operation_times.setdefault((order, segment), OperationTimes())
-            setattr(times, what, when)
+            if what == "end" or times.start is None:
+                setattr(times, what, when)
         return answer
 
     def start_operation(
@@ -70,18 +75,38 @@ class ActionWitness:
             segment,
             at,
             lambda: self._terminal().start_operation(order, segment, person, work_unit, at),
+            work_unit,
         )
         if answer.accepted:
-            self.starters[(order, segment)] = person
+            self.starters.setdefault((order, segment), person)
         return answer
 
     def complete_operation(
-        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+        self,
+        order: str,
+        segment: str,
+        person: str,
+        at: float,
+        output_lot: str | None,
+        *,
+        work_unit: str | None = None,
     ) -> Answer:
+        terminal = self._terminal()
+        if work_unit is None:  # as an adapter that knows no work units is called
+            return self._note(
+                "end",
+                order,
+                segment,
+                at,
+                lambda: terminal.complete_operation(order, segment, person, at, output_lot),
+            )
         return self._note(
             "end",
             order,
             segment,
             at,
-            lambda: self._terminal().complete_operation(order, segment, person, at, output_lot),
+            lambda: terminal.complete_operation(
+                order, segment, person, at, output_lot, work_unit=work_unit
+            ),
+            work_unit,
         )
