@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from datetime import time
 
+from plant_models.assembly import assembly_problems, line_flow
 from plant_models.batch import batch_problems
 from plant_models.distributions import is_nonnegative, spread
 from plant_models.schema import Loc, PlantModel, format_loc, segments_of, stations_of
@@ -64,6 +65,8 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
     for li, line in enumerate(model.lines):
         stations = stations_of(line)
         order = [code for code, _ in stations]
+        flow = line_flow(line)
+        problems.extend(assembly_problems(line, li))
         seen_station: dict[str, int] = {}
         for wi, wu in enumerate(line.work_units):
             if wu.station is None:
@@ -109,13 +112,22 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                     bad((*loc, end), f"no {known} {name!r} on line {line.code}")
             if bad_end:
                 continue
-            after = order.index(buf.upstream) + 1
+            after = flow.successor[order.index(buf.upstream)]
             if order.index(buf.downstream) != after:
-                expected = order[after] if after < len(order) else "none: it is the last"
+                expected = (
+                    order[after]
+                    if after is not None
+                    else "none: it is the last"
+                    if buf.upstream == order[-1]
+                    else "none: see its station's error"
+                )
+                hint = ""
+                if order.index(buf.downstream) in flow.assemblies:
+                    hint = f"; an assembly's feeder: name {buf.code} in its assembly.inputs"
                 bad(
                     (*loc, "downstream"),
                     f"expected the station after {buf.upstream} ({expected}), "
-                    f"got {buf.downstream!r}",
+                    f"got {buf.downstream!r}" + hint,
                 )
             if (buf.upstream, buf.downstream) in pairs:
                 bad(loc, f"a second buffer between {buf.upstream} and {buf.downstream}")
@@ -145,7 +157,15 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 rloc: Loc = (*wloc, "rework")
                 here = next(k for k, (_, us) in enumerate(stations) if any(w is wu for w in us))
                 target = wu.rework.to
-                if target not in order[: here + 1]:
+                start = flow.chain_start[here]  # 0 on a serial line
+                if target in order[:start]:
+                    bad(
+                        (*rloc, "to"),
+                        f"{target} is not on {wu.code}'s branch of the line (it begins at "
+                        f"{order[start]}): rework goes back along its own branch, never "
+                        "across an assembly",
+                    )
+                elif target not in order[start : here + 1]:
                     unit = next((w for w in line.work_units if w.code == target), None)
                     hint = (
                         f": name its station ({unit.station!r})"
@@ -161,6 +181,13 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                         (*rloc, "to"),
                         f"{target} is the line's first station, which takes new units from "
                         "the job order: rework goes to a station with an input buffer",
+                    )
+                elif target == order[start]:
+                    what = "an assembly" if start in flow.assemblies else "a feeder's first"
+                    bad(
+                        (*rloc, "to"),
+                        f"{target} is {what} station, with no single input buffer: rework "
+                        "goes to a station after it",
                     )
                 if here == len(stations) - 1:
                     bad(

@@ -160,6 +160,30 @@ class Rework(_Model):
         return self
 
 
+class AssemblyInput(_Model):
+    """One input of an assembly station: ``quantity`` parts from ``buffer``, whose upstream
+    is the last station of a feeder branch (or a capacity-0 buffer: a direct hand-off)."""
+
+    buffer: Code
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class Assembly(_Model):
+    """An assembly (merge) station: each cycle takes ``quantity`` parts from every input
+    buffer at once, when all are there, and makes one assembled unit (a kit of parts and
+    sub-assemblies joined into one; ``plant_models.assembly`` has the flow rules).
+
+    The parts stay in their buffers until the kit is complete (the assembly is starved
+    meanwhile), so a feeder is blocked only by its own full buffer. The assembled unit
+    belongs to the job order of its first input's part; its material (screws, labels...)
+    is consumed per the assembly's operation segment's bill of material, once per
+    assembled unit, and every feeder consumes its own segment's per part, so the job
+    order's output lot traces back to the lots of every input (ISA-95 genealogy).
+    """
+
+    inputs: Annotated[list[AssemblyInput], Field(min_length=2, max_length=20)]
+
+
 class WorkUnit(_Model):
     """A machine: ISA-95 work unit of an equipment class, with a ``cycle_time`` per unit,
     or a batch unit whose cycle is its ``batch``'s phases (ISA-88, ``plant_models.batch``)."""
@@ -192,6 +216,8 @@ class WorkUnit(_Model):
     next unit (first come, first served). Each keeps its own identity (OPC UA node, MES
     work unit, counts); an operation segment of the station's equipment class runs on all
     of them. Buffers name the station by this code."""
+    assembly: Assembly | None = None
+    """An assembly (merge) station fed by several feeder branches (``Assembly``)."""
 
     @model_validator(mode="after")
     def _cycle_or_batch(self) -> WorkUnit:

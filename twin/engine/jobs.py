@@ -15,6 +15,7 @@ class Job:
         "outstanding",
         "product",
         "quantity",
+        "release_total",
         "released",
         "scrapped",
         "segments",
@@ -27,6 +28,8 @@ class Job:
         self.quantity = quantity
         self.segments = segments  # per work unit index: OperationSegment | None
         self.released = 0
+        # units to release in all: the quantity, or an assembly line's parts (``assembly``)
+        self.release_total = quantity
         self.made = 0
         self.scrapped = 0
         self.outstanding = 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from plant_models.schema import Buffer, Line, Rework, stations_of
+from twin.engine.assembly import Branch, connect
 from twin.engine.buffers import BufferSim
 from twin.engine.common import INFINITE, SimGen
 from twin.engine.jobs import Job
@@ -52,7 +53,14 @@ class LineSim:
         root = engine.root
         by_pair = {(b.upstream, b.downstream): b for b in spec.buffers}
         self.buffers: list[BufferSim] = []
-        for (up, ups), (down, downs) in zip(self.stations, self.stations[1:], strict=False):
+        # An assembly line's feeder branches release their own parts (``assembly``).
+        self.branches: list[Branch] = []
+        self.parts_per_unit = 1
+        pairs = zip(self.stations, self.stations[1:], strict=False)
+        if any(wu.assembly is not None for wu in spec.work_units):
+            connect(self)
+            pairs = zip((), (), strict=True)
+        for (up, ups), (down, downs) in pairs:
             b: Buffer | None = by_pair.get((up, down))
             if b is None:
                 buf = BufferSim(engine.env, f"{up}>{down}", 0, None)
@@ -89,7 +97,7 @@ class LineSim:
                 INFINITE,
                 engine.segments_for(engine.model.product(spec.continuous_product), spec),
             )
-            self.queue.append(job)
+            self.dispatch(job)
 
     def _route_rework(self, wu: WorkUnitSim, rework: Rework) -> None:
         """Send ``wu``'s failed units to the input buffer of the station ``rework.to``."""
@@ -201,6 +209,11 @@ class LineSim:
             return (job, t_in)
 
     def dispatch(self, job: Job) -> None:
+        if self.branches:  # every feeder branch releases its parts of the job order
+            job.release_total = job.quantity * self.parts_per_unit
+            for branch in self.branches:
+                branch.dispatch(job)
+            return
         self.queue.append(job)
         if self._job_wait is not None:
             wake, self._job_wait = self._job_wait, None
@@ -221,7 +234,7 @@ class LineSim:
             self.made += 1
             job.made += 1
         job.outstanding -= 1
-        if job.outstanding == 0 and job.released >= job.quantity and not job.done:
+        if job.outstanding == 0 and job.released >= job.release_total and not job.done:
             job.done = True
             self.jobs_completed += 1
             if job.id:
@@ -229,6 +242,16 @@ class LineSim:
                     if wu.job is job:
                         wu.flush_job()
                 self.engine.ledger.job_ended(now, job.id, job.released, job.made, job.scrapped)
+
+    def joined(self, parts: list[tuple[Job, float]]) -> tuple[Job, float]:
+        """An assembly joined ``parts`` into one unit: of the first part's job order, in
+        the line since the earliest part entered."""
+        job = parts[0][0]
+        self._wip_changes(1 - len(parts))
+        for part_job, _ in parts:
+            part_job.outstanding -= 1
+        job.outstanding += 1
+        return (job, min(t for _, t in parts))
 
     def figures(self, now: float) -> dict[str, Any]:
         self._wip_changes(0)
@@ -243,6 +266,6 @@ class LineSim:
             "arrival_rate": self.entered / now if now > 0 else 0.0,
             "mean_flow_time": self.flow_time / self.left if self.left else 0.0,
             "jobs_completed": self.jobs_completed,
-            "jobs_queued": len(self.queue),
+            "jobs_queued": max([len(self.queue)] + [len(b.queue) for b in self.branches]),
             "lost_arrivals": self.lost_arrivals,
         }

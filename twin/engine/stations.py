@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from plant_models.schema import FailureMode, MaterialRequirement, OperationSegment, WorkUnit
+from twin.engine.assembly import feeder_scrapped
 from twin.engine.batch import BatchRun
 from twin.engine.buffers import BufferSim
 from twin.engine.common import INFINITE, STOPPED, SimGen
@@ -41,6 +42,7 @@ from twin.ledger import JobWorkUnitActuals
 from twin.streams import Sampler, sampler, substream, uniform01
 
 if TYPE_CHECKING:
+    from twin.engine.assembly import Branch
     from twin.engine.lines import LineSim
     from twin.engine.plant import Engine
 
@@ -81,6 +83,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         "downstream",
         "engine",
         "env",
+        "feeder",
         "first",
         "forced_lots",
         "in_timeout",
@@ -109,6 +112,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         "setup_spec",
         "setups",
         "since",
+        "source",
         "spec",
         "state",
         "state_acc",
@@ -123,6 +127,10 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         self.line = line
         self.index = index
         self.first = index == 0  # in the line's first station (``LineSim`` sets it)
+        # where a first station's new units come from: the line, or a feeder branch's
+        # head on an assembly line; ``feeder``: the branch re-making this unit's scrap
+        self.source: LineSim | Branch = line
+        self.feeder: Branch | None = None
         self.spec = spec
         self.code = spec.code
         name = spec.code
@@ -245,6 +253,7 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
         env = self.env
         timeout = env.timeout
         line = self.line
+        source = self.source
         first = self.first
         up = self.upstream
         down = self.downstream
@@ -266,9 +275,9 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
                     yield self.repair_done()
             # 1. take a unit
             if first:
-                unit = line.try_release()
+                unit = source.try_release()
                 if unit is None:
-                    unit = yield from line.release_wait(self)
+                    unit = yield from source.release_wait(self)
                     if self.stop_requested or self.broken:  # rare: spare the generator
                         yield from self._after_wait()
             else:
@@ -338,6 +347,8 @@ class WorkUnitSim(Breakdowns, ConsumesMaterial, ScansValues):
                 self.defective += 1
                 if obs:
                     engine.notify_counters(self)
+                if self.feeder is not None:  # a kit's part: its feeder makes another
+                    feeder_scrapped(self, unit)
                 line.unit_left(unit, scrapped=True)
                 continue
             if obs:
