@@ -50,6 +50,10 @@ from plant_models.distributions import (
 if TYPE_CHECKING:
     from plant_models.schema import Loc, WorkUnit
 
+PHASE_NUMBER = "PhaseNumber"
+"""A batch unit's process value that is its running phase's number in the recipe (1-based;
+0 between batches), added by the twin: a work unit's own value may not take the name."""
+
 PhaseName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
 """A phase's name: a letter, then letters, digits, ``_`` or ``-`` (``Charge``, ``WetMass``)."""
 
@@ -127,6 +131,12 @@ def batch_problems(wu: WorkUnit, wloc: Loc, bad: Callable[[Loc, str], None]) -> 
     if batch is None:
         return
     values = {pv.name: pv for pv in wu.process_values}
+    for pi, own in enumerate(wu.process_values):
+        if own.name == PHASE_NUMBER:
+            bad(
+                (*wloc, "process_values", pi, "name"),
+                f"{PHASE_NUMBER} is the batch unit's phase number (the twin adds it)",
+            )
     seen: set[str] = set()
     for i, phase in enumerate(batch.phases):
         ploc: Loc = (*wloc, "batch", "phases", i)

@@ -115,8 +115,9 @@ class BatchObserver(Protocol):
         wall: float | None,
     ) -> None:
         """Batch ``batch_id`` (``quantity`` in the batch's unit) entered phase
-        ``phase_number`` (1-based, in recipe order) ``phase_name`` at ``work_unit``;
-        ``phase_number`` 0 and ``phase_name`` "" when its last phase has ended."""
+        ``phase_number`` (1-based, in recipe order) ``phase_name`` at ``work_unit``. The
+        last phase stays shown until the next batch starts; before the first batch the
+        number is 0 and the names empty."""
 
 
 class PlantControl(Protocol):

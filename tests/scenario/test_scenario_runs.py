@@ -236,7 +236,7 @@ def test_tablet_batch_catches_every_deviation(tmp_path: Path) -> None:
     assert "SPC Nelson rule" in by_name["tablet-weight-drift"]["message"]
     assert "out of specification" not in by_name["tablet-weight-drift"]["message"]
     held = next(e for e in by_type["state_at"] if "held" in e["name"])
-    assert held["detail"].startswith("job order B-26-0101 was held at 6h45m")
+    assert held["detail"].startswith("job order B-26-0101 was held at 6h15m")
     assert "dated as nonconformance NC-" in held["evidence"][0]
 
 

@@ -131,14 +131,15 @@ def test_each_batch_runs_its_phases_in_recipe_order_back_to_back_in_execute() ->
         if state != "running":  # a wait for the next batch, never inside one
             assert not any(r.start < t < r.end for r in log), (t, state)
     assert starts
-    # Observers are told each phase with the batch id and quantity, and its end (0, "").
-    told = [(number, name) for _, _, _, number, name in rec.phases[1:9]]
+    # Observers are told each phase with the batch id and quantity, in recipe order.
+    told = [(number, name) for _, _, _, number, name in rec.phases[1:8]]
     recipe = [(1, "Charge"), (2, "Heat"), (3, "Hold"), (4, "Discharge")]
-    assert told == [*recipe, (0, ""), *recipe[:3]]
+    assert told == [*recipe, *recipe[:3]]
+    assert [t for t, *_ in rec.phases[1 : len(log) + 1]] == [r.start for r in log]
     assert {q for _, _, q, _, _ in rec.phases} == {2000}
     # Without a job order (a continuous line) the batch id is the line's, numbered.
     assert rec.phases[0][1:] == ("", 2000, 0, "")  # told on registering: no batch yet
-    assert [p[1] for p in rec.phases[1:6]] == ["L1-B01"] * 5
+    assert [p[1] for p in rec.phases[1:6]] == ["L1-B01"] * 4 + ["L1-B02"]
     assert log[4].batch_id == "L1-B02"
     assert engine.ledger.summary()["work_units"]["L1-VESSEL"]["batches"] == batch.batches
 

@@ -71,6 +71,7 @@ class BatchRun:
     __slots__ = (
         "_job",
         "_k",
+        "active",
         "batch_id",
         "batches",
         "durations",
@@ -103,8 +104,9 @@ class BatchRun:
             for p in spec.phases
         ]
         self.batch_id = ""
-        self.number = 0  # current phase, 1-based; 0 between batches
+        self.number = 0  # the phase shown, 1-based; 0 before the first batch
         self.name = ""
+        self.active = False  # in a phase (else the values follow their own distributions)
         self.phase_start = 0.0
         self.phase_length = 0.0
         self.batches = 0
@@ -129,11 +131,14 @@ class BatchRun:
             start = env._now
             self.number, self.name = k + 1, phase.name
             self.phase_start, self.phase_length = start, planned
+            self.active = True
             self._tell()
             yield from wu._work(planned, RUNNING, "")
             self.log.append(PhaseRecord(self.batch_id, k + 1, phase.name, start, env._now, planned))
-        self.number, self.name = 0, ""
-        self._tell()
+        # The last phase stays shown until the next batch starts (the work unit's state says
+        # it no longer executes): a "no phase" in between would often share its timestamp
+        # with the next batch's first phase, and a collector keeps one value per timestamp.
+        self.active = False
 
     def _tell(self) -> None:
         wu = self.wu
@@ -168,7 +173,7 @@ class BatchRun:
             now = env._now
             wall = engine.wall(now) if obs else None
             job = wu.job
-            in_phase = phase_values[self.number - 1] if self.number else None
+            in_phase = phase_values[self.number - 1] if self.active else None
             length = self.phase_length
             progress = min((now - self.phase_start) / length, 1.0) if length > 0 else 1.0
             for pv in values:

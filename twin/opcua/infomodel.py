@@ -45,6 +45,7 @@ from typing import Any
 
 from asyncua import Server, ua
 
+from plant_models.batch import PHASE_NUMBER
 from plant_models.schema import Line, PlantModel, WorkUnit
 from twin.hooks import PackMLState
 from twin.opcua.units import eu_information
@@ -81,6 +82,16 @@ _VARIABLES: tuple[tuple[str, ua.VariantType, Any, str], ...] = (
     ("ProductID", ua.VariantType.String, "", "Product being made"),
 )
 VARIABLE_NAMES: tuple[str, ...] = tuple(v[0] for v in _VARIABLES)
+
+# A batch work unit's (ISA-88, ``plant_models.batch``) extra variables: Optional children
+# of ``WorkUnitType``, instantiated only on batch units. The phase number is also a process
+# value (``PHASE_NUMBER`` under ``ProcessValues``), so a collector that records process
+# values records every phase transition with its job order and time.
+BATCH_VARIABLES: tuple[tuple[str, ua.VariantType, Any, str], ...] = (
+    ("BatchID", ua.VariantType.String, "", "ISA-88 batch identification of the batch in the unit"),
+    ("BatchQuantity", ua.VariantType.Double, 0.0, "Batch size (quantity) of that batch"),
+    ("PhaseName", ua.VariantType.String, "", "ISA-88 phase running (empty between batches)"),
+)
 
 _DATATYPES = {
     ua.VariantType.Int32: NodeId(ua.ObjectIds.Int32),
@@ -301,6 +312,12 @@ class _Items:
             nodeid, ua.ObjectIds.HasModellingRule, _ref(ua.ObjectIds.ModellingRule_Mandatory)
         )
 
+    def optional(self, nodeid: ua.NodeId) -> None:
+        """Mark a type's child as ModellingRule Optional (OPC 10000-3, 6.4.4.4.3)."""
+        self.reference(
+            nodeid, ua.ObjectIds.HasModellingRule, _ref(ua.ObjectIds.ModellingRule_Optional)
+        )
+
     def reference(self, source: ua.NodeId, reftype: int, target: ua.NodeId) -> None:
         ref = ua.AddReferencesItem()
         ref.SourceNodeId = source
@@ -357,6 +374,9 @@ def _build_types(items: _Items) -> tuple[ua.NodeId, ua.NodeId]:
     for name, inputs in METHODS:
         method = items.method(wut, _nid(f"{WORK_UNIT_TYPE}.{name}", ns), name, inputs)
         items.mandatory(method)
+    for name, vtype, value, doc in BATCH_VARIABLES:
+        child = items.var(wut, _nid(f"{WORK_UNIT_TYPE}.{name}", ns), name, vtype, value, doc)
+        items.optional(child)
     aet = _nid(ALARM_EVENT_TYPE, ns)
     items.object_type(
         _ref(ua.ObjectIds.BaseEventType),
@@ -402,6 +422,9 @@ def _build_work_unit(
     for name, vtype, value, doc in _VARIABLES:
         initial = mach_speed if name == "MachSpeed" else value
         variables[name] = items.var(obj, _nid(f"{base}.{name}", ns), name, vtype, initial, doc)
+    if wu.batch is not None:
+        for name, vtype, value, doc in BATCH_VARIABLES:
+            variables[name] = items.var(obj, _nid(f"{base}.{name}", ns), name, vtype, value, doc)
     folder = items.obj(
         obj,
         _nid(f"{base}.{PROCESS_VALUES}", ns),
@@ -451,6 +474,25 @@ def _build_work_unit(
                 reftype=ua.ObjectIds.HasProperty,
             )
         process_values[pv.name] = node
+    if wu.batch is not None:
+        pv_id = f"{base}.{PROCESS_VALUES}.{PHASE_NUMBER}"
+        process_values[PHASE_NUMBER] = items.var(
+            folder,
+            _nid(pv_id, ns),
+            PHASE_NUMBER,
+            ua.VariantType.Double,
+            0.0,
+            "ISA-88 phase number in the recipe (0 between batches)",
+            typedef=ua.ObjectIds.AnalogItemType,
+        )
+        items.prop(
+            process_values[PHASE_NUMBER],
+            _nid(f"{pv_id}.EURange", ns),
+            "EURange",
+            ua.VariantType.ExtensionObject,
+            ua.Range(Low=ua.Double(0.0), High=ua.Double(float(len(wu.batch.phases)))),
+            datatype=NodeId(ua.ObjectIds.Range),
+        )
     methods = {
         name: items.method(obj, _nid(f"{base}.{name}", ns), name, inputs)
         for name, inputs in METHODS

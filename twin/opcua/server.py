@@ -42,6 +42,7 @@ from twin.opcua.fastpath import (
     write_now,
 )
 from twin.opcua.infomodel import (
+    PHASE_NUMBER,
     STATE_NAMES,
     PlantNodes,
     StatusCode,
@@ -446,6 +447,29 @@ class OpcUaPublisher:
     ) -> None:
         _, _, q = self._route[work_unit]
         q.append((None, (work_unit, alarm, severity, message, active), self._ts(t, wall)))
+
+    # --- BatchObserver (batch work units, ISA-88) --------------------------------------
+
+    def on_phase(
+        self,
+        t: float,
+        work_unit: str,
+        batch_id: str,
+        quantity: float,
+        phase_number: int,
+        phase_name: str,
+        wall: float | None,
+    ) -> None:
+        _, wu, q = self._route[work_unit]
+        ts = self._ts(t, wall)
+        v = wu.variables
+        self._put(q, v["BatchID"], batch_id, ua.Variant(batch_id, ua.VariantType.String), ts)
+        self._put(
+            q, v["BatchQuantity"], quantity, ua.Variant(float(quantity), ua.VariantType.Double), ts
+        )
+        self._put(q, v["PhaseName"], phase_name, ua.Variant(phase_name, ua.VariantType.String), ts)
+        number = float(phase_number)
+        self._put(q, wu.process_values[PHASE_NUMBER], number, double_variant(number), ts)
 
     # --- the pump ----------------------------------------------------------------------
 
