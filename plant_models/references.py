@@ -245,13 +245,6 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 bad((*sloc, "id"), f"duplicate segment {seg.id!r}")
             if seg.equipment_class in classes[cursor:]:
                 cursor = classes.index(seg.equipment_class, cursor) + 1
-                if seg.output_material is not None and len(stations_of(pline)[cursor - 1][1]) > 1:
-                    bad(
-                        (*sloc, "output_material"),
-                        f"segment {seg.id} runs on parallel station "
-                        f"{stations_of(pline)[cursor - 1][0]}: an intermediate lot made on "
-                        "several work units is not modelled; make it on a single work unit",
-                    )
             else:
                 bad(
                     (*sloc, "equipment_class"),

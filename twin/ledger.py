@@ -94,8 +94,31 @@ class JobRecord:
     work_units: dict[str, JobWorkUnitActuals] = field(default_factory=dict)
     stages: tuple[str, ...] = ()
     """The work units of the order's operations, in routing order."""
+    stage_segments: tuple[str, ...] = ()
+    """The operation segment each of ``stages`` runs (the work units of a parallel station
+    run one); empty: one operation per work unit."""
     intermediates: dict[str, str] = field(default_factory=dict)
     """Work unit -> the intermediate lot its operation produces (routing ``output_material``)."""
+
+    def operations(self) -> list[tuple[str, ...]]:
+        """The work units of each operation, in routing order (several for a parallel
+        station's)."""
+        out: list[tuple[str, ...]] = []
+        segments = self.stage_segments or self.stages
+        for i, wu in enumerate(self.stages):
+            if i > 0 and segments[i] == segments[i - 1]:
+                out[-1] = (*out[-1], wu)
+            else:
+                out.append((wu,))
+        return out
+
+    def consumer(self, units: tuple[str, ...]) -> str:
+        """Where an operation took a lot in as a whole: its work unit, or the units of a
+        parallel station that worked on the order, joined by ``+`` (sorted)."""
+        if len(units) == 1:
+            return units[0]
+        worked = sorted(wu for wu in units if wu in self.work_units) or sorted(units)
+        return "+".join(worked)
 
     def lot_for(self, work_unit: str) -> str:
         """The lot that what ``work_unit`` consumed goes into: the first intermediate lot
@@ -108,14 +131,16 @@ class JobRecord:
 
     def intermediate_intake(self) -> list[tuple[str, str, str, float]]:
         """(intermediate lot, lot it goes into, consuming work unit, quantity): each lot an
-        operation made (its good units) is taken in whole by the next operation."""
+        operation made (its good units, on every work unit it ran on) is taken in whole by
+        the next operation (at its work unit; a parallel station's: ``consumer``)."""
         out = []
-        for i, wu in enumerate(self.stages[:-1]):
-            lot = self.intermediates.get(wu)
-            made = self.work_units[wu].made if wu in self.work_units else 0
+        ops = self.operations()
+        for i, units in enumerate(ops[:-1]):
+            lot = self.intermediates.get(units[0])
+            made = sum(self.work_units[wu].made for wu in units if wu in self.work_units)
             if lot is not None and made > 0:
-                nxt = self.stages[i + 1]
-                out.append((lot, self.lot_for(nxt), nxt, float(made)))
+                nxt = ops[i + 1]
+                out.append((lot, self.lot_for(nxt[0]), self.consumer(nxt), float(made)))
         return out
 
     @property
@@ -206,6 +231,7 @@ class Ledger:
             source,
             output_lot=lot,
             stages=tuple(wu for wu, _, _ in stages),
+            stage_segments=tuple(seg for _, seg, _ in stages),
             intermediates={
                 wu: intermediate_lot(lot, seg) for wu, seg, material in stages if material
             },

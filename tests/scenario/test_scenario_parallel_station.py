@@ -13,15 +13,16 @@ import pytest
 import yaml
 
 from plant_models.scenario import SCENARIOS_DIR
+from plant_models.schema import PlantModel
+from twin.ledger import JobWorkUnitActuals, Ledger
 from twin.scenario.runner import RunOptions, run_scenario
-
-pytestmark = pytest.mark.slow
 
 CAPPERS = ("BTL1-CAPPER1", "BTL1-CAPPER2")
 
 
+@pytest.mark.slow
 def test_parallel_cappers_reconcile_exactly_per_capper_and_per_order(tmp_path: Path) -> None:
-    data = yaml.safe_load((SCENARIOS_DIR / "bottling_parallel_cappers.yaml").read_text())
+    data = yaml.safe_load((SCENARIOS_DIR / "parallel_cappers_day.yaml").read_text())
     data["plant"] = str((SCENARIOS_DIR.parent / "bottling_parallel_cappers.yaml").resolve())
     data["duration"] = "2h"
     data["drain"] = "1h"
@@ -48,3 +49,39 @@ def test_parallel_cappers_reconcile_exactly_per_capper_and_per_order(tmp_path: P
             assert edge.twin == edge.mes == 1.0
         used = by[("job_order", order, "lot CAP-7781 consumed")]
         assert used.twin is not None and used.twin > 0 and used.mes == used.twin
+
+
+def test_an_intermediate_lot_made_and_taken_in_by_parallel_stations() -> None:
+    """A parallel station may make an intermediate lot (plant-model validation accepts it
+    now that the MES takes an operation on several work units): its lot holds the good
+    units of every work unit of the station, each unit's raw lots go into it, and a
+    parallel station taking a lot in whole takes it at its units together."""
+    raw = yaml.safe_load((SCENARIOS_DIR.parent / "bottling_parallel_cappers.yaml").read_text())
+    raw["materials"].append({"id": "CAPPED-500"})
+    for product in raw["products"]:
+        for seg in product["segments"]:
+            if seg["id"] == "CAP":
+                seg["output_material"] = "CAPPED-500"
+    PlantModel.model_validate(raw)  # references checked: no refusal
+
+    ledger = Ledger("P", 1)
+    stages = [
+        ("F", "FILL", "FILLED"),
+        ("C1", "CAP", "CAPPED"),
+        ("C2", "CAP", "CAPPED"),
+        ("L", "LABEL", None),
+    ]
+    ledger.job_dispatched(0.0, "J", "W", "L1", 10, "test", stages)
+    ledger.lot_consumed(1.0, "J", "C1", "CAP-28", "CAPS-1", 6.0)
+    ledger.lot_consumed(1.0, "J", "C2", "CAP-28", "CAPS-1", 4.0)
+    for wu, made in (("F", 10), ("C1", 6), ("C2", 4), ("L", 10)):
+        ledger.job_work_unit("J", wu, JobWorkUnitActuals(made, made, 0, 0.0, 1.0))
+    ledger.job_ended(2.0, "J", 10, 10, 0)
+    job = ledger.jobs["J"]
+    assert job.operations() == [("F",), ("C1", "C2"), ("L",)]
+    assert job.intermediate_intake() == [
+        ("LOT-J-FILL", "LOT-J-CAP", "C1+C2", 10.0),  # taken in by both cappers
+        ("LOT-J-CAP", "LOT-J", "L", 10.0),  # both cappers' good units
+    ]
+    edges = {(g["from_lot"], g["to_lot"]): g["quantity"] for g in ledger.genealogy()}
+    assert edges[("CAPS-1", "LOT-J-CAP")] == 10.0

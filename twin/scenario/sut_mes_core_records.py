@@ -219,7 +219,14 @@ class RecordReading(MesCoreBase):
                     produced[lot.code] = lot.initial_quantity
                     # Every level: through the intermediate lots to the raw materials.
                     trace = self._timed(admin.genealogy, lot.code, "backward", None)
-                    units = {op.sequence: op.work_unit for op in jo.operations}
+                    # An operation's work unit; several (a parallel station's) joined
+                    # by "+", as the twin names where an operation took a lot in whole.
+                    units = {
+                        op.sequence: "+".join(sorted(u.work_unit for u in op.work_units))
+                        if len(op.work_units) > 1
+                        else op.work_unit
+                        for op in jo.operations
+                    }
                     for edge in trace.edges:
                         out.genealogy.add((edge.parent, edge.child))
                         # At each work unit that drew the lot, else at the operation's.
