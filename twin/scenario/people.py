@@ -83,6 +83,7 @@ class _Op:
     gave_up_on: set[str] = field(default_factory=set)
     completed_on: set[str] = field(default_factory=set)
     tries: dict[str, int] = field(default_factory=dict)
+    completion_tried: set[str] = field(default_factory=set)
 
     @property
     def parallel(self) -> bool:
@@ -552,7 +553,10 @@ class People:
                 order, op.segment.id, person.id, t, None, work_unit=unit
             )
             self._count(t, f"{person.id} completes {order}/{op.segment.id} on {unit}", answer)
-            if not answer.accepted:
+            tried = unit in op.completion_tried
+            op.completion_tried.add(unit)
+            # Refused as no longer running there, on a retry: an answer lost on the way.
+            if not (answer.accepted or (answer.rule == "INVALID_TRANSITION" and tried)):
                 return False
             op.completed_on.add(unit)
         return True
