@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from twin.scenario.connector_link import BARRIER_TIMEOUT_S
 from twin.scenario.opcua_link import (
-    BARRIER_TIMEOUT_S,
     OpcUaLink,
     OpcUaLinkError,
     PlantServing,

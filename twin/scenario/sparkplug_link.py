@@ -6,13 +6,14 @@ process on a free port, so a broker restart touches nothing else) -> :class:`Tcp
 (the fault proxy, between the broker and the MES) -> ``mestwin connect --sparkplug`` (the
 MES's host application, a child process) -> MES batch ingest.
 
-Like the OPC UA link (:class:`~twin.scenario.opcua_link.OpcUaLink`, whose held calls,
-in-process check sampling and delivery it reuses) it holds the engine's observer calls
-until the runner delivers them. "Delivered" means ingested by the MES, in Sparkplug's own
-terms: every held call published, and for every edge node the host follows the same
-session (the NBIRTH's timestamp) and has taken in order as many messages since that
-birth as the edge node published (``mestwin connect --status``: ``sparkplug_nodes``), and
-``POST /flush`` answers that all it received is sent and ingested.
+Like the OPC UA link (both are :class:`~twin.scenario.connector_link.ConnectorLink`:
+held calls, in-process check sampling, the connector process, the faults' shape and the
+waits) it holds the engine's observer calls until the runner delivers them. "Delivered"
+means ingested by the MES, in Sparkplug's own terms: every held call published, and for
+every edge node the host follows the same session (the NBIRTH's timestamp) and has taken
+in order as many messages since that birth as the edge node published (``mestwin connect
+--status``: ``sparkplug_nodes``), and ``POST /flush`` answers that all it received is
+sent and ingested.
 
 Faults: ``opcua_drop`` cuts the proxy (the MES's MQTT session drops; it reconnects and
 asks every edge node for a rebirth); ``opcua_server_restart`` restarts the broker (every
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -37,14 +37,10 @@ from typing import Any
 
 from mes_core.client.local import stop_process_group
 from plant_models.schema import PlantModel
+from twin.scenario.connector_link import BARRIER_TIMEOUT_S, FLUSH_WAIT_S, ConnectorLink
 from twin.scenario.link import Sampling
-from twin.scenario.mes_process import free_port, mestwin_command
-from twin.scenario.opcua_link import (
-    BARRIER_TIMEOUT_S,
-    FLUSH_WAIT_S,
-    OpcUaLink,
-    OpcUaLinkError,
-)
+from twin.scenario.mes_process import free_port
+from twin.scenario.opcua_link import OpcUaLinkError
 from twin.scenario.proxy import TcpProxy
 from twin.sparkplug.edge import SparkplugPublisher
 
@@ -102,12 +98,15 @@ class Broker:
         self.proc = None
 
 
-class SparkplugLink(OpcUaLink):
+class SparkplugLink(ConnectorLink):
     """``EquipmentLink`` over Sparkplug edge nodes, a broker, the fault proxy and the
     MES's host application (see the module doc)."""
 
     name = "Sparkplug B (twin edge nodes -> Mosquitto -> fault proxy -> mestwin connect)"
     short_name = "Sparkplug link"
+    start_error = SparkplugLinkError
+    connector_name = "the host application"
+    stop_timeout = 20.0
 
     def __init__(
         self,
@@ -145,42 +144,18 @@ class SparkplugLink(OpcUaLink):
         self.broker.start()
         self.endpoint = f"mqtt://127.0.0.1:{self.broker.port}"
         self.proxy = TcpProxy("127.0.0.1", self.broker.port).start()
-        spool = self.workdir / "connector-spool.sqlite"
-        for stale in (spool, *(spool.with_name(spool.name + x) for x in ("-wal", "-shm"))):
-            stale.unlink(missing_ok=True)
-        cmd = [
-            *mestwin_command(),
-            "connect",
-            "--sparkplug",
-            f"mqtt://127.0.0.1:{self.proxy.port}",
-            "--group",
-            self.group,
-            "--host-id",
-            f"mes-{self.group}",
-            "--mes",
-            self.mes_url,
-            "--spool",
-            str(spool),
-            "--status",
-            f"127.0.0.1:{self.status_port}",
-            "--no-dispatch",  # the runner's people dispatch (as on the OPC UA link)
-        ]
-        env = dict(os.environ, MESTWIN_API_KEY=self.api_key)
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        try:
-            connected = self._wait_connected(0, timeout)
-        except BaseException:
-            self.close()
-            raise
-        if not connected:
-            tail = self._log_tail()
-            self.close()
-            raise SparkplugLinkError(
-                f"mestwin connect --sparkplug did not come online within {timeout:g} s\n{tail}"
-            )
+        self._start_connector(
+            [
+                "--sparkplug",
+                f"mqtt://127.0.0.1:{self.proxy.port}",
+                "--group",
+                self.group,
+                "--host-id",
+                f"mes-{self.group}",
+            ],
+            "mestwin connect --sparkplug did not come online",
+            timeout,
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="twin-sparkplug", daemon=True
@@ -198,10 +173,10 @@ class SparkplugLink(OpcUaLink):
             self.model, self.endpoint, self.group, start=self.model.plant.start
         )
         await self.sparkplug.start()
-        self.publisher = self.sparkplug  # type: ignore[assignment]  # the held calls' target
+        self.publisher = self.sparkplug  # the held calls' target
         self._pump = asyncio.ensure_future(self.sparkplug.run())
 
-    async def _stop_edge_nodes(self) -> None:
+    async def _stop_twin(self) -> None:
         if self.sparkplug is not None:
             self.sparkplug.stop()
             if self._pump is not None:
@@ -212,60 +187,33 @@ class SparkplugLink(OpcUaLink):
 
     def close(self) -> None:
         """Stop the host (SIGTERM, then SIGKILL), the proxy, the edge nodes, the broker."""
-        stop_process_group(self.proc, 15)
-        self._http.close()
-        if self.proxy is not None:
-            self.proxy.stop()
-            self.proxy = None
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            with contextlib.suppress(Exception):
-                self._run(self._stop_edge_nodes(), 20)
-            loop.call_soon_threadsafe(loop.stop)
-            if self._thread is not None:
-                self._thread.join(10)
-        self._loop = None
+        super().close()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
 
-    # -- faults ---------------------------------------------------------------------------
+    # -- faults (``ConnectorLink.inject``): ``opcua_drop`` cuts the proxy (the host's
+    # session), ``opcua_server_restart`` stops the broker. What was published is
+    # delivered first (QoS 0: a message published into a gap is gone).
 
-    def inject(self, kind: str, until: float) -> None:
-        """``opcua_drop``: cut the proxy (the host's session); ``opcua_server_restart``:
-        stop the broker. What was published is delivered first (QoS 0: a message
-        published into a gap is gone), the engine's changes are held until ``until``."""
-        if self._cut:
-            return
+    def _before_fault(self) -> None:
         self._settle(BARRIER_TIMEOUT_S)
-        self._faults_at_cut = int(self._status().get("opcua_faults", 0))
-        self._cut, self._cut_kind, self._restore_at = True, kind, until
-        if kind == "opcua_server_restart":
-            assert self.broker is not None
-            self.broker.stop()
-        else:
-            assert self.proxy is not None
-            self.proxy.cut()
 
-    def restore_if_due(self, now: float) -> None:
-        if not self._cut or now < self._restore_at:
-            return
-        if self._cut_kind == "opcua_server_restart":
-            assert self.broker is not None
-            self.broker.start()
-        else:
-            assert self.proxy is not None
-            self.proxy.restore()
-        self._cut = False
-        if not self._wait_connected(self._faults_at_cut + 1, 60.0):
-            self.last_error = "the host application did not reconnect within 60 s"
+    def _twin_server_down(self) -> None:
+        assert self.broker is not None
+        self.broker.stop()
+
+    def _twin_server_up(self) -> None:
+        assert self.broker is not None
+        self.broker.start()
+
+    def _after_fault(self) -> None:
         # Nothing held is published before the host follows every edge node's current
         # session (after a broker restart the edge nodes are born anew): a DDATA the
         # host cannot place would be dropped until a rebirth, with the changes it carried.
         self._dirty = True
         if not self._settle(BARRIER_TIMEOUT_S):
             self.last_error = "the host did not follow the edge nodes' sessions within 60 s"
-        self.stats.replayed += len(self._held)
 
     # -- delivery -------------------------------------------------------------------------
 
