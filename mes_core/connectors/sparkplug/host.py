@@ -158,6 +158,7 @@ class HostLink:
         self.connects = 0
         self.rebirths_requested = 0
         self._inbox: deque[tuple[str, bytes]] = deque()
+        self._topics: dict[str, Topic] = {}
         self._lost = threading.Event()
         self._resync = False
         """Set by a new session: every known node must be born again (data was missed)."""
@@ -352,13 +353,14 @@ class HostLink:
             resync = []
         batches: dict[tuple[str, str], tuple[list[Notification], list[Any], list[int]]] = {}
         moments: dict[int, datetime] = {}
+        topics = self._topics
         for _ in range(len(inbox) if inbox else 0):
             topic_text, raw = inbox.popleft()
             if topic_text == self._state_topic:
                 self._own_state(raw)
                 continue
             try:
-                topic = Topic.parse(topic_text)
+                topic = topics.get(topic_text) or self._parse_topic(topic_text)
                 payload = Payload.FromString(raw)
             except (TopicError, ValueError) as exc:
                 log.warning("ignored %s: %s", topic_text, exc)
@@ -382,6 +384,14 @@ class HostLink:
             track.rebirth_asked_at = -1e9
             self.request_rebirth(track, "new host session", forget=False)
         return out
+
+    def _parse_topic(self, text: str) -> Topic:
+        """``Topic.parse``, kept: a device's DDATA comes on the same topic every time."""
+        topic = Topic.parse(text)
+        if len(self._topics) >= 100_000:
+            self._topics.clear()
+        self._topics[text] = topic
+        return topic
 
     def _own_state(self, raw: bytes) -> None:
         try:
