@@ -66,7 +66,7 @@ encoding and decoding one outlasts the subscription's lifetime under load."""
 
 
 @dataclass
-class _Held:
+class HeldCall:
     """One engine observer call waiting to be published."""
 
     method: str
@@ -110,7 +110,7 @@ class ConnectorLink:
         self._mes_backlog = 0
         self.stats = LinkStats()
         self.last_error = ""
-        self._held: deque[_Held] = deque()
+        self._held: deque[HeldCall] = deque()
         self._job: dict[str, str] = {}
         self._state: dict[str, str] = {}
         self._processed: dict[str, int] = {}
@@ -280,7 +280,7 @@ class ConnectorLink:
     ) -> None:
         self._state[work_unit] = state
         self._held.append(
-            _Held("on_state", (t, work_unit, state, packml_state, reason, None), work_unit)
+            HeldCall("on_state", (t, work_unit, state, packml_state, reason, None), work_unit)
         )
 
     def on_counters(
@@ -295,7 +295,7 @@ class ConnectorLink:
         p0, d0 = self._counters.get(work_unit, (0, 0))
         self._counters[work_unit] = (processed, defective)
         self._held.append(
-            _Held(
+            HeldCall(
                 "on_counters",
                 (t, work_unit, processed, defective, consumed, None),
                 work_unit,
@@ -316,7 +316,7 @@ class ConnectorLink:
             return
         self._last_sample[(work_unit, name)] = (t, processed)
         self.samples.append((t, work_unit, name, value))
-        self._held.append(_Held("on_value", (t, work_unit, name, value, None), work_unit))
+        self._held.append(HeldCall("on_value", (t, work_unit, name, value, None), work_unit))
 
     def on_job(
         self,
@@ -329,7 +329,7 @@ class ConnectorLink:
     ) -> None:
         self._job[work_unit] = job_order
         self._held.append(
-            _Held("on_job", (t, work_unit, job_order, product, material_lot, None), work_unit)
+            HeldCall("on_job", (t, work_unit, job_order, product, material_lot, None), work_unit)
         )
 
     def on_alarm(
@@ -343,7 +343,7 @@ class ConnectorLink:
         wall: float | None,
     ) -> None:
         self._held.append(
-            _Held("on_alarm", (t, work_unit, alarm, severity, message, active, None), work_unit)
+            HeldCall("on_alarm", (t, work_unit, alarm, severity, message, active, None), work_unit)
         )
 
     def on_ledger(self, record: dict[str, Any]) -> None:
