@@ -8,6 +8,12 @@ or else the operation running at the work unit. Other process values (temperatur
 dashboard trends, say) are not inspection results: they stay stored as plant events only.
 Each result is judged like one entered through the API (spec limits, then SPC), so an
 out-of-spec value from the plant holds the lot and job order (rule 5) just the same.
+
+The lot a measurement is of: a work unit's ``MaterialLotID`` names the lot it draws from
+(the preforms a filler fills), while a process value measures what the operation makes.
+So the event's lot is taken as the lot measured only when it is a lot that operation
+produced; an input lot is not held for a deviation of the output (it feeds other job
+orders too): the hold goes to the operation's own lots and to the job order.
 """
 
 from __future__ import annotations
@@ -83,6 +89,10 @@ def apply_measurement_events(
                     select(MaterialLot).where(MaterialLot.code == event.material_lot)
                 ).scalar_one_or_none()
             lot = lots[event.material_lot]
+            if lot is not None and (
+                operation is None or lot.produced_by_operation_id != operation.id
+            ):
+                lot = None  # a lot the unit draws from, not one the value measures
         result = record_measurement(
             session,
             characteristic=characteristic,

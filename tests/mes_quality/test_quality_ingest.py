@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from mes_core.persistence import execution
 from mes_core.persistence.ingest import ingest_batch
+from mes_core.persistence.masterdata import get_lot
 from mes_core.persistence.security import SYSTEM
 from mes_core.quality.models import MeasurementResult
 from mes_core.schemas.plant_events import MeasurementEvent, PlantEventBatch
@@ -101,3 +102,20 @@ def test_spc_limits_established_and_applied_within_one_plant_batch(session: Sess
     assert [r.spc_rules for r in results][-1] == "3"
     assert results[-1].nonconformance_id is not None
     assert execution.get_job_order(session, job.code).state == "held"
+
+
+def test_an_out_of_spec_value_holds_the_job_order_not_the_lot_the_unit_draws_from(
+    session: Session,
+) -> None:
+    """The filler's MaterialLotID names the preform lot it draws; a fill volume out of
+    spec is a deviation of the filled bottles: the job order is held, the preform lot
+    (which feeds other orders too) stays released."""
+    cell = build_cell(session)
+    job = running_job(session, cell)
+    source = f"opcua:test/{cell.tag}"
+    event = _event(source, 1, cell.filler, "fill_volume", 512.0)
+    event = event.model_copy(update={"material_lot": cell.preform_lot})
+    ingest_batch(session, PlantEventBatch(events=[event]), actor=SYSTEM)
+    session.commit()
+    assert execution.get_job_order(session, job.code).state == "held"
+    assert get_lot(session, cell.preform_lot).status == "available"
