@@ -477,28 +477,34 @@ def _work_units_below(session: Session, root: Equipment) -> list[Equipment]:
     return sorted(out, key=lambda e: e.code)
 
 
-def _output_units(session: Session, unit_ids: Sequence[int]) -> dict[str, int]:
-    """Per job order run on ``unit_ids``: the work unit of its last operation there (the
-    highest sequence; the actual unit, else the planned one), where its product leaves."""
+def _output_units(session: Session, unit_ids: Sequence[int]) -> dict[str, set[int]]:
+    """Per job order run on ``unit_ids``: the work units of its last operation there (the
+    highest sequence; the units it actually ran on, several for a parallel station, else
+    the planned one), where its product leaves."""
     rows = session.execute(
         select(
             JobOrder.code,
             JobOperation.sequence,
-            JobOperation.work_unit_id,
+            JobOperationUnit.work_unit_id,
             JobOperation.planned_work_unit_id,
         )
         .join(JobOrder, JobOrder.id == JobOperation.job_order_id)
+        .outerjoin(JobOperationUnit, JobOperationUnit.job_operation_id == JobOperation.id)
         .where(
-            (JobOperation.work_unit_id.in_(unit_ids))
+            (JobOperationUnit.work_unit_id.in_(unit_ids))
             | (JobOperation.planned_work_unit_id.in_(unit_ids))
         )
         .order_by(JobOrder.code, JobOperation.sequence)
     ).all()
-    out: dict[str, int] = {}
-    for code, _, actual, planned in rows:  # ascending sequence: the last one wins
+    out: dict[str, set[int]] = {}
+    last: dict[str, int] = {}
+    for code, sequence, actual, planned in rows:  # ascending sequence: the last one wins
         unit = actual if actual in unit_ids else planned
-        if unit is not None and unit in unit_ids:
-            out[code] = unit
+        if unit is None or unit not in unit_ids:
+            continue
+        if last.get(code) != sequence:
+            last[code], out[code] = sequence, set()
+        out[code].add(unit)
     return out
 
 
@@ -538,7 +544,7 @@ def line_kpis(
         parts[unit.id] = (elements, q)
     by_id = {u.id: u for u in units}
     output = _output_units(session, list(by_id))
-    output_ids = set(output.values())
+    output_ids = set().union(*output.values())
 
     def planned(unit_id: int) -> float:
         q = parts[unit_id][1]
@@ -556,7 +562,7 @@ def line_kpis(
         for job, (g, s) in q.by_job.items():
             scrap[job] += s
             # Counts no operation claims leave the line only at an output unit.
-            if (job is None and unit_id in output_ids) or (job and output.get(job) == unit_id):
+            if (job is None and unit_id in output_ids) or (job and unit_id in output.get(job, ())):
                 good[job] += g
     items: list[ProducedQuantity] = []
     without = 0.0

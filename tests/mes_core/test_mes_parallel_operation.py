@@ -94,6 +94,11 @@ def test_operation_on_two_work_units_credits_each_units_counts_and_lots(
         "operations",
     )
     assert (kpi.good_quantity, kpi.scrap_quantity) == (6, 0)
+    # What left the line: the last operation's good units at both of its work units.
+    line = pl.admin.line_kpis(
+        pl.c("LINE"), datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
+    )
+    assert (line.good_quantity, sorted(line.output_work_units)) == (10, [pl.c("CAP"), pl.c("CAP2")])
     connector.close()
     pl.close()
 
