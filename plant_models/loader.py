@@ -25,7 +25,14 @@ from plant_models.yaml_guard import check_tree, decode
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster
 
 SHIPPED_DIR = Path(__file__).resolve().parent
-SHIPPED_MODELS = ("bottling_line", "tablet_line", "reference_plant", "paint_shop", "mixing_plant")
+SHIPPED_MODELS = (
+    "bottling_line",
+    "tablet_line",
+    "reference_plant",
+    "paint_shop",
+    "mixing_plant",
+    "lamp_assembly",
+)
 
 
 @dataclass(frozen=True)

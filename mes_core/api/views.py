@@ -74,6 +74,7 @@ def routing_out(row: OperationsDefinition) -> RoutingOut:
                 skill=s.skill,
                 allow_partial=s.allow_partial,
                 max_work_units=s.max_work_units,
+                depends_on=s.predecessors,
                 materials=[
                     SegmentMaterialOut(
                         material=m.material.code, quantity_per_unit=m.quantity_per_unit

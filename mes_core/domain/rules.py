@@ -62,6 +62,15 @@ class WorkUnitFacts:
 # --------------------------------------------------------------------------- rule 1
 
 
+def is_predecessor(earlier: int, sequence: int, depends_on: Iterable[int] | None) -> bool:
+    """Is operation ``earlier`` a predecessor of operation ``sequence`` for rule 1? The
+    segments it depends on when the routing says (ISA-95 Part 2 segment dependency: an
+    assembly follows its feeders, which run side by side), else every earlier one."""
+    if depends_on is None:
+        return earlier < sequence
+    return earlier in depends_on
+
+
 def check_predecessors(
     operation: OperationFacts,
     predecessors: Iterable[OperationFacts],

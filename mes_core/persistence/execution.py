@@ -381,7 +381,10 @@ def start_operation(
     if not joining:
         rules.check_operation_state(code, _facts(op), OperationState.PENDING, "start")
     # Rule 1: the routing's order.
-    predecessors = [_facts(o) for o in job.operations if o.sequence < sequence]
+    deps = op.segment.predecessors
+    predecessors = [
+        _facts(o) for o in job.operations if rules.is_predecessor(o.sequence, sequence, deps)
+    ]
     rules.check_predecessors(
         _facts(op), predecessors, allow_partial=op.segment.allow_partial, job_order=code
     )
@@ -746,7 +749,10 @@ def complete_operation(
     ).one()
     set_committed_value(op, "good", good)
     set_committed_value(op, "scrap", scrap)
-    earlier = [_facts(o) for o in job.operations if o.sequence < sequence]
+    deps = op.segment.predecessors
+    earlier = [
+        _facts(o) for o in job.operations if rules.is_predecessor(o.sequence, sequence, deps)
+    ]
     rules.check_predecessors(_facts(op), earlier, allow_partial=False, job_order=code)
     now, stated = _when(data.occurred_at, actor, ref)
     clock.check_not_before(now, op.started_at, what=f"end of operation {sequence}", ref=ref)

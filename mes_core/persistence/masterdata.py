@@ -257,6 +257,14 @@ def create_routing(
             f"routing {data.code}: segment sequence numbers repeat ({seqs})",
             object_ref=f"routing:{data.code}",
         )
+    for seg in data.segments:
+        for dep in seg.depends_on or ():
+            if dep >= seg.sequence or dep not in seqs:
+                raise InvalidInput(
+                    f"routing {data.code}: segment {seg.sequence} depends on {dep}, which is "
+                    "not an earlier segment of the routing",
+                    object_ref=f"routing:{data.code}",
+                )
     row = OperationsDefinition(code=data.code, name=data.name, product_id=product.id)
     for seg in sorted(data.segments, key=lambda s: s.sequence):
         segment = OperationsSegment(
@@ -267,6 +275,9 @@ def create_routing(
             skill=seg.skill,
             allow_partial=seg.allow_partial,
             max_work_units=seg.max_work_units,
+            depends_on=None
+            if seg.depends_on is None
+            else ",".join(str(d) for d in sorted(set(seg.depends_on))),
         )
         for m in seg.materials:
             segment.materials.append(

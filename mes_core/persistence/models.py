@@ -152,6 +152,17 @@ class OperationsSegment(Base):
     #: once (ISA-95 Part 2 equipment specification: equipment class and quantity), e.g. the
     #: two cappers of a parallel station. Since migration ``0007_operation_work_units``.
     max_work_units: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: The sequences of the segments this one follows, comma-separated (ISA-95 Part 2
+    #: segment dependency: an assembly follows its feeders' segments, which run side by
+    #: side); NULL: every earlier segment. Since migration ``0008_segment_dependencies``.
+    depends_on: Mapped[str | None] = mapped_column(String(1000), default=None)
+
+    @property
+    def predecessors(self) -> list[int] | None:
+        """``depends_on`` as sequences (None: every earlier segment)."""
+        if self.depends_on is None:
+            return None
+        return [int(s) for s in self.depends_on.split(",") if s]
 
     materials: Mapped[list[SegmentMaterial]] = relationship(cascade="all, delete-orphan")
     characteristics: Mapped[list[InspectionCharacteristic]] = relationship(

@@ -128,6 +128,14 @@ class SegmentIn(Strict):
         description="how many work units of the class may run one operation at once "
         "(ISA-95 equipment specification quantity; a parallel station's units)",
     )
+    depends_on: (
+        Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(max_length=100)] | None
+    ) = Field(
+        default=None,
+        description="the sequences of the segments this one follows (ISA-95 Part 2 "
+        "segment dependency), e.g. an assembly's feeder segments, which run side by "
+        "side; none: every earlier segment",
+    )
     materials: list[SegmentMaterialIn] = []
     characteristics: list[CharacteristicIn] = []
 
@@ -163,6 +171,7 @@ class SegmentOut(Out):
     skill: str | None
     allow_partial: bool
     max_work_units: int = 1
+    depends_on: list[int] | None = None
     materials: list[SegmentMaterialOut]
     characteristics: list[CharacteristicOut]
 

@@ -51,7 +51,7 @@ def plant(url: str, admin: MesClient, **overrides: object) -> Plant:
     """Load a two-step plant (fill on a Filler, cap on a Capper) with unique codes; fillers
     FILL, FILL2, FILL-UNCAL, FILL-UNQUAL, cappers CAP, CAP2, CAP3. Overrides:
     ``allow_partial`` (cap), ``fill_units`` / ``cap_units`` (each segment's
-    ``max_work_units``)."""
+    ``max_work_units``), ``cap_depends_on`` (cap's segment dependencies)."""
     p = f"T{next(_counter)}{uuid.uuid4().hex[:6]}"
     today = datetime.now(UTC).date()
     later = (today + timedelta(days=365)).isoformat()
@@ -128,6 +128,7 @@ def plant(url: str, admin: MesClient, **overrides: object) -> Plant:
                         "materials": [{"material": c("CAPS")}],
                         "allow_partial": overrides.get("allow_partial", False),
                         "max_work_units": overrides.get("cap_units", 1),
+                        "depends_on": overrides.get("cap_depends_on"),
                     },
                 ],
             }

@@ -11,6 +11,7 @@ from mes_core.client import MesClientError
 from mes_core.kpi.schemas import CalendarIn
 from mes_core.quality.schemas import LimitsIn
 from mes_core.schemas.masterdata import MasterData, MasterDataResult
+from plant_models.assembly import segment_predecessors
 from plant_models.schema import PlantModel, intake_of, segments_of
 from twin.scenario.sut_mes_core_base import BACKDATE, DEFAULT_PASSWORD, ROLE_MAP, MesCoreBase
 
@@ -51,6 +52,13 @@ class MasterDataLoading(MesCoreBase):
             )
             self._product_material[product.id] = product.material
             self._segments[product.id] = {s.id: i + 1 for i, s in enumerate(product.segments)}
+            # An assembly line's feeder operations run side by side: each segment follows
+            # the segments upstream of it in the flow (ISA-95 segment dependency).
+            follows: dict[str, list[int]] | None = None
+            if any(wu.assembly is not None for wu in lines[product.line].work_units):
+                seq = self._segments[product.id]
+                preds = segment_predecessors(product, lines[product.line])
+                follows = {k: sorted(seq[p] for p in v) for k, v in preds.items()}
             for s in product.segments:
                 if s.output_material is not None:
                     self._output_material[(product.id, s.id)] = s.output_material
@@ -72,6 +80,7 @@ class MasterDataLoading(MesCoreBase):
                             # segment starts"); rule 1 still refuses a start before that.
                             "allow_partial": True,
                             "max_work_units": max(runs_on[seg.id], 1),
+                            "depends_on": None if follows is None else follows.get(seg.id),
                             "materials": [
                                 {"material": r.material, "quantity_per_unit": r.quantity_per_unit}
                                 for r in seg.materials
