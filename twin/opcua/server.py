@@ -460,16 +460,16 @@ class OpcUaPublisher:
         phase_name: str,
         wall: float | None,
     ) -> None:
-        _, wu, q = self._route[work_unit]
+        _, _, q = self._route[work_unit]
         ts = self._ts(t, wall)
-        v = wu.variables
+        v = self._variables[work_unit]
         self._put(q, v["BatchID"], batch_id, ua.Variant(batch_id, ua.VariantType.String), ts)
         self._put(
             q, v["BatchQuantity"], quantity, ua.Variant(float(quantity), ua.VariantType.Double), ts
         )
         self._put(q, v["PhaseName"], phase_name, ua.Variant(phase_name, ua.VariantType.String), ts)
         number = float(phase_number)
-        self._put(q, wu.process_values[PHASE_NUMBER], number, double_variant(number), ts)
+        self._put(q, self._values[work_unit][PHASE_NUMBER], number, double_variant(number), ts)
 
     # --- the pump ----------------------------------------------------------------------
 
