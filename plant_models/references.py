@@ -15,6 +15,7 @@ from plant_models.assembly import assembly_problems, line_flow
 from plant_models.batch import batch_problems
 from plant_models.distributions import is_nonnegative, spread
 from plant_models.schema import Loc, PlantModel, format_loc, segments_of, stations_of
+from plant_models.splits import has_splits, split_flow, split_problems
 
 
 def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
@@ -67,6 +68,8 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
         order = [code for code, _ in stations]
         flow = line_flow(line)
         problems.extend(assembly_problems(line, li))
+        split = split_flow(line) if has_splits(line) else None  # routing by product
+        problems.extend(split_problems(line, li, model.products))
         seen_station: dict[str, int] = {}
         for wi, wu in enumerate(line.work_units):
             if wu.station is None:
@@ -110,7 +113,7 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 else:
                     known = "work unit or station" if station_codes else "work unit"
                     bad((*loc, end), f"no {known} {name!r} on line {line.code}")
-            if bad_end:
+            if bad_end or split is not None:  # a split line's buffers: ``split_problems``
                 continue
             after = flow.successor[order.index(buf.upstream)]
             if order.index(buf.downstream) != after:
@@ -157,13 +160,13 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                 rloc: Loc = (*wloc, "rework")
                 here = next(k for k, (_, us) in enumerate(stations) if any(w is wu for w in us))
                 target = wu.rework.to
-                start = flow.chain_start[here]  # 0 on a serial line
+                start = (split or flow).chain_start[here]  # 0 on a serial line
                 if target in order[:start]:
                     bad(
                         (*rloc, "to"),
                         f"{target} is not on {wu.code}'s branch of the line (it begins at "
                         f"{order[start]}): rework goes back along its own branch, never "
-                        "across an assembly",
+                        "across an assembly, a split or a merge",
                     )
                 elif target not in order[start : here + 1]:
                     unit = next((w for w in line.work_units if w.code == target), None)
@@ -182,8 +185,14 @@ def reference_problems(model: PlantModel) -> list[tuple[Loc, str]]:
                         f"{target} is the line's first station, which takes new units from "
                         "the job order: rework goes to a station with an input buffer",
                     )
-                elif target == order[start]:
-                    what = "an assembly" if start in flow.assemblies else "a feeder's first"
+                elif target == order[start] and (split is None or len(split.preds[start]) != 1):
+                    what = (
+                        "a merge"
+                        if split is not None
+                        else "an assembly"
+                        if start in flow.assemblies
+                        else "a feeder's first"
+                    )
                     bad(
                         (*rloc, "to"),
                         f"{target} is {what} station, with no single input buffer: rework "

@@ -256,6 +256,10 @@ class Buffer(_Model):
     downstream: Code
     capacity: Annotated[int, Field(ge=0, le=1_000_000)]
     transfer_time: Distribution | None = None
+    products: list[Code] | None = None
+    """Routing by product (a split): units of these products leave the upstream station by
+    this buffer, which may lead to any later station; at a split the one buffer without
+    ``products`` takes the others. ``plant_models.splits`` has the flow rules."""
 
 
 class Arrivals(_Model):

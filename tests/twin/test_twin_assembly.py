@@ -237,5 +237,5 @@ def test_rework_cannot_cross_from_one_feeder_branch_to_another() -> None:
     assert _errors(text) == [
         "kit.yaml:6:78: lines[0].work_units[1].rework.to: L1-A is not on L1-B's branch of "
         "the line (it begins at L1-B): rework goes back along its own branch, never across "
-        "an assembly"
+        "an assembly, a split or a merge"
     ]

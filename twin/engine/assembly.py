@@ -21,7 +21,7 @@ its earliest part did (flow time); the line's WIP drops by the parts joined less
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
@@ -38,14 +38,21 @@ if TYPE_CHECKING:
     from twin.engine.stations import WorkUnitSim
 
 
+class Wakes(Protocol):
+    """What an ``InputBuffer`` wakes: a ``Kit``, or a merge (``splits.Merge``)."""
+
+    def arrived(self) -> None: ...
+
+
 class InputBuffer(BufferSim):
-    """An assembly's input buffer: a ``BufferSim`` that wakes its ``Kit`` on each arrival."""
+    """An assembly's (or merge's) input buffer: a ``BufferSim`` that wakes its ``Kit`` on
+    each arrival."""
 
     __slots__ = ("kit",)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.kit: Kit | None = None
+        self.kit: Wakes | None = None
 
     def try_put(self, unit: Any) -> bool:
         ok = BufferSim.try_put(self, unit)

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from plant_models.schema import Buffer, Line, Rework, stations_of
+from plant_models.splits import has_splits
 from twin.engine.assembly import Branch, connect
 from twin.engine.buffers import BufferSim
 from twin.engine.common import INFINITE, SimGen
 from twin.engine.jobs import Job
+from twin.engine.splits import connect_splits
 from twin.engine.stations import WorkUnitSim
 from twin.hooks import IDLE, STARVED
 from twin.streams import Sampler, sampler, substream, uniform01
@@ -59,6 +61,9 @@ class LineSim:
         pairs = zip(self.stations, self.stations[1:], strict=False)
         if any(wu.assembly is not None for wu in spec.work_units):
             connect(self)
+            pairs = zip((), (), strict=True)
+        elif has_splits(spec):  # routing by product (``splits``)
+            connect_splits(self)
             pairs = zip((), (), strict=True)
         for (up, ups), (down, downs) in pairs:
             b: Buffer | None = by_pair.get((up, down))
