@@ -47,6 +47,11 @@ def test_parallel_cappers_reconcile_exactly_per_capper_and_per_order(tmp_path: P
         for capper in CAPPERS:
             edge = by[("genealogy", f"CAP-7781 -> LOT-{order}", f"consumed at {capper}")]
             assert edge.twin == edge.mes == 1.0
+        # the one CAP operation is credited what both cappers made for the order
+        for quantity in ("good", "scrap"):
+            row = by[("operation", f"{order}/CAP", quantity)]
+            assert row.twin is not None and row.mes == row.twin
+        assert (by[("operation", f"{order}/CAP", "good")].twin or 0) > 0
         used = by[("job_order", order, "lot CAP-7781 consumed")]
         assert used.twin is not None and used.twin > 0 and used.mes == used.twin
 

@@ -84,6 +84,11 @@ class Records:
     """Every other timestamp that side keeps of the run, per kind of record (consumptions,
     job order start/end, nonconformances, signatures), in plant seconds; each must lie on
     the plant's timeline of the run (``reconcile``'s ``timeline_end``). None: not read."""
+    operation_counts: dict[tuple[str, str], tuple[float, float]] | None = None
+    """Per (job order, operation segment), the good and scrap units credited to it, over
+    every work unit it ran on (a parallel station's several); None when that side cannot
+    tell (then not compared). An operation one side has no counts for and the other none
+    either (0 and 0) is not listed."""
     state_window: dict[str, float] = field(default_factory=dict)
     """Per work unit, the simulated second from which ``state_seconds`` are counted when
     that side could not give the whole run (e.g. an API that returns the newest N state
@@ -223,6 +228,8 @@ def reconcile(
                 rows.append(
                     _row("job_order", jo, f"lot {lot} {label}", t_lots.get(lot), m_lots.get(lot))
                 )
+    if twin.operation_counts is not None and mes.operation_counts is not None:
+        rows.extend(_operation_count_rows(twin.operation_counts, mes.operation_counts))
     for edge in sorted(twin.genealogy | mes.genealogy):
         rows.append(
             _row(
@@ -249,6 +256,29 @@ def reconcile(
         rows += _labour_rows(twin.labour, mes.labour, labour_tolerance)
     mismatches = [_describe(r) for r in rows if not r.matches]
     return ReconciliationReport(exact=not mismatches, rows=rows, mismatches=mismatches)
+
+
+def _operation_count_rows(
+    twin: dict[tuple[str, str], tuple[float, float]],
+    mes: dict[tuple[str, str], tuple[float, float]],
+) -> list[ReconciliationRow]:
+    """Good and scrap per operation: what each work unit it ran on made, credited to it."""
+    rows = []
+    for key in sorted(set(twin) | set(mes)):
+        t, m = twin.get(key), mes.get(key)
+        if not any(t or ()) and not any(m or ()):
+            continue  # nothing made on either side (e.g. an order not yet on the line)
+        for i, quantity in enumerate(("good", "scrap")):
+            rows.append(
+                _row(
+                    "operation",
+                    f"{key[0]}/{key[1]}",
+                    quantity,
+                    None if t is None else float(t[i]),
+                    None if m is None else float(m[i]),
+                )
+            )
+    return rows
 
 
 def _time_rows(

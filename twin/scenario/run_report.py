@@ -123,6 +123,16 @@ class ReportBuilder:
         segments = Engine.segments_for(product, line)
         return [wu.code for wu, seg in zip(line.work_units, segments, strict=True) if seg]
 
+    def _segment_units(self, product_id: str) -> dict[str, list[str]]:
+        """Segment id -> the work units that run it for ``product_id`` (flow order)."""
+        product = self.ctx.plant.product(product_id)
+        line = next(ln for ln in self.ctx.plant.lines if ln.code == product.line)
+        out: dict[str, list[str]] = {}
+        for wu, seg in zip(line.work_units, Engine.segments_for(product, line), strict=True):
+            if seg is not None:
+                out.setdefault(seg.id, []).append(wu.code)
+        return out
+
     def _last_operation_units(self, product_id: str) -> list[str]:
         """The work units that run the last operation segment of ``product_id`` (several
         on a parallel station)."""
@@ -187,6 +197,17 @@ class ReportBuilder:
             out.job_orders[jid] = OrderRecord(
                 good=good, scrap=scrap, lots_consumed=consumed, lots_produced=produced
             )
+        # Per operation: the counts of every work unit it ran on (a parallel station's).
+        published = self.ctx.truth.order_unit_counts()
+        op_counts: dict[tuple[str, str], tuple[float, float]] = {}
+        for jid, job in ledger.jobs.items():
+            for segment, units in self._segment_units(job.product).items():
+                counts = [published.get((jid, wu), (0, 0)) for wu in units]
+                op_counts[(jid, segment)] = (
+                    float(sum(g for g, _ in counts)),
+                    float(sum(s for _, s in counts)),
+                )
+        out.operation_counts = op_counts
         # Only finished orders have produced their lots (in the plant and in the MES): the
         # people complete operations, naming intermediate lots too, once the plant is done.
         done = {j.id: j for j in ledger.jobs.values() if j.ended_at is not None}

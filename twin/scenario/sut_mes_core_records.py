@@ -180,6 +180,7 @@ class RecordReading(MesCoreBase):
     def _rest_order_records(self, out: Records, unit_counts: dict[str, list[float]]) -> None:
         admin = self._admin_client()
         times = out.operation_times = {}
+        counts = out.operation_counts = {}
         edges_at: set[tuple[str, str, str]] = set()
         out.genealogy_at = edges_at  # each edge at the work unit of the operation it is booked on
         stamps: dict[str, list[float]] = defaultdict(list)
@@ -191,6 +192,7 @@ class RecordReading(MesCoreBase):
             for at in (jo.started_at, jo.ended_at):
                 stamps["job order start/end"].extend(self._seconds_of(at))
             for op in jo.operations:
+                counts[(jo.code, op.name)] = (op.good, op.scrap)
                 if op.started_at is not None or op.ended_at is not None:
                     times[(jo.code, op.name)] = OperationTimes(
                         self._plant_seconds(op.started_at), self._plant_seconds(op.ended_at)

@@ -153,6 +153,10 @@ class TruthRecorder:
         out.job_orders = orders
         return out
 
+    def order_unit_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(job order, work unit) -> (good, scrap) the unit published while on that order."""
+        return {key: (good, scrap) for key, (good, scrap) in self._by_order.items()}
+
     def order_work_units(self) -> dict[str, set[str]]:
         """Which work units worked on each job order."""
         seen: dict[str, set[str]] = defaultdict(set)
