@@ -14,7 +14,7 @@ from twin.opcua.cli import ProductBudget, ProductValues, ProductWorkUnits, rates
 if TYPE_CHECKING:
     from mestwin.cli import CommandGroups
 
-DEFAULT_RATES = "2500,5000,10000,20000,40000"
+DEFAULT_RATES = "5000,10000,20000,30000,40000,50000"
 PRODUCT_BUDGET_S = 120.0
 TARGET_RATIO = 0.5
 TARGET_PER_S = 10_000.0
