@@ -327,8 +327,18 @@ class TrytonSut(TrytonBooking):
         return ""
 
     def complete_operation(
-        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+        self,
+        order: str,
+        segment: str,
+        person: str,
+        at: float,
+        output_lot: str | None,
+        *,
+        lot_quantity: float | None = None,
     ) -> Answer:
+        """``lot_quantity`` (a quantity the operator declares for the output lot) is not
+        booked: Tryton's output moves carry the counted good units, so a difference shows
+        in the reconciliation as the lot's quantity."""
         employee = self.md.employees.get(person)
 
         def complete() -> None:

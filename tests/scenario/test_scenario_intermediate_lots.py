@@ -164,3 +164,43 @@ def test_a_tablet_batch_reconciles_its_granulate_lot_with_the_mes(
         assert rows[key].twin is not None and rows[key].twin == rows[key].mes, rows[key]
     # No raw material goes straight into the finished lot past the granulate.
     assert ("genealogy", "PCM-A2301 -> LOT-JO-T1", "edge") not in rows
+
+
+class DeclaringTerminal(Terminal):
+    """Records the keywords of a completion too (the lot quantity an operator declares)."""
+
+    def complete_operation(  # type: ignore[override]
+        self,
+        order: str,
+        segment: str,
+        person: str,
+        at: float,
+        output_lot: str | None,
+        **keywords: object,
+    ) -> Answer:
+        self.calls.append(("complete", segment, output_lot, keywords))
+        return Answer(True)
+
+
+def test_the_operator_declares_the_lot_quantity_when_scrap_follows_the_last_operation() -> None:
+    """Units scrapped after the last operation (at a work unit in no operation) never
+    reach the output lot: the operator declares the lot's quantity (the pallet counted at
+    pack-out), not the operation's good units; without such scrap, nothing is declared."""
+    scenario = load_scenario(SCENARIOS_DIR / "tablet_batch_deviations.yaml")
+    plant = load_plant_model("tablet_line")
+    for lot_made, declared in ((6, {"lot_quantity": 6}), (8, {})):
+        terminal = DeclaringTerminal()
+        people = People(scenario, plant, terminal, [], lambda order: "")  # type: ignore[arg-type]
+        people.order_req["B1"] = OrderRequest("B1", "PCM500", 8, release_at=0.0)
+        for wu in people.line_units["TAB1"]:
+            people.job_taken(wu, "B1")
+        while people.start_waiting(7 * HOUR):
+            pass
+        made = {wu: 8 for wu in people.line_units["TAB1"]}
+        people.job_finished(8 * HOUR, "B1", "LOT-B1", made, lot_made)
+        t = 8 * HOUR
+        while people.finished and t < 10 * HOUR:
+            people.act(t)
+            t += 60.0
+        last = [c for c in terminal.calls if c[0] == "complete" and c[2] == "LOT-B1"]
+        assert [c[3] for c in last] == [declared]

@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from plant_models.scenario import Scenario
 from plant_models.schema import (
@@ -173,6 +174,7 @@ class People:
         self.finished: dict[str, tuple[float, str]] = {}  # order -> (t, output lot)
         # order -> work unit -> good units its machine made (an intermediate lot's size)
         self.made_at: dict[str, dict[str, int]] = {}
+        self.lot_made: dict[str, int] = {}
         self.plant_done: set[str] = set()
         self.disposed_seen: dict[str, float] = {}
         self.last_booking = -BOOKING_INTERVAL
@@ -297,12 +299,22 @@ class People:
         self.unbooked[(order, work_unit, lot)] += quantity
 
     def job_finished(
-        self, t: float, order: str, output_lot: str, made_at: dict[str, int] | None = None
+        self,
+        t: float,
+        order: str,
+        output_lot: str,
+        made_at: dict[str, int] | None = None,
+        lot_made: int | None = None,
     ) -> None:
         """The plant finished ``order``; ``made_at``: good units per work unit (the size of
-        the intermediate lots its operations produce)."""
+        the intermediate lots its operations produce); ``lot_made``: units that left the
+        line into the output lot (fewer than the last operation's good units when a work
+        unit after it, in no operation, scrapped some: the operator declares the lot's
+        quantity then, as a pallet is counted at pack-out)."""
         self.finished[order] = (t, output_lot)
         self.made_at[order] = dict(made_at or {})
+        if lot_made is not None:
+            self.lot_made[order] = lot_made
         self.plant_done.add(order)
 
     def open_work(self) -> bool:
@@ -526,7 +538,9 @@ class People:
                     lot = intermediate_lot(output_lot, op.segment.id)
                 if not self._complete_on_units(t, op, order, person):
                     break
-                answer = self._complete_last(t, op, order, person, lot)
+                declared = self.lot_made.get(order) if last else None
+                quantity = declared if declared and declared != made else None
+                answer = self._complete_last(t, op, order, person, lot, quantity)
                 if not answer.accepted:
                     break
                 op.completed = True
@@ -540,6 +554,7 @@ class People:
             if all(op is not None and op.completed for op in ops):
                 del self.finished[order]
                 self.made_at.pop(order, None)
+                self.lot_made.pop(order, None)
 
     def _complete_on_units(self, t: float, op: _Op, order: str, person: Operator) -> bool:
         """An operation on several work units: the operator at each but the last started
@@ -562,19 +577,27 @@ class People:
         return True
 
     def _complete_last(
-        self, t: float, op: _Op, order: str, person: Operator, lot: str | None
+        self,
+        t: float,
+        op: _Op,
+        order: str,
+        person: Operator,
+        lot: str | None,
+        lot_quantity: float | None = None,
     ) -> Answer:
-        """Complete ``op`` on its last running work unit (or as a whole), naming ``lot``."""
+        """Complete ``op`` on its last running work unit (or as a whole), naming ``lot``
+        (and its quantity when the operator declares one)."""
         assert self.terminal is not None
         left = sorted(op.started_on - op.completed_on)
         unit = left[-1] if left and op.parallel else None
         where = f" on {unit}" if unit else ""
-        if unit is None:
-            answer = self.terminal.complete_operation(order, op.segment.id, person.id, t, lot)
-        else:
-            answer = self.terminal.complete_operation(
-                order, op.segment.id, person.id, t, lot, work_unit=unit
-            )
+        # Keywords only when used: an adapter is called as simply as its job allows.
+        extra: dict[str, Any] = {}
+        if unit is not None:
+            extra["work_unit"] = unit
+        if lot_quantity is not None:
+            extra["lot_quantity"] = lot_quantity
+        answer = self.terminal.complete_operation(order, op.segment.id, person.id, t, lot, **extra)
         self._count(t, f"{person.id} completes {order}/{op.segment.id}{where}", answer)
         if answer.accepted and unit is not None:
             op.completed_on.add(unit)

@@ -65,7 +65,7 @@ class PeopleLoop:
             assert self.ctx.sim is not None
             job = self.ctx.sim.ledger.jobs[record["job_order"]]
             made_at = {wu: a.made for wu, a in job.work_units.items()}
-            people.job_finished(record["t"], job.id, job.output_lot, made_at)
+            people.job_finished(record["t"], job.id, job.output_lot, made_at, job.made)
 
     def job_taken(self, t: float, work_unit: str, order: str) -> None:
         """A work unit took the first unit of ``order``: its operation must be started in

@@ -255,11 +255,16 @@ class OperatorActions(Protocol):
         output_lot: str | None,
         *,
         work_unit: str | None = None,
+        lot_quantity: float | None = None,
     ) -> Answer:
         """An operator completes an operation (quantities come from the plant events); the
         last operation names the ``output_lot`` it produced. ``work_unit`` (given only for
         an operation running on several work units, a parallel station): complete it on
-        that one; it completes as a whole on its last."""
+        that one; it completes as a whole on its last. ``lot_quantity`` (given only when
+        it differs from the operation's good units: units scrapped after the last
+        operation, at a work unit in none): the quantity the operator declares for the
+        output lot; an adapter whose MES cannot take it books the counted good units,
+        and the reconciliation names the difference."""
         ...
 
     def consume_lot(

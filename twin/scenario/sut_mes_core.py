@@ -162,6 +162,7 @@ class MesCoreSut(RecordReading, MasterDataLoading, QualityReadBack):
         output_lot: str | None,
         *,
         work_unit: str | None = None,
+        lot_quantity: float | None = None,
     ) -> Answer:
         client = self._as(person)
         if isinstance(client, Answer):
@@ -170,7 +171,11 @@ class MesCoreSut(RecordReading, MasterDataLoading, QualityReadBack):
         # An intermediate lot (the routing's output_material) is of that material; the last
         # operation's lot is of the product's.
         material = self._output_material.get((self._order_product.get(order, ""), segment))
-        lot = OutputLot(code=output_lot, material=material) if output_lot else None
+        lot = (
+            OutputLot(code=output_lot, material=material, quantity=lot_quantity)
+            if output_lot
+            else None
+        )
         if output_lot and material is None:
             self._produced[order] = output_lot
         elif output_lot and output_lot not in self._intermediate[order]:

@@ -90,23 +90,21 @@ class ActionWitness:
         output_lot: str | None,
         *,
         work_unit: str | None = None,
+        lot_quantity: float | None = None,
     ) -> Answer:
         terminal = self._terminal()
-        if work_unit is None:  # as an adapter that knows no work units is called
-            return self._note(
-                "end",
-                order,
-                segment,
-                at,
-                lambda: terminal.complete_operation(order, segment, person, at, output_lot),
-            )
+        # Keywords only when given: an adapter that knows no work units (or declared lot
+        # quantities) is called as simply as its job allows.
+        extra: dict[str, Any] = {}
+        if work_unit is not None:
+            extra["work_unit"] = work_unit
+        if lot_quantity is not None:
+            extra["lot_quantity"] = lot_quantity
         return self._note(
             "end",
             order,
             segment,
             at,
-            lambda: terminal.complete_operation(
-                order, segment, person, at, output_lot, work_unit=work_unit
-            ),
-            work_unit,
+            lambda: terminal.complete_operation(order, segment, person, at, output_lot, **extra),
+            work_unit or "",
         )
