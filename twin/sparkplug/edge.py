@@ -57,6 +57,7 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
+from plant_models.batch import PHASE_NUMBER
 from plant_models.schema import PlantModel, WorkUnit
 from sparkplug_b.encoding import MetricCodec, data_payload, varint
 from sparkplug_b.payload import DataType, Payload, metric_value, property_set, set_value
@@ -146,6 +147,13 @@ def device_metrics(wu: WorkUnit) -> list[MetricDef]:
         if pv.characteristic:
             props["characteristic"] = pv.characteristic
         out.append(MetricDef(PROCESS_VALUES + pv.name, DataType.Double, None, props))
+    if wu.batch is not None:  # a batch unit (ISA-88): as on OPC UA (``twin.opcua.infomodel``)
+        out.append(MetricDef("BatchID", DataType.String, ""))
+        out.append(MetricDef("BatchQuantity", DataType.Double, 0.0, {"engUnit": wu.batch.unit}))
+        out.append(MetricDef("PhaseName", DataType.String, ""))
+        phases: dict[str, str | float] = {"engLow": 0.0, "engHigh": float(len(wu.batch.phases))}
+        # Null until told, as every process value (a birth's time is not the plant's).
+        out.append(MetricDef(PROCESS_VALUES + PHASE_NUMBER, DataType.Double, None, phases))
     for alarm in ALARMS:
         out.append(MetricDef(f"Alarms/{alarm}/Severity", DataType.Int32, 0))
         out.append(MetricDef(f"Alarms/{alarm}/Message", DataType.String, ""))
@@ -616,6 +624,24 @@ class SparkplugPublisher:
         self._put(work_unit, f"Alarms/{alarm}/Severity", int(severity), ts)
         self._put(work_unit, f"Alarms/{alarm}/Message", message, ts)
         self._put(work_unit, f"Alarms/{alarm}/Active", active, ts, always=True)
+
+    # --- BatchObserver (batch work units, ISA-88) --------------------------------------
+
+    def on_phase(
+        self,
+        t: float,
+        work_unit: str,
+        batch_id: str,
+        quantity: float,
+        phase_number: int,
+        phase_name: str,
+        wall: float | None,
+    ) -> None:
+        ts = self._ts(t, wall)
+        self._put(work_unit, "BatchID", batch_id, ts)
+        self._put(work_unit, "BatchQuantity", float(quantity), ts)
+        self._put(work_unit, "PhaseName", phase_name, ts)
+        self._put(work_unit, PROCESS_VALUES + PHASE_NUMBER, float(phase_number), ts)
 
     # --- Job Control (DCMD) ------------------------------------------------------------
 
