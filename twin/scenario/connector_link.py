@@ -346,6 +346,11 @@ class ConnectorLink:
             HeldCall("on_alarm", (t, work_unit, alarm, severity, message, active, None), work_unit)
         )
 
+    def on_phase(self, t: float, work_unit: str, *phase: Any) -> None:
+        """A batch unit's phase (``twin.hooks.BatchObserver``): held like every change; the
+        OPC UA server and the Sparkplug edge nodes both show it."""
+        self._held.append(HeldCall("on_phase", (t, work_unit, *phase[:-1], None), work_unit))
+
     def on_ledger(self, record: dict[str, Any]) -> None:
         """The plant's ledger: nothing to hold. A job order the plant finished is completed
         by the people once its reaction time is over; they ask ``ingested_through`` for its

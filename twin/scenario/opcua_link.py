@@ -71,7 +71,7 @@ from asyncua import ua
 from mes_core.client import MesClient
 from plant_models.schema import PlantModel
 from twin.opcua.server import OpcUaPublisher, PlantServer
-from twin.scenario.connector_link import ConnectorLink, HeldCall
+from twin.scenario.connector_link import ConnectorLink
 from twin.scenario.link import Sampling
 from twin.scenario.mes_process import free_port
 from twin.scenario.proxy import TcpProxy
@@ -249,11 +249,6 @@ class OpcUaLink(ConnectorLink):
         await new.start()
         self._server = new
         self.publisher.paused = False
-
-    def on_phase(self, t: float, work_unit: str, *phase: Any) -> None:
-        """A batch unit's phase (``twin.hooks.BatchObserver``): held like every change
-        (the server shows it; the Sparkplug edge nodes have no phase metrics yet)."""
-        self._held.append(HeldCall("on_phase", (t, work_unit, *phase[:-1], None), work_unit))
 
     # -- faults (``ConnectorLink.inject``) -------------------------------------------------
 
