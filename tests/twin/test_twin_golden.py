@@ -18,7 +18,11 @@ from plant_models.loader import load_plant_model
 from twin.engine import Engine
 
 GOLDEN = Path(__file__).with_name("golden")
-CASES = [("bottling_line", 2 * 3600.0, 1), ("tablet_line", 2 * 86_400.0, 1)]
+CASES = [
+    ("bottling_line", 2 * 3600.0, 1),
+    ("tablet_line", 2 * 86_400.0, 1),
+    ("mixing_plant", 86_400.0, 1),  # a batch unit (ISA-88 phases)
+]
 
 
 def _digest(summary: dict[str, Any]) -> dict[str, Any]:
