@@ -27,6 +27,7 @@ from mes_core.schemas.plant_events import (
     PlantEvent,
     StateChangeEvent,
 )
+from plant_models.batch import PHASE_NUMBER
 from twin.hooks import PackMLState
 
 Poster = Callable[[list[PlantEvent]], IngestResult]
@@ -230,6 +231,32 @@ class DirectCollector:
                 timestamp=self._ts(t),
                 characteristic=characteristic,
                 value=value,
+                job_order=job or None,
+                material_lot=lot or None,
+            )
+        )
+
+    def on_phase(
+        self,
+        t: float,
+        work_unit: str,
+        batch_id: str,
+        quantity: float,
+        phase_number: int,
+        phase_name: str,
+        wall: float | None,
+    ) -> None:
+        """A batch unit's phase (``twin.hooks.BatchObserver``): the ``PhaseNumber`` process
+        value's measurement event, as the connector makes it from the OPC UA server's."""
+        job, lot = self._job.get(work_unit, ("", ""))
+        self._spool.append(
+            MeasurementEvent(
+                source=self.source,
+                sequence=self._next(),
+                work_unit=work_unit,
+                timestamp=self._ts(t),
+                characteristic=PHASE_NUMBER,
+                value=float(phase_number),
                 job_order=job or None,
                 material_lot=lot or None,
             )
