@@ -32,6 +32,7 @@ SHIPPED_MODELS = (
     "paint_shop",
     "mixing_plant",
     "lamp_assembly",
+    "bottling_parallel_cappers",
 )
 
 

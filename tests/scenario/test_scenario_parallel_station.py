@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plant_models.scenario import SCENARIOS_DIR
+from plant_models.loader import load_plant_model
+from plant_models.scenario import SCENARIOS_DIR, load_scenario
 from plant_models.schema import PlantModel
 from twin.ledger import JobWorkUnitActuals, Ledger
+from twin.scenario.people import People
 from twin.scenario.runner import RunOptions, run_scenario
+from twin.scenario.sut import Answer, OrderRequest
 
 CAPPERS = ("BTL1-CAPPER1", "BTL1-CAPPER2")
 
@@ -90,3 +93,104 @@ def test_an_intermediate_lot_made_and_taken_in_by_parallel_stations() -> None:
     ]
     edges = {(g["from_lot"], g["to_lot"]): g["quantity"] for g in ledger.genealogy()}
     assert edges[("CAPS-1", "LOT-J-CAP")] == 10.0
+
+
+class Terminal:
+    """An operator terminal that records the calls and accepts them all; ``per_unit``:
+    it takes ``work_unit=`` on completions and lot scans."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def start_operation(
+        self, order: str, segment: str, person: str, work_unit: str, at: float
+    ) -> Answer:
+        self.calls.append(("start", segment, work_unit))
+        return Answer(True)
+
+    def send_order(self, order: OrderRequest) -> Answer:
+        return Answer(True)
+
+
+class UnitTerminal(Terminal):
+    def complete_operation(
+        self,
+        order: str,
+        segment: str,
+        person: str,
+        at: float,
+        output_lot: str | None,
+        *,
+        work_unit: str | None = None,
+    ) -> Answer:
+        self.calls.append(("complete", segment, work_unit, output_lot))
+        return Answer(True)
+
+    def consume_lot(
+        self,
+        order: str,
+        segment: str,
+        lot: str,
+        quantity: float,
+        person: str,
+        at: float,
+        *,
+        work_unit: str | None = None,
+    ) -> Answer:
+        self.calls.append(("consume", segment, work_unit, lot, quantity))
+        return Answer(True)
+
+
+class OperationTerminal(Terminal):
+    def complete_operation(
+        self, order: str, segment: str, person: str, at: float, output_lot: str | None
+    ) -> Answer:
+        self.calls.append(("complete", segment, None, output_lot))
+        return Answer(True)
+
+    def consume_lot(
+        self, order: str, segment: str, lot: str, quantity: float, person: str, at: float
+    ) -> Answer:
+        self.calls.append(("consume", segment, None, lot, quantity))
+        return Answer(True)
+
+
+def _cap_calls(terminal: Terminal) -> list[tuple[object, ...]]:
+    scenario = load_scenario(SCENARIOS_DIR / "parallel_cappers_day.yaml")
+    plant = load_plant_model("bottling_parallel_cappers")
+    people = People(scenario, plant, terminal, [], lambda order: "")  # type: ignore[arg-type]
+    people.order_req["J1"] = OrderRequest("J1", "WATER-500", 10, release_at=0.0)
+    t = 3600.0
+    for wu in people.line_units["BTL1"]:
+        people.job_taken(wu, "J1")
+        while people.start_waiting(t):  # one start per order and call: call again
+            pass
+    people.lot_drawn("J1", "BTL1-CAPPER1", "CAP-7781", 6.0)
+    people.lot_drawn("J1", "BTL1-CAPPER2", "CAP-7781", 4.0)
+    made = {wu: 10 for wu in people.line_units["BTL1"]} | {"BTL1-CAPPER1": 6, "BTL1-CAPPER2": 4}
+    people.job_finished(t, "J1", "LOT-J1", made)
+    while people.finished and t < 3 * 3600.0:
+        people.act(t)
+        t += 60.0
+    assert not people.finished
+    return [c for c in terminal.calls if c[1] == "CAP"]
+
+
+def test_the_operator_at_each_capper_starts_books_and_completes_the_operation_there() -> None:
+    assert _cap_calls(UnitTerminal()) == [
+        ("start", "CAP", "BTL1-CAPPER1"),
+        ("start", "CAP", "BTL1-CAPPER2"),
+        ("consume", "CAP", "BTL1-CAPPER1", "CAP-7781", 6.0),
+        ("consume", "CAP", "BTL1-CAPPER2", "CAP-7781", 4.0),
+        ("complete", "CAP", "BTL1-CAPPER1", None),
+        ("complete", "CAP", "BTL1-CAPPER2", None),  # the last unit; CAP makes no lot
+    ]
+    # An adapter whose terminal knows no work units on completions and lot scans is told
+    # of the operation as of one (started on each unit, everything else as a whole).
+    assert _cap_calls(OperationTerminal()) == [
+        ("start", "CAP", "BTL1-CAPPER1"),
+        ("start", "CAP", "BTL1-CAPPER2"),
+        ("consume", "CAP", None, "CAP-7781", 6.0),
+        ("consume", "CAP", None, "CAP-7781", 4.0),
+        ("complete", "CAP", None, None),
+    ]

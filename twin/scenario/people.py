@@ -26,6 +26,7 @@ They act on the MES only through the system-under-test adapter, as people do:
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -91,11 +92,6 @@ class _Op:
         """Does it run on several work units (a parallel station)?"""
         return len(self.work_units) > 1
 
-    def unit_kw(self, work_unit: str) -> dict[str, str]:
-        """The ``work_unit`` keyword of a per-unit action: only for an operation on
-        several work units (an adapter of a plant without them is called as before)."""
-        return {"work_unit": work_unit} if self.parallel else {}
-
 
 @dataclass
 class PeopleLog:
@@ -126,6 +122,18 @@ class LabourLog:
         return out
 
 
+def takes_work_unit(sut: object) -> bool:
+    """Does the adapter's terminal take ``work_unit=`` on completions and lot scans (an
+    operation on several work units)? Read from its signature: the keyword is an optional
+    extension of ``OperatorActions`` (``twin.scenario.sut``) that older adapters lack. The
+    bench's ``ActionWitness`` in front of an adapter is looked through."""
+    inner = getattr(sut, "sut", sut)
+    method = getattr(inner, "complete_operation", None)
+    if method is None:
+        return False
+    return "work_unit" in inspect.signature(method).parameters
+
+
 def certified(person: Operator, skill: str, on: date) -> bool:
     """Has ``person`` a certification for ``skill`` valid on ``on`` (expiry inclusive)?"""
     return any(c.skill == skill and c.expires >= on for c in person.certifications)
@@ -149,6 +157,10 @@ class People:
         # not act there (the plant still runs; the report says what was not checked).
         self.dispatcher = sut if isinstance(sut, Dispatching) else None
         self.terminal = sut if isinstance(sut, OperatorActions) else None
+        self.per_unit = takes_work_unit(sut)
+        """The terminal books lots and completions per work unit (``work_unit=``); one
+        that does not is told of an operation on a parallel station as of one operation:
+        started on each unit, its lots and its completion on the operation as a whole."""
         self.quality = sut if isinstance(sut, QualityHolds) else None
         self.dispatch = dispatch
         self.pending_orders = sorted(orders, key=lambda o: (o.release_at, o.id))
@@ -496,8 +508,9 @@ class People:
             # operation runs there); an intermediate lot the operation takes in, on the
             # operation as a whole.
             at_unit = (
-                op.unit_kw(work_unit)
-                if work_unit in op.started_on
+                {"work_unit": work_unit}
+                if self._per_unit(op)
+                and work_unit in op.started_on
                 and work_unit not in op.completed_on
                 and (order, lot) not in self.intake_lots
                 else {}
@@ -556,12 +569,18 @@ class People:
                 self.made_at.pop(order, None)
                 self.lot_made.pop(order, None)
 
+    def _per_unit(self, op: _Op) -> bool:
+        """Are ``op``'s lots and completions told per work unit?"""
+        return op.parallel and self.per_unit
+
     def _complete_on_units(self, t: float, op: _Op, order: str, person: Operator) -> bool:
         """An operation on several work units: the operator at each but the last started
         completes it there (each has done its part: the plant finished the order). True
         when only the last is left."""
         if self.terminal is None:
             return False
+        if not self._per_unit(op):
+            return True  # completed as a whole, on every unit at once
         left = sorted(op.started_on - op.completed_on)
         for unit in left[:-1]:
             answer = self.terminal.complete_operation(
@@ -589,7 +608,7 @@ class People:
         (and its quantity when the operator declares one)."""
         assert self.terminal is not None
         left = sorted(op.started_on - op.completed_on)
-        unit = left[-1] if left and op.parallel else None
+        unit = left[-1] if left and self._per_unit(op) else None
         where = f" on {unit}" if unit else ""
         # Keywords only when used: an adapter is called as simply as its job allows.
         extra: dict[str, Any] = {}
