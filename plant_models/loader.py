@@ -33,6 +33,7 @@ SHIPPED_MODELS = (
     "mixing_plant",
     "lamp_assembly",
     "bottling_parallel_cappers",
+    "packing_split",
 )
 
 
