@@ -347,13 +347,16 @@ class AsyncMesClient(AsyncQualityClientMixin):
         *,
         good: float = 0,
         scrap: float = 0,
+        work_unit: str | None = None,
         occurred_at: datetime | None = None,
     ) -> OperationProgressOut:
+        """``work_unit``: the one of the operation's work units that made them."""
+        req = ReportRequest(good=good, scrap=scrap, work_unit=work_unit, occurred_at=occurred_at)
         return await self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/report",
             OperationProgressOut,
-            body=_body(ReportRequest(good=good, scrap=scrap, occurred_at=occurred_at)),
+            body=_body(req),
         )
 
     async def complete_operation(

@@ -336,13 +336,16 @@ class MesClient(QualityClientMixin):
         *,
         good: float = 0,
         scrap: float = 0,
+        work_unit: str | None = None,
         occurred_at: datetime | None = None,
     ) -> OperationProgressOut:
+        """``work_unit``: the one of the operation's work units that made them."""
+        req = ReportRequest(good=good, scrap=scrap, work_unit=work_unit, occurred_at=occurred_at)
         return self._call(
             "POST",
             f"/api/v1/job-orders/{code}/operations/{sequence}/report",
             OperationProgressOut,
-            body=_body(ReportRequest(good=good, scrap=scrap, occurred_at=occurred_at)),
+            body=_body(req),
         )
 
     def complete_operation(

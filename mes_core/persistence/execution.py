@@ -508,6 +508,11 @@ _ADD_COUNTS = (
     .values(good=_OP.c.good + bindparam("add_good"), scrap=_OP.c.scrap + bindparam("add_scrap"))
     .returning(_OP.c.good, _OP.c.scrap)
 )
+_ADD_UNIT_COUNTS = (
+    update(_OPU)
+    .where(_OPU.c.id == bindparam("row_id"))
+    .values(good=_OPU.c.good + bindparam("add_good"), scrap=_OPU.c.scrap + bindparam("add_scrap"))
+)
 #: The lot, locked (two job orders drawing on one lot must not overdraw it: rule 2), with
 #: its material's code.
 _LOT_TO_CONSUME = (
@@ -527,9 +532,10 @@ _OPERATION_BOM = (
     .where(_JO.c.code == bindparam("code"))
 )
 #: The work unit an operation runs on (by the job order's code, the operation's sequence
-#: and the work unit's code): its id, and whether the operation still runs there.
+#: and the work unit's code): its id, when the operation ended there (NULL: it runs there)
+#: and the id of the operation's row for that unit.
 _OPERATION_UNIT = (
-    select(_WU.c.id, _OPU.c.ended_at)
+    select(_WU.c.id, _OPU.c.ended_at, _OPU.c.id)
     .select_from(_JO)
     .join(_OP, and_(_OP.c.job_order_id == _JO.c.id, _OP.c.sequence == bindparam("seq")))
     .join(_OPU, _OPU.c.job_operation_id == _OP.c.id)
@@ -571,6 +577,24 @@ def _running_operation(
     return jo_state, op_id, progress, segment_id
 
 
+def _running_unit(
+    code: str,
+    work_unit: str,
+    progress: ex.OperationProgressOut,
+    rows: list[tuple[Any, ...]],
+    action: str,
+) -> tuple[int, int]:
+    """The work unit's id and the operation's row for it, from ``_OPERATION_UNIT``'s
+    answer; refused (``INVALID_TRANSITION``) unless the operation runs there now."""
+    running = [r for r in rows if r[1] is None]
+    if not running:
+        facts = rules.OperationFacts(
+            progress.sequence, progress.name, OperationState(progress.state), progress.good
+        )
+        rules.check_runs_on(code, facts, work_unit=work_unit, running_on=None, action=action)
+    return running[0][0], running[0][2]
+
+
 @enforced
 def consume_lot(
     session: Session, code: str, sequence: int, data: ex.ConsumeRequest, *, actor: Actor
@@ -590,15 +614,7 @@ def consume_lot(
     _, op_id, progress, _ = _running_operation(code, sequence, "consume", operation)
     unit_id: int | None = None
     if data.work_unit is not None:
-        rows = [r for r in at_unit[0] if r[1] is None]
-        if not rows:
-            facts = rules.OperationFacts(
-                sequence, progress.name, OperationState(progress.state), progress.good
-            )
-            rules.check_runs_on(
-                code, facts, work_unit=data.work_unit, running_on=None, action="consume"
-            )
-        unit_id = rows[0][0]
+        unit_id, _ = _running_unit(code, data.work_unit, progress, at_unit[0], "consume")
     if not lots:
         raise NotFound("material lot", data.lot)
     lot_id, material, status, quantity, expires_at = lots[0]
@@ -661,9 +677,17 @@ def consume_lot(
 def report_quantities(
     session: Session, code: str, sequence: int, data: ex.ReportRequest, *, actor: Actor
 ) -> ex.OperationProgressOut:
-    """Report good and scrap units of a running operation (adds to its actuals)."""
-    (operation,) = all_rows(session, [(_RUNNING_OPERATION, {"code": code, "seq": sequence})])
+    """Report good and scrap units of a running operation (adds to its actuals); with
+    ``data.work_unit``, of that one of its work units (its share too)."""
+    where = {"code": code, "seq": sequence}
+    reads: list[tuple[Any, dict[str, Any]]] = [(_RUNNING_OPERATION, where)]
+    if data.work_unit is not None:
+        reads.append((_OPERATION_UNIT, {**where, "unit": data.work_unit}))
+    operation, *at_unit = all_rows(session, reads)
     _, op_id, progress, _ = _running_operation(code, sequence, "report", operation)
+    unit_row: int | None = None
+    if data.work_unit is not None:
+        _, unit_row = _running_unit(code, data.work_unit, progress, at_unit[0], "report")
     ref = f"job_order:{code}/operation:{sequence}"
     _, stated = _when(data.occurred_at, actor, ref)
 
@@ -674,6 +698,10 @@ def report_quantities(
     # The transaction's last write: sent with its commit where the database allows.
     if not audit.write_with_commit(session, _ADD_COUNTS, params, totals):
         totals(session.execute(_ADD_COUNTS, params).one())
+    if unit_row is not None:  # after the operation's row: the order every writer locks in
+        unit_params = {"row_id": unit_row, "add_good": data.good, "add_scrap": data.scrap}
+        if not audit.write_with_commit(session, _ADD_UNIT_COUNTS, unit_params):
+            session.execute(_ADD_UNIT_COUNTS, unit_params)
     _audit(
         session,
         actor,
@@ -681,6 +709,7 @@ def report_quantities(
         ref,
         good=data.good,
         scrap=data.scrap,
+        **({"work_unit": data.work_unit} if data.work_unit is not None else {}),
         **stated,
     )
     return progress

@@ -63,6 +63,11 @@ class ConsumeRequest(Strict):
 class ReportRequest(Strict):
     good: Count = 0
     scrap: Count = 0
+    work_unit: Code | None = Field(
+        default=None,
+        description="the work unit that made them (one the operation runs on); default: "
+        "the operation as a whole",
+    )
     occurred_at: OccurredAt = None
 
 

@@ -51,6 +51,7 @@ def test_operation_on_two_work_units_credits_each_units_counts_and_lots(
     connector.ingest(
         [_count(pl, 1, "CAP", 4, 1, jo), _count(pl, 2, "CAP2", 5, 0, None)],
     )
+    op.report_quantities(jo, 2, good=2, work_unit=pl.c("CAP2"))  # by hand at capper 2
     op.consume_lot(jo, 2, pl.c("C1"), 5, work_unit=pl.c("CAP"))
     op.consume_lot(jo, 2, pl.c("C1"), 5, work_unit=pl.c("CAP2"))
     # CAP has done its part; the operation runs on at CAP2 and takes its counts.
@@ -61,27 +62,26 @@ def test_operation_on_two_work_units_credits_each_units_counts_and_lots(
         (pl.c("CAP"), True),
         (pl.c("CAP2"), False),
     ]
-    refuse(
-        pl,
-        "INVALID_TRANSITION",
-        jo,
+    for done_there in (
         lambda: op.consume_lot(jo, 2, pl.c("C1"), 1, work_unit=pl.c("CAP")),
-    )
+        lambda: op.report_quantities(jo, 2, good=1, work_unit=pl.c("CAP")),
+    ):
+        refuse(pl, "INVALID_TRANSITION", jo, done_there)
     connector.ingest([_count(pl, 3, "CAP2", 1, 0, None)])
     done = op.complete_operation(
         jo, 2, work_unit=pl.c("CAP2"), output_lot=OutputLot(code=pl.c("OUT"))
     )
     cap = done.operations[1]
-    assert (done.state, cap.state, cap.good, cap.scrap) == ("completed", "completed", 10, 1)
+    assert (done.state, cap.state, cap.good, cap.scrap) == ("completed", "completed", 12, 1)
     assert [(u.work_unit, u.good, u.scrap) for u in cap.work_units] == [
         (pl.c("CAP"), 4, 1),
-        (pl.c("CAP2"), 6, 0),
+        (pl.c("CAP2"), 8, 0),
     ]
     assert sorted((str(c["work_unit"]), c["quantity"]) for c in cap.consumed) == [
         (pl.c("CAP"), 5),
         (pl.c("CAP2"), 5),
     ]
-    assert pl.admin.get_lot(pl.c("OUT")).initial_quantity == 10
+    assert pl.admin.get_lot(pl.c("OUT")).initial_quantity == 12
     back = pl.admin.genealogy(pl.c("OUT"), "backward")
     assert pl.c("C1") in {n.code for n in back.lots}
     # Both cappers' actuals reach ERP: the segment response names each work unit.
@@ -93,7 +93,7 @@ def test_operation_on_two_work_units_credits_each_units_counts_and_lots(
         datetime.now(UTC) + timedelta(hours=1),
         "operations",
     )
-    assert (kpi.good_quantity, kpi.scrap_quantity) == (6, 0)
+    assert (kpi.good_quantity, kpi.scrap_quantity) == (8, 0)
     # What left the line: the last operation's good units at both of its work units.
     line = pl.admin.line_kpis(
         pl.c("LINE"), datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
