@@ -24,6 +24,7 @@ CASES = [
     ("mixing_plant", 86_400.0, 1),  # a batch unit (ISA-88 phases)
     ("lamp_assembly", 16 * 3600.0, 1),  # feeder branches and an assembly station
     ("packing_split", 4 * 3600.0, 1),  # a split by product and a merge
+    ("bottling_parallel_cappers", 2 * 3600.0, 1),  # a parallel station (two cappers)
 ]
 
 
