@@ -121,3 +121,20 @@ def test_a_segment_on_a_branch_its_product_does_not_take_is_named() -> None:
         "on L1-SHRINK, which units of CASED do not pass: segments run on the first station "
         "of their class in the line's list; give each branch's machines classes of their own"
     ]
+
+
+def test_a_product_that_no_way_out_of_a_split_takes_is_named() -> None:
+    """Both ways name their products: a third product reaching the split has none."""
+    text = SPLIT_LINE.replace(
+        "{code: B-CASE, upstream: L1-FILL, downstream: L1-CASE, capacity: 4}",
+        "{code: B-CASE, upstream: L1-FILL, downstream: L1-CASE, capacity: 4, products: [CASED]}",
+    ).replace(
+        "order_stream:",
+        "  - id: LOOSE\n    material: FG-C\n    line: L1\n    segments:\n"
+        "      - {id: FILL, equipment_class: Filler, standard_run_time: 0.9}\n"
+        "order_stream:",
+    )
+    assert _errors(text) == [
+        "split.yaml:32:11: products[2].line: units of LOOSE stop at L1-FILL: no buffer out "
+        "of it takes LOOSE (name it in one's products, or leave one without)"
+    ]

@@ -10,6 +10,9 @@ Units flow work unit -> buffer -> work unit along each line. Each idea has its m
 - ``materials``: staged lots and their consumption per bill of material;
 - ``process_values``: sampled values with noise, drift and per-product distributions;
 - ``jobs``, ``lines``: job orders, the line's queue, release, WIP and flow time;
+- ``assembly``: feeder branches releasing parts, assembly stations taking a kit of parts
+  from several buffers at once;
+- ``splits``: a station's way out chosen by the unit's product, merges of branches;
 - ``observing``, ``control``: what observers are told; commands into the plant;
 - ``plant``: ``Engine``, which builds it all and runs it (as fast as possible or paced).
 

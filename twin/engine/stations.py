@@ -1,8 +1,10 @@
 """Work units (stations): a machine's cycle.
 
 1. take a unit: the first work unit releases one from the current job order (and from the
-   line's arrivals, if the line is open); the others take one from the upstream buffer —
-   **starved** while there is none;
+   line's arrivals, if the line is open; on an assembly line the first of each feeder
+   branch, ``assembly.Branch``); the others take one from the upstream buffer (an
+   assembly: a kit from all its inputs, ``assembly.Kit``; a merge: from any of its inputs,
+   ``splits.Merge``) — **starved** while there is none;
 2. when the job order changes: **setup** (changeover) if the model has one;
 3. wait for an operator with the skill when the work unit needs one (**idle**, "no
    operator on shift"; with ``operator_attends: cycle`` it takes one person from the
