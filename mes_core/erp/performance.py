@@ -25,6 +25,9 @@ RELEASE_ID = "V0701"
 #: SegmentData IDs of an operation's good and scrap quantities (ISO 22400-2 GQ, SQ).
 GOOD_QUANTITY = "GoodQuantity"
 SCRAP_QUANTITY = "ScrapQuantity"
+#: MaterialActualProperty ID naming the work unit that drew a lot, when the operation ran on
+#: several (a parallel station); its EquipmentActuals name them all.
+WORK_UNIT_PROPERTY = "WorkUnit"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class MaterialActual:
     unit: str
     use: str  # "Consumed" or "Produced" (B2MML MaterialUse)
     lot: str | None = None
+    work_unit: str | None = None
+    """The work unit that drew it, when the operator named one (``WORK_UNIT_PROPERTY``)."""
 
 
 @dataclass(frozen=True)
@@ -201,3 +206,9 @@ def _segment(
         b.el(quantity, "DataType", "decimal")
         if material.unit:
             b.el(quantity, "UnitOfMeasure", material.unit)
+        if material.work_unit:
+            prop = b.el(ma, "MaterialActualProperty")
+            b.el(prop, "ID", WORK_UNIT_PROPERTY)
+            v = b.el(prop, "Value")
+            b.el(v, "ValueString", material.work_unit)
+            b.el(v, "DataType", "string")

@@ -214,6 +214,7 @@ def _actual(session: Session, job: JobOrder) -> JobOrderActual:
                 unit=c.lot.material.unit,
                 use="Consumed",
                 lot=c.lot.code,
+                work_unit=c.work_unit.code if c.work_unit is not None else None,
             )
             for c in op.consumptions
         ]

@@ -87,6 +87,9 @@ def test_operation_on_two_work_units_credits_each_units_counts_and_lots(
     # Both cappers' actuals reach ERP: the segment response names each work unit.
     performance = pl.admin.export_performance([jo]).decode()
     assert pl.c("CAP2") in performance and f"{pl.c('CAP')}<" in performance
+    # ... and each consumed lot the unit that drew it (a MaterialActualProperty; the
+    # document is validated against the B2MML XSD before it leaves the MES).
+    assert performance.count("<ID>WorkUnit</ID>") == 2
     kpi = pl.admin.work_unit_kpis(
         pl.c("CAP2"),
         datetime.now(UTC) - timedelta(hours=1),

@@ -67,6 +67,8 @@ PERFORMANCE_XSD = "B2MML-OperationsPerformance.xsd"
 #: SegmentData IDs of an operation's good and scrap quantities (ISO 22400-2 GQ, SQ).
 GOOD_QUANTITY = "GoodQuantity"
 SCRAP_QUANTITY = "ScrapQuantity"
+WORK_UNIT_PROPERTY = "WorkUnit"
+"""MaterialActualProperty naming the work unit that drew a lot (an operation on several)."""
 #: ISA-95 ResponseState -> the job order state names of the scenario language.
 ORDER_STATES = {
     "Waiting": "planned",
@@ -230,8 +232,19 @@ class SegmentPerformance:
     end: datetime | None = None
     consumed: list[str] = field(default_factory=list)
     """Lots consumed, in document order."""
+    consumed_at: dict[str, set[str]] = field(default_factory=dict)
+    """Lot -> the work units that drew it, where a MaterialActualProperty ``WorkUnit``
+    names them (an operation on several work units)."""
     produced: list[str] = field(default_factory=list)
     """Lots produced, in document order."""
+
+    @property
+    def where(self) -> str:
+        """Where the operation took a lot in as a whole: its work unit, several (a parallel
+        station's) joined by ``+`` as the twin names them, ``?`` when it names none."""
+        if len(self.equipment) > 1:
+            return "+".join(sorted(self.equipment))
+        return self.equipment[0] if self.equipment else "?"
 
     @property
     def operation_state(self) -> str:
@@ -286,9 +299,13 @@ class Performance:
             carried: list[str] = []  # the previous output lots
             first_unit: str | None = None  # the operation after the previous output
             for segment in order.segments:
-                unit = segment.equipment[0] if segment.equipment else "?"
+                unit = segment.where
                 first_unit = first_unit or unit
-                taken += [(lot, unit) for lot in segment.consumed]
+                taken += [
+                    (lot, at)
+                    for lot in segment.consumed
+                    for at in sorted(segment.consumed_at.get(lot) or {unit})
+                ]
                 if segment.produced:
                     explicit = {lot for lot, _ in taken}
                     inputs = taken + [(lot, first_unit) for lot in carried if lot not in explicit]
@@ -413,6 +430,10 @@ def parse_performance(data: bytes, *, xsd_dir: Path | None = None) -> Performanc
                 if use in CONSUMED_USES:
                     consumed[lot] += quantity
                     segment.consumed.append(lot)
+                    for prop in actual.iterfind("b:MaterialActualProperty", _NS):
+                        if _text(prop, "b:ID") == WORK_UNIT_PROPERTY:
+                            unit = _text(prop, "b:Value/b:ValueString")
+                            segment.consumed_at.setdefault(lot, set()).add(unit)
                 elif use in PRODUCED_USES:
                     segment.produced.append(lot)
                     order.record.lots_produced[lot] = (
