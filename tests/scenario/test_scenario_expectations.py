@@ -123,3 +123,14 @@ def test_an_oee_built_on_an_effectiveness_above_100_percent_fails_its_expectatio
     assert not result.passed
     assert "OEE of line BTL1 = 0.7" in result.detail
     assert "master-data error: effectiveness of line BTL1 is 120.0%" in result.detail
+
+
+def test_events_are_not_checked_after_a_reconnection_the_bench_did_not_cause() -> None:
+    """The collector resynchronised from current values after losing the server on its
+    own: changes of that gap never became events, so '0 lost' would flatter the MES."""
+    sc = load_text(SCENARIO, Scenario)
+    observed = _observed()
+    observed.events_unverified = "the collector lost the server once"
+    events = next(r for r in check_all(sc.expectations, observed) if r.name == "events")
+    assert (events.passed, events.status) == (False, "not_checked")
+    assert "lost the server once" in events.detail

@@ -122,6 +122,9 @@ class ConnectorLink:
         self._cut_kind = ""
         self._restore_at = float("inf")
         self._faults_at_cut = 0
+        self._injected = 0
+        """Faults injected into the link; each costs the collector one reconnection (its
+        failed attempts meanwhile are counted as faults, not as reconnections)."""
         self.settles = 0
         self.settle_seconds = 0.0
         """How often and how long (wall seconds) the runner waited for the MES to ingest."""
@@ -218,6 +221,7 @@ class ConnectorLink:
             return
         self._before_fault()
         self._faults_at_cut = int(self._status().get("opcua_faults", 0))
+        self._injected += 1
         self._cut, self._cut_kind, self._restore_at = True, kind, until
         if kind == "opcua_server_restart":
             self._twin_server_down()
@@ -476,6 +480,15 @@ class ConnectorLink:
         self._publish(len(self._held))
         self._dirty = True
         done = self._settle(max(deadline - time.monotonic(), 0.0))
+        reconnects = int(self._status().get("reconnects", 0))
+        self.stats.unplanned_reconnects = max(0, reconnects - self._injected)
+        if self.stats.unplanned_reconnects and self.notes is not None:
+            self.notes.append(
+                f"{self.short_name}: {self.connector_name} lost the plant's server "
+                f"{self.stats.unplanned_reconnects} time(s) the bench did not cause (see its "
+                "log: a watchdog probe unanswered on a loaded machine, say) and resynchronised "
+                "from current values; what changed during those gaps did not reach the MES."
+            )
         if self.notes is not None:
             self.notes.append(
                 f"{self.short_name}: the runner waited {self.settles} times for the MES to ingest "

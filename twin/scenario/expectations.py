@@ -74,6 +74,9 @@ class Observed:
     the MES recorded (None: it does not know the object)."""
     mirror: MirrorReport | None = None
     """The scenario's mirror reconciled (``mirror_exact``)."""
+    events_unverified: str | None = None
+    """Why the events' count cannot vouch that nothing was lost (an unplanned
+    reconnection of the collector); the ``events`` expectation is then not checked."""
     unavailable: dict[str, str] = field(default_factory=dict)
     """Optional capabilities of the system under test it lacks -> the reason to report:
     an expectation that needs one is ``not_checked``, never passed."""
@@ -168,6 +171,8 @@ def check(exp: Expectation, obs: Observed) -> ExpectationResult:
         why = obs.unavailable[capability]
     elif isinstance(exp, MirrorExact) and obs.mirror and obs.mirror.verdict == "not_checked":
         why = obs.mirror.detail
+    elif isinstance(exp, EventsLossWithin) and obs.events_unverified:
+        why = obs.events_unverified
     if why is not None:
         return ExpectationResult(
             name=name,

@@ -62,6 +62,11 @@ class LinkStats:
     duplicates: int = 0
     replayed: int = 0
     failures: int = 0
+    unplanned_reconnects: int = 0
+    """Times the MES's collector lost the plant's server without a fault the bench
+    injected (a loaded machine, say) and resynchronised from current values: changes
+    made during such a gap did not reach it (cumulative counts resynchronise; states do
+    not), so 'nothing lost' cannot be vouched for."""
 
 
 class EquipmentLink(Protocol):

@@ -391,6 +391,7 @@ class ReportBuilder:
             kpis=kpis,
             reconciliation=rec,
             events=events,
+            events_unverified=_unverified(st.unplanned_reconnects),
             latency=latency,
             problems=ctx.state.problems,
             unavailable=unavailable,
@@ -494,3 +495,15 @@ def _versions(sut: SystemUnderTest) -> dict[str, str]:
     except SutUnavailable:
         out["system_under_test"] = "unknown (unreachable)"
     return out
+
+
+def _unverified(reconnects: int) -> str | None:
+    """Why 'nothing lost' cannot be vouched for, if it cannot."""
+    if not reconnects:
+        return None
+    return (
+        f"the MES's collector lost the plant's server {reconnects} time(s) without a fault "
+        "the bench injected and resynchronised from current values: changes made in those "
+        "gaps never became events, so no count of events can show them lost (the "
+        "reconciliation shows their effect)"
+    )

@@ -530,6 +530,8 @@ class Connector:
             "spooled": len(self.outbox),
             "connected": all(link.connected.is_set() for link in self.links),
             "opcua_faults": sum(link.faults for link in self.links),
+            # Connections made again after one was lost (failed attempts not counted).
+            "reconnects": sum(max(link.connects - 1, 0) for link in self.links),
             "mes_faults": self.mes_faults,
             "dead_letters": self.spool.dead_letters(),
             "ingested": {url: through.to_json() for url, through in self.ingested.items()},

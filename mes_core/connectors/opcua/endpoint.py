@@ -96,7 +96,13 @@ async def client_certificate(pki_dir: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-WATCHDOG_S = 5.0
+#: Seconds between the client's probes of a quiet connection, and how long a probe may
+#: take (asyncua waits min(session timeout / 2, this)). A twin flooding its own server at
+#: ``--speed max`` on a loaded machine left a 5 s probe unanswered (seen once in a 100 min
+#: reference-plant run at load ~10): the connector took the server for lost, resubscribed,
+#: and the state changes of those seconds never became events. A closed socket is noticed
+#: at once anyway; only a silent (half-open) connection waits this long to be noticed.
+WATCHDOG_S = 20.0
 
 
 class DispatchRefused(Exception):
