@@ -329,8 +329,9 @@ class JobOperationUnit(Base):
     up to its segment's ``max_work_units`` at once (a parallel station); each was started
     on its own (rules 1, 3, 4, 5 judged for it) and ends on its own or with the operation.
     ``good`` / ``scrap`` are the counts at that unit (the plant's, and hand reports naming
-    it); the operation's own columns are their sum plus hand reports naming no unit. ``job_operation.work_unit_id`` stays
-    the first unit, where single-unit readers look. Since ``0007_operation_work_units``."""
+    it); the operation's own columns are their sum plus hand reports naming no unit.
+    ``job_operation.work_unit_id`` stays the first unit, where single-unit readers look.
+    Since ``0007_operation_work_units``."""
 
     __tablename__ = "job_operation_unit"
 

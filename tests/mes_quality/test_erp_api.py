@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from mes_core.client import MesClient
 from mes_core.client.errors import MesClientError
 from mes_core.erp.b2mml import PERFORMANCE_XSD, SCHEDULE_XSD, schema
-from mes_core.persistence import execution
+from mes_core.persistence import execution, operator_transactions
 from mes_core.persistence.models import AuditEntry, JobOrder
 from mes_core.persistence.security import SYSTEM
 from mes_core.schemas import execution as ex
@@ -313,6 +313,8 @@ def _complete(session: Session, job: str, cell: Cell) -> None:
         execution.start_operation(
             session, job, seq, ex.StartRequest(operators=operators), actor=SYSTEM
         )
-        execution.report_quantities(session, job, seq, ex.ReportRequest(good=5), actor=SYSTEM)
+        operator_transactions.report_quantities(
+            session, job, seq, ex.ReportRequest(good=5), actor=SYSTEM
+        )
         execution.complete_operation(session, job, seq, ex.CompleteRequest(), actor=SYSTEM)
     session.commit()

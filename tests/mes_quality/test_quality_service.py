@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mes_core.domain.errors import Forbidden, InvalidInput, RuleViolation
-from mes_core.persistence import execution, masterdata
+from mes_core.persistence import execution, masterdata, operator_transactions
 from mes_core.persistence.models import AuditEntry
 from mes_core.persistence.security import SYSTEM, Actor
 from mes_core.quality import disposition_service as qd
@@ -71,7 +71,9 @@ def test_rule5_nothing_held_moves_until_disposed(session: Session) -> None:
     job = running_job(session, cell)
     _measure(session, job, 480.0)
     with pytest.raises(RuleViolation) as refused:
-        execution.report_quantities(session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM)
+        operator_transactions.report_quantities(
+            session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM
+        )
     assert refused.value.rule.value == "HELD"
     with pytest.raises(RuleViolation):
         execution.complete_operation(session, job.code, 10, ex.CompleteRequest(), actor=SYSTEM)
@@ -221,7 +223,9 @@ def test_signed_release_restores_job_order_and_lot_and_binds_the_signature(
     ).scalar_one()
     assert "Signed by Maria Quality" in json.loads(entry.detail)["signature"]
     # The job order moves again.
-    execution.report_quantities(session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM)
+    operator_transactions.report_quantities(
+        session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM
+    )
 
 
 def test_signed_scrap_rejects_the_lot(session: Session) -> None:
@@ -296,7 +300,9 @@ def test_a_disposition_lifts_only_the_holds_its_nonconformance_placed(session: S
     assert execution.get_job_order(session, job.code).state == "held"
     assert masterdata.get_lot(session, cell.preform_lot).status == "on_hold"
     with pytest.raises(RuleViolation) as refused:
-        execution.report_quantities(session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM)
+        operator_transactions.report_quantities(
+            session, job.code, 10, ex.ReportRequest(good=5), actor=SYSTEM
+        )
     assert refused.value.rule.value == "HELD"
     kept = session.execute(
         select(AuditEntry).where(

@@ -19,7 +19,7 @@ from mes_core.api.deps import (
     Supervisor,
 )
 from mes_core.domain.states import JobOrderState
-from mes_core.persistence import execution
+from mes_core.persistence import execution, operator_transactions
 from mes_core.persistence.db import run_transaction
 from mes_core.persistence.models import JobOrder
 from mes_core.quality import hold_service as holds
@@ -52,7 +52,8 @@ def consume(
     with who.session() as session:
         actor = who.actor(session)
         return run_transaction(
-            session, lambda: execution.consume_lot(session, code, sequence, body, actor=actor)
+            session,
+            lambda: operator_transactions.consume_lot(session, code, sequence, body, actor=actor),
         )
 
 
@@ -66,7 +67,9 @@ def report(
         actor = who.actor(session)
         return run_transaction(
             session,
-            lambda: execution.report_quantities(session, code, sequence, body, actor=actor),
+            lambda: operator_transactions.report_quantities(
+                session, code, sequence, body, actor=actor
+            ),
         )
 
 
