@@ -231,6 +231,8 @@ class CollectorLink(Protocol):
     bindings: dict[str, WorkUnitBinding]
     connected: asyncio.Event
     faults: int
+    connects: int
+    """Sessions made so far: the first, then one per reconnection."""
 
     def collect(self) -> list[tuple[int, BatchOutcome]]:
         """(notifications received, the events and state built from them) per source,
