@@ -60,6 +60,15 @@ from mes_core.connectors.opcua.spool import Spool
 
 log = logging.getLogger("mes_core.connectors.opcua")
 
+COLLECTOR_GC_THRESHOLDS = (100_000, 50, 50)
+"""The cyclic collector's thresholds while the connector runs (``fastpaths.GC_THRESHOLDS``
+with a first threshold ten times higher). The young objects here live until the next
+collect or post (notifications buffered, events in the outbox), so each young collection
+scans those alive then, whatever the threshold: collecting ten times less often scans
+them ten times less. At 20,000 tag changes/s the connector spent 7-11 % of its CPU in the
+collector with ``GC_THRESHOLDS``, ~1 % with these (2026-12-03, load 3-8). Garbage in
+cycles waits for at most 100,000 more objects (a few MB)."""
+
 
 __all__ = [
     "CLIENT_APPLICATION_URI",
@@ -493,7 +502,7 @@ class Connector:
         # Every notification decoded and every event built allocates a few containers,
         # none in a cycle; with Python's thresholds the collector scanned the outbox's
         # thousands of events often: ~40 % of building events (20,000 notifications).
-        with fewer_collections():
+        with fewer_collections(COLLECTOR_GC_THRESHOLDS):
             await self._run(stop)
 
     async def _run(self, stop: asyncio.Event) -> None:
