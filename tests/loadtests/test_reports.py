@@ -173,3 +173,17 @@ def test_a_benchmark_summary_line_fills_its_row_of_the_table(tmp_path: Path) -> 
     assert latency.ratio == pytest.approx(12.8 / 28.3) and latency.target_met is True
     with pytest.raises(ValueError, match="summary line is not JSON"):
         apply_summary(latency, "summary: {not json")
+
+
+def test_the_dashboards_benchmark_states_its_row_for_the_table() -> None:
+    """``bench dashboards``' summary line: the Plant page beside one bare read, judged on
+    the slowest page (what its console output says)."""
+    from dashboards.bench import Timing, _summary
+
+    plant, bare = Timing("Plant page", 0.0283, 0.05), Timing("bare GET", 0.0128, 0.02)
+    slowest = Timing("Line, cold", 2.5, 3.0)
+    result = BenchResult(name="bench dashboards", command="x", product=None, ceiling=None)
+    apply_summary(result, _summary(slowest, (plant, bare)))
+    assert result.product is not None and result.product.text() == "28.3 ms"
+    assert result.ratio == pytest.approx(12.8 / 28.3)
+    assert result.target_met is False and "Line, cold" in result.target
