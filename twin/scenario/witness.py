@@ -30,6 +30,8 @@ class ActionWitness:
         self.starters: dict[tuple[str, str], str] = {}
         """Who started each operation the MES accepted as started."""
         self._unanswered: dict[tuple[str, str, str, str], float] = {}
+        self._started_on: dict[tuple[str, str], str] = {}
+        """The work unit whose start is the operation's start (its first)."""
 
     def as_sut(self) -> SystemUnderTest:
         """This witness where a ``SystemUnderTest`` is expected (it forwards every method
@@ -47,7 +49,9 @@ class ActionWitness:
         self, what: str, order: str, segment: str, at: float, call: Any, unit: str = ""
     ) -> Answer:
         """An operation's start is its first work unit's, its end its last's (an operation
-        running on several work units is started and completed on each)."""
+        running on several work units is started and completed on each). Started again on
+        that same work unit (the MES accepted a second start, after an out-of-sequence one
+        say), the later start is the one it keeps, and so the one that counts."""
         key = (what, order, segment, unit)
         try:
             answer: Answer = call()
@@ -62,8 +66,12 @@ class ActionWitness:
         self._unanswered.pop(key, None)
         if when is not None:
             times = self.operation_times.setdefault((order, segment), OperationTimes())
-            if what == "end" or times.start is None:
-                setattr(times, what, when)
+            if what == "start":
+                first = self._started_on.setdefault((order, segment), unit)
+                if times.start is None or first == unit:
+                    times.start = when
+            else:
+                times.end = when
         return answer
 
     def start_operation(
@@ -77,8 +85,8 @@ class ActionWitness:
             lambda: self._terminal().start_operation(order, segment, person, work_unit, at),
             work_unit,
         )
-        if answer.accepted:
-            self.starters.setdefault((order, segment), person)
+        if answer.accepted and self._started_on.get((order, segment)) == work_unit:
+            self.starters[(order, segment)] = person  # who started it where it counts
         return answer
 
     def complete_operation(
