@@ -77,17 +77,57 @@ class InputBuffer(BufferSim):
             self.kit.arrived()
 
 
-class Kit:
+class StationInput:
+    """The input side of a work unit fed by several buffers (an assembly's kit, a merge):
+    the unit waits on ``get_wait``; a part arriving in any of them (``arrived``), or the
+    unit repaired, hands it what ``try_get`` finds, else looks again when a part on a
+    conveyor becomes ready (``_wake_when_ready``)."""
+
+    __slots__ = ("env", "waiting", "wu")
+
+    def __init__(self, wu: WorkUnitSim) -> None:
+        self.env = wu.env
+        self.wu = wu
+        self.waiting: simpy.Event | None = None
+
+    def try_get(self) -> Any:
+        raise NotImplementedError
+
+    def _wake_when_ready(self) -> None:
+        raise NotImplementedError
+
+    def get_wait(self, wu: Any = None) -> simpy.Event:
+        """An event whose value is the next unit to process (the work unit is starved)."""
+        ev = self.env.event()
+        self.waiting = ev
+        self._wake_when_ready()
+        return ev
+
+    def arrived(self) -> None:
+        """A part arrived somewhere: hand the waiting work unit what it needs, if there."""
+        ev = self.waiting
+        if ev is None or self.wu.broken:
+            return
+        unit = self.try_get()
+        if unit is None:
+            self._wake_when_ready()
+            return
+        self.waiting = None
+        ev.succeed(unit)
+
+    def repaired(self, wu: Any) -> None:
+        self.arrived()
+
+
+class Kit(StationInput):
     """The input side of an assembly work unit: ``inputs`` as (buffer, parts per unit)."""
 
-    __slots__ = ("_timer_at", "env", "inputs", "line", "waiting", "wu")
+    __slots__ = ("_timer_at", "inputs", "line")
 
     def __init__(self, line: LineSim, wu: WorkUnitSim, inputs: list[tuple[InputBuffer, int]]):
-        self.env = line.env
+        super().__init__(wu)
         self.line = line
-        self.wu = wu
         self.inputs = inputs
-        self.waiting: simpy.Event | None = None
         self._timer_at = -1.0
         for buf, _ in inputs:
             buf.kit = self
@@ -118,28 +158,6 @@ class Kit:
                 assert part is not None, f"{buf.code}: counted part missing"
                 parts.append(part)
         return self.line.joined(parts)
-
-    def get_wait(self, wu: Any = None) -> simpy.Event:
-        """An event whose value is the next assembled unit (the assembly is starved)."""
-        ev = self.env.event()
-        self.waiting = ev
-        self._wake_when_ready()
-        return ev
-
-    def arrived(self) -> None:
-        """A part arrived somewhere: hand the waiting assembly its kit if complete."""
-        ev = self.waiting
-        if ev is None or self.wu.broken:
-            return
-        unit = self.try_get()
-        if unit is None:
-            self._wake_when_ready()
-            return
-        self.waiting = None
-        ev.succeed(unit)
-
-    def repaired(self, wu: Any) -> None:
-        self.arrived()
 
     def _wake_when_ready(self) -> None:
         """Parts on a conveyor become ready later: look again when the next one does."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from plant_models.splits import split_flow
-from twin.engine.assembly import InputBuffer
+from twin.engine.assembly import InputBuffer, StationInput
 from twin.engine.buffers import BufferSim
 from twin.engine.common import INFINITE
 from twin.engine.jobs import Job
@@ -53,16 +53,14 @@ class Split:
             buf.repaired(wu)
 
 
-class Merge:
+class Merge(StationInput):
     """A merge station's input: the unit that has waited longest in any of ``inputs``."""
 
-    __slots__ = ("env", "inputs", "waiting", "wu")
+    __slots__ = ("inputs",)
 
     def __init__(self, wu: WorkUnitSim, inputs: list[InputBuffer]) -> None:
-        self.env = wu.env
-        self.wu = wu
+        super().__init__(wu)
         self.inputs = inputs
-        self.waiting: simpy.Event | None = None
         for buf in inputs:
             buf.kit = self
 
@@ -82,26 +80,6 @@ class Merge:
             ):  # a blocked machine hands its unit straight on (capacity 0)
                 best, first = buf, now
         return None if best is None else best.try_get()
-
-    def get_wait(self, wu: Any = None) -> simpy.Event:
-        ev = self.env.event()
-        self.waiting = ev
-        self._wake_when_ready()
-        return ev
-
-    def arrived(self) -> None:
-        ev = self.waiting
-        if ev is None or self.wu.broken:
-            return
-        unit = self.try_get()
-        if unit is None:
-            self._wake_when_ready()
-            return
-        self.waiting = None
-        ev.succeed(unit)
-
-    def repaired(self, wu: Any) -> None:
-        self.arrived()
 
     def _wake_when_ready(self) -> None:
         """A unit on a conveyor becomes ready later: look again when the first one does."""
