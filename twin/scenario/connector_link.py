@@ -47,7 +47,7 @@ from mes_core.client.local import stop_process_group
 from mes_core.schemas.plant_events import CountEvent, PlantEvent
 from plant_models.schema import PlantModel
 from twin.hooks import PackMLState
-from twin.scenario.link import LinkStats, Sampling
+from twin.scenario.link import InProcessChecks, LinkStats, Sampling
 from twin.scenario.mes_process import free_port, mestwin_command
 from twin.scenario.proxy import TcpProxy
 from twin.scenario.sut import MesStartError
@@ -103,7 +103,9 @@ class ConnectorLink:
         self.mes_url = mes_url
         self.api_key = api_key
         self.workdir = workdir
-        self.characteristics = characteristics
+        self.checks = InProcessChecks(characteristics)
+        self.samples = self.checks.samples
+        """Every in-process check sent: (time, work unit, process value, value)."""
         self.clock = clock
         self.notes = notes
         self.is_down = is_down
@@ -114,9 +116,6 @@ class ConnectorLink:
         self._job: dict[str, str] = {}
         self._state: dict[str, str] = {}
         self._processed: dict[str, int] = {}
-        self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
-        self.samples: list[tuple[float, str, str, float]] = []
-        """Every in-process check sent: (time, work unit, process value, value)."""
         self._counters: dict[str, tuple[int, int]] = {}
         self._cut = False
         self._cut_kind = ""
@@ -311,16 +310,9 @@ class ConnectorLink:
     def on_value(
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
     ) -> None:
-        plan = self.characteristics.get((work_unit, name))
-        if plan is None or self._state.get(work_unit) != "running":
-            # An in-process check samples the product being made (see the module doc).
-            return
         processed = self._counters.get(work_unit, (0, 0))[0]
-        if not plan.due(t, processed, self._last_sample.get((work_unit, name))):
-            return
-        self._last_sample[(work_unit, name)] = (t, processed)
-        self.samples.append((t, work_unit, name, value))
-        self._held.append(HeldCall("on_value", (t, work_unit, name, value, None), work_unit))
+        if self.checks.take(t, work_unit, name, value, self._state.get(work_unit), processed):
+            self._held.append(HeldCall("on_value", (t, work_unit, name, value, None), work_unit))
 
     def on_job(
         self,

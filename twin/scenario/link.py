@@ -52,6 +52,33 @@ class Sampling:
         return self.every_units is None or processed - last[1] >= self.every_units
 
 
+class InProcessChecks:
+    """The in-process checks a link takes from process values, as a connector is set up
+    to: (work unit, process value) -> its ``Sampling``; a value is a sample only while
+    the machine runs (a value read while it stands measures no product) and when its
+    plan is due. Shared by the direct collector and the connector links."""
+
+    def __init__(self, characteristics: dict[tuple[str, str], Sampling]) -> None:
+        self.characteristics = characteristics
+        self.samples: list[tuple[float, str, str, float]] = []
+        """Every in-process check taken: (time, work unit, process value, value)."""
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def take(
+        self, t: float, work_unit: str, name: str, value: float, state: str | None, processed: int
+    ) -> Sampling | None:
+        """The plan whose sample this value is (recorded as taken), else None."""
+        plan = self.characteristics.get((work_unit, name))
+        if plan is None or state != "running":
+            return None
+        key = (work_unit, name)
+        if not plan.due(t, processed, self._last.get(key)):
+            return None
+        self._last[key] = (t, processed)
+        self.samples.append((t, work_unit, name, value))
+        return plan
+
+
 @dataclass
 class LinkStats:
     """Counts of one link: events produced, posts made, accepted, duplicates, replays."""
@@ -113,16 +140,15 @@ class DirectCollector:
         self._post = post
         self.source = source
         self.start = start
-        self.characteristics = characteristics
+        self.checks = InProcessChecks(characteristics)
+        self.samples = self.checks.samples
+        """Every in-process check sent: (time, work unit, process value, value)."""
         self.batch_size = batch_size
         self._seq = 0
         self._spool: deque[PlantEvent] = deque()
         self._counters: dict[str, tuple[int, int]] = {}
         self._job: dict[str, tuple[str, str]] = {}
         self._attempted: set[int] = set()
-        self._last_sample: dict[tuple[str, str], tuple[float, int]] = {}
-        self.samples: list[tuple[float, str, str, float]] = []
-        """Every in-process check sent: (time, work unit, process value, value)."""
         self._state: dict[str, str] = {}
         # Count deltas per work unit held back up to ``count_period`` simulated seconds,
         # as an OPC UA subscription samples a cumulative counter at its publishing
@@ -216,16 +242,10 @@ class DirectCollector:
     def on_value(
         self, t: float, work_unit: str, name: str, value: float, wall: float | None
     ) -> None:
-        plan = self.characteristics.get((work_unit, name))
-        if plan is None or self._state.get(work_unit) != "running":
-            # An in-process check samples the product being made: a value read while the
-            # machine stands (idle, down, starved...) is not a quality result.
-            return
         processed = self._counters.get(work_unit, (0, 0))[0]
-        if not plan.due(t, processed, self._last_sample.get((work_unit, name))):
+        plan = self.checks.take(t, work_unit, name, value, self._state.get(work_unit), processed)
+        if plan is None:
             return
-        self._last_sample[(work_unit, name)] = (t, processed)
-        self.samples.append((t, work_unit, name, value))
         characteristic = plan.characteristic
         job, lot = self._job.get(work_unit, ("", ""))
         self._spool.append(
