@@ -204,3 +204,18 @@ def test_the_operator_declares_the_lot_quantity_when_scrap_follows_the_last_oper
             t += 60.0
         last = [c for c in terminal.calls if c[0] == "complete" and c[2] == "LOT-B1"]
         assert [c[3] for c in last] == [declared]
+    # An adapter whose completion takes no lot_quantity= is called without it (the
+    # reconciliation then shows the lot's difference), never with a keyword it lacks.
+    plain = Terminal()
+    people = People(scenario, plant, plain, [], lambda order: "")  # type: ignore[arg-type]
+    people.order_req["B1"] = OrderRequest("B1", "PCM500", 8, release_at=0.0)
+    for wu in people.line_units["TAB1"]:
+        people.job_taken(wu, "B1")
+    while people.start_waiting(7 * HOUR):
+        pass
+    people.job_finished(8 * HOUR, "B1", "LOT-B1", dict.fromkeys(people.line_units["TAB1"], 8), 6)
+    t = 8 * HOUR
+    while people.finished and t < 10 * HOUR:
+        people.act(t)
+        t += 60.0
+    assert ("complete", "PACKAGE", "LOT-B1") in plain.calls

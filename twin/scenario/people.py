@@ -122,16 +122,18 @@ class LabourLog:
         return out
 
 
-def takes_work_unit(sut: object) -> bool:
-    """Does the adapter's terminal take ``work_unit=`` on completions and lot scans (an
-    operation on several work units)? Read from its signature: the keyword is an optional
-    extension of ``OperatorActions`` (``twin.scenario.sut``) that older adapters lack. The
-    bench's ``ActionWitness`` in front of an adapter is looked through."""
+def takes_keyword(sut: object, name: str) -> bool:
+    """Does the adapter's terminal take the keyword ``name`` on completions (``work_unit``
+    for an operation on several work units, ``lot_quantity`` for a declared lot)? Read
+    from its signature: both are optional extensions of ``OperatorActions``
+    (``twin.scenario.sut``) that older adapters lack. The bench's ``ActionWitness`` in
+    front of an adapter is looked through."""
     inner = getattr(sut, "sut", sut)
     method = getattr(inner, "complete_operation", None)
     if method is None:
         return False
-    return "work_unit" in inspect.signature(method).parameters
+    params = inspect.signature(method).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def certified(person: Operator, skill: str, on: date) -> bool:
@@ -157,7 +159,8 @@ class People:
         # not act there (the plant still runs; the report says what was not checked).
         self.dispatcher = sut if isinstance(sut, Dispatching) else None
         self.terminal = sut if isinstance(sut, OperatorActions) else None
-        self.per_unit = takes_work_unit(sut)
+        self.per_unit = takes_keyword(sut, "work_unit")
+        self.declares_lots = takes_keyword(sut, "lot_quantity")
         """The terminal books lots and completions per work unit (``work_unit=``); one
         that does not is told of an operation on a parallel station as of one operation:
         started on each unit, its lots and its completion on the operation as a whole."""
@@ -552,7 +555,9 @@ class People:
                 if not self._complete_on_units(t, op, order, person):
                     break
                 declared = self.lot_made.get(order) if last else None
-                quantity = declared if declared and declared != made else None
+                quantity = (
+                    declared if declared and declared != made and self.declares_lots else None
+                )
                 answer = self._complete_last(t, op, order, person, lot, quantity)
                 if not answer.accepted:
                     break

@@ -264,7 +264,8 @@ class OperatorActions(Protocol):
         it differs from the operation's good units: units scrapped after the last
         operation, at a work unit in none): the quantity the operator declares for the
         output lot; an adapter whose MES cannot take it books the counted good units,
-        and the reconciliation names the difference."""
+        and the reconciliation names the difference. Both keywords are optional: an
+        adapter whose method lacks one is called without it."""
         ...
 
     def consume_lot(
